@@ -1,0 +1,3 @@
+from kubeinit.cli import main
+
+main()

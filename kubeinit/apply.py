@@ -1,0 +1,186 @@
+"""The executor: the one place that turns planned steps into changes.
+
+For each selected phase (a barrier between phases), every host it applies to
+is planned and then worked, in parallel up to `parallel` hosts. --dry-run runs
+the very same loop and prints each host's steps instead of running them, so
+the printed plan is, by construction, what a real run does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubeinit import workflow
+from kubeinit.connection import HostUnreachable
+from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
+from kubeinit.plan import Context, Target
+from kubeinit.redact import mask
+from kubeinit.steps import Check, Local, Notice, Run, Skip, Step, Transfer, Upload, is_change
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    steps: list[Step] = field(default_factory=list)
+    changed: int = 0
+    skipped: int = 0
+    error: KubeinitError | None = None
+
+
+@dataclass
+class Summary:
+    phases: list[str] = field(default_factory=list)
+    changed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+class RunLog:
+    """A log file of the run; every line masked."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._f = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._f = os.fdopen(fd, "a", buffering=1)
+
+    def write(self, host: str, phase: str, text: str) -> None:
+        if self._f:
+            stamp = time.strftime("%H:%M:%S")
+            for line in mask(text).splitlines() or [""]:
+                self._f.write(f"{stamp} {host} [{phase}] {line}\n")
+
+    def close(self) -> None:
+        if self._f:
+            self._f.close()
+
+
+def unavailable(phases: list[workflow.Phase]) -> list[str]:
+    return [p.path for p in phases if p.plan is None]
+
+
+def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None = None) -> Summary:
+    """Run (or, with dry_run, print) the phases; raise on the first failed phase."""
+    dry = ctx.options.dry_run
+    log = log or RunLog(None)
+    missing = unavailable(phases)
+    if missing and not dry:
+        raise NotAvailableYet(
+            f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)} "
+            f"(run the others with --skip-phases {','.join(_collapse(missing))}, or see --dry-run for the plan)"
+        )
+    summary = Summary()
+    start = time.monotonic()
+    for phase in phases:
+        targets = ctx.targets_for(phase)
+        summary.phases.append(phase.path)
+        if phase.plan is None:
+            view.unavailable(phase.path, [t.name for t in targets])
+            continue
+        view.phase(phase.path, [t.name for t in targets])
+        workers = max(1, min(ctx.options.parallel, len(targets)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(lambda t: _work(ctx, phase, t, view, log), targets))
+        for o in outcomes:
+            summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
+            summary.skipped[o.host] = summary.skipped.get(o.host, 0) + o.skipped
+        failed = [o for o in outcomes if o.error]
+        if failed:
+            for o in failed[1:]:
+                view.failed(o.host, phase.path, o.error)
+            raise failed[0].error
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+def _collapse(paths: list[str]) -> list[str]:
+    """`etcd/local,control-plane/apiserver,...` -> top-level names where whole sub-trees are listed."""
+    tops: list[str] = []
+    for p in paths:
+        top = p.split("/")[0]
+        if top not in tops:
+            tops.append(top)
+    return tops
+
+
+def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog) -> HostOutcome:
+    out = HostOutcome(target.name)
+    resume = ctx.resume_hint(phase.path)
+    step: Step | None = None
+    try:
+        steps = list(phase.planner()(ctx, target))
+        out.steps = steps
+        if ctx.options.dry_run:
+            view.planned(target.name, phase.path, steps)
+            return out
+        checks_failed = []
+        for step in steps:
+            view.step(target.name, phase.path, step)
+            log.write(target.name, phase.path, step.describe())
+            _do(target, step, phase.path, resume, log)
+            if isinstance(step, Check) and not step.passed and step.fatal:
+                checks_failed.append(step)
+            if is_change(step):
+                out.changed += 1
+            elif isinstance(step, Skip):
+                out.skipped += 1
+        if checks_failed:
+            names = ",".join(c.name for c in checks_failed)
+            detail = "; ".join(f"[ERROR {c.name}] {c.message}" for c in checks_failed)
+            raise StepFailed(target.name, phase.path, "", f"{detail}; fix these, or pass "
+                             f"--ignore-preflight-errors={names} to show them as warnings")
+        view.host_done(target.name, phase.path, out.changed, out.skipped)
+    except StepFailed as e:
+        out.error = e
+    except HostUnreachable as e:
+        target.close()
+        out.error = StepFailed(target.name, phase.path, step.describe() if step else "connect",
+                               f"host unreachable ({e})", resume)
+    except KubeinitError as e:
+        out.error = StepFailed(target.name, phase.path, step.describe() if step else "plan", str(e).rstrip("."),
+                               resume)
+        out.error.exit_code = e.exit_code
+    except OSError as e:
+        out.error = StepFailed(target.name, phase.path, step.describe() if step else "plan",
+                               f"{e.__class__.__name__}: {e}", resume)
+    if out.error:
+        log.write(target.name, phase.path, f"FAILED: {out.error}")
+        view.failed(target.name, phase.path, out.error)
+    return out
+
+
+def _do(target: Target, step: Step, phase: str, resume: str, log: RunLog) -> None:
+    conn = target.conn
+    if isinstance(step, Run):
+        stdin = step.stdin
+        data = stdin.value if stdin is not None and hasattr(stdin, "value") else stdin
+        if isinstance(data, str):
+            data = data.encode()
+        r = conn.run(step.argv, stdin=data, timeout=step.timeout)
+        if r.out.strip():
+            log.write(target.name, phase, r.out)
+        if r.err.strip():
+            log.write(target.name, phase, r.err)
+        if step.check and r.rc != 0:
+            tail = " | ".join((r.err or r.out).strip().splitlines()[-3:]) or f"exit code {r.rc}"
+            raise StepFailed(target.name, phase, step.note or step.command(), f"exit code {r.rc}: {tail}", resume)
+    elif isinstance(step, Upload):
+        conn.put(step.path, step.data, step.mode)
+    elif isinstance(step, Transfer):
+        conn.put_file(step.local_path, step.path, step.mode)
+    elif isinstance(step, Local):
+        step.action()
+    elif isinstance(step, (Skip, Check, Notice)):
+        pass
+    else:  # pragma: no cover - a new step type without an executor branch is a bug
+        raise TypeError(f"unknown step {step!r}")

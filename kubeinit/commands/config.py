@@ -1,0 +1,47 @@
+"""`kubeinit config print init-defaults`: a complete cluster file to start from."""
+
+from __future__ import annotations
+
+from kubeinit import spec as specmod
+
+
+def init_defaults() -> str:
+    s = specmod.ClusterSpec()
+    n, p = s.networking, s.pki
+    arts = "\n".join(f"  {k}:\n    version: \"{v}\"" for k, v in specmod.DEFAULT_ARTIFACTS.items())
+    return f"""\
+apiVersion: {specmod.API_VERSION}
+kind: Cluster
+name: {s.name}
+kubernetesVersion: {s.kubernetes_version}
+# controlPlaneEndpoint: lb.example.com:6443   # required with more than one control plane
+bindPort: {s.bind_port}
+imageRepository: {s.image_repository}
+networking:
+  serviceSubnet: {n.service_subnet}
+  podSubnet: {n.pod_subnet}
+  dnsDomain: {n.dns_domain}
+pki:
+  keyAlgorithm: {p.algorithm}        # RSA-2048 | RSA-3072 | RSA-4096 | ECDSA-P256
+  certificateValidity: {p.validity_hours}h
+  caCertificateValidity: {p.ca_validity_hours}h
+  certificatesDir: {p.cert_dir}
+  certSANs: []
+hosts:
+  - name: cp1
+    address: 192.0.2.10
+    role: control-plane
+    ssh: {{user: root, port: 22}}       # key: ~/.ssh/id_ed25519, bastion: user@jump:22
+  - name: worker1
+    address: 192.0.2.11
+    role: worker
+components:                         # extra flags per component, without leading dashes
+  apiServer: {{extraArgs: {{}}}}
+  controllerManager: {{extraArgs: {{}}}}
+  scheduler: {{extraArgs: {{}}}}
+  etcd: {{extraArgs: {{}}}}
+  kubelet: {{extraArgs: {{}}}}
+artifacts:
+  # mirror: https://mirror.example.com/   # or a directory; replaces the upstream hosts
+{arts}
+"""

@@ -1,0 +1,161 @@
+"""preflight: read-only checks of a host, kubeadm's names where they exist.
+
+One probe script answers everything in a single round trip; the checks are
+pure functions of its answers, so they are unit-tested with scripted facts.
+A check that already holds on a converged host passes (ports held by our own
+components, manifests we wrote): re-running kubeinit never trips on itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from kubeinit.plan import Context, Target
+from kubeinit.steps import Check
+
+PROBE = r"""
+echo "uid=$(id -u)"
+echo "nproc=$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
+echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+echo "swap_lines=$(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+echo "now=$(date +%s)"
+echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
+for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/bridge/bridge-nf-call-iptables; do
+  echo "sysctl:$f=$(cat $f 2>/dev/null || echo missing)"
+done
+for b in ip iptables mount nsenter ebtables ethtool socat tc touch conntrack tar; do
+  echo "bin:$b=$(command -v $b >/dev/null 2>&1 && echo yes || echo no)"
+done
+for f in /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/kube-controller-manager.yaml \
+         /etc/kubernetes/manifests/kube-scheduler.yaml /etc/systemd/system/etcd.service /etc/kubernetes/kubelet.conf; do
+  echo "file:$f=$([ -e $f ] && echo yes || echo no)"
+done
+echo "listen=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {split($2, a, ":"); print a[2]}' | sort -u | tr '\n' ' ')"
+. /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"
+"""
+
+SUPPORTED_OS = {"debian", "ubuntu", "rhel", "centos", "rocky", "almalinux", "fedora", "amzn", "sles", "opensuse-leap"}
+# Port -> the file that shows our own component holds it on a converged host.
+CONTROL_PLANE_PORTS = {
+    6443: "/etc/kubernetes/manifests/kube-apiserver.yaml",
+    10259: "/etc/kubernetes/manifests/kube-scheduler.yaml",
+    10257: "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+    2379: "/etc/systemd/system/etcd.service",
+    2380: "/etc/systemd/system/etcd.service",
+}
+KUBELET_PORT = {10250: "/etc/kubernetes/kubelet.conf"}
+MAX_CLOCK_SKEW = 30
+
+
+def probe(target: Target) -> dict[str, str]:
+    r = target.facts.run("sh", "-c", PROBE)
+    out: dict[str, str] = {"_rc": str(r.rc)}
+    for line in r.out.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v.strip()
+    return out
+
+
+def _ports(p: dict[str, str]) -> set[int]:
+    return {int(h, 16) for h in p.get("listen", "").split() if h}
+
+
+def common_checks(p: dict[str, str], ignore: frozenset[str], now: float | None = None) -> Iterator[Check]:
+    def check(name: str, ok: bool, msg: str = "", fatal: bool = True) -> Check:
+        ignored = name.lower() in ignore or "all" in ignore
+        return Check(name, ok, msg + (" (ignored)" if ignored and not ok else ""), fatal and not ignored)
+
+    uid = p.get("uid", "")
+    yield check("IsPrivilegedUser", uid == "0",
+                "" if uid == "0" else "kubeinit must work as root; log in as root or give the user passwordless sudo")
+    os_id = p.get("os_id", "")
+    like = set(p.get("os_like", "").split())
+    yield check("OperatingSystem", os_id in SUPPORTED_OS or bool(like & SUPPORTED_OS),
+                f"{os_id} {p.get('os_version', '')}".strip() if os_id in SUPPORTED_OS or like & SUPPORTED_OS
+                else f"{os_id or 'unknown'} is not a supported Linux distribution", fatal=False)
+    arch = p.get("arch", "")
+    yield check("Architecture", arch in ("x86_64", "aarch64"),
+                arch if arch in ("x86_64", "aarch64") else f"{arch} is not amd64 or arm64")
+    yield check("Systemd", p.get("systemd") == "yes", "" if p.get("systemd") == "yes"
+                else "systemd is not running as PID 1; kubeinit manages services with systemd")
+    swap = int(p.get("swap_lines", "0") or 0)
+    yield check("Swap", swap == 0, "" if swap == 0 else "swap is on; the kubelet needs NodeSwap or swap off "
+                "(swapoff -a and remove it from /etc/fstab)", fatal=False)
+    for b in ("ip", "iptables", "mount", "nsenter", "tar"):
+        ok = p.get(f"bin:{b}") == "yes"
+        yield check(f"FileExisting-{b}", ok, "" if ok else f"{b} not found in PATH; install it")
+    for b in ("ebtables", "ethtool", "socat", "tc", "touch"):
+        ok = p.get(f"bin:{b}") == "yes"
+        yield check(f"FileExisting-{b}", ok, "" if ok else f"{b} not found in PATH", fatal=False)
+    if now is not None and p.get("now", "").isdigit():
+        skew = abs(int(p["now"]) - now)
+        yield check("Clock", skew <= MAX_CLOCK_SKEW, f"{skew:.0f}s from this machine's clock" if skew > 2 else "",
+                    fatal=False)
+
+
+def port_checks(p: dict[str, str], ports: dict[int, str], ignore: frozenset[str]) -> Iterator[Check]:
+    used = _ports(p)
+    for port, ours in ports.items():
+        name = f"Port-{port}"
+        busy = port in used and p.get(f"file:{ours}") != "yes"
+        ignored = name.lower() in ignore or "all" in ignore
+        yield Check(name, not busy, f"port {port} is in use by another program; free it" if busy else "",
+                    not ignored)
+
+
+def forwarding_checks(p: dict[str, str], ignore: frozenset[str], fatal: bool = True) -> Iterator[Check]:
+    """kubeadm requires IPv4 forwarding. `up` sets it itself (runtime phase), so there it only warns."""
+    f = "/proc/sys/net/ipv4/ip_forward"
+    v = p.get(f"sysctl:{f}", "missing")
+    name = "FileContent--proc-sys-net-ipv4-ip_forward"
+    ignored = name.lower() in ignore or "all" in ignore
+    yield Check(name, v == "1", "" if v == "1" else f"{f} is {v}, not 1; run `sysctl -w net.ipv4.ip_forward=1` "
+                "and persist it in /etc/sysctl.d", fatal and not ignored)
+    b = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    v = p.get(f"sysctl:{b}", "missing")
+    yield Check("FileContent--proc-sys-net-bridge-bridge-nf-call-iptables", v == "1",
+                "" if v == "1" else f"{b} is {v}; load br_netfilter and set it to 1", fatal=False)
+
+
+def plan_init(ctx: Context, target: Target) -> Iterator[Check]:
+    p = probe(target)
+    ig = ctx.options.ignore_preflight_errors
+    yield from common_checks(p, ig)
+    cpus = int(p.get("nproc", "0") or 0)
+    yield Check("NumCPU", cpus >= 2, f"{cpus} CPU; the control plane needs at least 2" if cpus < 2 else "",
+                "numcpu" not in ig and "all" not in ig)
+    mem_mb = int(p.get("mem_kb", "0") or 0) // 1024
+    yield Check("Mem", mem_mb >= 1700, f"{mem_mb} MB; the control plane needs at least 1700 MB"
+                if mem_mb < 1700 else "", "mem" not in ig and "all" not in ig)
+    yield from port_checks(p, {**CONTROL_PLANE_PORTS, **KUBELET_PORT}, ig)
+    yield from forwarding_checks(p, ig)
+
+
+def plan_join(ctx: Context, target: Target) -> Iterator[Check]:
+    p = probe(target)
+    ig = ctx.options.ignore_preflight_errors
+    yield from common_checks(p, ig)
+    yield from port_checks(p, KUBELET_PORT, ig)
+    yield from forwarding_checks(p, ig)
+
+
+def plan_up(ctx: Context, target: Target) -> Iterator[Check]:
+    """Before installing anything: what must hold on every host of `up`."""
+    p = probe(target)
+    ig = ctx.options.ignore_preflight_errors
+    if p.get("_rc") != "0" and "uid" not in p:
+        yield Check("Probe", False, "the host did not answer the probe; check that sh works there")
+        return
+    yield from common_checks(p, ig, now=time.time())
+    ports = dict(KUBELET_PORT)
+    if target.host.is_control_plane:
+        ports.update(CONTROL_PLANE_PORTS)
+        cpus = int(p.get("nproc", "0") or 0)
+        yield Check("NumCPU", cpus >= 2, f"{cpus} CPU; a control plane needs at least 2" if cpus < 2 else "",
+                    fatal=False)
+    yield from port_checks(p, ports, ig)
+    yield from forwarding_checks(p, ig, fatal=False)

@@ -1,0 +1,114 @@
+"""The context phases plan against: the spec, the hosts and their facts.
+
+Phases are functions (context, target) -> steps. They read facts and the
+spec, never act; `ensure_file` is the common "upload unless already there".
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from kubeinit.connection import Connection
+from kubeinit.facts import Facts
+from kubeinit.redact import Secret
+from kubeinit.spec import ClusterSpec, Host
+from kubeinit.steps import Skip, Upload
+from kubeinit import workflow
+
+
+@dataclass
+class Options:
+    dry_run: bool = False
+    ignore_preflight_errors: frozenset[str] = frozenset()
+    parallel: int = 10
+    trust_new_host_keys: bool = False
+    known_hosts: str | None = None
+    command: str = "init"  # how the user called us: used in the resume hint
+    resume: Callable[[str], str] | None = None  # phase path -> the command that resumes
+
+
+class Target:
+    """One host of the run: its connection (opened on first use) and facts."""
+
+    def __init__(self, host: Host, connect: Callable[[Host], Connection]):
+        self.host = host
+        self._connect = connect
+        self._conn: Connection | None = None
+        self._facts: Facts | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def conn(self) -> Connection:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect(self.host)
+            return self._conn
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            self._facts = Facts(self.conn)
+        return self._facts
+
+    def reset_facts(self) -> None:
+        """Forget cached probes (after a reconnect: the host may have changed)."""
+        self._facts = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._facts = None
+
+
+@dataclass
+class Context:
+    spec: ClusterSpec
+    targets: list[Target]
+    options: Options = field(default_factory=Options)
+    workspace: Path | None = None  # where kubeinit keeps state for `up` (0700)
+    shared: dict = field(default_factory=dict)  # data one phase hands to the next
+
+    @property
+    def cert_dir(self) -> str:
+        return self.spec.pki.cert_dir
+
+    @property
+    def kubeconfig_dir(self) -> str:
+        return self.spec.kubeconfig_dir
+
+    def targets_for(self, phase: workflow.Phase) -> list[Target]:
+        first = self.spec.first_control_plane.name
+        if phase.targets == workflow.FIRST_CONTROL_PLANE:
+            return [t for t in self.targets if t.name == first]
+        if phase.targets == workflow.CONTROL_PLANES:
+            return [t for t in self.targets if t.host.is_control_plane]
+        if phase.targets == workflow.JOINING:
+            return [t for t in self.targets if t.name != first]
+        return list(self.targets)
+
+    def resume_hint(self, phase: str) -> str:
+        return self.options.resume(phase) if self.options.resume else ""
+
+    def close(self) -> None:
+        for t in self.targets:
+            t.close()
+
+
+def ensure_file(target: Target, path: str, content: bytes | str | Secret, mode: int,
+                note: str = "") -> Iterator[Upload | Skip]:
+    """Upload `content` to `path` unless the host already has it, with that mode."""
+    up = Upload(path, content.encode() if isinstance(content, str) else content, mode, note)
+    have = target.facts.file(path)
+    if have is not None and have.sha256 == up.sha256 and have.mode == mode:
+        yield Skip(f"{path} is up to date")
+        return
+    target.facts.plan_write(path, up.data, mode)
+    yield up

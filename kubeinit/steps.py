@@ -1,0 +1,130 @@
+"""Steps: what a phase asks the executor to do. Phases only yield these.
+
+A step's `describe()` is what --dry-run prints and what the live view shows;
+secret contents are `Secret`s and print as <secret>.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+from kubeinit.redact import Secret, reveal
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run a command on the host (as root: through sudo -n when the user is not root)."""
+
+    argv: tuple[str, ...]
+    check: bool = True
+    stdin: bytes | Secret | None = None
+    timeout: float = 600
+    note: str = ""  # a short human label for the live view
+
+    @classmethod
+    def sh(cls, script: str, **kw) -> "Run":
+        return cls(("sh", "-c", script), **kw)
+
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def describe(self) -> str:
+        label = f"  # {self.note}" if self.note else ""
+        return f"run {self.command()}{label}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Write a file atomically with a mode (the executor skips it when unchanged)."""
+
+    path: str
+    content: bytes | Secret
+    mode: int = 0o644
+    note: str = ""
+
+    @property
+    def data(self) -> bytes:
+        v = reveal(self.content)
+        return v.encode() if isinstance(v, str) else v
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def describe(self) -> str:
+        what = "<secret>" if isinstance(self.content, Secret) else f"{len(self.data)} bytes sha256:{self.sha256[:12]}"
+        label = f"  # {self.note}" if self.note else ""
+        return f"upload {self.path} (mode {self.mode:04o}, {what}){label}"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Copy a local file (a verified artifact from the cache) to the host."""
+
+    local_path: str
+    path: str
+    sha256: str
+    mode: int = 0o644
+    note: str = ""
+
+    def describe(self) -> str:
+        label = f"  # {self.note}" if self.note else ""
+        return f"transfer {self.local_path} -> {self.path} (mode {self.mode:04o}, sha256:{self.sha256[:12]}){label}"
+
+
+@dataclass(frozen=True)
+class Local:
+    """Work done where kubeinit runs (download and verify an artifact into the cache)."""
+
+    action: Callable[[], None] = field(compare=False)
+    text: str = ""
+
+    def describe(self) -> str:
+        return f"local {self.text}"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to do: the host already matches."""
+
+    reason: str
+
+    def describe(self) -> str:
+        return f"skip: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of a read-only check (preflight). A failed fatal check stops
+    the run in the executor, after every check of the phase has been shown."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    fatal: bool = True
+
+    def describe(self) -> str:
+        if self.passed:
+            return f"check {self.name}: ok" + (f" ({self.message})" if self.message else "")
+        level = "ERROR" if self.fatal else "WARNING"
+        return f"check {self.name}: [{level}] {self.message}"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read (printed once, never a secret)."""
+
+    text: str
+
+    def describe(self) -> str:
+        return f"note: {self.text}"
+
+
+Step = Union[Run, Upload, Transfer, Local, Skip, Check, Notice]
+
+
+def is_change(step: Step) -> bool:
+    return not isinstance(step, (Skip, Check, Notice))

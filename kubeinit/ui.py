@@ -1,0 +1,191 @@
+"""All terminal output goes through here; the only module that imports rich.
+
+Everything printed is passed through redact.mask() first, so a secret that
+slipped into a message is still shown as <secret>.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from typing import Any, Iterable, Iterator
+
+from kubeinit.redact import mask
+
+_console = None
+_err_console = None
+
+
+def console():
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False, soft_wrap=True)
+    return _console
+
+
+def err_console():
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        _err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _err_console
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(mask(str(text)))
+
+
+def out(text: str = "") -> None:
+    """Plain output on stdout (no markup interpretation)."""
+    console().print(_esc(text))
+
+
+def info(text: str) -> None:
+    console().print(_esc(text))
+
+
+def ok(text: str) -> None:
+    console().print(f"[green]✓[/green] {_esc(text)}")
+
+
+def warn(text: str) -> None:
+    err_console().print(f"[yellow]warning:[/yellow] {_esc(text)}")
+
+
+def error(text: str) -> None:
+    err_console().print(f"[red]error:[/red] {_esc(text)}")
+
+
+def heading(text: str) -> None:
+    console().print(f"[bold]{_esc(text)}[/bold]")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(mask(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n")
+
+
+def raw(text: str) -> None:
+    """Write text as-is (masked) to stdout: for YAML/JSON a user may pipe."""
+    sys.stdout.write(mask(text))
+    if not text.endswith("\n"):
+        sys.stdout.write("\n")
+
+
+def table(columns: list[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(*columns, title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for row in rows:
+        t.add_row(*(_esc(c) for c in row))
+    console().print(t)
+
+
+@contextlib.contextmanager
+def status(text: str) -> Iterator[Any]:
+    """A spinner with elapsed time while something slow runs (a cloud wait)."""
+    start = time.monotonic()
+    con = err_console()
+    if not con.is_terminal:
+        con.print(_esc(text) + " …")
+        yield None
+        con.print(f"{_esc(text)}: done in {time.monotonic() - start:.0f}s")
+        return
+    with con.status(_esc(text)) as st:
+        class _Updater:
+            def update(self, new: str) -> None:
+                st.update(f"{_esc(new)} [dim]({time.monotonic() - start:.0f}s)[/dim]")
+
+        yield _Updater()
+
+
+class RunView:
+    """What a run shows: the plan (--dry-run), or one live line per host.
+
+    Called from the executor's worker threads, hence the lock. Without a
+    terminal (CI, a pipe) it prints one plain line per event instead.
+    """
+
+    def __init__(self, hosts: list[str], dry_run: bool = False, title: str = ""):
+        import threading
+
+        self.dry_run = dry_run
+        self.hosts = hosts
+        self._lock = threading.Lock()
+        self._rows = {h: ["", "waiting", ""] for h in hosts}  # phase, step, status
+        self._live = None
+        if title:
+            heading(title)
+        if not dry_run and console().is_terminal and len(hosts) > 1:
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=console(), refresh_per_second=8, transient=False)
+            self._live.start()
+
+    def _table(self):
+        from rich import box
+        from rich.table import Table
+
+        t = Table("host", "phase", "step", "", box=box.SIMPLE_HEAD, show_edge=False)
+        for h, (phase, step, status) in self._rows.items():
+            t.add_row(_esc(h), _esc(phase), _esc(step[:90]), status)
+        return t
+
+    def _set(self, host: str, phase: str, step: str, status: str = "") -> None:
+        self._rows[host] = [phase, step, status]
+        if self._live:
+            self._live.update(self._table())
+
+    def phase(self, path: str, hosts: list[str]) -> None:
+        with self._lock:
+            if self.dry_run:
+                console().print(f"\n[bold]\\[{_esc(path)}][/bold]")
+            elif not self._live:
+                console().print(f"[bold]\\[{_esc(path)}][/bold] on {_esc(', '.join(hosts)) or 'no host'}")
+
+    def unavailable(self, path: str, hosts: list[str]) -> None:
+        with self._lock:
+            console().print(f"\n[bold]\\[{_esc(path)}][/bold] [yellow](not available yet)[/yellow] "
+                            f"on {_esc(', '.join(hosts)) or 'no host'}")
+
+    def planned(self, host: str, phase: str, steps: list) -> None:
+        with self._lock:
+            console().print(f"  {_esc(host)}:")
+            for s in steps or []:
+                console().print(f"    {_esc(s.describe())}")
+            if not steps:
+                console().print("    (nothing)")
+
+    def step(self, host: str, phase: str, step) -> None:
+        with self._lock:
+            if self._live:
+                self._set(host, phase, step.describe(), "…")
+            elif type(step).__name__ != "Skip":
+                console().print(f"  {_esc(host)}: {_esc(step.describe())}")
+
+    def host_done(self, host: str, phase: str, changed: int, skipped: int) -> None:
+        with self._lock:
+            text = f"{changed} changed, {skipped} unchanged"
+            if self._live:
+                self._set(host, phase, text, "[green]✓[/green]")
+            else:
+                console().print(f"  {_esc(host)}: [green]✓[/green] {phase}: {text}")
+
+    def failed(self, host: str, phase: str, err: Exception) -> None:
+        with self._lock:
+            if self._live:
+                self._set(host, phase, str(err), "[red]✗[/red]")
+            else:
+                console().print(f"  {_esc(host)}: [red]✗[/red] {_esc(phase)} failed")
+
+    def close(self) -> None:
+        if self._live:
+            self._live.stop()
+            self._live = None
