@@ -83,7 +83,8 @@ def _run_local(command: str, tree, phases, spec, dry_run: bool, ignore: frozense
         view.close()
         ctx.close()
     if not dry_run:
-        ui.ok(f"{command}: {', '.join(summary.phases)} done on {host.name} "
+        n = len(summary.phases)
+        ui.ok(f"{command}: {n} phase{'s' if n != 1 else ''} done on {host.name} "
               f"({summary.total_changed} changed) in {summary.seconds:.1f}s")
 
 

@@ -21,6 +21,8 @@ _DIGESTS = (
     'else printf -- "- - %s\\n" "$f"; fi; done'
 )
 
+_READ_MANY = 'for f; do if [ -f "$f" ]; then printf "F %s %s\\n" "$f" "$(base64 -w0 "$f")"; fi; done'
+
 
 @dataclass
 class FileState:
@@ -63,6 +65,22 @@ class Facts:
         if path not in self._reads:
             self._reads[path] = self.conn.read(path)
         return self._reads[path]
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+        """Contents of many files in one round trip (None for a missing one)."""
+        import base64
+
+        todo = [p for p in paths if p not in self.planned and p not in self._reads]
+        if todo:
+            r = self.conn.run(["sh", "-c", _READ_MANY, "sh", *todo])
+            for line in r.out.splitlines():
+                tag, _, rest = line.partition(" ")
+                path, _, data = rest.rpartition(" ")  # base64 has no spaces; a path may
+                if tag == "F":
+                    self._reads[path] = base64.b64decode(data)
+            for p in todo:
+                self._reads.setdefault(p, None)
+        return {p: self.read(p) for p in paths}
 
     def plan_write(self, path: str, data: bytes, mode: int) -> None:
         self.planned[path] = (data, mode)

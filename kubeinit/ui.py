@@ -23,7 +23,7 @@ def console():
     if _console is None:
         from rich.console import Console
 
-        _console = Console(highlight=False, soft_wrap=True)
+        _console = Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
     return _console
 
 
@@ -32,8 +32,17 @@ def err_console():
     if _err_console is None:
         from rich.console import Console
 
-        _err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+        _err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
     return _err_console
+
+
+def _width(stream) -> int | None:
+    """Tables piped to a file or read by a program must not wrap at 80 columns."""
+    import os
+
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 240
 
 
 def _esc(text: str) -> str:
@@ -82,7 +91,9 @@ def table(columns: list[str], rows: Iterable[Iterable[Any]], title: str | None =
     from rich import box
     from rich.table import Table
 
-    t = Table(*columns, title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in columns:
+        t.add_column(c, no_wrap=True)
     for row in rows:
         t.add_row(*(_esc(c) for c in row))
     console().print(t)

@@ -8,6 +8,7 @@ NotAvailableYet instead of doing nothing.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ JOINING = "joining"  # every host but the first control plane
 class Phase:
     name: str
     help: str
-    plan: str | None = None  # "module:function" under kubeinit.phases, imported when run
+    plan: str | None = None  # "module:function[:argument]" under kubeinit.phases, imported when run
     targets: str = ALL
     children: list["Phase"] = field(default_factory=list)
     path: str = ""
@@ -41,8 +42,10 @@ class Phase:
             yield from c.leaves()
 
     def planner(self) -> Callable:
-        mod, func = self.plan.split(":")
-        return getattr(importlib.import_module(f"kubeinit.phases.{mod}"), func)
+        """(context, target) -> steps; a shared planner gets its argument (e.g. which cert) bound."""
+        mod, func, *arg = self.plan.split(":")
+        fn = getattr(importlib.import_module(f"kubeinit.phases.{mod}"), func)
+        return functools.partial(fn, name=arg[0]) if arg else fn
 
 
 def _tree(phases: list[Phase], prefix: str = "") -> list[Phase]:
@@ -78,12 +81,13 @@ def init_phases() -> list[Phase]:
     return _tree([
         Phase("preflight", "Run pre-flight checks", "preflight:plan_init", CONTROL_PLANES),
         Phase("certs", "Generate the certificates (under --cert-dir)", children=[
-            *(Phase(n, f"Generate {h}", "certs:plan_cert", FIRST_CONTROL_PLANE) for n, h in CERTS),
-            Phase("sa", "Generate the key pair that signs service account tokens", "certs:plan_sa",
+            *(Phase(n, f"Generate {h}", f"certs:plan_cert:{n}", FIRST_CONTROL_PLANE) for n, h in CERTS),
+            Phase("sa", "Generate the key pair that signs service account tokens", "certs:plan_cert:sa",
                   FIRST_CONTROL_PLANE),
         ]),
         Phase("kubeconfig", "Generate the kubeconfig files (under --kubeconfig-dir)", children=[
-            Phase(n, f"Generate {h}", "kubeconfig:plan_kubeconfig", FIRST_CONTROL_PLANE) for n, h in KUBECONFIGS
+            Phase(n, f"Generate {h}", f"kubeconfig:plan_kubeconfig:{n}", FIRST_CONTROL_PLANE)
+            for n, h in KUBECONFIGS
         ]),
         Phase("etcd", "Run etcd for the control plane", children=[
             Phase("local", "Run etcd on this host (a systemd service)", None, CONTROL_PLANES),

@@ -1,0 +1,100 @@
+"""The CLI as a user meets it: dry-run plans, unavailable phases, exit codes, --help cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from kubeinit import workflow
+
+FLAGS = ["--apiserver-advertise-address", "10.20.30.40", "--node-name", "node-a"]
+
+
+def test_dry_run_with_no_file_prints_the_full_single_node_plan(kubeinit_cli, tmp_path):
+    r = kubeinit_cli("init", "--dry-run", "--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path),
+                     *FLAGS)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    leaves = [leaf for p in workflow.init_phases() for leaf in p.leaves()]
+    for leaf in leaves:
+        assert f"[{leaf.path}]" in out, leaf.path
+        if leaf.plan is None:
+            assert f"[{leaf.path}] (not available yet)" in out
+    # certs and kubeconfigs are planned for real: keys masked, certs with digests, nothing written
+    assert f"upload {tmp_path}/pki/ca.key (mode 0600, <secret>)" in out
+    assert f"upload {tmp_path}/pki/apiserver.crt (mode 0644, " in out
+    assert f"upload {tmp_path}/admin.conf (mode 0600, <secret>)" in out
+    assert "BEGIN" not in out and "PRIVATE" not in out
+    assert not (tmp_path / "pki").exists() and not (tmp_path / "admin.conf").exists()
+    # the order of the printed phases is the tree's order
+    positions = [out.index(f"[{leaf.path}]") for leaf in leaves]
+    assert positions == sorted(positions)
+
+
+def test_dry_run_embedded_default_needs_no_flags(kubeinit_cli):
+    r = kubeinit_cli("init", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "nothing will be changed" in r.stdout and "[certs/ca]" in r.stdout
+
+
+def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_path):
+    r = kubeinit_cli("init", "--cert-dir", str(tmp_path / "pki"), *FLAGS)
+    assert r.returncode == 1
+    assert "is not available yet" in r.stderr and "etcd/local" in r.stderr
+    assert "--skip-phases" in r.stderr
+    assert not (tmp_path / "pki").exists()  # nothing half-done
+
+
+def test_unbuilt_phase_command_says_so(kubeinit_cli):
+    r = kubeinit_cli("init", "phase", "addon", "coredns", *FLAGS)
+    assert r.returncode == 1 and "phase addon/coredns" in r.stderr and "not available yet" in r.stderr
+
+
+def test_certs_then_kubeconfig_phases_write_and_rerun_changes_nothing(kubeinit_cli, tmp_path):
+    args = ["--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path), *FLAGS]
+    assert kubeinit_cli("init", "phase", "certs", "all", *args).returncode == 0
+    assert kubeinit_cli("init", "phase", "kubeconfig", "all", *args).returncode == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert len(before) == 22 + 5
+    again = kubeinit_cli("init", "phase", "certs", "all", *args)
+    assert "(0 changed)" in again.stdout, again.stdout
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert before == after
+    # a new SAN is reported, not silently kept
+    r = kubeinit_cli("init", "phase", "certs", "apiserver", "--apiserver-cert-extra-sans", "api.example.com", *args)
+    assert r.returncode == 2 and "apiserver" in r.stderr and "api.example.com" in r.stderr, r.stderr
+
+
+def test_skip_phases_runs_only_what_is_built(kubeinit_cli, tmp_path):
+    skip = "preflight,etcd,control-plane,kubelet-start,wait-control-plane,upload-config,upload-certs," \
+           "mark-control-plane,bootstrap-token,kubelet-finalize,addon,cni,show-join-command"
+    r = kubeinit_cli("init", "--skip-phases", skip, "--cert-dir", str(tmp_path / "pki"),
+                     "--kubeconfig-dir", str(tmp_path), *FLAGS)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "admin.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_help_imports_no_ssh_or_cloud_sdk():
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "kubeinit", "--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0
+    modules = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
+    assert "typer" in modules  # the measurement itself works
+    for heavy in ("paramiko", "boto3", "botocore", "google", "azure", "cryptography", "jinja2", "yaml"):
+        assert heavy not in modules, heavy
+
+
+def test_token_generate_format(kubeinit_cli):
+    r = kubeinit_cli("token", "generate")
+    import re
+
+    assert r.returncode == 0 and re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}\n", r.stdout)
+
+
+def test_config_print_init_defaults_round_trips(kubeinit_cli, tmp_path):
+    r = kubeinit_cli("config", "print", "init-defaults")
+    assert r.returncode == 0
+    f = tmp_path / "c.yaml"
+    f.write_text(r.stdout)
+    v = kubeinit_cli("config", "validate", "--config", str(f))
+    assert v.returncode == 0, v.stderr
