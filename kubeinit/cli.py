@@ -4,7 +4,7 @@ Keep imports here light: `kubeinit --help` must not load paramiko, the PKI
 code or any cloud SDK. Heavy modules are imported inside the commands.
 """
 
-from __future__ import annotations
+
 
 import os
 import sys
@@ -16,7 +16,13 @@ import typer
 from kubeinit import ui, workflow
 from kubeinit.errors import KubeinitError, NotAvailableYet, UserError
 
-app = typer.Typer(
+def _typer(**kw) -> typer.Typer:
+    # Plain help (no rich markup): it skips importing typer.rich_utils and markdown,
+    # which is most of what `kubeinit --help` would otherwise cost.
+    return typer.Typer(rich_markup_mode=None, **kw)
+
+
+app = _typer(
     name="kubeinit",
     help="Turn plain Linux hosts into a Kubernetes cluster (kubeadm-compatible), or create one in a cloud.",
     no_args_is_help=True,
@@ -91,9 +97,9 @@ def _run_local(command: str, tree, phases, spec, dry_run: bool, ignore: frozense
 # --------------------------------------------------------------------------
 # init, and `init phase <path>` generated from the phase tree
 
-init_app = typer.Typer(help="Set up a Kubernetes control plane on this host (kubeadm init's phases).",
+init_app = _typer(help="Set up a Kubernetes control plane on this host (kubeadm init's phases).",
                        invoke_without_command=True, no_args_is_help=False)
-phase_app = typer.Typer(help="Run one phase (or a group of phases) of init.", no_args_is_help=True)
+phase_app = _typer(help="Run one phase (or a group of phases) of init.", no_args_is_help=True)
 init_app.add_typer(phase_app, name="phase")
 app.add_typer(init_app, name="init")
 
@@ -156,7 +162,7 @@ def _register_phases(parent: typer.Typer, phases: list[workflow.Phase]) -> None:
         if not p.children:
             parent.command(p.name, help=_phase_help(p))(_init_command(p.path))
             continue
-        group = typer.Typer(help=_phase_help(p), no_args_is_help=True)
+        group = _typer(help=_phase_help(p), no_args_is_help=True)
         group.command("all", help=f"Run every phase under {p.name}.")(_init_command(p.path))
         _register_phases(group, p.children)
         parent.add_typer(group, name=p.name)
@@ -199,7 +205,7 @@ def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
     raise NotAvailableYet("kubeinit reset")
 
 
-upgrade_app = typer.Typer(help="Upgrade a cluster (not available yet).", no_args_is_help=True)
+upgrade_app = _typer(help="Upgrade a cluster (not available yet).", no_args_is_help=True)
 app.add_typer(upgrade_app, name="upgrade")
 
 
@@ -241,7 +247,7 @@ def up(
 # --------------------------------------------------------------------------
 # token
 
-token_app = typer.Typer(help="Bootstrap tokens.", no_args_is_help=True)
+token_app = _typer(help="Bootstrap tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
 
@@ -275,7 +281,7 @@ def token_delete(token: List[str] = typer.Argument(...)):
 # --------------------------------------------------------------------------
 # certs
 
-certs_app = typer.Typer(help="Inspect and renew certificates.", no_args_is_help=True)
+certs_app = _typer(help="Inspect and renew certificates.", no_args_is_help=True)
 app.add_typer(certs_app, name="certs")
 
 
@@ -316,9 +322,9 @@ def certs_certificate_key():
 # --------------------------------------------------------------------------
 # config
 
-config_app = typer.Typer(help="Cluster files.", no_args_is_help=True)
+config_app = _typer(help="Cluster files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-print_app = typer.Typer(help="Print default configuration.", no_args_is_help=True)
+print_app = _typer(help="Print default configuration.", no_args_is_help=True)
 config_app.add_typer(print_app, name="print")
 
 
@@ -362,7 +368,7 @@ _register_managed()
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="kubeinit")
     except KubeinitError as e:
         if _state["verbose"]:
             import traceback
