@@ -1,0 +1,432 @@
+"""kubeadm's certificate catalogue and the plan that makes or reuses it (pure: bytes in, bytes out).
+
+    PKIConfig(node_name, advertise_address, ...)   the inputs kubeadm reads from its config
+    CATALOGUE / BY_NAME / NAMES                    kubeadm's certlist, in kubeadm's order; NAMES ends in "sa"
+    select(cfg, only) -> list[str]                 names to plan: None/"all" = every one in use
+    template(spec, cfg) -> (CertTemplate, warnings)   subject, SANs (rules A/B), usages
+    parse_host_port(s) -> (host, port|None)        kubeadm's ParseHostPort
+    plan_pki(cfg, existing, only=None, now=None) -> PKIPlan
+
+`existing` maps paths relative to the cert dir ("ca.crt", "etcd/ca.key", "sa.pub") to their bytes.
+A file that is present and still right is reused untouched. A present file that is wrong (a SAN the
+config now needs, another CA, expired, a key that does not match) is never kept nor replaced
+silently: plan_pki raises one UserError naming each such file, what differs and what to do.
+`ca.crt` without `ca.key` is external-CA mode (likewise front-proxy-ca, etcd/ca): nothing is signed
+with that CA, and each of its leaves must already exist and verify.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Mapping, Sequence
+
+from kubeinit.certs import certutil as cu
+from kubeinit.certs import keys
+from kubeinit.errors import UserError
+
+KEY_MODE = 0o600
+CERT_MODE = 0o644
+PUBLIC_KEY_MODE = 0o600  # kubeadm writes sa.pub with client-go's keyutil.WriteKey, i.e. 0600
+CLUSTER_ADMINS = "kubeadm:cluster-admins"  # O of apiserver-kubelet-client and admin.conf (v1.29+)
+
+
+@dataclass(frozen=True)
+class PKIConfig:
+    node_name: str
+    advertise_address: str
+    service_subnet: str = "10.96.0.0/12"  # may be a comma list; the first CIDR gives the VIP
+    dns_domain: str = "cluster.local"
+    control_plane_endpoint: str | None = None  # host[:port]
+    apiserver_cert_sans: Sequence[str] = ()
+    etcd_server_sans: Sequence[str] = ()
+    etcd_peer_sans: Sequence[str] = ()
+    algorithm: str = keys.DEFAULT_ALGORITHM
+    validity: timedelta = timedelta(days=365)
+    ca_validity: timedelta = timedelta(days=3650)
+    external_etcd: bool = False
+    # used by the kubeconfig files
+    cluster_name: str = "kubernetes"
+    bind_port: int = 6443
+    kubelet_local_mode: bool = False  # ControlPlaneKubeletLocalMode: kubelet.conf uses the local endpoint
+
+    def __post_init__(self):
+        # frozen: normalise through object.__setattr__
+        object.__setattr__(self, "algorithm", keys.normalize_algorithm(self.algorithm))
+        for f in ("apiserver_cert_sans", "etcd_server_sans", "etcd_peer_sans"):
+            object.__setattr__(self, f, tuple(getattr(self, f)))
+        if not self.node_name:
+            raise UserError("node name must not be empty")
+        if parse_ip(self.advertise_address) is None:
+            raise UserError(f"advertise address {self.advertise_address!r} is not an IP address")
+        if self.control_plane_endpoint:
+            parse_host_port(self.control_plane_endpoint)
+        service_vip(self.service_subnet)
+
+    @property
+    def advertise_ip(self):
+        return parse_ip(self.advertise_address)
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    name: str
+    base: str  # files are <base>.crt and <base>.key under the cert dir
+    cn: str | None  # None: the node name
+    ca: str | None = None  # signer's name; None for a self-signed CA
+    orgs: tuple[str, ...] = ()
+    eku: tuple = ()
+    sans: str | None = None  # "apiserver" (rule A) | "etcd-server" | "etcd-peer" (rule B)
+    help: str = ""
+
+    @property
+    def is_ca(self) -> bool:
+        return self.ca is None
+
+    @property
+    def crt(self) -> str:
+        return self.base + ".crt"
+
+    @property
+    def key(self) -> str:
+        return self.base + ".key"
+
+
+_S, _C = cu.SERVER_AUTH, cu.CLIENT_AUTH
+CATALOGUE: tuple[CertSpec, ...] = (
+    CertSpec("ca", "ca", "kubernetes", help="self-signed Kubernetes CA"),
+    CertSpec("apiserver", "apiserver", "kube-apiserver", "ca", eku=(_S,), sans="apiserver",
+             help="serving certificate of the API server"),
+    CertSpec("apiserver-kubelet-client", "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+             "ca", (CLUSTER_ADMINS,), (_C,), help="API server's client certificate to kubelets"),
+    CertSpec("front-proxy-ca", "front-proxy-ca", "front-proxy-ca", help="self-signed front proxy CA"),
+    CertSpec("front-proxy-client", "front-proxy-client", "front-proxy-client", "front-proxy-ca",
+             eku=(_C,), help="client certificate of the front proxy"),
+    CertSpec("etcd-ca", "etcd/ca", "etcd-ca", help="self-signed etcd CA"),
+    CertSpec("etcd-server", "etcd/server", None, "etcd-ca", eku=(_S, _C), sans="etcd-server",
+             help="serving certificate of etcd"),
+    CertSpec("etcd-peer", "etcd/peer", None, "etcd-ca", eku=(_S, _C), sans="etcd-peer",
+             help="certificate etcd members use with each other"),
+    CertSpec("etcd-healthcheck-client", "etcd/healthcheck-client", "kube-etcd-healthcheck-client",
+             "etcd-ca", eku=(_C,), help="client certificate of etcd liveness probes"),
+    CertSpec("apiserver-etcd-client", "apiserver-etcd-client", "kube-apiserver-etcd-client",
+             "etcd-ca", eku=(_C,), help="API server's client certificate to etcd"),
+)
+BY_NAME = {s.name: s for s in CATALOGUE}
+NAMES = tuple(BY_NAME) + ("sa",)
+ETCD_NAMES = frozenset(s.name for s in CATALOGUE if s.name.startswith("etcd") or s.ca == "etcd-ca")
+
+
+def select(cfg: PKIConfig, only: Sequence[str] | None = None) -> list[str]:
+    """Names to plan, in kubeadm's order; etcd ones are left out with external etcd."""
+    in_use = [n for n in NAMES if not (cfg.external_etcd and n in ETCD_NAMES)]
+    if not only or "all" in only:
+        return in_use
+    unknown = [n for n in only if n not in NAMES]
+    if unknown:
+        raise UserError(f"unknown certificate {unknown[0]!r}: must be all or one of {', '.join(NAMES)}")
+    unused = [n for n in only if n not in in_use]
+    if unused:
+        raise UserError(f"certificate {unused[0]!r} is not used with external etcd")
+    return [n for n in in_use if n in only]
+
+
+# --- addresses -------------------------------------------------------------------------
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123 = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_WILDCARD = re.compile(rf"\*\.{_LABEL}(\.{_LABEL})*")
+_SLOPPY_V4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+
+
+def is_dns1123_subdomain(s: str, wildcard: bool = False) -> bool:
+    return len(s) <= 253 and bool((_WILDCARD if wildcard else _DNS1123).fullmatch(s))
+
+
+def parse_ip(s: str):
+    """An IP, or None; like Go's ParseIPSloppy, IPv4 octets may have leading zeros."""
+    try:
+        return ipaddress.ip_address(s)
+    except ValueError:
+        m = _SLOPPY_V4.fullmatch(s)
+        if m and all(int(o) <= 255 for o in m.groups()):
+            return ipaddress.IPv4Address(".".join(str(int(o)) for o in m.groups()))
+        return None
+
+
+def parse_host_port(hostport: str) -> tuple[str, int | None]:
+    """kubeadm's ParseHostPort: host is an IP or DNS-1123 name; IPv6 with a port needs [ ]."""
+    host, port = hostport, None
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end > 0 and hostport[end + 1:end + 2] == ":":
+            host, port = hostport[1:end], hostport[end + 2:]
+    elif hostport.count(":") == 1:
+        host, port = hostport.split(":")
+    if port:
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise UserError(f"endpoint {hostport!r}: port {port!r} must be a number from 1 to 65535")
+    if parse_ip(host) is None and not is_dns1123_subdomain(host):
+        raise UserError(f"endpoint {hostport!r}: host {host!r} must be an IP address or an RFC-1123 DNS name")
+    return host, int(port) if port else None
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def service_vip(service_subnet: str):
+    """First address after the network of the first service CIDR (10.96.0.0/12 -> 10.96.0.1)."""
+    first = service_subnet.split(",")[0].strip()
+    try:
+        net = ipaddress.ip_network(first, strict=False)
+    except ValueError:
+        raise UserError(f"service subnet {first!r} is not a CIDR") from None
+    if net.num_addresses < 2:
+        raise UserError(f"service subnet {first!r} has no room for the API server's service IP")
+    return net.network_address + 1
+
+
+def _extra_sans(values, cert_name, dns, ips, warnings):
+    for v in values:
+        ip = parse_ip(v)
+        if ip is not None:
+            ips.append(ip)
+        elif is_dns1123_subdomain(v) or is_dns1123_subdomain(v, wildcard=True):
+            dns.append(v)
+        else:
+            warnings.append(f"{v!r} was not added to the {cert_name} certificate's SANs: "
+                            "it is not an IP address nor an RFC-1123 DNS name")
+
+
+def alt_names(spec: CertSpec, cfg: PKIConfig) -> tuple[tuple, tuple, list[str]]:
+    """(DNS names sorted and unique, IPs unique in order, warnings) for rule A or B."""
+    dns, ips, warnings = [], [], []
+    if spec.sans == "apiserver":
+        dns = [cfg.node_name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+               f"kubernetes.default.svc.{cfg.dns_domain}"]
+        ips = [service_vip(cfg.service_subnet), cfg.advertise_ip]
+        if cfg.control_plane_endpoint:
+            host, _ = parse_host_port(cfg.control_plane_endpoint)
+            ip = parse_ip(host)
+            if ip is not None:
+                ips.append(ip)
+            else:
+                dns.append(host)
+        _extra_sans(cfg.apiserver_cert_sans, spec.name, dns, ips, warnings)
+    elif spec.sans in ("etcd-server", "etcd-peer"):
+        dns = [cfg.node_name, "localhost"]
+        ips = [cfg.advertise_ip, ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+        extra = cfg.etcd_server_sans if spec.sans == "etcd-server" else cfg.etcd_peer_sans
+        _extra_sans(extra, spec.name, dns, ips, warnings)
+    return tuple(sorted(set(dns))), tuple(dict.fromkeys(ips)), warnings
+
+
+def template(spec: CertSpec, cfg: PKIConfig) -> tuple[cu.CertTemplate, list[str]]:
+    cn = spec.cn or cfg.node_name
+    if spec.is_ca:  # kubeadm's CA template carries its CN as the only DNS SAN
+        return cu.CertTemplate(cn=cn, dns=(cn,), is_ca=True), []
+    dns, ips, warnings = alt_names(spec, cfg)
+    return cu.CertTemplate(cn=cn, orgs=spec.orgs, dns=dns, ips=ips, eku=spec.eku), warnings
+
+
+# --- the plan --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path: str  # relative to the cert (or kubeconfig) dir
+    content: bytes
+    mode: int
+
+    def __repr__(self) -> str:  # never the bytes: they may be a private key
+        return f"PlannedFile({self.path!r}, mode=0o{self.mode:o}, {len(self.content)} bytes)"
+
+
+@dataclass(frozen=True)
+class PKIPlan:
+    files: tuple[PlannedFile, ...]  # to write, keys before their certs
+    reused: tuple[str, ...]  # existing paths kept as they are
+    warnings: tuple[str, ...]
+    external_cas: frozenset[str]  # CA names whose .crt is present without .key
+    result: Mapping[str, bytes] = field(repr=False)  # the cert dir after the files are written
+
+    @property
+    def external_ca(self) -> bool:
+        """kubeadm's external-CA mode: the controller-manager gets empty --cluster-signing-* flags."""
+        return "ca" in self.external_cas
+
+    def writes(self) -> dict[str, tuple[bytes, int]]:
+        return {f.path: (f.content, f.mode) for f in self.files}
+
+
+def _remedy(spec: CertSpec, external: bool, renewable: bool) -> str:
+    files = f"{spec.crt} and {spec.key}"
+    if external:
+        return f"replace {files} with ones signed by your {spec.ca} CA"
+    if renewable:
+        return f"run `kubeinit certs renew {spec.name}`, or remove {files} to have new ones generated"
+    return f"remove {files} to have new ones generated"
+
+
+class _Planner:
+    def __init__(self, cfg: PKIConfig, existing: Mapping[str, bytes], names: list[str], now: datetime):
+        self.cfg, self.existing, self.names, self.now = cfg, existing, names, now
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.reused: list[str] = []
+        self.files: list[PlannedFile] = []
+        self.todo: list[str] = []  # names to generate, in order
+        self.cas: dict[str, tuple] = {}  # name -> (state, cert, key); state reuse|external|new|broken
+
+    # pass 1: look at what exists; decide; collect every problem
+    def check(self, name: str) -> None:
+        if name == "sa":
+            return self._check_sa()
+        spec = BY_NAME[name]
+        if spec.is_ca:
+            self._ca(spec.name)
+            return
+        state, ca_cert, _ = self._ca(spec.ca)
+        if state == "broken":
+            return
+        crt, key = self.existing.get(spec.crt), self.existing.get(spec.key)
+        if crt is None and key is None:
+            if state == "external":
+                self.errors.append(
+                    f"{spec.crt} is missing and {BY_NAME[spec.ca].key} is absent (external CA mode), so "
+                    f"kubeinit cannot sign it: provide {spec.crt} and {spec.key} signed by your {spec.ca} CA")
+            else:
+                self.todo.append(name)
+            return
+        if crt is None or key is None:
+            have, lack = (spec.crt, spec.key) if key is None else (spec.key, spec.crt)
+            self.errors.append(f"{have} exists but {lack} is missing: restore {lack} or remove {have}")
+            return
+        if state == "new":
+            return  # plan_pki reports every leaf left behind by a CA it creates
+        cert = cu.load_cert(crt, spec.crt)
+        pkey = keys.load_private_key(key, spec.key, signing=False)
+        tmpl, warnings = template(spec, self.cfg)
+        self.warnings += warnings
+        renewable = []  # problems `certs renew` fixes: expiry, another signer
+        wrong = [] if keys.same_public_key(cert.public_key(), pkey) else [f"{spec.key} does not match it"]
+        for p in (cu.issued_by(cert, ca_cert), cu.validity_problem(cert, self.now)):
+            if p:
+                renewable.append(p)
+        wrong += cu.differences(cert, tmpl)
+        if wrong or renewable:
+            self.errors.append(
+                f"certificate {name} ({spec.crt}) does not fit: {', '.join(wrong + renewable)}; to fix it, "
+                + _remedy(spec, state == "external", bool(renewable) and not wrong))
+        else:
+            self.reused += [spec.crt, spec.key]
+
+    def _ca(self, name: str) -> tuple:
+        if name in self.cas:
+            return self.cas[name]
+        spec = BY_NAME[name]
+        crt, key = self.existing.get(spec.crt), self.existing.get(spec.key)
+        result: tuple = ("broken", None, None)
+        if crt is None and key is not None:
+            self.errors.append(
+                f"{spec.key} exists without {spec.crt}: restore {spec.crt} or remove {spec.key}")
+        elif crt is None and name not in self.names:
+            self.errors.append(f"CA {name} ({spec.crt}) is missing: create it first (`certs {name}`)")
+        elif crt is None:
+            self.todo.append(name)
+            result = ("new", None, None)
+        else:
+            result = self._check_existing_ca(spec, crt, key)
+        self.cas[name] = result
+        return result
+
+    def _check_existing_ca(self, spec: CertSpec, crt: bytes, key: bytes | None) -> tuple:
+        cert = cu.load_cert(crt, spec.crt)
+        pkey = keys.load_private_key(key, spec.key) if key is not None else None
+        problem = None
+        if not cu.is_ca(cert):
+            problem = "it is not a CA certificate (BasicConstraints CA is not true)"
+        elif pkey is not None and not keys.same_public_key(cert.public_key(), pkey):
+            problem = f"{spec.key} does not match it"
+        else:
+            problem = cu.validity_problem(cert, self.now)
+        if problem:
+            self.errors.append(f"CA {spec.name} ({spec.crt}): {problem}; kubeinit does not renew CAs: "
+                               f"replace {spec.crt} and {spec.key}, and then every certificate it signed")
+            return ("broken", None, None)
+        self.reused += [spec.crt] + ([spec.key] if key is not None else [])
+        return ("reuse" if pkey is not None else "external", cert, pkey)
+
+    def _check_sa(self) -> None:
+        key, pub = self.existing.get("sa.key"), self.existing.get("sa.pub")
+        if key is None and pub is not None:
+            self.errors.append("sa.pub exists without sa.key: restore sa.key or remove sa.pub")
+        elif key is None:
+            self.todo.append("sa")
+        else:
+            pkey = keys.load_private_key(key, "sa.key", signing=False)
+            if pub is None:
+                self.todo.append("sa")  # derive sa.pub from the existing key
+            elif pub.strip() != keys.public_key_to_pem(pkey).strip():
+                self.errors.append("sa.pub does not match sa.key: remove sa.pub to have it derived "
+                                   "from sa.key (tokens signed by sa.key stay valid)")
+            else:
+                self.reused += ["sa.key", "sa.pub"]
+
+    # pass 2: generate
+    def make(self, name: str) -> None:
+        cfg = self.cfg
+        if name == "sa":
+            key_pem = self.existing.get("sa.key")
+            if key_pem:  # only sa.pub was missing
+                pkey = keys.load_private_key(key_pem, "sa.key", signing=False)
+                self.reused.append("sa.key")
+            else:
+                pkey = keys.generate_private_key(cfg.algorithm)
+                self.files.append(PlannedFile("sa.key", keys.private_key_to_pem(pkey), KEY_MODE))
+            self.files.append(PlannedFile("sa.pub", keys.public_key_to_pem(pkey), PUBLIC_KEY_MODE))
+            return
+        spec = BY_NAME[name]
+        tmpl, warnings = template(spec, cfg)
+        self.warnings += warnings
+        pkey = keys.generate_private_key(cfg.algorithm)
+        not_before = self.now - cu.BACKDATE
+        if spec.is_ca:
+            cert = cu.sign(tmpl, pkey.public_key(), None, pkey, not_before, self.now + cfg.ca_validity)
+            self.cas[name] = ("new", cert, pkey)
+        else:
+            _, ca_cert, ca_key = self.cas[spec.ca]
+            cert = cu.sign(tmpl, pkey.public_key(), ca_cert, ca_key, not_before, self.now + cfg.validity)
+        self.files.append(PlannedFile(spec.key, keys.private_key_to_pem(pkey), KEY_MODE))
+        self.files.append(PlannedFile(spec.crt, cu.cert_to_pem(cert), CERT_MODE))
+
+
+def plan_pki(cfg: PKIConfig, existing: Mapping[str, bytes], only: Sequence[str] | None = None,
+             now: datetime | None = None) -> PKIPlan:
+    """What to write so the cert dir holds kubeadm's PKI for `cfg`; see the module docstring."""
+    now = now or cu.utcnow()
+    names = select(cfg, only)
+    p = _Planner(cfg, existing, names, now)
+    for name in names:
+        p.check(name)
+    # a CA about to be created must not leave certificates it did not sign behind, selected or not
+    for ca, (state, _, _) in p.cas.items():
+        if state == "new":
+            for s in CATALOGUE:
+                if s.ca == ca and (s.crt in existing or s.key in existing):
+                    p.errors.append(f"{s.crt} exists but its CA {BY_NAME[ca].crt} is missing and would be "
+                                    f"created: restore the {ca} CA files or remove {s.crt} and {s.key}")
+    if p.errors:
+        raise UserError("; ".join(dict.fromkeys(p.errors)))
+    for name in p.todo:
+        p.make(name)
+    written = {f.path: f.content for f in p.files}
+    return PKIPlan(
+        files=tuple(p.files),
+        reused=tuple(dict.fromkeys(r for r in p.reused if r not in written)),
+        warnings=tuple(dict.fromkeys(p.warnings)),
+        external_cas=frozenset(n for n, (state, _, _) in p.cas.items() if state == "external"),
+        result={**existing, **written},
+    )

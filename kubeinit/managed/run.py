@@ -1,0 +1,333 @@
+"""The two contexts a provider workflow runs in.
+
+LiveCtx sends each `ctx.api(service).method(...)` to the SDK client, waits with
+a progress line, and records created resources on disk. DryRunCtx prints the
+same call (masked) and returns a Placeholder standing for the response, so the
+printed sequence is, by construction, the one a live run sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import logging
+import time
+from typing import Any, Callable, Iterator
+
+from kubeinit import ui
+from kubeinit.errors import KubeinitError
+from kubeinit.managed import kubeconfig as kcfg
+from kubeinit.providers.base import CloudError, Fault
+
+log = logging.getLogger("kubeinit.managed")
+
+
+class Api:
+    """`ctx.api("eks").create_cluster(...)`, `ctx.api("containerservice").managed_clusters.get(...)`."""
+
+    def __init__(self, ctx: "Ctx", service: str, path: tuple[str, ...] = ()):
+        self._ctx, self._service, self._path = ctx, service, path
+
+    def __getattr__(self, name: str) -> "Api":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Api(self._ctx, self._service, self._path + (name,))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ctx.call(self._service, self._path, args, kwargs)
+
+
+class Ctx:
+    """What a provider workflow sees. Subclasses differ only in side effects."""
+
+    def __init__(self, provider, spec, record, interval: float | None = None, timeout: float = 2400):
+        self.provider, self.spec, self.record = provider, spec, record
+        self.interval = provider.poll_interval if interval is None else interval
+        self.timeout = timeout
+        self.label = f"{provider.title} cluster {spec.name}"
+        self.removed = 0  # resources deleted in this run (not counting already-gone ones)
+        self.stopped_at: str | None = None  # the step an exception or Ctrl-C left
+
+    def api(self, service: str) -> Api:
+        return Api(self, service)
+
+    @contextlib.contextmanager
+    def step(self, label: str, missing_ok: bool = False) -> Iterator[None]:
+        """Name what the calls inside are doing, for errors; missing_ok: NotFound ends the step quietly."""
+        prev, self.label = self.label, label
+        try:
+            yield
+        except CloudError as e:
+            if not (missing_ok and e.fault.kind == "not_found"):
+                self.stopped_at = self.stopped_at or label
+                raise
+            self.note(f"{label}: already gone")
+        except BaseException:  # Ctrl-C included: remember the innermost step for the message
+            self.stopped_at = self.stopped_at or label
+            raise
+        finally:
+            self.label = prev
+
+    def ensure(self, kind: str, name: str, what: str, create: Callable[[], Any]) -> dict:
+        """Create once: reuse the record's entry if there is one, else run create() and record it.
+
+        create() makes exactly one creating call and returns the id, or (id, data).
+        """
+        entry = self.record.get(kind, name)
+        if entry is not None:
+            self.note(f"reusing {what} {entry['id']} (recorded)")
+            return entry
+        with self.step(f"creating {what}"):
+            result = create()
+        rid, data = result if isinstance(result, tuple) else (result, {})
+        entry = self.record.add(kind, name, rid, **data)
+        self.created(what, rid)
+        return entry
+
+    def all(self, pages: Any) -> list:
+        """Read a lazy pager to the end (its requests are sent while iterating)."""
+        return list(pages)
+
+    # side effects, per context
+    def call(self, service: str, path: tuple[str, ...], args: tuple, kwargs: dict) -> Any:
+        raise NotImplementedError
+
+    def wait(self, what: str, poll: Callable[[], Any], check: Callable[[Any], Any] | None = None,
+             gone: bool = False) -> Any:
+        """Poll until check(response) is True (a str means pending, with that status; a Fault
+        fails), or with gone=True until the poll says NotFound."""
+        raise NotImplementedError
+
+    def wait_lro(self, what: str, poller: Any) -> Any:
+        """Wait for an Azure LROPoller and return its result."""
+        raise NotImplementedError
+
+    def when_missing(self, what: str, probe: Callable[[], Any], create: Callable[[], Any]) -> None:
+        """Run create() unless probe() says the resource exists (it is then reused, not recorded)."""
+        raise NotImplementedError
+
+    def write_kubeconfig(self, path: str, doc: dict | bytes) -> str:
+        raise NotImplementedError
+
+    def note(self, text: str) -> None:
+        pass
+
+    def created(self, what: str, rid: Any) -> None:
+        pass
+
+    def deleted(self, what: str) -> None:
+        self.removed += 1
+
+
+class LiveCtx(Ctx):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._clients: dict[str, Any] = {}
+
+    def _guarded(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (KubeinitError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # an SDK error: classify it, or let a bug show itself
+            fault = self.provider.classify(e)
+            if fault is None:
+                raise
+            raise CloudError(self.label, fault) from e
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.provider.client(service, self)
+        return self._clients[service]
+
+    def all(self, pages):
+        return self._guarded(lambda: list(pages))
+
+    def call(self, service, path, args, kwargs):
+        log.debug("%s.%s(%s)", service, ".".join(path), _fmt_args(args, kwargs))
+
+        def send():
+            fn = functools.reduce(getattr, path, self._client(service))
+            return fn(*args, **kwargs)
+
+        return self._guarded(send)
+
+    def _loop(self, what: str, once: Callable[[], Any]) -> Any:
+        start = time.monotonic()
+        with ui.status(f"waiting until {what}") as st:
+            while True:
+                done, value = once()
+                if done:
+                    return value
+                elapsed = time.monotonic() - start
+                if elapsed > self.timeout:
+                    raise KubeinitError(f"timed out after {elapsed / 60:.0f} min waiting until {what}; "
+                                        "it may still finish: run the same command again to resume")
+                if st is not None:
+                    st.update(f"waiting until {what}" + (f": {value}" if isinstance(value, str) else ""))
+                time.sleep(self.interval)
+
+    def wait(self, what, poll, check=None, gone=False):
+        def once():
+            try:
+                r = poll()
+            except CloudError as e:
+                if gone and e.fault.kind == "not_found":
+                    return True, None
+                raise
+            res = check(r) if check else (not gone)
+            if isinstance(res, Fault):
+                raise CloudError(f"waiting until {what}", res)
+            return (res is True), (res if isinstance(res, str) else r)
+
+        with self.step(f"waiting until {what}"):
+            return self._loop(what, once)
+
+    def wait_lro(self, what, poller):
+        def once():
+            self._guarded(lambda: poller.wait(timeout=min(self.interval, 1.0) or 0.01))  # re-raises a failure
+            return poller.done(), poller.status()
+
+        with self.step(f"waiting until {what}"):
+            self._loop(what, once)
+            return self._guarded(poller.result)
+
+    def when_missing(self, what, probe, create):
+        if probe():
+            self.note(f"using the existing {what}")
+            return None
+        return create()
+
+    def write_kubeconfig(self, path, doc):
+        return kcfg.merge(path, doc)
+
+    def note(self, text):
+        ui.info(text)
+
+    def created(self, what, rid):
+        ui.ok(f"created {what}" + ("" if str(rid) in what else f" {rid}"))
+
+    def deleted(self, what):
+        super().deleted(what)
+        ui.ok(f"deleted {what}")
+
+
+class DryRunCtx(Ctx):
+
+    def __init__(self, provider, spec, record, *a, **kw):
+        record = copy.deepcopy(record)
+        record.persist = False  # a dry run remembers nothing
+        super().__init__(provider, spec, record, *a, **kw)
+        self.n = 0
+        self._indent = ""
+        self._polling: str | None = None
+
+    def call(self, service, path, args, kwargs):
+        self.n += 1
+        text = f"{service}.{'.'.join(path)}({_fmt_args(args, kwargs)})"
+        if self._polling:
+            ui.out(f"{self.n:>3}. {self._indent}repeat {text} every {self.interval:g}s until {self._polling}")
+        else:
+            ui.out(f"{self.n:>3}. {self._indent}{text}")
+        return Placeholder(f"#{self.n} {service}.{'.'.join(path)}")
+
+    def wait(self, what, poll, check=None, gone=False):
+        self._polling = what
+        try:
+            return poll()
+        finally:
+            self._polling = None
+
+    def wait_lro(self, what, poller):
+        self.n += 1
+        ui.out(f"{self.n:>3}. {self._indent}poll the operation {poller!r} "
+               f"(Azure-AsyncOperation) every {self.interval:g}s until {what}")
+        return Placeholder(f"#{self.n} operation result")
+
+    def when_missing(self, what, probe, create):
+        probe()
+        ui.out(f"     {self._indent}only if the {what} does not exist:")
+        self._indent += "  "
+        try:
+            return create()
+        finally:
+            self._indent = self._indent[:-2]
+
+    def write_kubeconfig(self, path, doc):
+        name = doc if isinstance(doc, Placeholder) else doc.get("current-context")
+        ui.out(f"     {self._indent}merge context {name} into the kubeconfig {path}")
+        return str(name)
+
+    def note(self, text):
+        ui.out(f"     {self._indent}({text})")
+
+
+class DryRunValueError(Exception):
+    """A workflow decided something from a response: that cannot be printed ahead of time."""
+
+
+class Placeholder:
+    """A response not yet known: `<cluster.arn from #7 eks.describe_cluster>`.
+
+    Reading a key or attribute gives another placeholder; iterating gives one
+    placeholder standing for each element; writing is shown as a modification.
+    Deciding anything from it (bool, ==, len, arithmetic) is a workflow bug.
+    """
+
+    __slots__ = ("_src", "_path", "_root", "_mods")
+
+    def __init__(self, src: str, path: tuple = (), root: "Placeholder | None" = None):
+        object.__setattr__(self, "_src", src)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_mods", [])
+
+    def _child(self, key: Any) -> "Placeholder":
+        return Placeholder(self._src, self._path + (key,), (self if self._root is None else self._root))
+
+    def __getattr__(self, name: str) -> "Placeholder":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._child(name)
+
+    __getitem__ = _child
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        ((self if self._root is None else self._root))._mods.append((self._path + (name,), value))
+
+    __setitem__ = __setattr__
+
+    def __iter__(self) -> Iterator["Placeholder"]:
+        yield self._child("*")
+
+    def __repr__(self) -> str:
+        path = _dotted(self._path)
+        text = f"{path} from {self._src}" if path else f"result of {self._src}"
+        if self._mods:
+            text += " with " + ", ".join(f"{_dotted(p)}={v!r}" for p, v in self._mods)
+        return f"<{text}>"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def _refuse(self, *a: Any) -> Any:
+        raise DryRunValueError(f"dry run: the workflow decided something from {self!r}, "
+                               "which is only known once the call has run")
+
+    __bool__ = __len__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __contains__ = __int__ = __float__ = __add__ = __radd__ = __sub__ = _refuse
+    __hash__ = object.__hash__
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for k in path:
+        out += f"[{k}]" if isinstance(k, int) or k == "*" else (f".{k}" if out else str(k))
+    return out
+
+
+def _fmt_args(args: tuple, kwargs: dict) -> str:
+    return ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])

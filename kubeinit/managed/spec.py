@@ -1,0 +1,226 @@
+"""The `managed:` section of a cluster file, and the same thing from flags.
+
+parse_managed() validates a plain dict into a ManagedSpec; every error names
+its YAML path (`managed.nodePools[1].count: must be an integer ≥ 0`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeinit.errors import SpecError, UserError
+
+PROVIDERS = ("eks", "gke", "aks")
+# Per provider: first pool's name, node count and instance type when none is given.
+DEFAULT_POOL = {
+    "eks": ("ng-1", 2, "m5.large"),
+    "gke": ("default-pool", 3, "e2-medium"),
+    "aks": ("nodepool1", 3, "Standard_DS2_v2"),
+}
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_POOL_NAME = {
+    "eks": (re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_]{0,62}$"), "letters, digits, '-' or '_', at most 63"),
+    "gke": (re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"), "lowercase letters, digits and '-', at most 40"),
+    "aks": (re.compile(r"^[a-z][a-z0-9]{0,11}$"), "lowercase letters and digits, at most 12"),
+}
+_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?([-.+][0-9A-Za-z.-]+)?$")
+_ONLY_FOR = {"project": "gke", "resourceGroup": "aks", "subscription": "aks", "subnets": "eks",
+             "clusterRoleArn": "eks", "nodeRoleArn": "eks"}
+
+
+@dataclass(frozen=True)
+class NodePoolSpec:
+    name: str
+    count: int
+    instance_type: str
+    min: int | None = None
+    max: int | None = None
+    disk_size: int | None = None  # GiB
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManagedSpec:
+    provider: str
+    name: str
+    region: str | None  # AWS region, GCP zone or region, Azure location
+    version: str | None = None
+    node_pools: tuple[NodePoolSpec, ...] = ()
+    project: str | None = None  # gke
+    resource_group: str | None = None  # aks
+    subscription: str | None = None  # aks
+    subnets: tuple[str, ...] = ()  # eks: use these instead of creating a VPC
+    cluster_role_arn: str | None = None  # eks: use this role instead of creating one
+    node_role_arn: str | None = None  # eks
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ManagedSpec":
+        d = dict(d)
+        d["node_pools"] = tuple(NodePoolSpec(**p) for p in d.get("node_pools", ()))
+        d["subnets"] = tuple(d.get("subnets", ()))
+        return cls(**d)
+
+
+_KEYS = {"provider", "name", "region", "zone", "location", "version", "nodePools", "project",
+         "resourceGroup", "subscription", "subnets", "clusterRoleArn", "nodeRoleArn", "tags"}
+_POOL_KEYS = {"name", "count", "instanceType", "min", "max", "diskSize", "labels"}
+
+
+def parse_managed(raw: Any, path: str = "managed", name: str | None = None,
+                  source: str | None = None) -> ManagedSpec:
+    """Validate a `managed:` mapping. `name` is the file's top-level name, if any."""
+
+    def err(where: str, msg: str) -> SpecError:
+        return SpecError(f"{path}.{where}" if path else where, msg, source)
+
+    if not isinstance(raw, dict):
+        raise SpecError(path, "must be a mapping", source)
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise err(unknown[0], f"unknown field (expected one of {', '.join(sorted(_KEYS))})")
+    provider = raw.get("provider")
+    if provider not in PROVIDERS:
+        raise err("provider", f"must be one of {', '.join(PROVIDERS)}")
+
+    name = raw.get("name", name)
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 40:
+        raise err("name", "must be 1-40 lowercase letters, digits or '-', starting with a letter")
+
+    places = [k for k in ("region", "zone", "location") if raw.get(k) is not None]
+    if len(places) > 1:
+        raise err(places[1], f"give only one of region, zone or location (also got {places[0]})")
+    region = raw.get(places[0]) if places else None
+    if region is not None and (not isinstance(region, str) or not region.strip()):
+        raise err(places[0], "must be a non-empty string")
+
+    version = raw.get("version")
+    if isinstance(version, float):
+        raise err("version", f'must be a string such as "1.30" (quote it: YAML reads it as the number {version})')
+    if version is not None and (not isinstance(version, str) or not _VERSION.match(version)):
+        raise err("version", 'must be a Kubernetes version such as "1.30"')
+
+    for key, only in _ONLY_FOR.items():
+        if raw.get(key) is not None and provider != only:
+            raise err(key, f"applies only to provider {only}")
+    for key in ("project", "resourceGroup", "subscription", "clusterRoleArn", "nodeRoleArn"):
+        if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
+            raise err(key, "must be a non-empty string")
+    for key in ("clusterRoleArn", "nodeRoleArn"):
+        if raw.get(key) and not raw[key].startswith("arn:"):
+            raise err(key, "must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+    subnets = raw.get("subnets") or []
+    if not isinstance(subnets, list) or not all(isinstance(s, str) and s for s in subnets):
+        raise err("subnets", "must be a list of subnet ids")
+    if len(subnets) == 1:
+        raise err("subnets", "EKS needs at least two subnets in different availability zones")
+    tags = _str_map(raw.get("tags"), err, "tags")
+
+    pools = _parse_pools(raw.get("nodePools"), provider, err)
+    return ManagedSpec(provider=provider, name=name, region=region, version=version, node_pools=pools,
+                       project=raw.get("project"), resource_group=raw.get("resourceGroup"),
+                       subscription=raw.get("subscription"), subnets=tuple(subnets),
+                       cluster_role_arn=raw.get("clusterRoleArn"), node_role_arn=raw.get("nodeRoleArn"), tags=tags)
+
+
+def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
+    pool_name, count, itype = DEFAULT_POOL[provider]
+    if raw is None:
+        return (NodePoolSpec(pool_name, count, itype),)
+    if not isinstance(raw, list) or not raw:
+        raise err("nodePools", "must be a non-empty list")
+    pools, seen = [], set()
+    pattern, rule = _POOL_NAME[provider]
+    for i, p in enumerate(raw):
+        at = f"nodePools[{i}]"
+        if not isinstance(p, dict):
+            raise err(at, "must be a mapping")
+        unknown = sorted(set(p) - _POOL_KEYS)
+        if unknown:
+            raise err(f"{at}.{unknown[0]}", f"unknown field (expected one of {', '.join(sorted(_POOL_KEYS))})")
+        name = p.get("name", pool_name if i == 0 else None)
+        if not isinstance(name, str) or not pattern.match(name):
+            raise err(f"{at}.name", f"must be {rule} characters")
+        if name in seen:
+            raise err(f"{at}.name", f"duplicate node pool name {name!r}")
+        seen.add(name)
+        nums = {}
+        for key in ("count", "min", "max", "diskSize"):
+            v = p.get(key, count if key == "count" else None)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise err(f"{at}.{key}", "must be an integer ≥ 0")
+            nums[key] = v
+        if nums["min"] is not None and nums["min"] > nums["count"]:
+            raise err(f"{at}.min", f"must be ≤ count ({nums['count']})")
+        if nums["max"] is not None and nums["max"] < max(nums["count"], nums["min"] or 0):
+            raise err(f"{at}.max", "must be ≥ count and ≥ min")
+        instance_type = p.get("instanceType", itype)
+        if not isinstance(instance_type, str) or not instance_type:
+            raise err(f"{at}.instanceType", "must be a non-empty string")
+        pools.append(NodePoolSpec(name, nums["count"], instance_type, nums["min"], nums["max"],
+                                  nums["diskSize"], _str_map(p.get("labels"), err, f"{at}.labels")))
+    if provider == "aks" and not any(pl.count > 0 for pl in pools[:1]):
+        raise err("nodePools[0].count", "must be ≥ 1: AKS needs a system pool with nodes")
+    return tuple(pools)
+
+
+def _str_map(raw: Any, err, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise err(where, "must be a mapping of strings to strings")
+    return dict(raw)
+
+
+def load_file(path: str) -> tuple[dict[str, Any], str | None]:
+    """Read a cluster file: return its `managed` mapping and top-level `name`."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise SpecError("", "must be a mapping with apiVersion, kind, name and managed", path)
+    if "managed" not in doc:
+        raise SpecError("managed", "missing: the file has no managed section", path)
+    name = doc.get("name")
+    if name is None and isinstance(doc.get("metadata"), dict):
+        name = doc["metadata"].get("name")
+    return doc["managed"], name
+
+
+def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """Overlay command-line values on a raw `managed` mapping (flags win).
+
+    `nodes`, `node_type`, `nodes_min`, `nodes_max` apply to the first node pool.
+    """
+    raw = dict(raw)
+    for key in ("provider", "name", "version", "project", "resourceGroup", "subscription", "subnets",
+                "clusterRoleArn", "nodeRoleArn"):
+        if flags.get(key) is not None:
+            raw[key] = flags[key]
+    place = [k for k in ("region", "zone", "location") if flags.get(k)]
+    if place:
+        for k in ("region", "zone", "location"):
+            raw.pop(k, None)
+        for k in place:
+            raw[k] = flags[k]
+    pool_flags = {"count": flags.get("nodes"), "instanceType": flags.get("node_type"),
+                  "min": flags.get("nodes_min"), "max": flags.get("nodes_max")}
+    pool_flags = {k: v for k, v in pool_flags.items() if v is not None}
+    if pool_flags:
+        pools = [dict(p) if isinstance(p, dict) else p for p in (raw.get("nodePools") or [{}])]
+        if isinstance(pools[0], dict):
+            pools[0].update(pool_flags)
+        raw["nodePools"] = pools
+    return raw

@@ -1,0 +1,129 @@
+"""What every provider shares: the Provider base, cloud faults, lazy SDK imports.
+
+A provider's workflow (create/delete/scale/kubeconfig/list) only talks to the
+clouds through `ctx.api(service)`; the context decides whether a call is sent
+(LiveCtx) or printed (DryRunCtx). So the workflow has no dry-run branch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubeinit.errors import KubeinitError, UserError
+
+TAG = "kubeinit.dev/cluster"
+
+_PHRASE = {
+    "quota": "quota exceeded",
+    "permission": "permission denied",
+    "auth": "no valid credentials",
+    "exists": "the name is already taken",
+    "conflict": "conflict with existing resources",
+    "invalid": "rejected as invalid",
+    "not_found": "not found",
+    "unavailable": "the API could not be reached",
+    "failed": "failed",
+}
+_USER_KINDS = {"exists", "invalid", "not_found"}  # fixable by changing the input: exit 2
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A cloud error in kubeinit's terms: kind (key of _PHRASE), the cloud's code, its message."""
+
+    kind: str
+    code: str = ""
+    message: str = ""
+
+
+class CloudError(KubeinitError):
+    """One sentence: what kubeinit was doing, and the cloud's cause."""
+
+    def __init__(self, label: str, fault: Fault):
+        self.label, self.fault = label, fault
+        self.exit_code = 2 if fault.kind in _USER_KINDS else 1
+        detail = " ".join(f"{fault.code}: {fault.message}".strip(": ").split())
+        if len(detail) > 400:
+            detail = detail[:400] + "…"
+        super().__init__(f"{label} failed: {_PHRASE.get(fault.kind, fault.kind)}" + (f" ({detail})" if detail else ""))
+
+
+def require(module: str, provider: "Provider") -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"the {provider.title} provider needs {provider.packages}: "
+                        f"pip install 'kubeinit[{provider.extra}]'") from None
+
+
+def kind_from_code(code: str, message: str = "", status: int | None = None) -> str:
+    """Classify an error by its code/HTTP status; shared by the three providers."""
+    low = f"{code} {message}".lower()
+    if "quota" in low or re.search(r"limitexceeded|insufficient.*capacity", code.lower()):
+        return "quota"
+    if status == 401:
+        return "auth"
+    if status == 403 or re.search(r"accessdenied|unauthorized|authorizationfailed|forbidden", code.lower()):
+        return "permission"
+    if status == 404 or code.endswith("NotFound") or code in ("NoSuchEntity", "ResourceNotFoundException"):
+        return "not_found"
+    if code in ("EntityAlreadyExists", "AlreadyExists", "ALREADY_EXISTS") or status == 409:
+        return "exists" if "exist" in low else "conflict"
+    if code in ("ResourceInUseException", "DependencyViolation"):
+        return "exists" if "already exists" in low else "conflict"
+    if status == 400 or code.startswith("Invalid") or code.startswith("Validation") or "Unsupported" in code:
+        return "invalid"
+    if status is not None and status >= 500:
+        return "unavailable"
+    return "failed"
+
+
+class Provider:
+    """Base for eks/gke/aks. Subclasses implement the workflow methods below."""
+
+    name = title = extra = packages = ""
+    poll_interval = 10.0
+    services: tuple[str, ...] = ()
+
+    def resolve(self, spec, action: str = "create"):
+        """Fill what the environment supplies (region, project…) for an action (create, delete,
+        scale, kubeconfig, list); raise UserError if something it needs is missing."""
+        return spec
+
+    def client(self, service: str, ctx) -> Any:
+        raise NotImplementedError
+
+    def classify(self, exc: BaseException) -> Fault | None:
+        """Turn an SDK exception into a Fault, or None for a bug (re-raised as is)."""
+        return None
+
+    def create(self, ctx) -> None:
+        raise NotImplementedError
+
+    def kubeconfig(self, ctx) -> dict | bytes:
+        raise NotImplementedError
+
+    def discover(self, ctx) -> list[dict]:
+        """Without a record: what `delete cluster` removes (the cluster and its pools)."""
+        return [{"kind": "cluster", "name": ctx.spec.name, "id": ctx.spec.name, "data": {}}]
+
+    def scale(self, ctx, pool: str, nodes: int, min_: int | None, max_: int | None) -> None:
+        raise NotImplementedError
+
+    def list(self, ctx) -> list[dict]:
+        raise NotImplementedError
+
+    def describe(self, entry: dict) -> str:
+        return f"{entry['kind'].replace('_', ' ')} {entry['id']}"
+
+    def delete(self, ctx, entries: list[dict]) -> None:
+        """Remove entries newest first; each is forgotten from the record once gone."""
+        for entry in reversed(list(entries)):
+            what = self.describe(entry)
+            with ctx.step(f"deleting {what}", missing_ok=True):
+                getattr(self, f"delete_{entry['kind']}")(ctx, entry)
+                ctx.deleted(what)
+            ctx.record.remove(entry)
