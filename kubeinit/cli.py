@@ -105,7 +105,10 @@ app.add_typer(init_app, name="init")
 
 
 def _init_command(phase_path: str | None):
+    """One function serves `init` itself and every `init phase <path>` command."""
+
     def command(
+        ctx: typer.Context,
         config: Optional[Path] = ConfigOpt,
         apiserver_advertise_address: Optional[str] = AdvertiseOpt,
         control_plane_endpoint: Optional[str] = EndpointOpt,
@@ -120,6 +123,8 @@ def _init_command(phase_path: str | None):
         ignore_preflight_errors: Optional[List[str]] = IgnoreOpt,
         dry_run: bool = DryRunOpt,
     ):
+        if ctx.invoked_subcommand is not None:
+            return  # `init phase …`: the sub-command does the work
         spec = _load_local_spec(config, apiserver_advertise_address, control_plane_endpoint, node_name,
                                 kubernetes_version, pod_network_cidr, service_cidr, cert_dir, kubeconfig_dir,
                                 apiserver_cert_extra_sans)
@@ -132,25 +137,7 @@ def _init_command(phase_path: str | None):
     return command
 
 
-@init_app.callback()
-def _init(ctx: typer.Context,
-          config: Optional[Path] = ConfigOpt,
-          apiserver_advertise_address: Optional[str] = AdvertiseOpt,
-          control_plane_endpoint: Optional[str] = EndpointOpt,
-          node_name: Optional[str] = NodeNameOpt,
-          kubernetes_version: Optional[str] = VersionOpt,
-          pod_network_cidr: Optional[str] = PodCidrOpt,
-          service_cidr: Optional[str] = SvcCidrOpt,
-          cert_dir: Optional[str] = CertDirOpt,
-          kubeconfig_dir: Optional[str] = KubeconfigDirOpt,
-          apiserver_cert_extra_sans: Optional[List[str]] = ExtraSansOpt,
-          skip_phases: Optional[List[str]] = SkipOpt,
-          ignore_preflight_errors: Optional[List[str]] = IgnoreOpt,
-          dry_run: bool = DryRunOpt):
-    if ctx.invoked_subcommand is None:
-        _init_command(None)(config, apiserver_advertise_address, control_plane_endpoint, node_name,
-                            kubernetes_version, pod_network_cidr, service_cidr, cert_dir, kubeconfig_dir,
-                            apiserver_cert_extra_sans, skip_phases, ignore_preflight_errors, dry_run)
+init_app.callback()(_init_command(None))
 
 
 def _phase_help(p: workflow.Phase) -> str:
