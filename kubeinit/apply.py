@@ -76,8 +76,8 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
     missing = unavailable(phases)
     if missing and not dry:
         raise NotAvailableYet(
-            f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)} "
-            f"(run the others with --skip-phases {','.join(_collapse(missing))}, or see --dry-run for the plan)"
+            f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)}",
+            f"run the others with --skip-phases {','.join(_collapse(missing))}, or see the plan with --dry-run",
         )
     summary = Summary()
     start = time.monotonic()

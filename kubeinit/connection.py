@@ -51,9 +51,16 @@ class Connection(Protocol):
 
 # One shell snippet writes a file atomically (temp file beside it, then rename),
 # creating parent directories, so a killed run never leaves half a file.
+# Arguments: path, octal mode, and optionally the content's sha256. The mode is set
+# before any byte lands. With a digest the content is checked before the rename: over
+# SSH a dropped connection ends stdin early and `cat` succeeds with half the data, so
+# only the digest tells a complete upload from a truncated one.
 ATOMIC_WRITE = (
     'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.kubeinit.XXXXXX"); '
-    'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
+    'trap \'rm -f "$t"\' EXIT; chmod "$2" "$t"; cat > "$t"; '
+    'if [ -n "${3:-}" ] && ! echo "$3  $t" | sha256sum -c --status; then '
+    'echo "$1: the upload arrived incomplete (sha256 mismatch); not installed" >&2; exit 1; fi; '
+    'mv -f "$t" "$1"'
 )
 
 

@@ -32,8 +32,9 @@ class SpecError(UserError):
 class NotAvailableYet(KubeinitError):
     """A capability that is planned but not built: said plainly, never faked."""
 
-    def __init__(self, what: str):
-        super().__init__(f"{what} is not available yet in kubeinit {_version()}.")
+    def __init__(self, what: str, hint: str = ""):
+        super().__init__(f"{what} {'are' if what.startswith('phases ') else 'is'} not available yet in kubeinit "
+                         f"{_version()}" + (f"; {hint}" if hint else "") + ".")
 
 
 class StepFailed(KubeinitError):

@@ -40,7 +40,7 @@ def test_dry_run_embedded_default_needs_no_flags(kubeinit_cli):
 def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_path):
     r = kubeinit_cli("init", "--cert-dir", str(tmp_path / "pki"), *FLAGS)
     assert r.returncode == 1
-    assert "is not available yet" in r.stderr and "etcd/local" in r.stderr
+    assert "not available yet" in r.stderr and "etcd/local" in r.stderr
     assert "--skip-phases" in r.stderr
     assert not (tmp_path / "pki").exists()  # nothing half-done
 

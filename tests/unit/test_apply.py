@@ -1,0 +1,157 @@
+"""The executor over in-memory hosts: barrier, parallel hosts, failures, dry-run, secrets in the log."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from kubeinit import spec as specmod
+from kubeinit.apply import RunLog, execute
+from kubeinit.connection import HostUnreachable, Result
+from kubeinit.errors import NotAvailableYet, StepFailed
+from kubeinit.plan import Context, Options, Target, ensure_file
+from kubeinit.redact import Secret
+from kubeinit.steps import Run
+from kubeinit.workflow import ALL, Phase
+
+
+class MemoryHost:
+    """A host kept in memory: files and a command log (a test double for a real connection)."""
+
+    def __init__(self, name, fail_on=None, unreachable=False, delay=0.0):
+        self.name, self.files, self.ran = name, {}, []
+        self.fail_on, self.unreachable, self.delay = fail_on, unreachable, delay
+
+    def run(self, argv, stdin=None, timeout=600):
+        if self.unreachable:
+            raise HostUnreachable("connection reset")
+        time.sleep(self.delay)
+        self.ran.append(list(argv))
+        if argv[:2] == ["sh", "-c"] and "sha256sum" in argv[2]:  # Facts.prefetch
+            import hashlib
+
+            lines = []
+            for p in argv[4:]:
+                if p in self.files:
+                    d, m = self.files[p]
+                    lines.append(f"{m:o} {hashlib.sha256(d).hexdigest()}  {p}")
+                else:
+                    lines.append(f"- - {p}")
+            return Result(0, "\n".join(lines).encode(), b"")
+        if self.fail_on and self.fail_on in " ".join(argv):
+            return Result(3, b"", b"line one\nthe real reason\n")
+        return Result(0, b"ok\n", b"")
+
+    def read(self, path):
+        return self.files.get(path, (None,))[0]
+
+    def put(self, path, data, mode):
+        self.files[path] = (data, mode)
+
+    def put_file(self, local, path, mode):
+        self.put(path, open(local, "rb").read(), mode)
+
+    def close(self):
+        pass
+
+
+def make(hosts, **opts):
+    spec = specmod.ClusterSpec(hosts=[specmod.Host(h.name, f"10.0.0.{i + 1}", "control-plane" if i == 0 else "worker")
+                                      for i, h in enumerate(hosts)])
+    by_name = {h.name: h for h in hosts}
+    targets = [Target(h, lambda host: by_name[host.name]) for h in spec.hosts]
+    return Context(spec, targets, Options(resume=lambda p: f"kubeinit up -f c.yaml --only {p}", **opts))
+
+
+class View:
+    def __init__(self):
+        self.events = []
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name):
+        def record(*args):
+            with self.lock:
+                self.events.append((name, *args))
+        return record
+
+
+def phase(name, fn):
+    import sys
+    import types
+
+    mod = types.ModuleType(f"kubeinit.phases._t_{name}")
+    mod.plan = fn
+    sys.modules[mod.__name__] = mod
+    return Phase(name, name, f"_t_{name}:plan", ALL, path=name)
+
+
+def write_key(ctx, t):
+    yield from ensure_file(t, "/etc/k/key", Secret(b"TOPSECRETKEYMATERIAL"), 0o600)
+    yield Run(("systemctl", "restart", "thing"))
+
+
+def test_files_are_written_once_and_rerun_only_skips():
+    hosts = [MemoryHost("a"), MemoryHost("b")]
+    p = phase("write", write_key)
+    s1 = execute(make(hosts), [p], View())
+    assert all(h.files["/etc/k/key"] == (b"TOPSECRETKEYMATERIAL", 0o600) for h in hosts)
+    assert s1.changed == {"a": 2, "b": 2}
+    s2 = execute(make(hosts), [p], View())
+    assert s2.skipped == {"a": 1, "b": 1}  # the upload is skipped; the Run is a change by design
+
+
+def test_dry_run_touches_nothing_and_masks_secrets(capsys):
+    hosts = [MemoryHost("a")]
+    view = View()
+    execute(make(hosts, dry_run=True), [phase("write", write_key)], view)
+    assert hosts[0].files == {}
+    assert not any(argv[0] == "systemctl" for argv in hosts[0].ran)
+    planned = [e for e in view.events if e[0] == "planned"][0]
+    text = "\n".join(s.describe() for s in planned[3])
+    assert "<secret>" in text and "TOPSECRET" not in text
+
+
+def test_one_failing_host_lets_the_others_finish_the_phase_and_stops_before_the_next():
+    hosts = [MemoryHost("a", delay=0.2), MemoryHost("b", fail_on="restart"), MemoryHost("c", delay=0.2)]
+    nxt = phase("next", lambda ctx, t: iter([Run(("true",))]))
+    with pytest.raises(StepFailed) as e:
+        execute(make(hosts), [phase("write", write_key), nxt], View())
+    msg = str(e.value)
+    assert msg.startswith("b: phase write failed at 'systemctl restart thing'")
+    assert "the real reason" in msg and "kubeinit up -f c.yaml --only write" in msg
+    assert hosts[0].files and hosts[2].files  # the others finished their phase
+    assert not any(argv == ["true"] for h in hosts for argv in h.ran)  # barrier: next phase never ran
+
+
+def test_unreachable_host_is_named():
+    hosts = [MemoryHost("a"), MemoryHost("down", unreachable=True)]
+    with pytest.raises(StepFailed, match=r"^down: phase write failed .*host unreachable"):
+        execute(make(hosts), [phase("write", write_key)], View())
+
+
+def test_hosts_run_in_parallel():
+    hosts = [MemoryHost(n, delay=0.3) for n in "abcd"]
+    t = time.monotonic()
+    execute(make(hosts), [phase("write", write_key)], View())
+    assert time.monotonic() - t < 4 * 0.3 * 2  # serial would be >= 2.4s (2 commands x 4 hosts x 0.3s)
+
+
+def test_unbuilt_phase_refuses_before_touching_anything():
+    hosts = [MemoryHost("a")]
+    with pytest.raises(NotAvailableYet, match="phase later is not available yet"):
+        execute(make(hosts), [phase("write", write_key), Phase("later", "x", None, ALL, path="later")], View())
+    assert hosts[0].files == {}
+
+
+def test_log_is_masked_and_private(tmp_path):
+    hosts = [MemoryHost("a", fail_on="restart")]
+    log = RunLog(tmp_path / "logs" / "run.log")
+    with pytest.raises(StepFailed):
+        execute(make(hosts), [phase("write", write_key)], View(), log)
+    log.close()
+    text = (tmp_path / "logs" / "run.log").read_text()
+    assert "upload /etc/k/key" in text and "FAILED" in text
+    assert "TOPSECRET" not in text
+    assert (tmp_path / "logs" / "run.log").stat().st_mode & 0o777 == 0o600
