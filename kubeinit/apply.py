@@ -144,19 +144,25 @@ def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog
         out.error = e
     except HostUnreachable as e:
         target.close()
-        out.error = StepFailed(target.name, phase.path, step.describe() if step else "connect",
+        out.error = StepFailed(target.name, phase.path, _label(step) if step else "connect",
                                f"host unreachable ({e})", resume)
-    except KubeinitError as e:
-        out.error = StepFailed(target.name, phase.path, step.describe() if step else "plan", str(e).rstrip("."),
-                               resume)
+    except KubeinitError as e:  # before any step: while connecting (host key, login, sudo) or planning
+        where = _label(step) if step else ("plan" if target.connected else "connect")
+        out.error = StepFailed(target.name, phase.path, where, str(e).rstrip("."), resume)
         out.error.exit_code = e.exit_code
     except OSError as e:
-        out.error = StepFailed(target.name, phase.path, step.describe() if step else "plan",
+        out.error = StepFailed(target.name, phase.path, _label(step) if step else "plan",
                                f"{e.__class__.__name__}: {e}", resume)
     if out.error:
         log.write(target.name, phase.path, f"FAILED: {out.error}")
         view.failed(target.name, phase.path, out.error)
     return out
+
+
+def _label(step: Step) -> str:
+    """How an error names the step: its short note when it has one (a transfer's describe()
+    carries two long paths), else what it does."""
+    return getattr(step, "note", "") or step.describe()
 
 
 def _do(target: Target, step: Step, phase: str, resume: str, log: RunLog) -> None:

@@ -52,6 +52,10 @@ class Target:
             return self._conn
 
     @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @property
     def facts(self) -> Facts:
         if self._facts is None:
             self._facts = Facts(self.conn)

@@ -86,6 +86,7 @@ class PKIOptions:
 class Artifact:
     version: str
     sha256: str | None = None  # a pinned digest; else the release's published one
+    enabled: bool = True  # `enabled: false`: kubeinit leaves this component to the user
 
 
 @dataclass
@@ -345,14 +346,17 @@ def _artifacts(a: _Reader) -> Artifacts:
         if key not in (*DEFAULT_ARTIFACTS, "kubelet", "kubectl", "kubeadm"):
             continue  # reported by done() as unknown
         c = a.child(key)
+        enabled = c.get("enabled", bool, True)
         version = c.get("version", str)
-        if not version:
+        if not version and enabled:
             c.fail("is missing", "version")
+        if not version:
+            version = DEFAULT_ARTIFACTS.get(key, "")
         sha = c.get("sha256", str)
         if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
             c.fail(f"{sha!r} is not a sha256 digest (64 hexadecimal characters)", "sha256")
         c.done()
-        comps[key] = Artifact(version.lstrip("v"), sha.lower() if sha else None)
+        comps[key] = Artifact(version.lstrip("v"), sha.lower() if sha else None, enabled)
     a.done()
     if arch is not None and arch not in ("amd64", "arm64"):
         a.fail(f"{arch!r} is not one of amd64, arm64", "arch")

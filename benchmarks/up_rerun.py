@@ -1,0 +1,95 @@
+"""How `kubeinit up --only preflight,runtime` scales with hosts, and what a re-run costs.
+Prints figures and ratios; never fails. Needs root (it boots test machines, see tests/machines).
+
+    python benchmarks/up_rerun.py
+
+Boots 4 fresh machines: one for the single-host run, three for the three-host runs (as root,
+as `kube` through sudo, and through a bastion, like tests/machines/test_up.py). The local
+artifact cache is filled first, so the figures are the hosts' work (upload, install, start),
+not the mirror's download. Each figure is one `python -m kubeinit up` process, start-up included.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "machines"))
+
+
+def main() -> None:
+    import image
+    import machines as mlib
+    import mirror
+
+    if why := mlib.preflight():
+        print(f"skipped: {why}")
+        return
+    root, versions = mirror.build_mirror()
+    net = mlib.free_network()
+    server = mirror.serve_mirror(root, net.gateway, 0)
+    try:
+        ms = mlib.up(4, net, image.build_rootfs())
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            env = {**os.environ, "KUBEINIT_HOME": str(d / "home"), "NO_COLOR": "1"}
+            kh = d / "known_hosts"
+            kh.write_text("".join(m.known_hosts_line() + "\n" for m in ms))
+            key = str(image.ssh_key())
+            arts = {"mirror": server.url, "containerd": {"version": versions["containerd"]},
+                    "runc": {"version": versions["runc"]}, "cni-plugins": {"version": versions["cni_plugins"]},
+                    "crictl": {"enabled": False}}
+
+            def spec(name: str, hosts: list[dict]) -> Path:
+                p = d / f"{name}.yaml"
+                p.write_text(yaml.safe_dump({"apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": name,
+                                             "kubernetesVersion": "v1.32.5", "hosts": hosts, "artifacts": arts}))
+                return p
+
+            def host(m, role="worker", user="root", bastion=None) -> dict:
+                ssh = {"user": user, "key": key, **({"bastion": f"root@{bastion.ip}"} if bastion else {})}
+                return {"name": m.name, "address": m.ip, "role": role, "ssh": ssh}
+
+            def up(file: Path) -> float:
+                t = time.perf_counter()
+                r = subprocess.run([sys.executable, "-m", "kubeinit", "up", "-f", str(file), "--known-hosts", str(kh),
+                                    "--only", "preflight,runtime"], capture_output=True, text=True, env=env)
+                if r.returncode != 0:
+                    raise SystemExit(f"kubeinit up failed:\n{r.stdout}\n{r.stderr}")
+                return time.perf_counter() - t
+
+            one = spec("one", [host(ms[0], "control-plane")])
+            three = spec("three", [host(ms[1], "control-plane"), host(ms[2], user="kube"),
+                                   host(ms[3], bastion=ms[1])])
+            _warm_cache(env, three, versions["arch"])
+            t1 = up(one)
+            t3 = up(three)
+            t3b = up(three)
+    finally:
+        server.stop()
+        net.destroy()
+    print(f"T(first up, 1 host)    {t1:6.2f} s")
+    print(f"T(first up, 3 hosts)   {t3:6.2f} s")
+    print(f"T(second up, 3 hosts)  {t3b:6.2f} s")
+    print(f"ratio second/first (3 hosts): {t3b / t3:.2f}")
+    print(f"ratio 3 hosts/1 host (first): {t3 / t1:.2f}")
+
+
+def _warm_cache(env: dict, file: Path, arch: str) -> None:
+    """Download and verify the artifacts once, as the first `up` would, outside the timings."""
+    code = ("from kubeinit import artifacts, spec\n"
+            f"s = spec.load_file({str(file)!r})\n"
+            "for n in ('containerd', 'runc', 'cni-plugins'):\n"
+            f"    artifacts.fetch(artifacts.release(s, n, {arch!r}))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Render kubeinit/templates/* with jinja2. StrictUndefined: a misspelt or missing
+variable is an error while planning, never an empty string in a host's config."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def _env():
+    import jinja2  # only the phases that write config files pay for it
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                              autoescape=False)
+
+
+def render(name: str, **values) -> str:
+    return _env().get_template(name).render(**values)

@@ -1,0 +1,122 @@
+"""`kubeinit up -f cluster.yaml`: every host of a cluster file, over SSH, in parallel.
+
+Loads the spec, selects phases, opens one SSH connection per host (lazily, on first
+use by a phase), runs the executor with the live per-host view, and ends with a
+summary - or, on failure, the exact command that resumes. Each run writes a masked
+log under the cluster's workspace, `$KUBEINIT_HOME/clusters/<name>/logs/` (0700).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from pathlib import Path
+
+from kubeinit import artifacts, ui, workflow
+from kubeinit.apply import RunLog, execute, unavailable
+from kubeinit.errors import NotAvailableYet, StepFailed
+from kubeinit.plan import Context, Options, Target
+from kubeinit.spec import Host, load_file
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents as 0700 (mkdir's mode skips parents, and umask applies)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()][::-1]
+    for p in missing:
+        p.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(p, 0o700)
+    return path
+
+
+def workspace(cluster: str) -> Path:
+    return private_dir(artifacts.home() / "clusters" / cluster)
+
+
+def _top(path: str) -> str:
+    return path.split("/")[0]
+
+
+def resume_command(file: Path | str, phases: list[workflow.Phase], failed: str, skip: list[str] | None,
+                   known_hosts: str | None, ignore: frozenset[str], parallel: int) -> str:
+    """`kubeinit up -f FILE --only <the failed top-level phase and the selected ones after it>`,
+    plus the flags the user gave that still matter for those phases."""
+    tops: list[str] = []
+    for p in phases:
+        if _top(p.path) not in tops:
+            tops.append(_top(p.path))
+    rest = tops[tops.index(_top(failed)):] if _top(failed) in tops else tops
+    cmd = ["kubeinit", "up", "-f", str(file), "--only", ",".join(rest)]
+    if skip:
+        cmd += ["--skip-phases", ",".join(skip)]
+    if known_hosts:
+        cmd += ["--known-hosts", known_hosts]
+    if ignore and "preflight" in rest:
+        cmd += ["--ignore-preflight-errors", ",".join(sorted(ignore))]
+    if parallel != 10:
+        cmd += ["--parallel", str(parallel)]
+    return shlex.join(cmd)
+
+
+def _not_available(file, phases: list[workflow.Phase], missing: list[str]) -> NotAvailableYet:
+    names = list(dict.fromkeys(_top(m) for m in missing))
+    ready: list[str] = []  # the leading run of built phases: later phases build on the earlier ones
+    for p in phases:
+        if p.plan is None:
+            break
+        if _top(p.path) not in ready:
+            ready.append(_top(p.path))
+    hint = f"run the available ones with `kubeinit up -f {file} --only {','.join(ready)}`" if ready else ""
+    return NotAvailableYet(f"{'phases' if len(names) > 1 else 'phase'} {', '.join(names)} of `kubeinit up`",
+                           hint + (", or " if hint else "") + "see the whole plan with --dry-run")
+
+
+def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys: bool, known_hosts: str | None,
+           parallel: int, dry_run: bool) -> None:
+    spec = load_file(file)
+    tree = workflow.up_phases()
+    phases = workflow.select(tree, only, skip_phases)
+    skip = [x.strip() for v in skip_phases or [] for x in v.split(",") if x.strip()]
+    missing = unavailable(phases)
+    if missing and not dry_run:
+        raise _not_available(file, phases, missing)
+
+    def connect(host: Host):
+        from kubeinit.ssh import SSHConnection  # paramiko loads only when a host is contacted
+
+        return SSHConnection(host, known_hosts=known_hosts, trust_new_host_keys=trust_new_host_keys)
+
+    options = Options(dry_run=dry_run, ignore_preflight_errors=ignore, parallel=parallel,
+                      trust_new_host_keys=trust_new_host_keys, known_hosts=known_hosts, command="up",
+                      resume=lambda path: resume_command(file, phases, path, skip, known_hosts, ignore, parallel))
+    ws = workspace(spec.name)
+    ctx = Context(spec, [Target(h, connect) for h in spec.hosts], options, workspace=ws)
+    log = None if dry_run else RunLog(private_dir(ws / "logs") / f"up-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                                                  f"{os.getpid()}.log")
+    names = [h.name for h in spec.hosts]
+    title = (f"kubeinit up --dry-run: the plan for cluster {spec.name!r} on {len(names)} hosts; facts are read, "
+             "nothing is changed" if dry_run else
+             f"kubeinit up: cluster {spec.name!r}, {len(names)} hosts, phases "
+             f"{', '.join(dict.fromkeys(_top(p.path) for p in phases))}")
+    view = ui.RunView(names, dry_run=dry_run, title=title)
+    start = time.monotonic()
+    try:
+        summary = execute(ctx, phases, view, log)
+    except StepFailed as e:
+        if not e.resume:  # failed checks carry no resume hint from the executor: add it here
+            e = StepFailed(e.host, e.phase, e.step, e.detail, options.resume(e.phase))
+        raise e from None
+    finally:
+        view.close()
+        ctx.close()
+        if log is not None:
+            log.close()
+            ui.info(f"log: {log.path}")
+    if dry_run:
+        return
+    elapsed = time.monotonic() - start
+    ui.table(["host", "changed", "unchanged"],
+             [(h, str(summary.changed.get(h, 0)), str(summary.skipped.get(h, 0))) for h in names])
+    total = summary.total_changed
+    ui.ok(f"up: {len(summary.phases)} phase{'s' if len(summary.phases) != 1 else ''} on {len(names)} hosts in "
+          f"{elapsed:.1f}s; " + (f"{total} changes" if total else "nothing to change, every host already matched"))

@@ -1,0 +1,291 @@
+"""The runtime phase over scripted facts (golden cases: facts in -> steps out).
+
+A fresh host gets downloads, uploads, installs and a containerd start; a converged host
+gets only skips; each kind of drift gets exactly the work that repairs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+
+import pytest
+
+from kubeinit import facts as factsmod
+from kubeinit import spec as specmod
+from kubeinit.connection import Result
+from kubeinit.errors import KubeinitError
+from kubeinit.phases import runtime as rt
+from kubeinit.plan import Context, Options, Target
+from kubeinit.render import render
+from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
+
+PINS = {"containerd": "1" * 64, "runc": "2" * 64, "cni-plugins": "3" * 64, "crictl": "4" * 64}
+VERSIONS = {"containerd": "1.7.24", "runc": "1.2.3", "cni-plugins": "1.6.1", "crictl": "1.31.1"}
+HEALTHY = {"arch": "x86_64", "overlay": "yes", "modprobe": "no", "loadable:overlay": "no",
+           "loadable:br_netfilter": "no", "sysctl:net/ipv4/ip_forward": "0",
+           "sysctl:net/bridge/bridge-nf-call-iptables": "0", "sysctl:net/bridge/bridge-nf-call-ip6tables": "0",
+           "active": "inactive", "enabled": ""}
+
+
+def sha(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+class ScriptedHost:
+    """Answers the runtime probe and the digest prefetch from a scripted state."""
+
+    name = "scripted"
+
+    def __init__(self, probe: dict[str, str], stamps: dict[str, list[str]] | None = None,
+                 files: dict[str, tuple[str, int]] | None = None):
+        self.probe, self.stamps, self.files = probe, stamps or {}, files or {}
+        self.commands = 0
+
+    def run(self, argv, stdin=None, timeout=600):
+        self.commands += 1
+        script = argv[2]
+        if script == rt.PROBE:
+            out = "".join(f"{k}={v}\n" for k, v in self.probe.items())
+            out += "".join(f"stamp:{n}:{line}\n" for n, lines in self.stamps.items() for line in lines)
+            return Result(0, out.encode(), b"")
+        if script == factsmod._DIGESTS:
+            out = ""
+            for p in argv[4:]:
+                out += f"{self.files[p][1]:o} {self.files[p][0]}  {p}\n" if p in self.files else f"- - {p}\n"
+            return Result(0, out.encode(), b"")
+        raise AssertionError(f"the plan ran an unexpected command: {argv}")
+
+    def read(self, path):
+        raise AssertionError("the plan should not read files one by one")
+
+    def close(self):
+        pass
+
+
+def make_spec(**components) -> specmod.ClusterSpec:
+    arts = {n: {"version": VERSIONS[n], "sha256": PINS[n]} for n in VERSIONS}
+    for n, v in components.items():
+        arts[n] = v
+    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
+                              "kubernetesVersion": "v1.32.5",
+                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+                              "artifacts": arts})
+
+
+def plan(host: ScriptedHost, spec=None):
+    spec = spec or make_spec()
+    t = Target(spec.hosts[0], lambda h: host)
+    return list(rt.plan_runtime(Context(spec, [t], Options()), t))
+
+
+def brief(steps) -> list[str]:
+    out = []
+    for s in steps:
+        if isinstance(s, Local):
+            out.append("local " + s.text.split(" from ")[0])
+        elif isinstance(s, (Transfer, Upload)):
+            out.append(f"{type(s).__name__.lower()} {s.path}")
+        elif isinstance(s, Run):
+            out.append(f"run {s.note}")
+        elif isinstance(s, Skip):
+            out.append(f"skip {s.reason}")
+        elif isinstance(s, Notice):
+            out.append("notice")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBEINIT_HOME", str(tmp_path / "home"))
+
+
+def converged_state(spec=None, crictl=True) -> tuple[dict, dict, dict]:
+    """Probe answers, stamps and files of a host that already has everything."""
+    spec = spec or make_spec()
+    stamps = {}
+    for n, (_, dest) in rt.ARCHIVES.items():
+        if n == "crictl" and not crictl:
+            continue
+        names = {"containerd": ["containerd", "ctr", "containerd-shim-runc-v2"], "cni-plugins": ["bridge", "loopback"],
+                 "crictl": ["crictl"]}[n]
+        stamps[n] = [f"archive {PINS[n]} missing "] + [
+            f"file 100:0:{i}:5 100:0:{i}:5 {dest}/{b}" for i, b in enumerate(names)]
+    version = spec.artifact("containerd").version
+    config = rt.containerd_config(spec, version)
+    unit = render("containerd/containerd.service.j2", containerd_version=version, containerd=rt.CONTAINERD,
+                  config=rt.CONFIG)
+    files = {rt.RUNC: (PINS["runc"], 0o755), rt.CONFIG: (sha(config), 0o644), rt.UNIT: (sha(unit), 0o644),
+             rt.SYSCTL_CONF: (sha(sysctl_text(bridge=True)), 0o644)}
+    if crictl:
+        files[rt.CRICTL_YAML] = (sha(render("crictl.yaml.j2", socket=rt.SOCKET)), 0o644)
+    applied = rt.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: sha(config), rt.UNIT: sha(unit)})
+    files[rt.APPLIED] = (sha(applied), 0o644)
+    probe = {**HEALTHY, "active": "active", "enabled": "enabled", "sysctl:net/ipv4/ip_forward": "1",
+             "sysctl:net/bridge/bridge-nf-call-iptables": "1", "sysctl:net/bridge/bridge-nf-call-ip6tables": "1"}
+    return probe, stamps, files
+
+
+def sysctl_text(bridge: bool) -> str:
+    keys = ["net.ipv4.ip_forward"] + (["net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"]
+                                      if bridge else [])
+    return ("# Written by kubeinit: pods need forwarding, and bridged pod traffic must pass iptables.\n"
+            + "".join(f"{k} = 1\n" for k in keys))
+
+
+def test_fresh_host_installs_everything_downloads_first():
+    host = ScriptedHost(HEALTHY)
+    steps = plan(host)
+    assert brief(steps) == [
+        "local download containerd 1.7.24 (linux/amd64)",
+        "local download runc 1.2.3 (linux/amd64)",
+        "local download cni-plugins 1.6.1 (linux/amd64)",
+        "local download crictl 1.31.1 (linux/amd64)",
+        f"upload {rt.INSTALLER}",
+        f"transfer {rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
+        "run install containerd 1.7.24 into /usr/local/bin",
+        "transfer /usr/local/sbin/runc",
+        f"transfer {rt.STAGING}/cni-plugins-linux-amd64-v1.6.1.tgz",
+        "run install cni-plugins 1.6.1 into /opt/cni/bin",
+        f"transfer {rt.STAGING}/crictl-v1.31.1-linux-amd64.tar.gz",
+        "run install crictl 1.31.1 into /usr/local/bin",
+        "skip kernel modules overlay and br_netfilter are available",
+        f"upload {rt.SYSCTL_CONF}",
+        "run apply sysctls",
+        f"upload {rt.CONFIG}",
+        f"upload {rt.UNIT}",
+        f"upload {rt.CRICTL_YAML}",
+        "run (re)start containerd 1.7.24 on its new binary/config",
+    ]
+    assert host.commands == 2, "facts cost two round trips: the probe and one prefetch"
+    runc = next(s for s in steps if isinstance(s, Transfer) and s.path == rt.RUNC)
+    assert (runc.sha256, runc.mode) == (PINS["runc"], 0o755)
+    install = next(s for s in steps if isinstance(s, Run) and "containerd" in s.note)
+    assert install.argv == ("sh", rt.INSTALLER, f"{rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
+                            PINS["containerd"], "bin", "/usr/local/bin", f"{rt.STAMPS}/containerd.stamp")
+
+
+def test_converged_host_yields_only_skips():
+    probe, stamps, files = converged_state()
+    steps = plan(ScriptedHost(probe, stamps, files))
+    assert all(isinstance(s, Skip) for s in steps), brief(steps)
+    assert "skip containerd 1.7.24 is enabled and running with this configuration" in brief(steps)
+
+
+def test_changed_config_is_uploaded_and_restarts_only_containerd():
+    probe, stamps, files = converged_state()
+    files[rt.CONFIG] = (sha("edited by hand"), 0o644)
+    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    assert changes == [f"upload {rt.CONFIG}", "run (re)start containerd 1.7.24 on its new binary/config"]
+
+
+def test_replaced_containerd_binary_restarts_containerd():
+    probe, stamps, files = converged_state()
+    # installed by a run that was killed before it restarted containerd: the stamp matches the
+    # binary on disk, but containerd was started with another binary
+    stamps["containerd"][1] = "file 100:0:7:9 100:0:7:9 /usr/local/bin/containerd"
+    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    assert changes == ["run (re)start containerd 1.7.24 on its new binary/config"]
+
+
+def test_run_killed_before_the_restart_restarts_on_the_next_run():
+    probe, stamps, files = converged_state()
+    files[rt.APPLIED] = (sha("digests containerd was started with before the upgrade"), 0o644)
+    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    assert changes == ["run (re)start containerd 1.7.24 on its new binary/config"]
+
+
+def test_stopped_containerd_is_started_without_a_restart():
+    probe, stamps, files = converged_state()
+    probe["active"] = "inactive"
+    changes = [s for s in plan(ScriptedHost(probe, stamps, files)) if not isinstance(s, Skip)]
+    assert [s.argv for s in changes] == [("systemctl", "enable", "--now", "containerd")]
+
+
+def test_a_replaced_binary_reinstalls_its_component():
+    probe, stamps, files = converged_state()
+    stamps["containerd"][2] = stamps["containerd"][2].replace(" 100:0:1:5 /", " 100:0:1:99 /")  # ctr replaced
+    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    assert changes == ["local download containerd 1.7.24 (linux/amd64)", f"upload {rt.INSTALLER}",
+                       f"transfer {rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
+                       "run install containerd 1.7.24 into /usr/local/bin",
+                       "run (re)start containerd 1.7.24 on its new binary/config"]
+
+
+def test_new_version_upgrades_and_a_staged_archive_is_not_uploaded_again():
+    spec = make_spec(containerd={"version": "1.7.25", "sha256": "5" * 64})
+    probe, stamps, files = converged_state(spec)
+    files[f"{rt.STAGING}/containerd-1.7.25-linux-amd64.tar.gz"] = ("5" * 64, 0o600)  # a killed run left it
+    files[rt.INSTALLER] = (sha(rt.INSTALL_SCRIPT), 0o755)
+    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files), spec)) if not b.startswith("skip")]
+    assert changes == ["local download containerd 1.7.25 (linux/amd64)",
+                       "run install containerd 1.7.25 into /usr/local/bin",
+                       "run (re)start containerd 1.7.25 on its new binary/config"]
+
+
+def test_cached_artifacts_are_not_downloaded(monkeypatch):
+    monkeypatch.setattr(rt.artifacts, "cached", lambda rel, digest: "/cache/file")
+    assert not [s for s in plan(ScriptedHost(HEALTHY)) if isinstance(s, Local)]
+
+
+def test_a_component_left_out_in_the_spec():
+    spec = make_spec(crictl={"enabled": False})
+    probe, stamps, files = converged_state(spec, crictl=False)
+    steps = plan(ScriptedHost(probe, stamps, files), spec)
+    assert all(isinstance(s, Skip) for s in steps)
+    assert "skip crictl is left out (artifacts.crictl.enabled: false)" in brief(steps)
+    assert not any(rt.CRICTL_YAML in b for b in brief(steps))
+
+
+def test_kernel_modules_loaded_when_modprobe_can():
+    probe = {**HEALTHY, "modprobe": "yes", "overlay": "no", "loadable:overlay": "yes",
+             "loadable:br_netfilter": "yes", "sysctl:net/bridge/bridge-nf-call-iptables": "missing"}
+    steps = plan(ScriptedHost(probe))
+    assert f"upload {rt.MODULES_CONF}" in brief(steps)
+    assert ("modprobe", "-a", "overlay", "br_netfilter") in [s.argv for s in steps if isinstance(s, Run)]
+    sysctl = next(s for s in steps if isinstance(s, Upload) and s.path == rt.SYSCTL_CONF)
+    assert b"bridge-nf-call-iptables = 1" in sysctl.data, "the key appears once br_netfilter is loaded"
+
+
+def test_no_modprobe_and_no_bridge_module_is_a_notice_not_a_failure():
+    probe = {**HEALTHY, "sysctl:net/bridge/bridge-nf-call-iptables": "missing"}
+    steps = plan(ScriptedHost(probe))
+    notice = next(s for s in steps if isinstance(s, Notice))
+    assert "br_netfilter" in notice.text and "modprobe is not installed" in notice.text
+    sysctl = next(s for s in steps if isinstance(s, Upload) and s.path == rt.SYSCTL_CONF)
+    assert sysctl.data.decode() == sysctl_text(bridge=False)
+
+
+def test_unsupported_architecture_is_an_error():
+    with pytest.raises(KubeinitError, match="architecture s390x is not supported"):
+        plan(ScriptedHost({**HEALTHY, "arch": "s390x"}))
+
+
+@pytest.mark.parametrize("version,config_version,cni_key", [
+    ("1.6.20", 2, "bin_dir"), ("1.7.24", 2, "bin_dir"), ("2.0.5", 3, "bin_dir"), ("2.1.4", 3, "bin_dirs")])
+def test_containerd_config_follows_the_version(version, config_version, cni_key):
+    spec = make_spec()
+    doc = tomllib.loads(rt.containerd_config(spec, version))
+    assert doc["version"] == config_version
+    if config_version == 2:
+        cri = doc["plugins"]["io.containerd.grpc.v1.cri"]
+        assert cri["sandbox_image"] == "registry.k8s.io/pause:3.10"
+        runc = cri["containerd"]["runtimes"]["runc"]
+        cni = cri["cni"]
+    else:
+        assert doc["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == \
+            "registry.k8s.io/pause:3.10"
+        runtime = doc["plugins"]["io.containerd.cri.v1.runtime"]
+        runc = runtime["containerd"]["runtimes"]["runc"]
+        cni = runtime["cni"]
+    assert runc["runtime_type"] == "io.containerd.runc.v2"
+    assert runc["options"]["SystemdCgroup"] is True
+    assert runc["options"]["BinaryName"] == rt.RUNC
+    assert cni[cni_key] in (rt.CNI_BIN, [rt.CNI_BIN]) and cni["conf_dir"] == rt.CNI_CONF
+
+
+def test_unit_starts_our_containerd_with_our_config():
+    unit = render("containerd/containerd.service.j2", containerd_version="1.7.24", containerd=rt.CONTAINERD,
+                  config=rt.CONFIG)
+    assert f"ExecStart={rt.CONTAINERD} --config {rt.CONFIG}\n" in unit
+    assert "Type=notify" in unit and "Delegate=yes" in unit and "KillMode=process" in unit

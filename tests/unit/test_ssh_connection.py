@@ -1,0 +1,150 @@
+"""SSHConnection against a local SSH server: commands, sudo, atomic verified uploads,
+bastion, timeouts, and a lost connection turning into HostUnreachable."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import paramiko
+import pytest
+
+from kubeinit.connection import HostUnreachable
+from kubeinit.spec import Host, SSHOptions
+from kubeinit.ssh import SSHConnection, SudoRefused
+from sshserver import SSHServer, client_key, server, silent_listener  # noqa: F401 (fixtures)
+
+
+def connect(server, client_key, tmp_path, user="root", **kw) -> SSHConnection:
+    kh = tmp_path / "known_hosts"
+    kh.write_text(server.known_hosts_line())
+    h = Host("n1", "127.0.0.1", ssh=SSHOptions(user=user, port=server.port, key=client_key[1]))
+    return SSHConnection(h, known_hosts=kh, **kw)
+
+
+def test_run_returns_output_stderr_and_exit_code(server, client_key, tmp_path):
+    c = connect(server, client_key, tmp_path)
+    r = c.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (r.rc, r.out, r.err) == (3, "out\n", "err\n")
+    assert c.run(["printf", "%s", "a b'c"]).out == "a b'c", "arguments are quoted, never re-split"
+    assert c.run(["cat"], stdin=b"x" * 3_000_000).stdout == b"x" * 3_000_000, "big stdin and stdout at once"
+    c.close()
+
+
+def test_non_root_user_runs_through_sudo(server, client_key, tmp_path):
+    c = connect(server, client_key, tmp_path, user="kube")
+    assert c.run(["echo", "ok"]).out == "ok\n"
+    assert server.commands[-1] == "sudo -n -- echo ok"
+    c.close()
+
+
+def test_sudo_wanting_a_password_is_a_clear_error(server, client_key, tmp_path):
+    server.sudo = "password"
+    c = connect(server, client_key, tmp_path, user="kube")
+    with pytest.raises(SudoRefused) as e:
+        c.run(["true"])
+    assert "kube cannot become root without a password" in str(e.value)
+    assert "NOPASSWD" in str(e.value)
+    c.close()
+
+
+def test_put_is_atomic_with_mode_and_put_file_streams(server, client_key, tmp_path):
+    c = connect(server, client_key, tmp_path)
+    dest = tmp_path / "etc" / "secret.key"
+    c.put(str(dest), b"key material", 0o600)
+    assert dest.read_bytes() == b"key material" and dest.stat().st_mode & 0o777 == 0o600
+    big = tmp_path / "artifact.bin"
+    big.write_bytes(os.urandom(5_000_000))
+    c.put_file(str(big), str(tmp_path / "bin" / "tool"), 0o755)
+    assert (tmp_path / "bin" / "tool").read_bytes() == big.read_bytes()
+    assert (tmp_path / "bin" / "tool").stat().st_mode & 0o777 == 0o755
+    assert c.read(str(dest)) == b"key material" and c.read(str(tmp_path / "nope")) is None
+    assert not [p for p in tmp_path.rglob(".kubeinit.*")], "no temp file left behind"
+    c.close()
+
+
+def test_upload_cut_short_by_a_lost_connection_installs_nothing(server, client_key, tmp_path):
+    c = connect(server, client_key, tmp_path)
+    dest = tmp_path / "bin" / "tool"
+    dest.parent.mkdir()
+    dest.write_bytes(b"old")
+    big = tmp_path / "artifact.bin"
+    big.write_bytes(os.urandom(30_000_000))
+    server.drop_after = 0.05  # the server closes the connection while the data streams in
+    with pytest.raises(HostUnreachable):
+        c.put_file(str(big), str(dest), 0o755)
+    time.sleep(0.5)  # let the server's command (cat of a truncated stdin) finish
+    assert dest.read_bytes() == b"old", "a truncated upload must never replace the file"
+    assert not list(dest.parent.glob(".kubeinit.*"))
+
+
+def test_lost_connection_during_a_command_is_host_unreachable(server, client_key, tmp_path):
+    c = connect(server, client_key, tmp_path)
+    server.drop_after = 0.2
+    t0 = time.monotonic()
+    with pytest.raises(HostUnreachable):
+        c.run(["sleep", "5"])
+    assert time.monotonic() - t0 < 3
+    with pytest.raises(HostUnreachable):  # and the connection stays unusable, not half-open
+        c.run(["true"])
+
+
+def test_command_timeout(server, client_key, tmp_path):
+    c = connect(server, client_key, tmp_path)
+    t0 = time.monotonic()
+    r = c.run(["sleep", "5"], timeout=0.5)
+    assert r.rc == 124 and "timed out" in r.err
+    assert time.monotonic() - t0 < 2
+    c.close()
+
+
+def test_connect_refused_and_connect_timeout_are_host_unreachable(client_key, tmp_path):
+    lst, port = silent_listener()  # accepts TCP, never sends an SSH banner
+    try:
+        h = Host("n1", "127.0.0.1", ssh=SSHOptions(port=port, key=client_key[1]))
+        t0 = time.monotonic()
+        with pytest.raises(HostUnreachable, match="cannot connect to 127.0.0.1"):
+            SSHConnection(h, known_hosts=tmp_path / "kh", connect_timeout=0.5)
+        assert time.monotonic() - t0 < 3
+    finally:
+        lst.close()
+    h = Host("n1", "127.0.0.1", ssh=SSHOptions(port=port, key=client_key[1]))
+    with pytest.raises(HostUnreachable, match="refused"):
+        SSHConnection(h, known_hosts=tmp_path / "kh")
+
+
+def test_through_a_bastion(client_key, tmp_path):
+    target, bastion = SSHServer([client_key[0]]), SSHServer([client_key[0]])
+    try:
+        kh = tmp_path / "known_hosts"
+        kh.write_text(target.known_hosts_line() + bastion.known_hosts_line())
+        h = Host("n1", "127.0.0.1", ssh=SSHOptions(user="root", port=target.port, key=client_key[1],
+                                                     bastion=f"root@127.0.0.1:{bastion.port}"))
+        c = SSHConnection(h, known_hosts=kh)
+        assert c.run(["echo", "via bastion"]).out == "via bastion\n"
+        assert target.commands == ["echo 'via bastion'"] and bastion.commands == []
+        c.close()
+    finally:
+        target.close()
+        bastion.close()
+
+
+def test_wrong_key_is_an_authentication_error(server, tmp_path):
+    other = paramiko.ECDSAKey.generate()
+    path = tmp_path / "other"
+    other.write_private_key_file(str(path))
+    kh = tmp_path / "known_hosts"
+    kh.write_text(server.known_hosts_line())
+    h = Host("n1", "127.0.0.1", ssh=SSHOptions(port=server.port, key=str(path)))
+    with pytest.raises(Exception, match="refused authentication"):
+        SSHConnection(h, known_hosts=kh)
+
+
+def test_encrypted_key_file_says_to_use_the_agent(server, tmp_path):
+    key = paramiko.ECDSAKey.generate()
+    path = tmp_path / "id_encrypted"
+    key.write_private_key_file(str(path), password="s3cret")
+    h = Host("n1", "127.0.0.1", ssh=SSHOptions(port=server.port, key=str(path)))
+    with pytest.raises(Exception, match="is encrypted; load it into ssh-agent"):
+        SSHConnection(h, known_hosts=tmp_path / "kh")
+    assert server.connections == 0, "refused before connecting"

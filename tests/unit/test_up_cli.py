@@ -1,0 +1,63 @@
+"""`kubeinit up` as a user meets it, without real hosts: what it refuses up front, the log
+it keeps, and the resume command it prints."""
+
+from __future__ import annotations
+
+import socket
+
+import yaml
+
+from kubeinit import workflow
+from kubeinit.up import resume_command
+
+
+def cluster_file(tmp_path, port: int = 22, address: str = "192.0.2.10") -> str:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "demo",
+        "hosts": [{"name": "cp1", "address": address, "role": "control-plane", "ssh": {"port": port}}]}))
+    return str(path)
+
+
+def test_up_without_only_names_the_unbuilt_phases_and_suggests_the_built_ones(kubeinit_cli, tmp_path):
+    r = kubeinit_cli("up", "-f", cluster_file(tmp_path))
+    assert r.returncode == 1
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1, r.stderr
+    assert "phases kubernetes, etcd, " in err[0] and "are not available yet" in err[0]
+    assert f"--only preflight,runtime`" in err[0]
+    assert r.stdout == "", "refused before any host was contacted"
+
+
+def test_unreachable_host_is_named_with_the_resume_command_and_a_private_log(kubeinit_cli, tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connection refused
+    file = cluster_file(tmp_path, port, "127.0.0.1")
+    r = kubeinit_cli("up", "-f", file, "--only", "preflight,runtime", "--known-hosts", str(tmp_path / "kh"))
+    assert r.returncode == 1
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1, r.stderr
+    assert err[0].startswith("error: cp1: phase preflight failed at 'connect': host unreachable (cannot connect "
+                             f"to 127.0.0.1:{port}: connection refused)")
+    assert f"resume with `kubeinit up -f {file} --only preflight,runtime --known-hosts {tmp_path / 'kh'}`" in err[0]
+    home = tmp_path / "kubeinit-home"
+    logs = list((home / "clusters" / "demo" / "logs").glob("up-*.log"))
+    assert len(logs) == 1 and "FAILED" in logs[0].read_text()
+    for p in (home, home / "clusters", home / "clusters" / "demo", logs[0].parent):
+        assert p.stat().st_mode & 0o777 == 0o700, p
+    assert logs[0].stat().st_mode & 0o777 == 0o600
+
+
+def test_resume_command_starts_at_the_failed_top_level_phase():
+    tree = workflow.up_phases()
+    phases = workflow.select(tree, ["preflight,runtime"])
+    assert resume_command("c.yaml", phases, "runtime", None, None, frozenset(), 10) == \
+        "kubeinit up -f c.yaml --only runtime"
+    assert resume_command("my cluster.yaml", phases, "preflight", ["runtime"], "/k/h", frozenset({"swap"}), 3) == \
+        ("kubeinit up -f 'my cluster.yaml' --only preflight,runtime --skip-phases runtime --known-hosts /k/h "
+         "--ignore-preflight-errors swap --parallel 3")
+    certs = workflow.select(tree, ["certs,kubeconfig"])
+    assert resume_command("c.yaml", certs, "certs/apiserver", None, None, frozenset(), 10) == \
+        "kubeinit up -f c.yaml --only certs,kubeconfig"
