@@ -137,9 +137,13 @@ def _make_cgroup(d: Path) -> None:
 def _tree_pids(dirs: list[Path]) -> set[int]:
     pids = set()
     for d in dirs:
-        for procs in d.rglob("cgroup.procs") if d.is_dir() else ():
+        # os.walk, not rglob: systemd inside removes sub-cgroups while we walk,
+        # and os.walk skips a directory that vanished instead of raising.
+        for sub, _, files in os.walk(d):
+            if "cgroup.procs" not in files:
+                continue
             try:
-                pids.update(int(p) for p in procs.read_text().split())
+                pids.update(int(p) for p in (Path(sub) / "cgroup.procs").read_text().split())
             except OSError:
                 pass
     return pids
@@ -166,6 +170,8 @@ def _remove_cgroups(dirs: list[Path]) -> None:
                 for attempt in range(50):  # EBUSY for a moment after the last exit
                     try:
                         os.rmdir(sub)
+                        break
+                    except FileNotFoundError:  # systemd removed it first
                         break
                     except OSError:
                         if attempt == 49:
