@@ -4,11 +4,18 @@ For each selected phase (a barrier between phases), every host it applies to
 is planned and then worked, in parallel up to `parallel` hosts. --dry-run runs
 the very same loop and prints each host's steps instead of running them, so
 the printed plan is, by construction, what a real run does.
+
+Before a host plans a phase, the facts that phase will ask for are gathered in one
+round trip (Phase.gather). After a read-only phase (preflight) nothing has changed,
+so the facts of the phases that follow it are gathered with its own: on a converged
+host, `up --only preflight,runtime` costs one probe round trip.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,7 +88,9 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
         )
     summary = Summary()
     start = time.monotonic()
-    for phase in phases:
+    # Import the later phases' code (jinja2, the PKI) while the first phase waits on hosts.
+    threading.Thread(target=_preload, args=(phases[1:],), daemon=True).start()
+    for i, phase in enumerate(phases):
         targets = ctx.targets_for(phase)
         summary.phases.append(phase.path)
         if phase.plan is None:
@@ -90,7 +99,8 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
         view.phase(phase.path, [t.name for t in targets])
         workers = max(1, min(ctx.options.parallel, len(targets)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(lambda t: _work(ctx, phase, t, view, log), targets))
+            ahead = _gathered_with(phases, i)
+            outcomes = list(pool.map(lambda t: _work(ctx, phase, t, view, log, ahead), targets))
         for o in outcomes:
             summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
             summary.skipped[o.host] = summary.skipped.get(o.host, 0) + o.skipped
@@ -103,6 +113,43 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
     return summary
 
 
+def _preload(phases: list[workflow.Phase]) -> None:
+    """Import each phase's module and run its optional preload()."""
+    for p in phases:
+        try:
+            if p.plan:
+                fn = p.planner()
+                warm = getattr(importlib.import_module(getattr(fn, "func", fn).__module__), "preload", None)
+                if warm:
+                    warm()
+        except Exception:  # noqa: BLE001 - the phase itself will report it when it runs
+            pass
+
+
+def _gathered_with(phases: list[workflow.Phase], i: int) -> list[workflow.Phase]:
+    """Phase i and the phases after it whose facts cannot change before they plan: every
+    phase between them only reads. (Later phases re-ask what is not cached; gathering
+    ahead only saves round trips.)"""
+    out = [phases[i]]
+    for p in phases[i + 1:]:
+        if not out[-1].read_only:
+            break
+        out.append(p)
+    return out
+
+
+def _gather(ctx: Context, target: Target, phases: list[workflow.Phase]) -> None:
+    commands, files = [], []
+    for p in phases:
+        fn = p.gatherer() if p.plan else None
+        if fn and target in ctx.targets_for(p):
+            cmds, paths = fn(ctx, target)
+            commands += cmds
+            files += paths
+    if commands or files:
+        target.facts.gather(commands, files)
+
+
 def _collapse(paths: list[str]) -> list[str]:
     """`etcd/local,control-plane/apiserver,...` -> top-level names where whole sub-trees are listed."""
     tops: list[str] = []
@@ -113,11 +160,13 @@ def _collapse(paths: list[str]) -> list[str]:
     return tops
 
 
-def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog) -> HostOutcome:
+def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog,
+          ahead: list[workflow.Phase] | None = None) -> HostOutcome:
     out = HostOutcome(target.name)
     resume = ctx.resume_hint(phase.path)
     step: Step | None = None
     try:
+        _gather(ctx, target, ahead or [phase])
         steps = list(phase.planner()(ctx, target))
         out.steps = steps
         if ctx.options.dry_run:

@@ -19,9 +19,7 @@ import hashlib
 import os
 import re
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +217,9 @@ def _get(rel: Release, url: str, what: str) -> bytes:
 
 @contextmanager
 def _open(rel: Release, url: str, what: str):
+    import urllib.error  # urllib.request pulls in http.client, email, ssl: only a download pays for it
+    import urllib.request
+
     try:
         r = urllib.request.urlopen(url, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:

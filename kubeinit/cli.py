@@ -11,50 +11,55 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import typer
+import click
 
 from kubeinit import ui, workflow
+from kubeinit.commands.base import Argument, Command, Group, as_list, options
 from kubeinit.errors import KubeinitError, NotAvailableYet, UserError
 
-def _typer(**kw) -> typer.Typer:
-    # Plain help (no rich markup): it skips importing typer.rich_utils and markdown,
-    # which is most of what `kubeinit --help` would otherwise cost.
-    return typer.Typer(rich_markup_mode=None, **kw)
-
-
-app = _typer(
-    name="kubeinit",
-    help="Turn plain Linux hosts into a Kubernetes cluster (kubeadm-compatible), or create one in a cloud.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 _state = {"verbose": False}
 
 
-@app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and more detail.")):
+@click.group(
+    name="kubeinit",
+    cls=Group,
+    help="Turn plain Linux hosts into a Kubernetes cluster (kubeadm-compatible), or create one in a cloud.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks and more detail.")
+def app(verbose: bool):
     _state["verbose"] = verbose
+
+
+def _group(parent: Group, name: str, help: str) -> Group:
+    """A sub-command group with no options of its own; without a sub-command it prints its help."""
+    group = Group(name, help=help, no_args_is_help=True)
+    parent.add_command(group)
+    return group
 
 
 # --------------------------------------------------------------------------
 # Shared options (kubeadm's flag names)
 
-ConfigOpt = typer.Option(None, "--config", help="A cluster file (kubeinit Cluster, or kubeadm v1beta4 documents).")
-AdvertiseOpt = typer.Option(None, "--apiserver-advertise-address",
+ConfigOpt = click.option("--config", type=click.Path(path_type=Path),
+                         help="A cluster file (kubeinit Cluster, or kubeadm v1beta4 documents).")
+AdvertiseOpt = click.option("--apiserver-advertise-address",
                             help="The address the API server advertises (default: the default-route interface's).")
-EndpointOpt = typer.Option(None, "--control-plane-endpoint", help="A stable host[:port] for the control plane.")
-NodeNameOpt = typer.Option(None, "--node-name", help="This node's name (default: the host name).")
-VersionOpt = typer.Option(None, "--kubernetes-version", help="The Kubernetes version, e.g. v1.34.2.")
-PodCidrOpt = typer.Option(None, "--pod-network-cidr", help="The pods' IP range.")
-SvcCidrOpt = typer.Option(None, "--service-cidr", help="The services' IP range (default 10.96.0.0/12).")
-CertDirOpt = typer.Option(None, "--cert-dir", help="Where certificates go (default /etc/kubernetes/pki).")
-KubeconfigDirOpt = typer.Option(None, "--kubeconfig-dir", help="Where kubeconfig files go (default /etc/kubernetes).")
-ExtraSansOpt = typer.Option(None, "--apiserver-cert-extra-sans", help="Extra SANs for the API server certificate.")
-DryRunOpt = typer.Option(False, "--dry-run", help="Print the plan (phases, hosts, steps) and change nothing.")
-IgnoreOpt = typer.Option(None, "--ignore-preflight-errors", help="Preflight checks to show as warnings (or 'all').")
-SkipOpt = typer.Option(None, "--skip-phases", help="Phases to skip, e.g. addon/kube-proxy,cni.")
+EndpointOpt = click.option("--control-plane-endpoint", help="A stable host[:port] for the control plane.")
+NodeNameOpt = click.option("--node-name", help="This node's name (default: the host name).")
+VersionOpt = click.option("--kubernetes-version", help="The Kubernetes version, e.g. v1.34.2.")
+PodCidrOpt = click.option("--pod-network-cidr", help="The pods' IP range.")
+SvcCidrOpt = click.option("--service-cidr", help="The services' IP range (default 10.96.0.0/12).")
+CertDirOpt = click.option("--cert-dir", help="Where certificates go (default /etc/kubernetes/pki).")
+KubeconfigDirOpt = click.option("--kubeconfig-dir", help="Where kubeconfig files go (default /etc/kubernetes).")
+ExtraSansOpt = click.option("--apiserver-cert-extra-sans", multiple=True, callback=as_list,
+                            help="Extra SANs for the API server certificate.")
+DryRunOpt = click.option("--dry-run", is_flag=True, help="Print the plan (phases, hosts, steps) and change nothing.")
+IgnoreOpt = click.option("--ignore-preflight-errors", multiple=True, callback=as_list,
+                         help="Preflight checks to show as warnings (or 'all').")
+SkipOpt = click.option("--skip-phases", multiple=True, callback=as_list,
+                       help="Phases to skip, e.g. addon/kube-proxy,cni.")
 
 
 def _load_local_spec(config, advertise, endpoint, node_name, version, pod_cidr, svc_cidr, cert_dir,
@@ -97,31 +102,29 @@ def _run_local(command: str, tree, phases, spec, dry_run: bool, ignore: frozense
 # --------------------------------------------------------------------------
 # init, and `init phase <path>` generated from the phase tree
 
-init_app = _typer(help="Set up a Kubernetes control plane on this host (kubeadm init's phases).",
-                       invoke_without_command=True, no_args_is_help=False)
-phase_app = _typer(help="Run one phase (or a group of phases) of init.", no_args_is_help=True)
-init_app.add_typer(phase_app, name="phase")
-app.add_typer(init_app, name="init")
+InitOptions = options(ConfigOpt, AdvertiseOpt, EndpointOpt, NodeNameOpt, VersionOpt, PodCidrOpt, SvcCidrOpt,
+                      CertDirOpt, KubeconfigDirOpt, ExtraSansOpt, SkipOpt, IgnoreOpt, DryRunOpt)
 
 
 def _init_command(phase_path: str | None):
     """One function serves `init` itself and every `init phase <path>` command."""
 
+    @click.pass_context
     def command(
-        ctx: typer.Context,
-        config: Optional[Path] = ConfigOpt,
-        apiserver_advertise_address: Optional[str] = AdvertiseOpt,
-        control_plane_endpoint: Optional[str] = EndpointOpt,
-        node_name: Optional[str] = NodeNameOpt,
-        kubernetes_version: Optional[str] = VersionOpt,
-        pod_network_cidr: Optional[str] = PodCidrOpt,
-        service_cidr: Optional[str] = SvcCidrOpt,
-        cert_dir: Optional[str] = CertDirOpt,
-        kubeconfig_dir: Optional[str] = KubeconfigDirOpt,
-        apiserver_cert_extra_sans: Optional[List[str]] = ExtraSansOpt,
-        skip_phases: Optional[List[str]] = SkipOpt,
-        ignore_preflight_errors: Optional[List[str]] = IgnoreOpt,
-        dry_run: bool = DryRunOpt,
+        ctx: click.Context,
+        config: Optional[Path],
+        apiserver_advertise_address: Optional[str],
+        control_plane_endpoint: Optional[str],
+        node_name: Optional[str],
+        kubernetes_version: Optional[str],
+        pod_network_cidr: Optional[str],
+        service_cidr: Optional[str],
+        cert_dir: Optional[str],
+        kubeconfig_dir: Optional[str],
+        apiserver_cert_extra_sans: Optional[List[str]],
+        skip_phases: Optional[List[str]],
+        ignore_preflight_errors: Optional[List[str]],
+        dry_run: bool,
     ):
         if ctx.invoked_subcommand is not None:
             return  # `init phase …`: the sub-command does the work
@@ -137,22 +140,29 @@ def _init_command(phase_path: str | None):
     return command
 
 
-init_app.callback()(_init_command(None))
+init_app = app.group("init", help="Set up a Kubernetes control plane on this host (kubeadm init's phases).",
+                     invoke_without_command=True, no_args_is_help=False)(InitOptions(_init_command(None)))
+phase_app = _group(init_app, "phase", help="Run one phase (or a group of phases) of init.")
 
 
 def _phase_help(p: workflow.Phase) -> str:
     return p.help + ("" if p.available else " (not available yet)")
 
 
-def _register_phases(parent: typer.Typer, phases: list[workflow.Phase]) -> None:
+def _phase_command(name: str, help: str, phase_path: str) -> Command:
+    # The phase commands share init's option objects (click keeps no state in them): making 13
+    # options for each of some 40 phase commands would cost ~5 ms on every start of kubeinit.
+    return Command(name, help=help, callback=_init_command(phase_path), params=list(init_app.params))
+
+
+def _register_phases(parent: Group, phases: list[workflow.Phase]) -> None:
     for p in phases:
         if not p.children:
-            parent.command(p.name, help=_phase_help(p))(_init_command(p.path))
+            parent.add_command(_phase_command(p.name, _phase_help(p), p.path))
             continue
-        group = _typer(help=_phase_help(p), no_args_is_help=True)
-        group.command("all", help=f"Run every phase under {p.name}.")(_init_command(p.path))
+        group = _group(parent, p.name, help=_phase_help(p))
+        group.add_command(_phase_command("all", f"Run every phase under {p.name}.", p.path))
         _register_phases(group, p.children)
-        parent.add_typer(group, name=p.name)
 
 
 _register_phases(phase_app, workflow.init_phases())
@@ -163,13 +173,19 @@ _register_phases(phase_app, workflow.init_phases())
 
 
 @app.command()
+@click.argument("api_server_endpoint", cls=Argument, required=False, help="host:port of the API server.")
+@click.option("--token", help="The bootstrap token (kept secret).")
+@click.option("--discovery-token-ca-cert-hash", multiple=True, callback=as_list)
+@click.option("--control-plane", is_flag=True)
+@SkipOpt
+@DryRunOpt
 def join(
-    api_server_endpoint: Optional[str] = typer.Argument(None, help="host:port of the API server."),
-    token: Optional[str] = typer.Option(None, "--token", help="The bootstrap token (kept secret)."),
-    discovery_token_ca_cert_hash: Optional[List[str]] = typer.Option(None, "--discovery-token-ca-cert-hash"),
-    control_plane: bool = typer.Option(False, "--control-plane"),
-    skip_phases: Optional[List[str]] = SkipOpt,
-    dry_run: bool = DryRunOpt,
+    api_server_endpoint: Optional[str],
+    token: Optional[str],
+    discovery_token_ca_cert_hash: Optional[List[str]],
+    control_plane: bool,
+    skip_phases: Optional[List[str]],
+    dry_run: bool,
 ):
     """Join this host to a cluster (kubeadm join's phases)."""
     phases = workflow.select(workflow.join_phases(), None, skip_phases)
@@ -182,8 +198,9 @@ def join(
 
 
 @app.command()
-def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-          dry_run: bool = DryRunOpt):
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@DryRunOpt
+def reset(yes: bool, dry_run: bool):
     """Undo what init or join did on this host."""
     if dry_run:
         for p in workflow.select(workflow.reset_phases()):
@@ -192,8 +209,7 @@ def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
     raise NotAvailableYet("kubeinit reset")
 
 
-upgrade_app = _typer(help="Upgrade a cluster (not available yet).", no_args_is_help=True)
-app.add_typer(upgrade_app, name="upgrade")
+upgrade_app = _group(app, "upgrade", help="Upgrade a cluster (not available yet).")
 
 
 @upgrade_app.command("plan")
@@ -203,7 +219,8 @@ def upgrade_plan():
 
 
 @upgrade_app.command("apply")
-def upgrade_apply(version: str = typer.Argument(...)):
+@click.argument("version", cls=Argument)
+def upgrade_apply(version: str):
     """Upgrade the control plane to VERSION."""
     raise NotAvailableYet("kubeinit upgrade apply")
 
@@ -213,16 +230,24 @@ def upgrade_apply(version: str = typer.Argument(...)):
 
 
 @app.command()
+@click.option("--file", "-f", "--config", "file", type=click.Path(path_type=Path), required=True,
+              help="The cluster file.")
+@click.option("--only", multiple=True, callback=as_list, help="Run only these phases, e.g. preflight,runtime.")
+@SkipOpt
+@IgnoreOpt
+@click.option("--trust-new-host-keys", is_flag=True, help="Accept and record host keys not yet in known_hosts.")
+@click.option("--known-hosts", type=click.Path(path_type=Path), help="known_hosts file (default ~/.ssh/known_hosts).")
+@click.option("--parallel", type=click.IntRange(min=1), default=10, help="Hosts worked at once.")
+@DryRunOpt
 def up(
-    file: Path = typer.Option(..., "--file", "-f", "--config", help="The cluster file."),
-    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only these phases, e.g. preflight,runtime."),
-    skip_phases: Optional[List[str]] = SkipOpt,
-    ignore_preflight_errors: Optional[List[str]] = IgnoreOpt,
-    trust_new_host_keys: bool = typer.Option(False, "--trust-new-host-keys",
-                                             help="Accept and record host keys not yet in known_hosts."),
-    known_hosts: Optional[Path] = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
-    parallel: int = typer.Option(10, "--parallel", min=1, help="Hosts worked at once."),
-    dry_run: bool = DryRunOpt,
+    file: Path,
+    only: Optional[List[str]],
+    skip_phases: Optional[List[str]],
+    ignore_preflight_errors: Optional[List[str]],
+    trust_new_host_keys: bool,
+    known_hosts: Optional[Path],
+    parallel: int,
+    dry_run: bool,
 ):
     """Bring every host in the cluster file to the cluster it describes (over SSH, in parallel)."""
     from kubeinit.up import run_up
@@ -234,8 +259,8 @@ def up(
 # --------------------------------------------------------------------------
 # token
 
-token_app = _typer(help="Bootstrap tokens.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
+
+token_app = _group(app, "token", help="Bootstrap tokens.")
 
 
 @token_app.command("generate")
@@ -260,7 +285,8 @@ def token_list():
 
 
 @token_app.command("delete")
-def token_delete(token: List[str] = typer.Argument(...)):
+@click.argument("token", cls=Argument, nargs=-1, required=True)
+def token_delete(token: tuple[str, ...]):
     """Delete bootstrap tokens from the cluster."""
     raise NotAvailableYet("kubeinit token delete (it needs a running API server)")
 
@@ -268,16 +294,15 @@ def token_delete(token: List[str] = typer.Argument(...)):
 # --------------------------------------------------------------------------
 # certs
 
-certs_app = _typer(help="Inspect and renew certificates.", no_args_is_help=True)
-app.add_typer(certs_app, name="certs")
+
+certs_app = _group(app, "certs", help="Inspect and renew certificates.")
 
 
 @certs_app.command("check-expiration")
-def certs_check_expiration(
-    cert_dir: Path = typer.Option(Path("/etc/kubernetes/pki"), "--cert-dir"),
-    kubeconfig_dir: Path = typer.Option(Path("/etc/kubernetes"), "--kubeconfig-dir"),
-    output: str = typer.Option("table", "--output", "-o", help="table or json"),
-):
+@click.option("--cert-dir", type=click.Path(path_type=Path), default=Path("/etc/kubernetes/pki"))
+@click.option("--kubeconfig-dir", type=click.Path(path_type=Path), default=Path("/etc/kubernetes"))
+@click.option("--output", "-o", default="table", help="table or json")
+def certs_check_expiration(cert_dir: Path, kubeconfig_dir: Path, output: str):
     """Show when each certificate and kubeconfig expires (kubeadm's table)."""
     from kubeinit.commands.certs import check_expiration
 
@@ -287,11 +312,10 @@ def certs_check_expiration(
 
 
 @certs_app.command("renew")
-def certs_renew(
-    name: str = typer.Argument(..., help="A certificate name (e.g. apiserver, admin.conf) or 'all'."),
-    cert_dir: Path = typer.Option(Path("/etc/kubernetes/pki"), "--cert-dir"),
-    kubeconfig_dir: Path = typer.Option(Path("/etc/kubernetes"), "--kubeconfig-dir"),
-):
+@click.argument("name", cls=Argument, help="A certificate name (e.g. apiserver, admin.conf) or 'all'.")
+@click.option("--cert-dir", type=click.Path(path_type=Path), default=Path("/etc/kubernetes/pki"))
+@click.option("--kubeconfig-dir", type=click.Path(path_type=Path), default=Path("/etc/kubernetes"))
+def certs_renew(name: str, cert_dir: Path, kubeconfig_dir: Path):
     """Renew a certificate with the same key and attributes (CAs are not renewable)."""
     from kubeinit.commands.certs import renew
 
@@ -309,10 +333,9 @@ def certs_certificate_key():
 # --------------------------------------------------------------------------
 # config
 
-config_app = _typer(help="Cluster files.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-print_app = _typer(help="Print default configuration.", no_args_is_help=True)
-config_app.add_typer(print_app, name="print")
+
+config_app = _group(app, "config", help="Cluster files.")
+print_app = _group(config_app, "print", help="Print default configuration.")
 
 
 @print_app.command("init-defaults")
@@ -324,7 +347,8 @@ def config_print_init_defaults():
 
 
 @config_app.command("validate")
-def config_validate(config: Path = typer.Option(..., "--config", "-f")):
+@click.option("--config", "-f", type=click.Path(path_type=Path), required=True)
+def config_validate(config: Path):
     """Validate a cluster file and say what is wrong, if anything."""
     from kubeinit import spec as specmod
 
@@ -355,7 +379,7 @@ _register_managed()
 
 def main() -> None:
     try:
-        app(prog_name="kubeinit")
+        app.main(prog_name="kubeinit")
     except KubeinitError as e:
         if _state["verbose"]:
             import traceback

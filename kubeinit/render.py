@@ -20,3 +20,10 @@ def _env():
 
 def render(name: str, **values) -> str:
     return _env().get_template(name).render(**values)
+
+
+def warm(*names: str) -> None:
+    """Import jinja2 and compile these templates ahead of use (the executor does it while
+    hosts answer their first probes)."""
+    for name in names:
+        _env().get_template(name)

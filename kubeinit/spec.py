@@ -241,7 +241,8 @@ def load_file(path: str | Path) -> ClusterSpec:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise SpecError("", f"cannot read {str(p)!r}: {e.__class__.__name__}") from None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        # libyaml's parser when PyYAML has it: the same documents, several times faster
+        docs = [d for d in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d is not None]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"

@@ -23,12 +23,21 @@ import os
 import select
 import shlex
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import paramiko
+if "invoke" not in sys.modules:
+    # paramiko imports Invoke (when installed) only for ssh_config's `Match exec`, which
+    # kubeinit never parses: keep it out of every run that opens a connection (~65 ms).
+    sys.modules["invoke"] = None  # type: ignore[assignment]
+    try:
+        import paramiko
+    finally:
+        del sys.modules["invoke"]
+import paramiko  # noqa: E402
 
 from kubeinit.connection import ATOMIC_WRITE, HostUnreachable, Result
 from kubeinit.errors import KubeinitError
@@ -379,8 +388,11 @@ def _transport(sock, **kw) -> paramiko.Transport:
 
 
 def _tune(sock: socket.socket) -> None:
-    """Make a vanished peer (powered off, cable pulled) fail in seconds, not TCP's ~15 minutes."""
+    """Make a vanished peer (powered off, cable pulled) fail in seconds, not TCP's ~15 minutes;
+    and send SSH's small packets at once: with Nagle's algorithm each request/reply exchange
+    waits on the peer's delayed ACK (measured: exec round trip 50 ms -> 21 ms, connect 110 -> 33)."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if hasattr(socket, "TCP_USER_TIMEOUT"):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
 

@@ -88,15 +88,21 @@ def raw(text: str) -> None:
 
 
 def table(columns: list[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
-    from rich import box
-    from rich.table import Table
+    """A plain aligned table (kubeadm's look). Not rich.table: importing it costs ~45 ms, a
+    tenth of a re-run of `up` on a converged cluster, for one summary."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
 
-    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for c in columns:
-        t.add_column(c, no_wrap=True)
-    for row in rows:
-        t.add_row(*(_esc(c) for c in row))
-    console().print(t)
+    def line(values: list[str]) -> str:
+        return "   ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+
+    con = console()
+    if title:
+        con.print(_esc(title), soft_wrap=True)
+    con.print(f"[bold]{_esc(line(columns))}[/bold]", soft_wrap=True)
+    con.print("─" * len(line(columns)), soft_wrap=True)
+    for r in cells:
+        con.print(_esc(line(r)), soft_wrap=True, highlight=False)
 
 
 @contextlib.contextmanager

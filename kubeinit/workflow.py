@@ -28,6 +28,10 @@ class Phase:
     help: str
     plan: str | None = None  # "module:function[:argument]" under kubeinit.phases, imported when run
     targets: str = ALL
+    # "module:function" (context, target) -> (commands, files): the facts the plan will ask
+    # for, gathered in one round trip per host; see apply.execute.
+    gather: str | None = None
+    read_only: bool = False  # changes nothing on hosts (preflight): later phases' facts can be gathered first
     children: list["Phase"] = field(default_factory=list)
     path: str = ""
 
@@ -46,6 +50,12 @@ class Phase:
         mod, func, *arg = self.plan.split(":")
         fn = getattr(importlib.import_module(f"kubeinit.phases.{mod}"), func)
         return functools.partial(fn, name=arg[0]) if arg else fn
+
+    def gatherer(self) -> Callable | None:
+        if self.gather is None:
+            return None
+        mod, func = self.gather.split(":")
+        return getattr(importlib.import_module(f"kubeinit.phases.{mod}"), func)
 
 
 def _tree(phases: list[Phase], prefix: str = "") -> list[Phase]:
@@ -79,7 +89,8 @@ KUBECONFIGS = [
 def init_phases() -> list[Phase]:
     """kubeadm init's phases, in kubeadm's run order."""
     return _tree([
-        Phase("preflight", "Run pre-flight checks", "preflight:plan_init", CONTROL_PLANES),
+        Phase("preflight", "Run pre-flight checks", "preflight:plan_init", CONTROL_PLANES, "preflight:gather",
+              read_only=True),
         Phase("certs", "Generate the certificates (under --cert-dir)", children=[
             *(Phase(n, f"Generate {h}", f"certs:plan_cert:{n}", FIRST_CONTROL_PLANE) for n, h in CERTS),
             Phase("sa", "Generate the key pair that signs service account tokens", "certs:plan_cert:sa",
@@ -122,7 +133,8 @@ def init_phases() -> list[Phase]:
 
 def join_phases() -> list[Phase]:
     return _tree([
-        Phase("preflight", "Run join pre-flight checks", "preflight:plan_join", JOINING),
+        Phase("preflight", "Run join pre-flight checks", "preflight:plan_join", JOINING, "preflight:gather",
+              read_only=True),
         Phase("control-plane-prepare", "Prepare this host to serve the control plane", children=[
             Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING),
             Phase("certs", "Generate this host's certificates", None, JOINING),
@@ -144,8 +156,9 @@ def up_phases() -> list[Phase]:
     join = {p.name: p for p in join_phases()}
     return _tree([
         Phase("preflight", "Check every host: OS, privileges, swap, binaries, ports, sysctls, clock",
-              "preflight:plan_up", ALL),
-        Phase("runtime", "Install containerd, runc, the CNI plugins and crictl", "runtime:plan_runtime", ALL),
+              "preflight:plan_up", ALL, "preflight:gather", read_only=True),
+        Phase("runtime", "Install containerd, runc, the CNI plugins and crictl", "runtime:plan_runtime", ALL,
+              "runtime:gather"),
         Phase("kubernetes", "Install kubelet and kubectl", None, ALL),
         *(init[n] for n in ("certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
                             "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token",

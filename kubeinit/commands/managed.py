@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import sys
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Optional
 
-import typer
+import click
 
 from kubeinit import ui
+from kubeinit.commands import base
 from kubeinit.errors import KubeinitError, UserError
 
 
@@ -23,18 +24,29 @@ class ProviderName(str, Enum):
     aks = "aks"
 
 
-ProviderOpt = Annotated[ProviderName, typer.Option("--provider", "-p", help="eks, gke or aks.")]
-Name = Annotated[str, typer.Option("--name", "-n", help="Cluster name.")]
-Region = Annotated[Optional[str], typer.Option("--region", "-r", help="AWS region, GCP region or Azure location.")]
-Zone = Annotated[Optional[str], typer.Option("--zone", help="GCP zone (zonal GKE cluster).")]
-Location = Annotated[Optional[str], typer.Option("--location", "-l", help="GCP zone/region or Azure location.")]
-Project = Annotated[Optional[str], typer.Option("--project", help="GKE: GCP project (default $GOOGLE_CLOUD_PROJECT).")]
-Group = Annotated[Optional[str], typer.Option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")]
-Subscription = Annotated[Optional[str], typer.Option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the SDK calls, in order, without sending any.")]
-Interval = Annotated[Optional[float], typer.Option("--poll-interval", min=0, help="Seconds between status checks while waiting.")]
-Timeout = Annotated[float, typer.Option("--timeout", min=0, help="Minutes to wait for each cloud operation.")]
-Kubeconfig = Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config).")]
+def _provider(ctx, param, value) -> Optional[ProviderName]:
+    return None if value is None else ProviderName(value)
+
+
+_PROVIDERS = click.Choice([p.value for p in ProviderName])
+ProviderOpt = click.option("--provider", "-p", type=_PROVIDERS, required=True, callback=_provider,
+                           help="eks, gke or aks.")
+Name = click.option("--name", "-n", required=True, help="Cluster name.")
+Region = click.option("--region", "-r", help="AWS region, GCP region or Azure location.")
+Zone = click.option("--zone", help="GCP zone (zonal GKE cluster).")
+Location = click.option("--location", "-l", help="GCP zone/region or Azure location.")
+Project = click.option("--project", help="GKE: GCP project (default $GOOGLE_CLOUD_PROJECT).")
+Group = click.option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")
+Subscription = click.option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")
+DryRun = click.option("--dry-run", is_flag=True, help="Print the SDK calls, in order, without sending any.")
+Interval = click.option("--poll-interval", type=click.FloatRange(min=0),
+                        help="Seconds between status checks while waiting.")
+Timeout = click.option("--timeout", type=click.FloatRange(min=0), default=40.0,
+                       help="Minutes to wait for each cloud operation.")
+Kubeconfig = click.option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config).")
+Where = base.options(Region, Zone, Location)
+Account = base.options(Project, Group, Subscription)
+Waiting = base.options(DryRun, Interval, Timeout)
 
 
 def _cli(fn):
@@ -48,10 +60,10 @@ def _cli(fn):
             ui.error(str(e))
             for hint in getattr(e, "hints", []):
                 ui.info(hint)
-            raise typer.Exit(e.exit_code) from None
+            raise click.exceptions.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             ui.error("interrupted")
-            raise typer.Exit(130) from None
+            raise click.exceptions.Exit(130) from None
 
     return wrapper
 
@@ -77,23 +89,31 @@ def _target(provider, name, region, zone, location, project, group, subscription
                                          "resource_group": group, "subscription": subscription})
 
 
+@click.command("cluster", cls=base.Command)
+@click.option("--file", "-f", "--config", "file", help="Cluster file with a `managed:` section.")
+@click.option("--provider", "-p", type=_PROVIDERS, callback=_provider, help="eks, gke or aks.")
+@click.option("--name", "-n", help="Cluster name.")
+@Where
+@click.option("--version", help='Kubernetes version, e.g. "1.30".')
+@click.option("--nodes", "-N", type=click.IntRange(min=0), help="Nodes in the first pool (GKE: per zone).")
+@click.option("--nodes-min", type=click.IntRange(min=0), help="Autoscaling minimum.")
+@click.option("--nodes-max", type=click.IntRange(min=0), help="Autoscaling maximum.")
+@click.option("--node-type", "-t", help="Instance/machine/VM size.")
+@Account
+@click.option("--subnets", help="EKS: comma-separated subnet ids to use instead of a new VPC.")
+@Kubeconfig
+@DryRun
+@click.option("--cleanup-on-failure", is_flag=True, help="If creation fails, delete what was created at once.")
+@Interval
+@Timeout
 @_cli
 def create_cluster(
-    file: Annotated[Optional[str], typer.Option("--file", "-f", "--config", help="Cluster file with a `managed:` section.")] = None,
-    provider: Annotated[Optional[ProviderName], typer.Option("--provider", "-p", help="eks, gke or aks.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Cluster name.")] = None,
-    region: Region = None, zone: Zone = None, location: Location = None,
-    version: Annotated[Optional[str], typer.Option("--version", help='Kubernetes version, e.g. "1.30".')] = None,
-    nodes: Annotated[Optional[int], typer.Option("--nodes", "-N", min=0, help="Nodes in the first pool (GKE: per zone).")] = None,
-    nodes_min: Annotated[Optional[int], typer.Option("--nodes-min", min=0, help="Autoscaling minimum.")] = None,
-    nodes_max: Annotated[Optional[int], typer.Option("--nodes-max", min=0, help="Autoscaling maximum.")] = None,
-    node_type: Annotated[Optional[str], typer.Option("--node-type", "-t", help="Instance/machine/VM size.")] = None,
-    project: Project = None, resource_group: Group = None, subscription: Subscription = None,
-    subnets: Annotated[Optional[str], typer.Option("--subnets", help="EKS: comma-separated subnet ids to use instead of a new VPC.")] = None,
-    kubeconfig: Kubeconfig = None,
-    dry_run: DryRun = False,
-    cleanup_on_failure: Annotated[bool, typer.Option("--cleanup-on-failure", help="If creation fails, delete what was created at once.")] = False,
-    poll_interval: Interval = None, timeout: Timeout = 40.0,
+    file: Optional[str], provider: Optional[ProviderName], name: Optional[str],
+    region: Optional[str], zone: Optional[str], location: Optional[str],
+    version: Optional[str], nodes: Optional[int], nodes_min: Optional[int], nodes_max: Optional[int],
+    node_type: Optional[str], project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
+    subnets: Optional[str], kubeconfig: Optional[str], dry_run: bool, cleanup_on_failure: bool,
+    poll_interval: Optional[float], timeout: float,
 ) -> None:
     """Create a managed cluster (and what it needs), wait for it, write its kubeconfig."""
     from kubeinit.managed import ops, spec as mspec
@@ -116,11 +136,15 @@ def create_cluster(
     ops.create_cluster(spec, _options(dry_run, poll_interval, timeout, kubeconfig, cleanup_on_failure))
 
 
+@click.command("clusters", cls=base.Command)
+@ProviderOpt
+@Where
+@Account
+@click.option("--output", "-o", default="table", help="table or json.")
 @_cli
 def get_clusters(
-    provider: ProviderOpt, region: Region = None, zone: Zone = None, location: Location = None,
-    project: Project = None, resource_group: Group = None, subscription: Subscription = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    provider: ProviderName, region: Optional[str], zone: Optional[str], location: Optional[str],
+    project: Optional[str], resource_group: Optional[str], subscription: Optional[str], output: str,
 ) -> None:
     """List the provider's clusters in a region/project/subscription."""
     from kubeinit.managed import ops
@@ -140,17 +164,22 @@ def get_clusters(
                  [[r["name"], r["location"], r["version"], r["status"], "yes" if r["recorded"] else ""] for r in rows])
 
 
+@click.command("nodepool", cls=base.Command)
+@click.argument("pool", cls=base.Argument, help="Node pool (EKS nodegroup) name.")
+@ProviderOpt
+@click.option("--cluster", "-c", required=True, help="Cluster name.")
+@click.option("--nodes", "-N", type=click.IntRange(min=0), required=True, help="Desired nodes (GKE: per zone).")
+@click.option("--nodes-min", type=click.IntRange(min=0))
+@click.option("--nodes-max", type=click.IntRange(min=0))
+@Where
+@Account
+@Waiting
 @_cli
 def scale_nodepool(
-    pool: Annotated[str, typer.Argument(help="Node pool (EKS nodegroup) name.")],
-    provider: ProviderOpt,
-    cluster: Annotated[str, typer.Option("--cluster", "-c", help="Cluster name.")],
-    nodes: Annotated[int, typer.Option("--nodes", "-N", min=0, help="Desired nodes (GKE: per zone).")],
-    nodes_min: Annotated[Optional[int], typer.Option("--nodes-min", min=0)] = None,
-    nodes_max: Annotated[Optional[int], typer.Option("--nodes-max", min=0)] = None,
-    region: Region = None, zone: Zone = None, location: Location = None,
-    project: Project = None, resource_group: Group = None, subscription: Subscription = None,
-    dry_run: DryRun = False, poll_interval: Interval = None, timeout: Timeout = 40.0,
+    pool: str, provider: ProviderName, cluster: str, nodes: int, nodes_min: Optional[int], nodes_max: Optional[int],
+    region: Optional[str], zone: Optional[str], location: Optional[str],
+    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
+    dry_run: bool, poll_interval: Optional[float], timeout: float,
 ) -> None:
     """Set the node count of one node pool and wait until it applies."""
     from kubeinit.managed import ops
@@ -159,13 +188,19 @@ def scale_nodepool(
     ops.scale_nodepool(spec, record, pool, nodes, nodes_min, nodes_max, _options(dry_run, poll_interval, timeout))
 
 
+@click.command("cluster", cls=base.Command)
+@ProviderOpt
+@Name
+@Where
+@Account
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@Waiting
 @_cli
 def delete_cluster(
-    provider: ProviderOpt, name: Name,
-    region: Region = None, zone: Zone = None, location: Location = None,
-    project: Project = None, resource_group: Group = None, subscription: Subscription = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    dry_run: DryRun = False, poll_interval: Interval = None, timeout: Timeout = 40.0,
+    provider: ProviderName, name: str,
+    region: Optional[str], zone: Optional[str], location: Optional[str],
+    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
+    yes: bool, dry_run: bool, poll_interval: Optional[float], timeout: float,
 ) -> None:
     """Delete a cluster and exactly what kubeinit recorded creating for it."""
     from kubeinit.managed import ops
@@ -175,17 +210,23 @@ def delete_cluster(
         what = f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else "")
         if not sys.stdin or not sys.stdin.isatty():
             raise UserError(f"not deleting {what} without confirmation: there is no terminal to ask on; pass --yes")
-        if not typer.confirm(f"Delete {what}?"):
+        if not click.confirm(f"Delete {what}?"):
             raise KubeinitError("nothing was deleted")
     ops.delete_cluster(spec, record, _options(dry_run, poll_interval, timeout))
 
 
+@click.command("kubeconfig", cls=base.Command)
+@ProviderOpt
+@Name
+@Where
+@Account
+@Kubeconfig
 @_cli
 def kubeconfig_cmd(
-    provider: ProviderOpt, name: Name,
-    region: Region = None, zone: Zone = None, location: Location = None,
-    project: Project = None, resource_group: Group = None, subscription: Subscription = None,
-    kubeconfig: Kubeconfig = None,
+    provider: ProviderName, name: str,
+    region: Optional[str], zone: Optional[str], location: Optional[str],
+    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
+    kubeconfig: Optional[str],
 ) -> None:
     """Write (merge) a managed cluster's entry into a kubeconfig and make it current."""
     from kubeinit.managed import ops
@@ -195,19 +236,19 @@ def kubeconfig_cmd(
     ui.ok(f"wrote context {context} to {path}")
 
 
-def _group(app: typer.Typer, name: str, help: str) -> typer.Typer:
+def _group(app: click.Group, name: str, help: str) -> click.Group:
     """The app's `name` sub-command group, made if it does not exist yet (others may add to it)."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    sub = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)  # plain help is cheaper
-    app.add_typer(sub, name=name)
+    sub = app.commands.get(name)
+    if isinstance(sub, click.Group):
+        return sub
+    sub = base.Group(name, help=help, no_args_is_help=True)
+    app.add_command(sub)
     return sub
 
 
-def register(app: typer.Typer) -> None:
-    _group(app, "create", "Create resources.").command("cluster")(create_cluster)
-    _group(app, "get", "List resources.").command("clusters")(get_clusters)
-    _group(app, "scale", "Scale resources.").command("nodepool")(scale_nodepool)
-    _group(app, "delete", "Delete resources.").command("cluster")(delete_cluster)
-    app.command("kubeconfig")(kubeconfig_cmd)
+def register(app: click.Group) -> None:
+    _group(app, "create", "Create resources.").add_command(create_cluster, "cluster")
+    _group(app, "get", "List resources.").add_command(get_clusters, "clusters")
+    _group(app, "scale", "Scale resources.").add_command(scale_nodepool, "nodepool")
+    _group(app, "delete", "Delete resources.").add_command(delete_cluster, "cluster")
+    app.add_command(kubeconfig_cmd, "kubeconfig")

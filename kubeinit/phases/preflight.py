@@ -14,24 +14,25 @@ from typing import Iterator
 from kubeinit.plan import Context, Target
 from kubeinit.steps import Check
 
+# Read-only. Builtins (read, [ ], command -v) where a fork is not needed: it runs on every
+# host on every `up`, and on a converged cluster it is most of what a re-run costs.
 PROBE = r"""
 echo "uid=$(id -u)"
 echo "nproc=$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
-echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
-echo "swap_lines=$(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -r)"
+while read -r k v _; do [ "$k" = MemTotal: ] && echo "mem_kb=$v" && break; done < /proc/meminfo
+n=0; [ -r /proc/swaps ] && while read -r _; do n=$((n+1)); done < /proc/swaps; echo "swap_lines=$((n > 0 ? n - 1 : 0))"
+set -- $(uname -m -r); echo "kernel=$1"; echo "arch=$2"
 echo "now=$(date +%s)"
-echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
+[ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
 for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/bridge/bridge-nf-call-iptables; do
-  echo "sysctl:$f=$(cat $f 2>/dev/null || echo missing)"
+  v=missing; [ -r $f ] && read -r v < $f; echo "sysctl:$f=$v"
 done
 for b in ip iptables mount nsenter ebtables ethtool socat tc touch conntrack tar; do
-  echo "bin:$b=$(command -v $b >/dev/null 2>&1 && echo yes || echo no)"
+  command -v $b >/dev/null 2>&1 && echo "bin:$b=yes" || echo "bin:$b=no"
 done
 for f in /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/kube-controller-manager.yaml \
          /etc/kubernetes/manifests/kube-scheduler.yaml /etc/systemd/system/etcd.service /etc/kubernetes/kubelet.conf; do
-  echo "file:$f=$([ -e $f ] && echo yes || echo no)"
+  [ -e $f ] && echo "file:$f=yes" || echo "file:$f=no"
 done
 echo "listen=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {split($2, a, ":"); print a[2]}' | sort -u | tr '\n' ' ')"
 . /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"
@@ -48,6 +49,10 @@ CONTROL_PLANE_PORTS = {
 }
 KUBELET_PORT = {10250: "/etc/kubernetes/kubelet.conf"}
 MAX_CLOCK_SKEW = 30
+
+
+def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+    return [("sh", "-c", PROBE)], []
 
 
 def probe(target: Target) -> dict[str, str]:

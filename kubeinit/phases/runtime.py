@@ -14,9 +14,9 @@ The plan, per host, and why it has this shape:
    in an earlier run that was killed before the restart: APPLIED records what containerd
    was last (re)started with.
 
-Facts cost two round trips: one probe (arch, kernel features, sysctls, unit state,
-stamps with the installed files' fingerprints) and one prefetch of the digests of the
-few files compared by content (runc, config files, staged archives).
+Facts cost one round trip, gathered with preflight's (see apply.py): a probe (arch,
+kernel features, sysctls, unit state, stamps with the installed files' fingerprints)
+and the digests of the few files compared by content (config files, staged archives).
 """
 
 from __future__ import annotations
@@ -54,26 +54,23 @@ COMPONENTS = ("containerd", "runc", "cni-plugins", "crictl")
 ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl": (".", BIN)}
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
 
+# Read-only, and cheap: on a converged host this and one digest listing are all a re-run
+# asks. Builtins where a fork is not needed; one stat for every installed file.
 PROBE = r"""
 echo "arch=$(uname -m)"
-echo "overlay=$(grep -qw overlay /proc/filesystems && echo yes || echo no)"
+if grep -qw overlay /proc/filesystems; then echo overlay=yes; else echo overlay=no
+  echo "loadable:overlay=$(modprobe -n -q overlay 2>/dev/null && echo yes || echo no)"; fi
 echo "modprobe=$(command -v modprobe >/dev/null 2>&1 && echo yes || echo no)"
-for m in overlay br_netfilter; do
-  echo "loadable:$m=$(modprobe -n -q $m 2>/dev/null && echo yes || echo no)"
-done
+[ -e /proc/sys/net/bridge ] ||
+  echo "loadable:br_netfilter=$(modprobe -n -q br_netfilter 2>/dev/null && echo yes || echo no)"
 for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables; do
-  echo "sysctl:$k=$(cat /proc/sys/$k 2>/dev/null || echo missing)"
+  v=missing; [ -r /proc/sys/$k ] && read -r v < /proc/sys/$k; echo "sysctl:$k=$v"
 done
-echo "active=$(systemctl is-active containerd 2>/dev/null)"
-echo "enabled=$(systemctl is-enabled containerd 2>/dev/null)"
-for f in /var/lib/kubeinit/installed/*.stamp; do
-  [ -f "$f" ] || continue
-  n=${f##*/}; n=${n%.stamp}
-  while read -r kind value path; do
-    now=$([ -n "$path" ] && stat -c %s:%.9Y:%i:%.9Z "$path" 2>/dev/null || echo missing)
-    echo "stamp:$n:$kind $value $now $path"
-  done < "$f"
-done
+systemctl show containerd -p ActiveState -p UnitFileState 2>/dev/null
+grep -H '' /var/lib/kubeinit/installed/*.stamp 2>/dev/null
+awk '$1 == "file" {print $3}' /var/lib/kubeinit/installed/*.stamp 2>/dev/null |
+  xargs -r stat -c 'now:%s:%.9Y:%i:%.9Z %n' 2>/dev/null
+true
 """
 
 # Install an uploaded archive: extract it, install each file by rename, then write the stamp
@@ -116,6 +113,14 @@ t=$(mktemp "$stamp.XXXXXX"); cat "$w/.stamp" > "$t"; chmod 0644 "$t"; mv -f "$t"
 [ "$(stat -c %i "$a" 2>/dev/null)" != "$ino" ] || rm -f "$a"
 """
 
+# runc is uploaded straight into place (verified on arrival); then its stamp is written like
+# an archive's, so a re-run checks it by stat instead of hashing it. Argument: its sha256.
+RUNC_STAMP = (
+    f"set -e; mkdir -p {STAMPS}; t=$(mktemp {STAMPS}/runc.stamp.XXXXXX); "
+    f"{{ echo \"archive $1\"; echo \"file $(stat -c %s:%.9Y:%i:%.9Z {RUNC}) {RUNC}\"; }} > \"$t\"; "
+    f"chmod 0644 \"$t\"; mv -f \"$t\" {STAMPS}/runc.stamp"
+)
+
 # (Re)start containerd on what is on disk now, and record what that was (APPLIED): the
 # binary's fingerprint and the config's and unit's sha256.
 RESTART = (
@@ -133,25 +138,48 @@ class Stamp:
     intact: bool = True  # every file still has the fingerprint it was installed with
 
 
+# The files whose content a plan compares; STAGING/ stands for every file staged there.
+COMPARED = [CONFIG, UNIT, CRICTL_YAML, SYSCTL_CONF, MODULES_CONF, APPLIED, INSTALLER, STAGING + "/"]
+
+
+def preload() -> None:
+    from kubeinit import render as r
+
+    r.warm("containerd/config.toml.j2", "containerd/containerd.service.j2", "crictl.yaml.j2")
+
+
+def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+    return [("sh", "-c", PROBE)], COMPARED
+
+
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
     r = target.facts.run("sh", "-c", PROBE)
     values: dict[str, str] = {}
-    stamps: dict[str, Stamp] = {}
+    lines: list[tuple[str, str]] = []  # (component, stamp line)
+    now: dict[str, str] = {}  # installed path -> its fingerprint now
     for line in r.out.splitlines():
-        if line.startswith("stamp:"):
-            _, name, rest = line.split(":", 2)
-            s = stamps.setdefault(name, Stamp())
-            f = rest.split(" ", 3)  # kind value(digest or recorded fingerprint) current-fingerprint path
-            if f[0] == "archive":
-                s.archive = f[1]
-            elif f[0] == "file" and len(f) == 4:
-                s.files[f[3]] = f[2]
-                s.intact &= f[1] == f[2]
-            else:
-                s.intact = False
+        if line.startswith(STAMPS + "/"):  # grep -H: <stamp file>:<line>
+            path, _, rest = line.partition(":")
+            lines.append((path.rsplit("/", 1)[1].removesuffix(".stamp"), rest))
+        elif line.startswith("now:"):
+            fp, _, path = line[4:].partition(" ")
+            now[path] = fp
         elif "=" in line:
             k, v = line.split("=", 1)
             values[k] = v.strip()
+    values["active"] = values.pop("ActiveState", "")
+    values["enabled"] = values.pop("UnitFileState", "")
+    stamps: dict[str, Stamp] = {}
+    for name, line in lines:
+        s = stamps.setdefault(name, Stamp())
+        f = line.split(" ", 2)  # "archive <sha256>" | "file <fingerprint at install> <path>"
+        if f[0] == "archive" and len(f) >= 2:
+            s.archive = f[1]
+        elif f[0] == "file" and len(f) == 3:
+            s.files[f[2]] = now.get(f[2], "missing")
+            s.intact &= f[1] == s.files[f[2]]
+        else:
+            s.intact = False
     return values, stamps
 
 
@@ -186,13 +214,9 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     version = spec.artifact("containerd").version
     staged = {n: f"{STAGING}/{rels[n].filename}" for n in wanted if n in ARCHIVES}
 
-    facts.prefetch([RUNC, CONFIG, UNIT, CRICTL_YAML, SYSCTL_CONF, MODULES_CONF, APPLIED, INSTALLER,
-                    *staged.values()])
+    facts.prefetch(COMPARED)  # gathered with the probe already, when the executor ran this phase
 
     def installed(n: str) -> bool:
-        if n == "runc":
-            f = facts.file(RUNC)
-            return f is not None and f.sha256 == digests[n] and f.mode == 0o755
         s = stamps.get(n)
         return bool(s and s.archive == digests[n] and s.files and s.intact)
 
@@ -249,6 +273,7 @@ def _install(rel: artifacts.Release, digest: str, staged: str | None, facts) -> 
     local = str(artifacts.cache_path(rel.url))
     if staged is None:  # runc: a single binary, uploaded straight into place (atomic, verified)
         yield Transfer(local, RUNC, digest, 0o755, note=f"install {rel.label}")
+        yield Run(("sh", "-c", RUNC_STAMP, "sh", digest), note=f"record {rel.label} as installed")
         return
     have = facts.file(staged)
     if have is not None and have.sha256 == digest:

@@ -20,7 +20,9 @@ def test_three_machines_answer_over_ssh(machines):
     assert [m.name for m in machines] == [f"{prefix}1", f"{prefix}2", f"{prefix}3"]
     seen = [m.ssh("hostname; cat /etc/machine-id; ip -4 -o addr show host0").out.split("\n")
             for m in machines]
-    for m, (hostname, machine_id, addr, _) in zip(machines, seen):
+    for m, lines in zip(machines, seen):
+        assert len(lines) == 4, f"{m.name} answered: {lines!r}"
+        hostname, machine_id, addr, _ = lines
         assert hostname == m.name
         assert f" {m.ip}/" in addr
         assert len(machine_id) == 32

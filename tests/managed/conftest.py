@@ -162,12 +162,12 @@ def aks(arm_server, tls_files, monkeypatch):
 # -- CLI ----------------------------------------------------------------------
 @pytest.fixture
 def cli():
-    import typer
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
+    from kubeinit.commands.base import Group
     from kubeinit.commands.managed import register
 
-    app = typer.Typer()
+    app = Group()
     register(app)
 
     def run(*args: str, input: str | None = None):

@@ -16,6 +16,8 @@ from kubeinit.redact import Secret
 from kubeinit.steps import Run
 from kubeinit.workflow import ALL, Phase
 
+import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
+
 
 class MemoryHost:
     """A host kept in memory: files and a command log (a test double for a real connection)."""
@@ -28,18 +30,12 @@ class MemoryHost:
         if self.unreachable:
             raise HostUnreachable("connection reset")
         time.sleep(self.delay)
-        self.ran.append(list(argv))
-        if argv[:2] == ["sh", "-c"] and "sha256sum" in argv[2]:  # Facts.prefetch
-            import hashlib
+        return scripted.answer(argv, self._one)
 
-            lines = []
-            for p in argv[4:]:
-                if p in self.files:
-                    d, m = self.files[p]
-                    lines.append(f"{m:o} {hashlib.sha256(d).hexdigest()}  {p}")
-                else:
-                    lines.append(f"- - {p}")
-            return Result(0, "\n".join(lines).encode(), b"")
+    def _one(self, argv):
+        self.ran.append(list(argv))
+        if scripted.is_digests(argv):  # Facts.prefetch
+            return scripted.digests(argv, scripted.contents(self.files))
         if self.fail_on and self.fail_on in " ".join(argv):
             return Result(3, b"", b"line one\nthe real reason\n")
         return Result(0, b"ok\n", b"")
@@ -77,14 +73,15 @@ class View:
         return record
 
 
-def phase(name, fn):
+def phase(name, fn, gather=None, read_only=False):
     import sys
     import types
 
     mod = types.ModuleType(f"kubeinit.phases._t_{name}")
-    mod.plan = fn
+    mod.plan, mod.gather = fn, gather
     sys.modules[mod.__name__] = mod
-    return Phase(name, name, f"_t_{name}:plan", ALL, path=name)
+    return Phase(name, name, f"_t_{name}:plan", ALL, f"_t_{name}:gather" if gather else None, read_only,
+                 path=name)
 
 
 def write_key(ctx, t):
@@ -155,3 +152,29 @@ def test_log_is_masked_and_private(tmp_path):
     assert "upload /etc/k/key" in text and "FAILED" in text
     assert "TOPSECRET" not in text
     assert (tmp_path / "logs" / "run.log").stat().st_mode & 0o777 == 0o600
+
+
+def test_facts_of_phases_after_a_read_only_one_are_gathered_with_its_own():
+    """preflight only reads, so the next phase's probes ride in its round trip; a phase that
+    changes hosts ends that: the one after it gathers its own facts when it starts."""
+    def probe(cmd):
+        def plan(ctx, t):
+            t.facts.run("echo", cmd)
+            yield from ensure_file(t, f"/etc/{cmd}", cmd.encode(), 0o644)
+        return plan, lambda ctx, t: ([("echo", cmd)], [f"/etc/{cmd}"])
+
+    check_plan, check_gather = probe("check")
+    install_plan, install_gather = probe("install")
+    after_plan, after_gather = probe("after")
+    phases = [phase("check", check_plan, check_gather, read_only=True), phase("install", install_plan, install_gather),
+              phase("after", after_plan, after_gather)]
+    hosts = [MemoryHost("a")]
+    calls = []
+    real = MemoryHost.run
+    hosts[0].run = lambda argv, **kw: (calls.append(argv), real(hosts[0], argv, **kw))[1]
+    execute(make(hosts), phases, View())
+    probes = [c for c in calls if c[:2] == ["sh", "-c"] and "@@kubeinit-" in c[2]]
+    assert len(probes) == 2, "one batch for check+install, one for after"
+    assert "echo install" in probes[0][2] and "/etc/install" in probes[0][2] and "echo after" not in probes[0][2]
+    assert "echo after" in probes[1][2]
+    assert [c for c in calls if c not in probes and c[0] == "echo"] == [], "no probe ran on its own"

@@ -96,3 +96,34 @@ def test_clock_skew_is_reported_for_up():
 
     cs = checks({**HEALTHY, "now": str(int(time.time()) - 120)}, fn=preflight.plan_up)
     assert not cs["Clock"].passed and not cs["Clock"].fatal
+
+
+def test_the_probes_run_in_this_machines_shell_and_report_what_is_true_here():
+    """The probe scripts themselves (not scripted answers): run by sh here, parsed by the phases."""
+    import os
+    import platform
+
+    from kubeinit.connection import LocalConnection
+    from kubeinit.facts import Facts
+    from kubeinit.phases import runtime
+
+    class Local:
+        def __init__(self):
+            self.facts = Facts(LocalConnection())
+
+    t = Local()
+    p = preflight.probe(t)
+    assert p["_rc"] == "0"
+    assert p["uid"] == str(os.geteuid())
+    assert (p["arch"], p["kernel"]) == (platform.machine(), platform.release())
+    assert int(p["nproc"]) == len(os.sched_getaffinity(0))
+    meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+    assert p["mem_kb"] == meminfo["MemTotal"].split()[0]
+    assert int(p["swap_lines"]) == len(open("/proc/swaps").read().splitlines()) - 1
+    assert p["sysctl:/proc/sys/net/ipv4/ip_forward"] == open("/proc/sys/net/ipv4/ip_forward").read().strip()
+    assert p["bin:mount"] == "yes"
+    assert abs(int(p["now"]) - __import__("time").time()) < 5
+    values, stamps = runtime.probe(t)
+    assert values["arch"] == platform.machine()
+    assert values["overlay"] in ("yes", "no") and values["modprobe"] in ("yes", "no")
+    assert values["sysctl:net/ipv4/ip_forward"] == p["sysctl:/proc/sys/net/ipv4/ip_forward"]

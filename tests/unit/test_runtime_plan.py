@@ -20,6 +20,8 @@ from kubeinit.plan import Context, Options, Target
 from kubeinit.render import render
 from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
 
+import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
+
 PINS = {"containerd": "1" * 64, "runc": "2" * 64, "cni-plugins": "3" * 64, "crictl": "4" * 64}
 VERSIONS = {"containerd": "1.7.24", "runc": "1.2.3", "cni-plugins": "1.6.1", "crictl": "1.31.1"}
 HEALTHY = {"arch": "x86_64", "overlay": "yes", "modprobe": "no", "loadable:overlay": "no",
@@ -44,15 +46,21 @@ class ScriptedHost:
 
     def run(self, argv, stdin=None, timeout=600):
         self.commands += 1
-        script = argv[2]
-        if script == rt.PROBE:
-            out = "".join(f"{k}={v}\n" for k, v in self.probe.items())
-            out += "".join(f"stamp:{n}:{line}\n" for n, lines in self.stamps.items() for line in lines)
-            return Result(0, out.encode(), b"")
-        if script == factsmod._DIGESTS:
-            out = ""
-            for p in argv[4:]:
-                out += f"{self.files[p][1]:o} {self.files[p][0]}  {p}\n" if p in self.files else f"- - {p}\n"
+        return scripted.answer(argv, self.answer)
+
+    def answer(self, argv):
+        if scripted.is_digests(argv):
+            return scripted.digests(argv, self.files)
+        if argv[2] == rt.PROBE:
+            probe = dict(self.probe)
+            probe["ActiveState"], probe["UnitFileState"] = probe.pop("active"), probe.pop("enabled")
+            out = "".join(f"{k}={v}\n" for k, v in probe.items())
+            for n, lines in self.stamps.items():  # "<kind> <recorded> <now> <path>", as the plan sees them
+                for line in lines:
+                    kind, recorded, now, path = line.split(" ", 3)
+                    out += f"{rt.STAMPS}/{n}.stamp:{kind} {recorded}{' ' + path if path else ''}\n"
+                    if kind == "file" and now != "missing":
+                        out += f"now:{now} {path}\n"
             return Result(0, out.encode(), b"")
         raise AssertionError(f"the plan ran an unexpected command: {argv}")
 
@@ -74,9 +82,12 @@ def make_spec(**components) -> specmod.ClusterSpec:
 
 
 def plan(host: ScriptedHost, spec=None):
+    """Plan as the executor does: gather the phase's facts (one round trip), then plan."""
     spec = spec or make_spec()
     t = Target(spec.hosts[0], lambda h: host)
-    return list(rt.plan_runtime(Context(spec, [t], Options()), t))
+    ctx = Context(spec, [t], Options())
+    t.facts.gather(*rt.gather(ctx, t))
+    return list(rt.plan_runtime(ctx, t))
 
 
 def brief(steps) -> list[str]:
@@ -115,7 +126,8 @@ def converged_state(spec=None, crictl=True) -> tuple[dict, dict, dict]:
     config = rt.containerd_config(spec, version)
     unit = render("containerd/containerd.service.j2", containerd_version=version, containerd=rt.CONTAINERD,
                   config=rt.CONFIG)
-    files = {rt.RUNC: (PINS["runc"], 0o755), rt.CONFIG: (sha(config), 0o644), rt.UNIT: (sha(unit), 0o644),
+    stamps["runc"] = [f"archive {PINS['runc']} missing ", f"file 200:0:9:5 200:0:9:5 {rt.RUNC}"]
+    files = {rt.CONFIG: (sha(config), 0o644), rt.UNIT: (sha(unit), 0o644),
              rt.SYSCTL_CONF: (sha(sysctl_text(bridge=True)), 0o644)}
     if crictl:
         files[rt.CRICTL_YAML] = (sha(render("crictl.yaml.j2", socket=rt.SOCKET)), 0o644)
@@ -145,6 +157,7 @@ def test_fresh_host_installs_everything_downloads_first():
         f"transfer {rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
         "run install containerd 1.7.24 into /usr/local/bin",
         "transfer /usr/local/sbin/runc",
+        "run record runc 1.2.3 as installed",
         f"transfer {rt.STAGING}/cni-plugins-linux-amd64-v1.6.1.tgz",
         "run install cni-plugins 1.6.1 into /opt/cni/bin",
         f"transfer {rt.STAGING}/crictl-v1.31.1-linux-amd64.tar.gz",
@@ -157,7 +170,7 @@ def test_fresh_host_installs_everything_downloads_first():
         f"upload {rt.CRICTL_YAML}",
         "run (re)start containerd 1.7.24 on its new binary/config",
     ]
-    assert host.commands == 2, "facts cost two round trips: the probe and one prefetch"
+    assert host.commands == 1, "facts cost one round trip: the probe and the digests, batched"
     runc = next(s for s in steps if isinstance(s, Transfer) and s.path == rt.RUNC)
     assert (runc.sha256, runc.mode) == (PINS["runc"], 0o755)
     install = next(s for s in steps if isinstance(s, Run) and "containerd" in s.note)

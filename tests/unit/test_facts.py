@@ -1,0 +1,68 @@
+"""Facts over a real shell (LocalConnection): one round trip for many probes and digests,
+each probe answered as if it had run alone."""
+
+from __future__ import annotations
+
+import hashlib
+
+from kubeinit.connection import LocalConnection
+from kubeinit.facts import Facts, batch
+
+
+class Counting(LocalConnection):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def run(self, argv, stdin=None, timeout=600):
+        self.calls += 1
+        return super().run(argv, stdin, timeout)
+
+
+def test_batch_keeps_each_commands_stdout_stderr_and_exit_code():
+    conn = Counting()
+    rs = batch(conn, [("sh", "-c", "printf 'a\\nb'; echo oops >&2; exit 3"),
+                      ("echo", "it's \"quoted\" $HOME"),
+                      ("sh", "-c", "printf 'no newline'"),
+                      ("false",)])
+    assert conn.calls == 1
+    assert [(r.rc, r.out, r.err) for r in rs] == [
+        (3, "a\nb", "oops"), (0, "it's \"quoted\" $HOME\n", ""), (0, "no newline", ""), (1, "", "")]
+
+
+def test_batch_output_that_looks_like_a_marker_does_not_confuse_it():
+    rs = batch(Counting(), [("echo", "@@kubeinit-0000000000000000 0"), ("echo", "second")])
+    assert [r.out for r in rs] == ["@@kubeinit-0000000000000000 0\n", "second\n"]
+
+
+def test_gather_answers_runs_and_file_digests_in_one_round_trip(tmp_path):
+    (tmp_path / "a").write_bytes(b"alpha")
+    (tmp_path / "a").chmod(0o640)
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "x.tgz").write_bytes(b"xx")
+    (staged / "sub").mkdir()  # a directory in a listed directory is not a file
+    conn = Counting()
+    f = Facts(conn)
+    f.gather([("uname", "-m"), ("sh", "-c", "echo $((6*7))")],
+             [str(tmp_path / "a"), str(tmp_path / "missing"), f"{staged}/", str(tmp_path / "with space")])
+    assert conn.calls == 1
+    assert f.run("sh", "-c", "echo $((6*7))").out == "42\n"
+    a = f.file(str(tmp_path / "a"))
+    assert (a.sha256, a.mode) == (hashlib.sha256(b"alpha").hexdigest(), 0o640)
+    assert f.file(str(tmp_path / "missing")) is None
+    assert f.file(str(tmp_path / "with space")) is None
+    assert f.file(f"{staged}/x.tgz").sha256 == hashlib.sha256(b"xx").hexdigest()
+    assert f.file(f"{staged}/not-there.tgz") is None  # known absent: its directory was listed
+    assert f.file(f"{staged}/sub") is None
+    assert conn.calls == 1, "everything asked after gather came from the cache"
+    f.gather([("uname", "-m")], [str(tmp_path / "a"), f"{staged}/"])
+    assert conn.calls == 1, "a second gather of known facts costs nothing"
+
+
+def test_a_file_with_spaces_in_its_name_is_found(tmp_path):
+    p = tmp_path / "with space"
+    p.write_bytes(b"z")
+    f = Facts(LocalConnection())
+    f.prefetch([str(p)])
+    assert f.file(str(p)).sha256 == hashlib.sha256(b"z").hexdigest()
