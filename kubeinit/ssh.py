@@ -156,11 +156,48 @@ def parse_bastion(spec: str, default_user: str) -> tuple[str, str, int]:
     return user or default_user, host, port
 
 
+class BastionPool:
+    """One connection per bastion for a whole run, shared by every host behind it (each host
+    gets its own direct-tcpip channel): N hosts cost N+1 logins instead of 2N, and the
+    bastion's sshd, which by default starts refusing at 10 parallel unauthenticated
+    connections (MaxStartups 10:30:100), sees one. A bastion that could not be reached is
+    not retried by every host in turn within the run: they all get its error at once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, list] = {}  # key -> [lock, client or None, error or None]
+
+    def get(self, key: tuple, open_client) -> paramiko.SSHClient:
+        with self._lock:
+            entry = self._entries.setdefault(key, [threading.Lock(), None, None])
+        with entry[0]:
+            client, error = entry[1], entry[2]
+            if error is not None:
+                raise error
+            if client is not None and client.get_transport() is not None and client.get_transport().is_active():
+                return client
+            if client is not None:
+                client.close()
+            try:
+                entry[1] = open_client()
+            except (HostUnreachable, KubeinitError) as e:
+                entry[1], entry[2] = None, e
+                raise
+            return entry[1]
+
+    def close(self) -> None:
+        with self._lock:
+            for entry in self._entries.values():
+                if entry[1] is not None:
+                    entry[1].close()
+            self._entries.clear()
+
+
 class SSHConnection:
     """One host over SSH (optionally through a bastion), commands run as root."""
 
     def __init__(self, host: Host, known_hosts: str | os.PathLike | None = None, trust_new_host_keys: bool = False,
-                 connect_timeout: float = CONNECT_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT, bastions: BastionPool | None = None):
         self.host = host
         self.name = host.name
         self.user = host.ssh.user
@@ -169,6 +206,7 @@ class SSHConnection:
         self.trust_new = trust_new_host_keys
         self.connect_timeout = connect_timeout
         self._bastion: paramiko.SSHClient | None = None
+        self._bastions = bastions  # shared with the run's other hosts; not this connection's to close
         self._auth_kw = self._auth()  # the key is read once, for the bastion and the host
         self._client = self._connect()
 
@@ -238,14 +276,23 @@ class SSHConnection:
         sock = None
         if h.ssh.bastion:
             buser, baddr, bport = parse_bastion(h.ssh.bastion, h.ssh.user)
-            blabel = f"bastion {baddr} of {h.name}"
-            self._bastion = self._new_client(blabel)
-            self._open(self._bastion, blabel, buser, baddr, bport)
+
+            def open_bastion() -> paramiko.SSHClient:
+                blabel = f"bastion {baddr}" if self._bastions is not None else f"bastion {baddr} of {h.name}"
+                c = self._new_client(blabel)
+                self._open(c, blabel, buser, baddr, bport)
+                return c
+
+            if self._bastions is not None:
+                bastion = self._bastions.get((buser, baddr, bport, h.ssh.key), open_bastion)
+            else:
+                bastion = self._bastion = open_bastion()
             try:  # ProxyJump: a direct-tcpip channel through the bastion carries the host's SSH
-                sock = self._bastion.get_transport().open_channel(
+                sock = bastion.get_transport().open_channel(
                     "direct-tcpip", (h.address, h.ssh.port), ("127.0.0.1", 0), timeout=self.connect_timeout)
             except (OSError, EOFError, paramiko.SSHException) as e:
-                self._bastion.close()
+                if self._bastion:
+                    self._bastion.close()
                 raise HostUnreachable(f"bastion {baddr} cannot reach {h.address}:{h.ssh.port}: {_reason(e)}") \
                     from None
         client = self._new_client(label)

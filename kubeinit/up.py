@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 import time
 from pathlib import Path
 
 from kubeinit import artifacts, ui, workflow
 from kubeinit.apply import RunLog, execute, unavailable
-from kubeinit.errors import NotAvailableYet, StepFailed
+from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
 from kubeinit.plan import Context, Options, Target
 from kubeinit.spec import Host, load_file
 
@@ -71,6 +72,24 @@ def _not_available(file, phases: list[workflow.Phase], missing: list[str]) -> No
                            hint + (", or " if hint else "") + "see the whole plan with --dry-run")
 
 
+def hold_lock(ws: Path, cluster: str):
+    """One `up` per cluster at a time: two would race on the same hosts and files. An flock
+    dies with its process, so a killed run never leaves a stale lock behind."""
+    import fcntl
+
+    fd = os.open(ws / "up.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise KubeinitError(f"another `kubeinit up` (pid {holder}) is working on cluster {cluster!r}; wait for it "
+                            "to finish, or stop it, then run this again") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd  # held until the process ends
+
+
 def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys: bool, known_hosts: str | None,
            parallel: int, dry_run: bool) -> None:
     spec = load_file(file)
@@ -81,15 +100,23 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     if missing and not dry_run:
         raise _not_available(file, phases, missing)
 
-    def connect(host: Host):
-        from kubeinit.ssh import SSHConnection  # paramiko loads only when a host is contacted
+    pool_lock = threading.Lock()
+    bastions: list = []  # the run's BastionPool, made with the first connection
 
-        return SSHConnection(host, known_hosts=known_hosts, trust_new_host_keys=trust_new_host_keys)
+    def connect(host: Host):
+        from kubeinit.ssh import BastionPool, SSHConnection  # paramiko loads only when a host is contacted
+
+        with pool_lock:
+            if not bastions:
+                bastions.append(BastionPool())
+        return SSHConnection(host, known_hosts=known_hosts, trust_new_host_keys=trust_new_host_keys,
+                             bastions=bastions[0])
 
     options = Options(dry_run=dry_run, ignore_preflight_errors=ignore, parallel=parallel,
                       trust_new_host_keys=trust_new_host_keys, known_hosts=known_hosts, command="up",
                       resume=lambda path: resume_command(file, phases, path, skip, known_hosts, ignore, parallel))
     ws = workspace(spec.name)
+    lock = None if dry_run else hold_lock(ws, spec.name)
     ctx = Context(spec, [Target(h, connect) for h in spec.hosts], options, workspace=ws)
     log = None if dry_run else RunLog(private_dir(ws / "logs") / f"up-{time.strftime('%Y%m%d-%H%M%S')}-"
                                                                   f"{os.getpid()}.log")
@@ -109,9 +136,13 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     finally:
         view.close()
         ctx.close()
+        for pool in bastions:
+            pool.close()
         if log is not None:
             log.close()
             ui.info(f"log: {log.path}")
+        if lock is not None:
+            os.close(lock)
     if dry_run:
         return
     elapsed = time.monotonic() - start

@@ -198,7 +198,8 @@ def test_component_missing_from_the_mirror_says_how_to_leave_it_out(work, machin
     r = work.up("--only", "runtime", file=file)
     assert r.returncode == 1
     err = errors(r)
-    assert len(err) == 1 and "crictl 1.31.1: cannot download the checksum file" in err[0] and "HTTP 404" in err[0]
+    assert len(err) == 1, r.stdout + r.stderr
+    assert "crictl 1.31.1: cannot download the checksum file" in err[0] and "HTTP 404" in err[0], err
     assert "set artifacts.crictl.enabled: false in the cluster file" in err[0]
     nothing_installed(machines)
 

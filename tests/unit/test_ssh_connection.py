@@ -148,3 +148,47 @@ def test_encrypted_key_file_says_to_use_the_agent(server, tmp_path):
     with pytest.raises(Exception, match="is encrypted; load it into ssh-agent"):
         SSHConnection(h, known_hosts=tmp_path / "kh")
     assert server.connections == 0, "refused before connecting"
+
+
+def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
+    """With the run's BastionPool, N hosts through a bastion open 1 connection to it, not N; a
+    bastion that cannot be reached fails every host behind it with the same error, tried once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubeinit.ssh import BastionPool
+
+    targets = [SSHServer([client_key[0]]) for _ in range(4)]
+    bastion = SSHServer([client_key[0]])
+    pool = BastionPool()
+    try:
+        kh = tmp_path / "known_hosts"
+        kh.write_text("".join(t.known_hosts_line() for t in [*targets, bastion]))
+        hosts = [Host(f"n{i}", "127.0.0.1", ssh=SSHOptions(user="root", port=t.port, key=client_key[1],
+                                                           bastion=f"root@127.0.0.1:{bastion.port}"))
+                 for i, t in enumerate(targets)]
+        with ThreadPoolExecutor(4) as ex:  # in parallel, as the executor connects
+            conns = list(ex.map(lambda h: SSHConnection(h, known_hosts=kh, bastions=pool), hosts))
+        assert [c.run(["echo", c.name]).out for c in conns] == ["n0\n", "n1\n", "n2\n", "n3\n"]
+        assert bastion.connections == 1 and [t.connections for t in targets] == [1, 1, 1, 1]
+        conns[0].close()  # a host's close leaves the shared bastion to the others
+        assert conns[1].run(["echo", "still"]).out == "still\n"
+        for c in conns[1:]:
+            c.close()
+    finally:
+        pool.close()
+        for s in [*targets, bastion]:
+            s.close()
+
+    lst, port = silent_listener()  # a bastion that never answers
+    pool = BastionPool()
+    try:
+        hosts = [Host(f"m{i}", "127.0.0.1", ssh=SSHOptions(port=22, key=client_key[1], bastion=f"127.0.0.1:{port}"))
+                 for i in range(3)]
+        t0 = time.monotonic()
+        for h in hosts:
+            with pytest.raises(HostUnreachable, match=f"cannot connect to 127.0.0.1:{port}"):
+                SSHConnection(h, known_hosts=tmp_path / "kh", connect_timeout=0.5, bastions=pool)
+        assert time.monotonic() - t0 < 1.5, "tried once for the three hosts, not once each"
+    finally:
+        pool.close()
+        lst.close()

@@ -24,7 +24,7 @@ def test_up_without_only_names_the_unbuilt_phases_and_suggests_the_built_ones(ku
     assert r.returncode == 1
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
-    assert "phases kubernetes, etcd, " in err[0] and "are not available yet" in err[0]
+    assert "phases kubernetes, control-plane, " in err[0] and "are not available yet" in err[0]
     assert f"--only preflight,runtime`" in err[0]
     assert r.stdout == "", "refused before any host was contacted"
 
@@ -61,3 +61,33 @@ def test_resume_command_starts_at_the_failed_top_level_phase():
     certs = workflow.select(tree, ["certs,kubeconfig"])
     assert resume_command("c.yaml", certs, "certs/apiserver", None, None, frozenset(), 10) == \
         "kubeinit up -f c.yaml --only certs,kubeconfig"
+
+
+def test_a_second_up_on_the_same_cluster_is_refused_while_the_first_runs(kubeinit_cli, tmp_path):
+    """The lock is an flock: held by a live process it refuses; once that process is gone
+    (even killed), the next run proceeds."""
+    import os
+    import subprocess
+    import sys
+
+    from kubeinit import up
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from kubeinit import up; "
+        "up.hold_lock(up.workspace('demo'), 'demo'); print('held', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert holder.stdout.readline() == "held\n"
+        file = cluster_file(tmp_path, 9, "127.0.0.1")
+        r = kubeinit_cli("up", "-f", file, "--only", "preflight", "--known-hosts", str(tmp_path / "kh"))
+        assert r.returncode == 1
+        assert r.stderr.strip() == (f"error: another `kubeinit up` (pid {holder.pid}) is working on cluster 'demo'; "
+                                    "wait for it to finish, or stop it, then run this again")
+        dry = kubeinit_cli("up", "-f", file, "--only", "preflight", "--dry-run", "--known-hosts", str(tmp_path / "kh"))
+        assert "another `kubeinit up`" not in dry.stderr, "--dry-run changes nothing, so it needs no lock"
+    finally:
+        holder.kill()
+        holder.wait()
+    r = kubeinit_cli("up", "-f", file, "--only", "preflight", "--known-hosts", str(tmp_path / "kh"))
+    assert "another `kubeinit up`" not in r.stderr, "a killed holder leaves no stale lock"
+    assert oct((up.workspace("demo") / "up.lock").stat().st_mode & 0o777) == "0o600"
