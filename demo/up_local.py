@@ -22,7 +22,8 @@ import mirror  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--hosts", type=int, default=3)
-    ap.add_argument("--only", default="preflight,runtime", help="phases to run (the ones built today)")
+    ap.add_argument("--only", default="preflight,runtime,certs,kubeconfig,etcd",
+                    help="phases to run (the ones built today)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     args = ap.parse_args()
     if why := mlib.preflight():
@@ -50,6 +51,7 @@ artifacts:
   containerd: {{version: "{versions['containerd']}"}}
   runc: {{version: "{versions['runc']}"}}
   cni-plugins: {{version: "{versions['cni_plugins']}"}}
+  etcd: {{version: "{versions['etcd']}"}}
   crictl: {{enabled: false}}   # no Debian package to build it from
 """)
     print(f"cluster file: {cluster}", flush=True)

@@ -101,7 +101,8 @@ def init_phases() -> list[Phase]:
             for n, h in KUBECONFIGS
         ]),
         Phase("etcd", "Run etcd for the control plane", children=[
-            Phase("local", "Run etcd on this host (a systemd service)", None, CONTROL_PLANES),
+            Phase("local", "Run etcd on this host (a systemd service)", "etcd:plan_etcd", CONTROL_PLANES,
+                  "etcd:gather"),
         ]),
         Phase("control-plane", "Write the control plane's static pod manifests", children=[
             Phase("apiserver", "kube-apiserver", None, CONTROL_PLANES),

@@ -6,9 +6,10 @@ The plan, per host, and why it has this shape:
    before any host was touched.
 2. Archives go to the host as they are, compressed (about half the bytes of the files
    inside), into a staging dir, and one command extracts and installs them: two round
-   trips per component however many files it holds. Each file is installed by rename
-   (a running containerd keeps its old inode), and a stamp listing every installed
-   file's sha256 is written last, so a killed run is redone rather than trusted.
+   trips per component however many files it holds (kubeinit/phases/install.py, shared
+   with etcd). Each file is installed by rename (a running containerd keeps its old
+   inode), and a stamp listing every installed file's fingerprint is written last, so a
+   killed run is redone rather than trusted.
 3. Config files through ensure_file: skipped when digest and mode already match.
 4. containerd is restarted only when its binary, config or unit changed - or changed
    in an earlier run that was killed before the restart: APPLIED records what containerd
@@ -21,16 +22,16 @@ and the digests of the few files compared by content (config files, staged archi
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from dataclasses import dataclass, field
 from typing import Iterator
 
 from kubeinit import artifacts
 from kubeinit.errors import KubeinitError
+from kubeinit.phases import install
+from kubeinit.phases.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STAMPS, STATE, Stamp  # noqa: F401
 from kubeinit.plan import Context, Target, ensure_file
 from kubeinit.render import render
-from kubeinit.steps import Local, Notice, Run, Skip, Step, Transfer, Upload
+from kubeinit.steps import Notice, Run, Skip, Step, Transfer, Upload
 
 BIN = "/usr/local/bin"
 CONTAINERD = f"{BIN}/containerd"
@@ -42,9 +43,6 @@ UNIT = "/etc/systemd/system/containerd.service"
 CRICTL_YAML = "/etc/crictl.yaml"
 SYSCTL_CONF = "/etc/sysctl.d/99-kubeinit.conf"
 MODULES_CONF = "/etc/modules-load.d/kubeinit.conf"
-STATE = "/var/lib/kubeinit"
-STAGING = f"{STATE}/staging"
-STAMPS = f"{STATE}/installed"
 APPLIED = f"{STATE}/containerd.applied"
 SOCKET = "/run/containerd/containerd.sock"
 PAUSE = "pause:3.10"  # kubeadm's sandbox image for the supported Kubernetes minors
@@ -52,7 +50,6 @@ PAUSE = "pause:3.10"  # kubeadm's sandbox image for the supported Kubernetes min
 COMPONENTS = ("containerd", "runc", "cni-plugins", "crictl")
 # archive component -> (its directory inside the archive, where those files go)
 ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl": (".", BIN)}
-ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
 
 # Read-only, and cheap: on a converged host this and one digest listing are all a re-run
 # asks. Builtins where a fork is not needed; one stat for every installed file.
@@ -67,51 +64,7 @@ for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridg
   v=missing; [ -r /proc/sys/$k ] && read -r v < /proc/sys/$k; echo "sysctl:$k=$v"
 done
 systemctl show containerd -p ActiveState -p UnitFileState 2>/dev/null
-grep -H '' /var/lib/kubeinit/installed/*.stamp 2>/dev/null
-awk '$1 == "file" {print $3}' /var/lib/kubeinit/installed/*.stamp 2>/dev/null |
-  xargs -r stat -c 'now:%s:%.9Y:%i:%.9Z %n' 2>/dev/null
-true
-"""
-
-# Install an uploaded archive: extract it, install each file by rename, then write the stamp
-# and drop the archive. The stamp holds the archive's sha256 - verified on upload, it names
-# the content of every file installed from it - and each installed file's stat fingerprint
-# (size, mtime, inode, ctime). Any later change to a file (rewritten, replaced, chmod-ed)
-# changes its fingerprint, so a plan compares fingerprints (a stat) instead of hashing
-# ~150 MB of binaries on every host on every run (measured: 2.5-3 s per host).
-# Arguments: archive, its sha256, directory inside it, destination directory, stamp path.
-INSTALLER = f"{STATE}/bin/install-archive"
-INSTALL_SCRIPT = """#!/bin/sh
-# Written by kubeinit: installs a release archive (see kubeinit/phases/runtime.py). The archive
-# was verified against its sha256 when it was uploaded.
-set -e
-a=$1; d=$2; src=$3; dest=$4; stamp=$5
-mkdir -p "$dest" "${stamp%/*}"
-# One install at a time: a killed kubeinit leaves its install running here, and the re-run's
-# must wait for it - and then find the work done (archive gone, stamp written).
-exec 9>>"${stamp%/*}/.lock"
-if command -v flock >/dev/null 2>&1; then flock 9; fi
-if [ ! -e "$a" ] && grep -qx "archive $d" "$stamp" 2>/dev/null; then exit 0; fi
-# Extract inside the destination directory: same filesystem, so each file is put in place by
-# rename (atomic; a running binary keeps its old inode), never copied over.
-w=$(mktemp -d "$dest/.kubeinit.XXXXXX"); trap 'rm -rf "$w"' EXIT
-ino=$(stat -c %i "$a")
-tar -xzf "$a" -C "$w" --no-same-owner
-echo "archive $d" > "$w/.stamp"
-n=0
-for f in "$w/$src"/*; do
-  [ -f "$f" ] && [ ! -L "$f" ] || continue
-  b=${f##*/}
-  chmod 0755 "$f"
-  mv -f "$f" "$dest/$b"
-  echo "file $(stat -c %s:%.9Y:%i:%.9Z "$dest/$b") $dest/$b" >> "$w/.stamp"
-  n=$((n+1))
-done
-[ "$n" -gt 0 ] || { echo "$a holds no files under $src/" >&2; exit 1; }
-t=$(mktemp "$stamp.XXXXXX"); cat "$w/.stamp" > "$t"; chmod 0644 "$t"; mv -f "$t" "$stamp"
-# Drop the archive unless a newer run (this one's kubeinit was killed) has staged it again.
-[ "$(stat -c %i "$a" 2>/dev/null)" != "$ino" ] || rm -f "$a"
-"""
+""" + install.stamps_probe() + "true\n"
 
 # runc is uploaded straight into place (verified on arrival); then its stamp is written like
 # an archive's, so a re-run checks it by stat instead of hashing it. Argument: its sha256.
@@ -131,13 +84,6 @@ RESTART = (
 )
 
 
-@dataclass
-class Stamp:
-    archive: str = ""
-    files: dict[str, str] = field(default_factory=dict)  # installed path -> its fingerprint now
-    intact: bool = True  # every file still has the fingerprint it was installed with
-
-
 # The files whose content a plan compares; STAGING/ stands for every file staged there.
 COMPARED = [CONFIG, UNIT, CRICTL_YAML, SYSCTL_CONF, MODULES_CONF, APPLIED, INSTALLER, STAGING + "/"]
 
@@ -153,33 +99,9 @@ def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[st
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
-    r = target.facts.run("sh", "-c", PROBE)
-    values: dict[str, str] = {}
-    lines: list[tuple[str, str]] = []  # (component, stamp line)
-    now: dict[str, str] = {}  # installed path -> its fingerprint now
-    for line in r.out.splitlines():
-        if line.startswith(STAMPS + "/"):  # grep -H: <stamp file>:<line>
-            path, _, rest = line.partition(":")
-            lines.append((path.rsplit("/", 1)[1].removesuffix(".stamp"), rest))
-        elif line.startswith("now:"):
-            fp, _, path = line[4:].partition(" ")
-            now[path] = fp
-        elif "=" in line:
-            k, v = line.split("=", 1)
-            values[k] = v.strip()
+    values, stamps = install.parse_probe(target.facts.run("sh", "-c", PROBE).out)
     values["active"] = values.pop("ActiveState", "")
     values["enabled"] = values.pop("UnitFileState", "")
-    stamps: dict[str, Stamp] = {}
-    for name, line in lines:
-        s = stamps.setdefault(name, Stamp())
-        f = line.split(" ", 2)  # "archive <sha256>" | "file <fingerprint at install> <path>"
-        if f[0] == "archive" and len(f) >= 2:
-            s.archive = f[1]
-        elif f[0] == "file" and len(f) == 3:
-            s.files[f[2]] = now.get(f[2], "missing")
-            s.intact &= f[1] == s.files[f[2]]
-        else:
-            s.intact = False
     return values, stamps
 
 
@@ -210,17 +132,14 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
                             "(amd64, arm64)")
     wanted = [n for n in COMPONENTS if spec.artifact(n).enabled]
     rels = {n: artifacts.release(spec, n, arch) for n in wanted}
-    digests = {n: artifacts.expected_sha256(r) for n, r in rels.items()}  # may read the published sums
+    notices: list[Step] = []
+    digests = {n: install.expected_sha256(ctx, r, notices) for n, r in rels.items()}  # may read the published sums
+    yield from notices
     version = spec.artifact("containerd").version
-    staged = {n: f"{STAGING}/{rels[n].filename}" for n in wanted if n in ARCHIVES}
 
     facts.prefetch(COMPARED)  # gathered with the probe already, when the executor ran this phase
 
-    def installed(n: str) -> bool:
-        s = stamps.get(n)
-        return bool(s and s.archive == digests[n] and s.files and s.intact)
-
-    todo = [n for n in wanted if not installed(n)]
+    todo = [n for n in wanted if not install.installed(stamps.get(n), digests[n])]
     # What containerd would run with now, before this plan changes anything.
     have_containerd = "containerd" in wanted and "containerd" not in todo
     now = {CONTAINERD: stamps["containerd"].files.get(CONTAINERD) if have_containerd else None,
@@ -231,10 +150,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
 
     # 1. downloads, all before any host is changed
     for n in todo:
-        if artifacts.cached(rels[n], digests[n]) is None:
-            r = rels[n]
-            yield Local(functools.partial(artifacts.fetch, r, digests[n]),
-                        f"download {r.label} (linux/{arch}) from {r.url} and verify sha256:{digests[n][:12]}")
+        yield from install.download(rels[n], digests[n])
     # 2. binaries
     if any(n in ARCHIVES for n in todo):
         yield from ensure_file(target, INSTALLER, INSTALL_SCRIPT, 0o755, "kubeinit's archive installer")
@@ -244,7 +160,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
         elif n not in todo:
             yield Skip(f"{rels[n].label} is installed")
         else:
-            yield from _install(rels[n], digests[n], staged.get(n), facts)
+            yield from _install(rels[n], digests[n], n in ARCHIVES, facts)
     # 3. kernel, sysctls, config files
     yield from _modules(target, p)
     yield from _sysctls(target, p)
@@ -269,20 +185,12 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
         yield Skip(f"containerd {version} is enabled and running with this configuration")
 
 
-def _install(rel: artifacts.Release, digest: str, staged: str | None, facts) -> Iterator[Step]:
-    local = str(artifacts.cache_path(rel.url))
-    if staged is None:  # runc: a single binary, uploaded straight into place (atomic, verified)
-        yield Transfer(local, RUNC, digest, 0o755, note=f"install {rel.label}")
+def _install(rel: artifacts.Release, digest: str, archive: bool, facts) -> Iterator[Step]:
+    if not archive:  # runc: a single binary, uploaded straight into place (atomic, verified)
+        yield Transfer(str(artifacts.cache_path(rel.url)), RUNC, digest, 0o755, note=f"install {rel.label}")
         yield Run(("sh", "-c", RUNC_STAMP, "sh", digest), note=f"record {rel.label} as installed")
         return
-    have = facts.file(staged)
-    if have is not None and have.sha256 == digest:
-        yield Skip(f"{rel.filename} is already staged")  # uploaded by a run that stopped before installing
-    else:
-        yield Transfer(local, staged, digest, 0o600, note=f"stage {rel.label}")
-    src, dest = ARCHIVES[rel.name]
-    yield Run(("sh", INSTALLER, staged, digest, src, dest, f"{STAMPS}/{rel.name}.stamp"),
-              note=f"install {rel.label} into {dest}")
+    yield from install.install_archive(rel, digest, *ARCHIVES[rel.name], facts)
 
 
 def _modules(target: Target, p: dict[str, str]) -> Iterator[Step]:

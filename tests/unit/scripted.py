@@ -50,3 +50,75 @@ def answer(argv, one: Callable[[list[str]], Result]) -> Result:
         r = one(shlex.split(cmd))
         out += r.stdout + f"\n{mark} {r.rc}\n".encode() + r.stderr + f"\n{mark}\n".encode()
     return Result(0, out, b"")
+
+
+def sha(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def stamp_output(stamps_dir: str, name: str, lines: list[str]) -> str:
+    """What the install probe prints for one component's stamp, from lines written as the plan
+    sees them: "archive <sha256> [...]" and "file <fingerprint at install> <fingerprint now> <path>"."""
+    out = ""
+    for line in lines:
+        kind, recorded, *rest = line.split(" ", 3)
+        if kind == "archive":
+            out += f"{stamps_dir}/{name}.stamp:archive {recorded}\n"
+            continue
+        now, path = rest
+        out += f"{stamps_dir}/{name}.stamp:file {recorded} {path}\n"
+        if now != "missing":
+            out += f"now:{now} {path}\n"
+    return out
+
+
+def brief(steps) -> list[str]:
+    """Steps in a line each, for golden lists: kind and path, note or reason."""
+    from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
+
+    out = []
+    for s in steps:
+        if isinstance(s, Local):
+            out.append("local " + s.text.split(" from ")[0])
+        elif isinstance(s, (Transfer, Upload)):
+            out.append(f"{type(s).__name__.lower()} {s.path}")
+        elif isinstance(s, Run):
+            out.append(f"run {s.note}")
+        elif isinstance(s, Skip):
+            out.append(f"skip {s.reason}")
+        elif isinstance(s, Notice):
+            out.append("notice")
+    return out
+
+
+class ProbedHost:
+    """A host double whose probe script `probe_script` is answered by `probe_output()` and
+    whose file digests come from `files` (path -> (sha256, mode)); anything else is an error.
+    Counts round trips in `commands`."""
+
+    name = "scripted"
+    probe_script = ""
+
+    def __init__(self, files: dict[str, tuple[str, int]] | None = None):
+        self.files = files or {}
+        self.commands = 0
+
+    def probe_output(self) -> str:
+        raise NotImplementedError
+
+    def run(self, argv, stdin=None, timeout=600):
+        self.commands += 1
+        return answer(argv, self._one)
+
+    def _one(self, argv):
+        if is_digests(argv):
+            return digests(argv, self.files)
+        if argv[2] == self.probe_script:
+            return Result(0, self.probe_output().encode(), b"")
+        raise AssertionError(f"the plan ran an unexpected command: {argv}")
+
+    def read(self, path):
+        raise AssertionError("the plan should not read files one by one")
+
+    def close(self):
+        pass

@@ -31,16 +31,32 @@ def test_dry_run_with_no_file_prints_the_full_single_node_plan(kubeinit_cli, tmp
     assert positions == sorted(positions)
 
 
-def test_dry_run_embedded_default_needs_no_flags(kubeinit_cli):
+def test_dry_run_embedded_default_needs_no_flags(kubeinit_cli, tmp_path):
     r = kubeinit_cli("init", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "nothing will be changed" in r.stdout and "[certs/ca]" in r.stdout
 
 
+def test_dry_run_plans_on_even_when_a_checksum_cannot_be_fetched(kubeinit_cli, tmp_path):
+    """No network (or an empty mirror) must not stop --dry-run: the download shows, with a note
+    that a real run would stop there and how to avoid it."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nhosts:\n"
+                   "- {name: node-a, address: 10.20.30.40, role: control-plane}\n"
+                   f"artifacts: {{mirror: {tmp_path / 'empty-mirror'}}}\n")
+    r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), "--cert-dir", str(tmp_path / "pki"),
+                     "--kubeconfig-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    etcd = r.stdout[r.stdout.index("[etcd/local]"):]
+    assert "cannot download the checksum file" in etcd and "a real run would stop here" in etcd
+    assert "download etcd" in etcd and "verify the published sha256" in etcd
+    assert not (tmp_path / "pki").exists()
+
+
 def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_path):
     r = kubeinit_cli("init", "--cert-dir", str(tmp_path / "pki"), *FLAGS)
     assert r.returncode == 1
-    assert "not available yet" in r.stderr and "etcd/local" in r.stderr
+    assert "not available yet" in r.stderr and "control-plane/apiserver" in r.stderr
     assert "--skip-phases" in r.stderr
     assert not (tmp_path / "pki").exists()  # nothing half-done
 

@@ -6,14 +6,11 @@ gets only skips; each kind of drift gets exactly the work that repairs it.
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 
 import pytest
 
-from kubeinit import facts as factsmod
 from kubeinit import spec as specmod
-from kubeinit.connection import Result
 from kubeinit.errors import KubeinitError
 from kubeinit.phases import runtime as rt
 from kubeinit.plan import Context, Options, Target
@@ -30,45 +27,21 @@ HEALTHY = {"arch": "x86_64", "overlay": "yes", "modprobe": "no", "loadable:overl
            "active": "inactive", "enabled": ""}
 
 
-def sha(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
-class ScriptedHost:
+class ScriptedHost(scripted.ProbedHost):
     """Answers the runtime probe and the digest prefetch from a scripted state."""
 
-    name = "scripted"
+    probe_script = rt.PROBE
 
     def __init__(self, probe: dict[str, str], stamps: dict[str, list[str]] | None = None,
                  files: dict[str, tuple[str, int]] | None = None):
-        self.probe, self.stamps, self.files = probe, stamps or {}, files or {}
-        self.commands = 0
+        super().__init__(files)
+        self.probe, self.stamps = probe, stamps or {}
 
-    def run(self, argv, stdin=None, timeout=600):
-        self.commands += 1
-        return scripted.answer(argv, self.answer)
-
-    def answer(self, argv):
-        if scripted.is_digests(argv):
-            return scripted.digests(argv, self.files)
-        if argv[2] == rt.PROBE:
-            probe = dict(self.probe)
-            probe["ActiveState"], probe["UnitFileState"] = probe.pop("active"), probe.pop("enabled")
-            out = "".join(f"{k}={v}\n" for k, v in probe.items())
-            for n, lines in self.stamps.items():  # "<kind> <recorded> <now> <path>", as the plan sees them
-                for line in lines:
-                    kind, recorded, now, path = line.split(" ", 3)
-                    out += f"{rt.STAMPS}/{n}.stamp:{kind} {recorded}{' ' + path if path else ''}\n"
-                    if kind == "file" and now != "missing":
-                        out += f"now:{now} {path}\n"
-            return Result(0, out.encode(), b"")
-        raise AssertionError(f"the plan ran an unexpected command: {argv}")
-
-    def read(self, path):
-        raise AssertionError("the plan should not read files one by one")
-
-    def close(self):
-        pass
+    def probe_output(self) -> str:
+        probe = dict(self.probe)
+        probe["ActiveState"], probe["UnitFileState"] = probe.pop("active"), probe.pop("enabled")
+        return ("".join(f"{k}={v}\n" for k, v in probe.items())
+                + "".join(scripted.stamp_output(rt.STAMPS, n, lines) for n, lines in self.stamps.items()))
 
 
 def make_spec(**components) -> specmod.ClusterSpec:
@@ -88,22 +61,6 @@ def plan(host: ScriptedHost, spec=None):
     ctx = Context(spec, [t], Options())
     t.facts.gather(*rt.gather(ctx, t))
     return list(rt.plan_runtime(ctx, t))
-
-
-def brief(steps) -> list[str]:
-    out = []
-    for s in steps:
-        if isinstance(s, Local):
-            out.append("local " + s.text.split(" from ")[0])
-        elif isinstance(s, (Transfer, Upload)):
-            out.append(f"{type(s).__name__.lower()} {s.path}")
-        elif isinstance(s, Run):
-            out.append(f"run {s.note}")
-        elif isinstance(s, Skip):
-            out.append(f"skip {s.reason}")
-        elif isinstance(s, Notice):
-            out.append("notice")
-    return out
 
 
 @pytest.fixture(autouse=True)
@@ -127,12 +84,12 @@ def converged_state(spec=None, crictl=True) -> tuple[dict, dict, dict]:
     unit = render("containerd/containerd.service.j2", containerd_version=version, containerd=rt.CONTAINERD,
                   config=rt.CONFIG)
     stamps["runc"] = [f"archive {PINS['runc']} missing ", f"file 200:0:9:5 200:0:9:5 {rt.RUNC}"]
-    files = {rt.CONFIG: (sha(config), 0o644), rt.UNIT: (sha(unit), 0o644),
-             rt.SYSCTL_CONF: (sha(sysctl_text(bridge=True)), 0o644)}
+    files = {rt.CONFIG: (scripted.sha(config), 0o644), rt.UNIT: (scripted.sha(unit), 0o644),
+             rt.SYSCTL_CONF: (scripted.sha(sysctl_text(bridge=True)), 0o644)}
     if crictl:
-        files[rt.CRICTL_YAML] = (sha(render("crictl.yaml.j2", socket=rt.SOCKET)), 0o644)
-    applied = rt.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: sha(config), rt.UNIT: sha(unit)})
-    files[rt.APPLIED] = (sha(applied), 0o644)
+        files[rt.CRICTL_YAML] = (scripted.sha(render("crictl.yaml.j2", socket=rt.SOCKET)), 0o644)
+    applied = rt.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(config), rt.UNIT: scripted.sha(unit)})
+    files[rt.APPLIED] = (scripted.sha(applied), 0o644)
     probe = {**HEALTHY, "active": "active", "enabled": "enabled", "sysctl:net/ipv4/ip_forward": "1",
              "sysctl:net/bridge/bridge-nf-call-iptables": "1", "sysctl:net/bridge/bridge-nf-call-ip6tables": "1"}
     return probe, stamps, files
@@ -148,7 +105,7 @@ def sysctl_text(bridge: bool) -> str:
 def test_fresh_host_installs_everything_downloads_first():
     host = ScriptedHost(HEALTHY)
     steps = plan(host)
-    assert brief(steps) == [
+    assert scripted.brief(steps) == [
         "local download containerd 1.7.24 (linux/amd64)",
         "local download runc 1.2.3 (linux/amd64)",
         "local download cni-plugins 1.6.1 (linux/amd64)",
@@ -181,14 +138,14 @@ def test_fresh_host_installs_everything_downloads_first():
 def test_converged_host_yields_only_skips():
     probe, stamps, files = converged_state()
     steps = plan(ScriptedHost(probe, stamps, files))
-    assert all(isinstance(s, Skip) for s in steps), brief(steps)
-    assert "skip containerd 1.7.24 is enabled and running with this configuration" in brief(steps)
+    assert all(isinstance(s, Skip) for s in steps), scripted.brief(steps)
+    assert "skip containerd 1.7.24 is enabled and running with this configuration" in scripted.brief(steps)
 
 
 def test_changed_config_is_uploaded_and_restarts_only_containerd():
     probe, stamps, files = converged_state()
-    files[rt.CONFIG] = (sha("edited by hand"), 0o644)
-    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    files[rt.CONFIG] = (scripted.sha("edited by hand"), 0o644)
+    changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
     assert changes == [f"upload {rt.CONFIG}", "run (re)start containerd 1.7.24 on its new binary/config"]
 
 
@@ -197,14 +154,14 @@ def test_replaced_containerd_binary_restarts_containerd():
     # installed by a run that was killed before it restarted containerd: the stamp matches the
     # binary on disk, but containerd was started with another binary
     stamps["containerd"][1] = "file 100:0:7:9 100:0:7:9 /usr/local/bin/containerd"
-    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
     assert changes == ["run (re)start containerd 1.7.24 on its new binary/config"]
 
 
 def test_run_killed_before_the_restart_restarts_on_the_next_run():
     probe, stamps, files = converged_state()
-    files[rt.APPLIED] = (sha("digests containerd was started with before the upgrade"), 0o644)
-    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    files[rt.APPLIED] = (scripted.sha("digests containerd was started with before the upgrade"), 0o644)
+    changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
     assert changes == ["run (re)start containerd 1.7.24 on its new binary/config"]
 
 
@@ -218,7 +175,7 @@ def test_stopped_containerd_is_started_without_a_restart():
 def test_a_replaced_binary_reinstalls_its_component():
     probe, stamps, files = converged_state()
     stamps["containerd"][2] = stamps["containerd"][2].replace(" 100:0:1:5 /", " 100:0:1:99 /")  # ctr replaced
-    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
+    changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
     assert changes == ["local download containerd 1.7.24 (linux/amd64)", f"upload {rt.INSTALLER}",
                        f"transfer {rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
                        "run install containerd 1.7.24 into /usr/local/bin",
@@ -229,8 +186,8 @@ def test_new_version_upgrades_and_a_staged_archive_is_not_uploaded_again():
     spec = make_spec(containerd={"version": "1.7.25", "sha256": "5" * 64})
     probe, stamps, files = converged_state(spec)
     files[f"{rt.STAGING}/containerd-1.7.25-linux-amd64.tar.gz"] = ("5" * 64, 0o600)  # a killed run left it
-    files[rt.INSTALLER] = (sha(rt.INSTALL_SCRIPT), 0o755)
-    changes = [b for b in brief(plan(ScriptedHost(probe, stamps, files), spec)) if not b.startswith("skip")]
+    files[rt.INSTALLER] = (scripted.sha(rt.INSTALL_SCRIPT), 0o755)
+    changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files), spec)) if not b.startswith("skip")]
     assert changes == ["local download containerd 1.7.25 (linux/amd64)",
                        "run install containerd 1.7.25 into /usr/local/bin",
                        "run (re)start containerd 1.7.25 on its new binary/config"]
@@ -246,15 +203,15 @@ def test_a_component_left_out_in_the_spec():
     probe, stamps, files = converged_state(spec, crictl=False)
     steps = plan(ScriptedHost(probe, stamps, files), spec)
     assert all(isinstance(s, Skip) for s in steps)
-    assert "skip crictl is left out (artifacts.crictl.enabled: false)" in brief(steps)
-    assert not any(rt.CRICTL_YAML in b for b in brief(steps))
+    assert "skip crictl is left out (artifacts.crictl.enabled: false)" in scripted.brief(steps)
+    assert not any(rt.CRICTL_YAML in b for b in scripted.brief(steps))
 
 
 def test_kernel_modules_loaded_when_modprobe_can():
     probe = {**HEALTHY, "modprobe": "yes", "overlay": "no", "loadable:overlay": "yes",
              "loadable:br_netfilter": "yes", "sysctl:net/bridge/bridge-nf-call-iptables": "missing"}
     steps = plan(ScriptedHost(probe))
-    assert f"upload {rt.MODULES_CONF}" in brief(steps)
+    assert f"upload {rt.MODULES_CONF}" in scripted.brief(steps)
     assert ("modprobe", "-a", "overlay", "br_netfilter") in [s.argv for s in steps if isinstance(s, Run)]
     sysctl = next(s for s in steps if isinstance(s, Upload) and s.path == rt.SYSCTL_CONF)
     assert b"bridge-nf-call-iptables = 1" in sysctl.data, "the key appears once br_netfilter is loaded"

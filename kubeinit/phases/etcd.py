@@ -1,0 +1,231 @@
+"""etcd/local: etcd as a systemd service on the control-plane host, with kubeadm's flags
+and TLS layout (kubeadm calls this external etcd; the flags are its stacked etcd's).
+
+The plan, and why it has this shape (runtime.py's, through install.py):
+1. Download the release archive where kubeinit runs, verified, before touching the host.
+2. Stage it on the host and install etcd and etcdctl into /usr/local/bin with kubeinit's
+   installer, which stamps their fingerprints: a re-run checks them by stat.
+3. The unit through ensure_file; the data dir 0700 (etcd refuses looser since 3.4.10).
+4. (Re)start only when the binary, the unit or the certificates etcd reads changed since
+   etcd was last started healthy (APPLIED), then wait, bounded, until it answers a health
+   check over mTLS; only then is APPLIED written, so a failed start is retried next run.
+
+The certificates come from the certs phase (they are made where kubeinit runs and
+uploaded); this phase only checks that they are there and what they hash to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import posixpath
+import re
+from typing import Iterator
+
+from kubeinit import artifacts
+from kubeinit.errors import KubeinitError, NotAvailableYet
+from kubeinit.phases import install
+from kubeinit.phases.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STATE
+from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.render import render
+from kubeinit.steps import Run, Skip, Step, Upload
+
+BIN = "/usr/local/bin"
+ETCD = f"{BIN}/etcd"
+ETCDCTL = f"{BIN}/etcdctl"
+UNIT = "/etc/systemd/system/etcd.service"
+DATA_DIR = "/var/lib/etcd"
+APPLIED = f"{STATE}/etcd.applied"
+CLIENT_PORT, PEER_PORT, METRICS = 2379, 2380, "http://127.0.0.1:2381"
+HEALTH_SECONDS = 60
+# The files etcd reads, relative to the cert dir (kubeadm's layout, §2), and the client
+# certificate the health check uses.
+CERTS = ("etcd/ca.crt", "etcd/server.crt", "etcd/server.key", "etcd/peer.crt", "etcd/peer.key")
+HEALTHCHECK = ("etcd/healthcheck-client.crt", "etcd/healthcheck-client.key")
+
+PROBE = f"""
+echo "arch=$(uname -m)"
+systemctl show etcd -p ActiveState -p UnitFileState 2>/dev/null
+echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"
+""" + install.stamps_probe("etcd") + "true\n"
+
+# Why etcd is not up, on stderr: the end of its own output in its latest start (not systemd's
+# lines about it), with its error lines again last - a failed step shows its last lines, and
+# etcd prints its usage after "flag provided but not defined".
+WHY = (
+    "why() { id=$(systemctl show -p InvocationID --value etcd 2>/dev/null); "
+    "j=$(journalctl --no-pager -o cat -n 40 \"_SYSTEMD_INVOCATION_ID=$id\" 2>/dev/null); "
+    "[ -n \"$id\" ] && [ -n \"$j\" ] || j=$(journalctl -u etcd --no-pager -o cat -n 12 2>/dev/null); "
+    "printf '%s\\n' \"$j\" | tail -n 8 >&2; "
+    "printf '%s\\n' \"$j\" | grep -E 'flag provided|^[0-9-]+ [0-9:.]+ [CE] [|]|\"level\":\"(error|fatal|panic)\"' "
+    "| tail -n 2 >&2; }; "
+)
+
+# (Re)start etcd on what is on disk now. Type=notify: the restart returns once etcd serves,
+# and fails at once when etcd exits (an unknown flag, a bad certificate): show why.
+RESTART = (
+    f"{WHY}set -e; mkdir -p {DATA_DIR}; chmod 0700 {DATA_DIR}; systemctl daemon-reload; systemctl enable -q etcd; "
+    "systemctl restart etcd || { why; exit 1; }"
+)
+
+
+def cert_paths(ctx: Context) -> list[str]:
+    return [posixpath.join(ctx.cert_dir, rel) for rel in (*CERTS, *HEALTHCHECK)]
+
+
+def compared(ctx: Context) -> list[str]:
+    return [UNIT, APPLIED, INSTALLER, STAGING + "/", *cert_paths(ctx)]
+
+
+def preload() -> None:
+    from kubeinit import render as r
+
+    r.warm("etcd/etcd.service.j2")
+
+
+def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+    return [("sh", "-c", PROBE)], compared(ctx)
+
+
+def _version(v: str) -> tuple[int, int]:
+    m = re.match(r"v?(\d+)\.(\d+)", v)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def flags(ctx: Context, target: Target, version: str) -> dict[str, str]:
+    """kubeadm's etcd arguments for a one-member cluster (§5.5), then components.etcd.extraArgs:
+    a name given there replaces kubeadm's value, as kubeadm does."""
+    name, adv = target.host.name, target.host.address
+    pki = posixpath.join(ctx.cert_dir, "etcd")
+    a = f"[{adv}]" if ":" in adv else adv
+    client, peer = f"https://{a}:{CLIENT_PORT}", f"https://{a}:{PEER_PORT}"
+    f = {
+        "name": name, "data-dir": DATA_DIR,
+        "listen-client-urls": f"https://127.0.0.1:{CLIENT_PORT},{client}", "advertise-client-urls": client,
+        "listen-peer-urls": peer, "initial-advertise-peer-urls": peer, "initial-cluster": f"{name}={peer}",
+        "cert-file": f"{pki}/server.crt", "key-file": f"{pki}/server.key", "trusted-ca-file": f"{pki}/ca.crt",
+        "client-cert-auth": "true",
+        "peer-cert-file": f"{pki}/peer.crt", "peer-key-file": f"{pki}/peer.key",
+        "peer-trusted-ca-file": f"{pki}/ca.crt", "peer-client-cert-auth": "true",
+        "snapshot-count": "10000", "listen-metrics-urls": METRICS,
+    }
+    # By the etcd actually run, not the Kubernetes version: 3.6 dropped these experimental-*
+    # flags for feature gates, and etcd exits on a flag it does not know. 3.4 and 3.5 accept both.
+    if _version(version) >= (3, 6):
+        f |= {"feature-gates": "InitialCorruptCheck=true", "watch-progress-notify-interval": "5s"}
+    else:
+        f |= {"experimental-initial-corrupt-check": "true", "experimental-watch-progress-notify-interval": "5s"}
+    f |= ctx.spec.extra_args.get("etcd", {})
+    return dict(sorted(f.items()))  # kubeadm sorts its arguments by name
+
+
+def _systemd_arg(text: str) -> str:
+    """One ExecStart word: systemd expands % and $ and splits on blanks; keep the value as given."""
+    text = text.replace("%", "%%").replace("$", "$$")
+    if re.search(r"[\s\"'\\;]", text):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def unit(ctx: Context, target: Target, version: str, arch: str) -> str:
+    args = [_systemd_arg(f"--{k}={v}") for k, v in flags(ctx, target, version).items()]
+    # etcd before 3.5 refuses to start on arm64 unless told it is on purpose.
+    env = [("ETCD_UNSUPPORTED_ARCH", arch)] if arch != "amd64" and _version(version) < (3, 5) else []
+    return render("etcd/etcd.service.j2", etcd_version=version, etcd=ETCD, args=args, env=env)
+
+
+def applied_text(ids: dict[str, str]) -> str:
+    """What HEALTHY records: etcd's fingerprint, then the unit's and the certificates' sha256,
+    in `ids` order (the order HEALTHY lists them)."""
+    return "".join(f"{v}  {p}\n" for p, v in ids.items())
+
+
+def health_script(ctx: Context, watched: list[str]) -> str:
+    """Wait until etcd answers a health check over mTLS (bounded), then record what it runs with."""
+    pki = posixpath.join(ctx.cert_dir, "etcd")
+    check = (f"ETCDCTL_API=3 {ETCDCTL} --endpoints=https://127.0.0.1:{CLIENT_PORT} --cacert={pki}/ca.crt "
+             f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key --command-timeout=3s "
+             "endpoint health")
+    return (
+        f"{WHY}i=0; until out=$({check} 2>&1); do i=$((i+1)); if [ $i -ge {HEALTH_SECONDS} ]; then "
+        f"echo \"$out\" >&2; why; "
+        f"echo \"etcd did not become healthy within {HEALTH_SECONDS} s (its log is above)\" >&2; exit 1; fi; "
+        "sleep 1; done; "
+        f"set -e; mkdir -p {STATE}; {{ echo \"$(stat -c {install.FINGERPRINT} {ETCD})  {ETCD}\"; "
+        f"sha256sum {' '.join(watched)}; }} > {APPLIED}.tmp; mv -f {APPLIED}.tmp {APPLIED}"
+    )
+
+
+def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
+    spec, facts = ctx.spec, target.facts
+    if len(spec.control_planes) > 1:
+        raise NotAvailableYet("etcd on more than one control-plane host",
+                              "a multi-member etcd needs per-host etcd certificates, which kubeinit does not make "
+                              "yet; list one control-plane host")
+    try:
+        ipaddress.ip_address(target.host.address)
+    except ValueError:
+        raise KubeinitError(f"{target.name}: etcd listens on the host's address, and {target.host.address!r} is a "
+                            "name; give the host's IP address as its address") from None
+    art = spec.artifact("etcd")
+    if not art.enabled:
+        raise NotAvailableYet("artifacts.etcd.enabled: false (an etcd installed by you)",
+                              "leave etcd enabled, or skip the etcd phase")
+    p, stamps = install.parse_probe(facts.run("sh", "-c", PROBE).out)
+    active, enabled = p.get("ActiveState", ""), p.get("UnitFileState", "")
+    facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
+
+    missing = [path for path in cert_paths(ctx) if facts.file(path) is None]
+    if missing:
+        what = (f"etcd certificates in {posixpath.join(ctx.cert_dir, 'etcd')}" if len(missing) == len(cert_paths(ctx))
+                else ", ".join(missing))
+        raise KubeinitError(f"this host has no {what}: run the certs phase first (`kubeinit up --only certs`), "
+                            "then this one")
+
+    arch = spec.artifacts.arch or ARCH.get(p.get("arch", ""))
+    if arch is None:
+        raise KubeinitError(f"{target.name}: the architecture {p.get('arch') or 'unknown'} is not supported "
+                            "(amd64, arm64)")
+    rel = artifacts.release(spec, "etcd", arch)
+    notices: list[Step] = []
+    digest = install.expected_sha256(ctx, rel, notices)
+    yield from notices
+    todo = not install.installed(stamps.get("etcd"), digest)
+
+    # What etcd would run with now, before this plan changes anything; what it last ran healthy with.
+    watched = [UNIT, *(posixpath.join(ctx.cert_dir, rel_) for rel_ in (*CERTS, *HEALTHCHECK))]
+    now = {ETCD: None if todo else stamps["etcd"].files.get(ETCD),
+           **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
+
+    # 1. download, before the host is changed
+    if todo:
+        yield from install.download(rel, digest)
+    # 2. binaries
+    if todo:
+        yield from ensure_file(target, INSTALLER, INSTALL_SCRIPT, 0o755, "kubeinit's archive installer")
+        yield from install.install_archive(rel, digest, f"etcd-v{rel.version.lstrip('v')}-linux-{arch}", BIN,
+                                           facts, names=("etcd", "etcdctl"))
+    else:
+        yield Skip(f"{rel.label} is installed")
+    # 3. unit and data dir
+    changed = False
+    for step in ensure_file(target, UNIT, unit(ctx, target, art.version, arch), 0o644, "etcd systemd unit"):
+        changed |= isinstance(step, Upload)
+        if isinstance(step, Upload):
+            now[UNIT] = step.sha256
+        yield step
+    # 4. the service
+    applied = facts.file(APPLIED)
+    pending = not (all(now.values()) and applied is not None and
+                   applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
+    health = Run(("sh", "-c", health_script(ctx, watched)), timeout=HEALTH_SECONDS + 60,
+                 note=f"wait until etcd answers its health check (up to {HEALTH_SECONDS} s)")
+    if changed or todo or pending:
+        yield Run(("sh", "-c", RESTART), note=f"(re)start etcd {art.version} on its new binary/unit/certificates")
+        yield health
+    elif active != "active" or enabled != "enabled" or p.get("datadir") != "700":
+        yield Run(("sh", "-c", f"mkdir -p {DATA_DIR}; chmod 0700 {DATA_DIR}; systemctl enable -q --now etcd"),
+                  note="start etcd (enabled, its data dir 0700)")
+        yield health
+    else:
+        yield Skip(f"etcd {art.version} is enabled, running and was healthy with this binary, unit and certificates")

@@ -1,0 +1,151 @@
+"""Release archives installed on a host, shared by the phases that install binaries
+(runtime, etcd).
+
+An archive goes to the host as it is, compressed, into a staging dir, verified on arrival;
+one command (INSTALLER) extracts it and installs its files by rename, then writes a stamp:
+the archive's sha256 and each installed file's stat fingerprint. A plan then compares
+fingerprints (one stat) instead of hashing binaries on every run, and a killed run is
+redone rather than trusted (the stamp is written last).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from kubeinit import artifacts
+from kubeinit.steps import Local, Notice, Run, Skip, Step, Transfer
+
+STATE = "/var/lib/kubeinit"
+STAGING = f"{STATE}/staging"
+STAMPS = f"{STATE}/installed"
+ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
+# A file's stat fingerprint: size, mtime, inode, ctime. Rewritten, replaced or chmod-ed, it changes.
+FINGERPRINT = "%s:%.9Y:%i:%.9Z"
+
+# Arguments: archive, its sha256, directory inside it, destination directory, stamp path, and
+# optionally the names to install (default: every regular file in that directory).
+INSTALLER = f"{STATE}/bin/install-archive"
+INSTALL_SCRIPT = """#!/bin/sh
+# Written by kubeinit: installs a release archive (see kubeinit/phases/install.py). The archive
+# was verified against its sha256 when it was uploaded.
+set -e
+a=$1; d=$2; src=$3; dest=$4; stamp=$5; shift 5
+mkdir -p "$dest" "${stamp%/*}"
+# One install at a time: a killed kubeinit leaves its install running here, and the re-run's
+# must wait for it - and then find the work done (archive gone, stamp written).
+exec 9>>"${stamp%/*}/.lock"
+if command -v flock >/dev/null 2>&1; then flock 9; fi
+if [ ! -e "$a" ] && grep -qx "archive $d" "$stamp" 2>/dev/null; then exit 0; fi
+# Extract inside the destination directory: same filesystem, so each file is put in place by
+# rename (atomic; a running binary keeps its old inode), never copied over.
+w=$(mktemp -d "$dest/.kubeinit.XXXXXX"); trap 'rm -rf "$w"' EXIT
+ino=$(stat -c %i "$a")
+tar -xzf "$a" -C "$w" --no-same-owner
+echo "archive $d" > "$w/.stamp"
+n=0
+for f in "$w/$src"/*; do
+  [ -f "$f" ] && [ ! -L "$f" ] || continue
+  b=${f##*/}
+  # Named files only, when names are given: a release also holds READMEs and docs.
+  if [ $# -gt 0 ]; then case " $* " in *" $b "*) ;; *) continue;; esac; fi
+  chmod 0755 "$f"
+  mv -f "$f" "$dest/$b"
+  echo "file $(stat -c %s:%.9Y:%i:%.9Z "$dest/$b") $dest/$b" >> "$w/.stamp"
+  n=$((n+1))
+done
+[ "$n" -gt 0 ] || { echo "$a holds no files under $src/" >&2; exit 1; }
+[ $# -eq 0 ] || [ "$n" -eq $# ] || { echo "$a lacks some of: $*" >&2; exit 1; }
+t=$(mktemp "$stamp.XXXXXX"); cat "$w/.stamp" > "$t"; chmod 0644 "$t"; mv -f "$t" "$stamp"
+# Drop the archive unless a newer run (this one's kubeinit was killed) has staged it again.
+[ "$(stat -c %i "$a" 2>/dev/null)" != "$ino" ] || rm -f "$a"
+"""
+
+
+def stamps_probe(glob: str = "*") -> str:
+    """Shell lines printing the stamps matching STAMPS/<glob>.stamp (grep -H) and the
+    fingerprint now of every file they list (`now:<fingerprint> <path>`)."""
+    return (f"grep -H '' {STAMPS}/{glob}.stamp 2>/dev/null\n"
+            f"awk '$1 == \"file\" {{print $3}}' {STAMPS}/{glob}.stamp 2>/dev/null |\n"
+            f"  xargs -r stat -c 'now:{FINGERPRINT} %n' 2>/dev/null\n")
+
+
+@dataclass
+class Stamp:
+    archive: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # installed path -> its fingerprint now
+    intact: bool = True  # every file still has the fingerprint it was installed with
+
+
+def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
+    """A probe's `key=value` lines, and the stamps printed by stamps_probe()."""
+    values: dict[str, str] = {}
+    lines: list[tuple[str, str]] = []  # (component, stamp line)
+    now: dict[str, str] = {}  # installed path -> its fingerprint now
+    for line in out.splitlines():
+        if line.startswith(STAMPS + "/"):  # grep -H: <stamp file>:<line>
+            path, _, rest = line.partition(":")
+            lines.append((path.rsplit("/", 1)[1].removesuffix(".stamp"), rest))
+        elif line.startswith("now:"):
+            fp, _, path = line[4:].partition(" ")
+            now[path] = fp
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            values[k] = v.strip()
+    stamps: dict[str, Stamp] = {}
+    for name, line in lines:
+        s = stamps.setdefault(name, Stamp())
+        f = line.split(" ", 2)  # "archive <sha256>" | "file <fingerprint at install> <path>"
+        if f[0] == "archive" and len(f) >= 2:
+            s.archive = f[1]
+        elif f[0] == "file" and len(f) == 3:
+            s.files[f[2]] = now.get(f[2], "missing")
+            s.intact &= f[1] == s.files[f[2]]
+        else:
+            s.intact = False
+    return values, stamps
+
+
+def installed(stamp: Stamp | None, digest: str) -> bool:
+    """The stamp names this archive, and every file from it is still as it was installed."""
+    return bool(stamp and stamp.archive == digest and stamp.files and stamp.intact)
+
+
+UNFETCHED = "(published sha256)"  # stands in for a digest --dry-run could not fetch
+
+
+def expected_sha256(ctx, rel: artifacts.Release, notices: list[Step]) -> str:
+    """The digest the artifact must have (pinned, or from the release's checksum file). In
+    --dry-run a checksum file that cannot be fetched (no network yet) does not end the plan:
+    a Notice says a real run would stop there, and the plan goes on."""
+    try:
+        return artifacts.expected_sha256(rel)
+    except artifacts.ArtifactError as e:
+        if not ctx.options.dry_run:
+            raise
+        notices.append(Notice(f"{str(e).rstrip('.')}; a real run would stop here (pin artifacts.{rel.name}.sha256 "
+                              "or set artifacts.mirror for a site without internet)"))
+        return UNFETCHED
+
+
+def download(rel: artifacts.Release, digest: str) -> Iterator[Step]:
+    """The Local download step, unless the cache already holds the verified file."""
+    if artifacts.cached(rel, digest) is None:
+        check = "the published sha256" if digest == UNFETCHED else f"sha256:{digest[:12]}"
+        yield Local(functools.partial(artifacts.fetch, rel, digest),
+                    f"download {rel.label} (linux/{rel.arch}) from {rel.url} and verify {check}")
+
+
+def install_archive(rel: artifacts.Release, digest: str, src: str, dest: str, facts,
+                    names: tuple[str, ...] = ()) -> Iterator[Step]:
+    """Stage the archive (unless a stopped run left it there) and install it with INSTALLER.
+    The caller uploads INSTALLER first (ensure_file)."""
+    staged = f"{STAGING}/{rel.filename}"
+    have = facts.file(staged)
+    if have is not None and have.sha256 == digest:
+        yield Skip(f"{rel.filename} is already staged")  # uploaded by a run that stopped before installing
+    else:
+        yield Transfer(str(artifacts.cache_path(rel.url)), staged, digest, 0o600, note=f"stage {rel.label}")
+    yield Run(("sh", INSTALLER, staged, digest, src, dest, f"{STAMPS}/{rel.name}.stamp", *names),
+              note=f"install {rel.label} into {dest}")
