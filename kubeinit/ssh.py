@@ -156,12 +156,13 @@ def parse_bastion(spec: str, default_user: str) -> tuple[str, str, int]:
     return user or default_user, host, port
 
 
-class BastionPool:
-    """One connection per bastion for a whole run, shared by every host behind it (each host
-    gets its own direct-tcpip channel): N hosts cost N+1 logins instead of 2N, and the
-    bastion's sshd, which by default starts refusing at 10 parallel unauthenticated
-    connections (MaxStartups 10:30:100), sees one. A bastion that could not be reached is
-    not retried by every host in turn within the run: they all get its error at once."""
+class LoginPool:
+    """One SSH login per (user, address, port, key) for a whole run. Every host behind a
+    bastion shares one connection to it (each gets its own direct-tcpip channel): N hosts
+    cost N+1 logins instead of 2N, and the bastion's sshd, which by default starts refusing
+    at 10 parallel unauthenticated connections (MaxStartups 10:30:100), sees one; a bastion
+    that is also a host of the cluster is logged into once. A login that failed is not
+    retried by every host in turn within the run: they all get its error at once."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -197,7 +198,7 @@ class SSHConnection:
     """One host over SSH (optionally through a bastion), commands run as root."""
 
     def __init__(self, host: Host, known_hosts: str | os.PathLike | None = None, trust_new_host_keys: bool = False,
-                 connect_timeout: float = CONNECT_TIMEOUT, bastions: BastionPool | None = None):
+                 connect_timeout: float = CONNECT_TIMEOUT, bastions: LoginPool | None = None):
         self.host = host
         self.name = host.name
         self.user = host.ssh.user
@@ -208,7 +209,8 @@ class SSHConnection:
         self._bastion: paramiko.SSHClient | None = None
         self._bastions = bastions  # shared with the run's other hosts; not this connection's to close
         self._auth_kw = self._auth()  # the key is read once, for the bastion and the host
-        self._client = self._connect()
+        self._shared = False  # the main client came from the pool: the pool closes it
+        self._client = self._connect_shared() if bastions is not None and not host.ssh.bastion else self._connect()
 
     # --- connecting ---------------------------------------------------------
     def _new_client(self, label: str) -> paramiko.SSHClient:
@@ -269,6 +271,13 @@ class SSHConnection:
             f"not match {where}); this may be an attack, so kubeinit refuses even with --trust-new-host-keys: "
             f"if the host was reinstalled, verify the new key, run `ssh-keygen -R {shlex.quote(name)} -f "
             f"{self.known_hosts}` and re-run with --trust-new-host-keys")
+
+    def _connect_shared(self) -> paramiko.SSHClient:
+        """A host that is also another host's bastion (a control plane with the public address,
+        workers behind it) is logged into once: the same client serves both."""
+        h = self.host
+        self._shared = True
+        return self._bastions.get((h.ssh.user, h.address, h.ssh.port, h.ssh.key), self._connect)
 
     def _connect(self) -> paramiko.SSHClient:
         h = self.host
@@ -390,7 +399,7 @@ class SSHConnection:
             raise OSError(f"cannot write {path}: {r.err.strip() or f'exit code {r.rc}'}")
 
     def close(self) -> None:
-        for c in (self._client, self._bastion):
+        for c in (None if self._shared else self._client, self._bastion):
             if c is not None:
                 c.close()
         self._client = self._bastion = None

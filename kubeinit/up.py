@@ -101,14 +101,14 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
         raise _not_available(file, phases, missing)
 
     pool_lock = threading.Lock()
-    bastions: list = []  # the run's BastionPool, made with the first connection
+    bastions: list = []  # the run's LoginPool, made with the first connection
 
     def connect(host: Host):
-        from kubeinit.ssh import BastionPool, SSHConnection  # paramiko loads only when a host is contacted
+        from kubeinit.ssh import LoginPool, SSHConnection  # paramiko loads only when a host is contacted
 
         with pool_lock:
             if not bastions:
-                bastions.append(BastionPool())
+                bastions.append(LoginPool())
         return SSHConnection(host, known_hosts=known_hosts, trust_new_host_keys=trust_new_host_keys,
                              bastions=bastions[0])
 

@@ -157,7 +157,7 @@ def _forward(chan: paramiko.Channel, dest: tuple[str, int]) -> None:
         try:
             while data := chan.recv(65536):
                 s.sendall(data)
-        except OSError:
+        except (OSError, EOFError):  # EOFError: paramiko, the client's connection is gone
             pass
         finally:
             s.close()
@@ -166,10 +166,13 @@ def _forward(chan: paramiko.Channel, dest: tuple[str, int]) -> None:
     try:
         while data := s.recv(65536):
             chan.sendall(data)
-    except OSError:
+    except (OSError, EOFError):
         pass
     finally:
-        chan.close()
+        try:
+            chan.close()
+        except EOFError:
+            pass
 
 
 def silent_listener() -> tuple[socket.socket, int]:

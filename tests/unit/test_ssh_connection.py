@@ -151,15 +151,15 @@ def test_encrypted_key_file_says_to_use_the_agent(server, tmp_path):
 
 
 def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
-    """With the run's BastionPool, N hosts through a bastion open 1 connection to it, not N; a
+    """With the run's LoginPool, N hosts through a bastion open 1 connection to it, not N; a
     bastion that cannot be reached fails every host behind it with the same error, tried once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kubeinit.ssh import BastionPool
+    from kubeinit.ssh import LoginPool
 
     targets = [SSHServer([client_key[0]]) for _ in range(4)]
     bastion = SSHServer([client_key[0]])
-    pool = BastionPool()
+    pool = LoginPool()
     try:
         kh = tmp_path / "known_hosts"
         kh.write_text("".join(t.known_hosts_line() for t in [*targets, bastion]))
@@ -180,7 +180,7 @@ def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
             s.close()
 
     lst, port = silent_listener()  # a bastion that never answers
-    pool = BastionPool()
+    pool = LoginPool()
     try:
         hosts = [Host(f"m{i}", "127.0.0.1", ssh=SSHOptions(port=22, key=client_key[1], bastion=f"127.0.0.1:{port}"))
                  for i in range(3)]
@@ -192,3 +192,27 @@ def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
     finally:
         pool.close()
         lst.close()
+
+
+def test_a_host_that_is_also_a_bastion_is_logged_into_once(client_key, tmp_path):
+    from kubeinit.ssh import LoginPool
+
+    front, back = SSHServer([client_key[0]]), SSHServer([client_key[0]])
+    pool = LoginPool()
+    try:
+        kh = tmp_path / "known_hosts"
+        kh.write_text(front.known_hosts_line() + back.known_hosts_line())
+        cp = Host("cp", "127.0.0.1", ssh=SSHOptions(user="root", port=front.port, key=client_key[1]))
+        worker = Host("w", "127.0.0.1", ssh=SSHOptions(user="root", port=back.port, key=client_key[1],
+                                                      bastion=f"root@127.0.0.1:{front.port}"))
+        a = SSHConnection(cp, known_hosts=kh, bastions=pool)
+        b = SSHConnection(worker, known_hosts=kh, bastions=pool)
+        assert (a.run(["echo", "a"]).out, b.run(["echo", "b"]).out) == ("a\n", "b\n")
+        assert (front.connections, back.connections) == (1, 1)
+        a.close()  # the worker still goes through it
+        assert b.run(["echo", "still"]).out == "still\n"
+        b.close()
+    finally:
+        pool.close()
+        front.close()
+        back.close()
