@@ -22,7 +22,7 @@ import mirror  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--hosts", type=int, default=3)
-    ap.add_argument("--only", default="preflight,runtime,certs,kubeconfig,etcd",
+    ap.add_argument("--only", default="preflight,runtime,certs,kubeconfig,etcd,control-plane",
                     help="phases to run (the ones built today)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     args = ap.parse_args()

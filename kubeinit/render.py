@@ -13,9 +13,25 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 def _env():
     import jinja2  # only the phases that write config files pay for it
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-                              autoescape=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             autoescape=False)
+    env.filters["yaml_str"] = yaml_str
+    return env
+
+
+def yaml_str(value: str) -> str:
+    """A YAML scalar that reads back as exactly this text: plain where YAML allows, quoted
+    where a user's value (a flag, a path) would otherwise change meaning or break the file."""
+    import json
+
+    import yaml
+
+    value = str(value)
+    if not value.isprintable():  # a newline or tab: one line, escaped (JSON is YAML)
+        return json.dumps(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), allow_unicode=True)
+    return text.removesuffix("\n...\n").rstrip("\n")
 
 
 def render(name: str, **values) -> str:

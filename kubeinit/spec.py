@@ -504,6 +504,9 @@ def validate(spec: ClusterSpec) -> None:
     for key, value in (("serviceSubnet", net.service_subnet), ("podSubnet", net.pod_subnet)):
         path = f"networking.{key}"
         cidrs = []
+        if key == "podSubnet" and not value.strip():
+            nets[key] = []  # none, as kubeadm's default: the controller-manager then allocates no node CIDRs
+            continue
         for part in value.split(","):
             try:
                 cidrs.append(ipaddress.ip_network(part.strip(), strict=True))

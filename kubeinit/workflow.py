@@ -105,9 +105,8 @@ def init_phases() -> list[Phase]:
                   "etcd:gather"),
         ]),
         Phase("control-plane", "Write the control plane's static pod manifests", children=[
-            Phase("apiserver", "kube-apiserver", None, CONTROL_PLANES),
-            Phase("controller-manager", "kube-controller-manager", None, CONTROL_PLANES),
-            Phase("scheduler", "kube-scheduler", None, CONTROL_PLANES),
+            Phase(n, f"kube-{n}", f"control_plane:plan_component:{n}", CONTROL_PLANES, "control_plane:gather")
+            for n in ("apiserver", "controller-manager", "scheduler")
         ]),
         Phase("kubelet-start", "Write the kubelet's config and (re)start it", None, CONTROL_PLANES),
         Phase("wait-control-plane", "Wait for the control plane to answer", None, FIRST_CONTROL_PLANE),

@@ -140,3 +140,32 @@ def test_etcd_that_cannot_start_shows_why_and_the_next_run_repairs_it(work, mach
     r = work.up("--only", "etcd")
     assert r.returncode == 0, r.stdout + r.stderr
     assert etcdctl(m, "get kubeinit/test --print-value-only").out.strip() == "hello"
+
+
+def test_control_plane_manifests_point_at_this_etcd_and_these_files(work, machines):
+    """The static pod manifests land on the host (0600, valid for their Kubernetes version), and
+    what the API server's flags name is really there: its etcd client certificate, given to
+    etcdctl exactly as the manifest gives it to kube-apiserver, reaches the running etcd."""
+    import kubernetes_validate
+
+    m = machines[0]
+    r = work.up("--only", "kubeconfig,control-plane")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        path = f"/etc/kubernetes/manifests/{name}.yaml"
+        assert m.ssh(f"stat -c %a {path}").out.strip() == "600"
+        pod = yaml.safe_load(m.ssh(f"cat {path}").out)
+        kubernetes_validate.validate(pod, "1.32.0", strict=True)
+        args = dict(a[2:].split("=", 1) for a in pod["spec"]["containers"][0]["command"][1:])
+        named = [v for k, v in args.items() if k.endswith(("-file", "kubeconfig", "-ca-file"))
+                 and v.startswith("/etc/kubernetes")]
+        assert named, name
+        missing = m.ssh("for f in " + " ".join(named) + "; do [ -f $f ] || echo $f; done").out.split()
+        assert missing == [], f"{name} names files that are not on the host: {missing}"
+        if name == "kube-apiserver":
+            r = m.ssh(f"ETCDCTL_API=3 etcdctl --endpoints={args['etcd-servers']} --cacert {args['etcd-cafile']} "
+                      f"--cert {args['etcd-certfile']} --key {args['etcd-keyfile']} --command-timeout=5s "
+                      "get kubeinit/test --print-value-only")
+            assert r.out.strip() == "hello"
+    again = work.up("--only", "kubeconfig,control-plane")
+    assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout
