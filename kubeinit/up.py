@@ -61,12 +61,9 @@ def resume_command(file: Path | str, phases: list[workflow.Phase], failed: str, 
 
 def _not_available(file, phases: list[workflow.Phase], missing: list[str]) -> NotAvailableYet:
     names = list(dict.fromkeys(_top(m) for m in missing))
-    ready: list[str] = []  # the leading run of built phases: later phases build on the earlier ones
-    for p in phases:
-        if p.plan is None:
-            break
-        if _top(p.path) not in ready:
-            ready.append(_top(p.path))
+    # The top-level phases that are built whole; each checks what it needs from the earlier
+    # ones (etcd, for instance, says when the certs phase has not run).
+    ready = [t for t in dict.fromkeys(_top(p.path) for p in phases) if t not in names]
     hint = f"run the available ones with `kubeinit up -f {file} --only {','.join(ready)}`" if ready else ""
     return NotAvailableYet(f"{'phases' if len(names) > 1 else 'phase'} {', '.join(names)} of `kubeinit up`",
                            hint + (", or " if hint else "") + "see the whole plan with --dry-run")

@@ -13,6 +13,8 @@ Every private key PEM produced or loaded here is registered with kubeinit.redact
 
 from __future__ import annotations
 
+import hashlib
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -71,6 +73,11 @@ def load_private_key(pem: bytes, what: str = "key", signing: bool = True) -> Pri
     only compared with a certificate, never for one that will sign.
     """
     redact.register(pem)
+    # Each certs/<name> phase loads the CA keys again: parse (and check) each key once a process.
+    digest = hashlib.sha256(pem).digest()
+    key = _loaded.get((digest, True)) or (None if signing else _loaded.get((digest, False)))
+    if key is not None:
+        return key
     try:
         key = serialization.load_pem_private_key(pem, password=None,
                                                  unsafe_skip_rsa_key_validation=not signing)
@@ -78,7 +85,11 @@ def load_private_key(pem: bytes, what: str = "key", signing: bool = True) -> Pri
         raise UserError(f"{what}: not a readable unencrypted PEM private key ({e})") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise UserError(f"{what}: the private key is neither RSA nor ECDSA")
+    _loaded[(digest, signing)] = key
     return key
+
+
+_loaded: dict[tuple[bytes, bool], PrivateKey] = {}  # (sha256 of the PEM, checked) -> key
 
 
 def same_public_key(a, b) -> bool:
