@@ -169,7 +169,7 @@ _register_phases(phase_app, workflow.init_phases())
 
 
 # --------------------------------------------------------------------------
-# join, reset, upgrade: in the tree, planned, not built yet
+# join, upgrade: in the tree, planned, not built yet; reset
 
 
 @app.command()
@@ -197,16 +197,57 @@ def join(
     raise NotAvailableYet("kubeinit join (use `kubeinit up -f cluster.yaml` from a workstation)")
 
 
-@app.command()
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@DryRunOpt
-def reset(yes: bool, dry_run: bool):
-    """Undo what init or join did on this host."""
-    if dry_run:
-        for p in workflow.select(workflow.reset_phases()):
-            ui.out(f"[{p.path}]" + ("" if p.plan else " (not available yet)"))
+RESET_REMOVES = ("etcd (stopped, disabled, its unit and data), the certificates and keys, the kubeconfig files, "
+                 "the static pod manifests and /var/lib/kubelet")
+
+
+def _confirm_reset(yes: bool, hosts: list[str]) -> None:
+    """Ask before a destructive reset, as `delete cluster` does: refuse when there is no terminal."""
+    if yes:
         return
-    raise NotAvailableYet("kubeinit reset")
+    what = ", ".join(hosts)
+    if not sys.stdin or not sys.stdin.isatty():
+        raise UserError(f"not resetting {what} without confirmation: there is no terminal to ask on; pass --yes")
+    if not click.confirm(f"Reset {what}? This removes {RESET_REMOVES}; the container runtime stays."):
+        raise KubeinitError("nothing was reset")
+
+
+@app.command()
+@click.option("--file", "-f", "file", type=click.Path(path_type=Path),
+              help="A cluster file: reset every host in it, over SSH (default: this host).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@ConfigOpt
+@CertDirOpt
+@KubeconfigDirOpt
+@click.option("--trust-new-host-keys", is_flag=True, help="With -f: accept and record host keys not yet in known_hosts.")
+@click.option("--known-hosts", type=click.Path(path_type=Path),
+              help="With -f: known_hosts file (default ~/.ssh/known_hosts).")
+@click.option("--parallel", type=click.IntRange(min=1), default=10, help="With -f: hosts worked at once.")
+@DryRunOpt
+def reset(file: Optional[Path], yes: bool, config: Optional[Path], cert_dir: Optional[str],
+          kubeconfig_dir: Optional[str], trust_new_host_keys: bool, known_hosts: Optional[Path], parallel: int,
+          dry_run: bool):
+    """Undo what init or up did on this host (or, with -f, on every host of a cluster file): stop etcd and
+    remove the certificates, kubeconfig files, manifests and data. The container runtime stays."""
+    tree = workflow.reset_phases()
+    if file is not None:
+        if config or cert_dir or kubeconfig_dir:
+            raise UserError("with -f, the cluster file sets the cert and kubeconfig dirs; drop --config, "
+                            "--cert-dir and --kubeconfig-dir")
+        from kubeinit.up import run_up
+
+        run_up(file, None, None, frozenset(), trust_new_host_keys, str(known_hosts) if known_hosts else None,
+               parallel, dry_run, command="reset", tree=tree,
+               confirm=lambda spec: _confirm_reset(yes, [h.name for h in spec.hosts]))
+        return
+    if trust_new_host_keys or known_hosts:
+        raise UserError("--trust-new-host-keys and --known-hosts go with -f (a cluster file over SSH)")
+    spec = _load_local_spec(config, None, None, None, None, None, None, cert_dir, kubeconfig_dir, None)
+    if not dry_run:
+        _confirm_reset(yes, [spec.hosts[0].name])
+    again = "kubeinit reset --yes" + "".join(f" {k} {v}" for k, v in (("--config", config), ("--cert-dir", cert_dir),
+                                                                     ("--kubeconfig-dir", kubeconfig_dir)) if v)
+    _run_local("reset", tree, workflow.select(tree), spec, dry_run, frozenset(), lambda _p: again)
 
 
 upgrade_app = _group(app, "upgrade", help="Upgrade a cluster (not available yet).")

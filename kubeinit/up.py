@@ -69,8 +69,8 @@ def _not_available(file, phases: list[workflow.Phase], missing: list[str]) -> No
                            hint + (", or " if hint else "") + "see the whole plan with --dry-run")
 
 
-def hold_lock(ws: Path, cluster: str):
-    """One `up` per cluster at a time: two would race on the same hosts and files. An flock
+def hold_lock(ws: Path, cluster: str, command: str = "up"):
+    """One `up` (or `reset`) per cluster at a time: two would race on the same hosts and files. An flock
     dies with its process, so a killed run never leaves a stale lock behind."""
     import fcntl
 
@@ -78,24 +78,39 @@ def hold_lock(ws: Path, cluster: str):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        pid, _, other = os.pread(fd, 64, 0).decode(errors="replace").strip().partition(" ")
         os.close(fd)
-        raise KubeinitError(f"another `kubeinit up` (pid {holder}) is working on cluster {cluster!r}; wait for it "
-                            "to finish, or stop it, then run this again") from None
+        raise KubeinitError(f"another `kubeinit {other or 'up'}` (pid {pid or 'unknown'}) is working on cluster "
+                            f"{cluster!r}; wait for it to finish, or stop it, then run this again") from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} {command}".encode(), 0)
     return fd  # held until the process ends
 
 
+def reset_resume_command(file: Path | str, known_hosts: str | None, parallel: int) -> str:
+    cmd = ["kubeinit", "reset", "-f", str(file), "--yes"]
+    if known_hosts:
+        cmd += ["--known-hosts", known_hosts]
+    if parallel != 10:
+        cmd += ["--parallel", str(parallel)]
+    return shlex.join(cmd)
+
+
 def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys: bool, known_hosts: str | None,
-           parallel: int, dry_run: bool) -> None:
+           parallel: int, dry_run: bool, *, command: str = "up", tree: list[workflow.Phase] | None = None,
+           confirm=None) -> None:
+    """Run phases of `tree` (default: up's) on every host of the cluster file, over SSH in parallel.
+    `command` names the run (its title, log and resume hint); `confirm(spec)`, when given, is
+    called before any host is contacted (a destructive command asks there)."""
     spec = load_file(file)
-    tree = workflow.up_phases()
+    tree = tree if tree is not None else workflow.up_phases()
     phases = workflow.select(tree, only, skip_phases)
     skip = [x.strip() for v in skip_phases or [] for x in v.split(",") if x.strip()]
     missing = unavailable(phases)
     if missing and not dry_run:
         raise _not_available(file, phases, missing)
+    if confirm is not None and not dry_run:
+        confirm(spec)
 
     pool_lock = threading.Lock()
     bastions: list = []  # the run's LoginPool, made with the first connection
@@ -110,17 +125,18 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
                              bastions=bastions[0])
 
     options = Options(dry_run=dry_run, ignore_preflight_errors=ignore, parallel=parallel,
-                      trust_new_host_keys=trust_new_host_keys, known_hosts=known_hosts, command="up",
-                      resume=lambda path: resume_command(file, phases, path, skip, known_hosts, ignore, parallel))
+                      trust_new_host_keys=trust_new_host_keys, known_hosts=known_hosts, command=command,
+                      resume=(lambda path: resume_command(file, phases, path, skip, known_hosts, ignore, parallel))
+                      if command == "up" else (lambda path: reset_resume_command(file, known_hosts, parallel)))
     ws = workspace(spec.name)
-    lock = None if dry_run else hold_lock(ws, spec.name)
+    lock = None if dry_run else hold_lock(ws, spec.name, command)
     ctx = Context(spec, [Target(h, connect) for h in spec.hosts], options, workspace=ws)
-    log = None if dry_run else RunLog(private_dir(ws / "logs") / f"up-{time.strftime('%Y%m%d-%H%M%S')}-"
+    log = None if dry_run else RunLog(private_dir(ws / "logs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-"
                                                                   f"{os.getpid()}.log")
     names = [h.name for h in spec.hosts]
-    title = (f"kubeinit up --dry-run: the plan for cluster {spec.name!r} on {len(names)} hosts; facts are read, "
+    title = (f"kubeinit {command} --dry-run: the plan for cluster {spec.name!r} on {len(names)} hosts; facts are read, "
              "nothing is changed" if dry_run else
-             f"kubeinit up: cluster {spec.name!r}, {len(names)} hosts, phases "
+             f"kubeinit {command}: cluster {spec.name!r}, {len(names)} hosts, phases "
              f"{', '.join(dict.fromkeys(_top(p.path) for p in phases))}")
     view = ui.RunView(names, dry_run=dry_run, title=title)
     start = time.monotonic()
@@ -146,5 +162,6 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     ui.table(["host", "changed", "unchanged"],
              [(h, str(summary.changed.get(h, 0)), str(summary.skipped.get(h, 0))) for h in names])
     total = summary.total_changed
-    ui.ok(f"up: {len(summary.phases)} phase{'s' if len(summary.phases) != 1 else ''} on {len(names)} hosts in "
-          f"{elapsed:.1f}s; " + (f"{total} changes" if total else "nothing to change, every host already matched"))
+    nothing = "nothing to change, every host already matched" if command == "up" else "nothing to change"
+    ui.ok(f"{command}: {len(summary.phases)} phase{'s' if len(summary.phases) != 1 else ''} on {len(names)} hosts in "
+          f"{elapsed:.1f}s; " + (f"{total} changes" if total else nothing))

@@ -171,9 +171,12 @@ def up_phases() -> list[Phase]:
 
 def reset_phases() -> list[Phase]:
     return _tree([
-        Phase("preflight", "Check this host can be reset", None, ALL),
-        Phase("remove-etcd-member", "Remove this host from etcd", None, CONTROL_PLANES),
-        Phase("cleanup-node", "Stop the kubelet and remove kubeinit's files", None, ALL),
+        Phase("preflight", "Show what of kubeinit's (and kubeadm's) state this host has", "reset:plan_preflight",
+              ALL, "reset:gather", read_only=True),
+        Phase("remove-etcd-member", "Remove this host from etcd", "reset:plan_remove_etcd_member", CONTROL_PLANES,
+              read_only=True),
+        Phase("cleanup-node", "Stop etcd and the kubelet, remove the certificates, kubeconfigs, manifests and data",
+              "reset:plan_cleanup", ALL, "reset:gather"),
     ])
 
 

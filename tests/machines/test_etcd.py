@@ -169,3 +169,63 @@ def test_control_plane_manifests_point_at_this_etcd_and_these_files(work, machin
             assert r.out.strip() == "hello"
     again = work.up("--only", "kubeconfig,control-plane")
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout
+
+
+# --- reset: last in this file, since it removes the state the tests above use -------------
+
+RESET_GONE = ["/etc/systemd/system/etcd.service", "/var/lib/etcd", "/var/lib/kubeinit/installed/etcd.stamp",
+              "/var/lib/kubeinit/etcd.applied", f"{PKI}/ca.crt", f"{PKI}/etcd/ca.key",
+              *(f"/etc/kubernetes/{c}" for c in ("admin.conf", "super-admin.conf", "kubelet.conf",
+                                                  "controller-manager.conf", "scheduler.conf")),
+              *(f"/etc/kubernetes/manifests/kube-{n}.yaml" for n in ("apiserver", "controller-manager", "scheduler"))]
+ALL_BUILT = "preflight,runtime,certs,kubeconfig,etcd,control-plane"
+
+
+def reset(work, *args: str):
+    import subprocess
+    import sys
+
+    from test_up import OUTPUTS, ROOT
+
+    r = subprocess.run([sys.executable, "-m", "kubeinit", "reset", "-f", str(work.file), "--known-hosts",
+                        str(work.known_hosts), *args], capture_output=True, text=True, env=work.env(),
+                       timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+    OUTPUTS.extend([r.stdout, r.stderr])
+    return r
+
+
+def test_reset_removes_what_up_made_keeps_the_runtime_and_up_rebuilds(work, machines):
+    m = machines[0]
+    r = work.up("--only", ALL_BUILT, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert m.ssh("systemctl is-active etcd").out.strip() == "active"
+
+    refused = reset(work)  # no terminal, no --yes
+    assert refused.returncode == 2 and "pass --yes" in refused.stderr, refused.stderr
+    assert m.ssh("systemctl is-active etcd").out.strip() == "active", "a refused reset changes nothing"
+
+    r = reset(work, "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert m.ssh("systemctl is-active etcd", check=False).out.strip() != "active"
+    assert m.ssh("systemctl is-enabled etcd", check=False).out.strip() not in ("enabled", "disabled")
+    left = m.ssh(" ".join(f"[ -e {f} ] && echo {f};" for f in RESET_GONE) + " true").out.split()
+    assert left == [], f"reset left {left}"
+    assert sorted(m.ssh(f"ls -A {PKI} /etc/kubernetes/manifests").out.split()) == ["/etc/kubernetes/manifests:",
+                                                                                  f"{PKI}:"], "the dirs stay, empty"
+    assert m.ssh("systemctl is-active containerd").out.strip() == "active", "the runtime stays"
+    assert m.ssh("[ -x /usr/local/bin/etcd ] && echo yes").out.strip() == "yes", "binaries stay"
+    assert "iptables" in r.stdout and "$HOME/.kube/config" in r.stdout, r.stdout
+
+    again = reset(work, "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to change" in again.stdout, again.stdout
+    assert f"{m.name}: ✓ cleanup-node: 0 changed" in again.stdout, again.stdout
+    assert not re.search(r": (transfer|upload|run|local) ", again.stdout), again.stdout
+
+    r = work.up("--only", ALL_BUILT, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert m.ssh("systemctl is-active etcd").out.strip() == "active"
+    health = etcdctl(m, "endpoint health", cert="etcd/healthcheck-client")
+    assert "is healthy" in health.out + health.err
+    r = etcdctl(m, "get kubeinit/test --print-value-only", check=False)
+    assert r.out.strip() == "", "a fresh etcd: the old data went with reset"
