@@ -229,3 +229,14 @@ def test_reset_removes_what_up_made_keeps_the_runtime_and_up_rebuilds(work, mach
     assert "is healthy" in health.out + health.err
     r = etcdctl(m, "get kubeinit/test --print-value-only", check=False)
     assert r.out.strip() == "", "a fresh etcd: the old data went with reset"
+
+
+def test_no_private_key_in_output_or_logs(work):
+    """The runs above uploaded every key of the PKI (etcd's too) and ran reset: none of the key
+    material shows in what kubeinit printed or logged (uploads of keys show as <secret>)."""
+    import test_up
+
+    logs = [p.read_text() for p in work.home.rglob("*.log")]
+    assert logs and any("<secret>" in text for text in logs), "the key uploads are logged, masked"
+    for text in test_up.OUTPUTS + logs:
+        assert "PRIVATE KEY" not in text
