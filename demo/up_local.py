@@ -22,7 +22,7 @@ import mirror  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--hosts", type=int, default=3)
-    ap.add_argument("--only", default="preflight,runtime,certs,kubeconfig,etcd,control-plane",
+    ap.add_argument("--only", default="preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane",
                     help="phases to run (the ones built today)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     args = ap.parse_args()
@@ -52,6 +52,8 @@ artifacts:
   runc: {{version: "{versions['runc']}"}}
   cni-plugins: {{version: "{versions['cni_plugins']}"}}
   etcd: {{version: "{versions['etcd']}"}}
+  kubectl: {{version: "{versions['kubectl']}"}}
+  kubelet: {{enabled: false}}  # no kubelet build to make a mirror from here
   crictl: {{enabled: false}}   # no Debian package to build it from
 """)
     print(f"cluster file: {cluster}", flush=True)

@@ -104,6 +104,9 @@ DEFAULT_ARTIFACTS = {
     "crictl": "1.31.1",
     "etcd": "3.5.17",
 }
+# Their version is the cluster's kubernetesVersion unless artifacts.<name>.version is given;
+# kubeadm is installed only when artifacts.kubeadm.enabled is true.
+KUBERNETES_BINARIES = ("kubelet", "kubectl", "kubeadm")
 
 
 @dataclass
@@ -139,11 +142,13 @@ class ClusterSpec:
         return int(_VERSION_RE.match(self.kubernetes_version).group(2))  # validated
 
     def artifact(self, name: str) -> Artifact:
-        if name in self.artifacts.components:
-            return self.artifacts.components[name]
-        if name in ("kubelet", "kubectl", "kubeadm"):
-            return Artifact(self.kubernetes_version.lstrip("v"))
-        return Artifact(DEFAULT_ARTIFACTS[name])
+        a = self.artifacts.components.get(name)
+        if name in KUBERNETES_BINARIES:
+            version = self.kubernetes_version.lstrip("v")
+            if a is None:
+                return Artifact(version, enabled=name != "kubeadm")
+            return a if a.version else Artifact(version, a.sha256, a.enabled)
+        return a if a is not None else Artifact(DEFAULT_ARTIFACTS[name])
 
     def api_endpoint(self) -> str:
         """https URL clients use: controlPlaneEndpoint rule (kubeadm §3)."""
@@ -344,12 +349,12 @@ def _artifacts(a: _Reader) -> Artifacts:
     for key in list(a.data):
         if key in ("mirror", "arch"):
             continue
-        if key not in (*DEFAULT_ARTIFACTS, "kubelet", "kubectl", "kubeadm"):
+        if key not in (*DEFAULT_ARTIFACTS, *KUBERNETES_BINARIES):
             continue  # reported by done() as unknown
         c = a.child(key)
-        enabled = c.get("enabled", bool, True)
+        enabled = c.get("enabled", bool, key != "kubeadm")  # kubeadm: opt-in
         version = c.get("version", str)
-        if not version and enabled:
+        if not version and enabled and key not in KUBERNETES_BINARIES:  # those default to kubernetesVersion
             c.fail("is missing", "version")
         if not version:
             version = DEFAULT_ARTIFACTS.get(key, "")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from kubeinit import artifacts
+from kubeinit.errors import KubeinitError
 from kubeinit.steps import Local, Notice, Run, Skip, Step, Transfer
 
 STATE = "/var/lib/kubeinit"
@@ -110,6 +111,32 @@ def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
 def installed(stamp: Stamp | None, digest: str) -> bool:
     """The stamp names this archive, and every file from it is still as it was installed."""
     return bool(stamp and stamp.archive == digest and stamp.files and stamp.intact)
+
+
+def binary_stamp(name: str, path: str) -> str:
+    """The command that records a single binary uploaded straight into place (Transfer, verified
+    on arrival) as installed: its stamp, written like an archive's, so a re-run checks it by
+    stat instead of hashing it. Argument: the binary's sha256."""
+    return (
+        f"set -e; mkdir -p {STAMPS}; t=$(mktemp {STAMPS}/{name}.stamp.XXXXXX); "
+        f"{{ echo \"archive $1\"; echo \"file $(stat -c %s:%.9Y:%i:%.9Z {path}) {path}\"; }} > \"$t\"; "
+        f"chmod 0644 \"$t\"; mv -f \"$t\" {STAMPS}/{name}.stamp"
+    )
+
+
+def install_binary(rel: artifacts.Release, digest: str, path: str) -> Iterator[Step]:
+    """A single binary: the verified download uploaded into place (0755), then its stamp."""
+    yield Transfer(str(artifacts.cache_path(rel.url)), path, digest, 0o755, note=f"install {rel.label}")
+    yield Run(("sh", "-c", binary_stamp(rel.name, path), "sh", digest), note=f"record {rel.label} as installed")
+
+
+def host_arch(spec, target_name: str, machine: str) -> str:
+    """artifacts.arch, else the host's (from `uname -m`); an unsupported one is an error."""
+    arch = spec.artifacts.arch or ARCH.get(machine)
+    if arch is None:
+        raise KubeinitError(f"{target_name}: the architecture {machine or 'unknown'} is not supported "
+                            "(amd64, arm64)")
+    return arch
 
 
 UNFETCHED = "(published sha256)"  # stands in for a digest --dry-run could not fetch

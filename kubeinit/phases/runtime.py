@@ -26,12 +26,11 @@ import hashlib
 from typing import Iterator
 
 from kubeinit import artifacts
-from kubeinit.errors import KubeinitError
 from kubeinit.phases import install
 from kubeinit.phases.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STAMPS, STATE, Stamp  # noqa: F401
 from kubeinit.plan import Context, Target, ensure_file
 from kubeinit.render import render
-from kubeinit.steps import Notice, Run, Skip, Step, Transfer, Upload
+from kubeinit.steps import Notice, Run, Skip, Step, Upload
 
 BIN = "/usr/local/bin"
 CONTAINERD = f"{BIN}/containerd"
@@ -68,11 +67,7 @@ systemctl show containerd -p ActiveState -p UnitFileState 2>/dev/null
 
 # runc is uploaded straight into place (verified on arrival); then its stamp is written like
 # an archive's, so a re-run checks it by stat instead of hashing it. Argument: its sha256.
-RUNC_STAMP = (
-    f"set -e; mkdir -p {STAMPS}; t=$(mktemp {STAMPS}/runc.stamp.XXXXXX); "
-    f"{{ echo \"archive $1\"; echo \"file $(stat -c %s:%.9Y:%i:%.9Z {RUNC}) {RUNC}\"; }} > \"$t\"; "
-    f"chmod 0644 \"$t\"; mv -f \"$t\" {STAMPS}/runc.stamp"
-)
+RUNC_STAMP = install.binary_stamp("runc", RUNC)
 
 # (Re)start containerd on what is on disk now, and record what that was (APPLIED): the
 # binary's fingerprint and the config's and unit's sha256.
@@ -126,10 +121,7 @@ def applied_text(ids: dict[str, str]) -> str:
 def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     spec, facts = ctx.spec, target.facts
     p, stamps = probe(target)
-    arch = spec.artifacts.arch or ARCH.get(p.get("arch", ""))
-    if arch is None:
-        raise KubeinitError(f"{target.name}: the architecture {p.get('arch') or 'unknown'} is not supported "
-                            "(amd64, arm64)")
+    arch = install.host_arch(spec, target.name, p.get("arch", ""))
     wanted = [n for n in COMPONENTS if spec.artifact(n).enabled]
     rels = {n: artifacts.release(spec, n, arch) for n in wanted}
     notices: list[Step] = []
@@ -187,8 +179,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
 
 def _install(rel: artifacts.Release, digest: str, archive: bool, facts) -> Iterator[Step]:
     if not archive:  # runc: a single binary, uploaded straight into place (atomic, verified)
-        yield Transfer(str(artifacts.cache_path(rel.url)), RUNC, digest, 0o755, note=f"install {rel.label}")
-        yield Run(("sh", "-c", RUNC_STAMP, "sh", digest), note=f"record {rel.label} as installed")
+        yield from install.install_binary(rel, digest, RUNC)
         return
     yield from install.install_archive(rel, digest, *ARCHIVES[rel.name], facts)
 

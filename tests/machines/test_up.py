@@ -64,7 +64,9 @@ class Workdir:
             "artifacts": {"mirror": mirror, "containerd": {"version": v["containerd"]},
                           "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
                           # the mirror has no crictl (no Debian package)
-                          "crictl": crictl or {"enabled": False}},
+                          "crictl": crictl or {"enabled": False},
+                          # nor a kubelet; its kubectl is of its own version, not kubernetesVersion's
+                          "kubectl": {"version": v["kubectl"]}, "kubelet": {"enabled": False}},
         }
         path = file or self.file
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -243,6 +245,22 @@ def test_second_up_reports_only_skips_and_is_much_faster(work, machines):
         assert f"{m.name}: ✓ runtime: 0 changed" in r.stdout
     assert not re.search(r": (transfer|upload|run|local) ", r.stdout)
     assert TIMES["second"] < TIMES["first"] / 2, TIMES
+
+
+def test_up_installs_kubectl_and_a_second_run_only_skips(work, machines):
+    version = work.versions["kubectl"]
+    r = work.up("--only", "kubernetes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for m in machines:
+        assert re.search(rf"{m.name}: transfer \S+/kubectl -> /usr/local/bin/kubectl ", r.stdout), r.stdout
+        assert m.ssh("command -v kubectl").out.strip() == "/usr/local/bin/kubectl"
+        assert m.ssh("stat -c %a /usr/local/bin/kubectl").out.strip() == "755"
+        assert f"v{version}" in m.ssh("kubectl version --client").out
+        assert m.ssh("[ -e /usr/local/bin/kubelet ] || echo absent").out == "absent\n", "kubelet: enabled: false"
+    again = work.up("--only", "kubernetes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to change, every host already matched" in again.stdout, again.stdout
+    assert not re.search(r": (transfer|upload|run|local) ", again.stdout)
 
 
 # --- faults --------------------------------------------------------------------------

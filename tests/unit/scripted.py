@@ -122,3 +122,23 @@ class ProbedHost:
 
     def close(self):
         pass
+
+
+def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
+    """A cluster of one control-plane host with these artifact settings."""
+    from kubeinit import spec as specmod
+
+    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
+                              "kubernetesVersion": version,
+                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+                              "artifacts": artifacts})
+
+
+def plan_phase(host, spec, gather, planner) -> list:
+    """Plan as the executor does: gather the phase's facts (one round trip), then plan."""
+    from kubeinit.plan import Context, Options, Target
+
+    t = Target(spec.hosts[0], lambda h: host)
+    ctx = Context(spec, [t], Options())
+    t.facts.gather(*gather(ctx, t))
+    return list(planner(ctx, t))

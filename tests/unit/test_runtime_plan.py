@@ -13,7 +13,6 @@ import pytest
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
 from kubeinit.phases import runtime as rt
-from kubeinit.plan import Context, Options, Target
 from kubeinit.render import render
 from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
 
@@ -46,21 +45,12 @@ class ScriptedHost(scripted.ProbedHost):
 
 def make_spec(**components) -> specmod.ClusterSpec:
     arts = {n: {"version": VERSIONS[n], "sha256": PINS[n]} for n in VERSIONS}
-    for n, v in components.items():
-        arts[n] = v
-    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
-                              "kubernetesVersion": "v1.32.5",
-                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-                              "artifacts": arts})
+    arts.update(components)
+    return scripted.one_host_spec(arts)
 
 
 def plan(host: ScriptedHost, spec=None):
-    """Plan as the executor does: gather the phase's facts (one round trip), then plan."""
-    spec = spec or make_spec()
-    t = Target(spec.hosts[0], lambda h: host)
-    ctx = Context(spec, [t], Options())
-    t.facts.gather(*rt.gather(ctx, t))
-    return list(rt.plan_runtime(ctx, t))
+    return scripted.plan_phase(host, spec or make_spec(), rt.gather, rt.plan_runtime)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,63 @@
+"""kubernetes: the pinned kubelet and kubectl (and kubeadm, opt-in) from dl.k8s.io, on every host.
+
+Each is a single binary, installed as runc is (kubeinit/phases/install.py): downloaded and
+verified where kubeinit runs first (Local steps: a wrong checksum stops the run before any
+host was touched), uploaded straight into /usr/local/bin (verified on arrival, 0755), then a
+stamp records it, so a re-run checks it by one `stat` instead of hashing it.
+
+The versions are the cluster's kubernetesVersion unless artifacts.<name>.version says
+otherwise. kubectl goes to every host, as kubeadm's install guide puts it on every machine:
+a worker's operator can use it with an admin kubeconfig. kubeadm is left out unless
+artifacts.kubeadm.enabled is true (kubeinit does kubeadm's work; the binary only lets
+kubeadm's own tools, such as `kubeadm certs check-expiration`, work on the node).
+
+The kubelet is only installed here: its config, unit and start are the kubelet-start phase.
+
+Facts cost one round trip: the probe (arch, the stamps and their files' fingerprints now).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from kubeinit import artifacts
+from kubeinit.phases import install
+from kubeinit.plan import Context, Target
+from kubeinit.steps import Skip, Step
+
+BIN = "/usr/local/bin"
+COMPONENTS = ("kubelet", "kubectl", "kubeadm")
+PATHS = {n: f"{BIN}/{n}" for n in COMPONENTS}
+
+PROBE = 'echo "arch=$(uname -m)"\n' + install.stamps_probe("kube*") + "true\n"
+
+
+def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+    return [("sh", "-c", PROBE)], []
+
+
+def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
+    spec = ctx.spec
+    p, stamps = install.parse_probe(target.facts.run("sh", "-c", PROBE).out)
+    arch = install.host_arch(spec, target.name, p.get("arch", ""))
+    wanted = [n for n in COMPONENTS if spec.artifact(n).enabled]
+    rels = {n: artifacts.release(spec, n, arch) for n in wanted}
+    notices: list[Step] = []
+    digests = {n: install.expected_sha256(ctx, r, notices) for n, r in rels.items()}
+    yield from notices
+    todo = [n for n in wanted if not _installed(stamps.get(n), digests[n], PATHS[n])]
+    for n in todo:  # downloads, all before any host is changed
+        yield from install.download(rels[n], digests[n])
+    for n in COMPONENTS:
+        if n == "kubeadm" and n not in wanted:
+            yield Skip("kubeadm is not installed (opt in with artifacts.kubeadm.enabled: true)")
+        elif n not in wanted:
+            yield Skip(f"{n} is left out (artifacts.{n}.enabled: false)")
+        elif n not in todo:
+            yield Skip(f"{rels[n].label} is installed")
+        else:
+            yield from install.install_binary(rels[n], digests[n], PATHS[n])
+
+
+def _installed(stamp: install.Stamp | None, digest: str, path: str) -> bool:
+    return install.installed(stamp, digest) and path in stamp.files
