@@ -118,8 +118,7 @@ def _preload(phases: list[workflow.Phase]) -> None:
     for p in phases:
         try:
             if p.plan:
-                fn = p.planner()
-                warm = getattr(importlib.import_module(getattr(fn, "func", fn).__module__), "preload", None)
+                warm = getattr(importlib.import_module(f"kubeinit.phases.{p.plan.split(':')[0]}"), "preload", None)
                 if warm:
                     warm()
         except Exception:  # noqa: BLE001 - the phase itself will report it when it runs

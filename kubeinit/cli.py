@@ -14,7 +14,7 @@ from typing import List, Optional
 import click
 
 from kubeinit import ui, workflow
-from kubeinit.commands.base import Argument, Command, Group, as_list, options
+from kubeinit.commands.base import Argument, Command, Group, as_list, ask_first, options
 from kubeinit.errors import KubeinitError, NotAvailableYet, UserError
 
 _state = {"verbose": False}
@@ -206,10 +206,8 @@ def _confirm_reset(yes: bool, hosts: list[str]) -> None:
     if yes:
         return
     what = ", ".join(hosts)
-    if not sys.stdin or not sys.stdin.isatty():
-        raise UserError(f"not resetting {what} without confirmation: there is no terminal to ask on; pass --yes")
-    if not click.confirm(f"Reset {what}? This removes {RESET_REMOVES}; the container runtime stays."):
-        raise KubeinitError("nothing was reset")
+    ask_first("resetting", what, f"Reset {what}? This removes {RESET_REMOVES}; the container runtime stays.",
+              "nothing was reset")
 
 
 @app.command()

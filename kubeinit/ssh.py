@@ -198,7 +198,7 @@ class SSHConnection:
     """One host over SSH (optionally through a bastion), commands run as root."""
 
     def __init__(self, host: Host, known_hosts: str | os.PathLike | None = None, trust_new_host_keys: bool = False,
-                 connect_timeout: float = CONNECT_TIMEOUT, bastions: LoginPool | None = None):
+                 connect_timeout: float = CONNECT_TIMEOUT, logins: LoginPool | None = None):
         self.host = host
         self.name = host.name
         self.user = host.ssh.user
@@ -207,10 +207,10 @@ class SSHConnection:
         self.trust_new = trust_new_host_keys
         self.connect_timeout = connect_timeout
         self._bastion: paramiko.SSHClient | None = None
-        self._bastions = bastions  # shared with the run's other hosts; not this connection's to close
+        self._logins = logins  # shared with the run's other hosts; not this connection's to close
         self._auth_kw = self._auth()  # the key is read once, for the bastion and the host
         self._shared = False  # the main client came from the pool: the pool closes it
-        self._client = self._connect_shared() if bastions is not None and not host.ssh.bastion else self._connect()
+        self._client = self._connect_shared() if logins is not None and not host.ssh.bastion else self._connect()
 
     # --- connecting ---------------------------------------------------------
     def _new_client(self, label: str) -> paramiko.SSHClient:
@@ -277,7 +277,7 @@ class SSHConnection:
         workers behind it) is logged into once: the same client serves both."""
         h = self.host
         self._shared = True
-        return self._bastions.get((h.ssh.user, h.address, h.ssh.port, h.ssh.key), self._connect)
+        return self._logins.get((h.ssh.user, h.address, h.ssh.port, h.ssh.key), self._connect)
 
     def _connect(self) -> paramiko.SSHClient:
         h = self.host
@@ -287,13 +287,13 @@ class SSHConnection:
             buser, baddr, bport = parse_bastion(h.ssh.bastion, h.ssh.user)
 
             def open_bastion() -> paramiko.SSHClient:
-                blabel = f"bastion {baddr}" if self._bastions is not None else f"bastion {baddr} of {h.name}"
+                blabel = f"bastion {baddr}" if self._logins is not None else f"bastion {baddr} of {h.name}"
                 c = self._new_client(blabel)
                 self._open(c, blabel, buser, baddr, bport)
                 return c
 
-            if self._bastions is not None:
-                bastion = self._bastions.get((buser, baddr, bport, h.ssh.key), open_bastion)
+            if self._logins is not None:
+                bastion = self._logins.get((buser, baddr, bport, h.ssh.key), open_bastion)
             else:
                 bastion = self._bastion = open_bastion()
             try:  # ProxyJump: a direct-tcpip channel through the bastion carries the host's SSH

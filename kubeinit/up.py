@@ -113,16 +113,16 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
         confirm(spec)
 
     pool_lock = threading.Lock()
-    bastions: list = []  # the run's LoginPool, made with the first connection
+    logins: list = []  # the run's LoginPool, made with the first connection (paramiko loads then)
 
     def connect(host: Host):
         from kubeinit.ssh import LoginPool, SSHConnection  # paramiko loads only when a host is contacted
 
         with pool_lock:
-            if not bastions:
-                bastions.append(LoginPool())
+            if not logins:
+                logins.append(LoginPool())
         return SSHConnection(host, known_hosts=known_hosts, trust_new_host_keys=trust_new_host_keys,
-                             bastions=bastions[0])
+                             logins=logins[0])
 
     options = Options(dry_run=dry_run, ignore_preflight_errors=ignore, parallel=parallel,
                       trust_new_host_keys=trust_new_host_keys, known_hosts=known_hosts, command=command,
@@ -149,7 +149,7 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     finally:
         view.close()
         ctx.close()
-        for pool in bastions:
+        for pool in logins:
             pool.close()
         if log is not None:
             log.close()

@@ -12,6 +12,8 @@ What they add to plain click, so that the command line behaves as it did before 
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
@@ -71,3 +73,14 @@ def options(*decorators):
 def as_list(ctx: click.Context, param: click.Parameter, value):
     """Callback for multiple=True options: a list of what was given, or None if nothing was."""
     return list(value) if value else None
+
+
+def ask_first(doing: str, what: str, question: str, nothing: str) -> None:
+    """A destructive command asks before it acts; with no terminal to ask on it refuses
+    (exit 2) rather than guess. `doing` ("deleting"), `nothing` ("nothing was deleted")."""
+    from kubeinit.errors import KubeinitError, UserError
+
+    if not sys.stdin or not sys.stdin.isatty():
+        raise UserError(f"not {doing} {what} without confirmation: there is no terminal to ask on; pass --yes")
+    if not click.confirm(question):
+        raise KubeinitError(nothing)

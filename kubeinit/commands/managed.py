@@ -7,7 +7,6 @@ No cloud SDK is imported here (it would slow down `kubeinit --help`).
 from __future__ import annotations
 
 import functools
-import sys
 from enum import Enum
 from typing import Optional
 
@@ -208,10 +207,7 @@ def delete_cluster(
     spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
     if not (yes or dry_run):
         what = f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else "")
-        if not sys.stdin or not sys.stdin.isatty():
-            raise UserError(f"not deleting {what} without confirmation: there is no terminal to ask on; pass --yes")
-        if not click.confirm(f"Delete {what}?"):
-            raise KubeinitError("nothing was deleted")
+        base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
     ops.delete_cluster(spec, record, _options(dry_run, poll_interval, timeout))
 
 

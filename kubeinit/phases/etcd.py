@@ -25,7 +25,7 @@ from typing import Iterator
 from kubeinit import artifacts
 from kubeinit.errors import KubeinitError, NotAvailableYet
 from kubeinit.phases import install
-from kubeinit.phases.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STATE
+from kubeinit.phases.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
 from kubeinit.plan import Context, Target, ensure_file
 from kubeinit.render import render
 from kubeinit.steps import Run, Skip, Step, Upload
@@ -182,10 +182,7 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         raise KubeinitError(f"this host has no {what}: run the certs phase first (`kubeinit up --only certs`), "
                             "then this one")
 
-    arch = spec.artifacts.arch or ARCH.get(p.get("arch", ""))
-    if arch is None:
-        raise KubeinitError(f"{target.name}: the architecture {p.get('arch') or 'unknown'} is not supported "
-                            "(amd64, arm64)")
+    arch = install.host_arch(spec, target.name, p.get("arch", ""))
     rel = artifacts.release(spec, "etcd", arch)
     notices: list[Step] = []
     digest = install.expected_sha256(ctx, rel, notices)

@@ -167,7 +167,7 @@ def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
                                                            bastion=f"root@127.0.0.1:{bastion.port}"))
                  for i, t in enumerate(targets)]
         with ThreadPoolExecutor(4) as ex:  # in parallel, as the executor connects
-            conns = list(ex.map(lambda h: SSHConnection(h, known_hosts=kh, bastions=pool), hosts))
+            conns = list(ex.map(lambda h: SSHConnection(h, known_hosts=kh, logins=pool), hosts))
         assert [c.run(["echo", c.name]).out for c in conns] == ["n0\n", "n1\n", "n2\n", "n3\n"]
         assert bastion.connections == 1 and [t.connections for t in targets] == [1, 1, 1, 1]
         conns[0].close()  # a host's close leaves the shared bastion to the others
@@ -187,7 +187,7 @@ def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
         t0 = time.monotonic()
         for h in hosts:
             with pytest.raises(HostUnreachable, match=f"cannot connect to 127.0.0.1:{port}"):
-                SSHConnection(h, known_hosts=tmp_path / "kh", connect_timeout=0.5, bastions=pool)
+                SSHConnection(h, known_hosts=tmp_path / "kh", connect_timeout=0.5, logins=pool)
         assert time.monotonic() - t0 < 1.5, "tried once for the three hosts, not once each"
     finally:
         pool.close()
@@ -205,8 +205,8 @@ def test_a_host_that_is_also_a_bastion_is_logged_into_once(client_key, tmp_path)
         cp = Host("cp", "127.0.0.1", ssh=SSHOptions(user="root", port=front.port, key=client_key[1]))
         worker = Host("w", "127.0.0.1", ssh=SSHOptions(user="root", port=back.port, key=client_key[1],
                                                       bastion=f"root@127.0.0.1:{front.port}"))
-        a = SSHConnection(cp, known_hosts=kh, bastions=pool)
-        b = SSHConnection(worker, known_hosts=kh, bastions=pool)
+        a = SSHConnection(cp, known_hosts=kh, logins=pool)
+        b = SSHConnection(worker, known_hosts=kh, logins=pool)
         assert (a.run(["echo", "a"]).out, b.run(["echo", "b"]).out) == ("a\n", "b\n")
         assert (front.connections, back.connections) == (1, 1)
         a.close()  # the worker still goes through it
