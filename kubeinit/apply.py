@@ -76,6 +76,16 @@ def unavailable(phases: list[workflow.Phase]) -> list[str]:
     return [p.path for p in phases if p.plan is None]
 
 
+def connect_ahead(ctx: Context, phases: list[workflow.Phase]) -> None:
+    """Log in to the first phase's hosts (as many as run at once) in the background, so that
+    the rest of start-up runs while they answer: on a converged cluster the logins are most
+    of a re-run."""
+    first = next((p for p in phases if p.plan is not None), None)
+    if first is not None:
+        for t in ctx.targets_for(first)[:max(1, ctx.options.parallel)]:
+            t.connect_ahead()
+
+
 def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None = None) -> Summary:
     """Run (or, with dry_run, print) the phases; raise on the first failed phase."""
     dry = ctx.options.dry_run
@@ -88,8 +98,9 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
         )
     summary = Summary()
     start = time.monotonic()
-    # Import the later phases' code (jinja2, the PKI) while the first phase waits on hosts.
-    threading.Thread(target=_preload, args=(phases[1:],), daemon=True).start()
+    # Import the later phases' code (jinja2, the PKI) while the first phase waits on its hosts'
+    # answers: started by the first probe sent, not before, as logging in needs the CPU itself.
+    preload = _once(lambda: threading.Thread(target=_preload, args=(phases[1:],), daemon=True).start())
     for i, phase in enumerate(phases):
         targets = ctx.targets_for(phase)
         summary.phases.append(phase.path)
@@ -100,7 +111,7 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
         workers = max(1, min(ctx.options.parallel, len(targets)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             ahead = _gathered_with(phases, i)
-            outcomes = list(pool.map(lambda t: _work(ctx, phase, t, view, log, ahead), targets))
+            outcomes = list(pool.map(lambda t: _work(ctx, phase, t, view, log, ahead, preload), targets))
         for o in outcomes:
             summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
             summary.skipped[o.host] = summary.skipped.get(o.host, 0) + o.skipped
@@ -111,6 +122,17 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
             raise failed[0].error
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _once(fn):
+    lock, done = threading.Lock(), []
+
+    def call() -> None:
+        with lock:
+            if not done:
+                done.append(True)
+                fn()
+    return call
 
 
 def _preload(phases: list[workflow.Phase]) -> None:
@@ -160,11 +182,13 @@ def _collapse(paths: list[str]) -> list[str]:
 
 
 def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog,
-          ahead: list[workflow.Phase] | None = None) -> HostOutcome:
+          ahead: list[workflow.Phase] | None = None, probing=lambda: None) -> HostOutcome:
     out = HostOutcome(target.name)
     resume = ctx.resume_hint(phase.path)
     step: Step | None = None
     try:
+        target.conn  # noqa: B018 - logged in (or failed to) before the probes go out
+        probing()
         _gather(ctx, target, ahead or [phase])
         steps = list(phase.planner()(ctx, target))
         out.steps = steps

@@ -31,9 +31,10 @@ def batch(conn: Connection, commands: list[Sequence[str]], timeout: float = 120)
         return [conn.run(list(commands[0]), timeout=timeout)]
     mark = "@@kubeinit-" + secrets.token_hex(8)
     # Each command's stdout goes straight out (fd 3); its stderr is captured and printed
-    # after it, between markers that carry the exit code.
+    # after it, between markers that carry the exit code. It runs in the command
+    # substitution's subshell: an `sh -c` script is inlined there (no second shell to start).
     script = "".join(
-        f"{{ e=$( {{ {shlex.join(c)}; }} 2>&1 >&3 3>&- ); r=$?; }} 3>&1\n"
+        f"{{ e=$( {{ {_inline(tuple(c))}\n}} 2>&1 >&3 3>&- ); r=$?; }} 3>&1\n"
         f"printf '\\n{mark} %s\\n%s\\n{mark}\\n' \"$r\" \"$e\"\n" for c in commands)
     r = conn.run(["sh", "-c", script], timeout=timeout)
     data, out = r.stdout, []
@@ -49,6 +50,13 @@ def batch(conn: Connection, commands: list[Sequence[str]], timeout: float = 120)
         out.append(Result(int(rc or b"1"), data[:i], err))
         data = data[j + len(tail):]
     return out
+
+
+def _inline(argv: Sequence[str]) -> str:
+    return f"{INLINED}\n{argv[2]}" if len(argv) == 3 and argv[:2] == ("sh", "-c") else shlex.join(argv)
+
+
+INLINED = "# sh -c"  # heads an inlined script in a batch (read back by the tests' host doubles)
 
 
 def _digests_command(paths: list[str]) -> tuple[str, ...]:

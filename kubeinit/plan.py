@@ -39,6 +39,7 @@ class Target:
         self._conn: Connection | None = None
         self._facts: Facts | None = None
         self._lock = threading.Lock()
+        self._failed: BaseException | None = None  # what a connect_ahead() raised, for `conn` to raise
 
     @property
     def name(self) -> str:
@@ -47,9 +48,25 @@ class Target:
     @property
     def conn(self) -> Connection:
         with self._lock:
+            if self._failed is not None:
+                failed, self._failed = self._failed, None
+                raise failed
             if self._conn is None:
                 self._conn = self._connect(self.host)
             return self._conn
+
+    def connect_ahead(self) -> None:
+        """Start logging in now, in the background; `conn` waits for it and raises what it
+        raised (one attempt, not two: an unreachable host costs one timeout)."""
+        threading.Thread(target=self._login, daemon=True).start()
+
+    def _login(self) -> None:
+        with self._lock:
+            if self._conn is None and self._failed is None:
+                try:
+                    self._conn = self._connect(self.host)
+                except BaseException as e:  # noqa: BLE001 - handed to whoever asks for the connection
+                    self._failed = e
 
     @property
     def connected(self) -> bool:

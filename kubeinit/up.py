@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from kubeinit import artifacts, ui, workflow
-from kubeinit.apply import RunLog, execute, unavailable
+from kubeinit.apply import RunLog, connect_ahead, execute, unavailable
 from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
 from kubeinit.plan import Context, Options, Target
 from kubeinit.spec import Host, load_file
@@ -131,6 +131,7 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     ws = workspace(spec.name)
     lock = None if dry_run else hold_lock(ws, spec.name, command)
     ctx = Context(spec, [Target(h, connect) for h in spec.hosts], options, workspace=ws)
+    connect_ahead(ctx, phases)
     log = None if dry_run else RunLog(private_dir(ws / "logs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-"
                                                                   f"{os.getpid()}.log")
     names = [h.name for h in spec.hosts]

@@ -65,11 +65,14 @@ t=$(mktemp "$stamp.XXXXXX"); cat "$w/.stamp" > "$t"; chmod 0644 "$t"; mv -f "$t"
 
 
 def stamps_probe(glob: str = "*") -> str:
-    """Shell lines printing the stamps matching STAMPS/<glob>.stamp (grep -H) and the
-    fingerprint now of every file they list (`now:<fingerprint> <path>`)."""
-    return (f"grep -H '' {STAMPS}/{glob}.stamp 2>/dev/null\n"
-            f"awk '$1 == \"file\" {{print $3}}' {STAMPS}/{glob}.stamp 2>/dev/null |\n"
-            f"  xargs -r stat -c 'now:{FINGERPRINT} %n' 2>/dev/null\n")
+    """Shell lines printing the stamps matching STAMPS/<glob>.stamp (`<stamp file>:<line>`)
+    and the fingerprint now of every file they list (`now:<fingerprint> <path>`): builtins
+    and one stat, since this runs on every host on every re-run."""
+    return (f"set --\nfor s in {STAMPS}/{glob}.stamp; do [ -f \"$s\" ] || continue\n"
+            "  while IFS= read -r l; do echo \"$s:$l\"\n"
+            "    case $l in \"file \"*) set -- \"$@\" \"${l#file * }\";; esac; done < \"$s\"\n"
+            "done\n"
+            f"[ $# -eq 0 ] || stat -c 'now:{FINGERPRINT} %n' -- \"$@\" 2>/dev/null\n")
 
 
 @dataclass

@@ -17,12 +17,11 @@ from kubeinit.steps import Check
 # Read-only. Builtins (read, [ ], command -v) where a fork is not needed: it runs on every
 # host on every `up`, and on a converged cluster it is most of what a re-run costs.
 PROBE = r"""
-echo "uid=$(id -u)"
-echo "nproc=$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
+while read -r k _ e _; do [ "$k" = Uid: ] && echo "uid=$e" && break; done < /proc/self/status
+set -- $(uname -r -m; date +%s; { nproc || grep -c ^processor /proc/cpuinfo; } 2>/dev/null)
+echo "kernel=$1"; echo "arch=$2"; echo "now=$3"; echo "nproc=$4"
 while read -r k v _; do [ "$k" = MemTotal: ] && echo "mem_kb=$v" && break; done < /proc/meminfo
 n=0; [ -r /proc/swaps ] && while read -r _; do n=$((n+1)); done < /proc/swaps; echo "swap_lines=$((n > 0 ? n - 1 : 0))"
-set -- $(uname -m -r); echo "kernel=$1"; echo "arch=$2"
-echo "now=$(date +%s)"
 [ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
 for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/bridge/bridge-nf-call-iptables; do
   v=missing; [ -r $f ] && read -r v < $f; echo "sysctl:$f=$v"
@@ -34,7 +33,8 @@ for f in /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests
          /etc/kubernetes/manifests/kube-scheduler.yaml /etc/systemd/system/etcd.service /etc/kubernetes/kubelet.conf; do
   [ -e $f ] && echo "file:$f=yes" || echo "file:$f=no"
 done
-echo "listen=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {split($2, a, ":"); print a[2]}' | sort -u | tr '\n' ' ')"
+cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+  awk 'BEGIN {printf "listen="} $4 == "0A" {split($2, a, ":"); if (!seen[a[2]]++) printf "%s ", a[2]} END {print ""}'
 . /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"
 """
 

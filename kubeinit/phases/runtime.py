@@ -54,7 +54,8 @@ ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl":
 # asks. Builtins where a fork is not needed; one stat for every installed file.
 PROBE = r"""
 echo "arch=$(uname -m)"
-if grep -qw overlay /proc/filesystems; then echo overlay=yes; else echo overlay=no
+o=no; while read -r a b; do [ "$a" = overlay ] || [ "$b" = overlay ] && o=yes && break; done < /proc/filesystems
+if [ $o = yes ]; then echo overlay=yes; else echo overlay=no
   echo "loadable:overlay=$(modprobe -n -q overlay 2>/dev/null && echo yes || echo no)"; fi
 echo "modprobe=$(command -v modprobe >/dev/null 2>&1 && echo yes || echo no)"
 [ -e /proc/sys/net/bridge ] ||

@@ -308,7 +308,7 @@ def test_machine_stopped_mid_phase_is_named_and_the_others_finish(work, machines
     r = work.up("--only", "runtime")
     assert r.returncode == 0, r.stdout + r.stderr
     assert m2.ssh("systemctl is-active containerd").out.strip() == "active"
-    assert f"{machines[0].name}: ✓ runtime: 0 changed" in r.stdout, "the others were already done"
+    assert f"{machines[0].name}: ✓ runtime: 0 changed" in r.stdout, f"the others were already done:\n{r.stdout}"
 
 
 def test_kubeinit_killed_mid_run_then_rerun_completes(work, machines):

@@ -11,7 +11,7 @@ from typing import Callable
 from kubeinit import facts as factsmod
 from kubeinit.connection import Result
 
-_BATCHED = re.compile(r"\{ e=\$\( \{ (.*?); \} 2>&1 >&3 3>&- \)", re.S)
+_BATCHED = re.compile(r"\{ e=\$\( \{ (.*?)\n\} 2>&1 >&3 3>&- \)", re.S)
 
 
 def is_digests(argv) -> bool:
@@ -47,7 +47,8 @@ def answer(argv, one: Callable[[list[str]], Result]) -> Result:
     mark = re.search(r"@@kubeinit-[0-9a-f]+", argv[2]).group(0)
     out = b""
     for cmd in _BATCHED.findall(argv[2]):
-        r = one(shlex.split(cmd))
+        inlined = cmd.startswith(factsmod.INLINED + "\n")
+        r = one(["sh", "-c", cmd[len(factsmod.INLINED) + 1:]] if inlined else shlex.split(cmd))
         out += r.stdout + f"\n{mark} {r.rc}\n".encode() + r.stderr + f"\n{mark}\n".encode()
     return Result(0, out, b"")
 

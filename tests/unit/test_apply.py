@@ -178,3 +178,34 @@ def test_facts_of_phases_after_a_read_only_one_are_gathered_with_its_own():
     assert "echo install" in probes[0][2] and "/etc/install" in probes[0][2] and "echo after" not in probes[0][2]
     assert "echo after" in probes[1][2]
     assert [c for c in calls if c not in probes and c[0] == "echo"] == [], "no probe ran on its own"
+
+
+def test_logins_start_before_the_run_and_are_tried_once():
+    """connect_ahead logs in to the first phase's hosts in the background (as many as run at
+    once); the phase uses those connections, and a host that could not be reached costs one
+    attempt, reported by the phase like any unreachable host."""
+    from kubeinit.apply import connect_ahead
+
+    spec = specmod.ClusterSpec(hosts=[specmod.Host(n, f"10.0.0.{i + 1}", "control-plane" if i == 0 else "worker")
+                                      for i, n in enumerate(["a", "b", "down", "late"])])
+    attempts: list[str] = []
+    started = threading.Event()
+
+    def connect(host):
+        attempts.append(host.name)
+        started.set()
+        time.sleep(0.2)
+        if host.name == "down":
+            raise HostUnreachable("no route to host")
+        return MemoryHost(host.name)
+
+    ctx = Context(spec, [Target(h, connect) for h in spec.hosts],
+                  Options(parallel=3, resume=lambda p: f"kubeinit up -f c.yaml --only {p}"))
+    connect_ahead(ctx, [phase("write", write_key)])
+    assert started.wait(5), "logins begin before execute is called"
+    time.sleep(0.3)
+    assert sorted(attempts) == ["a", "b", "down"], "no more than --parallel at once ahead of the run"
+    with pytest.raises(StepFailed, match=r"^down: phase write failed at 'connect': host unreachable \(no route"):
+        execute(ctx, [phase("write", write_key)], View())
+    assert sorted(attempts) == ["a", "b", "down", "late"], "one login per host: the failed one was not retried"
+    assert all(t.conn.files for t in ctx.targets if t.name != "down")

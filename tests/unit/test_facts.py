@@ -30,6 +30,15 @@ def test_batch_keeps_each_commands_stdout_stderr_and_exit_code():
         (3, "a\nb", "oops"), (0, "it's \"quoted\" $HOME\n", ""), (0, "no newline", ""), (1, "", "")]
 
 
+def test_batched_scripts_are_inlined_but_stay_apart():
+    """An `sh -c` script runs in the batch's own shell (no second shell started), yet its
+    variables, positional parameters and `exit` stay its own, and a `case` pattern's `)`
+    inside the command substitution parses."""
+    rs = batch(Counting(), [("sh", "-c", "v=1; set -- a b; case x in x) echo \"matched $#\";; esac; exit 4"),
+                            ("sh", "-c", 'echo "v=${v:-unset} $#"')])
+    assert [(r.rc, r.out) for r in rs[:2]] == [(4, "matched 2\n"), (0, "v=unset 0\n")]
+
+
 def test_batch_output_that_looks_like_a_marker_does_not_confuse_it():
     rs = batch(Counting(), [("echo", "@@kubeinit-0000000000000000 0"), ("echo", "second")])
     assert [r.out for r in rs] == ["@@kubeinit-0000000000000000 0\n", "second\n"]

@@ -216,3 +216,17 @@ def test_a_host_that_is_also_a_bastion_is_logged_into_once(client_key, tmp_path)
         pool.close()
         front.close()
         back.close()
+
+
+def test_paramiko_loads_without_invoke_or_importlib_metadata_and_knows_its_version():
+    import subprocess
+    import sys
+
+    code = ("import sys, kubeinit.ssh, paramiko\n"
+            "left = [m for m in ('invoke', 'importlib.metadata') if m in sys.modules]\n"
+            "import importlib.metadata as md\n"
+            "print(left, paramiko.__version__ == md.version('paramiko'), paramiko.transport.Transport._CLIENT_ID)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    left, same, banner = r.stdout.split()
+    assert (left, same) == ("[]", "True") and banner.startswith("paramiko_") and banner != "paramiko_", r.stdout
