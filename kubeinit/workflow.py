@@ -108,7 +108,8 @@ def init_phases() -> list[Phase]:
             Phase(n, f"kube-{n}", f"control_plane:plan_component:{n}", CONTROL_PLANES, "control_plane:gather")
             for n in ("apiserver", "controller-manager", "scheduler")
         ]),
-        Phase("kubelet-start", "Write the kubelet's config and (re)start it", None, CONTROL_PLANES),
+        Phase("kubelet-start", "Write the kubelet's config, unit and flags, and (re)start it",
+              "kubelet:plan_kubelet_start", FIRST_CONTROL_PLANE, "kubelet:gather"),
         Phase("wait-control-plane", "Wait for the control plane to answer", None, FIRST_CONTROL_PLANE),
         Phase("upload-config", "Store the configuration in the cluster", children=[
             Phase("kubeadm", "ConfigMap kube-system/kubeadm-config", None, FIRST_CONTROL_PLANE),

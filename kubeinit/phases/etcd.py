@@ -24,7 +24,7 @@ from typing import Iterator
 
 from kubeinit import artifacts
 from kubeinit.errors import KubeinitError, NotAvailableYet
-from kubeinit.phases import install
+from kubeinit.phases import install, systemd
 from kubeinit.phases.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
 from kubeinit.plan import Context, Target, ensure_file
 from kubeinit.render import render
@@ -49,17 +49,9 @@ systemctl show etcd -p ActiveState -p UnitFileState 2>/dev/null
 echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"
 """ + install.stamps_probe("etcd") + "true\n"
 
-# Why etcd is not up, on stderr: the end of its own output in its latest start (not systemd's
-# lines about it), with its error lines again last - a failed step shows its last lines, and
-# etcd prints its usage after "flag provided but not defined".
-WHY = (
-    "why() { id=$(systemctl show -p InvocationID --value etcd 2>/dev/null); "
-    "j=$(journalctl --no-pager -o cat -n 40 \"_SYSTEMD_INVOCATION_ID=$id\" 2>/dev/null); "
-    "[ -n \"$id\" ] && [ -n \"$j\" ] || j=$(journalctl -u etcd --no-pager -o cat -n 12 2>/dev/null); "
-    "printf '%s\\n' \"$j\" | tail -n 8 >&2; "
-    "printf '%s\\n' \"$j\" | grep -E 'flag provided|^[0-9-]+ [0-9:.]+ [CE] [|]|\"level\":\"(error|fatal|panic)\"' "
-    "| tail -n 2 >&2; }; "
-)
+# Why etcd is not up; its error lines: "flag provided but not defined" (then its usage), and
+# error/fatal lines in both of etcd's log formats.
+WHY = systemd.why("etcd", "flag provided|^[0-9-]+ [0-9:.]+ [CE] [|]|\"level\":\"(error|fatal|panic)\"")
 
 # (Re)start etcd on what is on disk now. Type=notify: the restart returns once etcd serves,
 # and fails at once when etcd exits (an unknown flag, a bad certificate): show why.

@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from image import cache_dir, locked, log, run  # noqa: E402
 
-LAYOUT_VERSION = 1  # bump when the layout below changes, so cached mirrors are rebuilt
+KUBELET_DOUBLE = Path(__file__).resolve().parent / "doubles" / "kubelet.sh"
+LAYOUT_VERSION = 2  # bump when the layout below changes, so cached mirrors are rebuilt
 DEBS = ["containerd", "runc", "containernetworking-plugins", "etcd-server", "etcd-client"]
 MISSING = {"crictl": "no Debian package (cri-tools is not in bookworm)"}
 
@@ -166,7 +167,7 @@ def _build_mirror(cache: Path) -> tuple[Path, dict[str, str]]:
     st = kubectl.stat()
     key = hashlib.sha256(json.dumps(
         [LAYOUT_VERSION, arch, sorted(p.name for p in debs.values()),
-         str(kubectl), st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:16]
+         str(kubectl), st.st_size, st.st_mtime_ns, sha256(KUBELET_DOUBLE)]).encode()).hexdigest()[:16]
     root = cache / f"mirror-{key}"
     if (root / "manifest.json").exists():
         return root, json.loads((root / "manifest.json").read_text())["versions"]
@@ -186,7 +187,8 @@ def _build_mirror(cache: Path) -> tuple[Path, dict[str, str]]:
         "layout": LAYOUT_VERSION, "arch": arch, "versions": versions,
         "files": {k: {"path": str(p.relative_to(root)), "sha256": sha256(p)}
                   for k, p in files.items()},
-        "sources": {**{p: d.name for p, d in debs.items()}, "kubectl": kubectl_src},
+        "sources": {**{p: d.name for p, d in debs.items()}, "kubectl": kubectl_src,
+                    "kubelet": f"TEST DOUBLE {KUBELET_DOUBLE.relative_to(KUBELET_DOUBLE.parents[2])}"},
         "missing": MISSING,
     }
     tmp = root / "manifest.json.tmp"
@@ -240,8 +242,13 @@ def _layout(root: Path, x: Path, v: dict[str, str], kubectl: Path) -> dict[str, 
     shutil.copyfile(kubectl, kc)
     kc.chmod(0o755)
     checksum_file(d / "kubectl.sha256", [kc], bare=True)  # upstream: bare hex, no newline
+    # No kubelet build exists here: the kubelet test double stands in for it (see its header).
+    kl = d / "kubelet"
+    kl.write_text(KUBELET_DOUBLE.read_text().replace("@VERSION@", v["kubectl"]))
+    kl.chmod(0o755)
+    checksum_file(d / "kubelet.sha256", [kl], bare=True)
     return {"containerd": containerd, "runc": runc, "cni_plugins": cni, "etcd": etcd,
-            "kubectl": kc}
+            "kubectl": kc, "kubelet": kl}
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

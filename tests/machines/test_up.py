@@ -65,7 +65,8 @@ class Workdir:
                           "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
                           # the mirror has no crictl (no Debian package)
                           "crictl": crictl or {"enabled": False},
-                          # nor a kubelet; its kubectl is of its own version, not kubernetesVersion's
+                          # its kubectl is of its own version, not kubernetesVersion's; its kubelet is a
+                          # test double (test_kubelet.py), left out here
                           "kubectl": {"version": v["kubectl"]}, "kubelet": {"enabled": False}},
         }
         path = file or self.file

@@ -1,0 +1,193 @@
+"""kubelet-start: the kubelet's configuration, kubeadm's way, and the kubelet (re)started on it.
+
+kubeadm writes /var/lib/kubelet/config.yaml and kubeadm-flags.env and restarts the kubelet;
+the unit and its 10-kubeadm.conf drop-in come from Kubernetes' packages. kubeinit installs
+the kubelet from the release binary (no package), so it writes all four, with the same
+contents and paths: kubeadm's docs (KUBELET_EXTRA_ARGS in /etc/default/kubelet, the env file)
+still apply.
+
+Better than kubeadm in two ways users ask for:
+- the kubelet is restarted only when its binary, one of these files or its kubeconfig changed
+  since it was last started (APPLIED, as for containerd and etcd), so a re-run leaves a
+  running kubelet alone, and a run killed before the restart restarts it next time;
+- `--node-ip` is the host's address from the cluster file when that address is one of the
+  host's own: on a host with two interfaces (Vagrant's NAT and private network) the kubelet
+  would otherwise register the address of the default route. extraArgs can still override it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+from typing import Iterator
+
+from kubeinit.errors import KubeinitError
+from kubeinit.phases import install, systemd
+from kubeinit.phases.install import STATE
+from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.render import render
+from kubeinit.steps import Run, Skip, Step, Upload
+
+CONFIG = "/var/lib/kubelet/config.yaml"
+FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
+UNIT = "/etc/systemd/system/kubelet.service"
+DROPIN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+STATIC_POD_PATH = "/etc/kubernetes/manifests"
+APPLIED = f"{STATE}/kubelet.applied"
+CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"  # kubeadm's default for containerd
+RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
+SETTLE_SECONDS = 3  # a kubelet with a bad flag or config exits within this
+
+# Read-only: the kubelet binary (ours, else one on PATH) and its fingerprint, the services,
+# the hostname and the host's addresses.
+PROBE = f"""
+k=/usr/local/bin/kubelet; [ -x $k ] || k=$(command -v kubelet 2>/dev/null) || k=
+echo "kubelet=$k"
+[ -z "$k" ] || stat -c "fingerprint={install.FINGERPRINT}" "$k" 2>/dev/null
+read -r h < /proc/sys/kernel/hostname && echo "hostname=$h"
+systemctl show kubelet systemd-resolved -p Id -p ActiveState -p UnitFileState 2>/dev/null
+ip -o addr show 2>/dev/null | while read -r _ _ fam addr _; do echo "addr:${{addr%/*}}"; done
+true
+"""
+
+
+def kubeconfig(ctx: Context) -> str:
+    return posixpath.join(ctx.kubeconfig_dir, "kubelet.conf")
+
+
+def bootstrap_kubeconfig(ctx: Context) -> str:
+    return posixpath.join(ctx.kubeconfig_dir, "bootstrap-kubelet.conf")
+
+
+def ca_file(ctx: Context) -> str:
+    return posixpath.join(ctx.cert_dir, "ca.crt")
+
+
+def compared(ctx: Context) -> list[str]:
+    return [CONFIG, FLAGS_ENV, UNIT, DROPIN, APPLIED, kubeconfig(ctx), bootstrap_kubeconfig(ctx), ca_file(ctx)]
+
+
+def preload() -> None:
+    from kubeinit import render as r
+
+    r.warm("kubelet/config.yaml.j2", "kubelet/kubelet.service.j2", "kubelet/10-kubeadm.conf.j2")
+
+
+def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+    return [("sh", "-c", PROBE)], compared(ctx)
+
+
+def probe(target: Target) -> dict:
+    """key=value lines; `systemctl show` blocks by unit Id; the host's addresses."""
+    out = target.facts.run("sh", "-c", PROBE).out
+    facts: dict = {"units": {}, "addrs": set()}
+    unit: dict[str, str] = {}
+    for line in out.splitlines() + [""]:
+        if line.startswith("addr:"):
+            facts["addrs"].add(line[5:])
+        elif line.startswith(("Id=", "ActiveState=", "UnitFileState=")):
+            k, _, v = line.partition("=")
+            unit[k] = v
+        elif not line.strip():  # systemctl show separates units by a blank line
+            if "Id" in unit:
+                facts["units"][unit["Id"].removesuffix(".service")] = unit
+            unit = {}
+        elif "=" in line:
+            k, _, v = line.partition("=")
+            facts[k] = v
+    return facts
+
+
+def flags(ctx: Context, target: Target, p: dict) -> dict[str, str]:
+    """kubeadm-flags.env's flags (kubeadm's buildKubeletArgMap), then kubelet extraArgs, sorted."""
+    f = {"container-runtime-endpoint": CRI_SOCKET}
+    if p.get("hostname") and target.host.name != p["hostname"]:
+        f["hostname-override"] = target.host.name  # the node name differs from the hostname
+    if target.host.address in p["addrs"]:
+        f["node-ip"] = target.host.address
+    f |= ctx.spec.extra_args.get("kubelet", {})
+    return dict(sorted(f.items()))
+
+
+def flags_env(args: dict[str, str]) -> str:
+    # kubeadm: fmt.Sprintf("%s=%q\n", ...); JSON quoting is Go's %q for these characters.
+    return f"KUBELET_KUBEADM_ARGS={json.dumps(' '.join(f'--{k}={v}' for k, v in args.items()))}\n"
+
+
+def config_yaml(ctx: Context, resolved_active: bool) -> str:
+    net = ctx.spec.networking
+    return render("kubelet/config.yaml.j2", ca_file=ca_file(ctx), dns_ip=net.dns_ip, dns_domain=net.dns_domain,
+                  resolv_conf=RESOLVED_CONF if resolved_active else "", static_pod_path=STATIC_POD_PATH)
+
+
+def applied_text(ids: dict[str, str]) -> str:
+    """What RESTART records: the kubelet's fingerprint and its files' sha256, in `ids` order."""
+    return "".join(f"{v}  {p}\n" for p, v in ids.items())
+
+
+# Why the kubelet is not up: its output, then its klog error lines (E1201 12:00:00 ... err="...").
+WHY = systemd.why("kubelet", "^[EF][0-9]{4} ")
+
+
+def restart_script(kubelet: str, watched: list[str]) -> str:
+    # Type=simple: `restart` returns once the kubelet is exec'd, so look again a moment later.
+    return (
+        f"{WHY}set -e; systemctl daemon-reload; systemctl enable -q kubelet; systemctl restart kubelet; "
+        f"sleep {SETTLE_SECONDS}; systemctl is-active -q kubelet || {{ "
+        f"echo 'the kubelet exited at once; its log:' >&2; why; exit 1; }}; "
+        f"mkdir -p {STATE}; {{ echo \"$(stat -c {install.FINGERPRINT} {kubelet})  {kubelet}\"; "
+        f"sha256sum {' '.join(watched)}; }} > {APPLIED}.tmp; mv -f {APPLIED}.tmp {APPLIED}"
+    )
+
+
+def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
+    facts = target.facts
+    p = probe(target)
+    facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
+    kubelet = p.get("kubelet", "")
+    if not kubelet and ctx.options.dry_run and ctx.spec.artifact("kubelet").enabled:
+        kubelet = "/usr/local/bin/kubelet"  # where the kubernetes phase of this run would put it
+    if not kubelet or not re.fullmatch(r"/[\w./+-]+", kubelet):
+        raise KubeinitError(f"{target.name} has no kubelet: run the kubernetes phase (`kubeinit up --only "
+                            "kubernetes`) or, with artifacts.kubelet.enabled: false, install one on the PATH")
+    if facts.file(ca_file(ctx)) is None:
+        raise KubeinitError(f"this host has no {ca_file(ctx)}, which the kubelet checks clients with: run the certs "
+                            "phase first (`kubeinit up --only certs`)")
+    kubeconfigs = [k for k in (kubeconfig(ctx), bootstrap_kubeconfig(ctx)) if facts.file(k) is not None]
+    if not kubeconfigs:
+        raise KubeinitError(f"this host has no {kubeconfig(ctx)}: run the kubeconfig phase first "
+                            "(`kubeinit up --only kubeconfig`)")
+    units = p["units"]
+    resolved = units.get("systemd-resolved", {}).get("ActiveState") == "active"
+
+    files = [
+        (CONFIG, config_yaml(ctx, resolved), "KubeletConfiguration"),
+        (FLAGS_ENV, flags_env(flags(ctx, target, p)), "kubelet flags for this node"),
+        (UNIT, render("kubelet/kubelet.service.j2", kubelet=kubelet), "kubelet systemd unit"),
+        (DROPIN, render("kubelet/10-kubeadm.conf.j2", kubelet=kubelet, kubeconfig=kubeconfig(ctx),
+                        bootstrap_kubeconfig=bootstrap_kubeconfig(ctx), config=CONFIG, flags_env=FLAGS_ENV),
+         "kubeadm's kubelet drop-in"),
+    ]
+    watched = [path for path, _, _ in files] + kubeconfigs
+    # What the kubelet would start with now, before this plan changes anything.
+    now = {kubelet: p.get("fingerprint"),
+           **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
+    changed = False
+    for path, content, note in files:
+        for step in ensure_file(target, path, content, 0o644, note):
+            if isinstance(step, Upload):
+                changed, now[path] = True, step.sha256
+            yield step
+    applied = facts.file(APPLIED)
+    pending = not (all(now.values()) and applied is not None and
+                   applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
+    state = units.get("kubelet", {})
+    if changed or pending:
+        yield Run(("sh", "-c", restart_script(kubelet, watched)), timeout=SETTLE_SECONDS + 60,
+                  note="(re)start the kubelet on its new binary/configuration")
+    elif state.get("ActiveState") != "active" or state.get("UnitFileState") != "enabled":
+        yield Run(("systemctl", "enable", "--now", "kubelet"), note="enable and start the kubelet")
+    else:
+        yield Skip("the kubelet is enabled and running with this binary and configuration")
