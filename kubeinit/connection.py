@@ -46,6 +46,8 @@ class Connection(Protocol):
 
     def put_file(self, local_path: str, path: str, mode: int) -> None: ...
 
+    def dial(self, host: str, port: int, timeout: float = 10.0): ...
+
     def close(self) -> None: ...
 
 
@@ -82,6 +84,15 @@ class LocalConnection:
         except subprocess.TimeoutExpired:
             return Result(124, b"", f"timed out after {timeout:.0f}s: {shlex.join(argv)}".encode())
         return Result(p.returncode, p.stdout, p.stderr)
+
+    def dial(self, host: str, port: int, timeout: float = 10.0):
+        """A socket to host:port as this machine sees it."""
+        import socket
+
+        try:
+            return socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise HostUnreachable(f"cannot connect to {host}:{port} on {self.name} ({e.strerror or e})") from None
 
     def read(self, path: str) -> bytes | None:
         try:

@@ -412,6 +412,20 @@ class SSHConnection:
             raise HostUnreachable(f"{self.host.address}: sending data failed: {_reason(send_error[0])}")
         return Result(rc, bytes(out), bytes(err))
 
+    def dial(self, host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+        """A local socket connected, through this SSH connection, to host:port as the remote
+        host sees it (`ssh -L` without a listening port): the API server on a control plane's
+        127.0.0.1:6443 is reached whatever the network between here and there allows."""
+        try:
+            chan = self._transport().open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as e:
+            raise HostUnreachable(f"{self.host.name} cannot connect to {host}:{port} ({e.text.lower()})") from None
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise HostUnreachable(f"{self.host.address}: {_reason(e)}") from None
+        ours, theirs = socket.socketpair()
+        threading.Thread(target=_bridge, args=(theirs, chan), daemon=True).start()
+        return ours
+
     def read(self, path: str) -> bytes | None:
         r = self.run(["cat", "--", path], timeout=60)
         return r.stdout if r.rc == 0 else None
@@ -434,6 +448,32 @@ class SSHConnection:
             if c is not None:
                 c.close()
         self._client = self._bastion = None
+
+
+def _bridge(sock: socket.socket, chan: paramiko.Channel) -> None:
+    """Copy bytes both ways between a local socket and an SSH channel; an end of input on one
+    side is passed on as such (half-close), and the bridge ends when both directions have."""
+    up = down = True  # socket -> channel, channel -> socket
+    try:
+        while up or down:
+            ready, _, _ = select.select([sock] * up + [chan] * down, [], [], 60)
+            if sock in ready:
+                if data := sock.recv(_CHUNK):
+                    chan.sendall(data)
+                else:
+                    up = False
+                    chan.shutdown_write()
+            if chan in ready:
+                if data := chan.recv(_CHUNK):
+                    sock.sendall(data)
+                else:
+                    down = False
+                    sock.shutdown(socket.SHUT_WR)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+    finally:
+        chan.close()
+        sock.close()
 
 
 def _feed(chan: paramiko.Channel, chunks: Iterable[bytes], errors: list) -> None:

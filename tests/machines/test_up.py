@@ -328,6 +328,22 @@ def test_kubeinit_killed_mid_run_then_rerun_completes(work, machines):
 
 # --- nothing secret in what kubeinit printed or logged ----------------------------------
 
+def test_dial_reaches_a_port_on_the_hosts_own_localhost(work, machines):
+    """What the API phases use to reach a control plane's 127.0.0.1:6443: here its sshd on
+    127.0.0.1:22, through a real OpenSSH server's direct-tcpip, and through a bastion."""
+    from kubeinit.spec import load_file
+    from kubeinit.ssh import SSHConnection
+
+    work.trust_all()
+    for host in load_file(work.file).hosts[::2]:  # root directly, and root through the bastion
+        conn = SSHConnection(host, known_hosts=work.known_hosts)
+        s = conn.dial("127.0.0.1", 22)
+        s.settimeout(10)
+        assert s.recv(64).startswith(b"SSH-2.0-OpenSSH"), host.name
+        s.close()
+        conn.close()
+
+
 def test_no_private_key_or_token_in_output_or_logs(work):
     key_lines = [ln for ln in ssh_key().read_text().splitlines() if len(ln) >= 20 and not ln.startswith("-----")]
     logs = [p.read_text() for p in work.home.rglob("*.log")]

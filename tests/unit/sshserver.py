@@ -159,8 +159,11 @@ def _forward(chan: paramiko.Channel, dest: tuple[str, int]) -> None:
                 s.sendall(data)
         except (OSError, EOFError):  # EOFError: paramiko, the client's connection is gone
             pass
-        finally:
-            s.close()
+        finally:  # the client's end of input: passed on as OpenSSH does (half-close)
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
     threading.Thread(target=up, daemon=True).start()
     try:
@@ -169,6 +172,7 @@ def _forward(chan: paramiko.Channel, dest: tuple[str, int]) -> None:
     except (OSError, EOFError):
         pass
     finally:
+        s.close()
         try:
             chan.close()
         except EOFError:

@@ -230,3 +230,33 @@ def test_paramiko_loads_without_invoke_or_importlib_metadata_and_knows_its_versi
     assert r.returncode == 0, r.stderr
     left, same, banner = r.stdout.split()
     assert (left, same) == ("[]", "True") and banner.startswith("paramiko_") and banner != "paramiko_", r.stdout
+
+
+def test_dial_reaches_a_port_as_the_remote_host_sees_it(server, client_key, tmp_path):
+    """`dial` is `ssh -L` without a listening port: kubeinit reaches the API server on a
+    control plane's 127.0.0.1 through the connection it already has."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def echo():
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data.upper())
+
+    threading.Thread(target=echo, daemon=True).start()
+    c = connect(server, client_key, tmp_path)
+    s = c.dial("127.0.0.1", port)
+    payload = b"hello api server " * 20_000  # bigger than one channel window
+    threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)), daemon=True).start()
+    got = b""
+    s.settimeout(10)
+    while chunk := s.recv(65536):
+        got += chunk
+    assert got == payload.upper()
+    s.close()
+    c.close()
+    listener.close()
