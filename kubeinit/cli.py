@@ -311,23 +311,55 @@ def token_generate():
     sys.stdout.write(generate_token() + "\n")
 
 
+TokenKubeconfigOpt = click.option("--kubeconfig", default="/etc/kubernetes/admin.conf",
+                                  help="The kubeconfig to reach the API server with (its server, CA and "
+                                       "credentials).")
+
+
 @token_app.command("create")
-def token_create():
-    """Create a bootstrap token in the cluster."""
-    raise NotAvailableYet("kubeinit token create (it needs a running API server)")
+@click.argument("token", cls=Argument, required=False,
+                help="The token to create, <6 of a-z0-9>.<16 of a-z0-9> (default: a new random one).")
+@click.option("--ttl", default="24h0m0s", help="How long the token is valid, e.g. 2h30m; 0 = it never expires.")
+@click.option("--usages", multiple=True, callback=as_list,
+              help="What the token may be used for: signing, authentication (comma-separated or repeated). "
+                   "[default: signing,authentication]")
+@click.option("--groups", multiple=True, callback=as_list,
+              help="Extra groups the token authenticates as, each system:bootstrappers:... (comma-separated or "
+                   "repeated). [default: system:bootstrappers:kubeadm:default-node-token]")
+@click.option("--description", help="A note kept with the token, shown by `token list`.")
+@click.option("--print-join-command", is_flag=True,
+              help="Print the whole `kubeinit join` command (with the CA pin) instead of the token alone.")
+@TokenKubeconfigOpt
+@click.option("--dry-run", is_flag=True, help="Show the Secret that would be created (its secret masked); send nothing.")
+def token_create(token: Optional[str], ttl: str, usages: Optional[List[str]], groups: Optional[List[str]],
+                 description: Optional[str], print_join_command: bool, kubeconfig: str, dry_run: bool):
+    """Create a bootstrap token in the cluster and print it (the only command that prints a token secret)."""
+    from kubeinit.commands import token as cmd
+
+    cmd.create(token, ttl, usages, groups, description, print_join_command, kubeconfig, dry_run)
 
 
 @token_app.command("list")
-def token_list():
-    """List the cluster's bootstrap tokens."""
-    raise NotAvailableYet("kubeinit token list (it needs a running API server)")
+@TokenKubeconfigOpt
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+def token_list(kubeconfig: str, output: str):
+    """List the cluster's bootstrap tokens. The secret half of each token is shown as abcdef.<redacted>:
+    list output ends up in logs and tickets, and the ID is all `token delete` needs."""
+    from kubeinit.commands import token as cmd
+
+    cmd.list_tokens(kubeconfig, output)
 
 
 @token_app.command("delete")
-@click.argument("token", cls=Argument, nargs=-1, required=True)
-def token_delete(token: tuple[str, ...]):
-    """Delete bootstrap tokens from the cluster."""
-    raise NotAvailableYet("kubeinit token delete (it needs a running API server)")
+@click.argument("token", cls=Argument, nargs=-1, required=True, help="Token IDs (abcdef) or whole tokens.")
+@TokenKubeconfigOpt
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; send nothing.")
+def token_delete(token: tuple[str, ...], kubeconfig: str, yes: bool, dry_run: bool):
+    """Delete bootstrap tokens from the cluster (asks first unless --yes)."""
+    from kubeinit.commands import token as cmd
+
+    cmd.delete(token, kubeconfig, yes, dry_run)
 
 
 # --------------------------------------------------------------------------

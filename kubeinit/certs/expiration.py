@@ -8,7 +8,7 @@
         A named cert whose CA key is absent (external CA) is a UserError; "all" skips those and
         fails only when nothing is left to renew.
     RENEWABLE                the names renew accepts (besides "all")
-    short_duration(td) -> str   "364d", "9y", "<invalid>" (apimachinery's ShortHumanDuration)
+    short_duration(td) -> str   "364d", "9y", "<invalid>" (kubeinit.durations)
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from kubeinit.certs import certutil as cu
 from kubeinit.certs import keys
 from kubeinit.certs import kubeconfig as kc
 from kubeinit.certs.pki import BY_NAME, CATALOGUE, CERT_MODE, CertSpec
+from kubeinit.durations import short_duration
 from kubeinit.errors import UserError
 
 # kubelet.conf is left out, as in kubeadm: the kubelet rotates its own client certificate
@@ -44,22 +45,6 @@ class ExpirationRow:
     @property
     def residual_text(self) -> str:
         return short_duration(self.residual)
-
-
-def short_duration(d: timedelta) -> str:
-    s = int(d.total_seconds())  # truncates toward zero, like Go's int()
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    hours = s // 3600
-    if hours < 24:
-        return f"{hours}h"
-    return f"{hours // 24}d" if hours < 24 * 365 else f"{hours // (24 * 365)}y"
 
 
 def _read(path: Path) -> bytes | None:

@@ -1,0 +1,286 @@
+"""A minimal Kubernetes REST client on the standard library (http.client + ssl).
+
+    Client.from_kubeconfig(path, context=None, timeout=10) -> Client
+    client.get(path) / list(path, label_selector=, field_selector=) / create(path, obj) /
+        replace(path, obj) / delete(path) -> the parsed JSON answer
+    namespaced(resource, namespace, name=None) -> "/api/v1/namespaces/<ns>/<resource>[/<name>]"
+    ApiError          the server answered with an error (code, reason: NotFound, AlreadyExists, ...)
+    Unreachable       no answer: refused, timed out, name not resolved, TLS failure
+
+Only what kubeinit's commands need: JSON, one connection per request, client-certificate or
+bearer-token credentials, verified TLS. Each failure a user can cause is one sentence that names
+the server and the kubeconfig, and says what to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit
+
+from kubeinit import redact
+from kubeinit.errors import KubeinitError, UserError
+
+DEFAULT_TIMEOUT = 10.0
+ADMIN_HINT = "e.g. /etc/kubernetes/admin.conf on a control-plane node"
+
+
+class Unreachable(KubeinitError):
+    """No HTTP answer from the API server."""
+
+
+class ApiError(KubeinitError):
+    """An HTTP error answer; `reason` is the Status reason (NotFound, AlreadyExists, ...)."""
+
+    def __init__(self, message: str, code: int, reason: str, detail: str = ""):
+        super().__init__(message)
+        self.code, self.reason, self.detail = code, reason, detail
+
+
+def namespaced(resource: str, namespace: str, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/{resource}"
+    return f"{path}/{quote(name, safe='')}" if name else path
+
+
+class Client:
+    def __init__(self, server: str, tls: ssl.SSLContext, *, token: str | None = None, kubeconfig: str = "",
+                 user: str = "", ca_pem: bytes | None = None, timeout: float = DEFAULT_TIMEOUT):
+        url = urlsplit(server)
+        if url.scheme != "https" or not url.hostname:
+            raise UserError(f"{kubeconfig}: server {server!r} is not an https:// URL; kubeinit only talks TLS "
+                            "to the API server")
+        self.server = server.rstrip("/")
+        self.host, self.port = url.hostname, url.port or 443
+        self.netloc = url.netloc  # host:port as written, [brackets] kept for IPv6
+        self.prefix = url.path.rstrip("/")  # an API server behind a path (a proxy)
+        self.kubeconfig, self.user, self.ca_pem, self.timeout = kubeconfig, user, ca_pem, timeout
+        self._tls, self._token = tls, token
+
+    @classmethod
+    def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "Client":
+        return _from_kubeconfig(Path(path), context, timeout)
+
+    # --- verbs ---------------------------------------------------------------------------
+
+    def get(self, path: str, query: dict | None = None) -> dict:
+        return self.request("GET", path, query=query)
+
+    def list(self, path: str, label_selector: str | None = None, field_selector: str | None = None) -> dict:
+        query = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        return self.request("GET", path, query=query)
+
+    def create(self, path: str, obj: dict) -> dict:
+        return self.request("POST", path, body=obj)
+
+    def replace(self, path: str, obj: dict) -> dict:
+        return self.request("PUT", path, body=obj)
+
+    def delete(self, path: str) -> dict:
+        return self.request("DELETE", path)
+
+    def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+        from kubeinit import __version__
+
+        url = self.prefix + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "User-Agent": f"kubeinit/{__version__}"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self._tls, timeout=self.timeout)
+        try:
+            conn.request(method, url, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except ssl.SSLCertVerificationError as e:
+            raise Unreachable(f"the API server {self.server} presented a certificate that the CA in "
+                              f"{self.kubeconfig} does not vouch for ({e.verify_message}); is --kubeconfig "
+                              "a kubeconfig of this cluster?") from None
+        except ssl.SSLError as e:
+            raise self._tls_error(e) from None
+        except (OSError, http.client.HTTPException) as e:
+            raise Unreachable(f"cannot reach the API server {self.server} ({self._why(e)}); is the control "
+                              f"plane up? (--kubeconfig {self.kubeconfig})") from None
+        finally:
+            conn.close()
+        return self._answer(method, path, resp.status, resp.reason, raw)
+
+    # --- errors --------------------------------------------------------------------------
+
+    def _why(self, e: BaseException) -> str:
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, (TimeoutError, socket.timeout)):
+            return f"no answer within {self.timeout:g}s"
+        if isinstance(e, socket.gaierror):
+            return f"cannot resolve {self.host}"
+        if isinstance(e, http.client.RemoteDisconnected):
+            return "the connection closed without an answer"
+        if isinstance(e, http.client.HTTPException):
+            return f"not an HTTP answer: {e.__class__.__name__}"
+        return e.strerror or str(e) or e.__class__.__name__
+
+    def _tls_error(self, e: ssl.SSLError) -> KubeinitError:
+        reason = (e.reason or str(e)).lower()
+        # the server turned our certificate down (TLS 1.3 reports it on the first read)
+        if any(w in reason for w in ("certificate_required", "bad_certificate", "unknown_ca",
+                                     "certificate_unknown", "decrypt_error", "access_denied")):
+            return ApiError(f"the API server {self.server} rejected the client certificate of user "
+                            f"{self.user!r} in {self.kubeconfig} (TLS: {e.reason}); use a kubeconfig with "
+                            f"valid credentials for this cluster, {ADMIN_HINT}", 401, "Unauthorized")
+        return Unreachable(f"TLS with the API server {self.server} failed ({e.reason or e}); is it an API "
+                           f"server, and is --kubeconfig {self.kubeconfig} for this cluster?")
+
+    def _answer(self, method: str, path: str, code: int, phrase: str, raw: bytes) -> dict:
+        try:
+            obj = json.loads(raw) if raw else {}
+        except ValueError:
+            obj = None
+        if code < 400:
+            if not isinstance(obj, dict):
+                raise KubeinitError(f"the API server {self.server} answered {method} {path} with something that "
+                                    f"is not a JSON object (HTTP {code}); is it an API server?")
+            return obj
+        status = obj if isinstance(obj, dict) and obj.get("kind") == "Status" else {}
+        reason = status.get("reason") or phrase.replace(" ", "") or "Unknown"
+        message = status.get("message") or (raw[:200].decode(errors="replace").strip() if obj is None else "")
+        if code == 401:
+            text = (f"the API server {self.server} rejected the credentials of user {self.user!r} in "
+                    f"{self.kubeconfig} (401 Unauthorized); use a kubeconfig with valid credentials for this "
+                    f"cluster, {ADMIN_HINT}")
+        elif code == 403:
+            text = (f"user {self.user!r} of {self.kubeconfig} may not do this on {self.server} (403 Forbidden: "
+                    f"{message}); use a kubeconfig of a cluster admin, {ADMIN_HINT}")
+        else:
+            text = f"the API server {self.server} refused {method} {path}: {message or phrase} ({code} {reason})"
+        raise ApiError(text, code, reason, message)
+
+
+# --- kubeconfig --------------------------------------------------------------------------
+
+def _read(path: Path, what: str, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist; pass {flag} with the right path") from None
+    except PermissionError:
+        raise UserError(f"cannot read {what} {path} (permission denied); run as root (sudo) or pass {flag} "
+                        "with a file you can read") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a directory; pass {flag} with a file") from None
+
+
+def _named(conf: dict, key: str, name: str, path: Path) -> dict:
+    for item in conf.get(key) or []:
+        if isinstance(item, dict) and item.get("name") == name:
+            return item.get(key[:-1]) or {}
+    raise UserError(f"kubeconfig {path}: no {key[:-1]} named {name!r}")
+
+
+def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | None:
+    """`<key>-data` (base64) or `<key>` (a file, relative to the kubeconfig's directory)."""
+    if section.get(f"{key}-data"):
+        try:
+            return base64.b64decode(section[f"{key}-data"], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise UserError(f"kubeconfig {path}: {key}-data is not valid base64") from None
+    if section.get(key):
+        return _read(base / str(section[key]), f"{key} file (from kubeconfig {path})", "--kubeconfig")
+    return None
+
+
+def _from_kubeconfig(path: Path, context: str | None, timeout: float) -> Client:
+    import yaml
+
+    text = _read(path, "kubeconfig", "--kubeconfig")
+    try:
+        conf = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        raise UserError(f"kubeconfig {path} is not valid YAML") from None
+    if not isinstance(conf, dict):
+        raise UserError(f"{path} is not a kubeconfig (expected a mapping)")
+    ctx_name = context or conf.get("current-context") or ""
+    if not ctx_name:
+        raise UserError(f"kubeconfig {path} has no current-context")
+    ctx = _named(conf, "contexts", ctx_name, path)
+    cluster = _named(conf, "clusters", ctx.get("cluster", ""), path)
+    user_name = ctx.get("user", "")
+    user = _named(conf, "users", user_name, path) if user_name else {}
+    server = cluster.get("server") or ""
+    if not server:
+        raise UserError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} has no server")
+    base = path.parent
+
+    unsupported = [k for k in ("exec", "auth-provider", "username", "password") if user.get(k)]
+    if unsupported:
+        raise UserError(f"kubeconfig {path}: user {user_name!r} authenticates with {unsupported[0]!r}, which "
+                        "kubeinit does not support; use a kubeconfig with a client certificate or a token, "
+                        f"{ADMIN_HINT}")
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca_pem = _data_or_file(cluster, "certificate-authority", base, path)
+    if cluster.get("insecure-skip-tls-verify") is True:
+        if ca_pem:  # kubectl refuses this mix too
+            raise UserError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} sets both a CA and "
+                            "insecure-skip-tls-verify; remove one")
+        from kubeinit import ui
+
+        ui.warn(f"kubeconfig {path} says insecure-skip-tls-verify: the identity of {server} is not checked")
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+    elif ca_pem:
+        try:
+            tls.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
+        except (ssl.SSLError, ValueError):
+            raise UserError(f"kubeconfig {path}: the cluster's certificate authority is not a PEM "
+                            "certificate") from None
+    else:
+        tls.load_default_certs()  # no CA given: the system's, as kubectl does
+
+    cert = _data_or_file(user, "client-certificate", base, path)
+    key = _data_or_file(user, "client-key", base, path)
+    if bool(cert) != bool(key):
+        raise UserError(f"kubeconfig {path}: user {user_name!r} has a client "
+                        f"{'certificate without its key' if cert else 'key without its certificate'}")
+    if cert:
+        redact.register(key)
+        _load_client_cert(tls, cert, key, f"kubeconfig {path}, user {user_name!r}")
+
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        token = _read(base / str(user["tokenFile"]), f"tokenFile (from kubeconfig {path})",
+                      "--kubeconfig").decode().strip()
+    if token:
+        redact.register(token)
+    return Client(server, tls, token=token or None, kubeconfig=str(path), user=user_name, ca_pem=ca_pem,
+                  timeout=timeout)
+
+
+def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -> None:
+    """ssl only loads a certificate and key from files: they live in a private directory (0700,
+    files 0600) for as long as loading takes."""
+    tmp = tempfile.mkdtemp(prefix="kubeinit-client-")
+    try:
+        paths = []
+        for name, data in (("client.crt", cert), ("client.key", key)):
+            p = os.path.join(tmp, name)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            paths.append(p)
+        tls.load_cert_chain(*paths)
+    except ssl.SSLError as e:
+        raise UserError(f"{what}: the client certificate and key cannot be used ({e.reason or 'not PEM'}); "
+                        "are they a matching PEM pair?") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,392 @@
+"""An in-memory Kubernetes API server TEST DOUBLE for unit tests. It is not kube-apiserver and
+nothing in kubeinit/ uses it; it stands in for one because no real API server can run here.
+
+HTTPS on 127.0.0.1 (a random port) with a serving certificate for 127.0.0.1 signed by a test
+cluster CA. Clients authenticate as kube-apiserver's x509 authenticator does: a client
+certificate signed by that CA (CN = user, O = groups), so a kubeconfig made by kubeinit's own
+code works; or a bearer token from `tokens`. Authorisation is one rule: the groups
+system:masters and kubeadm:cluster-admins may do anything, any other user gets 403.
+
+Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get secrets|configmaps`):
+    /version, /api, /api/v1 (APIResourceList), /apis (no groups), /api/v1/namespaces[/<ns>]
+    secrets and configmaps, namespaced or across namespaces: GET item and list (fieldSelector
+    type=, metadata.name=, metadata.namespace=; labelSelector k=v, k!=v, k, !k), POST, PUT, DELETE;
+    the server sets uid, resourceVersion and creationTimestamp
+    errors are Status objects: 400 BadRequest, 401 Unauthorized, 403 Forbidden, 404 NotFound,
+    405 MethodNotAllowed, 409 AlreadyExists / Conflict, 422 Invalid
+
+Not there: watch, PATCH, pagination (limit is ignored), other resources. One known difference:
+a client certificate from another CA fails the TLS handshake here (Python's ssl cannot defer
+the check), where kube-apiserver would answer 401; a request with no credentials gets 401.
+
+    make_cluster(root) -> Cluster     a PKI and kubeconfigs in root (kubeinit's own code), the double started
+    cluster                              the pytest fixture: make_cluster(tmp_path), stopped afterwards
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+ADMIN_GROUPS = {"system:masters", "kubeadm:cluster-admins"}
+NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+KINDS = {"secrets": "Secret", "configmaps": "ConfigMap"}
+FIELDS = {"secrets": ("metadata.name", "metadata.namespace", "type"),
+          "configmaps": ("metadata.name", "metadata.namespace")}
+_DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_ITEM = re.compile(r"/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<res>secrets|configmaps)(?:/(?P<name>[^/]+))?")
+
+
+class Fail(Exception):
+    """An error answer: (code, reason, message, details)."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+
+def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure" if code >= 400 else "Success",
+           "message": message, "reason": reason, "code": code}
+    if details:
+        obj["details"] = details
+    return obj
+
+
+class ApiServerDouble:
+    def __init__(self, tokens: dict[str, tuple[str, tuple[str, ...]]] | None = None):
+        self.tokens = tokens or {}  # bearer token -> (user, groups)
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
+        self.requests: list[tuple[str, str, str]] = []  # (method, path with query, user)
+        self._rv = 100
+        self._lock = threading.Lock()
+        # bound now, so that certificates and kubeconfigs can name the port before start()
+        self._http = _TLSServer(("127.0.0.1", 0), _Handler)
+        self._http.api = self
+        self.port = self._http.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self, ca_pem: bytes, cert_file: Path, key_file: Path) -> "ApiServerDouble":
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert_file, key_file)
+        tls.load_verify_locations(cadata=ca_pem.decode())
+        tls.verify_mode = ssl.CERT_OPTIONAL  # no certificate is allowed through to a 401, as anonymous
+        self._http.tls = tls
+        # a short poll: stop() (each test's teardown) waits up to one interval
+        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread:
+            self._http.shutdown()
+        self._http.server_close()
+
+    # --- what a request does (no HTTP in here) --------------------------------------------
+
+    def handle(self, method: str, target: str, body: bytes, identity: tuple[str, tuple[str, ...]] | None):
+        """-> (HTTP code, JSON object)"""
+        url = urlsplit(target)
+        self.requests.append((method, target, identity[0] if identity else ""))
+        try:
+            if identity is None:
+                raise Fail(401, "Unauthorized", "Unauthorized")
+            with self._lock:
+                return self._route(method, url.path.rstrip("/") or "/", parse_qs(url.query), body, identity)
+        except Fail as f:
+            return f.code, status(f.code, f.reason, f.message, f.details)
+
+    def _route(self, method, path, query, body, identity):
+        discovery = {"/version": self._version, "/api": self._api, "/apis": self._apis, "/api/v1": self._v1}
+        if path in discovery or (path.startswith("/api/v1/namespaces") and not _ITEM.fullmatch(path)):
+            if method != "GET":
+                raise Fail(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
+            if path in discovery:
+                return 200, discovery[path]()
+            return 200, self._namespaces(path)
+        m = _ITEM.fullmatch(path)
+        if not m:
+            raise Fail(404, "NotFound", "the server could not find the requested resource")
+        res, ns, name = m["res"], unquote(m["ns"] or ""), unquote(m["name"] or "")
+        if method == "GET":
+            verb = "get" if name else "list"
+        elif ns and (method, bool(name)) in (("POST", False), ("PUT", True), ("DELETE", True)):
+            verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}[method]
+        else:
+            raise Fail(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        self._authorize(identity, verb, res, ns)
+        if ns and ns not in NAMESPACES:
+            raise Fail(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+        if verb == "list":
+            return 200, self._list(res, ns, query)
+        if verb == "get":
+            return 200, self._get(res, ns, name)
+        if verb == "delete":
+            obj = self._get(res, ns, name)
+            del self.objects[(res, ns, name)]
+            return 200, {**status(200, "", ""), "details": {"name": name, "kind": res,
+                                                             "uid": obj["metadata"]["uid"]}}
+        obj = self._decode(res, ns, name, body)
+        return (201, self._create(res, ns, obj)) if verb == "create" else (200, self._update(res, ns, name, obj))
+
+    def _authorize(self, identity, verb, res, ns):
+        user, groups = identity
+        if not ADMIN_GROUPS & set(groups):
+            where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+            raise Fail(403, "Forbidden", f'{res} is forbidden: User "{user}" cannot {verb} resource "{res}" in API '
+                                         f'group ""{where}', {"kind": res})
+
+    # --- discovery ------------------------------------------------------------------------
+
+    def _version(self):
+        return {"major": "1", "minor": "34", "gitVersion": "v1.34.0-test-double", "platform": "linux/amd64"}
+
+    def _api(self):
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}
+
+    def _apis(self):
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+
+    def _v1(self):
+        crud = ["create", "delete", "get", "list", "update"]
+        resources = [{"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
+                      "verbs": ["get", "list"], "shortNames": ["ns"]}]
+        resources += [{"name": r, "singularName": r[:-1], "namespaced": True, "kind": k, "verbs": crud,
+                       **({"shortNames": ["cm"]} if r == "configmaps" else {})} for r, k in KINDS.items()]
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources}
+
+    def _namespaces(self, path):
+        def ns(name):
+            return {"metadata": {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+                                 "resourceVersion": "1"}, "status": {"phase": "Active"}}
+        parts = path.split("/")
+        if len(parts) == 4:  # /api/v1/namespaces
+            return {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": str(self._rv)},
+                    "items": [ns(n) for n in NAMESPACES]}
+        if len(parts) == 5 and parts[4] in NAMESPACES:
+            return {"kind": "Namespace", "apiVersion": "v1", **ns(parts[4])}
+        raise Fail(404, "NotFound", f'namespaces "{parts[4]}" not found' if len(parts) == 5
+                   else "the server could not find the requested resource")
+
+    # --- objects --------------------------------------------------------------------------
+
+    def _get(self, res, ns, name):
+        obj = self.objects.get((res, ns, name))
+        if obj is None:
+            raise Fail(404, "NotFound", f'{res} "{name}" not found', {"name": name, "kind": res})
+        return obj
+
+    def _list(self, res, ns, query):
+        fields = _selector(query.get("fieldSelector", [""])[0], "field")
+        labels = _selector(query.get("labelSelector", [""])[0], "label")
+        for key, _, _ in fields:
+            if key not in FIELDS[res]:
+                raise Fail(400, "BadRequest", f'field label not supported: {key}')
+        items = []
+        for (r, o_ns, _), obj in sorted(self.objects.items()):
+            if r != res or (ns and o_ns != ns):
+                continue
+            flat = {"metadata.name": obj["metadata"]["name"], "metadata.namespace": o_ns, "type": obj.get("type")}
+            if _matches(fields, flat) and _matches(labels, obj["metadata"].get("labels") or {}):
+                items.append({k: v for k, v in obj.items() if k not in ("kind", "apiVersion")})  # as lists carry them
+        return {"kind": KINDS[res] + "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(self._rv)},
+                "items": items}
+
+    def _decode(self, res, ns, name, body) -> dict:
+        try:
+            obj = json.loads(body or b"null")
+        except ValueError as e:
+            raise Fail(400, "BadRequest", f"the body is not JSON: {e}")
+        if not isinstance(obj, dict) or obj.get("kind") != KINDS[res] or obj.get("apiVersion") != "v1":
+            raise Fail(400, "BadRequest", f"the object is not a v1 {KINDS[res]}")
+        meta = obj.setdefault("metadata", {})
+        if meta.get("namespace", ns) != ns:
+            raise Fail(400, "BadRequest", "the namespace of the provided object does not match the namespace sent "
+                                          "on the request")
+        meta["namespace"] = ns
+        if name and meta.get("name") != name:
+            raise Fail(400, "BadRequest", f"the name of the object ({meta.get('name')}) does not match the name on "
+                                          f"the URL ({name})")
+        new = meta.get("name") or ""
+        if not (len(new) <= 253 and _DNS1123.fullmatch(new)):
+            kind = KINDS[res]
+            why = "name or generateName is required" if not new else \
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+            raise Fail(422, "Invalid", f'{kind} "{new}" is invalid: metadata.name: Invalid value: "{new}": {why}',
+                       {"name": new, "kind": res, "causes": [{"reason": "FieldValueInvalid", "message": why,
+                                                              "field": "metadata.name"}]})
+        if res == "secrets":
+            data = obj.get("data") or {}
+            for k, v in data.items():
+                try:
+                    base64.b64decode(v, validate=True)
+                except (binascii.Error, TypeError, ValueError):
+                    raise Fail(400, "BadRequest", f"Secret in version \"v1\" cannot be handled as a Secret: "
+                                                  f"data[{k}] is not base64")
+            for k, v in (obj.pop("stringData", None) or {}).items():  # the server folds stringData into data
+                data[k] = base64.b64encode(str(v).encode()).decode()
+            obj["data"] = data
+            obj.setdefault("type", "Opaque")
+        return obj
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _create(self, res, ns, obj):
+        name = obj["metadata"]["name"]
+        if (res, ns, name) in self.objects:
+            raise Fail(409, "AlreadyExists", f'{res} "{name}" already exists', {"name": name, "kind": res})
+        obj["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(),
+                               creationTimestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        self.objects[(res, ns, name)] = obj
+        return obj
+
+    def _update(self, res, ns, name, obj):
+        old = self._get(res, ns, name)
+        rv = obj["metadata"].get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise Fail(409, "Conflict", f'Operation cannot be fulfilled on {res} "{name}": the object has been '
+                                        "modified; please apply your changes to the latest version and try again",
+                       {"name": name, "kind": res})
+        obj["metadata"].update(uid=old["metadata"]["uid"], creationTimestamp=old["metadata"]["creationTimestamp"],
+                               resourceVersion=self._next_rv())
+        self.objects[(res, ns, name)] = obj
+        return obj
+
+    def secret_data(self, name: str, namespace: str = "kube-system") -> dict[str, str]:
+        """A stored Secret's data, base64-decoded (for assertions)."""
+        obj = self.objects[("secrets", namespace, name)]
+        return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+
+
+def _selector(text: str, kind: str) -> list[tuple[str, str, str | None]]:
+    """'a=b,c!=d,e,!f' -> [(key, op, value)]; ops '=', '!=', 'exists', '!exists' (the last two for labels)."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(.*)", part)
+        if m:
+            out.append((m[1], "!=" if m[2] == "!=" else "=", m[3]))
+        elif kind == "label" and re.fullmatch(r"!?[A-Za-z0-9._/-]+", part):
+            out.append((part.lstrip("!"), "!exists" if part.startswith("!") else "exists", None))
+        else:
+            raise Fail(400, "BadRequest", f"unable to parse requirement: {part!r} (the test double knows =, ==, "
+                                          "!= and, for labels, k and !k)")
+    return out
+
+
+def _matches(reqs, values: dict) -> bool:
+    for key, op, want in reqs:
+        have = values.get(key)
+        ok = {"=": have == want, "!=": have != want, "exists": key in values, "!exists": key not in values}[op]
+        if not ok:
+            return False
+    return True
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+    api: ApiServerDouble
+    tls: ssl.SSLContext
+
+    def finish_request(self, request, client_address):
+        # the handshake runs in the request's own thread, so one bad client cannot stall the others
+        request.settimeout(10)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # e.g. a client certificate from another CA: the handshake failed, the client was told
+        self.RequestHandlerClass(conn, client_address, self)
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hangs up mid-request is not the double's problem
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as kubectl expects
+    server: _TLSServer
+
+    def log_message(self, *args):
+        pass
+
+    def _serve(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        code, obj = self.server.api.handle(self.command, self.path, body, self._identity())
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def _identity(self) -> tuple[str, tuple[str, ...]] | None:
+        cert = self.connection.getpeercert()  # only a certificate that chains to the cluster CA gets here
+        if cert:
+            rdns = [attr for rdn in cert.get("subject", ()) for attr in rdn]
+            return (next((v for k, v in rdns if k == "commonName"), ""),
+                    tuple(v for k, v in rdns if k == "organizationName"))
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return self.server.api.tokens.get(auth[len("Bearer "):])
+        return None
+
+
+# --- a cluster to talk to --------------------------------------------------------------------
+
+@dataclass
+class Cluster:
+    api: ApiServerDouble
+    root: Path
+    ca_pem: bytes
+
+    @property
+    def admin_conf(self) -> Path:
+        return self.root / "admin.conf"
+
+    def kubeconfig(self, name: str) -> Path:
+        return self.root / name
+
+
+def make_cluster(root: Path, tokens: dict | None = None) -> Cluster:
+    """ca.crt/key and apiserver.crt/key under root/pki, admin.conf and scheduler.conf (a user without
+    admin rights) in root, all made by kubeinit's own PKI and kubeconfig code; the double started."""
+    from kubeinit.certs.kubeconfig import plan_kubeconfigs
+    from kubeinit.certs.pki import PKIConfig, plan_pki
+
+    api = ApiServerDouble(tokens)
+    cfg = PKIConfig(node_name="cp-1", advertise_address="127.0.0.1", bind_port=api.port, algorithm="ECDSA-P256")
+    pki = plan_pki(cfg, {}, only=["ca", "apiserver"])
+    kcs = plan_kubeconfigs(cfg, pki.result["ca.crt"], pki.result["ca.key"], {}, only=["admin.conf", "scheduler.conf"])
+    for sub, plan in (("pki", pki), ("", kcs)):
+        for f in plan.files:
+            p = root / sub / f.path
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(f.content)
+            p.chmod(f.mode)
+    api.start(pki.result["ca.crt"], root / "pki" / "apiserver.crt", root / "pki" / "apiserver.key")
+    return Cluster(api, root, pki.result["ca.crt"])
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = make_cluster(tmp_path / "cluster")
+    yield c
+    c.api.stop()
