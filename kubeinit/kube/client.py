@@ -63,10 +63,23 @@ class Client:
         self.prefix = url.path.rstrip("/")  # an API server behind a path (a proxy)
         self.kubeconfig, self.user, self.ca_pem, self.timeout = kubeconfig, user, ca_pem, timeout
         self._tls, self._token = tls, token
+        self.dial = None  # () -> socket: connect through it instead of to the server's address
+        self.client_cert = False  # a client certificate is presented
 
     @classmethod
     def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "Client":
-        return _from_kubeconfig(Path(path), context, timeout)
+        path = Path(path)
+        return _from_kubeconfig(_read(path, "kubeconfig", "--kubeconfig"), path, context, timeout)
+
+    @classmethod
+    def from_kubeconfig_data(cls, data: bytes, origin: str, dial=None,
+                             timeout: float = DEFAULT_TIMEOUT) -> "Client":
+        """A kubeconfig read elsewhere (a control plane's admin.conf, over SSH); `dial()`, when
+        given, returns the socket to speak TLS over (a tunnel to that host's API server): the
+        server's certificate is still checked against the kubeconfig's CA and server name."""
+        client = _from_kubeconfig(data, Path(origin), None, timeout)
+        client.dial = dial
+        return client
 
     # --- verbs ---------------------------------------------------------------------------
 
@@ -99,6 +112,8 @@ class Client:
             headers["Content-Type"] = "application/json"
         conn = http.client.HTTPSConnection(self.host, self.port, context=self._tls, timeout=self.timeout)
         try:
+            if self.dial is not None:
+                conn.sock = self._tunnel()
             conn.request(method, url, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
@@ -114,6 +129,16 @@ class Client:
         finally:
             conn.close()
         return self._answer(method, path, resp.status, resp.reason, raw)
+
+    def _tunnel(self) -> ssl.SSLSocket:
+        from kubeinit.connection import HostUnreachable
+
+        try:
+            raw = self.dial()
+        except HostUnreachable as e:
+            raise Unreachable(f"cannot reach the API server {self.server}: {e}; is the control plane up?") from None
+        raw.settimeout(self.timeout)
+        return self._tls.wrap_socket(raw, server_hostname=self.host)
 
     # --- errors --------------------------------------------------------------------------
 
@@ -138,6 +163,12 @@ class Client:
             return ApiError(f"the API server {self.server} rejected the client certificate of user "
                             f"{self.user!r} in {self.kubeconfig} (TLS: {e.reason}); use a kubeconfig with "
                             f"valid credentials for this cluster, {ADMIN_HINT}", 401, "Unauthorized")
+        if isinstance(e, ssl.SSLEOFError) and self.client_cert:
+            # a server that turns a certificate down may close before its alert is read
+            return ApiError(f"the API server {self.server} closed the connection when shown the client "
+                            f"certificate of user {self.user!r} in {self.kubeconfig} (TLS: unexpected EOF): it "
+                            f"most likely rejected it; use a kubeconfig with valid credentials for this cluster, "
+                            f"{ADMIN_HINT}", 401, "Unauthorized")
         return Unreachable(f"TLS with the API server {self.server} failed ({e.reason or e}); is it an API "
                            f"server, and is --kubeconfig {self.kubeconfig} for this cluster?")
 
@@ -199,10 +230,9 @@ def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | No
     return None
 
 
-def _from_kubeconfig(path: Path, context: str | None, timeout: float) -> Client:
+def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: float) -> Client:
     import yaml
 
-    text = _read(path, "kubeconfig", "--kubeconfig")
     try:
         conf = yaml.safe_load(text) or {}
     except yaml.YAMLError:
@@ -262,8 +292,10 @@ def _from_kubeconfig(path: Path, context: str | None, timeout: float) -> Client:
                       "--kubeconfig").decode().strip()
     if token:
         redact.register(token)
-    return Client(server, tls, token=token or None, kubeconfig=str(path), user=user_name, ca_pem=ca_pem,
-                  timeout=timeout)
+    client = Client(server, tls, token=token or None, kubeconfig=str(path), user=user_name, ca_pem=ca_pem,
+                    timeout=timeout)
+    client.client_cert = bool(cert)
+    return client
 
 
 def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -> None:
