@@ -26,7 +26,7 @@ from kubeinit.connection import HostUnreachable
 from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
 from kubeinit.plan import Context, Target
 from kubeinit.redact import mask
-from kubeinit.steps import Check, Local, Notice, Run, Skip, Step, Transfer, Upload, is_change
+from kubeinit.steps import ApiCall, Check, Local, Notice, Run, Skip, Step, Transfer, Upload, is_change
 
 
 @dataclass
@@ -199,7 +199,7 @@ def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog
         for step in steps:
             view.step(target.name, phase.path, step)
             log.write(target.name, phase.path, step.describe())
-            _do(target, step, phase.path, resume, log)
+            _do(ctx, target, step, phase.path, resume, log)
             if isinstance(step, Check) and not step.passed and step.fatal:
                 checks_failed.append(step)
             if is_change(step):
@@ -237,7 +237,7 @@ def _label(step: Step) -> str:
     return getattr(step, "note", "") or step.describe()
 
 
-def _do(target: Target, step: Step, phase: str, resume: str, log: RunLog) -> None:
+def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: RunLog) -> None:
     conn = target.conn
     if isinstance(step, Run):
         stdin = step.stdin
@@ -258,6 +258,10 @@ def _do(target: Target, step: Step, phase: str, resume: str, log: RunLog) -> Non
         conn.put_file(step.local_path, step.path, step.mode)
     elif isinstance(step, Local):
         step.action()
+    elif isinstance(step, ApiCall):
+        from kubeinit.kube import objects
+
+        objects.call(ctx.kube(target), step)
     elif isinstance(step, (Skip, Check, Notice)):
         pass
     else:  # pragma: no cover - a new step type without an executor branch is a bug

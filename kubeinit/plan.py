@@ -6,6 +6,7 @@ spec, never act; `ensure_file` is the common "upload unless already there".
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,26 @@ class Context:
 
     def resume_hint(self, phase: str) -> str:
         return self.options.resume(phase) if self.options.resume else ""
+
+    def kube(self, target: Target):
+        """The cluster's API server as its admin: admin.conf as the control plane has it (read
+        once, kept in memory), spoken to through the target's connection at its
+        127.0.0.1:<bind port>, so it works wherever kubeinit runs, with the server's TLS
+        certificate still checked against the cluster CA. Cached per target."""
+        from kubeinit.errors import KubeinitError
+        from kubeinit.kube.client import Client
+
+        cached = self.shared.setdefault("kube", {})
+        if target.name not in cached:
+            path = posixpath.join(self.kubeconfig_dir, "admin.conf")
+            data = target.facts.read(path)
+            if data is None:
+                raise KubeinitError(f"{target.name} has no {path}: run the kubeconfig phase first "
+                                    "(`kubeinit up --only kubeconfig`)")
+            port = self.spec.bind_port
+            cached[target.name] = Client.from_kubeconfig_data(
+                data, f"{target.name}:{path}", dial=lambda: target.conn.dial("127.0.0.1", port))
+        return cached[target.name]
 
     def close(self) -> None:
         for t in self.targets:

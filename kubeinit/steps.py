@@ -87,6 +87,30 @@ class Local:
 
 
 @dataclass(frozen=True)
+class ApiCall:
+    """A request to the cluster's API server as its admin; the executor reaches the server
+    through the target's connection (its 127.0.0.1:<bind port>). verb "apply": make the object
+    `body` (under the collection `path`) exist as given: created, or replaced when it differs;
+    "wait": GET `path` until it answers "ok", for up to `timeout` seconds (/readyz). `body` is
+    never printed: it may hold a token."""
+
+    verb: str
+    path: str
+    body: dict | None = field(default=None, compare=False, hash=False)
+    note: str = ""
+    timeout: float = 0
+
+    def describe(self) -> str:
+        if self.verb == "wait":
+            what = f"wait for {self.path}"
+        else:
+            meta = (self.body or {}).get("metadata", {})
+            where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+            what = f"apply {(self.body or {}).get('kind')} {where}{meta.get('name')}"
+        return f"api {what}" + (f"  # {self.note}" if self.note else "")
+
+
+@dataclass(frozen=True)
 class Skip:
     """Nothing to do: the host already matches."""
 
@@ -123,8 +147,8 @@ class Notice:
         return f"note: {self.text}"
 
 
-Step = Union[Run, Upload, Transfer, Local, Skip, Check, Notice]
+Step = Union[Run, Upload, Transfer, Local, ApiCall, Skip, Check, Notice]
 
 
 def is_change(step: Step) -> bool:
-    return not isinstance(step, (Skip, Check, Notice))
+    return not isinstance(step, (Skip, Check, Notice)) and not (isinstance(step, ApiCall) and step.verb == "wait")

@@ -99,7 +99,15 @@ class Client:
     def delete(self, path: str) -> dict:
         return self.request("DELETE", path)
 
+    def get_text(self, path: str) -> str:
+        """A plain-text endpoint (/readyz answers "ok"); an error answer raises as request() does."""
+        code, phrase, raw = self._send("GET", path, None, None)
+        return raw.decode(errors="replace") if code < 400 else self._answer("GET", path, code, phrase, raw)
+
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+        return self._answer(method, path, *self._send(method, path, body, query))
+
+    def _send(self, method: str, path: str, body: dict | None, query: dict | None) -> tuple[int, str, bytes]:
         from kubeinit import __version__
 
         url = self.prefix + path + (f"?{urlencode(query)}" if query else "")
@@ -128,7 +136,7 @@ class Client:
                               f"plane up? (--kubeconfig {self.kubeconfig})") from None
         finally:
             conn.close()
-        return self._answer(method, path, resp.status, resp.reason, raw)
+        return resp.status, resp.reason, raw
 
     def _tunnel(self) -> ssl.SSLSocket:
         from kubeinit.connection import HostUnreachable

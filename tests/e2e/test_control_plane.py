@@ -25,7 +25,8 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-PHASES = "preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane,kubelet-start"
+PHASES = ("preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane,kubelet-start,wait-control-plane,"
+          "upload-config,bootstrap-token")
 CLUSTER = os.environ.get("KUBEINIT_E2E_CLUSTER")
 KNOWN_HOSTS = os.environ.get("KUBEINIT_E2E_KNOWN_HOSTS")
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,12 @@ def test_the_kubelet_runs_the_control_plane_and_a_rerun_changes_nothing(cluster)
         time.sleep(5)
     nodes = conn.run([*kubectl, "get", "nodes", "-o", "name"])
     assert f"node/{host.name}" in nodes.out.split(), nodes.out + nodes.err
+    stored = conn.run([*kubectl, "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "name"])
+    assert stored.out.strip() == "configmap/kubeadm-config", stored.err
+    # cluster-info is readable without credentials, as join's discovery needs
+    info = conn.run(["/usr/local/bin/kubectl", "--server", f"https://127.0.0.1:6443", "--insecure-skip-tls-verify",
+                     "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "name"])
+    assert info.out.strip() == "configmap/cluster-info", info.err
     again = up(cluster)
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout + again.stderr
     conn.close()

@@ -15,6 +15,10 @@ Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get 
     errors are Status objects: 400 BadRequest, 401 Unauthorized, 403 Forbidden, 404 NotFound,
     405 MethodNotAllowed, 409 AlreadyExists / Conflict, 422 Invalid
 
+    rbac.authorization.k8s.io/v1 roles and rolebindings (namespaced), clusterroles and
+    clusterrolebindings: the same verbs (not in discovery: kubectl cannot list them here)
+    /readyz: "ok" (text/plain)
+
 Not there: watch, PATCH, pagination (limit is ignored), other resources. One known difference:
 a client certificate from another CA fails the TLS handshake here (Python's ssl cannot defer
 the check), where kube-apiserver would answer 401; a request with no credentials gets 401.
@@ -42,11 +46,18 @@ import pytest
 
 ADMIN_GROUPS = {"system:masters", "kubeadm:cluster-admins"}
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KINDS = {"secrets": "Secret", "configmaps": "ConfigMap"}
+KINDS = {"secrets": "Secret", "configmaps": "ConfigMap", "roles": "Role", "rolebindings": "RoleBinding",
+         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding"}
+RBAC = "rbac.authorization.k8s.io/v1"
+GROUP_VERSION = {"secrets": "v1", "configmaps": "v1", **{r: RBAC for r in KINDS if r.startswith(("role", "cluster"))}}
+CLUSTER_SCOPED = {"clusterroles", "clusterrolebindings"}
 FIELDS = {"secrets": ("metadata.name", "metadata.namespace", "type"),
-          "configmaps": ("metadata.name", "metadata.namespace")}
+          **{r: ("metadata.name", "metadata.namespace") for r in KINDS if r != "secrets"}}
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_ITEM = re.compile(r"/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<res>secrets|configmaps)(?:/(?P<name>[^/]+))?")
+_RBAC_NAME = re.compile(r"[^/%]+")  # RBAC objects allow ':' in names (kubeadm:get-nodes)
+_ITEM = re.compile(r"/(?:api/v1|apis/rbac\.authorization\.k8s\.io/v1)/(?:namespaces/(?P<ns>[^/]+)/)?"
+                   r"(?P<res>secrets|configmaps|roles|rolebindings|clusterroles|clusterrolebindings)"
+                   r"(?:/(?P<name>[^/]+))?")
 
 
 class Fail(Exception):
@@ -110,6 +121,8 @@ class ApiServerDouble:
             return f.code, status(f.code, f.reason, f.message, f.details)
 
     def _route(self, method, path, query, body, identity):
+        if path == "/readyz" and method == "GET":
+            return 200, "ok"  # the real one answers text/plain "ok"
         discovery = {"/version": self._version, "/api": self._api, "/apis": self._apis, "/api/v1": self._v1}
         if path in discovery or (path.startswith("/api/v1/namespaces") and not _ITEM.fullmatch(path)):
             if method != "GET":
@@ -121,9 +134,12 @@ class ApiServerDouble:
         if not m:
             raise Fail(404, "NotFound", "the server could not find the requested resource")
         res, ns, name = m["res"], unquote(m["ns"] or ""), unquote(m["name"] or "")
+        if path.startswith("/api/v1/") != (GROUP_VERSION[res] == "v1") or (ns and res in CLUSTER_SCOPED):
+            raise Fail(404, "NotFound", "the server could not find the requested resource")
         if method == "GET":
             verb = "get" if name else "list"
-        elif ns and (method, bool(name)) in (("POST", False), ("PUT", True), ("DELETE", True)):
+        elif (ns or res in CLUSTER_SCOPED) and (method, bool(name)) in (("POST", False), ("PUT", True),
+                                                                        ("DELETE", True)):
             verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}[method]
         else:
             raise Fail(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -203,7 +219,7 @@ class ApiServerDouble:
             flat = {"metadata.name": obj["metadata"]["name"], "metadata.namespace": o_ns, "type": obj.get("type")}
             if _matches(fields, flat) and _matches(labels, obj["metadata"].get("labels") or {}):
                 items.append({k: v for k, v in obj.items() if k not in ("kind", "apiVersion")})  # as lists carry them
-        return {"kind": KINDS[res] + "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(self._rv)},
+        return {"kind": KINDS[res] + "List", "apiVersion": GROUP_VERSION[res], "metadata": {"resourceVersion": str(self._rv)},
                 "items": items}
 
     def _decode(self, res, ns, name, body) -> dict:
@@ -211,8 +227,8 @@ class ApiServerDouble:
             obj = json.loads(body or b"null")
         except ValueError as e:
             raise Fail(400, "BadRequest", f"the body is not JSON: {e}")
-        if not isinstance(obj, dict) or obj.get("kind") != KINDS[res] or obj.get("apiVersion") != "v1":
-            raise Fail(400, "BadRequest", f"the object is not a v1 {KINDS[res]}")
+        if not isinstance(obj, dict) or obj.get("kind") != KINDS[res] or obj.get("apiVersion") != GROUP_VERSION[res]:
+            raise Fail(400, "BadRequest", f"the object is not a {GROUP_VERSION[res]} {KINDS[res]}")
         meta = obj.setdefault("metadata", {})
         if meta.get("namespace", ns) != ns:
             raise Fail(400, "BadRequest", "the namespace of the provided object does not match the namespace sent "
@@ -222,7 +238,8 @@ class ApiServerDouble:
             raise Fail(400, "BadRequest", f"the name of the object ({meta.get('name')}) does not match the name on "
                                           f"the URL ({name})")
         new = meta.get("name") or ""
-        if not (len(new) <= 253 and _DNS1123.fullmatch(new)):
+        valid = _RBAC_NAME if GROUP_VERSION[res] == RBAC else _DNS1123
+        if not (len(new) <= 253 and valid.fullmatch(new)):
             kind = KINDS[res]
             why = "name or generateName is required" if not new else \
                 "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
@@ -328,9 +345,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         code, obj = self.server.api.handle(self.command, self.path, body, self._identity())
-        data = json.dumps(obj).encode()
+        text = isinstance(obj, str)
+        data = obj.encode() if text else json.dumps(obj).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain; charset=utf-8" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

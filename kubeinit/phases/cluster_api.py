@@ -1,0 +1,153 @@
+"""The init phases that talk to the new cluster's API server, as kubeadm's do:
+
+wait-control-plane   wait until the API server answers /readyz (kubeadm waits 4 minutes)
+upload-config/kubeadm  ConfigMap kube-system/kubeadm-config (ClusterConfiguration) and the RBAC
+                     that lets joining nodes read it (§4.8)
+upload-config/kubelet  ConfigMap kube-system/kubelet-config (the KubeletConfiguration) and its RBAC
+bootstrap-token      the RBAC of TLS bootstrap (§4.3) and kube-public/cluster-info with its
+                     anonymous read (§4.4); the token itself comes with join (or `token create`)
+
+The server is reached through the host's connection (Context.kube). A plan reads what the
+cluster holds (its facts) and yields an ApiCall only for what differs, so a re-run only skips.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import yaml
+
+from kubeinit.kube import objects
+from kubeinit.kube.client import Unreachable
+from kubeinit.phases import kubelet
+from kubeinit.plan import Context, Target
+from kubeinit.steps import ApiCall, Notice, Skip, Step
+
+READY_SECONDS = 240  # kubeadm's ControlPlaneComponentHealthCheck
+BOOTSTRAPPERS = "system:bootstrappers:kubeadm:default-node-token"
+NODES = "system:nodes"
+
+
+def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
+    yield ApiCall("wait", "/readyz", timeout=READY_SECONDS,
+                  note=f"the API server answers /readyz (up to {READY_SECONDS} s)")
+
+
+def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:
+    cm = configmap("kube-system", "kubeadm-config", {"ClusterConfiguration": cluster_configuration(ctx)})
+    yield from _ensure(ctx, target, [cm, *reader("kube-system", "kubeadm:nodes-kubeadm-config", "configmaps",
+                                                 "kubeadm-config", groups=[BOOTSTRAPPERS, NODES])])
+
+
+def plan_upload_kubelet(ctx: Context, target: Target) -> Iterator[Step]:
+    cm = configmap("kube-system", "kubelet-config", {"kubelet": kubelet.config_yaml(ctx, resolved_active=False)})
+    yield from _ensure(ctx, target, [cm, *reader("kube-system", "kubeadm:kubelet-config", "configmaps",
+                                                 "kubelet-config", groups=[BOOTSTRAPPERS, NODES])])
+
+
+def plan_bootstrap_token(ctx: Context, target: Target) -> Iterator[Step]:
+    wanted = [
+        cluster_binding("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", BOOTSTRAPPERS),
+        {"apiVersion": objects.RBAC, "kind": "ClusterRole", "metadata": {"name": "kubeadm:get-nodes"},
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]},
+        cluster_binding("kubeadm:get-nodes", "kubeadm:get-nodes", BOOTSTRAPPERS),
+        cluster_binding("kubeadm:node-autoapprove-bootstrap",
+                        "system:certificates.k8s.io:certificatesigningrequests:nodeclient", BOOTSTRAPPERS),
+        cluster_binding("kubeadm:node-autoapprove-certificate-rotation",
+                        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", NODES),
+        configmap("kube-public", "cluster-info", {"kubeconfig": cluster_info(ctx, target)}),
+        *reader("kube-public", "kubeadm:bootstrap-signer-clusterinfo", "configmaps", "cluster-info",
+                users=["system:anonymous"]),
+    ]
+    yield from _ensure(ctx, target, wanted)
+    yield Notice("no bootstrap token is made here: `kubeinit token create --print-join-command` on the control "
+                 "plane makes one (join will)")
+
+
+def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
+    try:
+        client = ctx.kube(target)
+        have = [objects.get(client, obj) for obj in wanted]
+    except Unreachable:
+        if not ctx.options.dry_run:
+            raise
+        yield Notice("the API server does not answer yet: every object is shown as it would be written")
+        have = [None] * len(wanted)
+    for obj, there in zip(wanted, have):
+        if objects.matches(there, obj):
+            yield Skip(f"{objects.label(obj)} is up to date")
+        else:
+            yield ApiCall("apply", objects.collection(obj), obj)
+
+
+def configmap(namespace: str, name: str, data: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
+            "data": data}
+
+
+def reader(namespace: str, name: str, resource: str, resource_name: str, groups: list[str] = (),
+           users: list[str] = ()) -> list[dict]:
+    """A Role allowing `get` of one object, and its RoleBinding (kubeadm names both alike)."""
+    meta = {"name": name, "namespace": namespace}
+    subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g} for g in groups]
+    subjects += [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in users]
+    return [
+        {"apiVersion": objects.RBAC, "kind": "Role", "metadata": meta,
+         "rules": [{"apiGroups": [""], "resources": [resource], "resourceNames": [resource_name], "verbs": ["get"]}]},
+        {"apiVersion": objects.RBAC, "kind": "RoleBinding", "metadata": dict(meta),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": subjects},
+    ]
+
+
+def cluster_binding(name: str, role: str, group: str) -> dict:
+    return {"apiVersion": objects.RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]}
+
+
+def cluster_info(ctx: Context, target: Target) -> str:
+    """kube-public/cluster-info's kubeconfig: the server and CA of admin.conf's cluster, no users,
+    in client-go's serialisation (the bootstrapsigner signs these exact bytes)."""
+    conf = yaml.safe_load(target.facts.read(f"{ctx.kubeconfig_dir}/admin.conf") or b"") or {}
+    cluster = (conf.get("clusters") or [{}])[0].get("cluster") or {}
+    return ("apiVersion: v1\nclusters:\n- cluster:\n"
+            f"    certificate-authority-data: {cluster.get('certificate-authority-data', '')}\n"
+            f"    server: {cluster.get('server', '')}\n"
+            '  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n')
+
+
+def cluster_configuration(ctx: Context) -> str:
+    """kubeadm's ClusterConfiguration (v1beta4) for this cluster: what `kubeadm upgrade` and
+    joining nodes read. kubeinit's etcd is a systemd service, which kubeadm calls external."""
+    spec, net = ctx.spec, ctx.spec.networking
+    cp = spec.first_control_plane
+    etcd_host = f"[{cp.address}]" if ":" in cp.address else cp.address
+
+    def args(component: str) -> dict:
+        extra = spec.extra_args.get(component) or {}
+        return {"extraArgs": [{"name": k, "value": v} for k, v in sorted(extra.items())]} if extra else {}
+
+    cfg = {
+        "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
+        "apiServer": {**({"certSANs": list(spec.pki.cert_sans)} if spec.pki.cert_sans else {}), **args("apiServer")},
+        "caCertificateValidityPeriod": f"{spec.pki.ca_validity_hours}h0m0s",
+        "certificateValidityPeriod": f"{spec.pki.validity_hours}h0m0s",
+        "certificatesDir": ctx.cert_dir,
+        "clusterName": spec.name,
+        **({"controlPlaneEndpoint": spec.control_plane_endpoint} if spec.control_plane_endpoint else {}),
+        "controllerManager": args("controllerManager"),
+        "dns": {},
+        "encryptionAlgorithm": spec.pki.algorithm,
+        "etcd": {"external": {"endpoints": [f"https://{etcd_host}:2379"],
+                              "caFile": f"{ctx.cert_dir}/etcd/ca.crt",
+                              "certFile": f"{ctx.cert_dir}/apiserver-etcd-client.crt",
+                              "keyFile": f"{ctx.cert_dir}/apiserver-etcd-client.key"}},
+        "imageRepository": spec.image_repository,
+        "kubernetesVersion": spec.kubernetes_version,
+        "networking": {"dnsDomain": net.dns_domain, "serviceSubnet": net.service_subnet,
+                       **({"podSubnet": net.pod_subnet} if net.pod_subnet else {})},
+        "proxy": {},
+        "scheduler": args("scheduler"),
+    }
+    return yaml.safe_dump(cfg, sort_keys=False)

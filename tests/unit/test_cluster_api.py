@@ -1,0 +1,155 @@
+"""The API phases of init (wait-control-plane, upload-config, bootstrap-token) run by the
+executor against the API-server test double (tests/unit/apiserver.py), reached as kubeinit
+reaches a control plane: admin.conf read from the host, the server dialled through the
+host's connection (here this machine's), TLS checked against the cluster CA."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import yaml
+
+from kubeinit import spec as specmod
+from kubeinit.apply import execute
+from kubeinit.connection import LocalConnection
+from kubeinit.errors import StepFailed
+from kubeinit.kube import objects
+from kubeinit.kube.client import Client, Unreachable
+from kubeinit.plan import Context, Options, Target
+from kubeinit.workflow import find, init_phases
+
+from apiserver import cluster  # noqa: F401 (fixture)
+from sshserver import client_key, server  # noqa: F401 (fixtures)
+
+PHASES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet", "bootstrap-token"]
+
+
+class View:
+    def __init__(self):
+        self.events, self.lock = [], threading.Lock()
+
+    def __getattr__(self, name):
+        def record(*args):
+            with self.lock:
+                self.events.append((name, *args))
+        return record
+
+
+def make_spec(cluster, pod_subnet: str = "10.244.0.0/16"):
+    return specmod.from_dict({
+        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "lab", "kubernetesVersion": "v1.33.1",
+        "bindPort": cluster.api.port, "kubeconfigDir": str(cluster.root),
+        "pki": {"certificatesDir": str(cluster.root / "pki")},
+        "networking": {"podSubnet": pod_subnet},
+        "components": {"apiServer": {"extraArgs": {"audit-log-maxage": "7"}}},
+        "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}]})
+
+
+def run(cluster, spec=None, dry_run=False):
+    spec = spec or make_spec(cluster)
+    ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options(dry_run=dry_run))
+    tree = init_phases()
+    return execute(ctx, [find(tree, p) for p in PHASES], View())
+
+
+def cm(cluster, ns, name) -> dict:
+    return cluster.api.objects[("configmaps", ns, name)]
+
+
+def test_the_phases_write_kubeadms_objects_and_a_rerun_only_skips(cluster):
+    summary = run(cluster)
+    api = cluster.api
+    assert summary.total_changed == 14, summary.changed  # 3 + 3 + 8 objects; waiting changes nothing
+    # upload-config/kubeadm: a ClusterConfiguration kubeadm (and kubeinit) read back
+    conf = yaml.safe_load(cm(cluster, "kube-system", "kubeadm-config")["data"]["ClusterConfiguration"])
+    assert (conf["apiVersion"], conf["kind"]) == ("kubeadm.k8s.io/v1beta4", "ClusterConfiguration")
+    back = specmod.load_documents([conf])
+    assert back.kubernetes_version == "v1.33.1" and back.networking.pod_subnet == "10.244.0.0/16"
+    assert back.extra_args["apiServer"] == {"audit-log-maxage": "7"}
+    assert conf["etcd"]["external"]["endpoints"] == ["https://127.0.0.1:2379"]
+    # upload-config/kubelet: the KubeletConfiguration kubelet-start writes
+    kubelet = yaml.safe_load(cm(cluster, "kube-system", "kubelet-config")["data"]["kubelet"])
+    assert kubelet["kind"] == "KubeletConfiguration" and kubelet["clusterDNS"] == ["10.96.0.10"]
+    # RBAC as kubeadm makes it (reference §4.3, §4.8)
+    crb = {n: (o["roleRef"]["name"], [(s["kind"], s["name"]) for s in o["subjects"]])
+           for (r, _, n), o in api.objects.items() if r == "clusterrolebindings"}
+    bootstrappers = [("Group", "system:bootstrappers:kubeadm:default-node-token")]
+    assert crb == {
+        "kubeadm:kubelet-bootstrap": ("system:node-bootstrapper", bootstrappers),
+        "kubeadm:get-nodes": ("kubeadm:get-nodes", bootstrappers),
+        "kubeadm:node-autoapprove-bootstrap":
+            ("system:certificates.k8s.io:certificatesigningrequests:nodeclient", bootstrappers),
+        "kubeadm:node-autoapprove-certificate-rotation":
+            ("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", [("Group", "system:nodes")]),
+    }
+    role = api.objects[("roles", "kube-public", "kubeadm:bootstrap-signer-clusterinfo")]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"],
+                              "verbs": ["get"]}]
+    binding = api.objects[("rolebindings", "kube-public", "kubeadm:bootstrap-signer-clusterinfo")]
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("User", "system:anonymous")]
+    readers = api.objects[("rolebindings", "kube-system", "kubeadm:nodes-kubeadm-config")]["subjects"]
+    assert [s["name"] for s in readers] == ["system:bootstrappers:kubeadm:default-node-token", "system:nodes"]
+    # cluster-info: admin.conf's server and CA, client-go's layout, no users
+    info = cm(cluster, "kube-public", "cluster-info")["data"]["kubeconfig"]
+    admin = yaml.safe_load(cluster.admin_conf.read_text())["clusters"][0]["cluster"]
+    parsed = yaml.safe_load(info)
+    assert parsed["clusters"] == [{"cluster": {"certificate-authority-data": admin["certificate-authority-data"],
+                                               "server": admin["server"]}, "name": ""}]
+    assert parsed["users"] is None and info.endswith("users: null\n")
+
+    writes = [r for r in api.requests if r[0] in ("POST", "PUT")]
+    again = run(cluster)
+    assert again.total_changed == 0, again.changed
+    assert [r for r in api.requests if r[0] in ("POST", "PUT")] == writes, "a re-run writes nothing"
+
+
+def test_a_changed_setting_replaces_only_that_object_and_keeps_what_others_added(cluster):
+    run(cluster)
+    # the bootstrapsigner controller signs cluster-info with a key of its own: not kubeinit's to remove
+    key = ("configmaps", "kube-public", "cluster-info")
+    cluster.api.objects[key]["data"]["jws-kubeconfig-abcdef"] = "eyJ..sig"
+    summary = run(cluster, make_spec(cluster, pod_subnet="10.50.0.0/16"))
+    assert summary.total_changed == 1
+    conf = yaml.safe_load(cm(cluster, "kube-system", "kubeadm-config")["data"]["ClusterConfiguration"])
+    assert conf["networking"]["podSubnet"] == "10.50.0.0/16"
+    assert cluster.api.objects[key]["data"]["jws-kubeconfig-abcdef"] == "eyJ..sig"
+
+
+def test_dry_run_reads_the_cluster_and_writes_nothing(cluster):
+    run(cluster, dry_run=True)
+    assert not [r for r in cluster.api.requests if r[0] not in ("GET",)]
+    assert any(r[1].endswith("/configmaps/kubeadm-config") for r in cluster.api.requests), "facts were read"
+
+
+def test_wait_gives_up_with_one_clear_sentence(cluster, tmp_path):
+    client = Client.from_kubeconfig(cluster.admin_conf)
+    objects.wait_ready(client, "/readyz", timeout=2)  # the double is ready
+    cluster.api.stop()
+    with pytest.raises(Unreachable, match=r"did not become ready within 1 s .*journalctl -u kubelet"):
+        objects.wait_ready(client, "/readyz", timeout=1, interval=0.2)
+
+
+def test_no_admin_conf_on_the_host_is_a_clear_failure(cluster):
+    (cluster.root / "admin.conf").unlink()
+    with pytest.raises(StepFailed, match=r"cp-1: phase wait-control-plane failed .*has no .*admin\.conf: "
+                                         r"run the kubeconfig phase first"):
+        run(cluster)
+
+
+def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, server, client_key, tmp_path):
+    """As `kubeinit up` does from a workstation: admin.conf is read over SSH and the API server
+    is dialled through the SSH connection (direct-tcpip to the host's 127.0.0.1)."""
+    from kubeinit.spec import SSHOptions
+    from kubeinit.ssh import SSHConnection
+
+    kh = tmp_path / "known_hosts"
+    kh.write_text(server.known_hosts_line())
+    spec = make_spec(cluster)
+    spec.hosts[0].ssh = SSHOptions(user="root", port=server.port, key=client_key[1])
+    ctx = Context(spec, [Target(h, lambda h: SSHConnection(h, known_hosts=kh)) for h in spec.hosts], Options())
+    tree = init_phases()
+    summary = execute(ctx, [find(tree, p) for p in PHASES], View())
+    assert summary.total_changed == 14
+    assert any(c.startswith("cat -- ") and c.endswith("admin.conf") for c in server.commands)
+    ctx.close()
