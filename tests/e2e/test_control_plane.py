@@ -72,7 +72,7 @@ def test_the_kubelet_runs_the_control_plane_and_a_rerun_changes_nothing(cluster)
     stored = conn.run([*kubectl, "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "name"])
     assert stored.out.strip() == "configmap/kubeadm-config", stored.err
     # cluster-info is readable without credentials, as join's discovery needs
-    info = conn.run(["/usr/local/bin/kubectl", "--server", f"https://127.0.0.1:6443", "--insecure-skip-tls-verify",
+    info = conn.run(["/usr/local/bin/kubectl", "--server", "https://127.0.0.1:6443", "--insecure-skip-tls-verify",
                      "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "name"])
     assert info.out.strip() == "configmap/cluster-info", info.err
     again = up(cluster)
