@@ -91,7 +91,8 @@ class ApiCall:
     """A request to the cluster's API server as its admin; the executor reaches the server
     through the target's connection (its 127.0.0.1:<bind port>). verb "apply": make the object
     `body` (under the collection `path`) exist as given: created, or replaced when it differs;
-    "wait": GET `path` until it answers "ok", for up to `timeout` seconds (/readyz). `body` is
+    "wait": GET `path` until it answers "ok", for up to `timeout` seconds (/readyz); "mark":
+    add body's labels and taints to the Node at `path` once it registers (up to `timeout`). `body` is
     never printed: it may hold a token."""
 
     verb: str
@@ -103,6 +104,8 @@ class ApiCall:
     def describe(self) -> str:
         if self.verb == "wait":
             what = f"wait for {self.path}"
+        elif self.verb == "mark":
+            what = f"label and taint {self.path}"
         else:
             meta = (self.body or {}).get("metadata", {})
             where = f"{meta['namespace']}/" if meta.get("namespace") else ""

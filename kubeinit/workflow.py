@@ -120,7 +120,8 @@ def init_phases() -> list[Phase]:
         ]),
         Phase("upload-certs", "Store the shared certificates, encrypted, for joining control planes", None,
               FIRST_CONTROL_PLANE),
-        Phase("mark-control-plane", "Label and taint the control-plane nodes", None, CONTROL_PLANES),
+        Phase("mark-control-plane", "Label and taint the control-plane node", "cluster_api:plan_mark_control_plane",
+              FIRST_CONTROL_PLANE),
         Phase("bootstrap-token", "The RBAC of TLS bootstrap, and cluster-info for discovery",
               "cluster_api:plan_bootstrap_token", FIRST_CONTROL_PLANE),
         Phase("kubelet-finalize", "Point kubelet.conf at the rotated client certificate", children=[

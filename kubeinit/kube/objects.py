@@ -13,7 +13,7 @@ import time
 from kubeinit.kube.client import ApiError, Client, Unreachable
 
 RBAC = "rbac.authorization.k8s.io/v1"
-_PLURAL = {"Secret": "secrets", "ConfigMap": "configmaps", "Role": "roles", "RoleBinding": "rolebindings",
+_PLURAL = {"Secret": "secrets", "ConfigMap": "configmaps", "Node": "nodes", "Role": "roles", "RoleBinding": "rolebindings",
            "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 
 
@@ -111,11 +111,53 @@ def wait_ready(client: Client, path: str, timeout: float, interval: float = 1.0)
         time.sleep(interval)
 
 
+def node_marked(node: dict | None, labels: dict[str, str], taints: list[dict]) -> bool:
+    if node is None:
+        return False
+    have = node["metadata"].get("labels") or {}
+    present = {(t.get("key"), t.get("effect")) for t in (node.get("spec") or {}).get("taints") or []}
+    return all(have.get(k) == v for k, v in labels.items()) and all((t["key"], t["effect"]) in present
+                                                                   for t in taints)
+
+
+def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[dict], timeout: float,
+              interval: float = 1.0) -> None:
+    """Add labels and taints to a Node once its kubelet has registered it (kubeadm's
+    mark-control-plane waits for that too); other labels and taints stay."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            node = client.get(path)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            if time.monotonic() >= deadline:
+                raise Unreachable(f"the node {path.rsplit('/', 1)[1]} did not register within {timeout:.0f} s; is "
+                                  "its kubelet running? `journalctl -u kubelet` on it shows why") from None
+            time.sleep(interval)
+            continue
+        if node_marked(node, labels, taints):
+            return
+        node["metadata"]["labels"] = {**(node["metadata"].get("labels") or {}), **labels}
+        spec = node.setdefault("spec", {})
+        have = spec.get("taints") or []
+        spec["taints"] = have + [t for t in taints
+                                 if (t["key"], t["effect"]) not in {(h.get("key"), h.get("effect")) for h in have}]
+        try:
+            client.replace(path, node)
+            return
+        except ApiError as e:
+            if e.reason != "Conflict":  # the kubelet updated it meanwhile: read it again
+                raise
+
+
 def call(client: Client, step) -> None:
     """What the executor does for an ApiCall."""
     if step.verb == "wait":
         wait_ready(client, step.path, step.timeout)
     elif step.verb == "apply":
         apply(client, step.body)
+    elif step.verb == "mark":
+        mark_node(client, step.path, step.body["labels"], step.body["taints"], step.timeout)
     else:  # pragma: no cover - a new verb without a branch is a bug
         raise ValueError(f"unknown API verb {step.verb!r}")

@@ -1,6 +1,7 @@
 """The init phases that talk to the new cluster's API server, as kubeadm's do:
 
 wait-control-plane   wait until the API server answers /readyz (kubeadm waits 4 minutes)
+mark-control-plane   kubeadm's labels and NoSchedule taint on the control-plane node, once it registers
 upload-config/kubeadm  ConfigMap kube-system/kubeadm-config (ClusterConfiguration) and the RBAC
                      that lets joining nodes read it (§4.8)
 upload-config/kubelet  ConfigMap kube-system/kubelet-config (the KubeletConfiguration) and its RBAC
@@ -31,6 +32,28 @@ NODES = "system:nodes"
 def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
     yield ApiCall("wait", "/readyz", timeout=READY_SECONDS,
                   note=f"the API server answers /readyz (up to {READY_SECONDS} s)")
+
+
+CONTROL_PLANE_LABELS = {"node-role.kubernetes.io/control-plane": "",
+                        "node.kubernetes.io/exclude-from-external-load-balancers": ""}
+CONTROL_PLANE_TAINTS = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+
+
+def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
+    """kubeadm's labels and taint on the control-plane node (the node name is the host's name)."""
+    path = f"/api/v1/nodes/{target.host.name}"
+    try:
+        node = objects.get(ctx.kube(target), {"apiVersion": "v1", "kind": "Node", "metadata": {"name": target.host.name}})
+    except Unreachable:
+        if not ctx.options.dry_run:
+            raise
+        node = None
+    if objects.node_marked(node, CONTROL_PLANE_LABELS, CONTROL_PLANE_TAINTS):
+        yield Skip(f"node {target.host.name} has the control-plane labels and taint")
+        return
+    yield ApiCall("mark", path, {"labels": CONTROL_PLANE_LABELS, "taints": CONTROL_PLANE_TAINTS},
+                  note="labels node-role.kubernetes.io/control-plane, exclude-from-external-load-balancers; taint "
+                       "node-role.kubernetes.io/control-plane:NoSchedule", timeout=READY_SECONDS)
 
 
 def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:

@@ -26,7 +26,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 PHASES = ("preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane,kubelet-start,wait-control-plane,"
-          "upload-config,bootstrap-token")
+          "upload-config,mark-control-plane,bootstrap-token")
 CLUSTER = os.environ.get("KUBEINIT_E2E_CLUSTER")
 KNOWN_HOSTS = os.environ.get("KUBEINIT_E2E_KNOWN_HOSTS")
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,6 +15,7 @@ Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get 
     errors are Status objects: 400 BadRequest, 401 Unauthorized, 403 Forbidden, 404 NotFound,
     405 MethodNotAllowed, 409 AlreadyExists / Conflict, 422 Invalid
 
+    nodes (cluster-scoped; a test adds one as a kubelet would register it)
     rbac.authorization.k8s.io/v1 roles and rolebindings (namespaced), clusterroles and
     clusterrolebindings: the same verbs (not in discovery: kubectl cannot list them here)
     /readyz: "ok" (text/plain)
@@ -46,17 +47,17 @@ import pytest
 
 ADMIN_GROUPS = {"system:masters", "kubeadm:cluster-admins"}
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KINDS = {"secrets": "Secret", "configmaps": "ConfigMap", "roles": "Role", "rolebindings": "RoleBinding",
+KINDS = {"secrets": "Secret", "configmaps": "ConfigMap", "nodes": "Node", "roles": "Role", "rolebindings": "RoleBinding",
          "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding"}
 RBAC = "rbac.authorization.k8s.io/v1"
-GROUP_VERSION = {"secrets": "v1", "configmaps": "v1", **{r: RBAC for r in KINDS if r.startswith(("role", "cluster"))}}
-CLUSTER_SCOPED = {"clusterroles", "clusterrolebindings"}
+GROUP_VERSION = {"secrets": "v1", "configmaps": "v1", "nodes": "v1", **{r: RBAC for r in KINDS if r.startswith(("role", "cluster"))}}
+CLUSTER_SCOPED = {"nodes", "clusterroles", "clusterrolebindings"}
 FIELDS = {"secrets": ("metadata.name", "metadata.namespace", "type"),
           **{r: ("metadata.name", "metadata.namespace") for r in KINDS if r != "secrets"}}
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _RBAC_NAME = re.compile(r"[^/%]+")  # RBAC objects allow ':' in names (kubeadm:get-nodes)
 _ITEM = re.compile(r"/(?:api/v1|apis/rbac\.authorization\.k8s\.io/v1)/(?:namespaces/(?P<ns>[^/]+)/)?"
-                   r"(?P<res>secrets|configmaps|roles|rolebindings|clusterroles|clusterrolebindings)"
+                   r"(?P<res>secrets|configmaps|nodes|roles|rolebindings|clusterroles|clusterrolebindings)"
                    r"(?:/(?P<name>[^/]+))?")
 
 
@@ -181,8 +182,9 @@ class ApiServerDouble:
         crud = ["create", "delete", "get", "list", "update"]
         resources = [{"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
                       "verbs": ["get", "list"], "shortNames": ["ns"]}]
-        resources += [{"name": r, "singularName": r[:-1], "namespaced": True, "kind": k, "verbs": crud,
-                       **({"shortNames": ["cm"]} if r == "configmaps" else {})} for r, k in KINDS.items()]
+        resources += [{"name": r, "singularName": r[:-1], "namespaced": r not in CLUSTER_SCOPED, "kind": k,
+                       "verbs": crud, **({"shortNames": ["cm"]} if r == "configmaps" else {})}
+                      for r, k in KINDS.items() if GROUP_VERSION[r] == "v1"]
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources}
 
     def _namespaces(self, path):

@@ -56,7 +56,7 @@ def test_dry_run_plans_on_even_when_a_checksum_cannot_be_fetched(kubeinit_cli, t
 def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_path):
     r = kubeinit_cli("init", "--cert-dir", str(tmp_path / "pki"), *FLAGS)
     assert r.returncode == 1
-    assert "not available yet" in r.stderr and "mark-control-plane" in r.stderr
+    assert "not available yet" in r.stderr and "upload-certs" in r.stderr
     assert "--skip-phases" in r.stderr
     assert not (tmp_path / "pki").exists()  # nothing half-done
 

@@ -23,6 +23,7 @@ from apiserver import cluster  # noqa: F401 (fixture)
 from sshserver import client_key, server  # noqa: F401 (fixtures)
 
 PHASES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet", "bootstrap-token"]
+MARK = ["mark-control-plane"]
 
 
 class View:
@@ -46,11 +47,21 @@ def make_spec(cluster, pod_subnet: str = "10.244.0.0/16"):
         "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}]})
 
 
-def run(cluster, spec=None, dry_run=False):
+def run(cluster, spec=None, dry_run=False, phases=PHASES):
     spec = spec or make_spec(cluster)
     ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options(dry_run=dry_run))
     tree = init_phases()
-    return execute(ctx, [find(tree, p) for p in PHASES], View())
+    return execute(ctx, [find(tree, p) for p in phases], View())
+
+
+def register_node(cluster, name: str = "cp-1", taints: list | None = None) -> None:
+    """What the kubelet does when it starts: the Node object, with labels of its own."""
+    cluster.api.objects[("nodes", "", name)] = {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "namespace": "", "uid": "u1", "resourceVersion": "5",
+                     "creationTimestamp": "2026-12-01T00:00:00Z",
+                     "labels": {"kubernetes.io/hostname": name}},
+        "spec": {"taints": taints or [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}}
 
 
 def cm(cluster, ns, name) -> dict:
@@ -153,3 +164,23 @@ def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, serve
     assert summary.total_changed == 14
     assert any(c.startswith("cat -- ") and c.endswith("admin.conf") for c in server.commands)
     ctx.close()
+
+
+def test_mark_control_plane_adds_kubeadms_labels_and_taint_and_keeps_the_kubelets(cluster):
+    threading.Timer(1.0, register_node, args=(cluster,)).start()  # the kubelet registers a moment later
+    assert run(cluster, phases=MARK).total_changed == 1
+    node = cluster.api.objects[("nodes", "", "cp-1")]
+    assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "cp-1",
+                                          "node-role.kubernetes.io/control-plane": "",
+                                          "node.kubernetes.io/exclude-from-external-load-balancers": ""}
+    assert node["spec"]["taints"] == [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+                                      {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    assert run(cluster, phases=MARK).total_changed == 0, "a marked node is left alone"
+
+
+def test_a_node_that_never_registers_is_one_sentence(cluster, monkeypatch):
+    from kubeinit.phases import cluster_api
+
+    monkeypatch.setattr(cluster_api, "READY_SECONDS", 1)
+    with pytest.raises(StepFailed, match=r"node cp-1 did not register within 1 s; is its kubelet running"):
+        run(cluster, phases=MARK)
