@@ -212,21 +212,37 @@ def delete_cluster(
 
 
 @click.command("kubeconfig", cls=base.Command)
-@ProviderOpt
-@Name
+@click.option("--file", "-f", "cluster_file", type=click.Path(dir_okay=False),
+              help="A cluster file of hosts kubeinit built: fetch its admin's credentials over SSH.")
+@click.option("--known-hosts", help="With -f: known_hosts file (default ~/.ssh/known_hosts).")
+@click.option("--trust-new-host-keys", is_flag=True, help="With -f: accept and record unknown host keys.")
+@click.option("--provider", "-p", type=_PROVIDERS, callback=_provider, help="eks, gke or aks (a managed cluster).")
+@click.option("--name", "-n", help="Managed cluster name.")
 @Where
 @Account
 @Kubeconfig
 @_cli
 def kubeconfig_cmd(
-    provider: ProviderName, name: str,
+    cluster_file: Optional[str], known_hosts: Optional[str], trust_new_host_keys: bool,
+    provider: Optional[ProviderName], name: Optional[str],
     region: Optional[str], zone: Optional[str], location: Optional[str],
     project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
     kubeconfig: Optional[str],
 ) -> None:
-    """Write (merge) a managed cluster's entry into a kubeconfig and make it current."""
+    """Write (merge) a cluster's admin entry into a kubeconfig (0600) and make it current: of a
+    cluster file's cluster (-f, read from its control plane over SSH) or a managed one (-p, -n)."""
+    from kubeinit.errors import UserError
     from kubeinit.managed import ops
 
+    if cluster_file:
+        if provider or name:
+            raise UserError("give either -f (a cluster file) or --provider and --name (a managed cluster), not both")
+        from kubeinit.commands import admin_kubeconfig
+
+        admin_kubeconfig.write(cluster_file, known_hosts, trust_new_host_keys, kubeconfig)
+        return
+    if not (provider and name):
+        raise UserError("give -f cluster.yaml, or --provider and --name of a managed cluster")
     spec, _ = _target(provider, name, region, zone, location, project, resource_group, subscription)
     path, context = ops.write_kubeconfig(spec, _options(kubeconfig=kubeconfig))
     ui.ok(f"wrote context {context} to {path}")
