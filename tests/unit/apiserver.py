@@ -15,7 +15,8 @@ Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get 
     errors are Status objects: 400 BadRequest, 401 Unauthorized, 403 Forbidden, 404 NotFound,
     405 MethodNotAllowed, 409 AlreadyExists / Conflict, 422 Invalid
 
-    nodes (cluster-scoped; a test adds one as a kubelet would register it)
+    nodes (cluster-scoped; a test adds one as a kubelet would register it), services,
+    serviceaccounts, apps/v1 deployments and daemonsets (stored as given: no controller runs them)
     rbac.authorization.k8s.io/v1 roles and rolebindings (namespaced), clusterroles and
     clusterrolebindings: the same verbs (not in discovery: kubectl cannot list them here)
     /readyz: "ok" (text/plain)
@@ -47,18 +48,24 @@ import pytest
 
 ADMIN_GROUPS = {"system:masters", "kubeadm:cluster-admins"}
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KINDS = {"secrets": "Secret", "configmaps": "ConfigMap", "nodes": "Node", "roles": "Role", "rolebindings": "RoleBinding",
-         "clusterroles": "ClusterRole", "clusterrolebindings": "ClusterRoleBinding"}
+# resource -> (group/version, kind, namespaced)
+RESOURCES = {
+    "secrets": ("v1", "Secret", True), "configmaps": ("v1", "ConfigMap", True), "nodes": ("v1", "Node", False),
+    "services": ("v1", "Service", True), "serviceaccounts": ("v1", "ServiceAccount", True),
+    "deployments": ("apps/v1", "Deployment", True), "daemonsets": ("apps/v1", "DaemonSet", True),
+    **{r: ("rbac.authorization.k8s.io/v1", k, r.startswith("role"))
+       for r, k in (("roles", "Role"), ("rolebindings", "RoleBinding"), ("clusterroles", "ClusterRole"),
+                    ("clusterrolebindings", "ClusterRoleBinding"))},
+}
+KINDS = {r: k for r, (_, k, _) in RESOURCES.items()}
+GROUP_VERSION = {r: gv for r, (gv, _, _) in RESOURCES.items()}
+CLUSTER_SCOPED = {r for r, (_, _, namespaced) in RESOURCES.items() if not namespaced}
 RBAC = "rbac.authorization.k8s.io/v1"
-GROUP_VERSION = {"secrets": "v1", "configmaps": "v1", "nodes": "v1", **{r: RBAC for r in KINDS if r.startswith(("role", "cluster"))}}
-CLUSTER_SCOPED = {"nodes", "clusterroles", "clusterrolebindings"}
-FIELDS = {"secrets": ("metadata.name", "metadata.namespace", "type"),
-          **{r: ("metadata.name", "metadata.namespace") for r in KINDS if r != "secrets"}}
+FIELDS = {r: ("metadata.name", "metadata.namespace", *(("type",) if r == "secrets" else ())) for r in RESOURCES}
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _RBAC_NAME = re.compile(r"[^/%]+")  # RBAC objects allow ':' in names (kubeadm:get-nodes)
-_ITEM = re.compile(r"/(?:api/v1|apis/rbac\.authorization\.k8s\.io/v1)/(?:namespaces/(?P<ns>[^/]+)/)?"
-                   r"(?P<res>secrets|configmaps|nodes|roles|rolebindings|clusterroles|clusterrolebindings)"
-                   r"(?:/(?P<name>[^/]+))?")
+_ITEM = re.compile(r"/(?:api/(?P<core>v1)|apis/(?P<gv>[^/]+/[^/]+))/(?:namespaces/(?P<ns>[^/]+)/)?"
+                   r"(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?")
 
 
 class Fail(Exception):
@@ -125,7 +132,8 @@ class ApiServerDouble:
         if path == "/readyz" and method == "GET":
             return 200, "ok"  # the real one answers text/plain "ok"
         discovery = {"/version": self._version, "/api": self._api, "/apis": self._apis, "/api/v1": self._v1}
-        if path in discovery or (path.startswith("/api/v1/namespaces") and not _ITEM.fullmatch(path)):
+        item = _ITEM.fullmatch(path)
+        if path in discovery or (path.startswith("/api/v1/namespaces") and not (item and item["res"] in RESOURCES)):
             if method != "GET":
                 raise Fail(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
             if path in discovery:
@@ -135,7 +143,7 @@ class ApiServerDouble:
         if not m:
             raise Fail(404, "NotFound", "the server could not find the requested resource")
         res, ns, name = m["res"], unquote(m["ns"] or ""), unquote(m["name"] or "")
-        if path.startswith("/api/v1/") != (GROUP_VERSION[res] == "v1") or (ns and res in CLUSTER_SCOPED):
+        if res not in RESOURCES or (m["core"] or m["gv"]) != GROUP_VERSION[res] or (ns and res in CLUSTER_SCOPED):
             raise Fail(404, "NotFound", "the server could not find the requested resource")
         if method == "GET":
             verb = "get" if name else "list"
