@@ -23,6 +23,7 @@ import shutil
 import socket
 import ssl
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -65,6 +66,8 @@ class Client:
         self._tls, self._token = tls, token
         self.dial = None  # () -> socket: connect through it instead of to the server's address
         self.client_cert = False  # a client certificate is presented
+        self._conn: http.client.HTTPSConnection | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "Client":
@@ -118,25 +121,52 @@ class Client:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self._tls, timeout=self.timeout)
-        try:
+        with self._lock:
+            reused = self._conn is not None
+            try:
+                try:
+                    return self._exchange(method, url, data, headers)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    if not reused:
+                        raise
+                    self._drop()  # the server closed the idle connection it had kept: a new one, once
+                    return self._exchange(method, url, data, headers)
+            except ssl.SSLCertVerificationError as e:
+                self._drop()
+                raise Unreachable(f"the API server {self.server} presented a certificate that the CA in "
+                                  f"{self.kubeconfig} does not vouch for ({e.verify_message}); is --kubeconfig "
+                                  "a kubeconfig of this cluster?") from None
+            except ssl.SSLError as e:
+                self._drop()
+                raise self._tls_error(e) from None
+            except (OSError, http.client.HTTPException) as e:
+                self._drop()
+                raise Unreachable(f"cannot reach the API server {self.server} ({self._why(e)}); is the control "
+                                  f"plane up? (--kubeconfig {self.kubeconfig})") from None
+
+    def _exchange(self, method: str, url: str, data: bytes | None, headers: dict) -> tuple[int, str, bytes]:
+        """One request on the kept connection (HTTP/1.1 keep-alive: over an SSH tunnel each new
+        connection costs a channel and a TLS handshake), opened on first use."""
+        if self._conn is None:
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self._tls, timeout=self.timeout)
             if self.dial is not None:
                 conn.sock = self._tunnel()
-            conn.request(method, url, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except ssl.SSLCertVerificationError as e:
-            raise Unreachable(f"the API server {self.server} presented a certificate that the CA in "
-                              f"{self.kubeconfig} does not vouch for ({e.verify_message}); is --kubeconfig "
-                              "a kubeconfig of this cluster?") from None
-        except ssl.SSLError as e:
-            raise self._tls_error(e) from None
-        except (OSError, http.client.HTTPException) as e:
-            raise Unreachable(f"cannot reach the API server {self.server} ({self._why(e)}); is the control "
-                              f"plane up? (--kubeconfig {self.kubeconfig})") from None
-        finally:
-            conn.close()
+            self._conn = conn
+        self._conn.request(method, url, body=data, headers=headers)
+        resp = self._conn.getresponse()
+        raw = resp.read()
+        if resp.will_close:
+            self._drop()
         return resp.status, resp.reason, raw
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
 
     def _tunnel(self) -> ssl.SSLSocket:
         from kubeinit.connection import HostUnreachable

@@ -35,6 +35,7 @@ import base64
 import binascii
 import json
 import re
+import socket
 import ssl
 import threading
 import uuid
@@ -89,6 +90,7 @@ class ApiServerDouble:
         self.tokens = tokens or {}  # bearer token -> (user, groups)
         self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
         self.requests: list[tuple[str, str, str]] = []  # (method, path with query, user)
+        self.connections = 0  # TLS connections accepted
         self._rv = 100
         self._lock = threading.Lock()
         # bound now, so that certificates and kubeconfigs can name the port before start()
@@ -335,10 +337,14 @@ class _TLSServer(ThreadingHTTPServer):
     def finish_request(self, request, client_address):
         # the handshake runs in the request's own thread, so one bad client cannot stall the others
         request.settimeout(10)
+        # headers and body are two writes: without this each answer waits for the client's
+        # delayed ACK (40 ms), which kube-apiserver (Go sets TCP_NODELAY) never makes anyone wait
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             conn = self.tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return  # e.g. a client certificate from another CA: the handshake failed, the client was told
+        self.api.connections += 1
         self.RequestHandlerClass(conn, client_address, self)
 
     def handle_error(self, request, client_address):
