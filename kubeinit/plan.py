@@ -140,6 +140,8 @@ class Context:
         return cached[target.name]
 
     def close(self) -> None:
+        for client in self.shared.pop("kube", {}).values():
+            client.close()
         for t in self.targets:
             t.close()
 

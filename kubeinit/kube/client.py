@@ -7,8 +7,8 @@
     ApiError          the server answered with an error (code, reason: NotFound, AlreadyExists, ...)
     Unreachable       no answer: refused, timed out, name not resolved, TLS failure
 
-Only what kubeinit's commands need: JSON, one connection per request, client-certificate or
-bearer-token credentials, verified TLS. Each failure a user can cause is one sentence that names
+Only what kubeinit needs: JSON, one kept connection (optionally through a `dial`ed tunnel),
+client-certificate or bearer-token credentials, verified TLS. Each failure a user can cause is one sentence that names
 the server and the kubeconfig, and says what to do.
 """
 
@@ -53,7 +53,8 @@ def namespaced(resource: str, namespace: str, name: str | None = None) -> str:
 
 class Client:
     def __init__(self, server: str, tls: ssl.SSLContext, *, token: str | None = None, kubeconfig: str = "",
-                 user: str = "", ca_pem: bytes | None = None, timeout: float = DEFAULT_TIMEOUT):
+                 user: str = "", ca_pem: bytes | None = None, client_cert: bool = False, dial=None,
+                 timeout: float = DEFAULT_TIMEOUT):
         url = urlsplit(server)
         if url.scheme != "https" or not url.hostname:
             raise UserError(f"{kubeconfig}: server {server!r} is not an https:// URL; kubeinit only talks TLS "
@@ -64,15 +65,15 @@ class Client:
         self.prefix = url.path.rstrip("/")  # an API server behind a path (a proxy)
         self.kubeconfig, self.user, self.ca_pem, self.timeout = kubeconfig, user, ca_pem, timeout
         self._tls, self._token = tls, token
-        self.dial = None  # () -> socket: connect through it instead of to the server's address
-        self.client_cert = False  # a client certificate is presented
+        self.dial = dial  # () -> socket: connect through it instead of to the server's address
+        self.client_cert = client_cert  # a client certificate is presented
         self._conn: http.client.HTTPSConnection | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "Client":
         path = Path(path)
-        return _from_kubeconfig(_read(path, "kubeconfig", "--kubeconfig"), path, context, timeout)
+        return _from_kubeconfig(_read(path, "kubeconfig", "--kubeconfig"), path, context, timeout, None)
 
     @classmethod
     def from_kubeconfig_data(cls, data: bytes, origin: str, dial=None,
@@ -80,9 +81,7 @@ class Client:
         """A kubeconfig read elsewhere (a control plane's admin.conf, over SSH); `dial()`, when
         given, returns the socket to speak TLS over (a tunnel to that host's API server): the
         server's certificate is still checked against the kubeconfig's CA and server name."""
-        client = _from_kubeconfig(data, Path(origin), None, timeout)
-        client.dial = dial
-        return client
+        return _from_kubeconfig(data, Path(origin), None, timeout, dial)
 
     # --- verbs ---------------------------------------------------------------------------
 
@@ -268,7 +267,7 @@ def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | No
     return None
 
 
-def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: float) -> Client:
+def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: float, dial) -> Client:
     import yaml
 
     try:
@@ -330,10 +329,8 @@ def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: floa
                       "--kubeconfig").decode().strip()
     if token:
         redact.register(token)
-    client = Client(server, tls, token=token or None, kubeconfig=str(path), user=user_name, ca_pem=ca_pem,
-                    timeout=timeout)
-    client.client_cert = bool(cert)
-    return client
+    return Client(server, tls, token=token or None, kubeconfig=str(path), user=user_name, ca_pem=ca_pem,
+                  client_cert=bool(cert), dial=dial, timeout=timeout)
 
 
 def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -> None:

@@ -14,6 +14,7 @@ cluster holds (its facts) and yields an ApiCall only for what differs, so a re-r
 
 from __future__ import annotations
 
+import base64
 from typing import Iterator
 
 import yaml
@@ -132,11 +133,11 @@ def cluster_binding(name: str, role: str, group: str) -> dict:
 def cluster_info(ctx: Context, target: Target) -> str:
     """kube-public/cluster-info's kubeconfig: the server and CA of admin.conf's cluster, no users,
     in client-go's serialisation (the bootstrapsigner signs these exact bytes)."""
-    conf = yaml.safe_load(target.facts.read(f"{ctx.kubeconfig_dir}/admin.conf") or b"") or {}
-    cluster = (conf.get("clusters") or [{}])[0].get("cluster") or {}
+    admin = ctx.kube(target)  # admin.conf as the control plane has it, parsed once
+    ca = base64.b64encode(admin.ca_pem or b"").decode()
     return ("apiVersion: v1\nclusters:\n- cluster:\n"
-            f"    certificate-authority-data: {cluster.get('certificate-authority-data', '')}\n"
-            f"    server: {cluster.get('server', '')}\n"
+            f"    certificate-authority-data: {ca}\n"
+            f"    server: {admin.server}\n"
             '  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n')
 
 
