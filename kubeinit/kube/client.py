@@ -297,15 +297,11 @@ def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: floa
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ca_pem = _data_or_file(cluster, "certificate-authority", base, path)
     if cluster.get("insecure-skip-tls-verify") is True:
-        if ca_pem:  # kubectl refuses this mix too
-            raise UserError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} sets both a CA and "
-                            "insecure-skip-tls-verify; remove one")
-        from kubeinit import ui
-
-        ui.warn(f"kubeconfig {path} says insecure-skip-tls-verify: the identity of {server} is not checked")
-        tls.check_hostname = False
-        tls.verify_mode = ssl.CERT_NONE
-    elif ca_pem:
+        # kubeinit sends admin credentials: never to a server whose identity it cannot check
+        raise UserError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} sets insecure-skip-tls-verify, and "
+                        "kubeinit does not send credentials to an API server it cannot verify; give the cluster's "
+                        f"CA (certificate-authority-data) instead, {ADMIN_HINT}")
+    if ca_pem:
         try:
             tls.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
         except (ssl.SSLError, ValueError):

@@ -41,7 +41,9 @@ def discover(endpoint: str, token: str, pins: list[str], unsafe_skip_ca_verifica
                         "--print-join-command prints it), or --discovery-token-unsafe-skip-ca-verification")
     server = f"https://{endpoint}"
     insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # step 1: nothing to check with yet
+    # step 1, the one unverified TLS in kubeinit: no CA to check with yet, no credentials sent, and
+    # the answer is trusted only once the token's signature and the CA pin check out
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
     info, signature = _signed(Client(server, insecure, kubeconfig="(discovery)"), token_id, timeout, interval)
     if not jws.verify_detached(signature, info, token_id, secret):
         raise DiscoveryFailed(f"cluster-info at {server} is not signed with token {token_id}'s secret: a wrong "
