@@ -14,7 +14,7 @@ from typing import List, Optional
 import click
 
 from kubeinit import ui, workflow
-from kubeinit.commands.base import Argument, Command, Group, as_list, ask_first, options
+from kubeinit.commands.base import Argument, Command, Group, as_list, ask_first, comma_list, options
 from kubeinit.errors import KubeinitError, NotAvailableYet, UserError
 
 _state = {"verbose": False}
@@ -53,12 +53,12 @@ PodCidrOpt = click.option("--pod-network-cidr", help="The pods' IP range.")
 SvcCidrOpt = click.option("--service-cidr", help="The services' IP range (default 10.96.0.0/12).")
 CertDirOpt = click.option("--cert-dir", help="Where certificates go (default /etc/kubernetes/pki).")
 KubeconfigDirOpt = click.option("--kubeconfig-dir", help="Where kubeconfig files go (default /etc/kubernetes).")
-ExtraSansOpt = click.option("--apiserver-cert-extra-sans", multiple=True, callback=as_list,
+ExtraSansOpt = click.option("--apiserver-cert-extra-sans", multiple=True, callback=comma_list,
                             help="Extra SANs for the API server certificate.")
 DryRunOpt = click.option("--dry-run", is_flag=True, help="Print the plan (phases, hosts, steps) and change nothing.")
-IgnoreOpt = click.option("--ignore-preflight-errors", multiple=True, callback=as_list,
+IgnoreOpt = click.option("--ignore-preflight-errors", multiple=True, callback=comma_list,
                          help="Preflight checks to show as warnings (or 'all').")
-SkipOpt = click.option("--skip-phases", multiple=True, callback=as_list,
+SkipOpt = click.option("--skip-phases", multiple=True, callback=comma_list,
                        help="Phases to skip, e.g. addon/kube-proxy,cni.")
 
 
@@ -67,14 +67,13 @@ def _load_local_spec(config, advertise, endpoint, node_name, version, pod_cidr, 
     from kubeinit import spec as specmod
 
     s = specmod.load_file(config) if config else specmod.local_default()
-    sans = [x.strip() for v in extra_sans or [] for x in v.split(",") if x.strip()]
     o = specmod.Overrides(advertise, endpoint, node_name, version, pod_cidr, svc_cidr, cert_dir, kubeconfig_dir,
-                          sans or None)
+                          extra_sans or None)
     return specmod.apply_overrides(s, o, local=True)
 
 
 def _ignore_set(values: Optional[List[str]]) -> frozenset[str]:
-    return frozenset(x.strip().lower() for v in values or [] for x in v.split(",") if x.strip())
+    return frozenset(x.lower() for x in values or [])
 
 
 def _run_local(command: str, tree, phases, spec, dry_run: bool, ignore: frozenset[str], resume) -> None:
@@ -271,7 +270,7 @@ def upgrade_apply(version: str):
 @app.command()
 @click.option("--file", "-f", "--config", "file", type=click.Path(path_type=Path), required=True,
               help="The cluster file.")
-@click.option("--only", multiple=True, callback=as_list, help="Run only these phases, e.g. preflight,runtime.")
+@click.option("--only", multiple=True, callback=comma_list, help="Run only these phases, e.g. preflight,runtime.")
 @SkipOpt
 @IgnoreOpt
 @click.option("--trust-new-host-keys", is_flag=True, help="Accept and record host keys not yet in known_hosts.")
@@ -320,10 +319,10 @@ TokenKubeconfigOpt = click.option("--kubeconfig", default="/etc/kubernetes/admin
 @click.argument("token", cls=Argument, required=False,
                 help="The token to create, <6 of a-z0-9>.<16 of a-z0-9> (default: a new random one).")
 @click.option("--ttl", default="24h0m0s", help="How long the token is valid, e.g. 2h30m; 0 = it never expires.")
-@click.option("--usages", multiple=True, callback=as_list,
+@click.option("--usages", multiple=True, callback=comma_list,
               help="What the token may be used for: signing, authentication (comma-separated or repeated). "
                    "[default: signing,authentication]")
-@click.option("--groups", multiple=True, callback=as_list,
+@click.option("--groups", multiple=True, callback=comma_list,
               help="Extra groups the token authenticates as, each system:bootstrappers:... (comma-separated or "
                    "repeated). [default: system:bootstrappers:kubeadm:default-node-token]")
 @click.option("--description", help="A note kept with the token, shown by `token list`.")

@@ -75,6 +75,13 @@ def as_list(ctx: click.Context, param: click.Parameter, value):
     return list(value) if value else None
 
 
+def comma_list(ctx: click.Context, param: click.Parameter, value):
+    """Callback for multiple=True options that also take comma-separated values, as kubeadm's
+    string-slice flags do (`--usages signing,authentication` or repeated): the items, or None
+    if the option was not given."""
+    return [x.strip() for v in value for x in v.split(",") if x.strip()] if value else None
+
+
 def ask_first(doing: str, what: str, question: str, nothing: str) -> None:
     """A destructive command asks before it acts; with no terminal to ask on it refuses
     (exit 2) rather than guess. `doing` ("deleting"), `nothing` ("nothing was deleted")."""

@@ -28,10 +28,9 @@ def create(token: str | None, ttl: str, usages: list[str] | None, groups: list[s
     duration = bt.parse_duration(ttl)
     token = token if token is not None else tokens.generate_token()
     token_id = tokens.parse_token(token)[0]
-    given_usages, given_groups = bt.split_flags(usages), bt.split_flags(groups)
     manifest = bt.secret_manifest(token, ttl=duration,
-                                  usages=tokens.USAGES if given_usages is None else given_usages,
-                                  groups=tokens.DEFAULT_GROUPS if given_groups is None else given_groups,
+                                  usages=tokens.USAGES if usages is None else usages,
+                                  groups=tokens.DEFAULT_GROUPS if groups is None else groups,
                                   description=description)
 
     client = Client.from_kubeconfig(kubeconfig)

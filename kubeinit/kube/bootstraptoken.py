@@ -4,7 +4,6 @@
                                      kube-system/bootstrap-token-<id> (kubeinit.certs.tokens builds it)
     secret_name(token_id) / token_id_of(id_or_token) -> str
     parse_duration("24h0m0s") -> timedelta      Go's time.ParseDuration, as kubeadm's --ttl
-    split_flags(["a,b", "c"]) -> ["a", "b", "c"]   kubeadm's string-slice flags
     TokenRecord.from_secret(obj) -> TokenRecord  NotAToken if the Secret holds no well-formed token
 
 A record never keeps the token secret: nothing that lists tokens can print one by mistake.
@@ -57,12 +56,6 @@ def secret_manifest(token, ttl: timedelta | None = tokens.DEFAULT_TTL, usages: S
     """Validates usages (signing, authentication) and groups (§1.4's regex) before building."""
     return tokens.bootstrap_token_secret(token, ttl=ttl, usages=usages, groups=groups, description=description,
                                          now=now)
-
-
-def split_flags(values: Sequence[str] | None) -> list[str] | None:
-    if values is None:
-        return None
-    return [x.strip() for v in values for x in v.split(",") if x.strip()]
 
 
 # --- durations --------------------------------------------------------------------------

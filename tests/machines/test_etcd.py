@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from image import ssh_key
 from test_up import Workdir, errors
 
 pytestmark = pytest.mark.machines
@@ -31,20 +30,8 @@ class EtcdWork(Workdir):
     the mirror's version."""
 
     def write_spec(self, mirror: str, file: Path | None = None, extra_args: dict | None = None, **_) -> Path:
-        m, v = self.machines[0], self.versions
-        spec = {
-            "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "etcd", "kubernetesVersion": "v1.32.5",
-            "hosts": [{"name": m.name, "address": m.ip, "role": "control-plane",
-                       "ssh": {"user": "root", "key": str(ssh_key())}}],
-            "artifacts": {"mirror": mirror, "containerd": {"version": v["containerd"]},
-                          "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
-                          "etcd": {"version": v["etcd"]},
-                          "crictl": {"enabled": False}},  # the mirror has no crictl
-            "components": {"etcd": {"extraArgs": extra_args or {}}},
-        }
-        path = file or self.file
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        return path
+        return self.write_one_host(mirror, "etcd", file, {"etcd": {"version": self.versions["etcd"]}},
+                                   components={"etcd": {"extraArgs": extra_args or {}}})
 
 
 @pytest.fixture(scope="module")

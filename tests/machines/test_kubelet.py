@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from image import ssh_key
 from test_up import Workdir, errors
 
 pytestmark = pytest.mark.machines
@@ -33,22 +32,11 @@ class KubeletWork(Workdir):
 
     def write_spec(self, mirror: str, file: Path | None = None, kubelet_args: dict | None = None,
                    dns_domain: str = "cluster.local", **_) -> Path:
-        m, v = self.machines[0], self.versions
-        spec = {
-            "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "kubelet", "kubernetesVersion": "v1.32.5",
-            "networking": {"dnsDomain": dns_domain},
-            "hosts": [{"name": m.name, "address": m.ip, "role": "control-plane",
-                       "ssh": {"user": "root", "key": str(ssh_key())}}],
-            "artifacts": {"mirror": mirror, "containerd": {"version": v["containerd"]},
-                          "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
-                          "crictl": {"enabled": False},
-                          "kubectl": {"version": v["kubectl"]}, "kubelet": {"version": v["kubectl"]}},
-            "components": {"kubelet": {"extraArgs": kubelet_args or {}}},
-        }
         self.mirror = mirror
-        path = file or self.file
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        return path
+        kube = {"version": self.versions["kubectl"]}
+        return self.write_one_host(mirror, "kubelet", file, {"kubectl": kube, "kubelet": kube},
+                                   networking={"dnsDomain": dns_domain},
+                                   components={"kubelet": {"extraArgs": kubelet_args or {}}})
 
 
 @pytest.fixture(scope="module")

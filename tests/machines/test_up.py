@@ -73,6 +73,23 @@ class Workdir:
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
         return path
 
+    def write_one_host(self, mirror: str, name: str, file: Path | None, artifacts: dict, **fields) -> Path:
+        """A cluster of the first machine alone (its control plane, as root) with the mirror's
+        runtime, plus these artifacts and top-level fields."""
+        m, v = self.machines[0], self.versions
+        spec = {
+            "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": name, "kubernetesVersion": "v1.32.5",
+            **fields,
+            "hosts": [{"name": m.name, "address": m.ip, "role": "control-plane",
+                       "ssh": {"user": "root", "key": str(ssh_key())}}],
+            "artifacts": {"mirror": mirror, "containerd": {"version": v["containerd"]},
+                          "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
+                          "crictl": {"enabled": False}, **artifacts},  # the mirror has no crictl
+        }
+        path = file or self.file
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return path
+
     def trust_all(self) -> None:
         self.known_hosts.write_text("".join(m.known_hosts_line() + "\n" for m in self.machines))
 
