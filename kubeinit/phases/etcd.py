@@ -16,7 +16,6 @@ uploaded); this phase only checks that they are there and what they hash to.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import posixpath
 import re
@@ -126,12 +125,6 @@ def unit(ctx: Context, target: Target, version: str, arch: str) -> str:
     return render("etcd/etcd.service.j2", etcd_version=version, etcd=ETCD, args=args, env=env)
 
 
-def applied_text(ids: dict[str, str]) -> str:
-    """What HEALTHY records: etcd's fingerprint, then the unit's and the certificates' sha256,
-    in `ids` order (the order HEALTHY lists them)."""
-    return "".join(f"{v}  {p}\n" for p, v in ids.items())
-
-
 def health_script(ctx: Context, watched: list[str]) -> str:
     """Wait until etcd answers a health check over mTLS (bounded), then record what it runs with."""
     pki = posixpath.join(ctx.cert_dir, "etcd")
@@ -204,9 +197,7 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
             now[UNIT] = step.sha256
         yield step
     # 4. the service
-    applied = facts.file(APPLIED)
-    pending = not (all(now.values()) and applied is not None and
-                   applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
+    pending = install.restart_pending(facts, APPLIED, now)
     health = Run(("sh", "-c", health_script(ctx, watched)), timeout=HEALTH_SECONDS + 60,
                  note=f"wait until etcd answers its health check (up to {HEALTH_SECONDS} s)")
     if changed or todo or pending:

@@ -11,6 +11,7 @@ redone rather than trusted (the stamp is written last).
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -73,6 +74,20 @@ def stamps_probe(glob: str = "*") -> str:
             "    case $l in \"file \"*) set -- \"$@\" \"${l#file * }\";; esac; done < \"$s\"\n"
             "done\n"
             f"[ $# -eq 0 ] || stat -c 'now:{FINGERPRINT} %n' -- \"$@\" 2>/dev/null\n")
+
+
+def applied_text(ids: dict[str, str]) -> str:
+    """An applied record (what a service was last started on): each file's fingerprint or
+    sha256, two spaces, its path, one line each in `ids` order, as `stat`/`sha256sum` print them."""
+    return "".join(f"{v}  {p}\n" for p, v in ids.items())
+
+
+def restart_pending(facts, record: str, now: dict[str, str | None]) -> bool:
+    """True unless the service's applied record says it was started on exactly `now`: a file
+    changed since, or a run was killed between writing files and restarting."""
+    applied = facts.file(record)
+    return not (all(now.values()) and applied is not None and
+                applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
 
 
 @dataclass

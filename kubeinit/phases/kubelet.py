@@ -17,7 +17,6 @@ Better than kubeadm in two ways users ask for:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
@@ -122,11 +121,6 @@ def config_yaml(ctx: Context, resolved_active: bool) -> str:
                   resolv_conf=RESOLVED_CONF if resolved_active else "", static_pod_path=STATIC_POD_PATH)
 
 
-def applied_text(ids: dict[str, str]) -> str:
-    """What RESTART records: the kubelet's fingerprint and its files' sha256, in `ids` order."""
-    return "".join(f"{v}  {p}\n" for p, v in ids.items())
-
-
 # Why the kubelet is not up: its output, then its klog error lines (E1201 12:00:00 ... err="...").
 WHY = systemd.why("kubelet", "^[EF][0-9]{4} ")
 
@@ -180,9 +174,7 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
             if isinstance(step, Upload):
                 changed, now[path] = True, step.sha256
             yield step
-    applied = facts.file(APPLIED)
-    pending = not (all(now.values()) and applied is not None and
-                   applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
+    pending = install.restart_pending(facts, APPLIED, now)
     state = units.get("kubelet", {})
     if changed or pending:
         yield Run(("sh", "-c", restart_script(kubelet, watched)), timeout=SETTLE_SECONDS + 60,

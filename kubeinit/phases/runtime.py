@@ -22,7 +22,6 @@ and the digests of the few files compared by content (config files, staged archi
 
 from __future__ import annotations
 
-import hashlib
 from typing import Iterator
 
 from kubeinit import artifacts
@@ -114,11 +113,6 @@ def containerd_config(spec, version: str) -> str:
                   cni_bin_dir=CNI_BIN, cni_conf_dir=CNI_CONF, cni_bin_dirs=(major, minor) >= (2, 1))
 
 
-def applied_text(ids: dict[str, str]) -> str:
-    """What RESTART records: containerd's fingerprint, the config's and unit's sha256."""
-    return "".join(f"{ids[p]}  {p}\n" for p in (CONTAINERD, CONFIG, UNIT))
-
-
 def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     spec, facts = ctx.spec, target.facts
     p, stamps = probe(target)
@@ -137,9 +131,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     have_containerd = "containerd" in wanted and "containerd" not in todo
     now = {CONTAINERD: stamps["containerd"].files.get(CONTAINERD) if have_containerd else None,
            **{path: (f.sha256 if (f := facts.file(path)) else None) for path in (CONFIG, UNIT)}}
-    applied = facts.file(APPLIED)
-    restart_pending = not (all(now.values()) and applied is not None and
-                           applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
+    restart_pending = install.restart_pending(facts, APPLIED, now)
 
     # 1. downloads, all before any host is changed
     for n in todo:

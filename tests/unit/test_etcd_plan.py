@@ -74,7 +74,7 @@ def converged_state(spec=None):
     unit = etcd.unit(ctx, t, ctx.spec.artifact("etcd").version, "amd64")
     files = {**cert_files(), etcd.UNIT: (scripted.sha(unit), 0o644)}
     ids = {etcd.ETCD: "100:0:1:5", etcd.UNIT: scripted.sha(unit), **{p: files[p][0] for p in CERTS}}
-    files[etcd.APPLIED] = (scripted.sha(etcd.applied_text(ids)), 0o644)
+    files[etcd.APPLIED] = (scripted.sha(install.applied_text(ids)), 0o644)
     stamp = [f"archive {PIN}", f"file 100:0:1:5 100:0:1:5 {etcd.ETCD}", f"file 90:0:2:5 90:0:2:5 {etcd.ETCDCTL}"]
     probe = {"arch": "x86_64", "ActiveState": "active", "UnitFileState": "enabled", "datadir": "700"}
     return probe, stamp, files

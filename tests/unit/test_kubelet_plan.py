@@ -11,7 +11,7 @@ import yaml
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
-from kubeinit.phases import kubelet
+from kubeinit.phases import install, kubelet
 from kubeinit.plan import Context, Options, Target
 from kubeinit.steps import Run, Skip, Upload
 
@@ -73,7 +73,7 @@ def converged(host: ScriptedHost, spec=None) -> dict:
     files = {**prerequisites(), **{p: (scripted.sha(c), 0o644) for p, c in uploads(plan(host, spec)).items()}}
     watched = [kubelet.CONFIG, kubelet.FLAGS_ENV, kubelet.UNIT, kubelet.DROPIN, KUBECONFIG]
     ids = {KUBELET: "100:0:1:5", **{p: files[p][0] for p in watched}}
-    files[kubelet.APPLIED] = (scripted.sha(kubelet.applied_text(ids)), 0o644)
+    files[kubelet.APPLIED] = (scripted.sha(install.applied_text(ids)), 0o644)
     return files
 
 

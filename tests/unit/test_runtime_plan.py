@@ -12,6 +12,7 @@ import pytest
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
+from kubeinit.phases import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
 from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
@@ -78,7 +79,7 @@ def converged_state(spec=None, crictl=True) -> tuple[dict, dict, dict]:
              rt.SYSCTL_CONF: (scripted.sha(sysctl_text(bridge=True)), 0o644)}
     if crictl:
         files[rt.CRICTL_YAML] = (scripted.sha(render("crictl.yaml.j2", socket=rt.SOCKET)), 0o644)
-    applied = rt.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(config), rt.UNIT: scripted.sha(unit)})
+    applied = install.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(config), rt.UNIT: scripted.sha(unit)})
     files[rt.APPLIED] = (scripted.sha(applied), 0o644)
     probe = {**HEALTHY, "active": "active", "enabled": "enabled", "sysctl:net/ipv4/ip_forward": "1",
              "sysctl:net/bridge/bridge-nf-call-iptables": "1", "sysctl:net/bridge/bridge-nf-call-ip6tables": "1"}
