@@ -116,9 +116,7 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
             summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
             summary.skipped[o.host] = summary.skipped.get(o.host, 0) + o.skipped
         failed = [o for o in outcomes if o.error]
-        if failed:
-            for o in failed[1:]:
-                view.failed(o.host, phase.path, o.error)
+        if failed:  # each failed host has shown its own line and reason (_work); the first error ends the run
             raise failed[0].error
     summary.seconds = time.monotonic() - start
     return summary

@@ -176,6 +176,15 @@ def status(text: str) -> Iterator[Any]:
         yield _Updater()
 
 
+def _failure(phase: str, err: Exception) -> str:
+    """`<phase> failed at '<step>': <reason>`, without the host (the line names it) and the
+    resume hint (the run's error gives it once)."""
+    step, detail = getattr(err, "step", None), getattr(err, "detail", None)
+    if detail is None:
+        return f"{phase} failed: {err}"
+    return f"{phase} failed" + (f" at '{step}'" if step else "") + (f": {detail}" if detail else "")
+
+
 class RunView:
     """What a run shows: the plan (--dry-run), or one live line per host.
 
@@ -249,11 +258,14 @@ class RunView:
                 console().print(f"  {_esc(host)}: [green]✓[/green] {phase}: {text}")
 
     def failed(self, host: str, phase: str, err: Exception) -> None:
+        """One line per failed host with its own reason: when several fail, the run's error
+        (stderr) names only the first."""
+        why = _failure(phase, err)
         with self._lock:
             if self._live:
-                self._set(host, phase, str(err), "[red]✗[/red]")
+                self._set(host, phase, why, "[red]✗[/red]")
             else:
-                console().print(f"  {_esc(host)}: [red]✗[/red] {_esc(phase)} failed")
+                console().print(f"  {_esc(host)}: [red]✗[/red] {_esc(why)}")
 
     def close(self) -> None:
         if self._live:

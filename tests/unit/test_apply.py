@@ -209,3 +209,17 @@ def test_logins_start_before_the_run_and_are_tried_once():
         execute(ctx, [phase("write", write_key)], View())
     assert sorted(attempts) == ["a", "b", "down", "late"], "one login per host: the failed one was not retried"
     assert all(t.conn.files for t in ctx.targets if t.name != "down")
+
+
+def test_each_failed_host_gets_one_line_with_its_own_reason(capsys, monkeypatch):
+    from kubeinit import ui
+
+    monkeypatch.setattr(ui, "_console", None)  # plain output to the captured stdout, as in a pipe
+    hosts = [MemoryHost("a"), MemoryHost("b", fail_on="restart"), MemoryHost("c", unreachable=True)]
+    view = ui.RunView([h.name for h in hosts])
+    with pytest.raises(StepFailed):
+        execute(make(hosts), [phase("write", write_key)], view)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "✗" in ln]
+    assert sorted(lines) == [
+        "  b: ✗ write failed at 'systemctl restart thing': exit code 3: line one | the real reason",
+        "  c: ✗ write failed at 'connect': host unreachable (connection reset)"]
