@@ -96,6 +96,26 @@ class SudoRefused(KubeinitError):
     """The user is not root and `sudo -n` does not let it become root."""
 
 
+# What sudo says when it does not run the command (it never prompts under -n). Anything else it
+# prints (`unable to resolve host`, `setrlimit(RLIMIT_CORE)`) is a warning: the command ran, and
+# its own exit code and errors follow.
+_SUDO_REFUSALS = ("a password is required", "a terminal is required", "is not in the sudoers file",
+                  "may not run sudo", "is not allowed to execute", "must have a tty", "account validation failure",
+                  "password has expired", "password is expired")
+
+
+def sudo_refusal(r: Result) -> str | None:
+    """sudo's line refusing to run the command, or None if the command ran. A refusal exits 1
+    before the command starts, so every line on stderr is sudo's own."""
+    if r.rc != 1:
+        return None
+    lines = [ln.strip() for ln in r.err.splitlines() if ln.strip()]
+    refusal = next((ln for ln in lines if any(p in ln for p in _SUDO_REFUSALS)), None)
+    if refusal is None or not all(ln.startswith("sudo:") or ln == refusal for ln in lines):
+        return None
+    return refusal
+
+
 def default_known_hosts() -> Path:
     return Path.home() / ".ssh" / "known_hosts"
 
@@ -357,8 +377,8 @@ class SSHConnection:
 
     def run(self, argv: Sequence[str], stdin: bytes | None = None, timeout: float = 600) -> Result:
         r = self._exec(self._command(argv), [stdin] if stdin else None, timeout)
-        if self.sudo and r.rc == 1 and r.stderr.startswith(b"sudo:"):
-            why = r.err.strip().splitlines()[0]
+        why = sudo_refusal(r) if self.sudo else None
+        if why:
             raise SudoRefused(
                 f"{self.user} cannot become root without a password ({why}); kubeinit runs commands "
                 f"with `sudo -n`: give {self.user} passwordless sudo (`{self.user} ALL=(ALL) NOPASSWD:ALL` in "

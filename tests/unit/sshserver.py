@@ -53,6 +53,7 @@ class SSHServer:
         self.authorized = {k.asbytes() for k in authorized}
         self.users = users
         self.sudo = sudo  # "ok" or "password"
+        self.sudo_warning = ""  # a line sudo prints first, as real sudo does (`sudo: unable to resolve host …`)
         self.drop_after: float | None = None  # close the connection this long into each command
         self.commands: list[str] = []
         self.connections = 0
@@ -94,6 +95,8 @@ class SSHServer:
     def _exec(self, t: paramiko.Transport, chan: paramiko.Channel, command: str) -> None:
         time.sleep(0.01)  # let paramiko answer the exec request before the channel may close
         if command.startswith(SUDO):
+            if self.sudo_warning:
+                chan.sendall_stderr(self.sudo_warning.encode() + b"\n")
             if self.sudo == "password":
                 chan.sendall_stderr(b"sudo: a password is required\n")
                 chan.send_exit_status(1)

@@ -48,6 +48,19 @@ def test_sudo_wanting_a_password_is_a_clear_error(server, client_key, tmp_path):
     c.close()
 
 
+def test_a_sudo_warning_is_not_a_refusal(server, client_key, tmp_path):
+    server.sudo_warning = "sudo: unable to resolve host n1: Name or service not known"
+    c = connect(server, client_key, tmp_path, user="kube")
+    r = c.run(["sh", "-c", "echo 'no such unit' >&2; exit 1"])  # the command's own failure, after the warning
+    assert (r.rc, r.err.splitlines()[-1]) == (1, "no such unit")
+    assert c.run(["test", "-e", str(tmp_path / "nope")]).rc == 1, "a failed test with only sudo's warning on stderr"
+    server.sudo = "password"  # a refusal after the warning: named by its own line
+    with pytest.raises(SudoRefused, match=r"kube cannot become root without a password \(sudo: a password is "
+                                          r"required\)"):
+        c.run(["true"])
+    c.close()
+
+
 def test_put_is_atomic_with_mode_and_put_file_streams(server, client_key, tmp_path):
     c = connect(server, client_key, tmp_path)
     dest = tmp_path / "etc" / "secret.key"
