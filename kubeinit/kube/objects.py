@@ -87,27 +87,30 @@ def apply(client: Client, obj: dict) -> None:
     client.replace(item(obj), new)
 
 
-def wait_ready(client: Client, path: str, timeout: float, interval: float = 1.0) -> None:
-    """Until `path` answers "ok" (the API server's /readyz), at most `timeout` seconds; wrong
-    credentials fail at once, an API server that is not up yet is asked again."""
+def wait_ready(client: Client, path: str, timeout: float, interval: float = 0.5, check=None) -> None:
+    """Until `path` answers "ok" (the API server's /readyz), at most `timeout` seconds. As kubeadm's
+    waiter, any other outcome is asked again: a starting server refuses connections, fails TLS,
+    answers 403 (its RBAC roles are not there yet), then 500, then ok; asked every 0.5 s as kubeadm
+    does. `check()`, between polls, may raise to stop at once (the kubelet that runs the server died)."""
     deadline = time.monotonic() + timeout
-    last = ""
+    last = "no answer yet"
     while True:
         try:
             answer = client.get_text(path).strip()
             if answer == "ok":
                 return
-            last = answer[-200:]
-        except Unreachable as e:
-            last = str(e)
+            last = f"it answered {answer[-120:]!r}"
         except ApiError as e:
-            if e.code in (401, 403):
-                raise
-            last = str(e)
+            last = f"it answered {e.code} {e.reason}" + (f": {e.detail[:160]}" if e.detail else "")
+        except Unreachable as e:
+            last = str(e).split(";", 1)[0]
         if time.monotonic() >= deadline:
-            raise Unreachable(f"the API server did not become ready within {timeout:.0f} s (last: {last}); is the "
-                              "kubelet running its static pods? `journalctl -u kubelet` and `crictl ps -a` on the "
-                              "control plane show why")
+            raise Unreachable(f"the API server did not answer {path} with ok within {timeout:.0f} s (last: {last}); "
+                              "the kubelet runs it as a static pod: on the control plane, `journalctl -u kubelet` "
+                              "shows why the kubelet did not start it, and `crictl logs $(crictl ps -q --name "
+                              "kube-apiserver)` why the API server did not become ready")
+        if check is not None:
+            check()
         time.sleep(interval)
 
 

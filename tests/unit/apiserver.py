@@ -4,8 +4,12 @@ nothing in kubeinit/ uses it; it stands in for one because no real API server ca
 HTTPS on 127.0.0.1 (a random port) with a serving certificate for 127.0.0.1 signed by a test
 cluster CA. Clients authenticate as kube-apiserver's x509 authenticator does: a client
 certificate signed by that CA (CN = user, O = groups), so a kubeconfig made by kubeinit's own
-code works; or a bearer token from `tokens`. Authorisation is one rule: the groups
-system:masters and kubeadm:cluster-admins may do anything, any other user gets 403.
+code works; or a bearer token from `tokens`. Authorisation is kube-apiserver's: the group
+system:masters may do anything without RBAC; everyone else (kubeadm:cluster-admins too) only what
+the stored ClusterRoleBindings and RoleBindings grant through the roles they name (verbs, API
+groups, resources, resourceNames, '*'); a binding is honoured `binding_delay` seconds after it is
+written, as the real authorizer's cache lags. The server's RBAC bootstrap is done: the ClusterRole
+cluster-admin exists (and only it of the default roles). An anonymous request RBAC does not allow gets 401.
 
 Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get secrets|configmaps`):
     /version, /api, /api/v1 (APIResourceList), /apis (no groups), /api/v1/namespaces[/<ns>]
@@ -20,6 +24,8 @@ Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get 
     rbac.authorization.k8s.io/v1 roles and rolebindings (namespaced), clusterroles and
     clusterrolebindings: the same verbs (not in discovery: kubectl cannot list them here)
     /readyz: "ok" (text/plain)
+    starting(forbidden, unready): answers as a kube-apiserver still starting (403, then /readyz 500);
+    the port is bound from the start but refuses connections until start()
 
 Not there: watch, PATCH, pagination (limit is ignored), other resources. One known difference:
 a client certificate from another CA fails the TLS handshake here (Python's ssl cannot defer
@@ -38,6 +44,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -47,7 +54,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-ADMIN_GROUPS = {"system:masters", "kubeadm:cluster-admins"}
+SUPERUSERS = "system:masters"  # the one group kube-apiserver authorizes without RBAC
+CLUSTER_ADMIN = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": "cluster-admin", "namespace": "", "uid": "cluster-admin-uid",
+                              "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z",
+                              "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+                 "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                           {"nonResourceURLs": ["*"], "verbs": ["*"]}]}
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # resource -> (group/version, kind, namespaced)
 RESOURCES = {
@@ -86,15 +99,21 @@ def status(code: int, reason: str, message: str, details: dict | None = None) ->
 
 
 class ApiServerDouble:
-    def __init__(self, tokens: dict[str, tuple[str, tuple[str, ...]]] | None = None):
+    def __init__(self, tokens: dict[str, tuple[str, tuple[str, ...]]] | None = None, binding_delay: float = 0.0):
         self.tokens = tokens or {}  # bearer token -> (user, groups)
         self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
+        self.objects[("clusterroles", "", "cluster-admin")] = json.loads(json.dumps(CLUSTER_ADMIN))
+        self.binding_delay = binding_delay
+        self._honoured: dict[tuple[str, str, str], float] = {}  # binding -> when the authorizer sees it
         self.requests: list[tuple[str, str, str]] = []  # (method, path with query, user)
         self.connections = 0  # TLS connections accepted
         self._rv = 100
         self._lock = threading.Lock()
-        # bound now, so that certificates and kubeconfigs can name the port before start()
-        self._http = _TLSServer(("127.0.0.1", 0), _Handler)
+        self._boot: list[str] = []  # see starting()
+        # bound now, so that certificates and kubeconfigs can name the port before start(); not
+        # listening until start(): a connection before it is refused, as by a server not yet up
+        self._http = _TLSServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        self._http.server_bind()
         self._http.api = self
         self.port = self._http.server_address[1]
         self.url = f"https://127.0.0.1:{self.port}"
@@ -106,10 +125,18 @@ class ApiServerDouble:
         tls.load_verify_locations(cadata=ca_pem.decode())
         tls.verify_mode = ssl.CERT_OPTIONAL  # no certificate is allowed through to a 401, as anonymous
         self._http.tls = tls
+        self._http.server_activate()
         # a short poll: stop() (each test's teardown) waits up to one interval
         self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
+
+    def starting(self, forbidden: int, unready: int) -> None:
+        """Answer as a kube-apiserver that is still starting: before its RBAC bootstrap roles
+        exist, every request of a user outside system:masters gets 403 and /readyz 500 for
+        the others; then /readyz answers 500 (post-start hooks not done). Each phase lasts
+        for that many /readyz requests. Never more permissive than serving normally."""
+        self._boot = ["forbidden"] * forbidden + ["unready"] * unready
 
     def stop(self) -> None:
         if self._thread:
@@ -127,6 +154,8 @@ class ApiServerDouble:
                 raise Fail(401, "Unauthorized", "Unauthorized")
             identity = identity or ("system:anonymous", ("system:unauthenticated",))
             with self._lock:
+                if self._boot and (answer := self._booting(method, url.path, identity)):
+                    return answer
                 return self._route(method, url.path.rstrip("/") or "/", parse_qs(url.query), body, identity)
         except Fail as f:
             return f.code, status(f.code, f.reason, f.message, f.details)
@@ -141,6 +170,8 @@ class ApiServerDouble:
                 raise Fail(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
             if path in discovery:
                 return 200, discovery[path]()
+            parts = path.split("/")
+            self._authorize(identity, "list" if len(parts) == 4 else "get", "namespaces", "", "/".join(parts[4:]))
             return 200, self._namespaces(path)
         m = _ITEM.fullmatch(path)
         if not m:
@@ -155,7 +186,7 @@ class ApiServerDouble:
             verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}[method]
         else:
             raise Fail(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-        self._authorize(identity, verb, res, ns)
+        self._authorize(identity, verb, res, ns, name)
         if ns and ns not in NAMESPACES:
             raise Fail(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
         if verb == "list":
@@ -170,31 +201,62 @@ class ApiServerDouble:
         obj = self._decode(res, ns, name, body)
         return (201, self._create(res, ns, obj)) if verb == "create" else (200, self._update(res, ns, name, obj))
 
+    def _booting(self, method: str, path: str, identity) -> tuple[int, str] | None:
+        state = self._boot[0]
+        if path == "/readyz":
+            self._boot.pop(0)
+        if state == "forbidden" and "system:masters" not in identity[1]:
+            raise Fail(403, "Forbidden", f'forbidden: User "{identity[0]}" cannot {method.lower()} path "{path}"')
+        if path == "/readyz":  # text/plain, as the real one lists its checks
+            return 500, ("[+]ping ok\n[+]etcd ok\n[-]poststarthook/rbac/bootstrap-roles failed: reason withheld\n"
+                         "readyz check failed\n")
+        return None
+
     def _anonymous_may_get(self, path: str) -> bool:
-        """RBAC for the anonymous user, for the one grant kubeadm makes it: a RoleBinding to
-        User system:anonymous of a Role allowing `get` of this very object (cluster-info)."""
+        """Whether RBAC lets the anonymous user get this object (kubeadm grants it cluster-info)."""
         m = _ITEM.fullmatch(path)
-        if not (m and m["ns"] and m["name"]):
+        if not (m and m["name"] and m["res"] in RESOURCES):
             return False
-        ns, res, name = unquote(m["ns"]), m["res"], unquote(m["name"])
-        for (r, o_ns, _), binding in list(self.objects.items()):
-            if r != "rolebindings" or o_ns != ns or not any(
-                    s.get("kind") == "User" and s.get("name") == "system:anonymous" for s in binding.get("subjects", [])):
+        with self._lock:
+            return self.allowed(("system:anonymous", ("system:unauthenticated",)), "get", m["res"],
+                                unquote(m["ns"] or ""), unquote(m["name"]))
+
+    def _authorize(self, identity, verb, res, ns, name=""):
+        if not self.allowed(identity, verb, res, ns, name):
+            group = GROUP_VERSION.get(res, "v1").rpartition("/")[0]
+            where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+            raise Fail(403, "Forbidden", f'{res} is forbidden: User "{identity[0]}" cannot {verb} resource "{res}" in '
+                                         f'API group "{group}"{where}', {"kind": res})
+
+    def allowed(self, identity, verb: str, res: str, ns: str, name: str = "") -> bool:
+        """kube-apiserver's RBAC authorizer (plus its system:masters superuser), for resource requests."""
+        user, groups = identity
+        if SUPERUSERS in groups:
+            return True
+        group = GROUP_VERSION.get(res, "v1").rpartition("/")[0]
+        now = time.monotonic()
+
+        def subject(s: dict) -> bool:
+            return ((s.get("kind") == "User" and s.get("name") == user)
+                    or (s.get("kind") == "Group" and s.get("name") in groups))
+
+        def grants(role: dict | None) -> bool:
+            return any((rule.get("verbs") or []) and _any(rule.get("verbs"), verb)
+                       and _any(rule.get("apiGroups"), group) and _any(rule.get("resources"), res)
+                       and (not rule.get("resourceNames") or (name and name in rule["resourceNames"]))
+                       for rule in (role or {}).get("rules") or [])
+
+        for (r, o_ns, o_name), b in list(self.objects.items()):
+            if r not in ("clusterrolebindings", "rolebindings") or (r == "rolebindings" and (not ns or o_ns != ns)):
                 continue
-            role = self.objects.get(("roles", ns, binding["roleRef"]["name"]), {})
-            if any("get" in rule.get("verbs", []) and res in rule.get("resources", [])
-                   and name in rule.get("resourceNames", [name]) for rule in role.get("rules", [])):
+            if now < self._honoured.get((r, o_ns, o_name), 0) or not any(map(subject, b.get("subjects") or [])):
+                continue
+            ref = b.get("roleRef") or {}
+            role = (self.objects.get(("clusterroles", "", ref.get("name"))) if ref.get("kind") == "ClusterRole"
+                    else self.objects.get(("roles", o_ns, ref.get("name"))))
+            if grants(role):
                 return True
         return False
-
-    def _authorize(self, identity, verb, res, ns):
-        user, groups = identity
-        if user == "system:anonymous" and verb == "get":
-            return  # handle() let it through only for what RBAC grants it
-        if not ADMIN_GROUPS & set(groups):
-            where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
-            raise Fail(403, "Forbidden", f'{res} is forbidden: User "{user}" cannot {verb} resource "{res}" in API '
-                                         f'group ""{where}', {"kind": res})
 
     # --- discovery ------------------------------------------------------------------------
 
@@ -303,7 +365,12 @@ class ApiServerDouble:
         obj["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(),
                                creationTimestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.objects[(res, ns, name)] = obj
+        self._written(res, ns, name)
         return obj
+
+    def _written(self, res, ns, name):
+        if res.endswith("bindings"):
+            self._honoured[(res, ns, name)] = time.monotonic() + self.binding_delay
 
     def _update(self, res, ns, name, obj):
         old = self._get(res, ns, name)
@@ -315,6 +382,7 @@ class ApiServerDouble:
         obj["metadata"].update(uid=old["metadata"]["uid"], creationTimestamp=old["metadata"]["creationTimestamp"],
                                resourceVersion=self._next_rv())
         self.objects[(res, ns, name)] = obj
+        self._written(res, ns, name)
         return obj
 
     def secret_data(self, name: str, namespace: str = "kube-system") -> dict[str, str]:
@@ -336,6 +404,11 @@ def _selector(text: str, kind: str) -> list[tuple[str, str, str | None]]:
             raise Fail(400, "BadRequest", f"unable to parse requirement: {part!r} (the test double knows =, ==, "
                                           "!= and, for labels, k and !k)")
     return out
+
+
+def _any(allowed, value: str) -> bool:
+    """An RBAC rule's list: the value itself, or '*'."""
+    return bool(allowed) and ("*" in allowed or value in allowed)
 
 
 def _matches(reqs, values: dict) -> bool:
@@ -418,25 +491,42 @@ class Cluster:
     def kubeconfig(self, name: str) -> Path:
         return self.root / name
 
+    def start(self) -> None:
+        self.api.start(self.ca_pem, self.root / "pki" / "apiserver.crt", self.root / "pki" / "apiserver.key")
 
-def make_cluster(root: Path, tokens: dict | None = None) -> Cluster:
-    """ca.crt/key and apiserver.crt/key under root/pki, admin.conf and scheduler.conf (a user without
-    admin rights) in root, all made by kubeinit's own PKI and kubeconfig code; the double started."""
+
+def make_cluster(root: Path, tokens: dict | None = None, start: bool = True, admins_bound: bool = True,
+                 binding_delay: float = 0.0) -> Cluster:
+    """ca.crt/key and apiserver.crt/key under root/pki, admin.conf, super-admin.conf and scheduler.conf
+    (a user without admin rights) in root, all made by kubeinit's own PKI and kubeconfig code; the
+    double started (with start=False: cluster.start() later; until then connections are refused).
+    admins_bound: the ClusterRoleBinding kubeadm:cluster-admins is there, as init leaves a cluster;
+    without it admin.conf may do nothing, as before init's API phases."""
     from kubeinit.certs.kubeconfig import plan_kubeconfigs
     from kubeinit.certs.pki import PKIConfig, plan_pki
 
-    api = ApiServerDouble(tokens)
+    api = ApiServerDouble(tokens, binding_delay=binding_delay)
+    if admins_bound:
+        api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")] = {
+            "apiVersion": RBAC, "kind": "ClusterRoleBinding",
+            "metadata": {"name": "kubeadm:cluster-admins", "namespace": "", "uid": "admins-uid", "resourceVersion": "2",
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}]}
     cfg = PKIConfig(node_name="cp-1", advertise_address="127.0.0.1", bind_port=api.port, algorithm="ECDSA-P256")
     pki = plan_pki(cfg, {}, only=["ca", "apiserver"])
-    kcs = plan_kubeconfigs(cfg, pki.result["ca.crt"], pki.result["ca.key"], {}, only=["admin.conf", "scheduler.conf"])
+    kcs = plan_kubeconfigs(cfg, pki.result["ca.crt"], pki.result["ca.key"], {},
+                           only=["admin.conf", "super-admin.conf", "scheduler.conf"])
     for sub, plan in (("pki", pki), ("", kcs)):
         for f in plan.files:
             p = root / sub / f.path
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(f.content)
             p.chmod(f.mode)
-    api.start(pki.result["ca.crt"], root / "pki" / "apiserver.crt", root / "pki" / "apiserver.key")
-    return Cluster(api, root, pki.result["ca.crt"])
+    c = Cluster(api, root, pki.result["ca.crt"])
+    if start:
+        c.start()
+    return c
 
 
 @pytest.fixture

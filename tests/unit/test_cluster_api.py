@@ -19,7 +19,7 @@ from kubeinit.kube.client import Client, Unreachable
 from kubeinit.plan import Context, Options, Target
 from kubeinit.workflow import find, init_phases
 
-from apiserver import cluster  # noqa: F401 (fixture)
+from apiserver import cluster, make_cluster  # noqa: F401 (fixture)
 from sshserver import client_key, server  # noqa: F401 (fixtures)
 
 PHASES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet", "bootstrap-token"]
@@ -139,7 +139,34 @@ def test_wait_gives_up_with_one_clear_sentence(cluster, tmp_path):
     objects.wait_ready(client, "/readyz", timeout=2)  # the double is ready
     cluster.api.stop()
     client.close()  # the double's stop leaves kept connections open; a stopped API server's close
-    with pytest.raises(Unreachable, match=r"did not become ready within 1 s .*journalctl -u kubelet"):
+    with pytest.raises(Unreachable, match=r"did not answer /readyz with ok within 1 s \(last: cannot reach the API "
+                                          r"server .*connection refused\).*`journalctl -u kubelet`.*`crictl logs "
+                                          r"\$\(crictl ps -q --name kube-apiserver\)`"):
+        objects.wait_ready(client, "/readyz", timeout=1, interval=0.2)
+
+
+def test_wait_keeps_asking_a_server_that_is_not_listening_then_starting(tmp_path):
+    """As in a real init: the wait starts before the API server listens; then it answers 403
+    (no RBAC roles yet), then /readyz 500, then ok. kubeadm's waiter asks again through all of it."""
+    c = make_cluster(tmp_path / "cluster", start=False)
+    c.api.starting(forbidden=2, unready=2)
+    late = threading.Timer(1.0, c.start)
+    late.start()
+    try:
+        summary = run(c, phases=["wait-control-plane"])
+    finally:
+        late.join()
+        c.api.stop()
+    assert summary.total_changed == 0
+    readyz = [r for r in c.api.requests if r[1] == "/readyz"]
+    assert len(readyz) == 5, readyz  # 403, 403, 500, 500, ok
+
+
+def test_wait_times_out_on_a_server_that_stays_forbidden_with_its_last_answer(cluster):
+    cluster.api.starting(forbidden=1000, unready=0)
+    client = Client.from_kubeconfig(cluster.admin_conf)
+    with pytest.raises(Unreachable, match=r"within 1 s \(last: it answered 403 Forbidden: forbidden: User "
+                                          r"\"kubernetes-admin\" cannot get path \"/readyz\"\)"):
         objects.wait_ready(client, "/readyz", timeout=1, interval=0.2)
 
 
