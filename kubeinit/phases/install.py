@@ -46,6 +46,12 @@ w=$(mktemp -d "$dest/.kubeinit.XXXXXX"); trap 'rm -rf "$w"' EXIT
 ino=$(stat -c %i "$a")
 tar -xzf "$a" -C "$w" --no-same-owner
 echo "archive $d" > "$w/.stamp"
+# The source must be a real directory inside the unpack directory: were it (or a parent) a
+# symlink in the archive, the loop below would move the host's own files from where it points.
+s=$(realpath -e -- "$w/$src" 2>/dev/null) || s=
+[ "$src" = . ] && want=$(realpath -e -- "$w") || want="$(realpath -e -- "$w")/${src%/}"
+[ -n "$s" ] && [ "$s" = "$want" ] && [ -d "$s" ] && [ ! -L "$w/${src%/}" ] || {
+  echo "$a: $src/ in the archive is not a directory of its own (a symlink?); refused, nothing installed" >&2; exit 1; }
 n=0
 for f in "$w/$src"/*; do
   [ -f "$f" ] && [ ! -L "$f" ] || continue
