@@ -96,6 +96,27 @@ class Artifacts:
     components: dict[str, Artifact] = field(default_factory=dict)
 
 
+@dataclass
+class ContainerdSettings:
+    """`runtime.containerd`: containerd CRI options kubeinit does not set itself. The typed ones
+    are written in the layout of the config version the installed containerd reads (2 or 3);
+    `config_patch` is TOML merged last over kubeinit's whole config, for anything else."""
+
+    restrict_oom_score_adj: bool = False  # hosts without CAP_SYS_RESOURCE (LXC, nested containers)
+    sandbox_image: str | None = None  # default: <imageRepository>/pause:<kubeadm's version>
+    registry_mirrors: dict[str, list[str]] = field(default_factory=dict)  # registry host -> mirror URLs
+    config_patch: str = ""
+
+    @property
+    def given(self) -> bool:
+        return bool(self.restrict_oom_score_adj or self.sandbox_image or self.registry_mirrors or self.config_patch)
+
+
+@dataclass
+class RuntimeSettings:
+    containerd: ContainerdSettings = field(default_factory=ContainerdSettings)
+
+
 # Versions pinned by this release of kubeinit (overridable in `artifacts:`).
 DEFAULT_ARTIFACTS = {
     "containerd": "1.7.24",
@@ -121,6 +142,7 @@ class ClusterSpec:
     pki: PKIOptions = field(default_factory=PKIOptions)
     extra_args: dict[str, dict[str, str]] = field(default_factory=dict)
     artifacts: Artifacts = field(default_factory=Artifacts)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     kubeconfig_dir: str = "/etc/kubernetes"
     managed: dict[str, Any] | None = None
     source: str | None = None  # the file it came from, for messages
@@ -318,6 +340,10 @@ def from_dict(raw: dict[str, Any], source: str | None = None) -> ClusterSpec:
     a = r.child("artifacts")
     spec.artifacts = _artifacts(a)
 
+    rt = r.child("runtime")
+    spec.runtime = RuntimeSettings(containerd=_containerd(rt.child("containerd")))
+    rt.done()
+
     managed = r.get("managed", dict)
     spec.managed = managed
     r.done()
@@ -367,6 +393,39 @@ def _artifacts(a: _Reader) -> Artifacts:
     if arch is not None and arch not in ("amd64", "arm64"):
         a.fail(f"{arch!r} is not one of amd64, arm64", "arch")
     return Artifacts(mirror=mirror, arch=arch, components=comps)
+
+
+_REGISTRY = re.compile(r"^(_default|[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?)$")
+
+
+def _containerd(c: _Reader) -> ContainerdSettings:
+    out = ContainerdSettings(restrict_oom_score_adj=c.get("restrictOOMScoreAdj", bool, False),
+                             sandbox_image=c.get("sandboxImage", str), config_patch=c.get("configPatch", str, ""))
+    if out.sandbox_image is not None and not re.fullmatch(r"[a-z0-9][^\s\"\\]*", out.sandbox_image):
+        c.fail(f"{out.sandbox_image!r} is not an image reference like registry.k8s.io/pause:3.10", "sandboxImage")
+    mirrors = c.get("registryMirrors", dict, {})
+    for host, urls in mirrors.items():
+        path = f"{c.sub('registryMirrors')}.{host}"
+        if not isinstance(host, str) or not _REGISTRY.match(host):
+            raise SpecError(path, "is not a registry host (docker.io, registry.example.com:5000, or _default for "
+                            "every registry)", c.source)
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not urls:
+            raise SpecError(path, "must list one or more mirror URLs", c.source)
+        for i, u in enumerate(urls):
+            if not isinstance(u, str) or not re.fullmatch(r"https?://[^\s\"\\/]+(/[^\s\"\\]*)?", u):
+                raise SpecError(f"{path}[{i}]", f"{u!r} is not an http(s) URL of a registry mirror", c.source)
+        out.registry_mirrors[host] = list(urls)
+    if out.config_patch:
+        import tomllib
+
+        try:
+            tomllib.loads(out.config_patch)
+        except tomllib.TOMLDecodeError as e:
+            c.fail(f"is not valid TOML: {e}", "configPatch")
+    c.done()
+    return out
 
 
 def _str_list(r: _Reader, key: str) -> list[str]:
@@ -585,8 +644,45 @@ def validate(spec: ClusterSpec) -> None:
     if len(spec.control_planes) > 1 and not spec.control_plane_endpoint:
         fail("controlPlaneEndpoint", "is required with more than one control-plane host (a load balancer or "
              "DNS name in front of them)")
+    _check_containerd(spec, fail)
     if spec.artifacts.mirror is not None and not re.match(r"^(https?://|/|file://)", spec.artifacts.mirror):
         fail("artifacts.mirror", f"{spec.artifacts.mirror!r} must be an http(s) URL or an absolute directory")
+
+
+# In config version 3 (containerd 2.x) the CRI options moved out of io.containerd.grpc.v1.cri,
+# which keeps only its streaming server's; version 2 (containerd 1.x) knows no cri.v1 plugins.
+_CRI_V3_KEEPS = {"disable_tcp_service", "stream_server_address", "stream_server_port", "stream_idle_timeout",
+                 "enable_tls_streaming", "x509_key_pair_streaming"}
+
+
+def _check_containerd(spec: ClusterSpec, fail) -> None:
+    """What can only be judged against the containerd version: a patch in the other layout
+    would be ignored by containerd (or refused at start), so say so now."""
+    c = spec.runtime.containerd
+    if not c.given:
+        return
+    a = spec.artifact("containerd")
+    if not a.enabled:
+        fail("runtime.containerd", "is set, but artifacts.containerd.enabled is false: kubeinit writes containerd's "
+             "config only when it installs containerd; remove these settings or let kubeinit install it")
+    if not c.config_patch:
+        return
+    import tomllib
+
+    patch = tomllib.loads(c.config_patch)  # parsed when read
+    major = int(a.version.split(".")[0]) if a.version.split(".")[0].isdigit() else 1
+    version, path = (3 if major >= 2 else 2), "runtime.containerd.configPatch"
+    if "version" in patch and patch["version"] != version:
+        fail(path, f"sets version = {patch['version']!r}, but containerd {a.version} is configured with version "
+             f"{version}; leave version out")
+    plugins = patch.get("plugins", {}) if isinstance(patch.get("plugins"), dict) else {}
+    if version == 2 and (v3 := sorted(p for p in plugins if p.startswith("io.containerd.cri.v1."))):
+        fail(path, f"uses {v3[0]!r}, a plugin of containerd 2.x's config version 3; containerd {a.version} reads "
+             "version 2: write it under plugins.\"io.containerd.grpc.v1.cri\"")
+    cri = plugins.get("io.containerd.grpc.v1.cri", {})
+    if version == 3 and isinstance(cri, dict) and (old := sorted(set(cri) - _CRI_V3_KEEPS)):
+        fail(path, f"sets plugins.\"io.containerd.grpc.v1.cri\".{old[0]}, which containerd {a.version}'s config "
+             "version 3 moved to io.containerd.cri.v1.runtime or io.containerd.cri.v1.images; write it there")
 
 
 def _check_endpoint(value: str, path: str, fail) -> None:

@@ -41,6 +41,14 @@ components:                         # extra flags per component, without leading
   scheduler: {{extraArgs: {{}}}}
   etcd: {{extraArgs: {{}}}}
   kubelet: {{extraArgs: {{}}}}
+runtime:
+  containerd:                       # CRI options kubeinit does not set itself (restart containerd on change)
+    restrictOOMScoreAdj: false      # true on hosts that are containers (LXC, nspawn): no CAP_SYS_RESOURCE
+    # sandboxImage: {s.image_repository}/pause:3.10
+    registryMirrors: {{}}             # e.g. {{docker.io: [https://mirror.example.com]}}: certs.d hosts.toml
+    # configPatch: |                # TOML merged over kubeinit's config.toml, in its version's layout
+    #   [plugins."io.containerd.grpc.v1.cri"]
+    #     max_container_log_line_size = 65536
 artifacts:
   # mirror: https://mirror.example.com/   # or a directory; replaces the upstream hosts
 {arts}

@@ -37,6 +37,8 @@ RUNC = "/usr/local/sbin/runc"
 CNI_BIN = "/opt/cni/bin"
 CNI_CONF = "/etc/cni/net.d"
 CONFIG = "/etc/containerd/config.toml"
+CERTS_D = "/etc/containerd/certs.d"  # containerd's per-registry hosts.toml (registry mirrors)
+MIRROR_HEADER = "# Written by kubeinit from runtime.containerd.registryMirrors"
 UNIT = "/etc/systemd/system/containerd.service"
 CRICTL_YAML = "/etc/crictl.yaml"
 SYSCTL_CONF = "/etc/sysctl.d/99-kubeinit.conf"
@@ -63,6 +65,9 @@ for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridg
   v=missing; [ -r /proc/sys/$k ] && read -r v < /proc/sys/$k; echo "sysctl:$k=$v"
 done
 systemctl show containerd -p ActiveState -p UnitFileState 2>/dev/null
+# registry mirrors kubeinit wrote (others' hosts.toml files are left alone)
+for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f" &&
+  case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
 """ + install.stamps_probe() + "true\n"
 
 # runc is uploaded straight into place (verified on arrival); then its stamp is written like
@@ -90,7 +95,7 @@ def preload() -> None:
 
 
 def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], COMPARED
+    return [("sh", "-c", PROBE)], COMPARED + list(mirror_files(ctx.spec))
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
@@ -105,12 +110,45 @@ def config_version(containerd_version: str) -> int:
     return 3 if int(containerd_version.split(".")[0]) >= 2 else 2
 
 
+def sandbox_image(spec) -> str:
+    return spec.runtime.containerd.sandbox_image or f"{spec.image_repository}/{PAUSE}"
+
+
 def containerd_config(spec, version: str) -> str:
+    """kubeinit's config for this containerd version, with runtime.containerd's typed settings in
+    that version's layout and its configPatch merged last (tables key by key, values replaced).
+    Always valid TOML: it is read back before it can reach a host."""
+    import tomllib
+
+    from kubeinit import tomlw
+
+    c = spec.runtime.containerd
     major, minor = (int(x) for x in version.split(".")[:2])
-    return render("containerd/config.toml.j2", containerd_version=version, config_version=config_version(version),
-                  socket=SOCKET, sandbox_image=f"{spec.image_repository}/{PAUSE}",
+    text = render("containerd/config.toml.j2", containerd_version=version, config_version=config_version(version),
+                  socket=SOCKET, sandbox_image=tomlw.string(sandbox_image(spec)),
                   runc=RUNC if spec.artifact("runc").enabled else "runc",
-                  cni_bin_dir=CNI_BIN, cni_conf_dir=CNI_CONF, cni_bin_dirs=(major, minor) >= (2, 1))
+                  cni_bin_dir=CNI_BIN, cni_conf_dir=CNI_CONF, cni_bin_dirs=(major, minor) >= (2, 1),
+                  restrict_oom_score_adj=c.restrict_oom_score_adj,
+                  registry_config_path=CERTS_D if c.registry_mirrors else "")
+    data = tomllib.loads(text)
+    if c.config_patch:
+        head = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+        text = (head + "# runtime.containerd.configPatch of the cluster file is merged in.\n\n"
+                + tomlw.dumps(tomlw.merge(data, tomllib.loads(c.config_patch))))
+    return text
+
+
+def mirror_files(spec) -> dict[str, str]:
+    """hosts.toml per mirrored registry (containerd's certs.d layout, read at each pull: no restart)."""
+    from kubeinit import tomlw
+
+    out = {}
+    for registry, urls in spec.runtime.containerd.registry_mirrors.items():
+        hosts = {"host": {u: {"capabilities": ["pull", "resolve"]} for u in urls}}
+        out[f"{CERTS_D}/{registry}/hosts.toml"] = (
+            f"{MIRROR_HEADER}.{registry}; kubeinit rewrites it on `up`.\n"
+            "# Mirrors are tried in this order, then the registry itself.\n\n" + tomlw.dumps(hosts))
+    return out
 
 
 def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
@@ -161,6 +199,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
         for step in ensure_file(target, path, content, 0o644, note):
             changed |= isinstance(step, Upload) and path != CRICTL_YAML
             yield step
+    yield from _mirrors(target, spec, p)
     # 4. the service
     if changed or "containerd" in todo or restart_pending:
         yield Run(("sh", "-c", RESTART), note=f"(re)start containerd {version} on its new binary/config")
@@ -168,6 +207,17 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
         yield Run(("systemctl", "enable", "--now", "containerd"), note="enable and start containerd")
     else:
         yield Skip(f"containerd {version} is enabled and running with this configuration")
+
+
+def _mirrors(target: Target, spec, p: dict[str, str]) -> Iterator[Step]:
+    wanted = mirror_files(spec)
+    for path, content in wanted.items():
+        yield from ensure_file(target, path, content, 0o644, "registry mirrors")
+    stale = sorted(k.removeprefix("mirror:") for k in p if k.startswith("mirror:") and k[7:] not in wanted)
+    if stale:
+        dirs = [f.rsplit("/", 1)[0] for f in stale]
+        yield Run(("sh", "-c", 'rm -f -- "$@"; for f; do rmdir -- "${f%/*}" 2>/dev/null; done; true', "sh", *stale),
+                  note=f"remove registry mirrors no longer in the cluster file ({', '.join(d.rsplit('/', 1)[1] for d in dirs)})")
 
 
 def _install(rel: artifacts.Release, digest: str, archive: bool, facts) -> Iterator[Step]:
