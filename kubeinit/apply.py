@@ -253,7 +253,7 @@ def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: 
     elif isinstance(step, Upload):
         conn.put(step.path, step.data, step.mode)
     elif isinstance(step, Transfer):
-        conn.put_file(step.local_path, step.path, step.mode)
+        conn.put_file(step.local_path, step.path, step.mode, step.sha256)  # the host checks the plan's digest
     elif isinstance(step, Local):
         step.action()
     elif isinstance(step, ApiCall):

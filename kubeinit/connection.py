@@ -7,6 +7,7 @@ Both run commands as root, through `sudo -n` when logged in as someone else.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import subprocess
@@ -44,7 +45,7 @@ class Connection(Protocol):
 
     def put(self, path: str, data: bytes, mode: int) -> None: ...
 
-    def put_file(self, local_path: str, path: str, mode: int) -> None: ...
+    def put_file(self, local_path: str, path: str, mode: int, sha256: str | None = None) -> None: ...
 
     def dial(self, host: str, port: int, timeout: float = 10.0): ...
 
@@ -64,6 +65,12 @@ ATOMIC_WRITE = (
     'echo "$1: the upload arrived incomplete (sha256 mismatch); not installed" >&2; exit 1; fi; '
     'mv -f "$t" "$1"'
 )
+
+
+def changed_since_verified(local_path: str, path: str, want: str, got: str) -> str:
+    """Why an upload was refused whose local file no longer has the digest the plan names."""
+    return (f"{path} was not written: {local_path} has sha256 {got}, not the {want} the plan names (it changed "
+            "since it was verified); delete it so that the next run downloads and verifies it again")
 
 
 class LocalConnection:
@@ -121,8 +128,12 @@ class LocalConnection:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def put_file(self, local_path: str, path: str, mode: int) -> None:
-        self.put(path, Path(local_path).read_bytes(), mode)
+    def put_file(self, local_path: str, path: str, mode: int, sha256: str | None = None) -> None:
+        """Copy a local file; with `sha256` (the digest the plan names), only bytes that have it."""
+        data = Path(local_path).read_bytes()
+        if sha256 is not None and (got := hashlib.sha256(data).hexdigest()) != sha256:
+            raise OSError(changed_since_verified(local_path, path, sha256, got))
+        self.put(path, data, mode)
 
     def close(self) -> None:
         pass

@@ -71,7 +71,7 @@ def _import_paramiko():
 
 paramiko = sys.modules.get("paramiko") or _import_paramiko()
 
-from kubeinit.connection import ATOMIC_WRITE, HostUnreachable, Result
+from kubeinit.connection import ATOMIC_WRITE, HostUnreachable, Result, changed_since_verified
 from kubeinit.errors import KubeinitError
 from kubeinit.spec import Host
 
@@ -453,9 +453,23 @@ class SSHConnection:
     def put(self, path: str, data: bytes, mode: int) -> None:
         self._write(path, mode, hashlib.sha256(data).hexdigest(), [data])
 
-    def put_file(self, local_path: str, path: str, mode: int) -> None:
-        """Stream a local file (never all of it in memory) into the atomic, verified write."""
-        self._write(path, mode, _file_sha256(local_path), _chunks(local_path))
+    def put_file(self, local_path: str, path: str, mode: int, sha256: str | None = None) -> None:
+        """Stream a local file (never all of it in memory) into the atomic, verified write. The host
+        checks it against `sha256`, the digest the plan names, when given (a Transfer's): a cached
+        artifact changed since it was verified is refused there, whatever the file is now."""
+        h = hashlib.sha256()
+
+        def hashed() -> Iterator[bytes]:
+            for c in _chunks(local_path):
+                h.update(c)
+                yield c
+
+        try:
+            self._write(path, mode, sha256 or _file_sha256(local_path), hashed())
+        except OSError:
+            if sha256 is not None and h.hexdigest() != sha256:  # say why, rather than "arrived incomplete"
+                raise OSError(changed_since_verified(local_path, path, sha256, h.hexdigest())) from None
+            raise
 
     def _write(self, path: str, mode: int, digest: str, data: Iterable[bytes]) -> None:
         cmd = self._command(["sh", "-c", ATOMIC_WRITE, "sh", path, f"{mode:o}", digest])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -46,8 +47,11 @@ class MemoryHost:
     def put(self, path, data, mode):
         self.files[path] = (data, mode)
 
-    def put_file(self, local, path, mode):
-        self.put(path, open(local, "rb").read(), mode)
+    def put_file(self, local, path, mode, sha256=None):
+        data = open(local, "rb").read()
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:  # as the real hosts check
+            raise OSError(f"{path}: sha256 mismatch; not written")
+        self.put(path, data, mode)
 
     def close(self):
         pass

@@ -273,3 +273,51 @@ def test_dial_reaches_a_port_as_the_remote_host_sees_it(server, client_key, tmp_
     s.close()
     c.close()
     listener.close()
+
+
+def test_a_cached_artifact_changed_since_it_was_verified_is_refused_by_the_host(server, client_key, tmp_path):
+    """A byte flipped in a cached artifact with its mtime kept (the audit's runc): the executor hands
+    the host the digest the plan names, and the host refuses what does not have it."""
+    import hashlib
+    import types
+
+    from kubeinit import apply
+    from kubeinit.steps import Transfer
+
+    cached = tmp_path / "cache" / "runc.amd64"
+    cached.parent.mkdir()
+    cached.write_bytes(os.urandom(200_000))
+    verified = hashlib.sha256(cached.read_bytes()).hexdigest()
+    st = cached.stat()
+    data = bytearray(cached.read_bytes())
+    data[1000] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and mtime as when it was verified
+    dest = tmp_path / "usr" / "local" / "sbin" / "runc"
+    c = connect(server, client_key, tmp_path)
+    step = Transfer(str(cached), str(dest), verified, 0o755, note="install runc 1.2.3")
+    with pytest.raises(OSError) as e:
+        apply._do(None, types.SimpleNamespace(conn=c), step, "runtime", "", apply.RunLog(None))
+    msg = str(e.value)
+    assert msg.startswith(f"{dest} was not written: {cached} has sha256 {hashlib.sha256(data).hexdigest()}, "
+                          f"not the {verified} the plan names")
+    assert "delete it" in msg and "\n" not in msg
+    assert not dest.exists() and not [p for p in tmp_path.rglob(".kubeinit.*")]
+    cached.write_bytes(bytes(data[:1000]) + bytes([data[1000] ^ 0xFF]) + bytes(data[1001:]))  # the verified bytes
+    apply._do(None, types.SimpleNamespace(conn=c), step, "runtime", "", apply.RunLog(None))
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == verified
+    c.close()
+
+
+def test_the_local_connection_checks_the_plans_digest_too(tmp_path):
+    import hashlib
+
+    from kubeinit.connection import LocalConnection
+
+    f = tmp_path / "artifact"
+    f.write_bytes(b"tampered")
+    with pytest.raises(OSError, match=r"was not written: .* has sha256 .* not the 0{64} the plan names"):
+        LocalConnection().put_file(str(f), str(tmp_path / "out"), 0o644, "0" * 64)
+    assert not (tmp_path / "out").exists()
+    LocalConnection().put_file(str(f), str(tmp_path / "out"), 0o644, hashlib.sha256(b"tampered").hexdigest())
+    assert (tmp_path / "out").read_bytes() == b"tampered"
