@@ -258,8 +258,9 @@ def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: 
         step.action()
     elif isinstance(step, ApiCall):
         from kubeinit.kube import objects
+        from kubeinit.unitwatch import UnitWatch
 
-        objects.call(ctx.kube(target), step)
+        objects.call(ctx.kube(target), step, UnitWatch(conn, step.watch) if step.watch else None)
     elif isinstance(step, (Skip, Check, Notice)):
         pass
     else:  # pragma: no cover - a new step type without an executor branch is a bug

@@ -93,13 +93,15 @@ class ApiCall:
     `body` (under the collection `path`) exist as given: created, or replaced when it differs;
     "wait": GET `path` until it answers "ok", for up to `timeout` seconds (/readyz); "mark":
     add body's labels and taints to the Node at `path` once it registers (up to `timeout`). `body` is
-    never printed: it may hold a token."""
+    never printed: it may hold a token. `watch`: a systemd unit the waiting depends on (the
+    kubelet); if it exits or restarts meanwhile, the wait stops at once with its error line."""
 
     verb: str
     path: str
     body: dict | None = field(default=None, compare=False, hash=False)
     note: str = ""
     timeout: float = 0
+    watch: str = ""
 
     def describe(self) -> str:
         if self.verb == "wait":

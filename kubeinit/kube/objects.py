@@ -124,9 +124,10 @@ def node_marked(node: dict | None, labels: dict[str, str], taints: list[dict]) -
 
 
 def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[dict], timeout: float,
-              interval: float = 1.0) -> None:
+              interval: float = 1.0, check=None) -> None:
     """Add labels and taints to a Node once its kubelet has registered it (kubeadm's
-    mark-control-plane waits for that too); other labels and taints stay."""
+    mark-control-plane waits for that too); other labels and taints stay. `check()` as for
+    wait_ready."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -137,6 +138,8 @@ def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[di
             if time.monotonic() >= deadline:
                 raise Unreachable(f"the node {path.rsplit('/', 1)[1]} did not register within {timeout:.0f} s; is "
                                   "its kubelet running? `journalctl -u kubelet` on it shows why") from None
+            if check is not None:
+                check()
             time.sleep(interval)
             continue
         if node_marked(node, labels, taints):
@@ -154,13 +157,13 @@ def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[di
                 raise
 
 
-def call(client: Client, step) -> None:
-    """What the executor does for an ApiCall."""
+def call(client: Client, step, check=None) -> None:
+    """What the executor does for an ApiCall; `check()` runs between the polls of a wait."""
     if step.verb == "wait":
-        wait_ready(client, step.path, step.timeout)
+        wait_ready(client, step.path, step.timeout, check=check)
     elif step.verb == "apply":
         apply(client, step.body)
     elif step.verb == "mark":
-        mark_node(client, step.path, step.body["labels"], step.body["taints"], step.timeout)
+        mark_node(client, step.path, step.body["labels"], step.body["taints"], step.timeout, check=check)
     else:  # pragma: no cover - a new verb without a branch is a bug
         raise ValueError(f"unknown API verb {step.verb!r}")

@@ -31,7 +31,8 @@ NODES = "system:nodes"
 
 
 def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
-    yield ApiCall("wait", "/readyz", timeout=READY_SECONDS,
+    # the kubelet runs the API server: if it exits meanwhile, stop with its error, not after 4 minutes
+    yield ApiCall("wait", "/readyz", timeout=READY_SECONDS, watch="kubelet",
                   note=f"the API server answers /readyz (up to {READY_SECONDS} s)")
 
 
@@ -54,7 +55,7 @@ def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
         return
     yield ApiCall("mark", path, {"labels": CONTROL_PLANE_LABELS, "taints": CONTROL_PLANE_TAINTS},
                   note="labels node-role.kubernetes.io/control-plane, exclude-from-external-load-balancers; taint "
-                       "node-role.kubernetes.io/control-plane:NoSchedule", timeout=READY_SECONDS)
+                       "node-role.kubernetes.io/control-plane:NoSchedule", timeout=READY_SECONDS, watch="kubelet")
 
 
 def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:
