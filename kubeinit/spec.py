@@ -260,12 +260,14 @@ def load_file(path: str | Path) -> ClusterSpec:
     """Read and validate a cluster file (kubeinit's or kubeadm's v1beta4)."""
     import yaml
 
+    from kubeinit import userfile
+
     p = Path(path)
     try:
-        text = p.read_text()
+        text = userfile.read(p, "cluster file", userfile.CLUSTER_FILE_LIMIT, "pass the right file").decode()
     except FileNotFoundError:
         raise SpecError("", f"no such file {str(p)!r}; pass an existing cluster file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise SpecError("", f"cannot read {str(p)!r}: {e.__class__.__name__}") from None
     try:
         # libyaml's parser when PyYAML has it: the same documents, several times faster

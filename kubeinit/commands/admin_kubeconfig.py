@@ -31,8 +31,13 @@ def write(file: str, known_hosts: str | None, trust_new_host_keys: bool, kubecon
         conn.close()
     if data is None:
         raise KubeinitError(f"{host.name} has no {path}: run `kubeinit up -f {file} --only kubeconfig` first")
+    from kubeinit.kube.kubeconfig import shape_error
+
     try:
         admin = yaml.safe_load(data)
+        if why := shape_error(admin):
+            raise KubeinitError(f"{host.name}:{path} is not a kubeconfig ({why}); re-create it with "
+                                f"`kubeinit up -f {file} --only kubeconfig`")
         cluster = admin["clusters"][0]["cluster"]
         user = admin["users"][0]["user"]
         ca, cert, key = (cluster["certificate-authority-data"], user["client-certificate-data"],

@@ -237,15 +237,17 @@ class Client:
 # --- kubeconfig --------------------------------------------------------------------------
 
 def _read(path: Path, what: str, flag: str) -> bytes:
+    from kubeinit import userfile
+
     try:
-        return path.read_bytes()
+        return userfile.read(path, what, userfile.KUBECONFIG_LIMIT, f"pass {flag} with the right file")
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist; pass {flag} with the right path") from None
     except PermissionError:
         raise UserError(f"cannot read {what} {path} (permission denied); run as root (sudo) or pass {flag} "
                         "with a file you can read") from None
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a directory; pass {flag} with a file") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path} ({e.strerror}); pass {flag} with the right file") from None
 
 
 def _named(conf: dict, key: str, name: str, path: Path) -> dict:
@@ -270,12 +272,16 @@ def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | No
 def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: float, dial) -> Client:
     import yaml
 
+    from kubeinit.kube.kubeconfig import shape_error
+
     try:
         conf = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         raise UserError(f"kubeconfig {path} is not valid YAML") from None
     if not isinstance(conf, dict):
         raise UserError(f"{path} is not a kubeconfig (expected a mapping)")
+    if why := shape_error(conf):
+        raise UserError(f"kubeconfig {path}: {why}")
     ctx_name = context or conf.get("current-context") or ""
     if not ctx_name:
         raise UserError(f"kubeconfig {path} has no current-context")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeinit import redact
-from kubeinit.errors import KubeinitError
+from kubeinit.errors import KubeinitError, UserError
 
 SECTIONS = ("clusters", "users", "contexts")
 EXEC_API = "client.authentication.k8s.io/v1beta1"  # v1alpha1 was removed in kubectl 1.24
@@ -65,7 +65,8 @@ def remove(path: str | Path, context: str) -> bool:
     ctx = next((c for c in current.get("contexts") or [] if c.get("name") == context), None)
     if ctx is None:
         return False
-    names = {"contexts": context, "clusters": ctx["context"].get("cluster"), "users": ctx["context"].get("user")}
+    body = ctx.get("context") or {}
+    names = {"contexts": context, "clusters": body.get("cluster"), "users": body.get("user")}
     for section, name in names.items():
         current[section] = [i for i in current.get(section) or [] if i.get("name") != name]
     if current.get("current-context") == context:
@@ -77,8 +78,11 @@ def remove(path: str | Path, context: str) -> bool:
 def _load(path: Path) -> dict[str, Any]:
     import yaml
 
+    from kubeinit import userfile
+    from kubeinit.kube.kubeconfig import shape_error
+
     try:
-        text = path.read_text()
+        text = userfile.read(path, "kubeconfig", userfile.KUBECONFIG_LIMIT, "fix it or pass --kubeconfig")
     except FileNotFoundError:
         return {"apiVersion": "v1", "kind": "Config", "preferences": {}}
     except OSError as e:
@@ -86,15 +90,18 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError:
-        raise KubeinitError(f"the kubeconfig {path} is not valid YAML; fix it or pass --kubeconfig") from None
-    if not isinstance(data, dict):
-        raise KubeinitError(f"the kubeconfig {path} is not a kubeconfig; fix it or pass --kubeconfig")
+        raise UserError(f"the kubeconfig {path} is not valid YAML; fix it or pass --kubeconfig") from None
+    if why := shape_error(data):  # before merging into it: a wrong type would fail half-way
+        raise UserError(f"the kubeconfig {path} is not a kubeconfig ({why}); fix it or pass --kubeconfig")
     return data
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
+    """Atomically (a temp file beside it, then rename), 0600. A symlinked kubeconfig (dotfiles
+    kept in a repository) stays a link: the file it points to is replaced, as kubectl writes it."""
     import yaml
 
+    path = Path(os.path.realpath(path))
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.kubeinit-tmp")

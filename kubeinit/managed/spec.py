@@ -182,9 +182,10 @@ def load_file(path: str) -> tuple[dict[str, Any], str | None]:
     """Read a cluster file: return its `managed` mapping and top-level `name`."""
     import yaml
 
+    from kubeinit import userfile
+
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+        doc = yaml.safe_load(userfile.read(path, "cluster file", userfile.CLUSTER_FILE_LIMIT, "pass the right file"))
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     except yaml.YAMLError as e:

@@ -63,3 +63,46 @@ def test_no_admin_conf_yet_says_which_phase_makes_it(kubeinit_cli, tmp_path, clu
 def test_either_a_cluster_file_or_a_managed_cluster(kubeinit_cli, args):
     r = kubeinit_cli("kubeconfig", *args)
     assert r.returncode == 2 and r.stderr.startswith("error: give ")
+
+
+def _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, out):
+    kh = tmp_path / "known_hosts"
+    kh.write_text(server.known_hosts_line())
+    return kubeinit_cli("kubeconfig", "-f", cluster_file(tmp_path, cluster, server, client_key),
+                        "--known-hosts", str(kh), "--kubeconfig", str(out))
+
+
+@pytest.mark.parametrize("existing,field", [
+    ("clusters: {lab: {server: 'https://x'}}\n", "clusters: must be a list, not a mapping"),
+    ("clusters: [lab]\n", "clusters[0]: must be a mapping with name and cluster, not text"),
+    ("contexts: [{name: a, context: [x]}]\n", "contexts[0].context: must be a mapping, not a list"),
+    ("users: [{user: {token: t}}]\n", "users[0].name: must be a non-empty name, not empty"),
+])
+def test_a_kubeconfig_of_the_wrong_shape_is_named_and_left_alone(kubeinit_cli, tmp_path, cluster, server, client_key,
+                                                                  existing, field):
+    out = tmp_path / "config"
+    out.write_text(existing)
+    r = _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, out)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: the kubeconfig {out} is not a kubeconfig ({field}); fix it or pass --kubeconfig"]
+    assert out.read_text() == existing
+
+
+def test_a_symlinked_kubeconfig_is_written_through_the_link(kubeinit_cli, tmp_path, cluster, server, client_key):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "kubeconfig"
+    real.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
+                                    "contexts": []}))
+    real.chmod(0o644)
+    link = tmp_path / "kube" / "config"
+    link.parent.mkdir()
+    link.symlink_to("../dotfiles/kubeconfig")  # relative, as dotfile managers make them
+    r = _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, link)
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and link.resolve() == real, "the link stays a link"
+    assert yaml.safe_load(real.read_text())["current-context"] == "lab"
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["kubeconfig"] and sorted(
+        p.name for p in link.parent.iterdir()) == ["config"], "no temp file left on either side"

@@ -215,6 +215,16 @@ def test_silent_server_times_out(cluster):
     ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
      "clusters: [{name: c, cluster: {server: 'https://h:1', certificate-authority-data: '!!'}}]\n"
      "users: [{name: u, user: {}}]\n", "certificate-authority-data is not valid base64"),
+    # the wrong shape: the field is named (was "internal error: AttributeError/TypeError")
+    ("current-context: x\ncontexts: [{name: x, context: [c, u]}]\n",
+     r"k\.conf: contexts\[0\]\.context: must be a mapping, not a list$"),
+    ("current-context: x\ncontexts: 5\n", r"k\.conf: contexts: must be a list, not a number$"),
+    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+     "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: [token]}]\n",
+     r"k\.conf: users\[0\]\.user: must be a mapping, not a list$"),
+    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+     "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: {token: [a]}}]\n",
+     r"k\.conf: users\[0\]\.user\.token: must be text, not a list$"),
 ])
 def test_kubeconfig_problems_are_user_errors(tmp_path, content, match):
     path = tmp_path / "k.conf"
@@ -222,6 +232,31 @@ def test_kubeconfig_problems_are_user_errors(tmp_path, content, match):
         path.write_text(content)
     with pytest.raises(UserError, match=match):
         Client.from_kubeconfig(path)
+
+
+def test_kubeconfig_that_is_a_fifo_or_too_big_is_refused_at_once(tmp_path):
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("still waiting for a writer to the FIFO")
+
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)  # no writer ever comes: the old reader waited forever
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(5)
+    try:
+        with pytest.raises(UserError, match=r"fifo\.conf is a FIFO \(named pipe\), not a regular file .*pass "
+                                            r"--kubeconfig with the right file"):
+            Client.from_kubeconfig(fifo)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    big = tmp_path / "big.conf"
+    with open(big, "wb") as f:
+        f.truncate(100 * 1024 * 1024)
+    with pytest.raises(UserError, match=r"big\.conf is 100\.0 MiB, more than a kubeconfig can need \(kubeinit "
+                                        r"reads at most 16\.0 MiB"):
+        Client.from_kubeconfig(big)
 
 
 def test_unreadable_kubeconfig_says_run_as_root(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -261,3 +262,59 @@ def test_spec_loader_never_crashes(body, use_kubeadm):
     else:
         assert s.control_planes
 
+
+
+def _special_file(tmp_path, kind: str) -> str:
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "c.yaml")  # no writer ever comes
+        return str(tmp_path / "c.yaml")
+    if kind == "big":
+        with open(tmp_path / "c.yaml", "wb") as f:
+            f.truncate(100 * 1024 * 1024)  # sparse: 100 MiB of zeros without writing them
+        return str(tmp_path / "c.yaml")
+    return {"zero": "/dev/zero", "dir": str(tmp_path)}[kind]
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("fifo", "is a FIFO (named pipe), not a regular file"),
+    ("zero", "/dev/zero is a character device, not a regular file"),
+    ("dir", "is a directory, not a regular file"),
+    ("big", "is 100.0 MiB, more than a cluster file can need (kubeinit reads at most 1.0 MiB, whole into memory)"),
+])
+def test_cluster_file_must_be_a_small_regular_file(tmp_path, kind, expected):
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    def limit_memory():  # the old reader of /dev/zero would take all the box has
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    path = _special_file(tmp_path, kind)
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "kubeinit", "config", "validate", "--config", path],
+                       capture_output=True, text=True, timeout=30, preexec_fn=limit_memory,
+                       env={**os.environ, "KUBEINIT_HOME": str(tmp_path / "home")})
+    assert time.monotonic() - t < 10, "refused at once"
+    assert r.returncode == 2, r.stderr
+    assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_managed_cluster_file_from_a_fifo_is_refused_at_once(tmp_path):
+    import threading
+
+    from kubeinit.managed import spec as mspec
+
+    path, outcome = _special_file(tmp_path, "fifo"), []
+
+    def load():
+        try:
+            mspec.load_file(path)
+        except UserError as e:
+            outcome.append(e)
+
+    reader = threading.Thread(target=load, daemon=True)  # the old reader waits for a writer forever
+    reader.start()
+    reader.join(5)
+    assert outcome and "is a FIFO (named pipe), not a regular file" in str(outcome[0])
+    assert outcome[0].exit_code == 2
