@@ -336,8 +336,30 @@ def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: floa
 
 
 def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -> None:
-    """ssl only loads a certificate and key from files: they live in a private directory (0700,
-    files 0600) for as long as loading takes."""
+    """ssl loads a certificate and key only from a file: an anonymous memory file (memfd), named
+    by /proc/self/fd, holds them; it never touches a disk and is gone with its descriptor, however
+    kubeinit ends. Without memfd, a private temp directory (0700, files 0600) removed at once."""
+    try:
+        fd = os.memfd_create("kubeinit-client", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):  # not Linux, or a sandbox that forbids it
+        fd = None
+    try:
+        if fd is not None:
+            view = memoryview(cert + b"\n" + key)
+            while view:
+                view = view[os.write(fd, view):]
+            tls.load_cert_chain(f"/proc/self/fd/{fd}")  # the key is read from the same file
+        else:
+            _load_client_cert_from_files(tls, cert, key)
+    except ssl.SSLError as e:
+        raise UserError(f"{what}: the client certificate and key cannot be used ({e.reason or 'not PEM'}); "
+                        "are they a matching PEM pair?") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _load_client_cert_from_files(tls: ssl.SSLContext, cert: bytes, key: bytes) -> None:
     tmp = tempfile.mkdtemp(prefix="kubeinit-client-")
     try:
         paths = []
@@ -348,8 +370,5 @@ def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -
                 f.write(data)
             paths.append(p)
         tls.load_cert_chain(*paths)
-    except ssl.SSLError as e:
-        raise UserError(f"{what}: the client certificate and key cannot be used ({e.reason or 'not PEM'}); "
-                        "are they a matching PEM pair?") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

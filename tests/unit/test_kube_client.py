@@ -93,9 +93,29 @@ def test_status_errors_become_api_errors(cluster, action, code, reason):
     assert cluster.api.url in str(e.value) and "\n" not in str(e.value)
 
 
-def test_client_key_is_loaded_from_a_private_temp_dir_then_removed(cluster, tmp_path, monkeypatch):
+def test_client_key_never_touches_a_disk(cluster, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
+    seen = {}
+    real = ssl.SSLContext.load_cert_chain
+
+    def spy(self, certfile, keyfile=None, password=None):
+        seen["files"] = [(p, os.readlink(p) if p.startswith("/proc/") else p) for p in (certfile, keyfile) if p]
+        seen["tmp"] = [str(p) for p in (tmp_path / "tmp").rglob("*")]
+        return real(self, certfile, keyfile, password)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", spy)
+    Client.from_kubeconfig(cluster.admin_conf).get("/version")
+    assert seen["tmp"] == [], "nothing in the temp dir, even while ssl loads the key"
+    [(path, target)] = seen["files"]
+    assert target.startswith("/memfd:kubeinit-client"), "an anonymous memory file holds certificate and key"
+    assert not os.path.exists(path) or not os.readlink(path).startswith("/memfd:"), "closed once loaded"
+
+
+def test_without_memfd_the_key_file_is_private_and_removed(cluster, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.delattr(os, "memfd_create")
     seen = {}
     real = ssl.SSLContext.load_cert_chain
 
@@ -277,3 +297,13 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def test_a_client_key_of_another_certificate_is_a_user_error(cluster, other_pki, tmp_path):
+    mine = yaml.safe_load(cluster.admin_conf.read_text())["users"][0]["user"]
+    theirs = yaml.safe_load(other_pki[1].read_text())["users"][0]["user"]
+    path = edited(cluster.admin_conf, tmp_path / "mixed.conf", user={
+        "client-certificate-data": mine["client-certificate-data"], "client-key-data": theirs["client-key-data"]})
+    with pytest.raises(UserError, match=r"mixed\.conf, user 'kubernetes-admin': the client certificate and key "
+                                        r"cannot be used \(.*\); are they a matching PEM pair\?$"):
+        Client.from_kubeconfig(path)
