@@ -8,8 +8,11 @@ Internet access. `artifacts.mirror` (a URL or a directory laid out as
 `<mirror>/<upstream host>/<upstream path>`) replaces the upstream sites for
 air-gapped sites.
 
-The expected digest is the spec's pinned `sha256` when given, else the checksum file
-the release publishes next to the artifact.
+The expected digest is the spec's pinned `sha256` when given, else the one in kubeinit's own
+checksum table (kubeinit/data/checksums.json, written by scripts/update_checksums.py from the
+projects' published checksum files), whatever a mirror's checksum file says: a mirror that could
+swap an artifact could swap its checksum file too. A version outside the table needs a pin, or
+`artifacts.allowUnlistedVersions: true` (then the published checksum is trusted, with a warning).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubeinit.errors import KubeinitError
+from kubeinit.errors import KubeinitError, UserError
 from kubeinit.spec import ClusterSpec
 
 TIMEOUT = 60  # seconds without data before a download is given up
@@ -32,6 +35,44 @@ TIMEOUT = 60  # seconds without data before a download is given up
 
 class ArtifactError(KubeinitError):
     """An artifact that cannot be had, or does not match its checksum."""
+
+
+class UnlistedVersion(ArtifactError, UserError):
+    """A version kubeinit has no digest for, neither pinned nor allowed (bad input: exit 2)."""
+
+    resumable = False  # re-running cannot help: the cluster file must change
+
+
+TABLE = Path(__file__).with_name("data") / "checksums.json"
+_table: dict[str, dict[str, dict[str, str]]] | None = None
+
+
+def table() -> dict[str, dict[str, dict[str, str]]]:
+    """name -> version -> arch -> sha256, as shipped in the package."""
+    global _table
+    if _table is None:
+        import json
+
+        _table = json.loads(TABLE.read_text())["artifacts"]
+    return _table
+
+
+def known_sha256(name: str, version: str, arch: str) -> str | None:
+    return table().get(name, {}).get(version.lstrip("v"), {}).get(arch)
+
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, text: str) -> None:
+    """A warning printed once per process (hosts plan in parallel: one line, not one per host)."""
+    with _memo_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    from kubeinit import ui
+
+    ui.warn(text)
 
 
 @dataclass(frozen=True)
@@ -43,6 +84,7 @@ class Release:
     sums_url: str  # the published checksum file
     filename: str  # the artifact's name, as the checksum file lists it
     pinned: str | None = None  # sha256 from the spec
+    allow_unlisted: bool = False  # artifacts.allowUnlistedVersions: a version outside the table may use its sums
 
     @property
     def label(self) -> str:
@@ -88,7 +130,11 @@ def release(spec: ClusterSpec, name: str, arch: str) -> Release:
     a = spec.artifact(name)
     url, sums = upstream(name, a.version, arch)
     m = spec.artifacts.mirror
-    return Release(name, a.version, arch, mirrored(url, m), mirrored(sums, m), url.rsplit("/", 1)[1], a.sha256)
+    if m and m.lower().startswith("http://"):  # validation refused it unless allowInsecureMirror
+        warn_once("insecure-mirror", f"artifacts.mirror {m} is plain http (artifacts.allowInsecureMirror: true): "
+                  "artifacts are still checked against kubeinit's checksum table or the pinned sha256")
+    return Release(name, a.version, arch, mirrored(url, m), mirrored(sums, m), url.rsplit("/", 1)[1], a.sha256,
+                   spec.artifacts.allow_unlisted_versions)
 
 
 # --- the cache -----------------------------------------------------------------
@@ -131,10 +177,21 @@ _memo_lock = threading.Lock()
 
 
 def expected_sha256(rel: Release) -> str:
-    """The digest the artifact must have: pinned in the spec, else the published one
-    (its checksum file is small and cached too, so a re-run does not fetch it again)."""
+    """The digest the artifact must have: pinned in the spec, else kubeinit's table's, else (only when
+    allowed) the published one (its checksum file is small and cached too, so a re-run does not
+    fetch it again)."""
     if rel.pinned:
         return rel.pinned
+    if (known := known_sha256(rel.name, rel.version, rel.arch)) is not None:
+        return known
+    if not rel.allow_unlisted:
+        raise UnlistedVersion(
+            f"{rel.name} {rel.version} (linux/{rel.arch}) is not in kubeinit's checksum table, so nothing vouches for "
+            f"what a mirror serves; pin its digest as artifacts.{rel.name}.sha256 in the cluster file, or set "
+            "artifacts.allowUnlistedVersions: true to trust the release's published checksum")
+    warn_once(f"unlisted {rel.name} {rel.version} {rel.arch}",
+              f"{rel.name} {rel.version} (linux/{rel.arch}) is not in kubeinit's checksum table: checked against the "
+              f"published checksum only (artifacts.allowUnlistedVersions: true)")
     key = (rel.sums_url, rel.filename)  # one SHA256SUMS may list several artifacts
     with _memo_lock:
         if key in _memo:
@@ -199,7 +256,9 @@ def _download(rel: Release, path: Path, digest: str) -> None:
                 f.write(chunk)
         got = h.hexdigest()
         if got != digest:
-            source = "pinned in the spec" if rel.pinned else f"published in {rel.sums_url.rsplit('/', 1)[1]}"
+            source = ("pinned in the spec" if rel.pinned else "kubeinit's checksum table"
+                      if known_sha256(rel.name, rel.version, rel.arch) else
+                      f"published in {rel.sums_url.rsplit('/', 1)[1]}")
             raise ArtifactError(
                 f"{rel.label} from {rel.url} does not match its checksum: expected sha256 {digest} ({source}), "
                 f"got {got}; the download was discarded and nothing was installed")
@@ -235,6 +294,8 @@ def _open(rel: Release, url: str, what: str):
 
 
 def _missing_hint(rel: Release) -> str:
+    if rel.name == "image":  # artifacts.images[]: a URL the user gave, no upstream layout behind it
+        return "; check its url in artifacts.images of the cluster file"
     if rel.url != upstream(rel.name, rel.version, rel.arch)[0]:
         where = "the mirror (artifacts.mirror) may lack it: add it there"
     else:

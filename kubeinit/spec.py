@@ -94,6 +94,10 @@ class Artifacts:
     mirror: str | None = None  # URL or directory replacing the upstream hosts
     arch: str | None = None  # default: detected per host
     components: dict[str, Artifact] = field(default_factory=dict)
+    # Versions outside kubeinit's checksum table are refused unless pinned, or allowed here (then
+    # the mirror's own checksum file is trusted); a plain-http mirror is refused unless allowed.
+    allow_unlisted_versions: bool = False
+    allow_insecure_mirror: bool = False
 
 
 @dataclass
@@ -121,8 +125,8 @@ class RuntimeSettings:
 DEFAULT_ARTIFACTS = {
     "containerd": "1.7.24",
     "runc": "1.2.3",
-    "cni-plugins": "1.6.1",
-    "crictl": "1.31.1",
+    "cni-plugins": "1.6.2",
+    "crictl": "1.33.0",
     "etcd": "3.5.17",
 }
 # Their version is the cluster's kubernetesVersion unless artifacts.<name>.version is given;
@@ -373,9 +377,11 @@ def _host(raw: Any, path: str, source: str | None) -> Host:
 def _artifacts(a: _Reader) -> Artifacts:
     mirror = a.get("mirror", str)
     arch = a.get("arch", str)
+    unlisted = a.get("allowUnlistedVersions", bool, False)
+    insecure = a.get("allowInsecureMirror", bool, False)
     comps: dict[str, Artifact] = {}
     for key in list(a.data):
-        if key in ("mirror", "arch"):
+        if key in ("mirror", "arch", "allowUnlistedVersions", "allowInsecureMirror"):
             continue
         if key not in (*DEFAULT_ARTIFACTS, *KUBERNETES_BINARIES):
             continue  # reported by done() as unknown
@@ -394,7 +400,8 @@ def _artifacts(a: _Reader) -> Artifacts:
     a.done()
     if arch is not None and arch not in ("amd64", "arm64"):
         a.fail(f"{arch!r} is not one of amd64, arm64", "arch")
-    return Artifacts(mirror=mirror, arch=arch, components=comps)
+    return Artifacts(mirror=mirror, arch=arch, components=comps, allow_unlisted_versions=unlisted,
+                     allow_insecure_mirror=insecure)
 
 
 _REGISTRY = re.compile(r"^(_default|[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?)$")
@@ -649,6 +656,9 @@ def validate(spec: ClusterSpec) -> None:
     _check_containerd(spec, fail)
     if spec.artifacts.mirror is not None and not re.match(r"^(https?://|/|file://)", spec.artifacts.mirror):
         fail("artifacts.mirror", f"{spec.artifacts.mirror!r} must be an http(s) URL or an absolute directory")
+    if (spec.artifacts.mirror or "").lower().startswith("http://") and not spec.artifacts.allow_insecure_mirror:
+        fail("artifacts.mirror", f"{spec.artifacts.mirror!r} is plain http, where anyone on the way can swap an "
+             "artifact and its checksum file; use https or a directory, or set artifacts.allowInsecureMirror: true")
 
 
 # In config version 3 (containerd 2.x) the CRI options moved out of io.containerd.grpc.v1.cri,

@@ -51,5 +51,7 @@ runtime:
     #     max_container_log_line_size = 65536
 artifacts:
   # mirror: https://mirror.example.com/   # or a directory; replaces the upstream hosts
+  allowInsecureMirror: false            # true: accept an http:// mirror (warned)
+  allowUnlistedVersions: false          # true: versions outside kubeinit's checksum table use the published sha256
 {arts}
 """

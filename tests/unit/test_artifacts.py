@@ -48,7 +48,8 @@ def test_mirror_replaces_the_scheme_and_keeps_host_and_path(tmp_path):
 def test_release_from_spec_uses_pins_versions_and_mirror():
     spec = specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster",
                               "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
-                              "artifacts": {"mirror": "http://m", "runc": {"version": "v1.1.5", "sha256": "A" * 64}}})
+                              "artifacts": {"mirror": "http://m", "allowInsecureMirror": True,
+                                            "runc": {"version": "v1.1.5", "sha256": "A" * 64}}})
     r = artifacts.release(spec, "runc", "amd64")
     assert (r.version, r.pinned, r.filename) == ("1.1.5", "a" * 64, "runc.amd64")
     assert r.url == "http://m/github.com/opencontainers/runc/releases/download/v1.1.5/runc.amd64"
@@ -114,10 +115,12 @@ def mirror(tmp_path, monkeypatch):
     m.close()
 
 
-def rel_for(mirror_base: str, name="runc", version="1.1.5", pinned=None) -> Release:
+def rel_for(mirror_base: str, name="runc", version="1.1.5", pinned=None, allow_unlisted=True) -> Release:
+    """A release of a version outside the table, opted in (artifacts.allowUnlistedVersions) unless told:
+    these tests are about the published checksum path."""
     url, sums = artifacts.upstream(name, version, "amd64")
     return Release(name, version, "amd64", artifacts.mirrored(url, mirror_base), artifacts.mirrored(sums, mirror_base),
-                   url.rsplit("/", 1)[1], pinned)
+                   url.rsplit("/", 1)[1], pinned, allow_unlisted)
 
 
 def test_download_verifies_against_the_published_checksum_and_caches(mirror):
@@ -197,3 +200,111 @@ def test_directory_mirror(tmp_path, monkeypatch):
     missing = rel_for(str(root), "crictl", "1.31.1")
     with pytest.raises(ArtifactError, match="mirror .* may lack it.*artifacts.crictl.enabled: false"):
         artifacts.expected_sha256(missing)
+
+
+# --- kubeinit's own checksum table: a mirror cannot vouch for itself --------------------------
+
+def spec_for(mirror: str, name: str, version: str, arch: str = "amd64", **artifacts_fields):
+    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster",
+                              "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
+                              "artifacts": {"mirror": mirror, "allowInsecureMirror": True, "arch": arch,
+                                            name: {"version": version}, **artifacts_fields}})
+
+
+def test_the_shipped_table_covers_the_defaults_with_real_digests():
+    t = artifacts.table()
+    assert set(t) == {"containerd", "runc", "cni-plugins", "crictl", "etcd", "kubelet", "kubectl", "kubeadm"}
+    for name, versions in t.items():
+        for version, arches in versions.items():
+            assert set(arches) == {"amd64", "arm64"}, (name, version)
+            assert all(len(d) == 64 and int(d, 16) >= 0 for d in arches.values()), (name, version)
+    digests = [d for v in t.values() for a in v.values() for d in a.values()]
+    assert len(digests) == len(set(digests)), "no digest twice: a copy error would show as one"
+    for name, version in specmod.DEFAULT_ARTIFACTS.items():
+        assert version in t[name], f"the default {name} {version} must be in the table"
+    for name in ("kubelet", "kubectl", "kubeadm"):
+        assert specmod.DEFAULT_VERSION.lstrip("v") in t[name]
+        assert {v.rsplit(".", 1)[0] for v in t[name]} >= {"1.33", "1.34", "1.35"}
+
+
+def test_a_tampered_artifact_with_a_matching_checksum_file_is_refused_for_every_version_in_the_table(mirror):
+    """The audit's attack: the mirror serves a repacked archive and a checksum file recomputed for it.
+    Whatever that file says, the table's digest decides, for every (name, version, arch) shipped."""
+    cases = [(n, v, a) for n, vs in artifacts.table().items() for v, arches in vs.items() for a in arches]
+    assert len(cases) > 150
+    for name, version, arch in cases:
+        url, sums = artifacts.upstream(name, version, arch)
+        fake = f"marker binary posing as {name} {version} {arch}".encode()
+        path = mirror.root / url.split("://", 1)[1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(fake)
+        sums_path = mirror.root / sums.split("://", 1)[1]
+        old = sums_path.read_text() if sums_path.exists() else ""  # etcd's SHA256SUMS and runc's list both arches
+        sums_path.write_text(old + (hashlib.sha256(fake).hexdigest() if sums.endswith(".sha256") and name not in
+                                    ("cni-plugins", "crictl") else sums_body(fake, path.name)))
+        rel = artifacts.release(spec_for(mirror.url, name, version, arch), name, arch)
+        assert artifacts.expected_sha256(rel) == artifacts.known_sha256(name, version, arch)
+        with pytest.raises(ArtifactError) as e:
+            artifacts.fetch(rel)
+        assert f"{name} {version} from {rel.url} does not match its checksum" in str(e.value)
+        assert "(kubeinit's checksum table)" in str(e.value) and "nothing was installed" in str(e.value)
+        assert not artifacts.cache_path(rel.url).exists()
+    assert not any(p.endswith((".sha256", ".sha256sum", "SHA256SUMS")) for p in mirror.hits), \
+        "a listed version never asks the mirror for a checksum"
+
+
+def test_a_pinned_digest_still_works_for_listed_and_unlisted_versions(mirror):
+    for name, version in (("containerd", "1.7.24"), ("containerd", "1.6.20")):
+        url, _ = artifacts.upstream(name, version, "amd64")
+        mirror.publish(url, f"a site's own {name} {version} build".encode())
+        data = f"a site's own {name} {version} build".encode()
+        pin = hashlib.sha256(data).hexdigest()
+        rel = artifacts.release(spec_for(mirror.url, name, version, containerd={"version": version, "sha256": pin}),
+                                name, "amd64")
+        assert artifacts.fetch(rel).read_bytes() == data
+
+
+def test_an_unlisted_version_is_refused_unless_pinned_or_allowed(mirror, monkeypatch):
+    from kubeinit import ui
+    from kubeinit.errors import UserError
+
+    url, sums = artifacts.upstream("runc", "1.1.5", "amd64")
+    mirror.publish(url, b"runc from a mirror", sums)
+    rel = artifacts.release(spec_for(mirror.url, "runc", "1.1.5"), "runc", "amd64")
+    with pytest.raises(artifacts.UnlistedVersion) as e:
+        artifacts.expected_sha256(rel)
+    assert isinstance(e.value, UserError) and e.value.exit_code == 2
+    assert str(e.value) == (
+        "runc 1.1.5 (linux/amd64) is not in kubeinit's checksum table, so nothing vouches for what a mirror serves; "
+        "pin its digest as artifacts.runc.sha256 in the cluster file, or set artifacts.allowUnlistedVersions: true "
+        "to trust the release's published checksum")
+    assert not mirror.hits, "refused before anything is fetched"
+    warnings: list[str] = []
+    monkeypatch.setattr(ui, "warn", warnings.append)
+    monkeypatch.setattr(artifacts, "_warned", set())
+    allowed = artifacts.release(spec_for(mirror.url, "runc", "1.1.5", allowUnlistedVersions=True), "runc", "amd64")
+    assert artifacts.fetch(allowed).read_bytes() == b"runc from a mirror"
+    artifacts.expected_sha256(allowed)
+    unlisted = [w for w in warnings if "not in kubeinit's checksum table" in w]
+    assert len(unlisted) == 1 and "runc 1.1.5" in unlisted[0], warnings
+
+
+def test_an_http_mirror_is_refused_unless_allowed_and_then_warned_once(tmp_path, monkeypatch):
+    from kubeinit import ui
+    from kubeinit.errors import SpecError
+
+    base = {"apiVersion": specmod.API_VERSION, "kind": "Cluster",
+            "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}]}
+    with pytest.raises(SpecError) as e:
+        specmod.from_dict({**base, "artifacts": {"mirror": "http://mirror.internal/"}})
+    assert e.value.exit_code == 2 and str(e.value).startswith("artifacts.mirror: 'http://mirror.internal/' is plain http")
+    assert "artifacts.allowInsecureMirror: true" in str(e.value)
+    for fine in ("https://mirror.internal/", str(tmp_path), f"file://{tmp_path}"):
+        specmod.from_dict({**base, "artifacts": {"mirror": fine}})
+    warnings: list[str] = []
+    monkeypatch.setattr(ui, "warn", warnings.append)
+    monkeypatch.setattr(artifacts, "_warned", set())
+    spec = specmod.from_dict({**base, "artifacts": {"mirror": "http://mirror.internal/", "allowInsecureMirror": True}})
+    for name in ("containerd", "runc", "etcd"):
+        artifacts.release(spec, name, "amd64")
+    assert len(warnings) == 1 and "plain http" in warnings[0]

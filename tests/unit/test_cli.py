@@ -43,7 +43,8 @@ def test_dry_run_plans_on_even_when_a_checksum_cannot_be_fetched(kubeinit_cli, t
     cfg = tmp_path / "c.yaml"
     cfg.write_text("apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nhosts:\n"
                    "- {name: node-a, address: 10.20.30.40, role: control-plane}\n"
-                   f"artifacts: {{mirror: {tmp_path / 'empty-mirror'}}}\n")
+                   f"artifacts: {{mirror: {tmp_path / 'empty-mirror'}, allowUnlistedVersions: true, "
+                   "etcd: {version: 3.5.16}}\n")  # outside kubeinit's table: its published checksum is needed
     r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), "--cert-dir", str(tmp_path / "pki"),
                      "--kubeconfig-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
@@ -51,6 +52,26 @@ def test_dry_run_plans_on_even_when_a_checksum_cannot_be_fetched(kubeinit_cli, t
     assert "cannot download the checksum file" in etcd and "a real run would stop here" in etcd
     assert "download etcd" in etcd and "verify the published sha256" in etcd
     assert not (tmp_path / "pki").exists()
+
+
+def test_an_unlisted_version_without_a_pin_stops_even_a_dry_run_with_one_sentence(kubeinit_cli, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nhosts:\n"
+                   "- {name: node-a, address: 10.20.30.40, role: control-plane}\n"
+                   f"artifacts: {{mirror: {tmp_path / 'empty-mirror'}, etcd: {{version: 3.5.16}}}}\n")
+    r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), "--cert-dir", str(tmp_path / "pki"),
+                     "--kubeconfig-dir", str(tmp_path))
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "phase etcd/local failed" in err[0], r.stderr
+    assert "etcd 3.5.16 (linux/" in err[0] and "is not in kubeinit's checksum table" in err[0]
+    assert "artifacts.etcd.sha256" in err[0] and "artifacts.allowUnlistedVersions: true" in err[0]
+    # a listed version needs no checksum file at all: the plan shows the table's digest
+    cfg.write_text(cfg.read_text().replace("3.5.16", "3.5.17"))
+    r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), "--cert-dir", str(tmp_path / "pki"),
+                     "--kubeconfig-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "download etcd 3.5.17" in r.stdout and "cannot download the checksum file" not in r.stdout
 
 
 def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_path):
