@@ -98,6 +98,20 @@ class Artifacts:
     # the mirror's own checksum file is trusted); a plain-http mirror is refused unless allowed.
     allow_unlisted_versions: bool = False
     allow_insecure_mirror: bool = False
+    images: list["ImageArchive"] = field(default_factory=list)  # imported into containerd (air-gapped sites)
+
+
+@dataclass
+class ImageArchive:
+    """`artifacts.images[]`: an image tarball (docker-archive or OCI layout, as `docker save`,
+    `ctr export` or `skopeo copy` write it) imported into containerd's k8s.io namespace on every
+    host, once. `name` is the reference the tarball holds, as containerd lists it; `sha256` the
+    tarball's digest (required: there is no published checksum to fall back on)."""
+
+    name: str
+    sha256: str
+    url: str | None = None  # http(s):// or file:// - downloaded once into kubeinit's cache
+    path: str | None = None  # a local file (relative: to the cluster file's directory)
 
 
 @dataclass
@@ -344,7 +358,9 @@ def from_dict(raw: dict[str, Any], source: str | None = None) -> ClusterSpec:
     comps.done()
 
     a = r.child("artifacts")
+    images = _images(a)
     spec.artifacts = _artifacts(a)
+    spec.artifacts.images = images
 
     rt = r.child("runtime")
     spec.runtime = RuntimeSettings(containerd=_containerd(rt.child("containerd")))
@@ -402,6 +418,40 @@ def _artifacts(a: _Reader) -> Artifacts:
         a.fail(f"{arch!r} is not one of amd64, arm64", "arch")
     return Artifacts(mirror=mirror, arch=arch, components=comps, allow_unlisted_versions=unlisted,
                      allow_insecure_mirror=insecure)
+
+
+# A fully qualified reference, as containerd stores it: registry host first, then a tag or digest.
+_IMAGE_REF = re.compile(r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:[0-9]+)(/[a-z0-9]+([._-]+[a-z0-9]+)*)+"
+                        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+
+
+def _images(a: _Reader) -> list[ImageArchive]:
+    items = a.get("images", list, [])
+    out: list[ImageArchive] = []
+    base = Path(a.source).expanduser().resolve().parent if a.source and not a.source.startswith("(") else Path.cwd()
+    for i, raw in enumerate(items):
+        c = _Reader(raw, f"{a.sub('images')}[{i}]", a.source)
+        name, sha = c.get("name", str), c.get("sha256", str)
+        url, path = c.get("url", str), c.get("path", str)
+        c.done()
+        if not name:
+            c.fail("is missing; give the image reference the tarball holds, e.g. registry.k8s.io/pause:3.10", "name")
+        if not _IMAGE_REF.match(name) or not re.search(r"(:[^/]+|@sha256:[0-9a-f]{64})$", name):
+            c.fail(f"{name!r} is not a full image reference with a tag, as containerd lists it (e.g. "
+                   "registry.k8s.io/kube-apiserver:v1.31.4, docker.io/library/busybox:1.36)", "name")
+        if any(x.name == name for x in out):
+            c.fail(f"{name!r} is listed twice", "name")
+        if (url is None) == (path is None):
+            c.fail("give either url or path (where the image tarball is)", "url" if url else "")
+        if url is not None and not re.match(r"^(https?|file)://\S+$", url):
+            c.fail(f"{url!r} must be an http(s):// or file:// URL", "url")
+        if not sha or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+            c.fail("is missing; every image tarball needs its sha256 (`sha256sum FILE`)" if not sha else
+                   f"{sha!r} is not a sha256 digest (64 hexadecimal characters)", "sha256")
+        if path is not None:
+            path = str(base / Path(path).expanduser())
+        out.append(ImageArchive(name, sha.lower(), url, path))
+    return out
 
 
 _REGISTRY = re.compile(r"^(_default|[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?)$")

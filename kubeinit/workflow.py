@@ -167,6 +167,8 @@ def up_phases() -> list[Phase]:
               "runtime:gather"),
         Phase("kubernetes", "Install kubelet and kubectl", "kubernetes:plan_kubernetes", ALL,
               "kubernetes:gather"),
+        Phase("images", "Import the image tarballs of artifacts.images into containerd", "images:plan_images", ALL,
+              "images:gather"),
         *(init[n] for n in ("certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
                             "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token",
                             "addon", "cni")),

@@ -95,7 +95,9 @@ def preload() -> None:
 
 
 def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], COMPARED + list(mirror_files(ctx.spec))
+    from kubeinit.phases import images  # its probe rides here: one round trip for both on a re-run
+
+    return [("sh", "-c", PROBE), *images.probe_command(ctx)], COMPARED + list(mirror_files(ctx.spec))
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:

@@ -25,7 +25,7 @@ def test_up_without_only_names_the_unbuilt_phases_and_suggests_the_built_ones(ku
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
     assert "phases addon, cni, join " in err[0] and "are not available yet" in err[0]
-    assert ("--only preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane,kubelet-start,"
+    assert ("--only preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
             "wait-control-plane,upload-config,mark-control-plane,bootstrap-token`") in err[0]
     assert r.stdout == "", "refused before any host was contacted"
 

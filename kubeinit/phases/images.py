@@ -1,0 +1,118 @@
+"""images: the image tarballs of `artifacts.images` imported into containerd, on every host, once.
+
+For sites without a registry (air-gapped), as kubespray's and k0s's image bundles: each entry
+names the image reference a tarball holds (docker-archive or OCI layout), where the tarball is
+(a URL, fetched once into kubeinit's cache, or a local file) and its sha256. A tarball is
+verified where kubeinit runs before any host is touched, verified again on arrival, imported
+with `ctr -n k8s.io images import` (the namespace the CRI plugin, and so the kubelet, uses),
+checked to hold the named image, and removed from the host. A host that already lists the
+image is skipped: the list comes with the runtime phase's probe, so a re-run costs nothing more.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+
+from kubeinit import artifacts
+from kubeinit.errors import KubeinitError
+from kubeinit.phases import install
+from kubeinit.phases.runtime import SOCKET
+from kubeinit.plan import Context, Target
+from kubeinit.spec import ImageArchive
+from kubeinit.steps import Local, Run, Skip, Step, Transfer
+
+NAMESPACE = "k8s.io"  # containerd's namespace of the CRI plugin
+STAGING = f"{install.STAGING}/images"
+
+# Read-only: the images containerd holds for the CRI (nothing when it is not running yet).
+PROBE = (f"command -v ctr >/dev/null 2>&1 && echo ctr=yes; [ -S {SOCKET} ] && "
+         f"ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo \"image:$i\"; done; true\n")
+
+# Arguments: the staged tarball, the image it must hold. Import, check the name is there, drop the
+# tarball (also on failure: a re-run stages it again).
+IMPORT = (
+    f'set -e; t=$1; want=$2; trap \'rm -f "$t"\' EXIT\n'
+    f'out=$(ctr -n {NAMESPACE} images import "$t" 2>&1) || {{ echo "$out" >&2; exit 1; }}\n'
+    f'if ! ctr -n {NAMESPACE} images ls -q | grep -qxF -- "$want"; then\n'
+    '  echo "the tarball holds no image named $want; ctr imported: $(echo "$out" | tr \'\\n\' \' \')" >&2; exit 1\n'
+    'fi\n'
+)
+
+
+def probe_command(ctx: Context) -> list[tuple[str, ...]]:
+    """The probe, when the cluster file lists images (the runtime phase asks it too, so it
+    rides in the first round trip)."""
+    return [("sh", "-c", PROBE)] if ctx.spec.artifacts.images else []
+
+
+def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+    return probe_command(ctx), []
+
+
+def plan_images(ctx: Context, target: Target) -> Iterator[Step]:
+    images = ctx.spec.artifacts.images
+    if not images:
+        yield Skip("no image tarballs to import (artifacts.images is empty)")
+        return
+    lines = target.facts.run("sh", "-c", PROBE).out.splitlines()
+    have = {line[6:] for line in lines if line.startswith("image:")}
+    todo = [i for i in images if i.name not in have]
+    if todo and "ctr=yes" not in lines and not ctx.options.dry_run:
+        raise KubeinitError(f"{target.name} has no ctr, which imports images into containerd: run the runtime phase "
+                            "first (`kubeinit up --only runtime`), or install containerd's ctr")
+    for image in todo:  # verify every tarball before any host is touched
+        yield from _fetch(image)
+    for image in images:
+        if image not in todo:
+            yield Skip(f"image {image.name} is in containerd")
+            continue
+        staged = f"{STAGING}/{image.sha256}.tar"
+        yield Transfer(local_path(image), staged, image.sha256, 0o600, note=f"stage image {image.name}")
+        yield Run(("sh", "-c", IMPORT, "sh", staged, image.name), timeout=600,
+                  note=f"import image {image.name} into containerd ({NAMESPACE})")
+
+
+def release(image: ImageArchive) -> artifacts.Release:
+    name = image.url.rsplit("/", 1)[-1]
+    return artifacts.Release("image", image.name, "", image.url, "", name, image.sha256)
+
+
+def local_path(image: ImageArchive) -> str:
+    return str(artifacts.cache_path(image.url)) if image.url else image.path
+
+
+def _fetch(image: ImageArchive) -> Iterator[Step]:
+    if image.url:
+        yield from install.download(release(image), image.sha256)
+    else:
+        yield Local(functools.partial(verify_file, image), f"verify {image.path} sha256:{image.sha256[:12]}")
+
+
+_verified: dict[tuple, bool] = {}  # (path, size, mtime, digest): hashed once per process, not once per host
+_lock = threading.Lock()
+
+
+def verify_file(image: ImageArchive) -> None:
+    """A local tarball must have its pinned digest before it is sent anywhere."""
+    try:
+        st = os.stat(image.path)
+        key = (image.path, st.st_size, st.st_mtime_ns, image.sha256)
+        with _lock:
+            if key in _verified:
+                return
+            h = hashlib.sha256()
+            with open(image.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            if h.hexdigest() != image.sha256:
+                raise artifacts.ArtifactError(
+                    f"image {image.name}: {image.path} does not match its checksum: expected sha256 {image.sha256} "
+                    f"(pinned in artifacts.images), got {h.hexdigest()}; nothing was imported")
+            _verified[key] = True
+    except OSError as e:
+        raise artifacts.ArtifactError(f"image {image.name}: cannot read {image.path}: {e.strerror}; fix its path in "
+                                      "artifacts.images of the cluster file") from None

@@ -1,0 +1,184 @@
+"""The images phase (artifacts.images) over scripted facts, and the cluster file's image entries.
+
+A tarball is verified where kubeinit runs before any host is touched, then staged and imported
+on each host that does not list the image yet; a host that lists it is skipped, and the list
+comes in the runtime phase's round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import scripted
+from test_runtime_plan import HEALTHY, PINS, VERSIONS
+from test_runtime_plan import ScriptedHost as RuntimeHost
+
+from kubeinit import artifacts
+from kubeinit import spec as specmod
+from kubeinit.connection import Result
+from kubeinit.errors import KubeinitError, SpecError
+from kubeinit.phases import images as im
+from kubeinit.phases import runtime as rt
+from kubeinit.steps import Local, Run, Skip, Transfer
+
+APISERVER = "registry.k8s.io/kube-apiserver:v1.32.5"
+PAUSE = "registry.k8s.io/pause:3.10"
+
+
+class Host(RuntimeHost):
+    """The runtime probe's answers plus the images probe's: ctr present or not, images listed."""
+
+    def __init__(self, listed: list[str] = (), ctr: bool = True, **kw):
+        super().__init__(HEALTHY, **kw)
+        self.listed, self.ctr = list(listed), ctr
+
+    def _one(self, argv):
+        if argv[2] == im.PROBE:
+            out = ("ctr=yes\n" if self.ctr else "") + "".join(f"image:{i}\n" for i in self.listed)
+            return Result(0, out.encode(), b"")
+        return super()._one(argv)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBEINIT_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def tarballs(tmp_path):
+    out = {}
+    for name in (APISERVER, PAUSE):
+        p = tmp_path / "bundle" / (name.rsplit("/", 1)[1].replace(":", "-") + ".tar")
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(f"tarball of {name}".encode())
+        out[name] = p
+    return out
+
+
+def make(entries: list[dict], source: str | None = None) -> specmod.ClusterSpec:
+    arts = {n: {"version": VERSIONS[n], "sha256": PINS[n]} for n in VERSIONS}
+    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
+                              "kubernetesVersion": "v1.32.5",
+                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+                              "artifacts": {**arts, "images": entries}}, source=source)
+
+
+def entry(name: str, path, **kw) -> dict:
+    return {"name": name, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **kw}
+
+
+def plan(host, spec):
+    return scripted.plan_phase(host, spec, im.gather, im.plan_images)
+
+
+def test_a_host_without_the_images_gets_each_verified_first_then_staged_and_imported(tarballs):
+    spec = make([entry(n, p) for n, p in tarballs.items()])
+    steps = plan(Host(), spec)
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds == ["Local", "Local", "Transfer", "Run", "Transfer", "Run"], scripted.brief(steps)
+    for img, (t, r) in zip(spec.artifacts.images, zip(steps[2::2], steps[3::2])):
+        assert (t.local_path, t.sha256, t.mode) == (img.path, img.sha256, 0o600)
+        assert t.path == f"{im.STAGING}/{img.sha256}.tar"
+        assert r.argv == ("sh", "-c", im.IMPORT, "sh", t.path, img.name)
+        assert f"import image {img.name} into containerd (k8s.io)" == r.note
+    for s in steps[:2]:
+        s.action()  # the right bytes: verified without error
+
+
+def test_a_host_that_lists_the_images_only_skips(tarballs):
+    spec = make([entry(n, p) for n, p in tarballs.items()])
+    steps = plan(Host(listed=[PAUSE, APISERVER, "docker.io/library/other:1"]), spec)
+    assert scripted.brief(steps) == [f"skip image {APISERVER} is in containerd", f"skip image {PAUSE} is in containerd"]
+
+
+def test_only_the_missing_image_is_imported(tarballs):
+    spec = make([entry(n, p) for n, p in tarballs.items()])
+    steps = [s for s in plan(Host(listed=[PAUSE]), spec) if not isinstance(s, Skip)]
+    assert [s.note for s in steps if isinstance(s, (Run, Transfer))] == [
+        f"stage image {APISERVER}", f"import image {APISERVER} into containerd (k8s.io)"]
+
+
+def test_the_image_list_rides_in_the_runtime_phases_round_trip(tarballs):
+    spec = make([entry(n, p) for n, p in tarballs.items()])
+    host = Host(listed=[PAUSE, APISERVER])
+    from kubeinit.plan import Context, Options, Target
+
+    t = Target(spec.hosts[0], lambda h: host)
+    ctx = Context(spec, [t], Options())
+    t.facts.gather(*rt.gather(ctx, t))
+    list(rt.plan_runtime(ctx, t))
+    assert host.commands == 1
+    t.facts.gather(*im.gather(ctx, t))
+    assert all(isinstance(s, Skip) for s in im.plan_images(ctx, t))
+    assert host.commands == 1, "the images phase asked nothing more"
+
+
+def test_no_images_no_probe():
+    spec = make([])
+    host = Host()
+    assert scripted.brief(plan(host, spec)) == ["skip no image tarballs to import (artifacts.images is empty)"]
+    assert host.commands == 0
+
+
+def test_no_ctr_is_one_sentence(tarballs):
+    spec = make([entry(APISERVER, tarballs[APISERVER])])
+    with pytest.raises(KubeinitError, match=r"has no ctr, which imports images into containerd: run the runtime"):
+        plan(Host(ctr=False), spec)
+
+
+def test_a_local_tarball_that_does_not_match_is_refused_before_any_host(tarballs):
+    e = entry(APISERVER, tarballs[APISERVER])
+    e["sha256"] = "0" * 64
+    steps = plan(Host(), make([e]))
+    with pytest.raises(artifacts.ArtifactError, match=r"does not match its checksum: expected sha256 0{64} \(pinned in "
+                                                     r"artifacts.images\), got [0-9a-f]{64}; nothing was imported"):
+        steps[0].action()
+    tarballs[APISERVER].unlink()
+    with pytest.raises(artifacts.ArtifactError, match="cannot read .* fix its path in artifacts.images"):
+        plan(Host(), make([entry(PAUSE, tarballs[PAUSE]), {**e, "sha256": "1" * 64}]))[1].action()
+
+
+def test_a_url_is_downloaded_once_into_the_cache_and_verified(tarballs):
+    e = entry(APISERVER, tarballs[APISERVER])
+    url = tarballs[APISERVER].as_uri()
+    spec = make([{"name": APISERVER, "url": url, "sha256": e["sha256"]}])
+    steps = plan(Host(), spec)
+    assert isinstance(steps[0], Local) and "download image " + APISERVER in steps[0].text
+    steps[0].action()
+    assert isinstance(steps[1], Transfer) and steps[1].local_path == str(artifacts.cache_path(url))
+    assert not any(isinstance(s, Local) for s in plan(Host(), spec)), "cached and verified: not fetched again"
+    bad = make([{"name": APISERVER, "url": url, "sha256": "2" * 64}])
+    with pytest.raises(artifacts.ArtifactError, match="does not match its checksum"):
+        plan(Host(), bad)[0].action()
+    missing = make([{"name": APISERVER, "url": url + ".gone", "sha256": "2" * 64}])
+    with pytest.raises(artifacts.ArtifactError, match="check its url in artifacts.images"):
+        plan(Host(), missing)[0].action()
+
+
+def test_a_relative_path_is_read_next_to_the_cluster_file(tmp_path, tarballs):
+    spec = make([{**entry(PAUSE, tarballs[PAUSE]), "path": "bundle/pause-3.10.tar"}],
+                source=str(tmp_path / "cluster.yaml"))
+    assert spec.artifacts.images[0].path == str(tarballs[PAUSE])
+
+
+@pytest.mark.parametrize("item, path, words", [
+    ({"name": "pause:3.10", "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "full image reference"),
+    ({"name": "registry.k8s.io/pause", "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "with a tag"),
+    ({"name": PAUSE, "sha256": "a" * 64}, "artifacts.images[0]", "either url or path"),
+    ({"name": PAUSE, "path": "x", "url": "https://m/x.tar", "sha256": "a" * 64}, "artifacts.images[0].url", "either"),
+    ({"name": PAUSE, "path": "x.tar"}, "artifacts.images[0].sha256", "needs its sha256"),
+    ({"name": PAUSE, "path": "x.tar", "sha256": "xyz"}, "artifacts.images[0].sha256", "not a sha256 digest"),
+    ({"name": PAUSE, "url": "ftp://m/x.tar", "sha256": "a" * 64}, "artifacts.images[0].url", "http(s):// or file://"),
+    ({"name": PAUSE, "path": "x.tar", "sha256": "a" * 64, "tag": 1}, "artifacts.images[0].tag", "unknown field"),
+])
+def test_bad_image_entries_are_one_line_naming_the_field(item, path, words):
+    with pytest.raises(SpecError) as e:
+        make([item])
+    assert e.value.path == path and words in e.value.message, str(e.value)
+
+
+def test_an_image_listed_twice_is_refused():
+    item = {"name": PAUSE, "path": "x.tar", "sha256": "a" * 64}
+    with pytest.raises(SpecError, match=r"artifacts.images\[1\].name: .* is listed twice"):
+        make([item, item])
