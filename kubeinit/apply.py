@@ -257,10 +257,12 @@ def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: 
     elif isinstance(step, Local):
         step.action()
     elif isinstance(step, ApiCall):
-        from kubeinit.kube import objects
+        from kubeinit.kube import admins, objects
         from kubeinit.unitwatch import UnitWatch
 
-        objects.call(ctx.kube(target), step, UnitWatch(conn, step.watch) if step.watch else None)
+        # waiting reads /readyz, open to anyone once the server is up; the rest needs a cluster admin
+        objects.call(ctx.kube(target) if step.verb == "wait" else admins.admin(ctx, target), step,
+                     UnitWatch(conn, step.watch) if step.watch else None)
     elif isinstance(step, (Skip, Check, Notice)):
         pass
     else:  # pragma: no cover - a new step type without an executor branch is a bug

@@ -8,8 +8,10 @@ upload-config/kubelet  ConfigMap kube-system/kubelet-config (the KubeletConfigur
 bootstrap-token      the RBAC of TLS bootstrap (§4.3) and kube-public/cluster-info with its
                      anonymous read (§4.4); the token itself comes with join (or `token create`)
 
-The server is reached through the host's connection (Context.kube). A plan reads what the
-cluster holds (its facts) and yields an ApiCall only for what differs, so a re-run only skips.
+The server is reached through the host's connection (Context.kube). Every phase but the wait
+first makes sure admin.conf is a cluster admin (kube/admins.py: kubeadm's ClusterRoleBinding
+kubeadm:cluster-admins, made with super-admin.conf when admin.conf is refused). A plan reads what
+the cluster holds (its facts) and yields an ApiCall only for what differs, so a re-run only skips.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Iterator
 
 import yaml
 
-from kubeinit.kube import objects
+from kubeinit.kube import admins, objects
 from kubeinit.kube.client import Unreachable
 from kubeinit.phases import kubelet
 from kubeinit.plan import Context, Target
@@ -45,10 +47,13 @@ def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
     """kubeadm's labels and taint on the control-plane node (the node name is the host's name)."""
     path = f"/api/v1/nodes/{target.host.name}"
     try:
-        node = objects.get(ctx.kube(target), {"apiVersion": "v1", "kind": "Node", "metadata": {"name": target.host.name}})
-    except Unreachable:
+        client = yield from _admin(ctx, target)
+        node = objects.get(client, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": target.host.name}})
+    except Unreachable as e:
         if not ctx.options.dry_run:
             raise
+        if isinstance(e, admins.NotAuthorized):
+            yield Notice(str(e))
         node = None
     if objects.node_marked(node, CONTROL_PLANE_LABELS, CONTROL_PLANE_TAINTS):
         yield Skip(f"node {target.host.name} has the control-plane labels and taint")
@@ -91,18 +96,30 @@ def plan_bootstrap_token(ctx: Context, target: Target) -> Iterator[Step]:
 
 def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
     try:
-        client = ctx.kube(target)
+        client = yield from _admin(ctx, target)
         have = [objects.get(client, obj) for obj in wanted]
-    except Unreachable:
+    except Unreachable as e:
         if not ctx.options.dry_run:
             raise
-        yield Notice("the API server does not answer yet: every object is shown as it would be written")
+        why = str(e) if isinstance(e, admins.NotAuthorized) else "the API server does not answer yet"
+        yield Notice(f"{why}: every object is shown as it would be written")
         have = [None] * len(wanted)
     for obj, there in zip(wanted, have):
         if objects.matches(there, obj):
             yield Skip(f"{objects.label(obj)} is up to date")
         else:
             yield ApiCall("apply", objects.collection(obj), obj)
+
+
+def _admin(ctx: Context, target: Target) -> Iterator[Step]:
+    """admin.conf's client once it may do everything (kube/admins.py: the ClusterRoleBinding
+    kubeadm:cluster-admins, made with super-admin.conf when admin.conf is refused); returned by
+    `yield from`, after a Notice of what making sure of it did."""
+    client = admins.admin(ctx, target)
+    note = admins.pop_note(ctx, target)
+    if note:
+        yield Notice(note)
+    return client
 
 
 def configmap(namespace: str, name: str, data: dict[str, str]) -> dict:

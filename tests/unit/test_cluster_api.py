@@ -14,16 +14,26 @@ from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection
 from kubeinit.errors import StepFailed
-from kubeinit.kube import objects
+from kubeinit.kube import admins, objects
 from kubeinit.kube.client import Client, Unreachable
 from kubeinit.plan import Context, Options, Target
+from kubeinit.steps import Notice
 from kubeinit.workflow import find, init_phases
 
-from apiserver import cluster, make_cluster  # noqa: F401 (fixture)
+from apiserver import make_cluster
 from sshserver import client_key, server  # noqa: F401 (fixtures)
 
 PHASES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet", "bootstrap-token"]
 MARK = ["mark-control-plane"]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """The control plane as init's API phases find it: admin.conf is not bound to anything yet, so
+    the phases must make ClusterRoleBinding kubeadm:cluster-admins (with super-admin.conf) first."""
+    c = make_cluster(tmp_path / "cluster", admins_bound=False)
+    yield c
+    c.api.stop()
 
 
 class View:
@@ -47,11 +57,11 @@ def make_spec(cluster, pod_subnet: str = "10.244.0.0/16"):
         "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}]})
 
 
-def run(cluster, spec=None, dry_run=False, phases=PHASES):
+def run(cluster, spec=None, dry_run=False, phases=PHASES, view=None):
     spec = spec or make_spec(cluster)
     ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options(dry_run=dry_run))
     tree = init_phases()
-    return execute(ctx, [find(tree, p) for p in phases], View())
+    return execute(ctx, [find(tree, p) for p in phases], view or View())
 
 
 def register_node(cluster, name: str = "cp-1", taints: list | None = None) -> None:
@@ -87,6 +97,7 @@ def test_the_phases_write_kubeadms_objects_and_a_rerun_only_skips(cluster):
            for (r, _, n), o in api.objects.items() if r == "clusterrolebindings"}
     bootstrappers = [("Group", "system:bootstrappers:kubeadm:default-node-token")]
     assert crb == {
+        "kubeadm:cluster-admins": ("cluster-admin", [("Group", "kubeadm:cluster-admins")]),  # admin.conf's group
         "kubeadm:kubelet-bootstrap": ("system:node-bootstrapper", bootstrappers),
         "kubeadm:get-nodes": ("kubeadm:get-nodes", bootstrappers),
         "kubeadm:node-autoapprove-bootstrap":
@@ -109,7 +120,10 @@ def test_the_phases_write_kubeadms_objects_and_a_rerun_only_skips(cluster):
                                                "server": admin["server"]}, "name": ""}]
     assert parsed["users"] is None and info.endswith("users: null\n")
 
-    assert api.connections == 1, "one kept connection for every request of the run"
+    # admin.conf was refused, so super-admin.conf made its binding: that one request, nothing else
+    assert [(m, p) for m, p, u in api.requests if u == "kubernetes-super-admin"] == \
+        [("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")]
+    assert api.connections == 2, "one kept connection for admin.conf's requests, one for super-admin.conf's"
     writes = [r for r in api.requests if r[0] in ("POST", "PUT")]
     again = run(cluster)
     assert again.total_changed == 0, again.changed
@@ -129,6 +143,12 @@ def test_a_changed_setting_replaces_only_that_object_and_keeps_what_others_added
 
 
 def test_dry_run_reads_the_cluster_and_writes_nothing(cluster):
+    view = View()
+    run(cluster, dry_run=True, view=view)  # admin.conf may read nothing yet: every object is shown as new
+    notes = [s.text for e in view.events if e[0] == "planned" for s in e[3] if isinstance(s, Notice)]
+    assert any("is not a cluster admin yet: the run makes ClusterRoleBinding kubeadm:cluster-admins with "
+               "super-admin.conf first" in n for n in notes), notes
+    cluster.api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")] = dict(admins.BINDING)  # as a run does
     run(cluster, dry_run=True)
     assert not [r for r in cluster.api.requests if r[0] not in ("GET",)]
     assert any(r[1].endswith("/configmaps/kubeadm-config") for r in cluster.api.requests), "facts were read"
@@ -191,7 +211,7 @@ def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, serve
     tree = init_phases()
     summary = execute(ctx, [find(tree, p) for p in PHASES], View())
     assert summary.total_changed == 14
-    assert cluster.api.connections == 1, "one tunnel and one TLS handshake for the whole run"
+    assert cluster.api.connections == 2, "one tunnel and TLS handshake for admin.conf, one for super-admin.conf"
     assert any(c.startswith("cat -- ") and c.endswith("admin.conf") for c in server.commands)
     ctx.close()
 
