@@ -218,8 +218,11 @@ def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog
                                f"host unreachable ({e})", resume)
     except KubeinitError as e:  # before any step: while connecting (host key, login, sudo) or planning
         where = _label(step) if step else ("plan" if target.connected else "connect")
-        out.error = StepFailed(target.name, phase.path, where, str(e).rstrip("."), resume)
+        # an input the phase refuses for good (resumable = False) gets no resume hint: re-running cannot help
+        out.error = StepFailed(target.name, phase.path, where, str(e).rstrip("."),
+                               resume if getattr(e, "resumable", True) else "")
         out.error.exit_code = e.exit_code
+        out.error.resumable = getattr(e, "resumable", True)
     except OSError as e:
         out.error = StepFailed(target.name, phase.path, _label(step) if step else "plan",
                                f"{e.__class__.__name__}: {e}", resume)

@@ -144,8 +144,9 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     try:
         summary = execute(ctx, phases, view, log)
     except StepFailed as e:
-        if not e.resume:  # failed checks carry no resume hint from the executor: add it here
-            e = StepFailed(e.host, e.phase, e.step, e.detail, options.resume(e.phase))
+        if not e.resume and getattr(e, "resumable", True):  # failed checks carry no resume hint: add it here
+            code, e = e.exit_code, StepFailed(e.host, e.phase, e.step, e.detail, options.resume(e.phase))
+            e.exit_code = code
         raise e from None
     finally:
         view.close()

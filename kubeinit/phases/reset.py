@@ -5,8 +5,18 @@ remove-etcd-member kubeinit runs a one-member etcd: there is no cluster to remov
                    member from (its data goes with cleanup-node); a Skip says so.
 cleanup-node       stop the kubelet (if running) and remove Kubernetes pods through the
                    CRI (if any); stop, disable and remove kubeinit's etcd unit, its data
-                   dir, its install stamp and applied record; empty the manifests dir, the
-                   kubelet dir and the cert dir; delete kubeadm's kubeconfig files.
+                   dir, its install stamp and applied record; empty /var/lib/kubelet; and
+                   delete, by name, kubeadm's files: the static pod manifests, the PKI
+                   files of kubeinit's catalogue in the cert dir (its `etcd` subdirectory
+                   too when nothing else is left in it) and the kubeconfig files.
+
+Only kubeinit's own names are removed from the cert, kubeconfig and manifests dirs, never
+"everything in a directory": the cert dir is a setting, and a typo (`//etc`, `/etc/ssh`, a
+home directory) must not cost the host its files. Both dirs are resolved on the host
+(`realpath -m`, in the one probe) before any check; a cert or kubeconfig dir that resolves
+to a system directory (`/`, a top-level one, /etc/ssh, a home, a `.ssh` ...) is refused.
+/var/lib/kubelet is the kubelet's own: it is emptied, as kubeadm does, only when it
+resolves to itself (not a symlink elsewhere); otherwise a Notice says it is left.
 
 Kept on purpose, as kubeadm keeps them (Notices say so): the container runtime
 (containerd, runc, the CNI plugins, crictl) and the etcd binaries, iptables/nftables/IPVS
@@ -24,6 +34,7 @@ from typing import Iterator
 
 from kubeinit.errors import UserError
 from kubeinit.phases import etcd
+from kubeinit.phases.certs import all_pki_paths
 from kubeinit.phases.control_plane import MANIFESTS
 from kubeinit.phases.install import STAMPS
 from kubeinit.plan import Context, Target
@@ -34,36 +45,70 @@ CNI_CONF = "/etc/cni/net.d"
 ETCD_STAMP = f"{STAMPS}/etcd.stamp"
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                     "controller-manager.conf", "scheduler.conf")
-# Directories whose contents reset must never empty, whatever --cert-dir says.
-_PROTECTED = {"/", "/etc", "/usr", "/usr/local", "/usr/lib", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/lib",
-              "/var", "/var/lib", "/home", "/root", "/boot", "/opt", "/srv", "/tmp", "/run", "/proc", "/sys",
-              "/dev", "/etc/ssl", "/etc/systemd", "/etc/systemd/system", "/etc/kubernetes"}
+MANIFEST_FILES = ("kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml", "etcd.yaml")
+PKI_FILES = tuple(all_pki_paths())  # relative to the cert dir: ca.crt ... etcd/ca.key ... sa.pub
+
+# A cert or kubeconfig dir resolving to one of these, or below one of the trees, is refused
+# (besides `/`, every top-level directory, a home directory and anything inside a .ssh or .gnupg).
+_SYSTEM_DIRS = {"/var/lib", "/var/cache", "/var/tmp", "/var/spool", "/var/mail", "/var/opt", "/var/local",
+                "/usr/local", "/etc/default", "/etc/kubernetes/manifests", "/etc/cni"}
+_SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys",
+                 "/etc/ssh", "/etc/ssl", "/etc/pam.d", "/etc/sudoers.d", "/etc/security", "/etc/systemd",
+                 "/etc/apt", "/etc/cni/net.d", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/rpm", "/var/lib/systemd",
+                 "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/kubeinit", "/var/log")
 
 
-def cert_dir(ctx: Context) -> str:
-    """The cert dir whose contents cleanup-node removes, refused when it is not a dir of its own."""
-    d = posixpath.normpath(ctx.cert_dir or "")
-    if not d.startswith("/") or d in _PROTECTED or d.count("/") < 2:
-        raise UserError(f"the cert dir {ctx.cert_dir!r} is not one reset may empty (it must be an absolute path "
-                        "of its own, like /etc/kubernetes/pki)")
+class Refused(UserError):
+    """A dir reset will not touch. Running again cannot help, so the error carries no resume
+    hint (reset's would say --yes)."""
+
+    resumable = False
+
+
+def system_dir(path: str, kubeconfigs: bool = False) -> bool:
+    """Whether a resolved directory is one of the system's own (never a dir of kubeinit's files)."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) <= 1 or path in _SYSTEM_DIRS or (parts[0] == "home" and len(parts) == 2):
+        return True
+    if ".ssh" in parts or ".gnupg" in parts:
+        return True
+    if path == "/etc/kubernetes" and not kubeconfigs:  # the kubeconfig dir's default, never the cert dir
+        return True
+    return any(path == t or path.startswith(t + "/") for t in _SYSTEM_TREES)
+
+
+def _given(d: str, what: str) -> str:
+    """A dir as given, refused before the probe when the host could not resolve it safely."""
+    if not d.startswith("/") or "\n" in d:
+        raise Refused(f"the {what} {d!r} must be an absolute path (of one line)")
     return d
 
 
-def kubeconfig_paths(ctx: Context) -> list[str]:
-    return [posixpath.join(ctx.kubeconfig_dir, f) for f in KUBECONFIG_FILES]
-
-
 def probe(ctx: Context) -> str:
-    """One read-only script: `key=value` lines about everything reset may remove."""
-    files = [etcd.UNIT, etcd.DATA_DIR, ETCD_STAMP, etcd.APPLIED, *kubeconfig_paths(ctx)]
-    dirs = [MANIFESTS, KUBELET_DIR, cert_dir(ctx), CNI_CONF]
-    q = " ".join(shlex.quote(p) for p in files)
-    dq = " ".join(shlex.quote(p) for p in dirs)
+    """One read-only script: `key=value` lines about everything reset may remove, with the cert
+    and kubeconfig dirs as the host resolves them (`realpath -m`)."""
+    files = " ".join(shlex.quote(p) for p in (etcd.UNIT, etcd.DATA_DIR, ETCD_STAMP, etcd.APPLIED))
+    cert = shlex.quote(_given(ctx.cert_dir, "cert dir"))
+    confs = shlex.quote(_given(ctx.kubeconfig_dir, "kubeconfig dir"))
+
+    def names(key: str, d: str, listed: tuple[str, ...]) -> str:
+        # a regular file or a symlink of that name (a directory of that name is not ours)
+        q = " ".join(shlex.quote(f) for f in listed)
+        return f"for f in {q}; do {{ [ -f \"{d}/$f\" ] || [ -L \"{d}/$f\" ]; }} && echo \"{key}=$f\"; done\n"
+
     return (
         "systemctl show etcd -p ActiveState -p UnitFileState 2>/dev/null | sed 's/^/etcd./'\n"
         "systemctl show kubelet -p ActiveState 2>/dev/null | sed 's/^/kubelet./'\n"
-        f"for p in {q}; do [ -e \"$p\" ] && echo \"exists=$p\"; done\n"
-        f"for d in {dq}; do [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ] && echo \"nonempty=$d\"; done\n"
+        f"for p in {files}; do [ -e \"$p\" ] && echo \"exists=$p\"; done\n"
+        f"c=$(realpath -m -- {cert} 2>/dev/null); echo \"certdir=$c\"\n"
+        f"if [ -n \"$c\" ]; then\n{names('pki', '$c', PKI_FILES)}"
+        "  if [ -L \"$c/etcd\" ]; then echo pki-etcd=link\n"
+        "  elif [ -d \"$c/etcd\" ]; then echo \"pki-etcd=$(ls -A \"$c/etcd\" 2>/dev/null | wc -l)\"; fi\nfi\n"
+        f"k=$(realpath -m -- {confs} 2>/dev/null); echo \"kubeconfigdir=$k\"\n"
+        f"[ -z \"$k\" ] || {names('kubeconfig', '$k', KUBECONFIG_FILES)}"
+        f"{names('manifest', MANIFESTS, MANIFEST_FILES)}"
+        f"echo \"kubeletdir=$(realpath -m -- {KUBELET_DIR} 2>/dev/null)\"\n"
+        f"for d in {KUBELET_DIR} {CNI_CONF}; do [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ] && echo \"nonempty=$d\"; done\n"
         f"echo \"mounts=$(awk '$2 ~ \"^{KUBELET_DIR}/\"' /proc/mounts 2>/dev/null | wc -l)\"\n"
         "if command -v crictl >/dev/null 2>&1; then echo \"pods=$(crictl --timeout 5s pods -q 2>/dev/null | wc -l)\"; fi\n"
         "true\n"
@@ -75,6 +120,7 @@ class State:
         self.values: dict[str, str] = {}
         self.exists: set[str] = set()
         self.nonempty: set[str] = set()
+        self.listed: dict[str, list[str]] = {"pki": [], "kubeconfig": [], "manifest": []}
         for line in out.splitlines():
             k, sep, v = line.partition("=")
             if not sep:
@@ -83,6 +129,8 @@ class State:
                 self.exists.add(v)
             elif k == "nonempty":
                 self.nonempty.add(v)
+            elif k in self.listed:
+                self.listed[k].append(v)
             else:
                 self.values[k] = v.strip()
 
@@ -109,8 +157,50 @@ def state(ctx: Context, target: Target) -> State:
     return State(target.facts.run("sh", "-c", probe(ctx)).out)
 
 
+def resolved(ctx: Context, s: State, key: str) -> str:
+    """The cert dir (key "certdir") or kubeconfig dir ("kubeconfigdir") as the host resolved it,
+    refused when that is a system directory."""
+    if key == "certdir":
+        given, what, setting = ctx.cert_dir, "cert dir", "pki.certificatesDir or --cert-dir, like /etc/kubernetes/pki"
+    else:
+        given, what, setting = ctx.kubeconfig_dir, "kubeconfig dir", "kubeconfigDir or --kubeconfig-dir"
+    d = s.values.get(key, "")
+    if not d.startswith("/"):
+        raise Refused(f"the {what} {given!r} could not be resolved on the host (realpath -m), so nothing was reset")
+    if system_dir(d, kubeconfigs=key == "kubeconfigdir"):
+        named = f"{given!r}" if d == given else f"{given!r} (which resolves to {d})"
+        raise Refused(f"the {what} {named} is a system directory, not one of kubeinit's, so nothing was reset: "
+                      f"name the {what} init used ({setting})")
+    return d
+
+
+def pki_files(ctx: Context, s: State) -> tuple[str, list[str]]:
+    """The resolved cert dir and the catalogue's files in it; etcd/* only when `etcd` is a real
+    directory there (through a symlink it could be anywhere)."""
+    d = resolved(ctx, s, "certdir")
+    names = [f for f in s.listed["pki"] if f in PKI_FILES]
+    if s.values.get("pki-etcd") == "link":
+        names = [f for f in names if not f.startswith("etcd/")]
+    return d, [posixpath.join(d, f) for f in names]
+
+
+def kubeconfig_files(ctx: Context, s: State) -> tuple[str, list[str]]:
+    d = resolved(ctx, s, "kubeconfigdir")
+    return d, [posixpath.join(d, f) for f in s.listed["kubeconfig"] if f in KUBECONFIG_FILES]
+
+
+def manifest_files(s: State) -> list[str]:
+    return [posixpath.join(MANIFESTS, f) for f in s.listed["manifest"] if f in MANIFEST_FILES]
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
 def found(ctx: Context, s: State) -> list[str]:
     """What of kubeinit's/kubeadm's state the host has, in words."""
+    pki, certs = pki_files(ctx, s)
+    confdir, confs = kubeconfig_files(ctx, s)
     out = []
     if etcd.UNIT in s.exists:
         out.append(f"etcd unit ({s.values.get('etcd.ActiveState') or 'unknown'})")
@@ -121,10 +211,14 @@ def found(ctx: Context, s: State) -> list[str]:
     if s.int("pods"):
         out.append(f"{s.int('pods')} pod sandboxes")
     out += [p for p in (etcd.DATA_DIR, ETCD_STAMP, etcd.APPLIED) if p in s.exists]
-    out += [f"{d}/*" for d in (MANIFESTS, KUBELET_DIR, cert_dir(ctx)) if d in s.nonempty]
-    confs = [p for p in kubeconfig_paths(ctx) if p in s.exists]
+    if manifest_files(s):
+        out.append(f"{_count(len(manifest_files(s)), 'static pod manifest')} in {MANIFESTS}")
+    if KUBELET_DIR in s.nonempty:
+        out.append(f"{KUBELET_DIR}/*")
+    if certs:
+        out.append(f"{_count(len(certs), 'certificate and key file')} in {pki}")
     if confs:
-        out.append(f"{len(confs)} kubeconfig file{'s' if len(confs) != 1 else ''} in {ctx.kubeconfig_dir}")
+        out.append(f"{_count(len(confs), 'kubeconfig file')} in {confdir}")
     return out
 
 
@@ -146,15 +240,19 @@ def _rm(paths: list[str], note: str) -> Run:
     return Run(("rm", "-rf", "--one-file-system", "--", *paths), note=note)
 
 
-def _empty(d: str, note: str) -> Run:
-    # The directory stays (kubeadm's cleanDir); its entries, dotfiles too, go.
-    return Run(("sh", "-c", f"find {shlex.quote(d)} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system -- {{}} +"),
-               note=note)
+def _empty_kubelet_dir() -> Run:
+    # kubeadm's cleanDir: the directory stays, its entries (dotfiles too) go. Only while it is
+    # still itself, not a symlink made since the probe.
+    d = KUBELET_DIR
+    return Run(("sh", "-c", f"[ \"$(realpath -- {d})\" = {d} ] || {{ echo \"{d} is not a directory of its own\" >&2; "
+                f"exit 1; }}; find {d} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system -- {{}} +"),
+               note=f"empty {d}")
 
 
 def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     s = state(ctx, target)
-    pki = cert_dir(ctx)
+    pki, certs = pki_files(ctx, s)
+    confdir, confs = kubeconfig_files(ctx, s)
 
     # kubelet and its pods first: they would restart what is removed below
     if s.kubelet_active:
@@ -188,27 +286,40 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     else:
         yield Skip("etcd's install stamp and applied record are absent")
 
-    # manifests, kubelet dir, certificates, kubeconfig files
-    if MANIFESTS in s.nonempty:
-        yield _empty(MANIFESTS, f"empty {MANIFESTS}")
+    # manifests, kubelet dir, certificates, kubeconfig files: by name, but for the kubelet's own dir
+    manifests = manifest_files(s)
+    if manifests:
+        yield Run(("rm", "-f", "--", *manifests), note=f"remove the static pod manifests in {MANIFESTS}")
     else:
-        yield Skip(f"{MANIFESTS} is empty or absent")
+        yield Skip(f"no static pod manifests in {MANIFESTS}")
     if s.int("mounts"):
         yield Run(("sh", "-c", f"awk '$2 ~ \"^{KUBELET_DIR}/\" {{print $2}}' /proc/mounts | sort -r | "
                    "xargs -r -n1 umount"), note=f"unmount what is mounted under {KUBELET_DIR}")
-    if KUBELET_DIR in s.nonempty:
-        yield _empty(KUBELET_DIR, f"empty {KUBELET_DIR}")
+    real = s.values.get("kubeletdir", "")
+    if KUBELET_DIR in s.nonempty and real != KUBELET_DIR:
+        yield Notice(f"{KUBELET_DIR} resolves to {real or 'nothing'}, not to itself: it is left as it is; "
+                     "empty the kubelet's directory yourself")
+    elif KUBELET_DIR in s.nonempty:
+        yield _empty_kubelet_dir()
     else:
         yield Skip(f"{KUBELET_DIR} is empty or absent")
-    if pki in s.nonempty:
-        yield _empty(pki, f"remove the certificates and keys in {pki}")
+    if certs:
+        yield Run(("rm", "-f", "--", *certs), note=f"remove the certificates and keys in {pki}")
     else:
-        yield Skip(f"{pki} is empty or absent")
-    confs = [p for p in kubeconfig_paths(ctx) if p in s.exists]
+        yield Skip(f"no certificates or keys of kubeinit's in {pki}")
+    etcd_entries = s.values.get("pki-etcd")
+    if etcd_entries == "link":
+        yield Notice(f"{pki}/etcd is a symlink: the etcd certificates it points at are left as they are")
+    elif etcd_entries is not None:
+        ours_in_etcd = sum(1 for p in certs if p.startswith(posixpath.join(pki, "etcd") + "/"))
+        if s.int("pki-etcd") <= ours_in_etcd:
+            yield Run(("rmdir", "--", posixpath.join(pki, "etcd")), note=f"remove the empty {pki}/etcd")
+        else:
+            yield Notice(f"{pki}/etcd holds files that are not kubeinit's: it is left, with them")
     if confs:
-        yield Run(("rm", "-f", "--", *confs), note=f"remove the kubeconfig files in {ctx.kubeconfig_dir}")
+        yield Run(("rm", "-f", "--", *confs), note=f"remove the kubeconfig files in {confdir}")
     else:
-        yield Skip(f"no kubeconfig files in {ctx.kubeconfig_dir}")
+        yield Skip(f"no kubeconfig files in {confdir}")
 
     # what kubeadm reset leaves, and says so
     yield Notice("kept: the container runtime (containerd, runc, the CNI plugins, crictl) and the etcd binaries")

@@ -11,7 +11,6 @@ import pytest
 
 from kubeinit import spec as specmod
 from kubeinit import workflow
-from kubeinit.errors import UserError
 from kubeinit.phases import etcd, reset
 from kubeinit.plan import Context, Options, Target
 from kubeinit.steps import Check, Notice, Run, Skip, is_change
@@ -50,13 +49,16 @@ def plan(lines: list[str], spec=None) -> tuple[dict[str, list], ScriptedHost]:
     return {p.path: list(p.planner()(ctx, t)) for p in workflow.select(workflow.reset_phases())}, host
 
 
+# what the probe prints for the dirs as given, when none is a symlink
+RESOLVED = ["certdir=/etc/kubernetes/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet"]
 CONVERGED = [
     "etcd.ActiveState=active", "etcd.UnitFileState=enabled", "kubelet.ActiveState=inactive",
     f"exists={etcd.UNIT}", f"exists={etcd.DATA_DIR}", f"exists={reset.ETCD_STAMP}", f"exists={etcd.APPLIED}",
-    *(f"exists={p}" for p in KUBECONFIGS if "bootstrap" not in p),
-    "nonempty=/etc/kubernetes/manifests", "nonempty=/etc/kubernetes/pki", "mounts=0",
+    *RESOLVED, *(f"pki={f}" for f in reset.PKI_FILES), f"pki-etcd={sum(f.startswith('etcd/') for f in reset.PKI_FILES)}",
+    *(f"kubeconfig={f}" for f in reset.KUBECONFIG_FILES if "bootstrap" not in f),
+    *(f"manifest={f}" for f in reset.MANIFEST_FILES if f != "etcd.yaml"), "mounts=0",
 ]
-FRESH = ["etcd.ActiveState=inactive", "etcd.UnitFileState=", "kubelet.ActiveState=inactive", "mounts=0"]
+FRESH = ["etcd.ActiveState=inactive", "etcd.UnitFileState=", "kubelet.ActiveState=inactive", *RESOLVED, "mounts=0"]
 
 
 def test_all_reset_phases_are_built():
@@ -77,13 +79,22 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
         f"run remove {etcd.UNIT}",
         f"run remove etcd's data, {etcd.DATA_DIR}",
         "run remove etcd's install stamp and applied record",
-        "run empty /etc/kubernetes/manifests",
+        "run remove the static pod manifests in /etc/kubernetes/manifests",
         "skip /var/lib/kubelet is empty or absent",
         "run remove the certificates and keys in /etc/kubernetes/pki",
+        "run remove the empty /etc/kubernetes/pki/etcd",
         "run remove the kubeconfig files in /etc/kubernetes",
         "notice", "notice", "notice",
     ]
     runs = {s.note: s for s in steps["cleanup-node"] if isinstance(s, Run)}
+    # by name only: kubeinit's PKI catalogue, kubeadm's manifests; the etcd dir with rmdir (only if empty)
+    pki_rm = runs["remove the certificates and keys in /etc/kubernetes/pki"].argv
+    assert pki_rm == ("rm", "-f", "--", *(f"/etc/kubernetes/pki/{f}" for f in reset.PKI_FILES))
+    assert {"/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.pub", "/etc/kubernetes/pki/etcd/peer.key"} < set(pki_rm)
+    assert runs["remove the empty /etc/kubernetes/pki/etcd"].argv == ("rmdir", "--", "/etc/kubernetes/pki/etcd")
+    assert runs["remove the static pod manifests in /etc/kubernetes/manifests"].argv == (
+        "rm", "-f", "--", *(f"/etc/kubernetes/manifests/kube-{n}.yaml"
+                            for n in ("apiserver", "controller-manager", "scheduler")))
     assert runs["remove the kubeconfig files in /etc/kubernetes"].argv == (
         "rm", "-f", "--", *(p for p in KUBECONFIGS if "bootstrap" not in p))
     assert runs["stop and disable etcd"].argv == ("systemctl", "disable", "--now", "-q", "etcd")
@@ -96,7 +107,12 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
                    for s in steps["cleanup-node"] if isinstance(s, Run))
 
 
-@pytest.mark.parametrize("lines", [FRESH, ["etcd.ActiveState=inactive", "mounts=0"]], ids=["fresh", "reset-twice"])
+AFTER_RESET = ["etcd.ActiveState=inactive", *RESOLVED, "mounts=0"]
+# reset once, with foreign files beside kubeinit's: they (and the etcd dir holding one) stay, and nothing is planned
+FOREIGN_LEFT = [*AFTER_RESET, "pki-etcd=1", "nonempty=/etc/cni/net.d"]
+
+
+@pytest.mark.parametrize("lines", [FRESH, AFTER_RESET, FOREIGN_LEFT], ids=["fresh", "reset-twice", "foreign-left"])
 def test_fresh_or_already_reset_host_gets_only_skips(lines):
     steps, host = plan(lines)
     every = [s for ss in steps.values() for s in ss]
@@ -107,8 +123,8 @@ def test_fresh_or_already_reset_host_gets_only_skips(lines):
 
 def test_partial_host_gets_just_what_it_still_has():
     # a reset interrupted after etcd went: certificates and one kubeconfig are left, and a stopped unit
-    lines = ["etcd.ActiveState=failed", "etcd.UnitFileState=disabled", f"exists={etcd.UNIT}",
-             "exists=/etc/kubernetes/admin.conf", "nonempty=/etc/kubernetes/pki", "nonempty=/etc/cni/net.d",
+    lines = ["etcd.ActiveState=failed", "etcd.UnitFileState=disabled", f"exists={etcd.UNIT}", *RESOLVED,
+             "kubeconfig=admin.conf", "pki=ca.crt", "pki=sa.key", "nonempty=/etc/cni/net.d",
              "kubelet.ActiveState=active", "mounts=2", "nonempty=/var/lib/kubelet", "pods=3"]
     steps, _ = plan(lines)
     assert scripted.brief(steps["cleanup-node"]) == [
@@ -118,7 +134,7 @@ def test_partial_host_gets_just_what_it_still_has():
         f"run remove {etcd.UNIT}",
         f"skip {etcd.DATA_DIR} is absent",
         "skip etcd's install stamp and applied record are absent",
-        "skip /etc/kubernetes/manifests is empty or absent",
+        "skip no static pod manifests in /etc/kubernetes/manifests",
         "run unmount what is mounted under /var/lib/kubelet",
         "run empty /var/lib/kubelet",
         "run remove the certificates and keys in /etc/kubernetes/pki",
@@ -130,24 +146,123 @@ def test_partial_host_gets_just_what_it_still_has():
 
 
 def test_an_etcd_kubeinit_did_not_install_is_left_alone():
-    steps, _ = plan(["etcd.ActiveState=active", "etcd.UnitFileState=enabled", f"exists={etcd.DATA_DIR}", "mounts=0"])
+    steps, _ = plan(["etcd.ActiveState=active", "etcd.UnitFileState=enabled", f"exists={etcd.DATA_DIR}", *RESOLVED,
+                     "mounts=0"])
     cleanup = steps["cleanup-node"]
     assert not any(isinstance(s, Run) and "etcd" in " ".join(s.argv) for s in cleanup), scripted.brief(cleanup)
     assert any(isinstance(s, Notice) and "did not install" in s.text for s in cleanup)
 
 
-def test_custom_cert_dir_is_the_one_emptied():
-    steps, _ = plan(["nonempty=/srv/k8s/pki", "mounts=0"], make_spec("/srv/k8s/pki"))
-    run = [s for s in steps["cleanup-node"] if isinstance(s, Run)]
-    assert len(run) == 1 and "'/srv/k8s/pki'" not in run[0].argv[2] and "find /srv/k8s/pki -mindepth 1" in run[0].argv[2]
+def runs(steps) -> list[Run]:
+    return [s for s in steps if isinstance(s, Run)]
 
 
-@pytest.mark.parametrize("bad", ["/", "/etc", "/var/lib", "/etc/kubernetes", "/etc/kubernetes/.."])
-def test_a_cert_dir_that_is_not_its_own_is_refused(bad):
-    spec = make_spec("/etc/kubernetes/pki")
-    spec.pki.cert_dir = bad  # as --cert-dir would set it
-    with pytest.raises(UserError, match="not one reset may empty"):
+def test_a_custom_cert_dir_loses_only_kubeinits_file_names():
+    # what the host has: two of kubeinit's files, foreign ones beside them (not listed by the probe),
+    # a name that is not in the catalogue, and an etcd dir with one foreign file in it
+    lines = ["certdir=/srv/k8s/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet", "pki=ca.key",
+             "pki=etcd/ca.key", "pki=../../etc/passwd", "pki-etcd=2", "mounts=0"]
+    steps, _ = plan(lines, make_spec("/srv/k8s/pki"))
+    cleanup = steps["cleanup-node"]
+    assert [s.argv for s in runs(cleanup)] == [("rm", "-f", "--", "/srv/k8s/pki/ca.key", "/srv/k8s/pki/etcd/ca.key")]
+    kept = [s.text for s in cleanup if isinstance(s, Notice) and "/srv/k8s/pki/etcd" in s.text]
+    assert kept == ["/srv/k8s/pki/etcd holds files that are not kubeinit's: it is left, with them"]
+
+
+def test_a_symlinked_cert_dir_is_resolved_on_the_host_and_only_its_names_go():
+    lines = ["certdir=/data/real-pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet",
+             "pki=ca.crt", "pki=sa.pub", "mounts=0"]
+    steps, host = plan(lines, make_spec("/srv/pki-link"))
+    assert host.commands == 1, "resolved in the one probe"
+    assert "realpath -m -- /srv/pki-link" in host.probe_script
+    assert "found: 2 certificate and key files in /data/real-pki" in steps["preflight"][0].message
+    assert [s.argv for s in runs(steps["cleanup-node"])] == [("rm", "-f", "--", "/data/real-pki/ca.crt",
+                                                               "/data/real-pki/sa.pub")]
+
+
+def test_an_etcd_subdir_that_is_a_symlink_is_not_followed():
+    lines = [*RESOLVED, "pki=ca.crt", "pki=etcd/ca.key", "pki-etcd=link", "mounts=0"]
+    steps, _ = plan(lines)
+    cleanup = steps["cleanup-node"]
+    assert [s.argv for s in runs(cleanup)] == [("rm", "-f", "--", "/etc/kubernetes/pki/ca.crt")]
+    assert any(isinstance(s, Notice) and "/etc/kubernetes/pki/etcd is a symlink" in s.text for s in cleanup)
+
+
+def test_a_kubelet_dir_that_resolves_elsewhere_is_left_with_a_notice():
+    lines = ["certdir=/etc/kubernetes/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/etc",
+             "nonempty=/var/lib/kubelet", "mounts=0"]
+    steps, _ = plan(lines)
+    cleanup = steps["cleanup-node"]
+    assert runs(cleanup) == [], scripted.brief(cleanup)
+    assert any(isinstance(s, Notice) and "/var/lib/kubelet resolves to /etc" in s.text for s in cleanup)
+
+
+def test_the_kubelet_dir_is_emptied_only_while_it_is_still_itself():
+    steps, _ = plan([*RESOLVED, "nonempty=/var/lib/kubelet", "mounts=0"])
+    (run,) = runs(steps["cleanup-node"])
+    script = run.argv[2]
+    assert script.startswith('[ "$(realpath -- /var/lib/kubelet)" = /var/lib/kubelet ] || {')
+    assert "find /var/lib/kubelet -mindepth 1" in script
+
+
+def test_no_directory_but_the_kubelets_is_ever_emptied():
+    steps, host = plan(CONVERGED + ["nonempty=/var/lib/kubelet"])
+    every = " ".join(" ".join(s.argv) for ss in steps.values() for s in runs(ss))
+    assert every.count("find ") == 1 and "find /var/lib/kubelet " in every
+    assert "rm -rf" not in every.replace("rm -rf --one-file-system -- /var/lib/etcd", "").replace(
+        "-exec rm -rf --one-file-system -- {} +", "")
+    assert "find" not in host.probe_script.replace("find /var/lib/kubelet", "")
+
+
+# (cert dir as given, as the host resolves it)
+SYSTEM = [("//", "/"), ("//etc", "/etc"), ("/etc/ssh", "/etc/ssh"), ("/root/.ssh", "/root/.ssh"),
+          ("/home/alice", "/home/alice"), ("/var/lib/dpkg", "/var/lib/dpkg"), ("/srv/pki", "/etc"),
+          ("/srv/pki", "/etc/ssh"), ("/etc/kubernetes/..", "/etc"), ("/etc/kubernetes", "/etc/kubernetes"),
+          ("/var/lib", "/var/lib"), ("/home/alice/.ssh/k8s", "/home/alice/.ssh/k8s"), ("/usr/local", "/usr/local"),
+          ("/usr/share/ca", "/usr/share/ca"), ("/boot", "/boot")]
+
+
+@pytest.mark.parametrize("given,real", SYSTEM, ids=[f"{g}->{r}" for g, r in SYSTEM])
+def test_a_cert_dir_that_resolves_to_a_system_dir_is_refused(given, real):
+    # the host has kubeinit's file names there too: still nothing is planned
+    lines = [f"certdir={real}", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet", "pki=ca.key",
+             "pki=etcd/ca.crt", "pki-etcd=7", "mounts=0"]
+    with pytest.raises(reset.Refused) as e:
+        plan(lines, make_spec(given))
+    msg = str(e.value)
+    assert e.value.exit_code == 2 and e.value.resumable is False
+    assert f"the cert dir {given!r}" in msg and "is a system directory" in msg and "nothing was reset" in msg
+    assert (f"resolves to {real}" in msg) == (given != real)
+    assert "--yes" not in msg
+
+
+@pytest.mark.parametrize("real", ["/", "/etc", "/root", "/home/bob", "/root/.ssh"])
+def test_a_kubeconfig_dir_that_resolves_to_a_system_dir_is_refused(real):
+    lines = ["certdir=/etc/kubernetes/pki", f"kubeconfigdir={real}", "kubeletdir=/var/lib/kubelet",
+             "kubeconfig=admin.conf", "mounts=0"]
+    with pytest.raises(reset.Refused, match="the kubeconfig dir '/srv/kc' .*is a system directory"):
+        plan(lines, kubeconfig_spec("/srv/kc"))
+
+
+def kubeconfig_spec(d: str):
+    spec = make_spec()
+    spec.kubeconfig_dir = d  # as --kubeconfig-dir would set it
+    return spec
+
+
+@pytest.mark.parametrize("bad", ["pki", "", "/srv/pki\n/etc"])
+def test_a_cert_dir_that_is_not_one_absolute_path_is_refused_before_the_probe(bad):
+    spec = make_spec()
+    spec.pki.cert_dir = bad
+    with pytest.raises(reset.Refused, match="must be an absolute path"):
         plan(FRESH, spec)
+
+
+@pytest.mark.parametrize("d", ["/etc/kubernetes/pki", "/srv/k8s/pki", "/home/alice/k8s/pki", "/opt/kube/pki",
+                               "/var/lib/k8s/pki"])
+def test_dirs_of_their_own_are_not_system_dirs(d):
+    assert not reset.system_dir(d)
+    assert not reset.system_dir("/etc/kubernetes", kubeconfigs=True)
 
 
 # --------------------------------------------------------------------------
@@ -196,3 +311,56 @@ def test_reset_resume_hint():
     from kubeinit.up import reset_resume_command
 
     assert reset_resume_command("c.yaml", "/kh", 10) == "kubeinit reset -f c.yaml --yes --known-hosts /kh"
+
+
+@pytest.mark.parametrize("given", ["//", "//etc", "/etc/ssh", "/root/.ssh", "/var/lib/dpkg", "etc-link"])
+def test_reset_refuses_a_system_cert_dir_in_one_sentence_without_suggesting_yes(kubeinit_cli, tmp_path, given):
+    if given == "etc-link":  # a symlink to /etc, resolved by this host's realpath
+        (tmp_path / "etc-link").symlink_to("/etc")
+        given = str(tmp_path / "etc-link")
+    r = kubeinit_cli("reset", "--dry-run", "--cert-dir", given, "--kubeconfig-dir", str(tmp_path), input="")
+    assert r.returncode == 2, r.stdout + r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: vm: phase preflight failed at 'plan': the cert dir ") and "system directory" in line
+    assert "--yes" not in line and "resume" not in line
+    assert " rm " not in r.stdout and "find " not in r.stdout, r.stdout
+
+
+# this host's fixed paths a real local reset would also clean: the real run below needs them absent
+HOST_STATE = [etcd.UNIT, etcd.DATA_DIR, reset.ETCD_STAMP, etcd.APPLIED, reset.KUBELET_DIR, reset.MANIFESTS]
+
+
+def test_a_real_local_reset_removes_only_kubeinits_names_through_a_symlinked_cert_dir(kubeinit_cli, tmp_path):
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("a real local reset runs as root")
+    present = [p for p in HOST_STATE if os.path.lexists(p)]
+    if present:
+        pytest.skip(f"this host has cluster state a real reset would remove: {present}")
+    pki, confs = tmp_path / "data" / "pki", tmp_path / "kube"
+    (pki / "etcd").mkdir(parents=True)
+    confs.mkdir()
+    ours = [pki / f for f in reset.PKI_FILES] + [confs / f for f in reset.KUBECONFIG_FILES]
+    foreign = [pki / "foreign.crt", pki / ".hidden", pki / "ca.crt.orig", pki / "notes" / "ca.key",
+               confs / "config", confs / "admin.conf.bak", tmp_path / "data" / "ca.key"]
+    for p in ours + foreign:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+    (pki / "apiserver.key").unlink()
+    (pki / "apiserver.key").mkdir()  # a directory by one of kubeinit's names is not kubeinit's
+    (pki / "sa.pub").unlink()
+    (pki / "sa.pub").symlink_to(tmp_path / "data" / "ca.key")  # a symlink of kubeinit's goes, not its target
+    (tmp_path / "pki-link").symlink_to(pki)
+    args = ("reset", "--yes", "--cert-dir", str(tmp_path / "pki-link"), "--kubeconfig-dir", str(confs))
+
+    r = kubeinit_cli(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if "kubeinit-home" not in str(p))
+    assert left == sorted(["data", "data/pki", "data/pki/apiserver.key", "data/pki/foreign.crt", "data/pki/.hidden",
+                           "data/pki/ca.crt.orig", "data/pki/notes", "data/pki/notes/ca.key", "kube", "kube/config",
+                           "kube/admin.conf.bak", "data/ca.key", "pki-link"]), "only kubeinit's names went"
+    assert f"remove the certificates and keys in {pki}" in r.stdout and f"remove the empty {pki}/etcd" in r.stdout
+
+    again = kubeinit_cli(*args)
+    assert again.returncode == 0 and "(0 changed)" in again.stdout, again.stdout
