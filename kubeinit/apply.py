@@ -24,6 +24,7 @@ from pathlib import Path
 from kubeinit import workflow
 from kubeinit.connection import HostUnreachable
 from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
+from kubeinit.hostlock import HostBusy
 from kubeinit.plan import Context, Target
 from kubeinit.redact import mask
 from kubeinit.steps import ApiCall, Check, Local, Notice, Run, Skip, Step, Transfer, Upload, is_change
@@ -188,6 +189,9 @@ def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog
         target.conn  # noqa: B018 - logged in (or failed to) before the probes go out
         probing()
         _gather(ctx, target, ahead or [phase])
+        if target.hold():  # another run let go while this one probed: read the host again
+            target.reset_facts()
+            _gather(ctx, target, ahead or [phase])
         steps = list(phase.planner()(ctx, target))
         out.steps = steps
         if ctx.options.dry_run:
@@ -218,6 +222,7 @@ def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog
                                f"host unreachable ({e})", resume)
     except KubeinitError as e:  # before any step: while connecting (host key, login, sudo) or planning
         where = _label(step) if step else ("plan" if target.connected else "connect")
+        where = "lock" if isinstance(e, HostBusy) else where
         # an input the phase refuses for good (resumable = False) gets no resume hint: re-running cannot help
         out.error = StepFailed(target.name, phase.path, where, str(e).rstrip("."),
                                resume if getattr(e, "resumable", True) else "")

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeinit.connection import make_dirs
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.spec import ClusterSpec
 
@@ -246,7 +247,7 @@ def fetch(rel: Release, digest: str | None = None) -> Path:
 
 
 def _download(rel: Release, path: Path, digest: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent, 0o700)  # the cache, in the private workspace
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     h = hashlib.sha256()
     try:
@@ -304,7 +305,7 @@ def _missing_hint(rel: Release) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent, 0o700)  # the cache, in the private workspace
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -313,7 +314,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 @contextmanager
 def _lock(path: Path):
     """A per-file lock (flock: between threads and between kubeinit processes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent, 0o700)  # the cache, in the private workspace
     fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -84,6 +84,11 @@ def _run_local(command: str, tree, phases, spec, dry_run: bool, ignore: frozense
     host = spec.hosts[0]
     ctx = Context(spec, [Target(host, lambda h: LocalConnection(h.name))],
                   Options(dry_run=dry_run, ignore_preflight_errors=ignore, command=command, resume=resume))
+    if not dry_run:  # the host's lock, as `up` takes it over SSH; a run on the host itself waits a while
+        from kubeinit import hostlock
+
+        info = hostlock.holder_line(command, spec.name)
+        ctx.targets[0].locker = lambda conn, since: hostlock.acquire(conn, info, hostlock.LOCAL_WAIT, since)
     title = (f"kubeinit {command} --dry-run: the plan for cluster {spec.name!r} ({spec.kubernetes_version}) on "
              f"{host.name} ({host.address}); nothing will be changed" if dry_run else "")
     view = ui.RunView([host.name], dry_run=dry_run, title=title)
@@ -456,6 +461,9 @@ def main() -> None:
 
 
 def _main() -> None:
+    # Nothing kubeinit writes is group- or world-writable, whatever umask it was started with
+    # (the modes that matter are also set explicitly where each file is made).
+    os.umask(os.umask(0o022) | 0o022)
     try:
         app.main(prog_name="kubeinit")
     except KubeinitError as e:

@@ -49,6 +49,8 @@ class Connection(Protocol):
 
     def dial(self, host: str, port: int, timeout: float = 10.0): ...
 
+    def open_stream(self, argv: Sequence[str]): ...
+
     def close(self) -> None: ...
 
 
@@ -73,15 +75,43 @@ def changed_since_verified(local_path: str, path: str, want: str, got: str) -> s
             "since it was verified); delete it so that the next run downloads and verifies it again")
 
 
+# Every shell kubeinit runs on a host starts with umask 022: a login whose umask is 000 (pam_umask,
+# sshd's UMask) would otherwise make each directory it creates (/etc/kubernetes, pki, the parents of
+# an upload) and each file a shell writes world-writable. Modes that must be tighter are set explicitly.
+UMASK = "umask 022; "
+
+
+def make_dirs(path: Path, mode: int) -> Path:
+    """Create `path` and its missing parents with `mode`, whatever the umask (mkdir's mode skips
+    parents, and the umask applies to it); directories that exist are left as they are."""
+    missing = [d for d in (path, *path.parents) if not d.exists()][::-1]
+    for d in missing:
+        d.mkdir(mode=mode, exist_ok=True)
+        os.chmod(d, mode)
+    return path
+
+
+def with_umask(argv: Sequence[str]) -> list[str]:
+    """`argv` with umask 022 first: inside an `sh -c` script, or around `sh FILE ...` (one exec, no fork)."""
+    argv = list(argv)
+    if len(argv) >= 3 and argv[:2] == ["sh", "-c"]:
+        return ["sh", "-c", UMASK + argv[2], *argv[3:]]
+    if len(argv) >= 2 and argv[0] == "sh" and not argv[1].startswith("-"):
+        return ["sh", "-c", UMASK + 'exec sh "$0" "$@"', *argv[1:]]
+    return argv
+
+
 class LocalConnection:
     """This machine, through subprocess (no shell)."""
 
     def __init__(self, name: str = "localhost"):
         self.name = name
         self._sudo = os.geteuid() != 0
+        self.in_process = not self._sudo  # the host lock is taken by this process itself (hostlock)
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
-        return ["sudo", "-n", "--", *argv] if self._sudo else list(argv)
+        argv = with_umask(argv)
+        return ["sudo", "-n", "--", *argv] if self._sudo else argv
 
     def run(self, argv: Sequence[str], stdin: bytes | None = None, timeout: float = 600) -> Result:
         try:
@@ -101,6 +131,12 @@ class LocalConnection:
         except OSError as e:
             raise HostUnreachable(f"cannot connect to {host}:{port} on {self.name} ({e.strerror or e})") from None
 
+    def open_stream(self, argv: Sequence[str]) -> "_ProcessStream":
+        """Start a long-lived command (the host lock through sudo) and return at once; its stdin
+        ends when the stream is closed or kubeinit exits."""
+        return _ProcessStream(subprocess.Popen(self._argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE))
+
     def read(self, path: str) -> bytes | None:
         try:
             return Path(path).read_bytes()
@@ -117,7 +153,7 @@ class LocalConnection:
                 raise OSError(r.err.strip() or f"cannot write {path}")
             return
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(p.parent, 0o755)  # as the shell's `mkdir -p` under umask 022 makes them on a host
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".kubeinit.")
         try:
             os.fchmod(fd, mode)  # before any byte is written: a key is never world-readable
@@ -137,3 +173,28 @@ class LocalConnection:
 
     def close(self) -> None:
         pass
+
+
+class _ProcessStream:
+    """A local command left running: its first line of output, its stderr, and close."""
+
+    def __init__(self, p: subprocess.Popen):
+        self._p = p
+
+    def first_line(self, timeout: float) -> str:
+        import select
+
+        ready, _, _ = select.select([self._p.stdout], [], [], timeout)
+        return self._p.stdout.readline().decode(errors="replace").strip() if ready else ""
+
+    def error(self) -> str:
+        if self._p.poll() is None:
+            return ""
+        return self._p.stderr.read().decode(errors="replace")
+
+    def close(self) -> None:
+        try:
+            self._p.stdin.close()
+            self._p.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self._p.kill()

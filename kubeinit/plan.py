@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -41,6 +42,10 @@ class Target:
         self._facts: Facts | None = None
         self._lock = threading.Lock()
         self._failed: BaseException | None = None  # what a connect_ahead() raised, for `conn` to raise
+        # hostlock.acquire(conn, since) for a run that changes hosts; None: no lock (--dry-run, tests)
+        self.locker: Callable[[Connection, float], object] | None = None
+        self._hostlock = None  # hostlock.Pending, from login on
+        self._since = 0.0
 
     @property
     def name(self) -> str:
@@ -53,8 +58,28 @@ class Target:
                 failed, self._failed = self._failed, None
                 raise failed
             if self._conn is None:
-                self._conn = self._connect(self.host)
+                self._conn = self._connected(self._connect(self.host))
             return self._conn
+
+    def _connected(self, conn: Connection) -> Connection:
+        """Start taking the host lock at once, beside the first probe (no round trip of its own)."""
+        if self.locker is not None:
+            from kubeinit import hostlock
+
+            self._since = time.monotonic()
+            locker = self.locker
+            self._hostlock = hostlock.Pending(lambda: locker(conn, self._since))
+        return conn
+
+    def hold(self) -> bool:
+        """Wait until this run holds the host's lock (raises hostlock.HostBusy when another run
+        does). True once, when facts read before it was granted may be stale: read them again."""
+        pending = self._hostlock
+        if pending is None:
+            return False
+        held = pending.wait()
+        stale, held.stale = held.stale, False
+        return stale
 
     def connect_ahead(self) -> None:
         """Start logging in now, in the background; `conn` waits for it and raises what it
@@ -65,7 +90,7 @@ class Target:
         with self._lock:
             if self._conn is None and self._failed is None:
                 try:
-                    self._conn = self._connect(self.host)
+                    self._conn = self._connected(self._connect(self.host))
                 except BaseException as e:  # noqa: BLE001 - handed to whoever asks for the connection
                     self._failed = e
 
@@ -84,6 +109,9 @@ class Target:
         self._facts = None
 
     def close(self) -> None:
+        if self._hostlock is not None:
+            self._hostlock.close()
+            self._hostlock = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -71,7 +71,7 @@ def _import_paramiko():
 
 paramiko = sys.modules.get("paramiko") or _import_paramiko()
 
-from kubeinit.connection import ATOMIC_WRITE, HostUnreachable, Result, changed_since_verified
+from kubeinit.connection import ATOMIC_WRITE, HostUnreachable, Result, changed_since_verified, with_umask
 from kubeinit.errors import KubeinitError
 from kubeinit.spec import Host
 
@@ -372,7 +372,7 @@ class SSHConnection:
         return t
 
     def _command(self, argv: Sequence[str]) -> str:
-        cmd = shlex.join(argv)
+        cmd = shlex.join(with_umask(argv))
         return f"sudo -n -- {cmd}" if self.sudo else cmd
 
     def run(self, argv: Sequence[str], stdin: bytes | None = None, timeout: float = 600) -> Result:
@@ -446,6 +446,17 @@ class SSHConnection:
         threading.Thread(target=_bridge, args=(theirs, chan), daemon=True).start()
         return ours
 
+    def open_stream(self, argv: Sequence[str]) -> "_ChannelStream":
+        """Start a long-lived command (the host lock) and return at once: its channel stays open,
+        and the command's stdin ends when the stream is closed or the connection dies."""
+        t = self._transport()
+        try:
+            chan = t.open_session(timeout=self.connect_timeout)
+            chan.exec_command(self._command(argv))
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise HostUnreachable(f"{self.host.address}: {_reason(e)}") from None
+        return _ChannelStream(chan, self.host.address)
+
     def read(self, path: str) -> bytes | None:
         r = self.run(["cat", "--", path], timeout=60)
         return r.stdout if r.rc == 0 else None
@@ -482,6 +493,45 @@ class SSHConnection:
             if c is not None:
                 c.close()
         self._client = self._bastion = None
+
+
+class _ChannelStream:
+    """A command left running on a channel: its first line of output, its stderr, and close."""
+
+    def __init__(self, chan: paramiko.Channel, address: str):
+        self._chan, self._address = chan, address
+        self._err = bytearray()
+
+    def first_line(self, timeout: float) -> str:
+        buf = bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while b"\n" not in buf:
+                while self._chan.recv_stderr_ready():
+                    self._err += self._chan.recv_stderr(_CHUNK)
+                if self._chan.recv_ready():
+                    buf += self._chan.recv(_CHUNK)
+                    continue
+                if self._chan.eof_received or time.monotonic() > deadline:
+                    break
+                if not self._chan.get_transport().is_active():
+                    raise HostUnreachable(f"the connection to {self._address} was lost")
+                select.select([self._chan], [], [], 0.2)
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise HostUnreachable(f"{self._address}: {_reason(e)}") from None
+        while self._chan.recv_stderr_ready():
+            self._err += self._chan.recv_stderr(_CHUNK)
+        return buf.decode(errors="replace").partition("\n")[0].strip()
+
+    def error(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def close(self) -> None:
+        try:
+            self._chan.shutdown_write()  # the command's stdin ends: it lets go
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        self._chan.close()
 
 
 def _bridge(sock: socket.socket, chan: paramiko.Channel) -> None:

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from kubeinit import artifacts, ui, workflow
+from kubeinit import artifacts, hostlock, ui, workflow
 from kubeinit.apply import RunLog, connect_ahead, execute, unavailable
 from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
 from kubeinit.plan import Context, Options, Target
@@ -22,12 +22,10 @@ from kubeinit.spec import Host, load_file
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` and any missing parents as 0700 (mkdir's mode skips parents, and umask applies)."""
-    missing = [p for p in (path, *path.parents) if not p.exists()][::-1]
-    for p in missing:
-        p.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(p, 0o700)
-    return path
+    """Create `path` and any missing parents as 0700, whatever the umask."""
+    from kubeinit.connection import make_dirs
+
+    return make_dirs(path, 0o700)
 
 
 def workspace(cluster: str) -> Path:
@@ -131,6 +129,10 @@ def run_up(file, only, skip_phases, ignore: frozenset[str], trust_new_host_keys:
     ws = workspace(spec.name)
     lock = None if dry_run else hold_lock(ws, spec.name, command)
     ctx = Context(spec, [Target(h, connect) for h in spec.hosts], options, workspace=ws)
+    if not dry_run:  # each host's own lock, taken from login on (a dry run changes nothing: none)
+        info = hostlock.holder_line(command, spec.name)
+        for t in ctx.targets:
+            t.locker = lambda conn, since: hostlock.acquire(conn, info, 0, since)
     connect_ahead(ctx, phases)
     log = None if dry_run else RunLog(private_dir(ws / "logs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-"
                                                                   f"{os.getpid()}.log")

@@ -136,8 +136,8 @@ def health_script(ctx: Context, watched: list[str]) -> str:
         f"echo \"$out\" >&2; why; "
         f"echo \"etcd did not become healthy within {HEALTH_SECONDS} s (its log is above)\" >&2; exit 1; fi; "
         "sleep 1; done; "
-        f"set -e; mkdir -p {STATE}; {{ echo \"$(stat -c {install.FINGERPRINT} {ETCD})  {ETCD}\"; "
-        f"sha256sum {' '.join(watched)}; }} > {APPLIED}.tmp; mv -f {APPLIED}.tmp {APPLIED}"
+        "set -e; " + install.write_record(APPLIED, f"echo \"$(stat -c {install.FINGERPRINT} {ETCD})  {ETCD}\"; "
+                                                   f"sha256sum {' '.join(watched)}")
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import posixpath
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -167,6 +168,14 @@ UNFETCHED = "(published sha256)"  # stands in for a digest --dry-run could not f
 
 
 def expected_sha256(ctx, rel: artifacts.Release, notices: list[Step]) -> str:
+def write_record(path: str, commands: str) -> str:
+    """Shell that writes what `commands` print to the record `path` (in STATE) through a temp file of
+    its own beside it, then renames it: two runs never share a temp name, and the record is 0644
+    whatever the umask (mktemp makes 0600)."""
+    return (f"mkdir -p {STATE}; chmod 0700 {STATE}; t=$(mktemp {posixpath.dirname(path)}/.kubeinit.XXXXXX); "
+            f"{{ {commands}; }} > \"$t\"; chmod 0644 \"$t\"; mv -f \"$t\" {path}")
+
+
     """The digest the artifact must have (pinned, or from the release's checksum file). In
     --dry-run a checksum file that cannot be fetched (no network yet) does not end the plan:
     a Notice says a real run would stop there, and the plan goes on."""

@@ -29,6 +29,7 @@ from kubeinit.plan import Context, Target, ensure_file
 from kubeinit.render import render
 from kubeinit.steps import Run, Skip, Step, Upload
 
+KUBELET_DIR = "/var/lib/kubelet"  # 0700, as kubeadm makes it
 CONFIG = "/var/lib/kubelet/config.yaml"
 FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
 UNIT = "/etc/systemd/system/kubelet.service"
@@ -131,8 +132,8 @@ def restart_script(kubelet: str, watched: list[str]) -> str:
         f"{WHY}set -e; systemctl daemon-reload; systemctl enable -q kubelet; systemctl restart kubelet; "
         f"sleep {SETTLE_SECONDS}; systemctl is-active -q kubelet || {{ "
         f"echo 'the kubelet exited at once; its log:' >&2; why; exit 1; }}; "
-        f"mkdir -p {STATE}; {{ echo \"$(stat -c {install.FINGERPRINT} {kubelet})  {kubelet}\"; "
-        f"sha256sum {' '.join(watched)}; }} > {APPLIED}.tmp; mv -f {APPLIED}.tmp {APPLIED}"
+        + install.write_record(APPLIED, f"echo \"$(stat -c {install.FINGERPRINT} {kubelet})  {kubelet}\"; "
+                                        f"sha256sum {' '.join(watched)}")
     )
 
 
@@ -169,10 +170,15 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
     now = {kubelet: p.get("fingerprint"),
            **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
     changed = False
+    made_dir = False
     for path, content, note in files:
         for step in ensure_file(target, path, content, 0o644, note):
             if isinstance(step, Upload):
                 changed, now[path] = True, step.sha256
+                if path.startswith(KUBELET_DIR + "/") and not made_dir:  # kubeadm's mode, not the upload's 0755
+                    made_dir = True
+                    yield Run(("sh", "-c", f"[ -d {KUBELET_DIR} ] || mkdir -m 0700 {KUBELET_DIR}"),
+                              note=f"create {KUBELET_DIR} (0700) unless it exists")
             yield step
     pending = install.restart_pending(facts, APPLIED, now)
     state = units.get("kubelet", {})

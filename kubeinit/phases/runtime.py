@@ -79,8 +79,8 @@ RUNC_STAMP = install.binary_stamp("runc", RUNC)
 RESTART = (
     "set -e; systemctl daemon-reload; systemctl enable -q containerd; "
     "systemctl restart containerd || { journalctl -u containerd -n 5 --no-pager -o cat >&2; exit 1; }; "
-    f"mkdir -p {STATE}; {{ echo \"$(stat -c %s:%.9Y:%i:%.9Z {CONTAINERD})  {CONTAINERD}\"; sha256sum {CONFIG} {UNIT}; }}"
-    f" > {APPLIED}.tmp; mv -f {APPLIED}.tmp {APPLIED}"
+    + install.write_record(APPLIED, f"echo \"$(stat -c %s:%.9Y:%i:%.9Z {CONTAINERD})  {CONTAINERD}\"; "
+                                    f"sha256sum {CONFIG} {UNIT}")
 )
 
 
