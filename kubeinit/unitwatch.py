@@ -66,16 +66,21 @@ class UnitWatch:
             what = "failed"
         else:
             what = f"stopped ({active})"
-        line = self._error_line()
+        line = self._error_line(first["InvocationID"])
         said = f": {line} (" if line else ", with no error line of its own ("
         return (f"the {self.unit} {what} while kubeinit waited for it{said}`journalctl -u {self.unit}` on the host "
                 "shows its whole log)")
 
-    def _error_line(self) -> str:
-        """The unit's last klog fatal line, else its last error line; journald may write the
-        last lines of an exited process a moment after systemd saw it exit: asked twice."""
+    def _error_line(self, invocation: str) -> str:
+        """The unit's last klog fatal line, else its last error line, from the invocation that
+        ended (a fatal kubelet prints every goroutine's stack after its F line: hundreds of
+        lines, so the host greps them). journald may write an exited process's last lines a
+        moment after systemd saw it exit: asked twice."""
+        where = f'_SYSTEMD_INVOCATION_ID="{invocation}"' if re.fullmatch(r"[0-9a-f]{32}", invocation) else \
+            f"-u {self.unit} -n 5000"
+        script = f"journalctl {where} --no-pager -o cat | grep -E '^[FE][0-9]{{4}} ' | tail -n 20"
         for attempt in range(2):
-            r = self.conn.run(["journalctl", "-u", self.unit, "-n", "50", "--no-pager", "-o", "cat"], timeout=30)
+            r = self.conn.run(["sh", "-c", script], timeout=30)
             lines = [ln.strip() for ln in r.out.splitlines() if KLOG.match(ln.strip())]
             fatal = [ln for ln in lines if ln.startswith("F")]
             if fatal or lines:

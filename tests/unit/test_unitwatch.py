@@ -26,11 +26,13 @@ FATAL = ("F1205 23:20:41.118934    2214 server.go:269] failed to run Kubelet: fa
 JOURNAL = f"""I1205 23:20:35.002211    2214 server.go:416] Version: v1.20.2
 E1205 23:20:40.113322    2214 kubelet.go:1228] Image garbage collection failed once
 {FATAL}
+goroutine 1 [running]:
+k8s.io/kubernetes/vendor/k8s.io/klog/v2.stacks(0xc000010001, 0xc0001d6000, 0x9c, 0x1f4)
 kubelet.service: Main process exited, code=exited, status=255/EXCEPTION
 kubelet.service: Failed with result 'exit-code'.
 """
 RUNNING = {"LoadState": "loaded", "ActiveState": "active", "SubState": "running", "NRestarts": "0",
-           "InvocationID": "a1"}
+           "InvocationID": "5f0c2e6a9d1b4c7e8f3a2b1c0d9e8f7a"}
 EXITED = {**RUNNING, "ActiveState": "activating", "SubState": "auto-restart"}
 
 
@@ -41,13 +43,15 @@ class KubeletHost(LocalConnection):
     def __init__(self, states: list[dict], journal: str = JOURNAL, rc: int = 0):
         super().__init__("cp-1")
         self.states, self.journal, self.rc, self.shown = states, journal, rc, 0
+        self.journal_asked: list[str] = []
 
     def run(self, argv, stdin=None, timeout=600):
         if list(argv[:3]) == ["systemctl", "show", "kubelet"]:
             state = self.states[min(self.shown, len(self.states) - 1)]
             self.shown += 1
             return Result(self.rc, "".join(f"{k}={v}\n" for k, v in state.items()).encode(), b"")
-        if list(argv[:3]) == ["journalctl", "-u", "kubelet"]:
+        if list(argv[:2]) == ["sh", "-c"] and argv[2].startswith("journalctl "):
+            self.journal_asked.append(argv[2])
             return Result(0, self.journal.encode(), b"")
         return super().run(argv, stdin, timeout)
 
@@ -91,10 +95,12 @@ def test_a_kubelet_that_exits_during_the_wait_stops_it_at_once_with_its_fatal_li
     assert f"the kubelet exited (systemd restarts it, and it will exit again) while kubeinit waited for it: {FATAL} " \
            "(`journalctl -u kubelet` on the host shows its whole log)" in msg, msg
     assert host.shown == 3, "one `systemctl show` per second of waiting"
+    # the lines of the invocation that ended (a fatal kubelet prints every goroutine's stack after its F line)
+    assert host.journal_asked[0].startswith(f'journalctl _SYSTEMD_INVOCATION_ID="{RUNNING["InvocationID"]}" ')
 
 
 def test_a_kubelet_restarted_during_the_wait_stops_it(starting):
-    host = KubeletHost([RUNNING, {**RUNNING, "InvocationID": "b2"}])
+    host = KubeletHost([RUNNING, {**RUNNING, "InvocationID": "0" * 32}])
     with pytest.raises(StepFailed, match=r"the kubelet was restarted while kubeinit waited for it: F1205 "):
         run(starting, host)
 
