@@ -131,7 +131,7 @@ class LocalConnection:
         except OSError as e:
             raise HostUnreachable(f"cannot connect to {host}:{port} on {self.name} ({e.strerror or e})") from None
 
-    def open_stream(self, argv: Sequence[str]) -> "_ProcessStream":
+    def open_stream(self, argv: Sequence[str]) -> _ProcessStream:
         """Start a long-lived command (the host lock through sudo) and return at once; its stdin
         ends when the stream is closed or kubeinit exits."""
         return _ProcessStream(subprocess.Popen(self._argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,

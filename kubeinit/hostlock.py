@@ -26,7 +26,8 @@ import os
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
 
 from kubeinit.errors import KubeinitError
 
@@ -138,7 +139,7 @@ def _acquire_fd(conn, info: str, wait: float, since: float) -> HostLock:
             if time.monotonic() >= deadline:
                 os.close(fd)
                 try:
-                    holder = open(HOLDER, errors="replace").read()
+                    holder = Path(HOLDER).read_text(errors="replace")
                 except OSError:
                     holder = ""
                 raise busy(conn.name, holder) from None

@@ -446,7 +446,7 @@ class SSHConnection:
         threading.Thread(target=_bridge, args=(theirs, chan), daemon=True).start()
         return ours
 
-    def open_stream(self, argv: Sequence[str]) -> "_ChannelStream":
+    def open_stream(self, argv: Sequence[str]) -> _ChannelStream:
         """Start a long-lived command (the host lock) and return at once: its channel stays open,
         and the command's stdin ends when the stream is closed or the connection dies."""
         t = self._transport()
