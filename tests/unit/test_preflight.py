@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kubeinit import spec as specmod
 from kubeinit.connection import Result
 from kubeinit.phases import preflight
@@ -14,7 +16,16 @@ HEALTHY = {
     **{f"bin:{b}": "yes" for b in ("ip", "iptables", "mount", "nsenter", "ebtables", "ethtool", "socat", "tc",
                                    "touch", "conntrack", "tar")},
     "listen": "", "os_id": "debian", "os_version": "12", "os_like": "",
+    "kmsg": "yes", "tunable:vm/overcommit_memory": "0 yes", "tunable:kernel/panic": "0 yes",
+    "tunable:kernel/panic_on_oops": "1 yes", "oom_score_adj": "yes",
+    "containerd:systemd_cgroup": "yes", "containerd:restrict_oom_score_adj": "no",
 }
+# A host that is a container itself (systemd-nspawn, unprivileged LXC): no /dev/kmsg, /proc/sys
+# read-only with the host's values, no CAP_SYS_RESOURCE.
+CONTAINER = {**HEALTHY, "kmsg": "no", "tunable:vm/overcommit_memory": "0 no", "tunable:kernel/panic": "1 no",
+             "tunable:kernel/panic_on_oops": "0 no", "oom_score_adj": "no"}
+KUBELET_CHECKS = ["FileContent--proc-sys-kernel-panic", "FileContent--proc-sys-kernel-panic_on_oops",
+                  "FileContent--proc-sys-vm-overcommit_memory", "FileExisting--dev-kmsg", "OOMScoreAdj"]
 
 
 class ScriptedHost:
@@ -35,8 +46,8 @@ class ScriptedHost:
         pass
 
 
-def checks(answers, fn=preflight.plan_init, ignore=frozenset(), role="control-plane"):
-    spec = specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", role)])
+def checks(answers, fn=preflight.plan_init, ignore=frozenset(), role="control-plane", spec=None):
+    spec = spec or specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", role)])
     t = Target(spec.hosts[0], lambda h: ScriptedHost(answers))
     ctx = Context(spec, [t], Options(ignore_preflight_errors=ignore))
     return {c.name: c for c in fn(ctx, t)}
@@ -61,10 +72,85 @@ def test_kubeadm_errors_on_a_small_non_root_host():
     assert "sysctl -w net.ipv4.ip_forward=1" in cs["FileContent--proc-sys-net-ipv4-ip_forward"].message
 
 
-def test_swap_and_optional_binaries_only_warn():
-    cs = checks({**HEALTHY, "swap_lines": "1", "bin:socat": "no"})
+def test_optional_binaries_only_warn():
+    cs = checks({**HEALTHY, "bin:socat": "no"})
     assert failing(cs) == []
-    assert not cs["Swap"].passed and not cs["FileExisting-socat"].passed
+    assert not cs["FileExisting-socat"].passed
+
+
+def test_swap_is_an_error_unless_the_kubelet_may_run_with_it():
+    """The kubelet refuses to start with swap on (failSwapOn, true unless set otherwise)."""
+    cs = checks({**HEALTHY, "swap_lines": "1"})
+    assert failing(cs) == ["Swap"]
+    assert "swapoff -a" in cs["Swap"].message and "fail-swap-on" in cs["Swap"].message
+    spec = specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")],
+                               extra_args={"kubelet": {"fail-swap-on": "false"}})
+    cs = checks({**HEALTHY, "swap_lines": "1"}, spec=spec)
+    assert failing(cs) == [] and not cs["Swap"].passed
+
+
+def up_spec(**fields):
+    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "c",
+                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}], **fields})
+
+
+def test_a_host_that_is_a_container_gets_each_kubelet_condition_with_its_fix():
+    cs = checks(CONTAINER, fn=preflight.plan_up, spec=up_spec())
+    assert failing(cs) == KUBELET_CHECKS
+    assert "`echo 'L /dev/kmsg - - - - /dev/console' > /etc/tmpfiles.d/kmsg.conf && systemd-tmpfiles --create " \
+           "/etc/tmpfiles.d/kmsg.conf`" in cs["FileExisting--dev-kmsg"].message
+    assert cs["FileContent--proc-sys-kernel-panic"].message.startswith(
+        "/proc/sys/kernel/panic is 1, not 10, and read-only here (a container?): the kubelet sets it at start and "
+        "exits when it cannot; set it where it can be written (`sysctl -w kernel.panic=10`")
+    assert "`sysctl -w vm.overcommit_memory=1`" in cs["FileContent--proc-sys-vm-overcommit_memory"].message
+    assert "`sysctl -w kernel.panic_on_oops=1`" in cs["FileContent--proc-sys-kernel-panic_on_oops"].message
+    assert cs["OOMScoreAdj"].message.endswith("set runtime.containerd.restrictOOMScoreAdj: true in the cluster file")
+    # kubeadm's way to go on regardless
+    cs = checks(CONTAINER, fn=preflight.plan_up, spec=up_spec(), ignore=frozenset(n.lower() for n in KUBELET_CHECKS))
+    assert failing(cs) == [] and all(cs[n].message.endswith("(ignored)") for n in KUBELET_CHECKS)
+
+
+def test_tunables_already_as_the_kubelet_wants_or_writable_pass():
+    right = {**CONTAINER, "tunable:vm/overcommit_memory": "1 no", "tunable:kernel/panic": "10 no",
+             "tunable:kernel/panic_on_oops": "1 no"}
+    assert not [n for n in failing(checks(right)) if n.startswith("FileContent--proc-sys")]
+    cs = checks(HEALTHY)  # wrong values, writable: the kubelet sets them
+    assert cs["FileContent--proc-sys-kernel-panic"].passed
+    assert cs["FileContent--proc-sys-kernel-panic"].message == "the kubelet sets it to 10"
+    # unless the kubelet is told to refuse other values than its own
+    spec = specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")],
+                               extra_args={"kubelet": {"protect-kernel-defaults": "true"}})
+    cs = checks(HEALTHY, spec=spec)
+    assert failing(cs) == ["FileContent--proc-sys-kernel-panic", "FileContent--proc-sys-vm-overcommit_memory"]
+    assert "protect-kernel-defaults" in cs["FileContent--proc-sys-kernel-panic"].message
+
+
+def test_oom_score_adj_passes_once_containerd_is_told_to_restrict_it():
+    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.plan_up,
+                                               spec=up_spec(runtime={"containerd": {"restrictOOMScoreAdj": True}})))
+    patch = '[plugins."io.containerd.grpc.v1.cri"]\nrestrict_oom_score_adj = true\n'
+    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.plan_up,
+                                               spec=up_spec(runtime={"containerd": {"configPatch": patch}})))
+    # the host's own containerd (init, or artifacts.containerd.enabled: false): its config file decides
+    cs = checks(CONTAINER)
+    assert "OOMScoreAdj" in failing(cs)
+    assert "`restrict_oom_score_adj = true` in the CRI plugin's section of /etc/containerd/config.toml" \
+           in cs["OOMScoreAdj"].message
+    assert "OOMScoreAdj" not in failing(checks({**CONTAINER, "containerd:restrict_oom_score_adj": "yes"}))
+
+
+def test_cgroup_driver_agreement_is_checked_when_containerds_config_is_not_kubeinits():
+    cs = checks({**HEALTHY, "containerd:systemd_cgroup": "no"})
+    assert failing(cs) == ["CgroupDriver"]
+    assert "`SystemdCgroup = true`" in cs["CgroupDriver"].message
+    no_config = {k: v for k, v in HEALTHY.items() if not k.startswith("containerd:")}
+    assert "containerd uses the cgroupfs driver" in checks(no_config)["CgroupDriver"].message
+    # `up` writes containerd's config itself (SystemdCgroup = true): nothing to check
+    assert "CgroupDriver" not in checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.plan_up,
+                                        spec=up_spec())
+    own = up_spec(artifacts={"containerd": {"enabled": False}})
+    assert failing(checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.plan_up, spec=own)) == \
+        ["CgroupDriver"]
 
 
 def test_busy_port_fails_unless_our_own_component_holds_it():
@@ -122,6 +208,11 @@ def test_the_probes_run_in_this_machines_shell_and_report_what_is_true_here():
     assert int(p["swap_lines"]) == len(open("/proc/swaps").read().splitlines()) - 1
     assert p["sysctl:/proc/sys/net/ipv4/ip_forward"] == open("/proc/sys/net/ipv4/ip_forward").read().strip()
     assert p["bin:mount"] == "yes"
+    assert p["kmsg"] == ("yes" if os.path.exists("/dev/kmsg") else "no")
+    value, writable = p["tunable:kernel/panic"].split()
+    assert value == Path("/proc/sys/kernel/panic").read_text().strip()
+    assert writable == ("yes" if os.access("/proc/sys/kernel/panic", os.W_OK) else "no")
+    assert p["oom_score_adj"] in ("yes", "no")
     assert abs(int(p["now"]) - __import__("time").time()) < 5
     values, stamps = runtime.probe(t)
     assert values["arch"] == platform.machine()
