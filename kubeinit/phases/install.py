@@ -104,6 +104,36 @@ class Stamp:
     intact: bool = True  # every file still has the fingerprint it was installed with
 
 
+# Where kubeinit writes on a host, so where a killed run may have left a temp file: an upload's
+# `.kubeinit.*` beside its target (connection.ATOMIC_WRITE: a staged archive is megabytes) or an
+# INSTALLER's half-extracted `.kubeinit.*` directory beside the binaries.
+TEMP_DIRS = (STAGING, f"{STATE}/bin", STATE, "/usr/local/bin", "/usr/local/sbin", "/opt/cni/bin", "/etc",
+             "/etc/containerd", "/etc/systemd/system", "/etc/systemd/system/kubelet.service.d", "/etc/sysctl.d",
+             "/etc/modules-load.d", "/etc/kubernetes", "/etc/kubernetes/manifests", "/etc/kubernetes/pki",
+             "/etc/kubernetes/pki/etcd", "/var/lib/kubelet")
+# A live run's temp file changes as it is written (an upload times out after minutes): one
+# untouched this long is a killed run's, whatever other runs (or the host lock) are doing now.
+STALE_MINUTES = 60
+
+
+def leftovers_probe(dirs: tuple[str, ...] = TEMP_DIRS) -> str:
+    """Shell lines printing `leftover:<path>=1` for each stale `.kubeinit.*` in `dirs`: a glob and
+    builtins on a clean host (no fork on a re-run); `find` only when there are candidates."""
+    globs = " ".join(f"{d}/.kubeinit.*" for d in dirs)
+    return (f'set --; for f in {globs}; do [ -e "$f" ] && set -- "$@" "$f"; done\n'
+            f'[ $# -eq 0 ] || find "$@" -maxdepth 0 -mmin +{STALE_MINUTES} '
+            "-exec printf 'leftover:%s=1\\n' {} + 2>/dev/null\n")
+
+
+def remove_leftovers(probed: dict[str, str]) -> Iterator[Step]:
+    """One Run removing the stale temp files the probe listed, only when there are some. Their
+    mktemp names are never reused while they exist, so what the probe saw stale stays stale."""
+    paths = sorted(k.removeprefix("leftover:") for k in probed if k.startswith("leftover:"))
+    if paths:
+        yield Run(("rm", "-rf", "--", *paths),
+                  note=f"remove {len(paths)} temp {'file' if len(paths) == 1 else 'files'} a stopped run left")
+
+
 def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
     """A probe's `key=value` lines, and the stamps printed by stamps_probe()."""
     values: dict[str, str] = {}
@@ -138,6 +168,14 @@ def installed(stamp: Stamp | None, digest: str) -> bool:
     return bool(stamp and stamp.archive == digest and stamp.files and stamp.intact)
 
 
+def write_record(path: str, commands: str) -> str:
+    """Shell that writes what `commands` print to the record `path` (in STATE) through a temp file of
+    its own beside it, then renames it: two runs never share a temp name, and the record is 0644
+    whatever the umask (mktemp makes 0600)."""
+    return (f"mkdir -p {STATE}; chmod 0700 {STATE}; t=$(mktemp {posixpath.dirname(path)}/.kubeinit.XXXXXX); "
+            f"{{ {commands}; }} > \"$t\"; chmod 0644 \"$t\"; mv -f \"$t\" {path}")
+
+
 def binary_stamp(name: str, path: str) -> str:
     """The command that records a single binary uploaded straight into place (Transfer, verified
     on arrival) as installed: its stamp, written like an archive's, so a re-run checks it by
@@ -168,14 +206,6 @@ UNFETCHED = "(published sha256)"  # stands in for a digest --dry-run could not f
 
 
 def expected_sha256(ctx, rel: artifacts.Release, notices: list[Step]) -> str:
-def write_record(path: str, commands: str) -> str:
-    """Shell that writes what `commands` print to the record `path` (in STATE) through a temp file of
-    its own beside it, then renames it: two runs never share a temp name, and the record is 0644
-    whatever the umask (mktemp makes 0600)."""
-    return (f"mkdir -p {STATE}; chmod 0700 {STATE}; t=$(mktemp {posixpath.dirname(path)}/.kubeinit.XXXXXX); "
-            f"{{ {commands}; }} > \"$t\"; chmod 0644 \"$t\"; mv -f \"$t\" {path}")
-
-
     """The digest the artifact must have (pinned, or from the release's checksum file). In
     --dry-run a checksum file that cannot be fetched (no network yet) does not end the plan:
     a Notice says a real run would stop there, and the plan goes on."""

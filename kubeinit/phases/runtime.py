@@ -68,7 +68,7 @@ systemctl show containerd -p ActiveState -p UnitFileState 2>/dev/null
 # registry mirrors kubeinit wrote (others' hosts.toml files are left alone)
 for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f" &&
   case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
-""" + install.stamps_probe() + "true\n"
+""" + install.leftovers_probe() + install.stamps_probe() + "true\n"
 
 # runc is uploaded straight into place (verified on arrival); then its stamp is written like
 # an archive's, so a re-run checks it by stat instead of hashing it. Argument: its sha256.
@@ -176,6 +176,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     # 1. downloads, all before any host is changed
     for n in todo:
         yield from install.download(rels[n], digests[n])
+    yield from install.remove_leftovers(p)  # a killed run's temp files, before anything is staged anew
     # 2. binaries
     if any(n in ARCHIVES for n in todo):
         yield from ensure_file(target, INSTALLER, INSTALL_SCRIPT, 0o755, "kubeinit's archive installer")

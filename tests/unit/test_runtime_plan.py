@@ -133,6 +133,46 @@ def test_converged_host_yields_only_skips():
     assert "skip containerd 1.7.24 is enabled and running with this configuration" in scripted.brief(steps)
 
 
+def test_temp_files_a_killed_run_left_are_removed_and_only_then(tmp_path):
+    probe, stamps, files = converged_state()
+    staged, extracted = f"{rt.STAGING}/.kubeinit.Ab12Cd", "/usr/local/bin/.kubeinit.Xy34Zw"
+    probe.update({f"leftover:{staged}": "1", f"leftover:{extracted}": "1"})
+    steps = plan(ScriptedHost(probe, stamps, files))
+    changes = [s for s in steps if not isinstance(s, Skip)]
+    assert changes == [Run(("rm", "-rf", "--", extracted, staged), note="remove 2 temp files a stopped run left")]
+    assert all(isinstance(s, Skip) for s in plan(ScriptedHost(converged_state()[0], stamps, files))), \
+        "a clean host: no step, no extra round trip"
+
+
+def test_the_leftovers_probe_lists_only_stale_kubeinit_temp_files(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    staging, bin_dir, empty = tmp_path / "staging", tmp_path / "bin", tmp_path / "missing"
+    staging.mkdir()
+    bin_dir.mkdir()
+    old = time.time() - (install.STALE_MINUTES + 5) * 60
+    (staging / ".kubeinit.OLD123").write_bytes(b"half an archive")  # a killed upload
+    (bin_dir / ".kubeinit.DIR456").mkdir()  # a killed install's extraction directory
+    (bin_dir / ".kubeinit.DIR456" / "containerd").write_bytes(b"x")
+    for p in (staging / ".kubeinit.OLD123", bin_dir / ".kubeinit.DIR456"):
+        os.utime(p, (old, old))
+    (staging / ".kubeinit.NEW789").write_bytes(b"a live run's upload")  # recent: maybe another run's
+    (staging / "containerd.tar.gz").write_bytes(b"staged")
+    os.utime(staging / "containerd.tar.gz", (old, old))  # not a temp file
+    script = install.leftovers_probe((str(staging), str(bin_dir), str(empty)))
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=10)
+    values, _ = install.parse_probe(r.stdout)
+    [step] = install.remove_leftovers(values)
+    assert step.argv == ("rm", "-rf", "--", str(bin_dir / ".kubeinit.DIR456"), str(staging / ".kubeinit.OLD123"))
+    subprocess.run(step.argv, check=True)
+    assert sorted(p.name for p in staging.iterdir()) == [".kubeinit.NEW789", "containerd.tar.gz"]
+    assert list(bin_dir.iterdir()) == []
+    clean = subprocess.run(["sh", "-c", install.leftovers_probe((str(empty),))], capture_output=True, text=True)
+    assert (clean.returncode, clean.stdout) == (0, "")
+
+
 def test_changed_config_is_uploaded_and_restarts_only_containerd():
     probe, stamps, files = converged_state()
     files[rt.CONFIG] = (scripted.sha("edited by hand"), 0o644)
