@@ -164,3 +164,13 @@ def test_a_kubelet_on_the_path_is_used_when_kubeinit_did_not_install_one():
     files = uploads(plan(ScriptedHost(prerequisites(), binary="/usr/bin/kubelet")))
     assert "ExecStart=/usr/bin/kubelet\n" in files[kubelet.UNIT]
     assert "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS" in files[kubelet.DROPIN]
+
+
+def test_var_lib_kubelet_is_made_0700_as_kubeadm_makes_it_before_its_files():
+    """An upload's parents are made 0755 (umask 022); /var/lib/kubelet is kubeadm's 0700."""
+    steps = plan(ScriptedHost(prerequisites()))
+    i = next(n for n, s in enumerate(steps) if isinstance(s, Upload) and s.path == kubelet.CONFIG)
+    assert isinstance(steps[i - 1], Run) and steps[i - 1].argv[2] == \
+        "[ -d /var/lib/kubelet ] || mkdir -m 0700 /var/lib/kubelet"
+    again = plan(ScriptedHost(converged(ScriptedHost(prerequisites()))))
+    assert not any(isinstance(s, Run) and "mkdir" in s.argv[-1] for s in again), "a converged host: no such step"
