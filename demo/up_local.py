@@ -41,6 +41,9 @@ def main() -> int:
         f"  - {{name: {m.name}, address: {m.ip}, role: {'control-plane' if i == 0 else 'worker'}, "
         f"ssh: {{user: root, key: {image.ssh_key()}}}}}" for i, m in enumerate(ms))
     cluster = work / "cluster.yaml"
+    # The mirror holds Debian's builds, not upstream's: kubeinit's checksum table knows none of them,
+    # so each is pinned to the digest the mirror recorded, as a site with its own builds would.
+    pin = mirror.pins(mirror_root)
     cluster.write_text(f"""apiVersion: kubeinit.dev/v1alpha1
 kind: Cluster
 name: demo
@@ -48,11 +51,11 @@ hosts:
 {hosts}
 artifacts:
   mirror: {mirror_root}
-  containerd: {{version: "{versions['containerd']}"}}
-  runc: {{version: "{versions['runc']}"}}
-  cni-plugins: {{version: "{versions['cni_plugins']}"}}
-  etcd: {{version: "{versions['etcd']}"}}
-  kubectl: {{version: "{versions['kubectl']}"}}
+  containerd: {{version: "{versions['containerd']}", sha256: {pin['containerd']}}}
+  runc: {{version: "{versions['runc']}", sha256: {pin['runc']}}}
+  cni-plugins: {{version: "{versions['cni_plugins']}", sha256: {pin['cni-plugins']}}}
+  etcd: {{version: "{versions['etcd']}", sha256: {pin['etcd']}}}
+  kubectl: {{version: "{versions['kubectl']}", sha256: {pin['kubectl']}}}
   kubelet: {{enabled: false}}  # no kubelet build to make a mirror from here
   crictl: {{enabled: false}}   # no Debian package to build it from
 """)

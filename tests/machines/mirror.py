@@ -251,6 +251,21 @@ def _layout(root: Path, x: Path, v: dict[str, str], kubectl: Path) -> dict[str, 
             "kubectl": kc, "kubelet": kl}
 
 
+# The spec's artifact name -> the manifest's key (and the versions' key: the kubelet test double
+# carries kubectl's version).
+PIN_KEYS = {"containerd": "containerd", "runc": "runc", "cni-plugins": "cni_plugins", "etcd": "etcd",
+            "kubectl": "kubectl", "kubelet": "kubelet"}
+
+
+def pins(root: Path | None = None) -> dict[str, str]:
+    """sha256 of each artifact this mirror serves, by the spec's name. Its builds are Debian's (and a
+    test double), not upstream's: kubeinit's checksum table rightly knows none of them, so the test
+    cluster files pin these, as a site with its own builds would."""
+    root = root or build_mirror()[0]
+    files = json.loads((root / "manifest.json").read_text())["files"]
+    return {name: files[key]["sha256"] for name, key in PIN_KEYS.items() if key in files}
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass

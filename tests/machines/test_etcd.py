@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_up import Workdir, errors
+import mirror as mirrorlib
+
+from test_up import Workdir, errors, stderr_lines
 
 pytestmark = pytest.mark.machines
 
@@ -48,7 +50,8 @@ def etcdctl(m, args: str, cert: str | None = "apiserver-etcd-client", check: boo
 
 
 def test_spec_pins_the_mirrors_etcd(work, artifact_mirror):
-    assert yaml.safe_load(work.file.read_text())["artifacts"]["etcd"] == {"version": artifact_mirror.versions["etcd"]}
+    assert yaml.safe_load(work.file.read_text())["artifacts"]["etcd"] == {
+        "version": artifact_mirror.versions["etcd"], "sha256": mirrorlib.pins(artifact_mirror.root)["etcd"]}
 
 
 def test_up_runs_etcd_with_kubeadms_tls(work, machines):
@@ -111,7 +114,7 @@ def test_missing_certificates_are_one_clear_sentence(work, machines):
         m.ssh(f"mv /root/peer.key {PKI}/etcd/peer.key")
     assert r.returncode == 1
     err = errors(r)
-    assert len(err) == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert len(err) == 1 and len(stderr_lines(r.stderr)) == 1, r.stderr
     assert f"{m.name}: phase etcd/local failed at 'plan': this host has no {PKI}/etcd/peer.key: run the certs phase first" in err[0]
 
 
