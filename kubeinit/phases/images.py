@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterator
 
 from kubeinit import artifacts
-from kubeinit.errors import KubeinitError
 from kubeinit.phases import install
 from kubeinit.phases.runtime import SOCKET
 from kubeinit.plan import Context, Target
@@ -29,13 +28,15 @@ NAMESPACE = "k8s.io"  # containerd's namespace of the CRI plugin
 STAGING = f"{install.STAGING}/images"
 
 # Read-only: the images containerd holds for the CRI (nothing when it is not running yet).
-PROBE = (f"command -v ctr >/dev/null 2>&1 && echo ctr=yes; [ -S {SOCKET} ] && "
-         f"ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo \"image:$i\"; done; true\n")
+PROBE = (f"[ -S {SOCKET} ] && command -v ctr >/dev/null 2>&1 && ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo \"image:$i\"; done; true\n")
 
 # Arguments: the staged tarball, the image it must hold. Import, check the name is there, drop the
-# tarball (also on failure: a re-run stages it again).
+# tarball (also on failure: a re-run stages it again). ctr is looked for here, not in the plan:
+# on a fresh host the runtime phase of the same run installs it after the probe was taken.
 IMPORT = (
     f'set -e; t=$1; want=$2; trap \'rm -f "$t"\' EXIT\n'
+    'command -v ctr >/dev/null 2>&1 || { echo "there is no ctr on this host, which imports images into containerd: '
+    'run the runtime phase first (kubeinit up --only runtime), or install containerd\'s ctr" >&2; exit 1; }\n'
     f'out=$(ctr -n {NAMESPACE} images import "$t" 2>&1) || {{ echo "$out" >&2; exit 1; }}\n'
     f'if ! ctr -n {NAMESPACE} images ls -q | grep -qxF -- "$want"; then\n'
     '  echo "the tarball holds no image named $want; ctr imported: $(echo "$out" | tr \'\\n\' \' \')" >&2; exit 1\n'
@@ -61,9 +62,6 @@ def plan_images(ctx: Context, target: Target) -> Iterator[Step]:
     lines = target.facts.run("sh", "-c", PROBE).out.splitlines()
     have = {line[6:] for line in lines if line.startswith("image:")}
     todo = [i for i in images if i.name not in have]
-    if todo and "ctr=yes" not in lines and not ctx.options.dry_run:
-        raise KubeinitError(f"{target.name} has no ctr, which imports images into containerd: run the runtime phase "
-                            "first (`kubeinit up --only runtime`), or install containerd's ctr")
     for image in todo:  # verify every tarball before any host is touched
         yield from _fetch(image)
     for image in images:

@@ -7,7 +7,11 @@
                                removed at the end
     artifact_mirror   session  ServedMirror(url, versions, root): the upstream-like mirror,
                                served on the bridge address only
+    real_k8s_mirror   session  ServedMirror of realk8s.py: the real kubelet/kubectl/kube-proxy
+                               and an image bundle of the control plane; skips without
+                               $KUBEINIT_REAL_K8S
     machine_count     module   3; override in a test module to get another number
+    kubelet_host      module   False; True gives the machines what a real kubelet needs
     machines          module   list[machines.Machine] kim1..kimN (network.prefix), fresh;
                                always torn down
 
@@ -95,14 +99,39 @@ def artifact_mirror(machine_network) -> ServedMirror:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def real_k8s_mirror(artifact_mirror, machine_network) -> ServedMirror:
+    """The real Kubernetes binaries of $KUBEINIT_REAL_K8S and an image bundle built from them
+    (realk8s.py), over the base mirror; skips with the reason when they are not there.
+    `versions` holds "kubernetes" (the binaries' version) and "stands_for" (the cluster's)."""
+    import realk8s
+
+    if why := realk8s.skip_reason():
+        pytest.skip(why)
+    root = realk8s.build(artifact_mirror.root)
+    m = realk8s.manifest(root)
+    server = mirror.serve_mirror(root, machine_network.gateway, 0)
+    try:
+        yield ServedMirror(server.url, {**artifact_mirror.versions, "kubernetes": m["version"],
+                                        "stands_for": m["stands_for"]}, root)
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def machine_count() -> int:
     return 3
 
 
 @pytest.fixture(scope="module")
-def machines(machine_image, machine_network, machine_count) -> list[mlib.Machine]:
-    ms = mlib.up(machine_count, machine_network, machine_image)
+def kubelet_host() -> bool:
+    """True in a module whose machines run a real kubelet (machines.KUBELET_HOST_SCRIPT)."""
+    return False
+
+
+@pytest.fixture(scope="module")
+def machines(machine_image, machine_network, machine_count, kubelet_host) -> list[mlib.Machine]:
+    ms = mlib.up(machine_count, machine_network, machine_image, kubelet_host=kubelet_host)
     try:
         yield ms
     finally:

@@ -71,6 +71,37 @@ true
 """
 
 
+# What a kubelet needs that a machine lacks and a VM has (machines.md, "Running a real kubelet in
+# a machine"): /dev/kmsg, and the kernel tunables it checks, which are read-only and host-wide here.
+# Each tunable is shadowed inside this machine only (a file under /run bind-mounted over it,
+# holding the value the kubelet wants), before the kubelet starts. The harness stands in for a
+# VM this way; kubeinit itself has no test-only branch. Per machine: up(..., kubelet_host=True).
+KUBELET_HOST_SCRIPT = """#!/bin/sh
+set -eu
+[ -e /dev/kmsg ] || ln -s /dev/console /dev/kmsg
+d=/run/kubeinit-test/sysctl; mkdir -p $d
+for kv in vm/overcommit_memory=1 kernel/panic=10 kernel/panic_on_oops=1; do
+  k=${kv%=*}; f=$d/$(echo "$k" | tr / .)
+  echo "${kv#*=}" > "$f"
+  grep -q " /proc/sys/$k " /proc/self/mountinfo || mount --bind "$f" "/proc/sys/$k"
+done
+"""
+KUBELET_HOST_UNIT = """[Unit]
+Description=Give the kubelet /dev/kmsg and its kernel tunables (kubeinit test machine standing in for a VM)
+DefaultDependencies=no
+After=local-fs.target systemd-tmpfiles-setup-dev.service
+Before=sysinit.target kubelet.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/kubeinit-kubelet-host
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
 class SSHCommandError(RuntimeError):
     pass
 
@@ -295,8 +326,9 @@ class Machine:
 
     def __init__(self, name: str, ip: str, ssh_port: int = 22, *, network: Network | None = None,
                  rootfs: Path | None = None, hosts: dict[str, str] | None = None,
-                 allow: tuple[str, ...] = (), key: Path | None = None):
+                 allow: tuple[str, ...] = (), key: Path | None = None, kubelet_host: bool = False):
         self.name, self.ip, self.ssh_port = name, ip, ssh_port
+        self.kubelet_host = kubelet_host
         self.network = network or Network()
         self.rootfs = rootfs
         self.hosts = hosts or {name: ip}
@@ -347,6 +379,14 @@ class Machine:
         (m / "etc/kubeinit-test/egress.env").write_text(f'ALLOW="{" ".join(self.allow)}"\n')
         if self.ssh_port != 22:
             (m / "etc/ssh/sshd_config.d/port.conf").write_text(f"Port {self.ssh_port}\n")
+        if self.kubelet_host:
+            script = m / "usr/local/sbin/kubeinit-kubelet-host"
+            script.write_text(KUBELET_HOST_SCRIPT)
+            script.chmod(0o755)
+            (m / "etc/systemd/system/kubeinit-kubelet-host.service").write_text(KUBELET_HOST_UNIT)
+            wants = m / "etc/systemd/system/sysinit.target.wants"
+            wants.mkdir(parents=True, exist_ok=True)
+            (wants / "kubeinit-kubelet-host.service").symlink_to("../kubeinit-kubelet-host.service")
 
     def _mount(self) -> None:
         if not os.path.ismount(self.merged):
@@ -555,10 +595,12 @@ def _reap(pid: int | None) -> None:
 
 
 def up(n: int, network: Network | None = None, rootfs: Path | None = None,
-       prefix: str | None = None, allow: tuple[str, ...] = (), first: int = 1) -> list[Machine]:
+       prefix: str | None = None, allow: tuple[str, ...] = (), first: int = 1,
+       kubelet_host: bool = False) -> list[Machine]:
     """Start n fresh machines <prefix><first>.. (default network.prefix: kim1, kim2, ...) at
     network.ip(first).. (10.77.0.11, ...) on `network` (created if absent), in parallel.
-    `allow`: extra CIDRs (e.g. pod ranges) the egress guard lets through.
+    `allow`: extra CIDRs (e.g. pod ranges) the egress guard lets through. `kubelet_host`: give them
+    what a real kubelet needs (KUBELET_HOST_SCRIPT).
     On any failure, everything started is torn down again before the error propagates."""
     network = network or Network()
     rootfs = rootfs or build_rootfs()
@@ -566,7 +608,7 @@ def up(n: int, network: Network | None = None, rootfs: Path | None = None,
     if not network.exists():
         network.create()
     names = {f"{prefix}{i}": network.ip(i) for i in range(first, first + n)}
-    ms = [Machine(name, ip, network=network, rootfs=rootfs, hosts=names, allow=allow)
+    ms = [Machine(name, ip, network=network, rootfs=rootfs, hosts=names, allow=allow, kubelet_host=kubelet_host)
           for name, ip in names.items()]
     try:
         for m in ms:

@@ -1,4 +1,6 @@
-"""A tiny OCI image (Debian's busybox-static) as an OCI-layout tar that `ctr image import` takes.
+"""OCI-layout image tars that `ctr image import` takes: a tiny busybox image (Debian's
+busybox-static), and images of single static binaries (write_oci + binary_layer, used by
+realk8s.py for the control plane's images built from the real binaries).
 
 Written with the stdlib so no registry, umoci or skopeo is needed. One gzip layer holds
 /bin/busybox plus a symlink per applet; the image runs `sleep` forever by default, so it also
@@ -55,12 +57,33 @@ def _layer(busybox: Path) -> bytes:
 
 
 def build_oci_tar(out: Path, busybox: Path, arch: str, ref: str = REF) -> Path:
+    return write_oci(out, _layer(busybox), arch, ref, {"Env": ["PATH=/bin"], "Cmd": ["/bin/sleep", "infinity"]})
+
+
+def binary_layer(files: dict[str, Path]) -> bytes:
+    """One layer holding these files (path inside the image -> file here), executable, and /tmp."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        dirs = sorted({str(Path(p).parents[i]) + "/" for p in files for i in range(len(Path(p).parents) - 1)} | {"tmp/"})
+        for d in dirs:
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o1777 if d == "tmp/" else 0o755, _MTIME
+            tar.addfile(ti)
+        for name, src in sorted(files.items()):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = src.stat().st_size, 0o755, _MTIME
+            with open(src, "rb") as f:
+                tar.addfile(ti, f)
+    return buf.getvalue()
+
+
+def write_oci(out: Path, layer_tar: bytes, arch: str, ref: str, config: dict, compresslevel: int = 9) -> Path:
+    """An OCI image layout in a tar: one gzip layer, this image config, named `ref` (the
+    annotation `ctr images import` names the image after)."""
     files: dict[str, bytes] = {}
-    layer_tar = _layer(busybox)
-    layer, layer_size = _blob(files, gzip.compress(layer_tar, mtime=0))
+    layer, layer_size = _blob(files, gzip.compress(layer_tar, compresslevel=compresslevel, mtime=0))
     config, config_size = _blob(files, json.dumps({
-        "architecture": arch, "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sleep", "infinity"]},
+        "architecture": arch, "os": "linux", "config": config,
         "rootfs": {"type": "layers",
                    "diff_ids": [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]},
     }).encode())

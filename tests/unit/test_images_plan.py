@@ -8,6 +8,8 @@ comes in the runtime phase's round trip.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 
 import pytest
 import scripted
@@ -17,7 +19,7 @@ from test_runtime_plan import ScriptedHost as RuntimeHost
 from kubeinit import artifacts
 from kubeinit import spec as specmod
 from kubeinit.connection import Result
-from kubeinit.errors import KubeinitError, SpecError
+from kubeinit.errors import SpecError
 from kubeinit.phases import images as im
 from kubeinit.phases import runtime as rt
 from kubeinit.steps import Local, Run, Skip, Transfer
@@ -27,15 +29,15 @@ PAUSE = "registry.k8s.io/pause:3.10"
 
 
 class Host(RuntimeHost):
-    """The runtime probe's answers plus the images probe's: ctr present or not, images listed."""
+    """The runtime probe's answers plus the images probe's: the images containerd lists."""
 
-    def __init__(self, listed: list[str] = (), ctr: bool = True, **kw):
+    def __init__(self, listed: list[str] = (), **kw):
         super().__init__(HEALTHY, **kw)
-        self.listed, self.ctr = list(listed), ctr
+        self.listed = list(listed)
 
     def _one(self, argv):
         if argv[2] == im.PROBE:
-            out = ("ctr=yes\n" if self.ctr else "") + "".join(f"image:{i}\n" for i in self.listed)
+            out = "".join(f"image:{i}\n" for i in self.listed)
             return Result(0, out.encode(), b"")
         return super()._one(argv)
 
@@ -121,10 +123,22 @@ def test_no_images_no_probe():
     assert host.commands == 0
 
 
-def test_no_ctr_is_one_sentence(tarballs):
-    spec = make([entry(APISERVER, tarballs[APISERVER])])
-    with pytest.raises(KubeinitError, match=r"has no ctr, which imports images into containerd: run the runtime"):
-        plan(Host(ctr=False), spec)
+def test_without_ctr_the_import_says_to_run_the_runtime_phase(tmp_path):
+    """The real import script under sh, on a PATH without ctr (as on a host whose runtime phase
+    has not run): one line, and the staged tarball is removed."""
+    staged = tmp_path / "x.tar"
+    staged.write_bytes(b"tar")
+    path = tmp_path / "bin"
+    path.mkdir()
+    for tool in ("rm", "grep", "tr"):
+        (path / tool).symlink_to(shutil.which(tool))
+    r = subprocess.run(["/bin/sh", "-c", im.IMPORT, "sh", str(staged), PAUSE], capture_output=True, text=True,
+                       env={"PATH": str(path)}, check=False)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [("there is no ctr on this host, which imports images into containerd: "
+                                              "run the runtime phase first (kubeinit up --only runtime), or install "
+                                              "containerd's ctr")], r.stderr
+    assert not staged.exists()
 
 
 def test_a_local_tarball_that_does_not_match_is_refused_before_any_host(tarballs):
