@@ -1,3 +1,3 @@
-"""Fixtures of the loopback tier (realk8s.py)."""
+"""Fixtures of the loopback tier (loopback.py)."""
 
-from realk8s import control_plane  # noqa: F401 (fixture)
+from loopback import control_plane  # noqa: F401 (fixture)

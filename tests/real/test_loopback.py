@@ -12,7 +12,7 @@ import yaml
 from kubeinit.certs import jws, pin
 from kubeinit.kube import discovery
 
-from realk8s import free_ports, kubeinit, missing, real_bin, rendered, set_flag, wait_for
+from loopback import free_ports, kubeinit, missing, real_bin, rendered, set_flag, wait_for
 
 pytestmark = [pytest.mark.real, pytest.mark.skipif(bool(missing()), reason=missing() or "-")]
 
