@@ -37,17 +37,17 @@ HOLDER = f"{LOCK}.holder"
 LOCAL_WAIT = 30.0  # seconds a run on the host itself waits for another (scripts run phases one by one)
 
 # Arguments: the flock wait option (-n or -wSECONDS) and the holder line. Prints one line:
-# `LOCKED <host time> <when the previous holder let go>`, `BUSY <holder>` or `NOFLOCK`.
-# After stdin ends it stamps the release time (the holder file's mtime) while still holding.
+# `LOCKED <host time now> <when the previous holder let go>`, `BUSY <holder>` or `NOFLOCK`.
+# After stdin ends it stamps the release time on run.lock (its mtime) while still holding. Few
+# processes: a converged re-run starts this beside its probe on every host.
 SCRIPT = (
-    f'umask 077; d={STATE}; mkdir -p "$d" && chmod 0700 "$d" || exit 1; '
+    f'umask 077; d={STATE}; chmod 0700 "$d" 2>/dev/null || mkdir -p -m 0700 "$d" || exit 1; '
     'command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 3; }; '
     'exec 9>>"$d/run.lock" || exit 1; '
     'if ! flock "$1" 9; then printf "BUSY %s\\n" "$(cat "$d/run.lock.holder" 2>/dev/null)"; exit 75; fi; '
-    'p=$(stat -c %.9Y "$d/run.lock.holder" 2>/dev/null || echo 0); '
-    'printf "%s\\n" "$2" > "$d/run.lock.holder"; '
-    'echo "LOCKED $(date +%s.%N) $p"; '
-    'cat >/dev/null; touch "$d/run.lock.holder"'
+    'printf "%s\\n" "$2" > "$d/run.lock.holder" || exit 1; '
+    'set -- $(stat -c %.9Y "$d/run.lock.holder" "$d/run.lock"); echo "LOCKED $1 $2"; '
+    'cat >/dev/null; touch "$d/run.lock"'
 )
 
 
@@ -144,17 +144,13 @@ def _acquire_fd(conn, info: str, wait: float, since: float) -> HostLock:
                     holder = ""
                 raise busy(conn.name, holder) from None
             time.sleep(0.1)
-    try:
-        prev = os.stat(HOLDER).st_mtime
-    except OSError:
-        prev = 0.0
-    stale = _recent(prev, time.time(), since)
+    stale = _recent(os.stat(LOCK).st_mtime, time.time(), since)  # the release time (a new file: now)
     hfd = os.open(HOLDER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(hfd, "w") as f:
         f.write(info + "\n")
 
     def release() -> None:
-        os.utime(HOLDER)  # the release time, as the remote script stamps it
+        os.utime(LOCK)  # the release time, as the remote script stamps it
         os.close(fd)
 
     return HostLock(release, stale)
