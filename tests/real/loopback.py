@@ -72,6 +72,8 @@ class ControlPlane:
     api_port: int
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     wait_result: subprocess.CompletedProcess | None = None  # wait-control-plane, started before the server
+    waiting_when_started: bool = False  # it was still waiting, on nothing, when the API server was started
+    commands: dict[str, list[str]] = field(default_factory=dict)  # the components' argv as run
 
     @property
     def admin_conf(self) -> Path:
@@ -241,6 +243,7 @@ def control_plane(tmp_path_factory):
                                    *cp.dirs()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                                   env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
         time.sleep(1.0)
+        cp.waiting_when_started = waiter.poll() is None and not https_ok(api, "/readyz")
         cp.start("kube-apiserver", [real_bin("kube-apiserver"), *apiserver[1:]])
         cp.start("kube-controller-manager", [real_bin("kube-controller-manager"), *controller[1:]])
         cp.start("kube-scheduler", [real_bin("kube-scheduler"), *scheduler[1:]])

@@ -4,7 +4,8 @@ scheduler and kubelet on 127.0.0.1, all started from the files kubeinit writes (
 from __future__ import annotations
 
 import json
-import time
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -58,6 +59,7 @@ def api_phases(control_plane):
 
 
 def test_wait_control_plane_started_before_the_server(control_plane):
+    assert control_plane.waiting_when_started, "the waiter was asking a port nothing listened on yet"
     r = control_plane.wait_result
     assert r.returncode == 0, r.stdout + r.stderr
     assert "wait-control-plane" in r.stdout + r.stderr
@@ -159,13 +161,22 @@ def kubelet(control_plane, signed):
     for k, v in (("bootstrap-kubeconfig", home / "bootstrap-kubelet.conf"), ("kubeconfig", home / "kubelet.conf"),
                  ("config", home / "config.yaml"), ("cert-dir", home / "pki"), ("root-dir", home / "root")):
         argv = set_flag(argv, k, str(v))
-    started = time.monotonic()
+    # kubelet 1.20 makes its device-plugin socket directory under /var/lib/kubelet whatever --root-dir
+    # says: removed afterwards when this run made it
+    leftover = [d for d in (Path("/var/lib/kubelet"), Path("/var/lib/kubelet/device-plugins")) if not d.exists()]
     p = cp.start("kubelet", argv)
-    yield home, p, started
+    try:
+        yield home, p
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(timeout=10)
+        for d in reversed(leftover):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_real_kubelet_tls_bootstraps_through_kubeinits_rbac(control_plane, kubelet):
-    home, process, _ = kubelet
+    home, _ = kubelet
     cp = control_plane
 
     def issued():
@@ -192,7 +203,7 @@ def test_mark_control_plane_on_the_registered_node(control_plane, kubelet):
     registers its Node; the Node is registered as it would, with the client certificate the real
     controller-manager issued it (kubelet.conf; NodeRestriction lets a node create only itself)."""
     cp = control_plane
-    home, _, _ = kubelet
+    home, _ = kubelet
     wait_for("the kubelet's client certificate", lambda: (home / "pki" / "kubelet-client-current.pem").exists(), 30)
     node = {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": "cp-1", "labels": {"kubernetes.io/hostname": "cp-1"}},
