@@ -165,3 +165,39 @@ def test_a_tarball_holding_another_image_is_one_sentence(work, machines):
                                                    "registry.k8s.io/not-in-the-tarball:1"), r.stderr
     assert "the tarball holds no image named registry.k8s.io/not-in-the-tarball:1" in lines[0], lines[0]
     assert m.ssh("ls -A /var/lib/kubeinit/staging/images 2>/dev/null; true").out == ""
+
+
+def sandbox_tasks(m, pod: str) -> list[str]:
+    """The running pause tasks of a pod (its sandboxes), by containerd's CRI labels."""
+    ids = m.ssh(f"ctr -n k8s.io containers ls -q 'labels.\"io.kubernetes.pod.name\"=={pod}',"
+                "'labels.\"io.cri-containerd.kind\"==sandbox'").out.split()
+    running = {line.split()[0] for line in m.ssh("ctr -n k8s.io tasks ls").out.splitlines()[1:]
+               if line.split()[-1] == "RUNNING"}
+    return [i for i in ids if i in running]
+
+
+def test_the_setting_is_what_lets_sandboxes_start(work, machines):
+    """The control: without restrictOOMScoreAdj a new sandbox fails as machines.md says (runc cannot
+    lower oom_score_adj without CAP_SYS_RESOURCE); with it again, the kubelet's next try succeeds."""
+    m = machines[0]
+    pod = f"kube-scheduler-{m.name}"
+    work.write_spec(work.mirror, containerd={})
+    assert work.up("--only", "runtime").returncode == 0
+    since = m.ssh("date '+%Y-%m-%d %H:%M:%S'").out.strip()
+    (old,) = sandbox_tasks(m, pod)
+    m.ssh(f"ctr -n k8s.io tasks kill -s SIGKILL {old}")
+    failed, deadline = "", time.monotonic() + 60
+    while time.monotonic() < deadline and not failed:
+        time.sleep(2)
+        failed = m.ssh(f"journalctl -u kubelet --since '{since}' --no-pager -o cat | "
+                       "grep -m1 'RunPodSandbox from runtime service failed'; true").out.strip()
+    assert failed, "the kubelet's new sandbox should have failed without the setting"
+    assert sandbox_tasks(m, pod) == []
+
+    work.write_spec(work.mirror)  # restrictOOMScoreAdj: true again
+    r = work.up("--skip-phases", SKIP)
+    assert r.returncode == 0, r.stdout + r.stderr
+    deadline = time.monotonic() + 90  # the kubelet retries a failed pod sync after ~10 s, with back-off
+    while time.monotonic() < deadline and not sandbox_tasks(m, pod):
+        time.sleep(2)
+    assert sandbox_tasks(m, pod), m.ssh("journalctl -u kubelet -n 20 --no-pager -o cat").out
