@@ -14,6 +14,8 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,10 @@ def assert_one_pki(m, tmp: Path) -> None:
         assert r.returncode == 0, f"{conf}'s client certificate is not signed by ca.crt: {r.stdout}{r.stderr}"
 
 
+def snapshot(m) -> str:
+    return m.ssh("find /etc/kubernetes -exec stat -c '%n %a %s %.9Y' {} + | sort").out
+
+
 def holder_pattern(home: Path, pid: int | None = None) -> str:
     who = rf"`kubeinit up` of cluster 'etcd' by root@{re.escape(os.uname().nodename)} "
     return who + (rf"\(pid {pid}, " if pid else r"\(pid \d+, ") + rf"KUBEINIT_HOME {re.escape(str(home))}\) since "
@@ -95,6 +101,8 @@ def test_a_run_while_another_holds_the_host_is_refused_naming_it(work, machines,
             a.send_signal(signal.SIGSTOP)
             break
     try:
+        time.sleep(0.5)  # what the stopped run had already sent completes on the host
+        before = snapshot(m)
         b = work.up("--only", "certs,kubeconfig", home=second)
         assert b.returncode == 1, b.stdout + b.stderr
         err = [line for line in b.stderr.splitlines() if line.startswith("error:")]
@@ -102,6 +110,12 @@ def test_a_run_while_another_holds_the_host_is_refused_naming_it(work, machines,
         assert re.match(rf"error: {m.name}: phase certs\S* failed at 'lock': {m.name} is locked by "
                         + holder_pattern(first, a.pid) + r".*; wait for that run to finish \(or check that it is still "
                         r"running\), then run this again", err[0]), err[0]
+        reset = subprocess.run([sys.executable, "-m", "kubeinit", "reset", "-f", str(work.file), "--yes",
+                                "--known-hosts", str(work.known_hosts)], capture_output=True, text=True,
+                               env=work.env(second), cwd=ROOT, timeout=120)
+        assert reset.returncode == 1 and re.search(rf"{m.name} is locked by " + holder_pattern(first, a.pid),
+                                                   reset.stderr), reset.stdout + reset.stderr
+        assert snapshot(m) == before, "the refused runs touched nothing"
         dry = work.up("--only", "certs,kubeconfig", "--dry-run", home=second)
         assert dry.returncode == 0, "a dry run changes nothing and takes no lock: " + dry.stdout + dry.stderr
     finally:
