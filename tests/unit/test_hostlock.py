@@ -9,15 +9,15 @@ import os
 import time
 
 import pytest
-
 import test_apply as ta
+from sshserver import SSHServer, client_key, server  # noqa: F401 (fixtures)
+
 from kubeinit import hostlock
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection
 from kubeinit.errors import StepFailed
 from kubeinit.spec import Host, SSHOptions
 from kubeinit.ssh import SSHConnection
-from sshserver import SSHServer, client_key, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="takes this machine's /var/lib/kubeinit/run.lock as root")
 
