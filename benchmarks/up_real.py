@@ -82,7 +82,7 @@ def main() -> None:
     print("  per phase (sub-phases summed; slowest first):")
     for p, took in sorted(groups.items(), key=lambda x: -x[1]):
         print(f"    {p:<22} {took:6.2f} s  {100 * took / first:4.0f}%")
-    print(f"    {'(start-up, logins, between phases)':<22} {first - sum(groups.values()):6.2f} s")
+    print(f"    (the rest: start-up, logins, between phases) {first - sum(groups.values()):.2f} s")
     print(f"T(second up, converged)                           {second:6.2f} s   ({again})")
     print(f"ratio second/first: {second / first:.3f}")
 
