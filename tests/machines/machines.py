@@ -450,7 +450,8 @@ class Machine:
                         pass
                     state = self.ssh("systemctl is-system-running --wait", check=False,
                                      timeout=max(1.0, deadline - time.monotonic())).out.strip()
-                    break
+                    if state:  # no answer at all (seen once on a loaded box, boot going on): ask again
+                        break
             except (OSError, EOFError, paramiko.SSHException):
                 pass  # sshd not listening, or not yet answering
             if time.monotonic() > deadline:
