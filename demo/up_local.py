@@ -32,7 +32,7 @@ def main() -> int:
     rootfs = image.build_rootfs()
     mirror_root, versions = mirror.build_mirror()
     net = mlib.Network()
-    ms = mlib.up(args.hosts, network=net, rootfs=rootfs)
+    ms = mlib.up(args.hosts, network=net, rootfs=rootfs, kubelet_host=True)  # /dev/kmsg, kernel tunables
     work = args.workdir
     work.mkdir(exist_ok=True, mode=0o700)
     known = work / "known_hosts"
@@ -49,6 +49,8 @@ kind: Cluster
 name: demo
 hosts:
 {hosts}
+runtime:
+  containerd: {{restrictOOMScoreAdj: true}}  # the machines are containers: no CAP_SYS_RESOURCE
 artifacts:
   mirror: {mirror_root}
   containerd: {{version: "{versions['containerd']}", sha256: {pin['containerd']}}}

@@ -11,7 +11,9 @@
                                and an image bundle of the control plane; skips without
                                $KUBEINIT_REAL_K8S
     machine_count     module   3; override in a test module to get another number
-    kubelet_host      module   False; True gives the machines what a real kubelet needs
+    kubelet_host      module   True: the machines have what a kubelet needs from its host and a
+                               machine lacks (machines.KUBELET_HOST_SCRIPT), as preflight requires of
+                               every node; False in a module that tests a host without it
     machines          module   list[machines.Machine] kim1..kimN (network.prefix), fresh;
                                always torn down
 
@@ -125,8 +127,9 @@ def machine_count() -> int:
 
 @pytest.fixture(scope="module")
 def kubelet_host() -> bool:
-    """True in a module whose machines run a real kubelet (machines.KUBELET_HOST_SCRIPT)."""
-    return False
+    """Give the machines /dev/kmsg and the kernel tunables a kubelet needs (machines.KUBELET_HOST_SCRIPT):
+    preflight refuses a node without them, as the kubelet would fail there."""
+    return True
 
 
 @pytest.fixture(scope="module")

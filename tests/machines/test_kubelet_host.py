@@ -29,6 +29,11 @@ def machine_count() -> int:
     return 1
 
 
+@pytest.fixture(scope="module")
+def kubelet_host() -> bool:
+    return False  # a plain machine: a container lacking what a kubelet needs
+
+
 TUNABLES = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
 CAP_SYS_RESOURCE = 24
 
@@ -39,7 +44,7 @@ class Work(Workdir):
         # kubelet 1.20 (standing in for kubernetesVersion's) needs --container-runtime=remote
         return self.write_one_host(mirror, "kubelet-host", file, {"kubectl": kube, "kubelet": kube},
                                    components={"kubelet": {"extraArgs": {"container-runtime": "remote"}}},
-                                   **({"runtime": runtime} if runtime else {}))
+                                   runtime=runtime or {"containerd": {}})  # by default, not the helper's setting
 
 
 def as_a_plain_container(m) -> None:

@@ -78,6 +78,8 @@ class Workdir:
                 {"name": m3.name, "address": m3.ip, "role": "worker",
                  "ssh": {"user": "root", "key": key, "bastion": f"root@{m1.ip}"}},
             ],
+            # machines have no CAP_SYS_RESOURCE: containerd must not lower oom_score_adj (preflight's OOMScoreAdj)
+            "runtime": {"containerd": {"restrictOOMScoreAdj": True}},
             "artifacts": self.pinned({"mirror": mirror, "containerd": {"version": v["containerd"]},
                                       "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
                                       # the mirror has no crictl (no Debian package)
@@ -96,6 +98,7 @@ class Workdir:
         m, v = self.machines[0], self.versions
         spec = {
             "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": name, "kubernetesVersion": "v1.32.5",
+            "runtime": {"containerd": {"restrictOOMScoreAdj": True}},  # as in write_spec
             **fields,
             "hosts": [{"name": m.name, "address": m.ip, "role": "control-plane",
                        "ssh": {"user": "root", "key": str(ssh_key())}}],
