@@ -49,14 +49,19 @@ def main() -> None:
             kh = d / "known_hosts"
             kh.write_text("".join(m.known_hosts_line() + "\n" for m in ms))
             key = str(image.ssh_key())
-            arts = {"mirror": server.url, "containerd": {"version": versions["containerd"]},
-                    "runc": {"version": versions["runc"]}, "cni-plugins": {"version": versions["cni_plugins"]},
+            pins = mirror.pins(root)  # the mirror's builds are Debian's: pinned, as a site's own builds would be
+            arts = {"mirror": server.url, "allowInsecureMirror": True,
+                    "containerd": {"version": versions["containerd"], "sha256": pins["containerd"]},
+                    "runc": {"version": versions["runc"], "sha256": pins["runc"]},
+                    "cni-plugins": {"version": versions["cni_plugins"], "sha256": pins["cni-plugins"]},
                     "crictl": {"enabled": False}}
 
             def spec(name: str, hosts: list[dict]) -> Path:
                 p = d / f"{name}.yaml"
                 p.write_text(yaml.safe_dump({"apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": name,
-                                             "kubernetesVersion": "v1.32.5", "hosts": hosts, "artifacts": arts}))
+                                             "kubernetesVersion": "v1.32.5", "hosts": hosts, "artifacts": arts,
+                                             # a machine has no CAP_SYS_RESOURCE (preflight says so otherwise)
+                                             "runtime": {"containerd": {"restrictOOMScoreAdj": True}}}))
                 return p
 
             def host(m, role="worker", user="root", bastion=None) -> dict:
