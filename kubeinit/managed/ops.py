@@ -12,9 +12,10 @@ from pathlib import Path
 
 from kubeinit import ui
 from kubeinit.errors import KubeinitError, UserError
+from kubeinit.managed import checks
 from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.managed.record import Record, record_path
-from kubeinit.managed.run import DryRunCtx, LiveCtx
+from kubeinit.managed.run import DryRunCtx, LiveCtx, StopWaiting
 from kubeinit.managed.spec import ManagedSpec
 from kubeinit.providers import get_provider
 
@@ -28,6 +29,10 @@ class Options:
     poll_interval: float | None = None  # seconds; None: the provider's default
     timeout: float = 40 * 60  # seconds, per wait
     kubeconfig: str | None = None
+    no_wait: bool = False  # start the cloud's work and return
+    write_kubeconfig: bool = True
+    set_context: bool = True  # make the written context current
+    keep_load_balancers: bool = False  # delete: leave Services of type LoadBalancer alone
 
 
 class Interrupted(KubeinitError):
@@ -68,13 +73,13 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
         ui.info(f"resuming from {record.path}: {len(record.resources)} recorded resources are reused")
         record.spec = spec
     ctx = _ctx(provider, spec, record, opts)
+    if opts.no_wait:  # return at the first wait once the cluster itself is asked for
+        ctx.no_wait = lambda: record.get("cluster", spec.name) is not None
     try:
         provider.create(ctx)
-        path = opts.kubeconfig or kcfg.default_path()
-        context = ctx.write_kubeconfig(str(path), provider.kubeconfig(ctx))
-        if not opts.dry_run:
-            record.set("ready", kubeconfig={"path": str(path), "context": context})
-            ui.ok(f"{provider.title} cluster {spec.name} is ready; kubeconfig {path}, context {context}")
+        _created(provider, ctx, record, opts)
+    except StopWaiting as stop:
+        _started(provider, record, spec, opts, stop)
     except KeyboardInterrupt:
         err = Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}; nothing was deleted")
         if record.resources and not opts.dry_run:
@@ -101,6 +106,33 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
                               f"run `{_delete_cmd(spec)}` to retry") from None
         record.discard()
         raise _with_hints(e, f"cleaned up: removed {cleanup.removed} resources kubeinit had created") from None
+
+
+def _created(provider, ctx, record: Record, opts: Options) -> None:
+    """The cluster is ready: write its kubeconfig unless told not to, and say so."""
+    spec = ctx.spec
+    if not opts.write_kubeconfig:
+        if not opts.dry_run:
+            record.set("ready")
+            ui.ok(f"{provider.title} cluster {spec.name} is ready; no kubeconfig written (--write-kubeconfig=false): "
+                  f"`kubeinit kubeconfig --provider {spec.provider} --name {spec.name}` writes it")
+        return
+    path = opts.kubeconfig or kcfg.default_path()
+    context = ctx.write_kubeconfig(str(path), provider.kubeconfig(ctx), current=opts.set_context)
+    if not opts.dry_run:
+        record.set("ready", kubeconfig={"path": str(path), "context": context})
+        current = "" if opts.set_context else " (not made current: --set-context=false)"
+        ui.ok(f"{provider.title} cluster {spec.name} is ready; kubeconfig {path}, context {context}{current}")
+
+
+def _started(provider, record: Record, spec: ManagedSpec, opts: Options, stop: StopWaiting) -> None:
+    """--no-wait on create: the cloud is working on it; say how to follow up."""
+    if opts.dry_run:
+        return
+    record.set("creating")
+    ui.ok(f"started: {stop.what} is what the cloud is now working on (--no-wait)")
+    ui.info(f"follow it with `kubeinit get clusters --provider {spec.provider}`; run the same create command again "
+            "(without --no-wait) to wait for it, create the rest and write the kubeconfig")
 
 
 def target(provider_name: str, name: str, overrides: dict) -> tuple[ManagedSpec, Record | None]:
@@ -143,6 +175,7 @@ def scale_nodepool(spec: ManagedSpec, record: Record | None, pool: str, nodes: i
                    min_: int | None, max_: int | None, opts: Options) -> None:
     provider = get_provider(spec.provider)
     spec = provider.resolve(spec, "scale")
+    checks.scale(spec, record, pool, nodes, min_, max_)
     if record is None:
         record = Record(record_path(spec.provider, spec.name), spec, persist=False)
     ctx = _ctx(provider, spec, record, opts)

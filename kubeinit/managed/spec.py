@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeinit.errors import SpecError, UserError
+from kubeinit.managed.checks import MAX_NODES
 
 PROVIDERS = ("eks", "gke", "aks")
 # Per provider: first pool's name, node count and instance type when none is given.
@@ -28,7 +29,7 @@ _POOL_NAME = {
 }
 _VERSION = re.compile(r"^\d+\.\d+(\.\d+)?([-.+][0-9A-Za-z.-]+)?$")
 _ONLY_FOR = {"project": "gke", "resourceGroup": "aks", "subscription": "aks", "subnets": "eks",
-             "clusterRoleArn": "eks", "nodeRoleArn": "eks"}
+             "clusterRoleArn": "eks", "nodeRoleArn": "eks", "profile": "eks"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class NodePoolSpec:
     max: int | None = None
     disk_size: int | None = None  # GiB
     labels: dict[str, str] = field(default_factory=dict)
+    spot: bool = False  # EKS capacityType SPOT, GKE spot VMs, AKS scaleSetPriority Spot (user pools only)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class ManagedSpec:
     cluster_role_arn: str | None = None  # eks: use this role instead of creating one
     node_role_arn: str | None = None  # eks
     tags: dict[str, str] = field(default_factory=dict)
+    zones: tuple[str, ...] = ()  # EKS subnet AZs, GKE node locations, AKS availability zones
+    profile: str | None = None  # eks: AWS named profile (a name, not a credential)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,12 +69,13 @@ class ManagedSpec:
         d = dict(d)
         d["node_pools"] = tuple(NodePoolSpec(**p) for p in d.get("node_pools", ()))
         d["subnets"] = tuple(d.get("subnets", ()))
+        d["zones"] = tuple(d.get("zones", ()))
         return cls(**d)
 
 
 _KEYS = {"provider", "name", "region", "zone", "location", "version", "nodePools", "project",
-         "resourceGroup", "subscription", "subnets", "clusterRoleArn", "nodeRoleArn", "tags"}
-_POOL_KEYS = {"name", "count", "instanceType", "min", "max", "diskSize", "labels"}
+         "resourceGroup", "subscription", "subnets", "clusterRoleArn", "nodeRoleArn", "tags", "zones", "profile"}
+_POOL_KEYS = {"name", "count", "instanceType", "min", "max", "diskSize", "labels", "spot"}
 
 
 def parse_managed(raw: Any, path: str = "managed", name: str | None = None,
@@ -121,12 +126,32 @@ def parse_managed(raw: Any, path: str = "managed", name: str | None = None,
     if len(subnets) == 1:
         raise err("subnets", "EKS needs at least two subnets in different availability zones")
     tags = _str_map(raw.get("tags"), err, "tags")
+    zones, profile = _zones(raw.get("zones"), provider, subnets, err), raw.get("profile")
+    if profile is not None and (not isinstance(profile, str) or not re.match(r"^[\w.@+-]+$", profile)):
+        raise err("profile", "must be the name of an AWS profile (letters, digits, '.', '@', '+', '-', '_')")
 
     pools = _parse_pools(raw.get("nodePools"), provider, err)
     return ManagedSpec(provider=provider, name=name, region=region, version=version, node_pools=pools,
                        project=raw.get("project"), resource_group=raw.get("resourceGroup"),
                        subscription=raw.get("subscription"), subnets=tuple(subnets),
-                       cluster_role_arn=raw.get("clusterRoleArn"), node_role_arn=raw.get("nodeRoleArn"), tags=tags)
+                       cluster_role_arn=raw.get("clusterRoleArn"), node_role_arn=raw.get("nodeRoleArn"), tags=tags,
+                       zones=zones, profile=profile)
+
+
+def _zones(raw: Any, provider: str, subnets: list, err) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(z, str) and z for z in raw):
+        raise err("zones", "must be a non-empty list of zone names")
+    if len(set(raw)) != len(raw):
+        raise err("zones", "lists a zone twice")
+    if provider == "eks" and subnets:
+        raise err("zones", "give either subnets (their zones are used) or zones, not both")
+    if provider == "eks" and len(raw) < 2:
+        raise err("zones", "EKS needs at least two availability zones")
+    if provider == "aks" and not all(z in ("1", "2", "3") for z in raw):
+        raise err("zones", "AKS availability zones are 1, 2 or 3")
+    return tuple(raw)
 
 
 def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
@@ -156,6 +181,10 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise err(f"{at}.{key}", "must be an integer ≥ 0")
             nums[key] = v
+            if key != "diskSize" and v is not None and v > MAX_NODES[provider]:
+                per = " per zone" if provider == "gke" else ""
+                raise err(f"{at}.{key}", f"must be ≤ {MAX_NODES[provider]}: {provider.upper()}'s most nodes "
+                                         f"in one node pool{per}")
         if nums["min"] is not None and nums["min"] > nums["count"]:
             raise err(f"{at}.min", f"must be ≤ count ({nums['count']})")
         if nums["max"] is not None and nums["max"] < max(nums["count"], nums["min"] or 0):
@@ -163,8 +192,14 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
         instance_type = p.get("instanceType", itype)
         if not isinstance(instance_type, str) or not instance_type:
             raise err(f"{at}.instanceType", "must be a non-empty string")
+        spot = p.get("spot", False)
+        if not isinstance(spot, bool):
+            raise err(f"{at}.spot", "must be true or false")
+        if spot and provider == "aks" and i == 0:
+            raise err(f"{at}.spot", "AKS system pools (the first) cannot be spot: create the cluster without it, "
+                                    "then add a spot pool with `kubeinit create nodepool NAME --cluster C --spot`")
         pools.append(NodePoolSpec(name, nums["count"], instance_type, nums["min"], nums["max"],
-                                  nums["diskSize"], _str_map(p.get("labels"), err, f"{at}.labels")))
+                                  nums["diskSize"], _str_map(p.get("labels"), err, f"{at}.labels"), spot))
     if provider == "aks" and not any(pl.count > 0 for pl in pools[:1]):
         raise err("nodePools[0].count", "must be ≥ 1: AKS needs a system pool with nodes")
     return tuple(pools)
@@ -207,7 +242,7 @@ def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     """
     raw = dict(raw)
     for key in ("provider", "name", "version", "project", "resourceGroup", "subscription", "subnets",
-                "clusterRoleArn", "nodeRoleArn"):
+                "clusterRoleArn", "nodeRoleArn", "tags", "zones", "profile"):
         if flags.get(key) is not None:
             raw[key] = flags[key]
     place = [k for k in ("region", "zone", "location") if flags.get(k)]
@@ -217,7 +252,8 @@ def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
         for k in place:
             raw[k] = flags[k]
     pool_flags = {"count": flags.get("nodes"), "instanceType": flags.get("node_type"),
-                  "min": flags.get("nodes_min"), "max": flags.get("nodes_max")}
+                  "min": flags.get("nodes_min"), "max": flags.get("nodes_max"), "labels": flags.get("labels"),
+                  "diskSize": flags.get("node_volume_size"), "spot": flags.get("spot") or None}
     pool_flags = {k: v for k, v in pool_flags.items() if v is not None}
     if pool_flags:
         pools = [dict(p) if isinstance(p, dict) else p for p in (raw.get("nodePools") or [{}])]

@@ -12,6 +12,7 @@ import dataclasses
 import os
 
 from kubeinit.errors import UserError
+from kubeinit.managed import checks
 from kubeinit.providers.base import Fault, Provider, kind_from_code, require
 
 TAG = "kubeinit.dev-cluster"  # Azure tag names may not contain '/'
@@ -66,7 +67,9 @@ class AKS(Provider):
         if action == "create" and not spec.region:
             raise UserError("AKS needs a location: pass --location (e.g. westeurope)")
         rg = spec.resource_group or (None if action == "list" else f"kubeinit-{spec.name}")
-        return dataclasses.replace(spec, subscription=sub, resource_group=rg)
+        spec = dataclasses.replace(spec, subscription=sub, resource_group=rg)
+        checks.place(spec)
+        return spec
 
     def client(self, service, ctx):
         if not hasattr(self, "_client"):

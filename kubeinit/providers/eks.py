@@ -13,6 +13,7 @@ import os
 
 from kubeinit import redact
 from kubeinit.errors import UserError
+from kubeinit.managed import checks
 from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.providers.base import TAG, Fault, Provider, kind_from_code, require
 
@@ -33,7 +34,9 @@ class EKS(Provider):
         region = spec.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
             raise UserError("EKS needs a region: pass --region or set AWS_REGION")
-        return dataclasses.replace(spec, region=region)
+        spec = dataclasses.replace(spec, region=region)
+        checks.place(spec)
+        return spec
 
     def client(self, service, ctx):
         boto3 = require("boto3", self)

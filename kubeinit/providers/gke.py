@@ -13,6 +13,7 @@ import os
 import re
 
 from kubeinit.errors import UserError
+from kubeinit.managed import checks
 from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.providers.base import Fault, Provider, kind_from_code, require
 
@@ -34,7 +35,9 @@ class GKE(Provider):
             raise UserError("GKE needs a project: pass --project or set GOOGLE_CLOUD_PROJECT")
         if action != "list" and not spec.region:
             raise UserError("GKE needs a location: pass --zone, --region or --location")
-        return dataclasses.replace(spec, project=project)
+        spec = dataclasses.replace(spec, project=project)
+        checks.place(spec)
+        return spec
 
     def client(self, service, ctx):
         container_v1 = require("google.cloud.container_v1", self)

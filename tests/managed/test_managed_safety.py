@@ -60,9 +60,9 @@ def test_importing_the_commands_imports_no_cloud_sdk():
 def test_missing_sdk_names_the_extra(provider, module, extra, cli, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
-    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "s")
-    where = {"eks": [], "gke": ["--zone", "z"], "aks": ["--location", "l"]}[provider]
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj-1")
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000001")
+    where = {"eks": [], "gke": ["--zone", "europe-west1-b"], "aks": ["--location", "westeurope"]}[provider]
     r = cli("create", "cluster", "--provider", provider, "--name", "demo", *where)
     assert r.exit_code == 2
     assert f"pip install 'kubeinit[{extra}]'" in r.output
