@@ -38,8 +38,8 @@ def entry(name: str, server: str, ca_data: str, user: dict[str, Any]) -> dict[st
     }
 
 
-def merge(path: str | Path, doc: dict[str, Any] | bytes) -> str:
-    """Merge `doc` into the file at path; make its context current; return the context name."""
+def merge(path: str | Path, doc: dict[str, Any] | bytes, make_current: bool = True) -> str:
+    """Merge `doc` into the file at path; make its context current (if make_current); return the context name."""
     import yaml
 
     if isinstance(doc, (bytes, str)):
@@ -53,7 +53,8 @@ def merge(path: str | Path, doc: dict[str, Any] | bytes) -> str:
             items = [i for i in items if i.get("name") != new["name"]] + [new]
         current[section] = items
     context = doc.get("current-context") or doc["contexts"][0]["name"]
-    current["current-context"] = context
+    if make_current:
+        current["current-context"] = context
     _write(path, current)
     return context
 

@@ -23,6 +23,14 @@ from kubeinit.providers.base import CloudError, Fault
 log = logging.getLogger("kubeinit.managed")
 
 
+class StopWaiting(Exception):
+    """--no-wait: the work is started in the cloud; return instead of waiting for it."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
 class Api:
     """`ctx.api("eks").create_cluster(...)`, `ctx.api("containerservice").managed_clusters.get(...)`."""
 
@@ -48,6 +56,7 @@ class Ctx:
         self.label = f"{provider.title} cluster {spec.name}"
         self.removed = 0  # resources deleted in this run (not counting already-gone ones)
         self.stopped_at: str | None = None  # the step an exception or Ctrl-C left
+        self.no_wait: Callable[[], bool] = lambda: False  # --no-wait: whether to return at the next wait
 
     def api(self, service: str) -> Api:
         return Api(self, service)
@@ -107,7 +116,7 @@ class Ctx:
         """Run create() unless probe() says the resource exists (it is then reused, not recorded)."""
         raise NotImplementedError
 
-    def write_kubeconfig(self, path: str, doc: dict | bytes) -> str:
+    def write_kubeconfig(self, path: str, doc: dict | bytes, current: bool = True) -> str:
         raise NotImplementedError
 
     def note(self, text: str) -> None:
@@ -169,6 +178,9 @@ class LiveCtx(Ctx):
                 time.sleep(self.interval)
 
     def wait(self, what, poll, check=None, gone=False):
+        if self.no_wait():
+            raise StopWaiting(what)
+
         def once():
             try:
                 r = poll()
@@ -185,6 +197,9 @@ class LiveCtx(Ctx):
             return self._loop(what, once)
 
     def wait_lro(self, what, poller):
+        if self.no_wait():
+            raise StopWaiting(what)
+
         def once():
             self._guarded(lambda: poller.wait(timeout=min(self.interval, 1.0) or 0.01))  # re-raises a failure
             return poller.done(), poller.status()
@@ -199,8 +214,8 @@ class LiveCtx(Ctx):
             return None
         return create()
 
-    def write_kubeconfig(self, path, doc):
-        return kcfg.merge(path, doc)
+    def write_kubeconfig(self, path, doc, current=True):
+        return kcfg.merge(path, doc, make_current=current)
 
     def note(self, text):
         ui.info(text)
@@ -233,13 +248,20 @@ class DryRunCtx(Ctx):
         return Placeholder(f"#{self.n} {service}.{'.'.join(path)}")
 
     def wait(self, what, poll, check=None, gone=False):
+        self._stop_here(what)
         self._polling = what
         try:
             return poll()
         finally:
             self._polling = None
 
+    def _stop_here(self, what):
+        if self.no_wait():
+            ui.out(f"     {self._indent}(--no-wait: kubeinit returns here instead of waiting until {what})")
+            raise StopWaiting(what)
+
     def wait_lro(self, what, poller):
+        self._stop_here(what)
         self.n += 1
         ui.out(f"{self.n:>3}. {self._indent}poll the operation {poller!r} "
                f"(Azure-AsyncOperation) every {self.interval:g}s until {what}")
@@ -254,9 +276,10 @@ class DryRunCtx(Ctx):
         finally:
             self._indent = self._indent[:-2]
 
-    def write_kubeconfig(self, path, doc):
+    def write_kubeconfig(self, path, doc, current=True):
         name = doc if isinstance(doc, Placeholder) else doc.get("current-context")
-        ui.out(f"     {self._indent}merge context {name} into the kubeconfig {path}")
+        ui.out(f"     {self._indent}merge context {name} into the kubeconfig {path}"
+               + ("" if current else " (the current context is kept)"))
         return str(name)
 
     def note(self, text):
