@@ -154,12 +154,22 @@ def delete_cluster(spec: ManagedSpec, record: Record | None, opts: Options) -> N
     else:
         recorded = True
     ctx = _ctx(provider, spec, record, opts)
+    entries: list[dict] = []
     try:
         entries = list(record.resources) if recorded else provider.discover(ctx)
         provider.delete(ctx, entries)
     except KeyboardInterrupt:
         raise _with_hints(Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}"),
                           f"run `{_delete_cmd(spec)}` again to finish; the record lists what is left") from None
+    except KubeinitError as e:
+        if opts.dry_run:
+            raise
+        left = list(record.resources) if recorded else entries[: len(entries) - ctx.removed]
+        if left:
+            _with_hints(e, "still in the cloud: " + ", ".join(provider.describe(x) for x in reversed(left))
+                        + (f" (listed in {record.path})" if recorded else ""),
+                        f"fix the cause and run `{_delete_cmd(spec)}` again")
+        raise
     if opts.dry_run:
         return
     if not recorded and ctx.removed == 0:

@@ -85,7 +85,7 @@ class Ctx:
         """
         entry = self.record.get(kind, name)
         if entry is not None:
-            self.note(f"reusing {what} {entry['id']} (recorded)")
+            self.note(f"reusing {what}" + ("" if str(entry["id"]) in what else f" {entry['id']}") + " (recorded)")
             return entry
         with self.step(f"creating {what}"):
             result = create()
@@ -171,7 +171,7 @@ class LiveCtx(Ctx):
                     return value
                 elapsed = time.monotonic() - start
                 if elapsed > self.timeout:
-                    raise KubeinitError(f"timed out after {elapsed / 60:.0f} min waiting until {what}; "
+                    raise KubeinitError(f"timed out after {duration(elapsed)} waiting until {what}; "
                                         "it may still finish: run the same command again to resume")
                 if st is not None:
                     st.update(f"waiting until {what}" + (f": {value}" if isinstance(value, str) else ""))
@@ -343,6 +343,18 @@ class Placeholder:
     __bool__ = __len__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
     __contains__ = __int__ = __float__ = __add__ = __radd__ = __sub__ = _refuse
     __hash__ = object.__hash__
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 20 s, 1 h 5 min: a wait's length as a person reads it."""
+    s = int(round(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
+    return f"{s // 3600} h" + (f" {s % 3600 // 60} min" if s % 3600 // 60 else "")
 
 
 def _dotted(path: tuple) -> str:

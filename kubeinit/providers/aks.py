@@ -9,11 +9,12 @@ TLS trust follows REQUESTS_CA_BUNDLE as for any requests-based client.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
-from kubeinit.providers.base import Fault, Provider, kind_from_code, require
+from kubeinit.providers.base import Fault, Provider, kind_from_code, require, verbose
 
 TAG = "kubeinit.dev-cluster"  # Azure tag names may not contain '/'
 RG_API = "2021-04-01"
@@ -75,6 +76,8 @@ class AKS(Provider):
         if not hasattr(self, "_client"):
             cs = require("azure.mgmt.containerservice", self)
             identity = require("azure.identity", self)
+            if not verbose():  # each credential of the chain warns when it finds nothing: one line says it below
+                logging.getLogger("azure.identity").setLevel(logging.ERROR)
             kw = {"polling_interval": ctx.interval}
             endpoint = os.environ.get("KUBEINIT_AZURE_ARM_ENDPOINT")
             if endpoint:
@@ -94,7 +97,10 @@ class AKS(Provider):
             code = (getattr(err, "code", None) or "") if err else ""
             msg = (getattr(err, "message", None) or "") if err else (exc.reason or "")
             status = exc.status_code if exc.status_code and exc.status_code >= 400 else None
-            return Fault(kind_from_code(code, msg, status), code or str(exc.status_code), msg)
+            headers = getattr(exc.response, "headers", None) or {}
+            rid = headers.get("x-ms-request-id") or headers.get("x-ms-correlation-request-id") or "-"
+            detail = f"request id {rid}, HTTP {exc.status_code}, {code or exc.reason or ''}".rstrip(", ")
+            return Fault(kind_from_code(code, msg, status), code or str(exc.status_code), msg, detail)
         if isinstance(exc, ServiceRequestError):
             return Fault("unavailable", "", str(exc.message))
         return None

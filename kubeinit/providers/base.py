@@ -8,7 +8,9 @@ clouds through `ctx.api(service)`; the context decides whether a call is sent
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +27,20 @@ _PHRASE = {
     "invalid": "rejected as invalid",
     "not_found": "not found",
     "unavailable": "the API could not be reached",
+    "internal": "the cloud answered with an internal error",
     "failed": "failed",
 }
-_USER_KINDS = {"exists", "invalid", "not_found"}  # fixable by changing the input: exit 2
+_USER_KINDS = {"exists", "invalid", "not_found", "auth"}  # fixable by changing the input or credentials: exit 2
+_AUTH_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
+               "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "UNAUTHENTICATED",
+               "InvalidAuthenticationToken", "ExpiredAuthenticationToken", "AuthenticationFailed"}
+_INTERNAL_CODES = {"InternalFailure", "InternalError", "InternalServerError", "ServerException", "INTERNAL"}
+
+
+def verbose() -> bool:
+    """`kubeinit -v` (read from the CLI's state, if the CLI is what runs) or KUBEINIT_DEBUG."""
+    cli = sys.modules.get("kubeinit.cli")
+    return bool(getattr(cli, "_state", {}).get("verbose")) or bool(os.environ.get("KUBEINIT_DEBUG"))
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,7 @@ class Fault:
     kind: str
     code: str = ""
     message: str = ""
+    detail: str = ""  # request id, HTTP status, error type: shown with -v
 
 
 class CloudError(KubeinitError):
@@ -48,7 +62,9 @@ class CloudError(KubeinitError):
         detail = " ".join(f"{fault.code}: {fault.message}".strip(": ").split())
         if len(detail) > 400:
             detail = detail[:400] + "…"
-        super().__init__(f"{label} failed: {_PHRASE.get(fault.kind, fault.kind)}" + (f" ({detail})" if detail else ""))
+        extra = f" [{fault.detail}]" if fault.detail and verbose() else ""
+        super().__init__(f"{label} failed: {_PHRASE.get(fault.kind, fault.kind)}" + (f" ({detail})" if detail else "")
+                         + extra)
 
 
 def require(module: str, provider: "Provider") -> Any:
@@ -64,7 +80,7 @@ def kind_from_code(code: str, message: str = "", status: int | None = None) -> s
     low = f"{code} {message}".lower()
     if "quota" in low or re.search(r"limitexceeded|insufficient.*capacity", code.lower()):
         return "quota"
-    if status == 401:
+    if status == 401 or code in _AUTH_CODES:
         return "auth"
     if status == 403 or re.search(r"accessdenied|unauthorized|authorizationfailed|forbidden", code.lower()):
         return "permission"
@@ -76,6 +92,8 @@ def kind_from_code(code: str, message: str = "", status: int | None = None) -> s
         return "exists" if "already exists" in low else "conflict"
     if status == 400 or code.startswith("Invalid") or code.startswith("Validation") or "Unsupported" in code:
         return "invalid"
+    if status == 500 or code in _INTERNAL_CODES:
+        return "internal"
     if status is not None and status >= 500:
         return "unavailable"
     return "failed"

@@ -66,9 +66,15 @@ class EKS(Provider):
             err = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code, msg = str(err.get("Code", "")), str(err.get("Message", ""))
-            return Fault(kind_from_code(code, msg, None if status in (400, 404, 409) else status), code, msg)
+            meta = exc.response.get("ResponseMetadata", {})
+            detail = f"request id {meta.get('RequestId') or '-'}, HTTP {status}, {code}, {exc.operation_name}"
+            return Fault(kind_from_code(code, msg, None if status in (400, 404, 409) else status), code, msg, detail)
         if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
             return Fault("auth", "", "no AWS credentials found (environment, ~/.aws, SSO or instance role)")
+        if isinstance(exc, bex.ProfileNotFound):
+            return Fault("auth", "ProfileNotFound", f"{exc}: name a profile of ~/.aws/config in AWS_PROFILE")
+        if isinstance(exc, (bex.InvalidRegionError, bex.NoRegionError)):
+            return Fault("invalid", type(exc).__name__, str(exc))
         if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError)):
             return Fault("unavailable", "", str(exc))
         if isinstance(exc, bex.BotoCoreError):

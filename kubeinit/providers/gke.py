@@ -54,7 +54,11 @@ class GKE(Provider):
                 status = int(exc.code) if exc.code is not None else None
                 reason = getattr(exc, "reason", None) or (exc.grpc_status_code.name if exc.grpc_status_code else "")
                 message = re.sub(r"^[A-Z]+ \S+: ", "", exc.message or "")  # drop the "POST https://…: " prefix
-                return Fault(kind_from_code(reason or "", message, status), reason or str(status), message)
+                resp = getattr(exc, "response", None)
+                rid = resp.headers.get("x-goog-request-id", "") if resp is not None and hasattr(resp, "headers") else ""
+                detail = ", ".join(x for x in (f"HTTP {status}", reason, rid and f"request id {rid}",
+                                               "; ".join(map(str, exc.details or ()))) if x)
+                return Fault(kind_from_code(reason or "", message, status), reason or str(status), message, detail)
             if isinstance(exc, gex.RetryError):
                 return Fault("unavailable", "", str(exc))
         if mod.startswith("google.auth"):
