@@ -98,20 +98,25 @@ class Artifacts:
     # the mirror's own checksum file is trusted); a plain-http mirror is refused unless allowed.
     allow_unlisted_versions: bool = False
     allow_insecure_mirror: bool = False
-    images: list["ImageArchive"] = field(default_factory=list)  # imported into containerd (air-gapped sites)
+    images: list[ImageArchive] = field(default_factory=list)  # imported into containerd (air-gapped sites)
 
 
 @dataclass
 class ImageArchive:
     """`artifacts.images[]`: an image tarball (docker-archive or OCI layout, as `docker save`,
     `ctr export` or `skopeo copy` write it) imported into containerd's k8s.io namespace on every
-    host, once. `name` is the reference the tarball holds, as containerd lists it; `sha256` the
-    tarball's digest (required: there is no published checksum to fall back on)."""
+    host, once. `names` are the references the tarball holds, as containerd lists them (one, or
+    several for a bundle that `docker save a b c` wrote); `sha256` the tarball's digest (required:
+    there is no published checksum to fall back on)."""
 
-    name: str
+    names: list[str]
     sha256: str
     url: str | None = None  # http(s):// or file:// - downloaded once into kubeinit's cache
     path: str | None = None  # a local file (relative: to the cluster file's directory)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.names)
 
 
 @dataclass
@@ -431,16 +436,22 @@ def _images(a: _Reader) -> list[ImageArchive]:
     base = Path(a.source).expanduser().resolve().parent if a.source and not a.source.startswith("(") else Path.cwd()
     for i, raw in enumerate(items):
         c = _Reader(raw, f"{a.sub('images')}[{i}]", a.source)
-        name, sha = c.get("name", str), c.get("sha256", str)
+        name, names, sha = c.get("name", str), c.get("names", list), c.get("sha256", str)
         url, path = c.get("url", str), c.get("path", str)
         c.done()
-        if not name:
-            c.fail("is missing; give the image reference the tarball holds, e.g. registry.k8s.io/pause:3.10", "name")
-        if not _IMAGE_REF.match(name) or not re.search(r"(:[^/]+|@sha256:[0-9a-f]{64})$", name):
-            c.fail(f"{name!r} is not a full image reference with a tag, as containerd lists it (e.g. "
-                   "registry.k8s.io/kube-apiserver:v1.31.4, docker.io/library/busybox:1.36)", "name")
-        if any(x.name == name for x in out):
-            c.fail(f"{name!r} is listed twice", "name")
+        if (name is None) == (names is None):
+            c.fail("give the image reference the tarball holds as name (e.g. registry.k8s.io/pause:3.10), or "
+                   "several as names", "names" if names is not None else "name")
+        key, names = ("name", [name]) if name is not None else ("names", names)
+        if not names:
+            c.fail("is empty; list the image references the tarball holds", key)
+        for j, n in enumerate(names):
+            where = key if key == "name" else f"names[{j}]"
+            if not isinstance(n, str) or not _IMAGE_REF.match(n) or not re.search(r"(:[^/]+|@sha256:[0-9a-f]{64})$", n):
+                c.fail(f"{n!r} is not a full image reference with a tag, as containerd lists it (e.g. "
+                       "registry.k8s.io/kube-apiserver:v1.31.4, docker.io/library/busybox:1.36)", where)
+            if n in names[:j] or any(n in x.names for x in out):
+                c.fail(f"{n!r} is listed twice", where)
         if (url is None) == (path is None):
             c.fail("give either url or path (where the image tarball is)", "url" if url else "")
         if url is not None and not re.match(r"^(https?|file)://\S+$", url):
@@ -450,7 +461,7 @@ def _images(a: _Reader) -> list[ImageArchive]:
                    f"{sha!r} is not a sha256 digest (64 hexadecimal characters)", "sha256")
         if path is not None:
             path = str(base / Path(path).expanduser())
-        out.append(ImageArchive(name, sha.lower(), url, path))
+        out.append(ImageArchive(list(names), sha.lower(), url, path))
     return out
 
 

@@ -30,17 +30,18 @@ STAGING = f"{install.STAGING}/images"
 # Read-only: the images containerd holds for the CRI (nothing when it is not running yet).
 PROBE = (f"[ -S {SOCKET} ] && command -v ctr >/dev/null 2>&1 && ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo \"image:$i\"; done; true\n")
 
-# Arguments: the staged tarball, the image it must hold. Import, check the name is there, drop the
-# tarball (also on failure: a re-run stages it again). ctr is looked for here, not in the plan:
+# Arguments: the staged tarball, the images it must hold. Import, check the names are there, drop
+# the tarball (also on failure: a re-run stages it again). ctr is looked for here, not in the plan:
 # on a fresh host the runtime phase of the same run installs it after the probe was taken.
 IMPORT = (
-    f'set -e; t=$1; want=$2; trap \'rm -f "$t"\' EXIT\n'
+    f'set -e; t=$1; shift; trap \'rm -f "$t"\' EXIT\n'
     'command -v ctr >/dev/null 2>&1 || { echo "there is no ctr on this host, which imports images into containerd: '
     'run the runtime phase first (kubeinit up --only runtime), or install containerd\'s ctr" >&2; exit 1; }\n'
     f'out=$(ctr -n {NAMESPACE} images import "$t" 2>&1) || {{ echo "$out" >&2; exit 1; }}\n'
-    f'if ! ctr -n {NAMESPACE} images ls -q | grep -qxF -- "$want"; then\n'
-    '  echo "the tarball holds no image named $want; ctr imported: $(echo "$out" | tr \'\\n\' \' \')" >&2; exit 1\n'
-    'fi\n'
+    f'have=$(ctr -n {NAMESPACE} images ls -q)\n'
+    'for want; do printf \'%s\\n\' "$have" | grep -qxF -- "$want" || {\n'
+    '  echo "the tarball holds no image named $want; ctr imported: $(echo "$out" | tr \'\\n\' \' \')" >&2; exit 1; }\n'
+    'done\n'
 )
 
 
@@ -61,22 +62,27 @@ def plan_images(ctx: Context, target: Target) -> Iterator[Step]:
         return
     lines = target.facts.run("sh", "-c", PROBE).out.splitlines()
     have = {line[6:] for line in lines if line.startswith("image:")}
-    todo = [i for i in images if i.name not in have]
+    todo = [i for i in images if not set(i.names) <= have]
     for image in todo:  # verify every tarball before any host is touched
         yield from _fetch(image)
     for image in images:
         if image not in todo:
-            yield Skip(f"image {image.name} is in containerd")
+            yield Skip(f"{_images(image)} in containerd")
             continue
         staged = f"{STAGING}/{image.sha256}.tar"
-        yield Transfer(local_path(image), staged, image.sha256, 0o600, note=f"stage image {image.name}")
-        yield Run(("sh", "-c", IMPORT, "sh", staged, image.name), timeout=600,
-                  note=f"import image {image.name} into containerd ({NAMESPACE})")
+        yield Transfer(local_path(image), staged, image.sha256, 0o600, note=f"stage {_images(image, False)}")
+        yield Run(("sh", "-c", IMPORT, "sh", staged, *image.names), timeout=600,
+                  note=f"import {_images(image, False)} into containerd ({NAMESPACE})")
+
+
+def _images(image: ImageArchive, verb: bool = True) -> str:
+    one = len(image.names) == 1
+    return f"image{'' if one else 's'} {image.label}" + ((" is" if one else " are") if verb else "")
 
 
 def release(image: ImageArchive) -> artifacts.Release:
     name = image.url.rsplit("/", 1)[-1]
-    return artifacts.Release("image", image.name, "", image.url, "", name, image.sha256)
+    return artifacts.Release("image", image.label, "", image.url, "", name, image.sha256)
 
 
 def local_path(image: ImageArchive) -> str:
@@ -108,9 +114,9 @@ def verify_file(image: ImageArchive) -> None:
                     h.update(chunk)
             if h.hexdigest() != image.sha256:
                 raise artifacts.ArtifactError(
-                    f"image {image.name}: {image.path} does not match its checksum: expected sha256 {image.sha256} "
+                    f"image {image.label}: {image.path} does not match its checksum: expected sha256 {image.sha256} "
                     f"(pinned in artifacts.images), got {h.hexdigest()}; nothing was imported")
             _verified[key] = True
     except OSError as e:
-        raise artifacts.ArtifactError(f"image {image.name}: cannot read {image.path}: {e.strerror}; fix its path in "
+        raise artifacts.ArtifactError(f"image {image.label}: cannot read {image.path}: {e.strerror}; fix its path in "
                                       "artifacts.images of the cluster file") from None

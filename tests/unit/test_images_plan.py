@@ -82,8 +82,8 @@ def test_a_host_without_the_images_gets_each_verified_first_then_staged_and_impo
     for img, (t, r) in zip(spec.artifacts.images, zip(steps[2::2], steps[3::2])):
         assert (t.local_path, t.sha256, t.mode) == (img.path, img.sha256, 0o600)
         assert t.path == f"{im.STAGING}/{img.sha256}.tar"
-        assert r.argv == ("sh", "-c", im.IMPORT, "sh", t.path, img.name)
-        assert f"import image {img.name} into containerd (k8s.io)" == r.note
+        assert r.argv == ("sh", "-c", im.IMPORT, "sh", t.path, *img.names)
+        assert f"import image {img.names[0]} into containerd (k8s.io)" == r.note
     for s in steps[:2]:
         s.action()  # the right bytes: verified without error
 
@@ -99,6 +99,17 @@ def test_only_the_missing_image_is_imported(tarballs):
     steps = [s for s in plan(Host(listed=[PAUSE]), spec) if not isinstance(s, Skip)]
     assert [s.note for s in steps if isinstance(s, (Run, Transfer))] == [
         f"stage image {APISERVER}", f"import image {APISERVER} into containerd (k8s.io)"]
+
+
+def test_a_bundle_of_several_images_is_imported_until_it_has_them_all(tarballs):
+    item = {**entry(APISERVER, tarballs[APISERVER]), "names": [APISERVER, PAUSE]}
+    del item["name"]
+    spec = make([item])
+    assert scripted.brief(plan(Host(listed=[APISERVER, PAUSE]), spec)) == [
+        f"skip images {APISERVER}, {PAUSE} are in containerd"]
+    steps = [s for s in plan(Host(listed=[APISERVER]), spec) if isinstance(s, Run)]
+    assert [s.argv[-2:] for s in steps] == [(APISERVER, PAUSE)]
+    assert steps[0].note == f"import images {APISERVER}, {PAUSE} into containerd (k8s.io)"
 
 
 def test_the_image_list_rides_in_the_runtime_phases_round_trip(tarballs):
@@ -185,6 +196,12 @@ def test_a_relative_path_is_read_next_to_the_cluster_file(tmp_path, tarballs):
     ({"name": PAUSE, "path": "x.tar", "sha256": "xyz"}, "artifacts.images[0].sha256", "not a sha256 digest"),
     ({"name": PAUSE, "url": "ftp://m/x.tar", "sha256": "a" * 64}, "artifacts.images[0].url", "http(s):// or file://"),
     ({"name": PAUSE, "path": "x.tar", "sha256": "a" * 64, "tag": 1}, "artifacts.images[0].tag", "unknown field"),
+    ({"path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "give the image reference"),
+    ({"name": PAUSE, "names": [PAUSE], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names", "or several"),
+    ({"names": [], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names", "is empty"),
+    ({"names": [PAUSE, "busybox"], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names[1]",
+     "full image reference"),
+    ({"names": [PAUSE, PAUSE], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names[1]", "listed twice"),
 ])
 def test_bad_image_entries_are_one_line_naming_the_field(item, path, words):
     with pytest.raises(SpecError) as e:
