@@ -53,5 +53,7 @@ artifacts:
   # mirror: https://mirror.example.com/   # or a directory; replaces the upstream hosts
   allowInsecureMirror: false            # true: accept an http:// mirror (warned)
   allowUnlistedVersions: false          # true: versions outside kubeinit's checksum table use the published sha256
+  images: []                            # image tarballs imported into containerd on every host (no registry):
+  #   - {{name: registry.k8s.io/pause:3.10, path: bundle/pause.tar, sha256: <sha256sum of the file>}}
 {arts}
 """

@@ -223,3 +223,4 @@ def test_init_defaults_show_the_settings():
     c = yaml.safe_load(out)["runtime"]["containerd"]
     assert c["restrictOOMScoreAdj"] is False and c["registryMirrors"] == {}
     assert "sandboxImage" in out and "configPatch" in out
+    assert yaml.safe_load(out)["artifacts"]["images"] == [] and "sha256: <sha256sum of the file>" in out
