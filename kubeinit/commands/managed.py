@@ -13,7 +13,7 @@ from typing import Optional
 import click
 
 from kubeinit import ui
-from kubeinit.commands import base
+from kubeinit.commands import base, managed_flags
 from kubeinit.errors import KubeinitError, UserError
 
 
@@ -85,7 +85,8 @@ def _target(provider, name, region, zone, location, project, group, subscription
     from kubeinit.managed.ops import target
 
     return target(provider.value, name, {"region": _place(region, zone, location), "project": project,
-                                         "resource_group": group, "subscription": subscription})
+                                         "resource_group": group, "subscription": subscription,
+                                         **managed_flags.profile_override(provider.value)})
 
 
 @click.command("cluster", cls=base.Command)
@@ -105,6 +106,8 @@ def _target(provider, name, region, zone, location, project, group, subscription
 @click.option("--cleanup-on-failure", is_flag=True, help="If creation fails, delete what was created at once.")
 @Interval
 @Timeout
+@managed_flags.add("tags", "labels", "node_volume_size", "zones", "spot", "profile", "no_wait", "write_kubeconfig",
+                   "set_context")
 @_cli
 def create_cluster(
     file: Optional[str], provider: Optional[ProviderName], name: Optional[str],
@@ -128,18 +131,21 @@ def create_cluster(
              "region": region, "zone": zone, "location": location, "project": project,
              "resourceGroup": resource_group, "subscription": subscription,
              "subnets": [s.strip() for s in subnets.split(",") if s.strip()] if subnets else None,
-             "nodes": nodes, "node_type": node_type, "nodes_min": nodes_min, "nodes_max": nodes_max}
+             "nodes": nodes, "node_type": node_type, "nodes_min": nodes_min, "nodes_max": nodes_max,
+             **managed_flags.spec_flags()}
     if isinstance(raw, dict):  # otherwise parse_managed says it must be a mapping
         raw = mspec.merge_flags(raw, flags)
     spec = mspec.parse_managed(raw, path, name=top_name, source=source)
-    ops.create_cluster(spec, _options(dry_run, poll_interval, timeout, kubeconfig, cleanup_on_failure))
+    ops.create_cluster(spec, managed_flags.options(_options(dry_run, poll_interval, timeout, kubeconfig,
+                                                            cleanup_on_failure)))
 
 
 @click.command("clusters", cls=base.Command)
 @ProviderOpt
 @Where
 @Account
-@click.option("--output", "-o", default="table", help="table or json.")
+@click.option("--output", "-o", default="table", help="table, yaml or json.")
+@managed_flags.add("profile")
 @_cli
 def get_clusters(
     provider: ProviderName, region: Optional[str], zone: Optional[str], location: Optional[str],
@@ -149,13 +155,14 @@ def get_clusters(
     from kubeinit.managed import ops
     from kubeinit.managed.spec import ManagedSpec
 
-    if output not in ("table", "json"):
-        raise UserError("--output must be table or json")
+    if output not in ("table", "yaml", "json"):
+        raise UserError("--output must be table, yaml or json")
     spec = ManagedSpec(provider=provider.value, name="-", region=_place(region, zone, location),
-                       project=project, resource_group=resource_group, subscription=subscription)
+                       project=project, resource_group=resource_group, subscription=subscription,
+                       **managed_flags.profile_override(provider.value))
     rows = ops.list_clusters(spec)
-    if output == "json":
-        ui.print_json(rows)
+    if output != "table":
+        managed_flags.dump(rows, output)
     elif not rows:
         ui.info(f"no {provider.value} clusters found")
     else:
@@ -173,6 +180,7 @@ def get_clusters(
 @Where
 @Account
 @Waiting
+@managed_flags.add("profile")
 @_cli
 def scale_nodepool(
     pool: str, provider: ProviderName, cluster: str, nodes: int, nodes_min: Optional[int], nodes_max: Optional[int],
@@ -194,6 +202,7 @@ def scale_nodepool(
 @Account
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @Waiting
+@managed_flags.add("profile", "no_wait", "keep_load_balancers")
 @_cli
 def delete_cluster(
     provider: ProviderName, name: str,
@@ -208,7 +217,7 @@ def delete_cluster(
     if not (yes or dry_run):
         what = f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else "")
         base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
-    ops.delete_cluster(spec, record, _options(dry_run, poll_interval, timeout))
+    ops.delete_cluster(spec, record, managed_flags.options(_options(dry_run, poll_interval, timeout)))
 
 
 @click.command("kubeconfig", cls=base.Command)
@@ -221,6 +230,7 @@ def delete_cluster(
 @Where
 @Account
 @Kubeconfig
+@managed_flags.add("profile", "print_")
 @_cli
 def kubeconfig_cmd(
     cluster_file: Optional[str], known_hosts: Optional[str], trust_new_host_keys: bool,
@@ -244,6 +254,8 @@ def kubeconfig_cmd(
     if not (provider and name):
         raise UserError("give -f cluster.yaml, or --provider and --name of a managed cluster")
     spec, _ = _target(provider, name, region, zone, location, project, resource_group, subscription)
+    if managed_flags.given().get("print_"):
+        return ops.print_kubeconfig(spec)
     path, context = ops.write_kubeconfig(spec, _options(kubeconfig=kubeconfig))
     ui.ok(f"wrote context {context} to {path}")
 

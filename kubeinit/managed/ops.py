@@ -14,6 +14,7 @@ from kubeinit import ui
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.managed import checks
 from kubeinit.managed import kubeconfig as kcfg
+from kubeinit.managed import zones
 from kubeinit.managed.record import Record, record_path
 from kubeinit.managed.run import DryRunCtx, LiveCtx, StopWaiting
 from kubeinit.managed.spec import ManagedSpec
@@ -60,6 +61,7 @@ def _with_hints(err: KubeinitError, *hints: str) -> KubeinitError:
 def create_cluster(spec: ManagedSpec, opts: Options) -> None:
     provider = get_provider(spec.provider)
     spec = provider.resolve(spec)
+    zones.check(spec)
     record = Record.load(spec.provider, spec.name)
     if record is None:
         record = Record(record_path(spec.provider, spec.name), spec)
@@ -74,7 +76,7 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
         record.spec = spec
     ctx = _ctx(provider, spec, record, opts)
     if opts.no_wait:  # return at the first wait once the cluster itself is asked for
-        ctx.no_wait = lambda: record.get("cluster", spec.name) is not None
+        ctx.no_wait = lambda: ctx.record.get("cluster", spec.name) is not None
     try:
         provider.create(ctx)
         _created(provider, ctx, record, opts)
@@ -135,6 +137,46 @@ def _started(provider, record: Record, spec: ManagedSpec, opts: Options, stop: S
             "(without --no-wait) to wait for it, create the rest and write the kubeconfig")
 
 
+def _delete_first(provider, ctx, opts: Options) -> None:
+    """Before any deletion: refuse --no-wait where the order needs waiting; free load balancers."""
+    if opts.no_wait:
+        if ctx.spec.provider == "eks":
+            raise UserError("EKS deletes in order (nodegroups, then the cluster, then its VPC and roles), each after the "
+                            "one before is gone: --no-wait is not available for EKS; run the delete without it")
+        ctx.no_wait = lambda: True  # every wait in a delete follows a deletion call: return at the first
+    if not opts.keep_load_balancers:
+        from kubeinit.managed import loadbalancers
+
+        loadbalancers.free(provider, ctx)
+
+
+def _delete_started(record: Record, spec: ManagedSpec, opts: Options, stop: StopWaiting) -> None:
+    """--no-wait on delete: the deletion is under way; the record stays until a delete sees it gone."""
+    if opts.dry_run:
+        return
+    if record.resources:
+        record.resources[-1]["data"]["deleting"] = True  # the entry being deleted: a re-run waits for it
+    record.set("deleting")
+    ui.ok(f"started: the cloud is deleting {spec.provider} cluster {spec.name} (--no-wait)")
+    ui.info(f"follow it with `kubeinit get clusters --provider {spec.provider}`; run `{_delete_cmd(spec)}` again "
+            "(without --no-wait) to wait until it is gone and remove the rest and kubeinit's record")
+
+
+def print_kubeconfig(spec: ManagedSpec) -> None:
+    """kubeconfig --print: the cluster's entry on stdout and nowhere else (no file, no log). Not masked:
+    AKS's holds the user's credentials, which is what was asked for."""
+    import sys
+
+    import yaml
+
+    provider = get_provider(spec.provider)
+    spec = provider.resolve(spec, "kubeconfig")
+    ctx = LiveCtx(provider, spec, Record(record_path(spec.provider, spec.name), spec, persist=False))
+    doc = provider.kubeconfig(ctx)
+    text = doc.decode() if isinstance(doc, bytes) else yaml.safe_dump(doc, default_flow_style=False, sort_keys=False)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def target(provider_name: str, name: str, overrides: dict) -> tuple[ManagedSpec, Record | None]:
     """The spec for an existing cluster: its record's, with location flags applied on top."""
     record = Record.load(provider_name, name)
@@ -154,10 +196,13 @@ def delete_cluster(spec: ManagedSpec, record: Record | None, opts: Options) -> N
     else:
         recorded = True
     ctx = _ctx(provider, spec, record, opts)
+    _delete_first(provider, ctx, opts)
     entries: list[dict] = []
     try:
         entries = list(record.resources) if recorded else provider.discover(ctx)
         provider.delete(ctx, entries)
+    except StopWaiting as stop:
+        return _delete_started(record, spec, opts, stop)
     except KeyboardInterrupt:
         raise _with_hints(Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}"),
                           f"run `{_delete_cmd(spec)}` again to finish; the record lists what is left") from None

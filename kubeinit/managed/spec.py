@@ -147,8 +147,9 @@ def _zones(raw: Any, provider: str, subnets: list, err) -> tuple[str, ...]:
         raise err("zones", "lists a zone twice")
     if provider == "eks" and subnets:
         raise err("zones", "give either subnets (their zones are used) or zones, not both")
-    if provider == "eks" and len(raw) < 2:
-        raise err("zones", "EKS needs at least two availability zones")
+    if provider == "eks" and not 2 <= len(raw) <= 4:
+        raise err("zones", "EKS needs two to four availability zones (kubeinit's VPC has a public and a private "
+                           "/19 subnet in each)")
     if provider == "aks" and not all(z in ("1", "2", "3") for z in raw):
         raise err("zones", "AKS availability zones are 1, 2 or 3")
     return tuple(raw)

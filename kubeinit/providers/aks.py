@@ -115,15 +115,7 @@ class AKS(Provider):
             ctx.when_missing(f"resource group {s.resource_group}", lambda: rgs.check_existence(s.resource_group),
                              lambda: ctx.ensure("resource_group", s.resource_group, "resource group", lambda: (
                                  rgs.create_or_update(s.resource_group, {"location": s.region, "tags": self._tags(s)})["name"])))
-        profiles = []
-        for i, p in enumerate(s.node_pools):
-            prof = {"name": p.name, "count": p.count, "vmSize": p.instance_type, "mode": "System" if i == 0 else "User",
-                    "osType": "Linux", "type": "VirtualMachineScaleSets", "nodeLabels": dict(p.labels)}
-            if p.disk_size:
-                prof["osDiskSizeGB"] = p.disk_size
-            if p.min is not None or p.max is not None:
-                prof.update(enableAutoScaling=True, minCount=p.min or 0, maxCount=p.max if p.max is not None else p.count)
-            profiles.append(prof)
+        profiles = [{"name": p.name, **self._pool_body(s, p, system=(i == 0))} for i, p in enumerate(s.node_pools)]
         body = {"location": s.region, "tags": self._tags(s), "identity": {"type": "SystemAssigned"},
                 "properties": {"dnsPrefix": s.name, "agentPoolProfiles": profiles,
                                **({"kubernetesVersion": s.version} if s.version else {})}}
@@ -139,6 +131,24 @@ class AKS(Provider):
             ctx.wait_lro(what, pollers[0])
         else:  # resumed: the earlier operation is gone; watch the cluster itself
             ctx.wait(what, lambda: mc.get(s.resource_group, s.name), _provisioned)
+
+    def _pool_body(self, s, p, system: bool) -> dict:
+        """An agent pool's properties for a NodePoolSpec (ARM's field names)."""
+        if p.spot and system:
+            raise UserError(f"AKS node pool {p.name} is a system pool, and AKS system pools cannot be spot: "
+                            "drop --spot, or add a user pool with `kubeinit create nodepool NAME --cluster C --spot`")
+        prof = {"count": p.count, "vmSize": p.instance_type, "mode": "System" if system else "User",
+                "osType": "Linux", "type": "VirtualMachineScaleSets", "nodeLabels": dict(p.labels),
+                "tags": self._tags(s)}
+        if p.disk_size:
+            prof["osDiskSizeGB"] = p.disk_size
+        if p.min is not None or p.max is not None:
+            prof.update(enableAutoScaling=True, minCount=p.min or 0, maxCount=p.max if p.max is not None else p.count)
+        if s.zones:
+            prof["availabilityZones"] = list(s.zones)
+        if p.spot:  # evicted VMs are deleted; -1: pay up to the on-demand price, never evicted for price
+            prof.update(scaleSetPriority="Spot", scaleSetEvictionPolicy="Delete", spotMaxPrice=-1)
+        return prof
 
     def kubeconfig(self, ctx):
         s = ctx.spec

@@ -46,7 +46,8 @@ class EKS(Provider):
             core = botocore.session.get_session()
             # botocore parses its JSON service models per session (~0.2 s for EC2): share them in-process
             core.register_component("data_loader", _loader())
-            self._session = boto3.session.Session(botocore_session=core, region_name=ctx.spec.region)
+            self._session = boto3.session.Session(botocore_session=core, region_name=ctx.spec.region,
+                                                  profile_name=getattr(ctx.spec, "profile", None))
             creds = self._session.get_credentials()
             if creds is not None:  # keep whatever the chain found out of every output
                 frozen = creds.get_frozen_credentials()
@@ -102,7 +103,7 @@ class EKS(Provider):
             ctx.ensure("nodegroup", pool.name, f"EKS nodegroup {pool.name}", lambda pool=pool, sc=scaling: eks.create_nodegroup(
                 clusterName=s.name, nodegroupName=pool.name, nodeRole=node_role, subnets=node_subnets,
                 scalingConfig=sc, instanceTypes=[pool.instance_type], amiType="AL2023_x86_64_STANDARD",
-                capacityType="ON_DEMAND", **({"diskSize": pool.disk_size} if pool.disk_size else {}),
+                capacityType="SPOT" if pool.spot else "ON_DEMAND", **({"diskSize": pool.disk_size} if pool.disk_size else {}),
                 labels=dict(pool.labels), tags=self._tags(s))["nodegroup"]["nodegroupName"])
         for pool in s.node_pools:
             self._wait_nodegroup(ctx, pool.name)
@@ -140,10 +141,15 @@ class EKS(Provider):
 
         ctx.ensure("igw_attachment", "igw", f"attachment of {igw} to {vpc}", attach)
         with ctx.step("looking up availability zones"):
-            zones = ec2.describe_availability_zones(
-                Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
-            zone_names = (zones[0]["ZoneName"], zones[1]["ZoneName"])
-        public = self._subnets(ctx, "public", vpc, zone_names, PUBLIC_CIDRS, ("0.0.0.0/0", "GatewayId", igw), tagged)
+            if s.zones:  # --zones: asking for them by name makes a wrong one fail here, before any subnet
+                ec2.describe_availability_zones(ZoneNames=list(s.zones))
+                zone_names = tuple(s.zones)
+            else:
+                zones = ec2.describe_availability_zones(
+                    Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
+                zone_names = (zones[0]["ZoneName"], zones[1]["ZoneName"])
+        public_cidrs, private_cidrs = _cidrs(len(zone_names))
+        public = self._subnets(ctx, "public", vpc, zone_names, public_cidrs, ("0.0.0.0/0", "GatewayId", igw), tagged)
         eip = ctx.ensure("elastic_ip", "nat", "elastic IP for the NAT gateway", lambda: ec2.allocate_address(
             Domain="vpc", TagSpecifications=tagged("elastic-ip", "nat"))["AllocationId"])["id"]
         nat = ctx.ensure("nat_gateway", "nat", "NAT gateway", lambda: ec2.create_nat_gateway(
@@ -151,7 +157,7 @@ class EKS(Provider):
             TagSpecifications=tagged("natgateway", "nat"))["NatGateway"]["NatGatewayId"])["id"]
         ctx.wait(f"NAT gateway {nat} is available", lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat]),
                  lambda r: _status(r["NatGateways"][0], "available", ("failed", "deleted"), key="State"))
-        private = self._subnets(ctx, "private", vpc, zone_names, PRIVATE_CIDRS, ("0.0.0.0/0", "NatGatewayId", nat), tagged)
+        private = self._subnets(ctx, "private", vpc, zone_names, private_cidrs, ("0.0.0.0/0", "NatGatewayId", nat), tagged)
         return public + private, private
 
     def _subnets(self, ctx, kind, vpc, zones, cidrs, route, tagged):
@@ -207,8 +213,9 @@ class EKS(Provider):
         user = {"exec": {"apiVersion": kcfg.EXEC_API, "command": "aws",
                          "args": ["--region", s.region, "eks", "get-token", "--cluster-name", s.name, "--output", "json"],
                          "interactiveMode": "IfAvailable"}}
-        if os.environ.get("AWS_PROFILE"):
-            user["exec"]["env"] = [{"name": "AWS_PROFILE", "value": os.environ["AWS_PROFILE"]}]
+        profile = getattr(s, "profile", None) or os.environ.get("AWS_PROFILE")
+        if profile:
+            user["exec"]["env"] = [{"name": "AWS_PROFILE", "value": profile}]
         return kcfg.entry(c["arn"], c["endpoint"], c["certificateAuthority"]["data"], user)
 
     def list(self, ctx):
@@ -304,6 +311,12 @@ class EKS(Provider):
 
     def delete_vpc(self, ctx, e):
         ctx.api("ec2").delete_vpc(VpcId=e["id"])
+
+
+def _cidrs(n: int) -> tuple[list[str], list[str]]:
+    """/19s of the VPC's /16: the public subnets first, then the private ones (two zones: PUBLIC_CIDRS, PRIVATE_CIDRS)."""
+    blocks = [f"192.168.{32 * i}.0/19" for i in range(2 * n)]
+    return blocks[:n], blocks[n:]
 
 
 @functools.lru_cache(maxsize=1)

@@ -88,20 +88,25 @@ class GKE(Provider):
 
     def create(self, ctx):
         s, container = ctx.spec, ctx.api("container")
-        pools = []
-        for p in s.node_pools:
-            pool = {"name": p.name, "initial_node_count": p.count,
-                    "config": {"machine_type": p.instance_type, "labels": dict(p.labels),
-                               **({"disk_size_gb": p.disk_size} if p.disk_size else {})}}
-            if p.min is not None or p.max is not None:
-                pool["autoscaling"] = {"enabled": True, "min_node_count": p.min or 0,
-                                       "max_node_count": p.max if p.max is not None else p.count}
-            pools.append(pool)
+        pools = [self._pool_body(p) for p in s.node_pools]
         cluster = {"name": s.name, "node_pools": pools, "resource_labels": {**s.tags, LABEL: s.name},
-                   **({"initial_cluster_version": s.version} if s.version else {})}
+                   **({"initial_cluster_version": s.version} if s.version else {}),
+                   **({"locations": list(s.zones)} if s.zones else {})}
         entry = ctx.ensure("cluster", s.name, f"GKE cluster {s.name}", lambda: (s.name, {"operation": container.create_cluster(
             request={"parent": self._parent(s), "cluster": cluster}).name}))
         self._wait_op(ctx, f"GKE cluster {s.name} is created", entry["data"]["operation"])
+
+    @staticmethod
+    def _pool_body(p) -> dict:
+        """A NodePool message (snake_case fields, as the SDK takes them) for a NodePoolSpec."""
+        pool = {"name": p.name, "initial_node_count": p.count,
+                "config": {"machine_type": p.instance_type, "labels": dict(p.labels),
+                           **({"disk_size_gb": p.disk_size} if p.disk_size else {}),
+                           **({"spot": True} if p.spot else {})}}
+        if p.min is not None or p.max is not None:
+            pool["autoscaling"] = {"enabled": True, "min_node_count": p.min or 0,
+                                   "max_node_count": p.max if p.max is not None else p.count}
+        return pool
 
     def kubeconfig(self, ctx):
         s = ctx.spec
@@ -135,5 +140,10 @@ class GKE(Provider):
         return f"GKE cluster {e['id']}"
 
     def delete_cluster(self, ctx, e):
-        op = ctx.api("container").delete_cluster(request={"name": self._cluster_path(ctx.spec)})
+        container = ctx.api("container")
+        if e["data"].get("deleting"):  # --no-wait started it: GKE refuses a second delete while the first runs
+            ctx.wait(f"GKE cluster {e['id']} is deleted",
+                     lambda: container.get_cluster(request={"name": self._cluster_path(ctx.spec)}), gone=True)
+            return
+        op = container.delete_cluster(request={"name": self._cluster_path(ctx.spec)})
         self._wait_op(ctx, f"GKE cluster {e['id']} is deleted", op.name)

@@ -116,6 +116,9 @@ class ArmApiDouble(JsonApiDouble):
             if (sub, rg.lower()) not in self.groups:
                 return error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
             props = body["properties"]
+            for prof in props.get("agentPoolProfiles", []):
+                if prof.get("mode") == "System" and prof.get("scaleSetPriority") == "Spot":
+                    return error(400, "InvalidParameter", f"System agent pool {prof['name']} cannot be a Spot pool.")
             c = {"id": f"/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}",
                  "name": name, "type": "Microsoft.ContainerService/ManagedClusters", "location": body["location"],
                  "tags": body.get("tags", {}), "identity": body.get("identity"),

@@ -102,12 +102,15 @@ class GkeApiDouble(JsonApiDouble):
         name = spec["name"]
         if (project, location, name) in self.clusters:
             return error(409, "ALREADY_EXISTS", f"Already exists: projects/{project}/locations/{location}/clusters/{name}.")
+        locations = spec.get("locations") or [location]
+        if re.match(r".*\d-[a-z]$", location) and location not in locations:
+            return error(400, "INVALID_ARGUMENT", f"Locations must include the cluster's zone {location}.")
         pools = [{**p, "status": "PROVISIONING", "version": "1.30.5-gke.1000"} for p in spec.get("nodePools", [])]
         self.clusters[(project, location, name)] = cluster = {
             "name": name, "location": location, "status": "PROVISIONING", "endpoint": "127.0.0.1",
             "masterAuth": {"clusterCaCertificate": self.ca_b64}, "nodePools": pools,
             "currentMasterVersion": (spec.get("initialClusterVersion") or "1.30") + ".5-gke.1000",
-            "resourceLabels": spec.get("resourceLabels", {}),
+            "resourceLabels": spec.get("resourceLabels", {}), "locations": locations,
             "selfLink": f"/v1/projects/{project}/locations/{location}/clusters/{name}"}
 
         def done(err):
@@ -123,6 +126,11 @@ class GkeApiDouble(JsonApiDouble):
 
     def _get(self, project, location, name, body):
         try:
+            c = self._cluster(project, location, name)
+            if c["status"] == "STOPPING":  # time passes for a deletion nobody polls: one step per look
+                for o in self.operations.values():
+                    if o["operationType"] == "DELETE_CLUSTER" and o["targetLink"] == c["selfLink"]:
+                        self._get_op(project, location, o["name"], None)
             return Reply(200, self._cluster(project, location, name))
         except LookupError as e:
             return error(404, "NOT_FOUND", str(e))
@@ -132,6 +140,8 @@ class GkeApiDouble(JsonApiDouble):
             c = self._cluster(project, location, name)
         except LookupError as e:
             return error(404, "NOT_FOUND", str(e))
+        if c["status"] == "STOPPING":  # as GKE: one operation on a cluster at a time
+            return error(400, "FAILED_PRECONDITION", f"Cluster {name} is currently being deleted.")
         c["status"] = "STOPPING"
 
         def done(err):

@@ -1,0 +1,122 @@
+"""eksctl's everyday flags for the managed-cluster commands, added by decorator.
+
+A decorated command gets the options; their values are kept aside for the call
+(`given()`) instead of being passed as arguments, so the existing command
+functions keep their signatures. No cloud SDK is imported here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import functools
+import re
+from typing import Any, Callable
+
+import click
+
+from kubeinit.errors import UserError
+
+_GIVEN: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("managed_flags", default={})
+
+_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./:+@-]{0,126}[A-Za-z0-9_.-])?$")
+
+OPTIONS: dict[str, Callable] = {
+    "tags": click.option("--tags", metavar="K=V,...", help="Cloud tags (GKE: labels) on what kubeinit makes."),
+    "labels": click.option("--labels", metavar="K=V,...", help="Kubernetes labels on the nodes."),
+    "node_volume_size": click.option("--node-volume-size", type=click.IntRange(min=1), metavar="GIB",
+                                     help="Node root volume size in GiB."),
+    "zones": click.option("--zones", metavar="Z,...",
+                          help="EKS: subnet availability zones; GKE: node locations; AKS: availability zones (1,2,3)."),
+    "spot": click.option("--spot", is_flag=True, default=None,
+                         help="Spot capacity (EKS SPOT, GKE spot VMs, AKS Spot priority; not for AKS system pools)."),
+    "profile": click.option("--profile", help="EKS: AWS named profile (default $AWS_PROFILE)."),
+    "no_wait": click.option("--no-wait", is_flag=True, help="Start the cloud's work and return without waiting."),
+    "write_kubeconfig": click.option("--write-kubeconfig", type=click.BOOL, default=True, show_default=True,
+                                     metavar="BOOL", help="Write (merge) the kubeconfig when the cluster is ready."),
+    "set_context": click.option("--set-context", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
+                                help="Make the written context the current one."),
+    "keep_load_balancers": click.option("--keep-load-balancers", is_flag=True,
+                                        help="Do not delete Services of type LoadBalancer before the cluster."),
+    "print_": click.option("--print", "print_", is_flag=True,
+                           help="Write the kubeconfig to stdout instead of a file (AKS: it holds credentials)."),
+}
+_OPTION_FIELDS = ("no_wait", "write_kubeconfig", "set_context", "keep_load_balancers")
+
+
+def add(*names: str):
+    """Decorator: add these options to a command; their values are read with given()."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            token = _GIVEN.set({n: kwargs.pop(n) for n in names})
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _GIVEN.reset(token)
+
+        for n in reversed(names):
+            inner = OPTIONS[n](inner)
+        return inner
+
+    return wrap
+
+
+def given() -> dict[str, Any]:
+    return _GIVEN.get()
+
+
+def options(opts):
+    """ops.Options with the given flags that belong there applied."""
+    flags = given()
+    return dataclasses.replace(opts, **{k: flags[k] for k in _OPTION_FIELDS if k in flags})
+
+
+def spec_flags() -> dict[str, Any]:
+    """The given flags in merge_flags' terms (None: not given)."""
+    f = given()
+    return {"tags": kv(f.get("tags"), "--tags"), "labels": kv(f.get("labels"), "--labels"),
+            "node_volume_size": f.get("node_volume_size"), "spot": f.get("spot"),
+            "zones": [z.strip() for z in f["zones"].split(",") if z.strip()] if f.get("zones") else None,
+            "profile": f.get("profile")}
+
+
+def kv(text: str | None, flag: str) -> dict[str, str] | None:
+    """`k=v,k2=v2` → dict; a malformed pair is a one-line user error."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for pair in (p.strip() for p in text.split(",")):
+        if not pair:
+            continue
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or not _KEY.match(key):
+            raise UserError(f"{flag}: {pair!r} is not KEY=VALUE (keys: letters, digits and _ . / : + @ -)")
+        if key in out:
+            raise UserError(f"{flag}: {key} is given twice")
+        out[key] = value.strip()
+    return out
+
+
+def profile_override(provider: str) -> dict[str, Any]:
+    """--profile on a command about an existing cluster: it wins over the record's."""
+    profile = given().get("profile")
+    if profile is None:
+        return {}
+    if provider != "eks":
+        raise UserError("--profile names an AWS profile: it applies only to --provider eks")
+    return {"profile": profile}
+
+
+def dump(rows: list[dict], output: str) -> None:
+    """-o json|yaml: the rows as a list, for scripts."""
+    from kubeinit import ui
+
+    if output == "json":
+        ui.print_json(rows)
+    else:
+        import yaml
+
+        ui.raw(yaml.safe_dump(rows, default_flow_style=False, sort_keys=True))
