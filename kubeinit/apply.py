@@ -1,19 +1,21 @@
 """The executor: the one place that turns planned steps into changes.
 
 For each selected phase (a barrier between phases), every host it applies to
-is planned and then worked, in parallel up to `parallel` hosts. --dry-run runs
-the very same loop and prints each host's steps instead of running them, so
-the printed plan is, by construction, what a real run does.
+is planned, in parallel up to `parallel` hosts, into one value, the phase's plan
+(`plan_phase` -> PhasePlan: each host's steps, or why it could not be planned). --dry-run
+prints that value; a real run applies it. The printed plan is, by construction, what a
+real run does. No phase knows whether it runs dry: a fact --dry-run cannot learn yet (the
+API server before it runs, a checksum file out of reach) is Unknown (Context.learn).
 
-Before a host plans a phase, the facts that phase will ask for are gathered in one
-round trip (Phase.gather). After a read-only phase (preflight) nothing has changed,
-so the facts of the phases that follow it are gathered with its own: on a converged
-host, `up --only preflight,runtime` costs one probe round trip.
+Before a host plans a phase, the facts that phase declares (PhaseImpl.facts) are gathered
+in one round trip. After a read-only phase (preflight) nothing has changed, so the facts
+of the phases that follow it are gathered with its own: on a converged host,
+`up --only preflight,runtime` costs one probe round trip. After a phase changed a host,
+its facts are asked again (Facts.changed), but for the stable ones (architecture, OS).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
@@ -23,9 +25,9 @@ from pathlib import Path
 
 from kubeinit import workflow
 from kubeinit.connection import HostUnreachable
+from kubeinit.context import Context, Target
 from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
 from kubeinit.hostlock import HostBusy
-from kubeinit.plan import Context, Target
 from kubeinit.redact import mask
 from kubeinit.steps import ApiCall, Check, Local, Notice, Run, Skip, Step, Transfer, Upload, is_change
 
@@ -77,6 +79,35 @@ def unavailable(phases: list[workflow.Phase]) -> list[str]:
     return [p.path for p in phases if p.plan is None]
 
 
+@dataclass
+class TargetPlan:
+    """One host's part of a phase's plan: its steps, or why it could not be planned."""
+
+    target: Target
+    steps: list[Step] = field(default_factory=list)
+    error: StepFailed | None = None
+
+
+@dataclass
+class PhasePlan:
+    """What a phase does, host by host, over the facts as they are (or, in --dry-run, as the
+    earlier phases' plans leave them): --dry-run prints it, a real run applies it."""
+
+    phase: workflow.Phase
+    targets: list[TargetPlan]
+
+
+def plan_phase(ctx: Context, phase: workflow.Phase, ahead: list[workflow.Phase] | None = None,
+               probing=lambda: None) -> PhasePlan:
+    """Gather each target's facts (with those of `ahead`, the read-only run after it) in one
+    round trip, take its host lock, and plan it: hosts in parallel, nothing changed."""
+    targets = ctx.targets_for(phase)
+    workers = max(1, min(ctx.options.parallel, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        planned = list(pool.map(lambda t: _plan_target(ctx, phase, t, ahead or [phase], probing), targets))
+    return PhasePlan(phase, planned)
+
+
 def connect_ahead(ctx: Context, phases: list[workflow.Phase]) -> None:
     """Log in to the first phase's hosts (as many as run at once) in the background, so that
     the rest of start-up runs while they answer: on a converged cluster the logins are most
@@ -88,7 +119,7 @@ def connect_ahead(ctx: Context, phases: list[workflow.Phase]) -> None:
 
 
 def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None = None) -> Summary:
-    """Run (or, with dry_run, print) the phases; raise on the first failed phase."""
+    """Plan each phase, then print (--dry-run) or apply that plan; raise on the first failed phase."""
     dry = ctx.options.dry_run
     log = log or RunLog(None)
     missing = unavailable(phases)
@@ -109,18 +140,36 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
             view.unavailable(phase.path, [t.name for t in targets])
             continue
         view.phase(phase.path, [t.name for t in targets])
-        workers = max(1, min(ctx.options.parallel, len(targets)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            ahead = _gathered_with(phases, i)
-            outcomes = list(pool.map(lambda t: _work(ctx, phase, t, view, log, ahead, preload), targets))
+        plan = plan_phase(ctx, phase, _gathered_with(phases, i), preload)
+        outcomes = show(plan, view, log) if dry else apply_plan(ctx, plan, view, log)
         for o in outcomes:
             summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
             summary.skipped[o.host] = summary.skipped.get(o.host, 0) + o.skipped
         failed = [o for o in outcomes if o.error]
-        if failed:  # each failed host has shown its own line and reason (_work); the first error ends the run
+        if failed:  # each failed host has shown its own line and reason; the first error ends the run
             raise failed[0].error
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def show(plan: PhasePlan, view, log: RunLog) -> list[HostOutcome]:
+    """--dry-run: each host's planned steps, or why it could not be planned."""
+    out = []
+    for tp in plan.targets:
+        o = HostOutcome(tp.target.name, tp.steps, error=tp.error)
+        if tp.error:
+            _failed(o, plan.phase.path, view, log)
+        else:
+            view.planned(tp.target.name, plan.phase.path, tp.steps)
+        out.append(o)
+    return out
+
+
+def apply_plan(ctx: Context, plan: PhasePlan, view, log: RunLog) -> list[HostOutcome]:
+    """Apply each host's planned steps, hosts in parallel; a host that could not be planned fails."""
+    workers = max(1, min(ctx.options.parallel, len(plan.targets)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda tp: _apply_target(ctx, plan.phase, tp, view, log), plan.targets))
 
 
 def _once(fn):
@@ -135,13 +184,11 @@ def _once(fn):
 
 
 def _preload(phases: list[workflow.Phase]) -> None:
-    """Import each phase's module and run its optional preload()."""
+    """Import each phase's module and run its preload()."""
     for p in phases:
         try:
-            if p.plan:
-                warm = getattr(importlib.import_module(f"kubeinit.phases.{p.plan.split(':')[0]}"), "preload", None)
-                if warm:
-                    warm()
+            if p.plan is not None and (warm := p.impl().preload):
+                warm()
         except Exception:  # noqa: BLE001 - the phase itself will report it when it runs
             pass
 
@@ -152,22 +199,16 @@ def _gathered_with(phases: list[workflow.Phase], i: int) -> list[workflow.Phase]
     ahead only saves round trips.)"""
     out = [phases[i]]
     for p in phases[i + 1:]:
-        if not out[-1].read_only:
+        if out[-1].plan is None or not out[-1].impl().read_only:
             break
         out.append(p)
     return out
 
 
 def _gather(ctx: Context, target: Target, phases: list[workflow.Phase]) -> None:
-    commands, files = [], []
-    for p in phases:
-        fn = p.gatherer() if p.plan else None
-        if fn and target in ctx.targets_for(p):
-            cmds, paths = fn(ctx, target)
-            commands += cmds
-            files += paths
-    if commands or files:
-        target.facts.gather(commands, files)
+    """The facts these phases declare for this target, in one round trip."""
+    target.facts.gather([fact for p in phases if p.plan is not None and target in ctx.targets_for(p)
+                         for fact in p.impl().facts(ctx, target)])
 
 
 def _collapse(paths: list[str]) -> list[str]:
@@ -180,25 +221,33 @@ def _collapse(paths: list[str]) -> list[str]:
     return tops
 
 
-def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog,
-          ahead: list[workflow.Phase] | None = None, probing=lambda: None) -> HostOutcome:
-    out = HostOutcome(target.name)
-    resume = ctx.resume_hint(phase.path)
-    step: Step | None = None
+def _plan_target(ctx: Context, phase: workflow.Phase, target: Target, ahead: list[workflow.Phase],
+                 probing) -> TargetPlan:
+    out = TargetPlan(target)
     try:
         target.conn  # noqa: B018 - logged in (or failed to) before the probes go out
         probing()
-        _gather(ctx, target, ahead or [phase])
+        _gather(ctx, target, ahead)
         if target.hold():  # another run let go while this one probed: read the host again
             target.reset_facts()
-            _gather(ctx, target, ahead or [phase])
-        steps = list(phase.planner()(ctx, target))
-        out.steps = steps
-        if ctx.options.dry_run:
-            view.planned(target.name, phase.path, steps)
-            return out
+            _gather(ctx, target, ahead)
+        out.steps = list(phase.impl().plan(ctx, target))
+    except (KubeinitError, HostUnreachable, OSError) as e:
+        out.error = _error(ctx, phase, target, None, e)
+    return out
+
+
+def _apply_target(ctx: Context, phase: workflow.Phase, tp: TargetPlan, view, log: RunLog) -> HostOutcome:
+    target = tp.target
+    out = HostOutcome(target.name, tp.steps, error=tp.error)
+    if out.error:
+        _failed(out, phase.path, view, log)
+        return out
+    resume = ctx.resume_hint(phase.path)
+    step: Step | None = None
+    try:
         checks_failed = []
-        for step in steps:
+        for step in tp.steps:
             view.step(target.name, phase.path, step)
             log.write(target.name, phase.path, step.describe())
             _do(ctx, target, step, phase.path, resume, log)
@@ -214,27 +263,40 @@ def _work(ctx: Context, phase: workflow.Phase, target: Target, view, log: RunLog
             raise StepFailed(target.name, phase.path, "", f"{detail}; fix these, or pass "
                              f"--ignore-preflight-errors={names} to show them as warnings")
         view.host_done(target.name, phase.path, out.changed, out.skipped)
-    except StepFailed as e:
-        out.error = e
-    except HostUnreachable as e:
+    except (KubeinitError, HostUnreachable, OSError) as e:
+        out.error = _error(ctx, phase, target, step, e)
+    if out.changed and not phase.impl().read_only:
+        target.facts.changed()  # what it asked before may be stale now: a later phase asks again
+    if out.error:
+        _failed(out, phase.path, view, log)
+    return out
+
+
+def _error(ctx: Context, phase: workflow.Phase, target: Target, step: Step | None, e: Exception) -> StepFailed:
+    """The error as one StepFailed naming host, phase and where: a step, or connect/lock/plan."""
+    resume = ctx.resume_hint(phase.path)
+    if isinstance(e, StepFailed):
+        return e
+    if isinstance(e, HostUnreachable):
         target.close()
-        out.error = StepFailed(target.name, phase.path, _label(step) if step else "connect",
-                               f"host unreachable ({e})", resume)
-    except KubeinitError as e:  # before any step: while connecting (host key, login, sudo) or planning
+        return StepFailed(target.name, phase.path, _label(step) if step else "connect", f"host unreachable ({e})",
+                          resume)
+    if isinstance(e, KubeinitError):  # before any step: while connecting (host key, login, sudo) or planning
         where = _label(step) if step else ("plan" if target.connected else "connect")
         where = "lock" if isinstance(e, HostBusy) else where
         # an input the phase refuses for good (resumable = False) gets no resume hint: re-running cannot help
-        out.error = StepFailed(target.name, phase.path, where, str(e).rstrip("."),
-                               resume if getattr(e, "resumable", True) else "")
-        out.error.exit_code = e.exit_code
-        out.error.resumable = getattr(e, "resumable", True)
-    except OSError as e:
-        out.error = StepFailed(target.name, phase.path, _label(step) if step else "plan",
-                               f"{e.__class__.__name__}: {e}", resume)
-    if out.error:
-        log.write(target.name, phase.path, f"FAILED: {out.error}")
-        view.failed(target.name, phase.path, out.error)
-    return out
+        err = StepFailed(target.name, phase.path, where, str(e).rstrip("."),
+                         resume if getattr(e, "resumable", True) else "")
+        err.exit_code = e.exit_code
+        err.resumable = getattr(e, "resumable", True)
+        return err
+    return StepFailed(target.name, phase.path, _label(step) if step else "plan", f"{e.__class__.__name__}: {e}",
+                      resume)
+
+
+def _failed(out: HostOutcome, phase: str, view, log: RunLog) -> None:
+    log.write(out.host, phase, f"FAILED: {out.error}")
+    view.failed(out.host, phase, out.error)
 
 
 def _label(step: Step) -> str:

@@ -79,11 +79,11 @@ def _ignore_set(values: Optional[List[str]]) -> frozenset[str]:
 def _run_local(command: str, tree, phases, spec, dry_run: bool, ignore: frozenset[str], resume) -> None:
     from kubeinit.apply import execute
     from kubeinit.connection import LocalConnection
-    from kubeinit.plan import Context, Options, Target
+    from kubeinit.context import Context, Options, Target
 
     host = spec.hosts[0]
     ctx = Context(spec, [Target(host, lambda h: LocalConnection(h.name))],
-                  Options(dry_run=dry_run, ignore_preflight_errors=ignore, command=command, resume=resume))
+                  Options(dry_run=dry_run, ignore_preflight_errors=ignore, resume=resume))
     if not dry_run:  # the host's lock, as `up` takes it over SSH; a run on the host itself waits a while
         from kubeinit import hostlock
 
@@ -427,8 +427,8 @@ def config_validate(config: Path):
     """Validate a cluster file and say what is wrong, if anything."""
     from kubeinit import spec as specmod
 
-    s = specmod.load_file(config)
-    ui.ok(f"{config}: valid ({len(s.hosts)} hosts, Kubernetes {s.kubernetes_version})")
+    s = specmod.load_file(config, require=None)  # hosts or managed: whatever up or create cluster accepts
+    ui.ok(f"{config}: valid ({s.summary()})")
 
 
 @app.command()

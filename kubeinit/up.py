@@ -17,7 +17,7 @@ from pathlib import Path
 from kubeinit import artifacts, hostlock, ui, workflow
 from kubeinit.apply import RunLog, connect_ahead, execute, unavailable
 from kubeinit.errors import KubeinitError, NotAvailableYet, StepFailed
-from kubeinit.plan import Context, Options, Target
+from kubeinit.context import Context, Options, Target
 from kubeinit.spec import Host, load_file
 
 

@@ -1,19 +1,25 @@
 """The phase tree, with kubeadm's names and order, and selection by path.
 
-A leaf phase has a `plan` function (context, target) -> steps, and says which
-hosts it applies to. A leaf with no `plan` is part of the tree but not built
-yet: it shows in --help and --dry-run, and running it fails with
+A leaf phase refers to its implementation, a PhaseImpl value its module under
+kubeinit/phases exports (plan, declared facts, read_only, preload), and says which hosts it
+applies to. The reference is lazy (`Ref`: the module, and the value taken from it), so the tree
+is printed for --help without importing any phase. A leaf with no implementation is part of
+the tree but not built yet: it shows in --help and --dry-run, and running it fails with
 NotAvailableYet instead of doing nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from kubeinit.errors import UserError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from kubeinit.phases import PhaseImpl
 
 # Which hosts a phase works on.
 ALL = "all"
@@ -22,40 +28,48 @@ FIRST_CONTROL_PLANE = "first-control-plane"
 JOINING = "joining"  # every host but the first control plane
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A phase's implementation: the module under kubeinit.phases that exports it, and the
+    value taken from that module (an attribute, visible to the import graph and dead-code checks)."""
+
+    module: str
+    take: Callable[[ModuleType], PhaseImpl]
+
+    def load(self) -> PhaseImpl:
+        """The one place a phase module is imported."""
+        from kubeinit.phases import PhaseImpl
+
+        impl = self.take(importlib.import_module(f"kubeinit.phases.{self.module}"))
+        if not isinstance(impl, PhaseImpl):
+            raise TypeError(f"kubeinit.phases.{self.module} gave {impl!r}, not a PhaseImpl")
+        return impl
+
+
 @dataclass
 class Phase:
     name: str
     help: str
-    plan: str | None = None  # "module:function[:argument]" under kubeinit.phases, imported when run
+    plan: Ref | PhaseImpl | None = None  # None: not built yet
     targets: str = ALL
-    # "module:function" (context, target) -> (commands, files): the facts the plan will ask
-    # for, gathered in one round trip per host; see apply.execute.
-    gather: str | None = None
-    read_only: bool = False  # changes nothing on hosts (preflight): later phases' facts can be gathered first
-    children: list["Phase"] = field(default_factory=list)
+    children: list[Phase] = field(default_factory=list)
     path: str = ""
 
     @property
     def available(self) -> bool:
         return self.plan is not None if not self.children else any(c.available for c in self.children)
 
-    def leaves(self) -> Iterator["Phase"]:
+    def leaves(self) -> Iterator[Phase]:
         if not self.children:
             yield self
         for c in self.children:
             yield from c.leaves()
 
-    def planner(self) -> Callable:
-        """(context, target) -> steps; a shared planner gets its argument (e.g. which cert) bound."""
-        mod, func, *arg = self.plan.split(":")
-        fn = getattr(importlib.import_module(f"kubeinit.phases.{mod}"), func)
-        return functools.partial(fn, name=arg[0]) if arg else fn
-
-    def gatherer(self) -> Callable | None:
-        if self.gather is None:
-            return None
-        mod, func = self.gather.split(":")
-        return getattr(importlib.import_module(f"kubeinit.phases.{mod}"), func)
+    def impl(self) -> PhaseImpl:
+        """What this leaf does (its module imported on first use)."""
+        if self.plan is None:
+            raise TypeError(f"phase {self.path} is not built yet")
+        return self.plan.load() if isinstance(self.plan, Ref) else self.plan
 
 
 def _tree(phases: list[Phase], prefix: str = "") -> list[Phase]:
@@ -89,41 +103,43 @@ KUBECONFIGS = [
 def init_phases() -> list[Phase]:
     """kubeadm init's phases, in kubeadm's run order."""
     return _tree([
-        Phase("preflight", "Run pre-flight checks", "preflight:plan_init", CONTROL_PLANES, "preflight:gather",
-              read_only=True),
+        Phase("preflight", "Run pre-flight checks", Ref("preflight", lambda m: m.INIT), CONTROL_PLANES),
         Phase("certs", "Generate the certificates (under --cert-dir)", children=[
-            *(Phase(n, f"Generate {h}", f"certs:plan_cert:{n}", FIRST_CONTROL_PLANE) for n, h in CERTS),
-            Phase("sa", "Generate the key pair that signs service account tokens", "certs:plan_cert:sa",
-                  FIRST_CONTROL_PLANE),
+            *(Phase(n, f"Generate {h}", Ref("certs", lambda m, n=n: m.CERT.bound(name=n)), FIRST_CONTROL_PLANE)
+              for n, h in CERTS),
+            Phase("sa", "Generate the key pair that signs service account tokens",
+                  Ref("certs", lambda m: m.CERT.bound(name="sa")), FIRST_CONTROL_PLANE),
         ]),
         Phase("kubeconfig", "Generate the kubeconfig files (under --kubeconfig-dir)", children=[
-            Phase(n, f"Generate {h}", f"kubeconfig:plan_kubeconfig:{n}", FIRST_CONTROL_PLANE)
+            Phase(n, f"Generate {h}", Ref("kubeconfig", lambda m, n=n: m.KUBECONFIG.bound(name=n)),
+                  FIRST_CONTROL_PLANE)
             for n, h in KUBECONFIGS
         ]),
         Phase("etcd", "Run etcd for the control plane", children=[
-            Phase("local", "Run etcd on this host (a systemd service)", "etcd:plan_etcd", CONTROL_PLANES,
-                  "etcd:gather"),
+            Phase("local", "Run etcd on this host (a systemd service)", Ref("etcd", lambda m: m.LOCAL),
+                  CONTROL_PLANES),
         ]),
         Phase("control-plane", "Write the control plane's static pod manifests", children=[
-            Phase(n, f"kube-{n}", f"control_plane:plan_component:{n}", CONTROL_PLANES, "control_plane:gather")
+            Phase(n, f"kube-{n}", Ref("control_plane", lambda m, n=n: m.COMPONENT.bound(name=n)),
+                  CONTROL_PLANES)
             for n in ("apiserver", "controller-manager", "scheduler")
         ]),
         Phase("kubelet-start", "Write the kubelet's config, unit and flags, and (re)start it",
-              "kubelet:plan_kubelet_start", FIRST_CONTROL_PLANE, "kubelet:gather"),
-        Phase("wait-control-plane", "Wait for the API server to answer /readyz", "cluster_api:plan_wait",
-              FIRST_CONTROL_PLANE),
+              Ref("kubelet", lambda m: m.START), FIRST_CONTROL_PLANE),
+        Phase("wait-control-plane", "Wait for the API server to answer /readyz",
+              Ref("cluster_api", lambda m: m.WAIT), FIRST_CONTROL_PLANE),
         Phase("upload-config", "Store the configuration in the cluster", children=[
-            Phase("kubeadm", "ConfigMap kube-system/kubeadm-config and its RBAC", "cluster_api:plan_upload_kubeadm",
-                  FIRST_CONTROL_PLANE),
-            Phase("kubelet", "ConfigMap kube-system/kubelet-config and its RBAC", "cluster_api:plan_upload_kubelet",
-                  FIRST_CONTROL_PLANE),
+            Phase("kubeadm", "ConfigMap kube-system/kubeadm-config and its RBAC",
+                  Ref("cluster_api", lambda m: m.UPLOAD_KUBEADM), FIRST_CONTROL_PLANE),
+            Phase("kubelet", "ConfigMap kube-system/kubelet-config and its RBAC",
+                  Ref("cluster_api", lambda m: m.UPLOAD_KUBELET), FIRST_CONTROL_PLANE),
         ]),
         Phase("upload-certs", "Store the shared certificates, encrypted, for joining control planes", None,
               FIRST_CONTROL_PLANE),
-        Phase("mark-control-plane", "Label and taint the control-plane node", "cluster_api:plan_mark_control_plane",
-              FIRST_CONTROL_PLANE),
+        Phase("mark-control-plane", "Label and taint the control-plane node",
+              Ref("cluster_api", lambda m: m.MARK_CONTROL_PLANE), FIRST_CONTROL_PLANE),
         Phase("bootstrap-token", "The RBAC of TLS bootstrap, and cluster-info for discovery",
-              "cluster_api:plan_bootstrap_token", FIRST_CONTROL_PLANE),
+              Ref("cluster_api", lambda m: m.BOOTSTRAP_TOKEN), FIRST_CONTROL_PLANE),
         Phase("kubelet-finalize", "Point kubelet.conf at the rotated client certificate", children=[
             Phase("enable-client-cert-rotation", "Use the kubelet's rotating client certificate", None,
                   CONTROL_PLANES),
@@ -139,8 +155,7 @@ def init_phases() -> list[Phase]:
 
 def join_phases() -> list[Phase]:
     return _tree([
-        Phase("preflight", "Run join pre-flight checks", "preflight:plan_join", JOINING, "preflight:gather",
-              read_only=True),
+        Phase("preflight", "Run join pre-flight checks", Ref("preflight", lambda m: m.JOIN), JOINING),
         Phase("control-plane-prepare", "Prepare this host to serve the control plane", children=[
             Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING),
             Phase("certs", "Generate this host's certificates", None, JOINING),
@@ -162,13 +177,12 @@ def up_phases() -> list[Phase]:
     join = {p.name: p for p in join_phases()}
     return _tree([
         Phase("preflight", "Check every host: OS, privileges, swap, binaries, ports, sysctls, clock",
-              "preflight:plan_up", ALL, "preflight:gather", read_only=True),
-        Phase("runtime", "Install containerd, runc, the CNI plugins and crictl", "runtime:plan_runtime", ALL,
-              "runtime:gather"),
-        Phase("kubernetes", "Install kubelet and kubectl", "kubernetes:plan_kubernetes", ALL,
-              "kubernetes:gather"),
-        Phase("images", "Import the image tarballs of artifacts.images into containerd", "images:plan_images", ALL,
-              "images:gather"),
+              Ref("preflight", lambda m: m.UP), ALL),
+        Phase("runtime", "Install containerd, runc, the CNI plugins and crictl", Ref("runtime", lambda m: m.RUNTIME),
+              ALL),
+        Phase("kubernetes", "Install kubelet and kubectl", Ref("kubernetes", lambda m: m.KUBERNETES), ALL),
+        Phase("images", "Import the image tarballs of artifacts.images into containerd",
+              Ref("images", lambda m: m.IMAGES), ALL),
         *(init[n] for n in ("certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
                             "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token",
                             "addon", "cni")),
@@ -180,12 +194,12 @@ def up_phases() -> list[Phase]:
 
 def reset_phases() -> list[Phase]:
     return _tree([
-        Phase("preflight", "Show what of kubeinit's (and kubeadm's) state this host has", "reset:plan_preflight",
-              ALL, "reset:gather", read_only=True),
-        Phase("remove-etcd-member", "Remove this host from etcd", "reset:plan_remove_etcd_member", CONTROL_PLANES,
-              read_only=True),
+        Phase("preflight", "Show what of kubeinit's (and kubeadm's) state this host has",
+              Ref("reset", lambda m: m.PREFLIGHT), ALL),
+        Phase("remove-etcd-member", "Remove this host from etcd", Ref("reset", lambda m: m.REMOVE_ETCD_MEMBER),
+              CONTROL_PLANES),
         Phase("cleanup-node", "Stop etcd and the kubelet, remove the certificates, kubeconfigs, manifests and data",
-              "reset:plan_cleanup", ALL, "reset:gather"),
+              Ref("reset", lambda m: m.CLEANUP), ALL),
     ])
 
 

@@ -1,0 +1,35 @@
+"""The phases: each module exports its phase(s) as PhaseImpl values, which the tree in
+kubeinit/workflow.py refers to (imported when a run needs them, so `--help` imports none).
+
+A PhaseImpl is what a leaf of the tree does: `plan(context, target)` yields steps and only
+reads; `facts(context, target)` declares the facts the plan reads, which the executor gathers
+in one round trip per host (with the next phases' when this one only reads); `preload` warms
+what the plan will need (templates) while the hosts answer.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:
+    from kubeinit.context import Context, Target
+    from kubeinit.facts import Fact
+    from kubeinit.steps import Step
+
+
+def _none(ctx: Context, target: Target) -> list[Fact]:
+    return []
+
+
+@dataclass(frozen=True)
+class PhaseImpl:
+    plan: Callable[[Context, Target], Iterable[Step]]
+    facts: Callable[[Context, Target], list[Fact]] = _none
+    read_only: bool = False  # changes nothing on hosts (preflight): later phases' facts can be gathered first
+    preload: Callable[[], None] | None = None
+
+    def bound(self, **kwargs) -> PhaseImpl:
+        """The same phase with arguments bound to its plan (which certificate, which component)."""
+        return PhaseImpl(functools.partial(self.plan, **kwargs), self.facts, self.read_only, self.preload)

@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Iterator
 
 from kubeinit.certs import pki
-from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.context import Context, Target, ensure_file
+from kubeinit.phases import PhaseImpl
 from kubeinit.redact import Secret
 from kubeinit.spec import ClusterSpec, Host
 from kubeinit.steps import Notice, Skip, Step
@@ -57,3 +58,6 @@ def plan_cert(ctx: Context, target: Target, name: str) -> Iterator[Step]:
         yield Skip(f"using the existing {posixpath.join(ctx.cert_dir, rel)}")
     if plan.external_cas:
         ctx.shared["external_cas"] = set(plan.external_cas)
+
+
+CERT = PhaseImpl(plan_cert)  # bound to a certificate's name by the tree

@@ -16,15 +16,16 @@ the cluster holds (its facts) and yields an ApiCall only for what differs, so a 
 
 from __future__ import annotations
 
-import base64
 from typing import Iterator
 
 import yaml
 
+from kubeinit import kubeconfig
+from kubeinit.context import Context, Target
+from kubeinit.facts import Unknown
 from kubeinit.kube import admins, objects
 from kubeinit.kube.client import Unreachable
-from kubeinit.phases import kubelet
-from kubeinit.plan import Context, Target
+from kubeinit.phases import PhaseImpl, kubelet
 from kubeinit.steps import ApiCall, Notice, Skip, Step
 
 READY_SECONDS = 240  # kubeadm's ControlPlaneComponentHealthCheck
@@ -46,15 +47,12 @@ CONTROL_PLANE_TAINTS = [{"key": "node-role.kubernetes.io/control-plane", "effect
 def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
     """kubeadm's labels and taint on the control-plane node (the node name is the host's name)."""
     path = f"/api/v1/nodes/{target.host.name}"
-    try:
-        client = yield from _admin(ctx, target)
-        node = objects.get(client, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": target.host.name}})
-    except Unreachable as e:
-        if not ctx.options.dry_run:
-            raise
-        if isinstance(e, admins.NotAuthorized):
-            yield Notice(str(e))
-        node = None
+    got = yield from _read(ctx, target, [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": target.host.name}}])
+    if isinstance(got, Unknown):
+        if isinstance(got.error, admins.NotAuthorized):
+            yield Notice(str(got))
+        got = [None]
+    node = got[0]
     if objects.node_marked(node, CONTROL_PLANE_LABELS, CONTROL_PLANE_TAINTS):
         yield Skip(f"node {target.host.name} has the control-plane labels and taint")
         return
@@ -95,13 +93,9 @@ def plan_bootstrap_token(ctx: Context, target: Target) -> Iterator[Step]:
 
 
 def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
-    try:
-        client = yield from _admin(ctx, target)
-        have = [objects.get(client, obj) for obj in wanted]
-    except Unreachable as e:
-        if not ctx.options.dry_run:
-            raise
-        why = str(e) if isinstance(e, admins.NotAuthorized) else "the API server does not answer yet"
+    have = yield from _read(ctx, target, wanted)
+    if isinstance(have, Unknown):
+        why = str(have) if isinstance(have.error, admins.NotAuthorized) else "the API server does not answer yet"
         yield Notice(f"{why}: every object is shown as it would be written")
         have = [None] * len(wanted)
     for obj, there in zip(wanted, have):
@@ -111,15 +105,22 @@ def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
             yield ApiCall("apply", objects.collection(obj), obj)
 
 
-def _admin(ctx: Context, target: Target) -> Iterator[Step]:
-    """admin.conf's client once it may do everything (kube/admins.py: the ClusterRoleBinding
-    kubeadm:cluster-admins, made with super-admin.conf when admin.conf is refused); returned by
-    `yield from`, after a Notice of what making sure of it did."""
-    client = admins.admin(ctx, target)
-    note = admins.pop_note(ctx, target)
+def _read(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
+    """The cluster's copies of `wanted` (None where it has none), read as admin.conf once it may do
+    everything (kube/admins.py: the ClusterRoleBinding kubeadm:cluster-admins, made with
+    super-admin.conf when admin.conf is refused); returned by `yield from`, after a Notice of what
+    making sure of it did. Unknown when the server cannot be asked yet (Context.learn: a dry run before it runs)."""
+    def read() -> tuple[list[dict | None], str]:
+        client = admins.admin(ctx, target)
+        return [objects.get(client, obj) for obj in wanted], admins.pop_note(ctx, target)
+
+    got = ctx.learn(read, lambda e: isinstance(e, Unreachable))
+    if isinstance(got, Unknown):
+        return got
+    have, note = got
     if note:
         yield Notice(note)
-    return client
+    return have
 
 
 def configmap(namespace: str, name: str, data: dict[str, str]) -> dict:
@@ -152,11 +153,7 @@ def cluster_info(ctx: Context, target: Target) -> str:
     """kube-public/cluster-info's kubeconfig: the server and CA of admin.conf's cluster, no users,
     in client-go's serialisation (the bootstrapsigner signs these exact bytes)."""
     admin = ctx.kube(target)  # admin.conf as the control plane has it, parsed once
-    ca = base64.b64encode(admin.ca_pem or b"").decode()
-    return ("apiVersion: v1\nclusters:\n- cluster:\n"
-            f"    certificate-authority-data: {ca}\n"
-            f"    server: {admin.server}\n"
-            '  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n')
+    return kubeconfig.cluster_info(admin.server, admin.ca_pem or b"")
 
 
 def cluster_configuration(ctx: Context) -> str:
@@ -193,3 +190,10 @@ def cluster_configuration(ctx: Context) -> str:
         "scheduler": args("scheduler"),
     }
     return yaml.safe_dump(cfg, sort_keys=False)
+
+
+WAIT = PhaseImpl(plan_wait)
+UPLOAD_KUBEADM = PhaseImpl(plan_upload_kubeadm)
+UPLOAD_KUBELET = PhaseImpl(plan_upload_kubelet)
+MARK_CONTROL_PLANE = PhaseImpl(plan_mark_control_plane)
+BOOTSTRAP_TOKEN = PhaseImpl(plan_bootstrap_token)

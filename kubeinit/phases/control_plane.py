@@ -19,7 +19,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Iterator
 
-from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.context import Context, Target, ensure_file
+from kubeinit.facts import Command, Fact, files
+from kubeinit.phases import PhaseImpl
 from kubeinit.render import render
 from kubeinit.steps import Run, Step
 
@@ -52,8 +54,8 @@ def _ca_paths(ctx: Context) -> tuple[str, str]:
     return posixpath.join(ctx.cert_dir, "ca.crt"), posixpath.join(ctx.cert_dir, "ca.key")
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], [*(manifest_path(n) for n in BINARY), *_ca_paths(ctx)]
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return [Command(("sh", "-c", PROBE)), *files([*(manifest_path(n) for n in BINARY), *_ca_paths(ctx)])]
 
 
 def preload() -> None:
@@ -240,10 +242,13 @@ def manifest(ctx: Context, target: Target, name: str, state: HostState = HostSta
 
 def plan_component(ctx: Context, target: Target, name: str) -> Iterator[Step]:
     state = host_state(ctx, target)
-    target.facts.prefetch(gather(ctx, target)[1])  # gathered with the probe already, under the executor
+    target.facts.gather(facts(ctx, target))  # gathered with the probe already, under the executor
     made = ctx.shared.setdefault("manifests-dir", set())
     if state.manifests_mode == "" and target.name not in made:
         made.add(target.name)  # once per host, whichever component comes first
         yield Run(("sh", "-c", f"mkdir -p -m 0700 {MANIFESTS}"), note=f"create {MANIFESTS} (0700)")
     yield from ensure_file(target, manifest_path(name), manifest(ctx, target, name, state), MODE,
                            f"{BINARY[name]} static pod")
+
+
+COMPONENT = PhaseImpl(plan_component, facts, preload=preload)  # bound to a component's name by the tree

@@ -22,10 +22,12 @@ import re
 from typing import Iterator
 
 from kubeinit import artifacts
+from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError, NotAvailableYet
-from kubeinit.phases import install, systemd
-from kubeinit.phases.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
-from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.facts import Command, Fact, files
+from kubeinit.hostops import install, systemd
+from kubeinit.hostops.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
+from kubeinit.phases import PhaseImpl
 from kubeinit.render import render
 from kubeinit.steps import Run, Skip, Step, Upload
 
@@ -74,8 +76,8 @@ def preload() -> None:
     r.warm("etcd/etcd.service.j2")
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], compared(ctx)
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return [Command(("sh", "-c", PROBE)), *files(compared(ctx))]
 
 
 def _version(v: str) -> tuple[int, int]:
@@ -209,3 +211,6 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         yield health
     else:
         yield Skip(f"etcd {art.version} is enabled, running and was healthy with this binary, unit and certificates")
+
+
+LOCAL = PhaseImpl(plan_etcd, facts, preload=preload)

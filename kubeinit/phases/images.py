@@ -18,9 +18,11 @@ import threading
 from collections.abc import Iterator
 
 from kubeinit import artifacts
-from kubeinit.phases import install
+from kubeinit.context import Context, Target
+from kubeinit.facts import Command, Fact
+from kubeinit.hostops import install
+from kubeinit.phases import PhaseImpl
 from kubeinit.phases.runtime import SOCKET
-from kubeinit.plan import Context, Target
 from kubeinit.spec import ImageArchive
 from kubeinit.steps import Local, Run, Skip, Step, Transfer
 
@@ -45,14 +47,14 @@ IMPORT = (
 )
 
 
-def probe_command(ctx: Context) -> list[tuple[str, ...]]:
+def probe_command(ctx: Context) -> list[Fact]:
     """The probe, when the cluster file lists images (the runtime phase asks it too, so it
     rides in the first round trip)."""
-    return [("sh", "-c", PROBE)] if ctx.spec.artifacts.images else []
+    return [Command(("sh", "-c", PROBE))] if ctx.spec.artifacts.images else []
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return probe_command(ctx), []
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return probe_command(ctx)
 
 
 def plan_images(ctx: Context, target: Target) -> Iterator[Step]:
@@ -120,3 +122,6 @@ def verify_file(image: ImageArchive) -> None:
     except OSError as e:
         raise artifacts.ArtifactError(f"image {image.label}: cannot read {image.path}: {e.strerror}; fix its path in "
                                       "artifacts.images of the cluster file") from None
+
+
+IMAGES = PhaseImpl(plan_images, facts)

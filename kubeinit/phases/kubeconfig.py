@@ -6,9 +6,10 @@ import posixpath
 from typing import Iterator
 
 from kubeinit.certs import kubeconfig as kc
+from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import UserError
+from kubeinit.phases import PhaseImpl
 from kubeinit.phases.certs import pki_config
-from kubeinit.plan import Context, Target, ensure_file
 from kubeinit.redact import Secret
 from kubeinit.steps import Notice, Skip, Step
 
@@ -30,3 +31,6 @@ def plan_kubeconfig(ctx: Context, target: Target, name: str) -> Iterator[Step]:
         yield from ensure_file(target, posixpath.join(ctx.kubeconfig_dir, f.path), Secret(f.content), f.mode)
     for rel in plan.reused:
         yield Skip(f"using the existing {posixpath.join(ctx.kubeconfig_dir, rel)}")
+
+
+KUBECONFIG = PhaseImpl(plan_kubeconfig)  # bound to a kubeconfig's name by the tree

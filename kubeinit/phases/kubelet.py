@@ -22,13 +22,16 @@ import posixpath
 import re
 from typing import Iterator
 
+from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError
-from kubeinit.phases import install, systemd
-from kubeinit.phases.install import STATE
-from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.facts import Command, Fact, Unknown, files
+from kubeinit.hostops import install, systemd
+from kubeinit.hostops.install import STATE
+from kubeinit.phases import PhaseImpl
 from kubeinit.render import render
-from kubeinit.steps import Run, Skip, Step, Upload
+from kubeinit.steps import Notice, Run, Skip, Step, Upload
 
+OURS = "/usr/local/bin/kubelet"  # where the kubernetes phase installs it
 KUBELET_DIR = "/var/lib/kubelet"  # 0700, as kubeadm makes it
 CONFIG = "/var/lib/kubelet/config.yaml"
 FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
@@ -75,8 +78,8 @@ def preload() -> None:
     r.warm("kubelet/config.yaml.j2", "kubelet/kubelet.service.j2", "kubelet/10-kubeadm.conf.j2")
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], compared(ctx)
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return [Command(("sh", "-c", PROBE)), *files(compared(ctx))]
 
 
 def probe(target: Target) -> dict:
@@ -137,16 +140,29 @@ def restart_script(kubelet: str, watched: list[str]) -> str:
     )
 
 
+class NoKubelet(KubeinitError):
+    pass
+
+
+def binary(ctx: Context, target: Target, found: str) -> str:
+    """The kubelet the probe found, else the one this run's kubernetes phase transfers."""
+    if not found and ctx.spec.artifact("kubelet").enabled and target.facts.placed(OURS) is not None:
+        found = OURS
+    if not found or not re.fullmatch(r"/[\w./+-]+", found):
+        raise NoKubelet(f"{target.name} has no kubelet: run the kubernetes phase (`kubeinit up --only "
+                        "kubernetes`) or, with artifacts.kubelet.enabled: false, install one on the PATH")
+    return found
+
+
 def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
     facts = target.facts
     p = probe(target)
     facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
-    kubelet = p.get("kubelet", "")
-    if not kubelet and ctx.options.dry_run and ctx.spec.artifact("kubelet").enabled:
-        kubelet = "/usr/local/bin/kubelet"  # where the kubernetes phase of this run would put it
-    if not kubelet or not re.fullmatch(r"/[\w./+-]+", kubelet):
-        raise KubeinitError(f"{target.name} has no kubelet: run the kubernetes phase (`kubeinit up --only "
-                            "kubernetes`) or, with artifacts.kubelet.enabled: false, install one on the PATH")
+    kubelet = ctx.learn(lambda: binary(ctx, target, p.get("kubelet", "")),
+                        lambda e: isinstance(e, NoKubelet) and ctx.spec.artifact("kubelet").enabled)
+    if isinstance(kubelet, Unknown):  # the kubernetes phase installs it: plan with where it puts it
+        yield Notice(f"{kubelet}; planned with {OURS}, where the kubernetes phase installs it")
+        kubelet = OURS
     if facts.file(ca_file(ctx)) is None:
         raise KubeinitError(f"this host has no {ca_file(ctx)}, which the kubelet checks clients with: run the certs "
                             "phase first (`kubeinit up --only certs`)")
@@ -189,3 +205,6 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
         yield Run(("systemctl", "enable", "--now", "kubelet"), note="enable and start the kubelet")
     else:
         yield Skip("the kubelet is enabled and running with this binary and configuration")
+
+
+START = PhaseImpl(plan_kubelet_start, facts, preload=preload)

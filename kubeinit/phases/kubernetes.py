@@ -1,6 +1,6 @@
 """kubernetes: the pinned kubelet and kubectl (and kubeadm, opt-in) from dl.k8s.io, on every host.
 
-Each is a single binary, installed as runc is (kubeinit/phases/install.py): downloaded and
+Each is a single binary, installed as runc is (kubeinit/hostops/install.py): downloaded and
 verified where kubeinit runs first (Local steps: a wrong checksum stops the run before any
 host was touched), uploaded straight into /usr/local/bin (verified on arrival, 0755), then a
 stamp records it, so a re-run checks it by one `stat` instead of hashing it.
@@ -21,8 +21,10 @@ from __future__ import annotations
 from typing import Iterator
 
 from kubeinit import artifacts
-from kubeinit.phases import install
-from kubeinit.plan import Context, Target
+from kubeinit.context import Context, Target
+from kubeinit.facts import Command, Fact
+from kubeinit.hostops import install
+from kubeinit.phases import PhaseImpl
 from kubeinit.steps import Skip, Step
 
 BIN = "/usr/local/bin"
@@ -32,8 +34,8 @@ PATHS = {n: f"{BIN}/{n}" for n in COMPONENTS}
 PROBE = 'echo "arch=$(uname -m)"\n' + install.stamps_probe("kube*") + "true\n"
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], []
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return [Command(("sh", "-c", PROBE))]
 
 
 def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
@@ -57,7 +59,11 @@ def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
             yield Skip(f"{rels[n].label} is installed")
         else:
             yield from install.install_binary(rels[n], digests[n], PATHS[n])
+            target.facts.plan_transfer(PATHS[n], digests[n], 0o755)  # kubelet-start plans with it
 
 
 def _installed(stamp: install.Stamp | None, digest: str, path: str) -> bool:
     return install.installed(stamp, digest) and path in stamp.files
+
+
+KUBERNETES = PhaseImpl(plan_kubernetes, facts)

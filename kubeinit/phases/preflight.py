@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from kubeinit.plan import Context, Target
+from kubeinit.context import Context, Target
+from kubeinit.facts import Command, Fact
+from kubeinit.phases import PhaseImpl
 from kubeinit.steps import Check
 
 # Read-only. Builtins (read, [ ], command -v) where a fork is not needed: it runs on every
@@ -67,8 +69,8 @@ KUBELET_TUNABLES = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/p
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", PROBE)], []
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return [Command(("sh", "-c", PROBE))]
 
 
 def probe(target: Target) -> dict[str, str]:
@@ -255,3 +257,8 @@ def plan_up(ctx: Context, target: Target) -> Iterator[Check]:
                     fatal=False)
     yield from port_checks(p, ports, ig)
     yield from forwarding_checks(p, ig, fatal=False)
+
+
+INIT = PhaseImpl(plan_init, facts, read_only=True)
+JOIN = PhaseImpl(plan_join, facts, read_only=True)
+UP = PhaseImpl(plan_up, facts, read_only=True)

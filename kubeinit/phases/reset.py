@@ -32,12 +32,13 @@ import posixpath
 import shlex
 from typing import Iterator
 
+from kubeinit.context import Context, Target
 from kubeinit.errors import UserError
-from kubeinit.phases import etcd
+from kubeinit.facts import Command, Fact
+from kubeinit.hostops.install import STAMPS
+from kubeinit.phases import PhaseImpl, etcd
 from kubeinit.phases.certs import all_pki_paths
 from kubeinit.phases.control_plane import MANIFESTS
-from kubeinit.phases.install import STAMPS
-from kubeinit.plan import Context, Target
 from kubeinit.steps import Check, Notice, Run, Skip, Step
 
 KUBELET_DIR = "/var/lib/kubelet"
@@ -149,8 +150,8 @@ class State:
         return self.values.get("kubelet.ActiveState") in ("active", "activating", "reloading")
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
-    return [("sh", "-c", probe(ctx))], []
+def facts(ctx: Context, target: Target) -> list[Fact]:
+    return [Command(("sh", "-c", probe(ctx)))]
 
 
 def state(ctx: Context, target: Target) -> State:
@@ -328,3 +329,8 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     yield Notice("iptables, nftables and IPVS rules are not reset; clean them yourself if needed "
                  "(e.g. `iptables -F && iptables -t nat -F && iptables -t mangle -F && iptables -X`, `ipvsadm --clear`)")
     yield Notice("$HOME/.kube/config files are not removed; remove the ones that point at this cluster")
+
+
+PREFLIGHT = PhaseImpl(plan_preflight, facts, read_only=True)
+REMOVE_ETCD_MEMBER = PhaseImpl(plan_remove_etcd_member, read_only=True)
+CLEANUP = PhaseImpl(plan_cleanup, facts)

@@ -6,7 +6,7 @@ The plan, per host, and why it has this shape:
    before any host was touched.
 2. Archives go to the host as they are, compressed (about half the bytes of the files
    inside), into a staging dir, and one command extracts and installs them: two round
-   trips per component however many files it holds (kubeinit/phases/install.py, shared
+   trips per component however many files it holds (kubeinit/hostops/install.py, shared
    with etcd). Each file is installed by rename (a running containerd keeps its old
    inode), and a stamp listing every installed file's fingerprint is written last, so a
    killed run is redone rather than trusted.
@@ -25,9 +25,11 @@ from __future__ import annotations
 from typing import Iterator
 
 from kubeinit import artifacts
-from kubeinit.phases import install
-from kubeinit.phases.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STAMPS, STATE, Stamp  # noqa: F401
-from kubeinit.plan import Context, Target, ensure_file
+from kubeinit.context import Context, Target, ensure_file
+from kubeinit.facts import Command, Fact, files
+from kubeinit.hostops import install
+from kubeinit.hostops.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STAMPS, STATE, Stamp  # noqa: F401
+from kubeinit.phases import PhaseImpl
 from kubeinit.render import render
 from kubeinit.steps import Notice, Run, Skip, Step, Upload
 
@@ -70,9 +72,6 @@ for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f
   case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
 """ + install.leftovers_probe() + install.stamps_probe() + "true\n"
 
-# runc is uploaded straight into place (verified on arrival); then its stamp is written like
-# an archive's, so a re-run checks it by stat instead of hashing it. Argument: its sha256.
-RUNC_STAMP = install.binary_stamp("runc", RUNC)
 
 # (Re)start containerd on what is on disk now, and record what that was (APPLIED): the
 # binary's fingerprint and the config's and unit's sha256.
@@ -94,10 +93,10 @@ def preload() -> None:
     r.warm("containerd/config.toml.j2", "containerd/containerd.service.j2", "crictl.yaml.j2")
 
 
-def gather(ctx: Context, target: Target) -> tuple[list[tuple[str, ...]], list[str]]:
+def facts(ctx: Context, target: Target) -> list[Fact]:
     from kubeinit.phases import images  # its probe rides here: one round trip for both on a re-run
 
-    return [("sh", "-c", PROBE), *images.probe_command(ctx)], COMPARED + list(mirror_files(ctx.spec))
+    return [Command(("sh", "-c", PROBE)), *images.probe_command(ctx), *files(COMPARED + list(mirror_files(ctx.spec)))]
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
@@ -268,3 +267,6 @@ def _sysctls(target: Target, p: dict[str, str]) -> Iterator[Step]:
         yield step
     if changed or any(p.get(f"sysctl:{path}") != "1" for path in keys.values()):
         yield Run(("sysctl", "-e", "-p", SYSCTL_CONF), note="apply sysctls")
+
+
+RUNTIME = PhaseImpl(plan_runtime, facts, preload=preload)

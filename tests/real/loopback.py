@@ -138,7 +138,7 @@ def rendered(config: Path):
     """kubeinit's own Context for the cluster file: the etcd unit and manifests come from its code."""
     from kubeinit import spec as specmod
     from kubeinit.connection import LocalConnection
-    from kubeinit.plan import Context, Options, Target
+    from kubeinit.context import Context, Options, Target
 
     spec = specmod.load_file(str(config))
     ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options(dry_run=True))

@@ -135,11 +135,11 @@ def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
                               "artifacts": artifacts})
 
 
-def plan_phase(host, spec, gather, planner) -> list:
-    """Plan as the executor does: gather the phase's facts (one round trip), then plan."""
-    from kubeinit.plan import Context, Options, Target
+def plan_phase(host, spec, impl) -> list:
+    """Plan as the executor does: gather the facts the phase declares (one round trip), then plan."""
+    from kubeinit.context import Context, Options, Target
 
     t = Target(spec.hosts[0], lambda h: host)
     ctx = Context(spec, [t], Options())
-    t.facts.gather(*gather(ctx, t))
-    return list(planner(ctx, t))
+    t.facts.gather(impl.facts(ctx, t))
+    return list(impl.plan(ctx, t))

@@ -7,17 +7,18 @@ import threading
 import time
 
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 from kubeinit import spec as specmod
 from kubeinit.apply import RunLog, execute
 from kubeinit.connection import HostUnreachable, Result
+from kubeinit.context import Context, Options, Target, ensure_file
 from kubeinit.errors import NotAvailableYet, StepFailed
-from kubeinit.plan import Context, Options, Target, ensure_file
+from kubeinit.facts import Command, File
+from kubeinit.phases import PhaseImpl
 from kubeinit.redact import Secret
 from kubeinit.steps import Run
 from kubeinit.workflow import ALL, Phase
-
-import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 
 class MemoryHost:
@@ -77,15 +78,9 @@ class View:
         return record
 
 
-def phase(name, fn, gather=None, read_only=False):
-    import sys
-    import types
-
-    mod = types.ModuleType(f"kubeinit.phases._t_{name}")
-    mod.plan, mod.gather = fn, gather
-    sys.modules[mod.__name__] = mod
-    return Phase(name, name, f"_t_{name}:plan", ALL, f"_t_{name}:gather" if gather else None, read_only,
-                 path=name)
+def phase(name, fn, facts=None, read_only=False):
+    """A leaf whose implementation is given as a value (no module to import)."""
+    return Phase(name, name, PhaseImpl(fn, facts or (lambda ctx, t: []), read_only), ALL, path=name)
 
 
 def write_key(ctx, t):
@@ -165,7 +160,7 @@ def test_facts_of_phases_after_a_read_only_one_are_gathered_with_its_own():
         def plan(ctx, t):
             t.facts.run("echo", cmd)
             yield from ensure_file(t, f"/etc/{cmd}", cmd.encode(), 0o644)
-        return plan, lambda ctx, t: ([("echo", cmd)], [f"/etc/{cmd}"])
+        return plan, lambda ctx, t: [Command(("echo", cmd)), File(f"/etc/{cmd}")]
 
     check_plan, check_gather = probe("check")
     install_plan, install_gather = probe("install")
@@ -227,3 +222,38 @@ def test_each_failed_host_gets_one_line_with_its_own_reason(capsys, monkeypatch)
     assert sorted(lines) == [
         "  b: ✗ write failed at 'systemctl restart thing': exit code 3: line one | the real reason",
         "  c: ✗ write failed at 'connect': host unreachable (connection reset)"]
+
+
+def test_dry_run_prints_the_plan_a_real_run_applies_over_the_same_facts():
+    """plan_phase gives one value per phase: --dry-run prints it, a real run applies it. Over two
+    hosts with the same facts (one already has the file), the steps printed are the steps run."""
+    def conf(ctx, t):
+        yield from ensure_file(t, "/etc/k/conf", b"v2", 0o644)
+        if t.facts.file("/etc/k/conf") and t.facts.file("/etc/k/conf").sha256 != scripted.sha(b"v1"):
+            yield Run(("systemctl", "restart", "thing"), note="restart on the new config")
+
+    def hosts():
+        a, b = MemoryHost("a"), MemoryHost("b")
+        b.files["/etc/k/conf"] = (b"v2", 0o644)
+        return [a, b]
+
+    phases = [phase("write", write_key), phase("conf", conf, lambda ctx, t: [File("/etc/k/conf")])]
+    dry, real = View(), View()
+    execute(make(hosts(), dry_run=True), phases, dry)
+    execute(make(hosts()), phases, real)
+    printed = [(h, p, s.describe()) for name, h, p, steps in (e for e in dry.events if e[0] == "planned")
+               for s in steps]
+    applied = [(h, p, s.describe()) for name, h, p, s in (e for e in real.events if e[0] == "step")]
+    assert sorted(printed) == sorted(applied) and len(printed) == 8
+
+
+def test_plan_phase_is_a_value_per_host_with_steps_or_the_error():
+    from kubeinit.apply import plan_phase
+
+    hosts = [MemoryHost("a"), MemoryHost("down", unreachable=True)]
+    ctx = make(hosts)
+    plan = plan_phase(ctx, phase("write", write_key))
+    by = {tp.target.name: tp for tp in plan.targets}
+    assert [s.describe() for s in by["a"].steps][1] == "run systemctl restart thing" and by["a"].error is None
+    assert by["down"].steps == [] and "host unreachable" in str(by["down"].error)
+    assert hosts[0].files == {}, "planning changes nothing"

@@ -16,7 +16,7 @@ from kubeinit.connection import LocalConnection
 from kubeinit.errors import StepFailed
 from kubeinit.kube import admins, objects
 from kubeinit.kube.client import Client, Unreachable
-from kubeinit.plan import Context, Options, Target
+from kubeinit.context import Context, Options, Target
 from kubeinit.steps import Notice
 from kubeinit.workflow import find, init_phases
 

@@ -17,7 +17,7 @@ from test_runtime_plan import PINS, VERSIONS, ScriptedHost, converged_state
 from kubeinit import spec as specmod
 from kubeinit import tomlw
 from kubeinit.errors import SpecError
-from kubeinit.phases import install
+from kubeinit.hostops import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
 
@@ -163,7 +163,7 @@ def converged_with(spec) -> tuple[dict, dict, dict]:
 
 
 def changes(spec, state) -> list[str]:
-    steps = scripted.plan_phase(ScriptedHost(*state), spec, rt.gather, rt.plan_runtime)
+    steps = scripted.plan_phase(ScriptedHost(*state), spec, rt.RUNTIME)
     return [b for b in scripted.brief(steps) if not b.startswith("skip")]
 
 
@@ -184,7 +184,7 @@ def test_mirrors_are_written_without_a_restart_once_config_path_is_set_and_stale
     # a mirror dropped from the file: kubeinit's hosts.toml goes; one kubeinit did not write is never listed
     probe, stamps, files = converged_with(two)
     probe[f"mirror:{rt.CERTS_D}/ghcr.io/hosts.toml"] = "kubeinit"
-    steps = scripted.plan_phase(ScriptedHost(probe, stamps, files), two, rt.gather, rt.plan_runtime)
+    steps = scripted.plan_phase(ScriptedHost(probe, stamps, files), two, rt.RUNTIME)
     rm = [s for s in steps if getattr(s, "note", "").startswith("remove registry mirrors")]
     assert len(rm) == 1 and rm[0].argv[-1] == f"{rt.CERTS_D}/ghcr.io/hosts.toml" and "(ghcr.io)" in rm[0].note
     assert not [b for b in scripted.brief(steps) if not b.startswith("skip") and "remove registry" not in b]

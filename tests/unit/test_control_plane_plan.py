@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path)
 import yaml
 
 from kubeinit import spec as specmod
+from kubeinit.context import Context, Options, Target
 from kubeinit.phases import control_plane as cp
-from kubeinit.plan import Context, Options, Target
 from kubeinit.steps import Run, Skip, Upload
-
-import scripted  # noqa: E402  (tests/unit is on sys.path)
 
 PKI = "/etc/kubernetes/pki"
 ADDR = "10.0.0.1"
@@ -88,7 +87,7 @@ def plan_all(host, spec=None):
     ctx = Context(spec, [t], Options())
     steps = {}
     for n in NAMES:
-        t.facts.gather(*cp.gather(ctx, t))
+        t.facts.gather(cp.facts(ctx, t))
         steps[n] = list(cp.plan_component(ctx, t, name=n))
     return steps
 

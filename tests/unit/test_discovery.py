@@ -13,7 +13,7 @@ from kubeinit.certs import jws, pin
 from kubeinit.connection import LocalConnection
 from kubeinit.errors import UserError
 from kubeinit.kube import discovery
-from kubeinit.plan import Context, Options, Target
+from kubeinit.context import Context, Options, Target
 from kubeinit.workflow import find, init_phases
 
 from apiserver import cluster  # noqa: F401 (fixture)

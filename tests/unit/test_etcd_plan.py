@@ -9,15 +9,14 @@ from __future__ import annotations
 import shlex
 
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
+from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError, NotAvailableYet
+from kubeinit.hostops import install
 from kubeinit.phases import etcd
-from kubeinit.phases import install
-from kubeinit.plan import Context, Options, Target
 from kubeinit.steps import Run, Skip
-
-import scripted  # noqa: E402  (tests/unit is on sys.path)
 
 PIN = "e" * 64
 PKI = "/etc/kubernetes/pki"
@@ -56,7 +55,7 @@ def context(host, spec=None) -> tuple[Context, Target]:
 def plan(host: ScriptedHost, spec=None):
     """Plan as the executor does: gather the phase's facts (one round trip), then plan."""
     ctx, t = context(host, spec)
-    t.facts.gather(*etcd.gather(ctx, t))
+    t.facts.gather(etcd.facts(ctx, t))
     return list(etcd.plan_etcd(ctx, t))
 
 
@@ -165,7 +164,7 @@ def test_certificates_planned_earlier_in_the_run_count_as_there():
     ctx, t = context(host)
     for p in CERTS:
         t.facts.plan_write(p, b"planned by the certs phase", 0o600)
-    t.facts.gather(*etcd.gather(ctx, t))
+    t.facts.gather(etcd.facts(ctx, t))
     assert "run wait until etcd answers its health check (up to 60 s)" in scripted.brief(etcd.plan_etcd(ctx, t))
 
 

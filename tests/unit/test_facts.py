@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from kubeinit.connection import LocalConnection
-from kubeinit.facts import Facts, batch
+from kubeinit.facts import Command, Facts, batch, files
 
 
 class Counting(LocalConnection):
@@ -53,8 +53,8 @@ def test_gather_answers_runs_and_file_digests_in_one_round_trip(tmp_path):
     (staged / "sub").mkdir()  # a directory in a listed directory is not a file
     conn = Counting()
     f = Facts(conn)
-    f.gather([("uname", "-m"), ("sh", "-c", "echo $((6*7))")],
-             [str(tmp_path / "a"), str(tmp_path / "missing"), f"{staged}/", str(tmp_path / "with space")])
+    f.gather([Command(("uname", "-m")), Command(("sh", "-c", "echo $((6*7))")),
+              *files([str(tmp_path / "a"), str(tmp_path / "missing"), f"{staged}/", str(tmp_path / "with space")])])
     assert conn.calls == 1
     assert f.run("sh", "-c", "echo $((6*7))").out == "42\n"
     a = f.file(str(tmp_path / "a"))
@@ -65,7 +65,7 @@ def test_gather_answers_runs_and_file_digests_in_one_round_trip(tmp_path):
     assert f.file(f"{staged}/not-there.tgz") is None  # known absent: its directory was listed
     assert f.file(f"{staged}/sub") is None
     assert conn.calls == 1, "everything asked after gather came from the cache"
-    f.gather([("uname", "-m")], [str(tmp_path / "a"), f"{staged}/"])
+    f.gather([Command(("uname", "-m")), *files([str(tmp_path / "a"), f"{staged}/"])])
     assert conn.calls == 1, "a second gather of known facts costs nothing"
 
 

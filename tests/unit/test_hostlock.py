@@ -16,6 +16,7 @@ from kubeinit import hostlock
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection
 from kubeinit.errors import StepFailed
+from kubeinit.facts import File
 from kubeinit.spec import Host, SSHOptions
 from kubeinit.ssh import SSHConnection
 
@@ -99,7 +100,7 @@ def test_facts_read_before_a_stale_lock_are_read_again():
     host = ta.MemoryHost("a")
     ctx = ta.make([host])
     ctx.targets[0].locker = lambda conn, since: hostlock.HostLock(lambda: None, stale=True)
-    execute(ctx, [ta.phase("write", ta.write_key, gather=lambda c, t: ([], ["/etc/k/key"]))], ta.View())
+    execute(ctx, [ta.phase("write", ta.write_key, facts=lambda c, t: [File("/etc/k/key")])], ta.View())
     probes = [a for a in host.ran if ta.scripted.is_digests(a)]
     assert len(probes) == 2, "the probe is repeated once the lock is held"
     assert host.files["/etc/k/key"][0] == b"TOPSECRETKEYMATERIAL"

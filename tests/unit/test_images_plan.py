@@ -71,7 +71,7 @@ def entry(name: str, path, **kw) -> dict:
 
 
 def plan(host, spec):
-    return scripted.plan_phase(host, spec, im.gather, im.plan_images)
+    return scripted.plan_phase(host, spec, im.IMAGES)
 
 
 def test_a_host_without_the_images_gets_each_verified_first_then_staged_and_imported(tarballs):
@@ -115,14 +115,14 @@ def test_a_bundle_of_several_images_is_imported_until_it_has_them_all(tarballs):
 def test_the_image_list_rides_in_the_runtime_phases_round_trip(tarballs):
     spec = make([entry(n, p) for n, p in tarballs.items()])
     host = Host(listed=[PAUSE, APISERVER])
-    from kubeinit.plan import Context, Options, Target
+    from kubeinit.context import Context, Options, Target
 
     t = Target(spec.hosts[0], lambda h: host)
     ctx = Context(spec, [t], Options())
-    t.facts.gather(*rt.gather(ctx, t))
+    t.facts.gather(rt.facts(ctx, t))
     list(rt.plan_runtime(ctx, t))
     assert host.commands == 1
-    t.facts.gather(*im.gather(ctx, t))
+    t.facts.gather(im.facts(ctx, t))
     assert all(isinstance(s, Skip) for s in im.plan_images(ctx, t))
     assert host.commands == 1, "the images phase asked nothing more"
 

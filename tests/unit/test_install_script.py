@@ -1,4 +1,4 @@
-"""The archive installer (phases/install.py INSTALL_SCRIPT) run for real with /bin/sh in a temp
+"""The archive installer (hostops/install.py INSTALL_SCRIPT) run for real with /bin/sh in a temp
 dir: a release archive whose source directory is a symlink must not make it move the host's own
 files (the audit's /etc/victim case)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeinit.phases.install import INSTALL_SCRIPT
+from kubeinit.hostops.install import INSTALL_SCRIPT
 
 
 def archive(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]) -> str:

@@ -7,15 +7,15 @@ import json
 import shlex
 
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path)
 import yaml
 
 from kubeinit import spec as specmod
+from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError
-from kubeinit.phases import install, kubelet
-from kubeinit.plan import Context, Options, Target
+from kubeinit.hostops import install
+from kubeinit.phases import kubelet
 from kubeinit.steps import Run, Skip, Upload
-
-import scripted  # noqa: E402  (tests/unit is on sys.path)
 
 KUBELET = "/usr/local/bin/kubelet"
 CA, KUBECONFIG = "/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/kubelet.conf"
@@ -55,7 +55,7 @@ def plan(host: ScriptedHost, spec=None, dry_run: bool = False):
     spec = spec or make_spec()
     t = Target(spec.hosts[0], lambda h: host)
     ctx = Context(spec, [t], Options(dry_run=dry_run))
-    t.facts.gather(*kubelet.gather(ctx, t))
+    t.facts.gather(kubelet.facts(ctx, t))
     return list(kubelet.plan_kubelet_start(ctx, t))
 
 

@@ -4,14 +4,13 @@ kubectl (kubeadm opt-in) installed as single binaries, downloads first, then a s
 from __future__ import annotations
 
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
+from kubeinit.hostops.install import STAMPS
 from kubeinit.phases import kubernetes as kp
-from kubeinit.phases.install import STAMPS
 from kubeinit.steps import Run, Skip, Transfer
-
-import scripted  # noqa: E402  (tests/unit is on sys.path)
 
 PINS = {"kubelet": "a" * 64, "kubectl": "b" * 64, "kubeadm": "c" * 64}
 HEALTHY = {"arch": "x86_64"}
@@ -36,7 +35,7 @@ def make_spec(**components) -> specmod.ClusterSpec:
 
 
 def plan(host: ScriptedHost, spec=None):
-    return scripted.plan_phase(host, spec or make_spec(), kp.gather, kp.plan_kubernetes)
+    return scripted.plan_phase(host, spec or make_spec(), kp.KUBERNETES)
 
 
 @pytest.fixture(autouse=True)
@@ -139,4 +138,4 @@ def test_up_wires_the_phase():
     from kubeinit.workflow import up_phases
 
     phase = next(p for p in up_phases() if p.name == "kubernetes")
-    assert phase.plan == "kubernetes:plan_kubernetes" and phase.gather == "kubernetes:gather"
+    assert phase.impl() is kp.KUBERNETES

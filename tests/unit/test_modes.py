@@ -74,8 +74,9 @@ def test_two_runs_writing_one_record_never_share_a_temp_file(tmp_path):
     """Applied records (etcd, containerd, the kubelet) were written through one fixed `<record>.tmp`:
     two runs at once renamed each other's half-written file, or failed on a vanished one."""
     from kubeinit import spec
-    from kubeinit.phases import etcd, install, kubelet, runtime
-    from kubeinit.plan import Context
+    from kubeinit.context import Context
+    from kubeinit.hostops import install
+    from kubeinit.phases import etcd, kubelet, runtime
 
     ctx = Context(spec.ClusterSpec(hosts=[spec.Host("a", "10.0.0.1", "control-plane")]), [])
     scripts = [runtime.RESTART, etcd.health_script(ctx, ["/x"]), kubelet.restart_script("/usr/bin/kubelet", ["/x"])]

@@ -7,7 +7,7 @@ from pathlib import Path
 from kubeinit import spec as specmod
 from kubeinit.connection import Result
 from kubeinit.phases import preflight
-from kubeinit.plan import Context, Options, Target
+from kubeinit.context import Context, Options, Target
 
 HEALTHY = {
     "uid": "0", "nproc": "4", "mem_kb": "8000000", "swap_lines": "0", "arch": "x86_64", "now": "0",

@@ -7,17 +7,17 @@ is planned from one probe round trip.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path)
+from test_up_cli import cluster_file
 
 from kubeinit import spec as specmod
 from kubeinit import workflow
+from kubeinit.context import Context, Options, Target
 from kubeinit.phases import etcd, reset
-from kubeinit.plan import Context, Options, Target
 from kubeinit.steps import Check, Notice, Run, Skip, is_change
-
-import scripted  # noqa: E402  (tests/unit is on sys.path)
-
-from test_up_cli import cluster_file
 
 KUBECONFIGS = [f"/etc/kubernetes/{f}" for f in reset.KUBECONFIG_FILES]
 
@@ -45,8 +45,8 @@ def plan(lines: list[str], spec=None) -> tuple[dict[str, list], ScriptedHost]:
     t = Target(spec.hosts[0], lambda h: host)
     ctx = Context(spec, [t], Options(dry_run=True))
     host.probe_script = reset.probe(ctx)
-    t.facts.gather(*reset.gather(ctx, t))
-    return {p.path: list(p.planner()(ctx, t)) for p in workflow.select(workflow.reset_phases())}, host
+    t.facts.gather(reset.facts(ctx, t))
+    return {p.path: list(p.impl().plan(ctx, t)) for p in workflow.select(workflow.reset_phases())}, host
 
 
 # what the probe prints for the dirs as given, when none is a symlink
@@ -245,15 +245,13 @@ def test_a_kubeconfig_dir_that_resolves_to_a_system_dir_is_refused(real):
 
 
 def kubeconfig_spec(d: str):
-    spec = make_spec()
-    spec.kubeconfig_dir = d  # as --kubeconfig-dir would set it
-    return spec
+    return dataclasses.replace(make_spec(), kubeconfig_dir=d)  # as --kubeconfig-dir would set it
 
 
 @pytest.mark.parametrize("bad", ["pki", "", "/srv/pki\n/etc"])
 def test_a_cert_dir_that_is_not_one_absolute_path_is_refused_before_the_probe(bad):
     spec = make_spec()
-    spec.pki.cert_dir = bad
+    spec = dataclasses.replace(spec, pki=dataclasses.replace(spec.pki, cert_dir=bad))
     with pytest.raises(reset.Refused, match="must be an absolute path"):
         plan(FRESH, spec)
 

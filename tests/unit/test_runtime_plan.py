@@ -9,15 +9,14 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
-from kubeinit.phases import install
+from kubeinit.hostops import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
 from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
-
-import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 PINS = {"containerd": "1" * 64, "runc": "2" * 64, "cni-plugins": "3" * 64, "crictl": "4" * 64}
 VERSIONS = {"containerd": "1.7.24", "runc": "1.2.3", "cni-plugins": "1.6.1", "crictl": "1.31.1"}
@@ -51,7 +50,7 @@ def make_spec(**components) -> specmod.ClusterSpec:
 
 
 def plan(host: ScriptedHost, spec=None):
-    return scripted.plan_phase(host, spec or make_spec(), rt.gather, rt.plan_runtime)
+    return scripted.plan_phase(host, spec or make_spec(), rt.RUNTIME)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection, Result
 from kubeinit.errors import StepFailed
-from kubeinit.plan import Context, Options, Target
+from kubeinit.context import Context, Options, Target
 from kubeinit.unitwatch import UnitWatch
 from kubeinit.workflow import find, init_phases
 

@@ -44,11 +44,19 @@ def test_unknown_phase_is_an_error_not_ignored():
         workflow.select(workflow.init_phases(), skip=["certs/nope"])
 
 
-def test_every_built_phase_has_an_importable_planner():
-    for tree in (workflow.init_phases(), workflow.join_phases(), workflow.up_phases()):
+def test_every_built_phase_loads_its_implementation():
+    from kubeinit.phases import PhaseImpl
+
+    for tree in (workflow.init_phases(), workflow.join_phases(), workflow.up_phases(), workflow.reset_phases()):
         for leaf in (leaf for p in tree for leaf in p.leaves()):
-            if leaf.plan is not None and not leaf.plan.startswith("runtime:"):
-                assert callable(leaf.planner()), leaf.path
+            if leaf.plan is not None:
+                assert isinstance(leaf.impl(), PhaseImpl) and callable(leaf.impl().plan), leaf.path
+
+
+def test_a_reference_to_something_not_a_phase_is_refused():
+    ref = workflow.Ref("certs", lambda m: m.pki_config)
+    with pytest.raises(TypeError, match="not a PhaseImpl"):
+        ref.load()
 
 
 def test_up_tree_has_host_preparation_first():

@@ -1,7 +1,9 @@
-"""The context phases plan against: the spec, the hosts and their facts.
+"""What phases plan against: the Context (the spec, the run's options, the hosts) and each
+Target (one host: its connection, its facts, its lock).
 
-Phases are functions (context, target) -> steps. They read facts and the
-spec, never act; `ensure_file` is the common "upload unless already there".
+Phases are functions (context, target) -> steps. They read facts and the spec, never act;
+`ensure_file` is the common "upload unless already there". `Context.learn` is the one place
+that knows a dry run: a fact from outside the hosts that cannot be learned yet is Unknown there.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
+from kubeinit import workflow
 from kubeinit.connection import Connection
-from kubeinit.facts import Facts
+from kubeinit.facts import Facts, Unknown
 from kubeinit.redact import Secret
 from kubeinit.spec import ClusterSpec, Host
 from kubeinit.steps import Skip, Upload
-from kubeinit import workflow
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,20 +30,17 @@ class Options:
     dry_run: bool = False
     ignore_preflight_errors: frozenset[str] = frozenset()
     parallel: int = 10
-    trust_new_host_keys: bool = False
-    known_hosts: str | None = None
-    command: str = "init"  # how the user called us: used in the resume hint
     resume: Callable[[str], str] | None = None  # phase path -> the command that resumes
 
 
 class Target:
     """One host of the run: its connection (opened on first use) and facts."""
 
-    def __init__(self, host: Host, connect: Callable[[Host], Connection]):
+    def __init__(self, host: Host, connect: Callable[[Host], Connection], facts: Facts | None = None):
         self.host = host
         self._connect = connect
         self._conn: Connection | None = None
-        self._facts: Facts | None = None
+        self._facts: Facts | None = facts  # given: facts already known (tests plan over parsed facts)
         self._lock = threading.Lock()
         self._failed: BaseException | None = None  # what a connect_ahead() raised, for `conn` to raise
         # hostlock.acquire(conn, since) for a run that changes hosts; None: no lock (--dry-run, tests)
@@ -143,6 +144,17 @@ class Context:
         if phase.targets == workflow.JOINING:
             return [t for t in self.targets if t.name != first]
         return list(self.targets)
+
+    def learn(self, get: Callable[[], T], unknown: Callable[[Exception], bool]) -> T | Unknown:
+        """A fact from outside the hosts (the API server, a release's checksum file). In --dry-run,
+        one that cannot be learned yet (`unknown(error)`: the server is not up, no network) is
+        Unknown and the plan shows what a real run would do; a real run stops on the error."""
+        try:
+            return get()
+        except Exception as e:
+            if self.options.dry_run and unknown(e):
+                return Unknown(e)
+            raise
 
     def resume_hint(self, phase: str) -> str:
         return self.options.resume(phase) if self.options.resume else ""

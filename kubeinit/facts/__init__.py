@@ -1,12 +1,13 @@
-"""Facts: read-only, cached probes of one host.
+"""Facts: read-only, typed, cached probes of one host.
 
-Phases ask facts, never the connection. Every answer is cached for the run, and
-probes are batched: `gather` runs many read-only commands and fetches many file
-digests in one round trip, which is most of what a re-run on a converged host
-costs (the executor gathers what the next phases will ask before they plan).
-`planned` holds files that an earlier phase of this run uploads, so a later
-phase (kubeconfig needs the CA that certs made) plans the same way in
---dry-run as in a real run.
+A fact is a question with a command and a parser (`Fact`): the host's architecture, a unit's
+state, install stamps, a file's digest (kubeinit/facts/host.py holds the shared ones). Phases
+declare the facts they read (PhaseImpl.facts) and ask `Facts.get`, never the connection. Every
+answer is cached for the run, and questions are batched: `gather` asks many facts, file digests
+included, in one round trip, which is most of what a re-run on a converged host costs (the
+executor gathers the facts the next phases declare before they plan). `planned` holds files an
+earlier phase of this run writes, so a later phase (kubeconfig needs the CA that certs made)
+plans the same way in --dry-run as in a real run.
 """
 
 from __future__ import annotations
@@ -15,13 +16,9 @@ import hashlib
 import secrets
 import shlex
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Generic, Iterable, Sequence, TypeVar
 
 from kubeinit.connection import Connection, Result
-
-
-def _key(argv: Sequence[str]) -> str:
-    return "run:" + shlex.join(argv)
 
 
 def batch(conn: Connection, commands: list[Sequence[str]], timeout: float = 120) -> list[Result]:
@@ -77,39 +74,108 @@ class FileState:
     mode: int
 
 
+T = TypeVar("T")
+
+
+class Fact(Generic[T]):
+    """A read-only question about a host: `argv` asks it, `parse` reads the answer. Facts are
+    frozen dataclasses, so equal questions share one cached answer. A `stable` fact (the
+    architecture, the OS) is kept when a phase changes the host; any other is asked again."""
+
+    stable = False
+
+    def argv(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def parse(self, r: Result) -> T:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Command(Fact[Result]):
+    """A command's whole Result (a phase's own probe script, not yet split into typed facts)."""
+
+    command: tuple[str, ...]
+
+    def argv(self) -> tuple[str, ...]:
+        return self.command
+
+    def parse(self, r: Result) -> Result:
+        return r
+
+
+@dataclass(frozen=True)
+class File(Fact["FileState | None"]):
+    """A file's sha256 and mode (None: absent); all File and Listing facts of a batch share one command."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Listing(Fact[None]):
+    """Every file directly in a directory (`path` ends in "/"), as File facts."""
+
+    path: str
+
+
+class Unknown:
+    """A fact --dry-run could not learn yet (the API server is not up, a checksum file is out
+    of reach): the plan shows what a real run would do, which learns it or stops there."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
 @dataclass
 class Facts:
     conn: Connection
     planned: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     _files: dict[str, FileState | None] = field(default_factory=dict)
     _reads: dict[str, bytes | None] = field(default_factory=dict)
-    _cache: dict[str, object] = field(default_factory=dict)
+    _cache: dict[Fact, object] = field(default_factory=dict)
     _listed: set[str] = field(default_factory=set)  # directories whose every file is in _files
+    _placed: dict[str, FileState] = field(default_factory=dict)  # files this run transfers (no bytes in memory)
 
-    # --- files -----------------------------------------------------------
-    def prefetch(self, paths: Iterable[str]) -> None:
-        """Fetch digests and modes of many files in one round trip."""
-        self.gather([], paths)
+    def get(self, fact: Fact[T]) -> T:
+        """The answer to `fact`: cached, else asked now (a round trip the phase did not declare)."""
+        if isinstance(fact, File):
+            return self.file(fact.path)  # type: ignore[return-value]
+        if fact not in self._cache:
+            self.gather([fact])
+        return self._cache[fact]  # type: ignore[return-value]
 
-    def gather(self, commands: Iterable[Sequence[str]], paths: Iterable[str] = ()) -> None:
-        """Run read-only commands (answers cached as `run` caches them) and fetch file
-        digests (as `prefetch`), all in one round trip."""
-        cmds = list(dict.fromkeys(tuple(c) for c in commands if _key(c) not in self._cache))
-        todo = [p for p in dict.fromkeys(paths) if not self._known(p)]
-        if todo:
-            cmds.append(_digests_command(todo))
+    def gather(self, facts: Iterable[Fact]) -> None:
+        """Ask every fact not yet known, file digests included, in one round trip."""
+        facts = list(dict.fromkeys(facts))
+        asked = [f for f in facts if not isinstance(f, (File, Listing)) and f not in self._cache]
+        todo = [p for p in dict.fromkeys(f.path for f in facts if isinstance(f, (File, Listing))) if not self._known(p)]
+        cmds = [f.argv() for f in asked] + ([_digests_command(todo)] if todo else [])
         if not cmds:
             return
         results = batch(self.conn, cmds)
         if todo:
             self._parse_digests(results.pop().out, todo)
-        for argv, r in zip(cmds, results):
-            self._cache[_key(argv)] = r
+        for fact, r in zip(asked, results):
+            self._cache[fact] = fact.parse(r)
+
+    def changed(self) -> None:
+        """The host was changed: forget every answer but the stable ones and the files (what this
+        run wrote is in `planned`)."""
+        self._cache = {f: v for f, v in self._cache.items() if f.stable}
+
+    # --- files -----------------------------------------------------------
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Fetch digests and modes of many files in one round trip."""
+        self.gather(files(paths))
 
     def _known(self, path: str) -> bool:
         if path.endswith("/"):
             return path in self._listed
-        return path in self._files or path in self.planned or path.rsplit("/", 1)[0] + "/" in self._listed
+        return path in self._files or path in self.planned or path in self._placed or \
+            path.rsplit("/", 1)[0] + "/" in self._listed
 
     def _parse_digests(self, out: str, todo: list[str]) -> None:
         modes, _, sums = out.partition(_SEP + "\n")
@@ -131,6 +197,8 @@ class Facts:
         if path in self.planned:
             data, mode = self.planned[path]
             return FileState(hashlib.sha256(data).hexdigest(), mode)
+        if path in self._placed:
+            return self._placed[path]
         self.prefetch([path])
         return self._files.get(path)
 
@@ -160,23 +228,20 @@ class Facts:
     def plan_write(self, path: str, data: bytes, mode: int) -> None:
         self.planned[path] = (data, mode)
 
+    def plan_transfer(self, path: str, sha256: str, mode: int) -> None:
+        """A file this run transfers (too big to keep): later phases see it as the host will have it."""
+        self._placed[path] = FileState(sha256, mode)
+
+    def placed(self, path: str) -> FileState | None:
+        """What an earlier phase of this run transfers to `path` (no probe: a binary is not hashed)."""
+        return self._placed.get(path)
+
     # --- commands --------------------------------------------------------
     def run(self, *argv: str) -> Result:
-        """A read-only command, cached by its argv."""
-        key = _key(argv)
-        if key not in self._cache:
-            self._cache[key] = self.conn.run(list(argv), timeout=60)
-        return self._cache[key]  # type: ignore[return-value]
+        """A read-only command's Result, cached by its argv."""
+        return self.get(Command(tuple(argv)))
 
-    def os_release(self) -> dict[str, str]:
-        data = self.read("/etc/os-release") or b""
-        out = {}
-        for line in data.decode(errors="replace").splitlines():
-            if "=" in line:
-                k, v = line.split("=", 1)
-                out[k.strip()] = v.strip().strip('"')
-        return out
 
-    def arch(self) -> str:
-        m = self.run("uname", "-m").out.strip()
-        return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+def files(paths: Iterable[str]) -> list[Fact]:
+    """File facts for paths; one ending in "/" stands for every file in that directory."""
+    return [Listing(p) if p.endswith("/") else File(p) for p in paths]

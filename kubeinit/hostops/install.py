@@ -18,6 +18,7 @@ from typing import Iterator
 
 from kubeinit import artifacts
 from kubeinit.errors import KubeinitError
+from kubeinit.facts import Unknown
 from kubeinit.steps import Local, Notice, Run, Skip, Step, Transfer
 
 STATE = "/var/lib/kubeinit"
@@ -31,7 +32,7 @@ FINGERPRINT = "%s:%.9Y:%i:%.9Z"
 # optionally the names to install (default: every regular file in that directory).
 INSTALLER = f"{STATE}/bin/install-archive"
 INSTALL_SCRIPT = """#!/bin/sh
-# Written by kubeinit: installs a release archive (see kubeinit/phases/install.py). The archive
+# Written by kubeinit: installs a release archive (see kubeinit/hostops/install.py). The archive
 # was verified against its sha256 when it was uploaded.
 set -e
 a=$1; d=$2; src=$3; dest=$4; stamp=$5; shift 5
@@ -206,17 +207,16 @@ UNFETCHED = "(published sha256)"  # stands in for a digest --dry-run could not f
 
 
 def expected_sha256(ctx, rel: artifacts.Release, notices: list[Step]) -> str:
-    """The digest the artifact must have (pinned, or from the release's checksum file). In
-    --dry-run a checksum file that cannot be fetched (no network yet) does not end the plan:
-    a Notice says a real run would stop there, and the plan goes on."""
-    try:
-        return artifacts.expected_sha256(rel)
-    except artifacts.ArtifactError as e:
-        if not ctx.options.dry_run or isinstance(e, artifacts.UnlistedVersion):  # bad input: no plan helps
-            raise
-        notices.append(Notice(f"{str(e).rstrip('.')}; a real run would stop here (pin artifacts.{rel.name}.sha256 "
+    """The digest the artifact must have (pinned, or from the release's checksum file). A
+    checksum file --dry-run cannot fetch (no network yet) is an Unknown fact: a Notice says a
+    real run would stop there, and the plan goes on. A version with no release stops it."""
+    digest = ctx.learn(lambda: artifacts.expected_sha256(rel), lambda e: isinstance(e, artifacts.ArtifactError)
+                       and not isinstance(e, artifacts.UnlistedVersion))
+    if isinstance(digest, Unknown):
+        notices.append(Notice(f"{str(digest).rstrip('.')}; a real run would stop here (pin artifacts.{rel.name}.sha256 "
                               "or set artifacts.mirror for a site without internet)"))
         return UNFETCHED
+    return digest
 
 
 def download(rel: artifacts.Release, digest: str) -> Iterator[Step]:
