@@ -276,3 +276,6 @@ def register(app: click.Group) -> None:
     _group(app, "scale", "Scale resources.").add_command(scale_nodepool, "nodepool")
     _group(app, "delete", "Delete resources.").add_command(delete_cluster, "cluster")
     app.add_command(kubeconfig_cmd, "kubeconfig")
+    from kubeinit.commands import managed_pools
+
+    managed_pools.register(app, _group)

@@ -144,6 +144,7 @@ def _delete_first(provider, ctx, opts: Options) -> None:
             raise UserError("EKS deletes in order (nodegroups, then the cluster, then its VPC and roles), each after the "
                             "one before is gone: --no-wait is not available for EKS; run the delete without it")
         ctx.no_wait = lambda: True  # every wait in a delete follows a deletion call: return at the first
+    ctx.deleting_cluster = True  # GKE/AKS: the cluster's deletion takes its node pools, no need to wait for each
     if not opts.keep_load_balancers:
         from kubeinit.managed import loadbalancers
 

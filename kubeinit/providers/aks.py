@@ -178,7 +178,13 @@ class AKS(Provider):
         ctx.wait_lro(f"AKS node pool {pool} is scaled", poller)
 
     def describe(self, e):
-        return f"{'AKS cluster' if e['kind'] == 'cluster' else 'resource group'} {e['id']}"
+        what = {"cluster": "AKS cluster", "agent_pool": "AKS node pool"}.get(e["kind"], "resource group")
+        return f"{what} {e['id']}"
+
+    def delete_agent_pool(self, ctx, e):
+        from kubeinit.managed import pools
+
+        pools.aks_delete(self, ctx, e)
 
     def delete_cluster(self, ctx, e):
         poller = ctx.api("containerservice").managed_clusters.begin_delete(ctx.spec.resource_group, e["id"])

@@ -137,7 +137,12 @@ class GKE(Provider):
         self._wait_op(ctx, f"GKE node pool {pool} is resized", op.name)
 
     def describe(self, e):
-        return f"GKE cluster {e['id']}"
+        return f"GKE {'node pool' if e['kind'] == 'node_pool' else 'cluster'} {e['id']}"
+
+    def delete_node_pool(self, ctx, e):
+        from kubeinit.managed import pools
+
+        pools.gke_delete(self, ctx, e)
 
     def delete_cluster(self, ctx, e):
         container = ctx.api("container")

@@ -65,6 +65,7 @@ class ArmApiDouble(JsonApiDouble):
             (SUB + r"/providers/Microsoft\.ContainerService/managedClusters$", self._list),
             (MC + r"/(?P<name>[^/]+)$", self._cluster),
             (MC + r"/(?P<name>[^/]+)/listClusterUserCredential$", self._credentials),
+            (MC + r"/(?P<name>[^/]+)/agentPools$", self._pools),
             (MC + r"/(?P<name>[^/]+)/agentPools/(?P<pool>[^/]+)$", self._pool),
             (SUB + r"/providers/Microsoft\.ContainerService/locations/[^/]+/operations/(?P<op>[^/]+)$", self._operation),
         ]
@@ -165,11 +166,53 @@ class ArmApiDouble(JsonApiDouble):
         value = base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()
         return Reply(200, {"kubeconfigs": [{"name": "clusterUser", "value": value}]})
 
+    @staticmethod
+    def _pool_doc(c, prof):
+        return {"id": f"{c['id']}/agentPools/{prof['name']}", "name": prof["name"],
+                "type": "Microsoft.ContainerService/managedClusters/agentPools",
+                "properties": {k: v for k, v in prof.items() if k != "name"}}
+
+    def _pools(self, method, sub, rg, name, body):
+        c = self._find(sub, rg, name)
+        if c is None:
+            return error(404, "ResourceNotFound", f"managed cluster {name} was not found.")
+        return Reply(200, {"value": [self._pool_doc(c, p) for p in c["properties"]["agentPoolProfiles"]]})
+
+    def _new_pool(self, sub, c, pool, body):
+        new = body["properties"]
+        if new.get("mode") == "System" and new.get("scaleSetPriority") == "Spot":
+            return error(400, "InvalidParameter", f"System agent pool {pool} cannot be a Spot pool.")
+        prof = {"name": pool, **new, "provisioningState": "Creating"}
+        c["properties"]["agentPoolProfiles"].append(prof)
+
+        def done(fault):
+            prof["provisioningState"] = "Failed" if fault else "Succeeded"
+
+        return Reply(201, self._pool_doc(c, prof), self._async(sub, c["location"], "create_pool", done))
+
+    def _delete_pool(self, sub, c, prof):
+        profs = c["properties"]["agentPoolProfiles"]
+        if prof.get("mode") == "System" and sum(p.get("mode") == "System" for p in profs) == 1:
+            return error(400, "OperationNotAllowed", f"Cannot delete {prof['name']}: a cluster needs a System pool.")
+        prof["provisioningState"] = "Deleting"
+
+        def done(fault):
+            if not fault and prof in profs:
+                profs.remove(prof)
+
+        headers = self._async(sub, c["location"], "delete_pool", done)
+        headers["Location"] = headers["Azure-AsyncOperation"]
+        return Reply(202, None, headers)
+
     def _pool(self, method, sub, rg, name, pool, body):
         c = self._find(sub, rg, name)
         prof = next((p for p in (c or {}).get("properties", {}).get("agentPoolProfiles", []) if p["name"] == pool), None)
+        if c is not None and prof is None and method == "PUT":
+            return self._new_pool(sub, c, pool, body)
         if prof is None:
             return error(404, "ResourceNotFound", f"agent pool {pool} was not found.")
+        if method == "DELETE":
+            return self._delete_pool(sub, c, prof)
         doc = {"id": f"{c['id']}/agentPools/{pool}", "name": pool,
                "type": "Microsoft.ContainerService/managedClusters/agentPools",
                "properties": {k: v for k, v in prof.items() if k != "name"}}

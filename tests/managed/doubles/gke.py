@@ -80,8 +80,55 @@ class GkeApiDouble(JsonApiDouble):
             (P + r"/clusters/(?P<name>[^/:]+)$", {"GET": self._get, "DELETE": self._delete}),
             (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+):setSize$", {"POST": self._set_size}),
             (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+):setAutoscaling$", {"POST": self._set_autoscaling}),
+            (P + r"/clusters/(?P<name>[^/:]+)/nodePools$", {"POST": self._create_pool, "GET": self._list_pools}),
+            (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+)$", {"GET": self._get_pool,
+                                                                          "DELETE": self._delete_pool}),
             (P + r"/operations/(?P<op>[^/]+)$", {"GET": self._get_op}),
         ]
+
+    # node pools of an existing cluster
+    def _create_pool(self, project, location, name, body):
+        try:
+            c = self._cluster(project, location, name)
+        except LookupError as e:
+            return error(404, "NOT_FOUND", str(e))
+        spec = body["nodePool"]
+        if any(p["name"] == spec["name"] for p in c["nodePools"]):
+            return error(409, "ALREADY_EXISTS", f"Already exists: node pool {spec['name']}.")
+        if c["status"] != "RUNNING":  # GKE runs one operation on a cluster at a time
+            return error(400, "FAILED_PRECONDITION", f"Cluster {name} is {c['status']}: an operation is running.")
+        pool = {**spec, "status": "PROVISIONING", "version": c["currentMasterVersion"]}
+        c["nodePools"].append(pool)
+
+        def done(err):
+            pool["status"] = "ERROR" if err else "RUNNING"
+
+        return self._op(project, location, "CREATE_NODE_POOL", f"{c['selfLink']}/nodePools/{spec['name']}", done)
+
+    def _list_pools(self, project, location, name, body):
+        try:
+            return Reply(200, {"nodePools": self._cluster(project, location, name)["nodePools"]})
+        except LookupError as e:
+            return error(404, "NOT_FOUND", str(e))
+
+    def _get_pool(self, project, location, name, pool, body):
+        try:
+            return Reply(200, self._pool(project, location, name, pool)[1])
+        except LookupError as e:
+            return error(404, "NOT_FOUND", str(e))
+
+    def _delete_pool(self, project, location, name, pool, body):
+        try:
+            c, p = self._pool(project, location, name, pool)
+        except LookupError as e:
+            return error(404, "NOT_FOUND", str(e))
+        p["status"] = "STOPPING"
+
+        def done(err):
+            if not err:
+                c["nodePools"].remove(p)
+
+        return self._op(project, location, "DELETE_NODE_POOL", f"{c['selfLink']}/nodePools/{pool}", done)
 
     def _op(self, project, location, op_type, target, on_done):
         name = f"operation-{next(self._ids)}"
