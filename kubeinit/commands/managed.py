@@ -279,3 +279,6 @@ def register(app: click.Group) -> None:
     from kubeinit.commands import managed_pools
 
     managed_pools.register(app, _group)
+    from kubeinit.commands import managed_token
+
+    managed_token.register(app, _group)

@@ -10,6 +10,8 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
+import sys
 
 from kubeinit import redact
 from kubeinit.errors import UserError
@@ -213,6 +215,8 @@ class EKS(Provider):
         user = {"exec": {"apiVersion": kcfg.EXEC_API, "command": "aws",
                          "args": ["--region", s.region, "eks", "get-token", "--cluster-name", s.name, "--output", "json"],
                          "interactiveMode": "IfAvailable"}}
+        if not shutil.which("aws"):  # no AWS CLI: kubeinit signs the token itself
+            user["exec"].update(_kubeinit_exec(s.name, s.region))
         profile = getattr(s, "profile", None) or os.environ.get("AWS_PROFILE")
         if profile:
             user["exec"]["env"] = [{"name": "AWS_PROFILE", "value": profile}]
@@ -311,6 +315,15 @@ class EKS(Provider):
 
     def delete_vpc(self, ctx, e):
         ctx.api("ec2").delete_vpc(VpcId=e["id"])
+
+
+def _kubeinit_exec(cluster: str, region: str) -> dict:
+    """`kubeinit token eks` as the exec plugin: this kubeinit, by its PATH name if that is this one."""
+    args = ["token", "eks", "--cluster", cluster, "--region", region]
+    found = shutil.which("kubeinit")
+    if found and os.path.dirname(os.path.realpath(found)) == os.path.dirname(os.path.realpath(sys.executable)):
+        return {"command": "kubeinit", "args": args}
+    return {"command": sys.executable, "args": ["-m", "kubeinit", *args]}
 
 
 def _cidrs(n: int) -> tuple[list[str], list[str]]:
