@@ -407,7 +407,9 @@ class SSHConnection:
                     out += chan.recv(_CHUNK)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(_CHUNK)
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                # sshd may send the exit status before the last output: done only at end of output too
+                if chan.exit_status_ready() and (chan.eof_received or chan.closed) \
+                        and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if not t.is_active():
                     raise HostUnreachable(f"the connection to {self.host.address} was lost")

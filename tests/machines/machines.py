@@ -553,8 +553,9 @@ class Machine:
         try:
             chan.exec_command(cmd)
             out, err, deadline = [], [], time.monotonic() + timeout
-            while not (chan.exit_status_ready() and not chan.recv_ready()
-                       and not chan.recv_stderr_ready()):
+            # sshd may send the exit status before the last output: done only at end of output too
+            while not (chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                       and not chan.recv_ready() and not chan.recv_stderr_ready()):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.name}: {cmd!r} still running after {timeout}s")
                 select.select([chan], [], [], 0.2)

@@ -55,6 +55,9 @@ class SSHServer:
         self.sudo = sudo  # "ok" or "password"
         self.sudo_warning = ""  # a line sudo prints first, as real sudo does (`sudo: unable to resolve host …`)
         self.drop_after: float | None = None  # close the connection this long into each command
+        # send the exit status this long before any output, as sshd may when a command exits before
+        # its output pipe is drained
+        self.status_first: float | None = None
         self.commands: list[str] = []
         self.connections = 0
         self._sock = socket.socket()
@@ -130,13 +133,20 @@ class SSHServer:
         threads = [threading.Thread(target=pump_in, daemon=True),
                    threading.Thread(target=pump_out, args=(p.stdout, chan.sendall), daemon=True),
                    threading.Thread(target=pump_out, args=(p.stderr, chan.sendall_stderr), daemon=True)]
-        for th in threads:
+        early = self.status_first
+        for th in threads[:1] if early is not None else threads:
             th.start()
         rc = p.wait()
+        if early is not None:
+            chan.send_exit_status(rc)
+            time.sleep(early)
+            for th in threads[1:]:
+                th.start()
         for th in threads[1:]:
             th.join()
         try:
-            chan.send_exit_status(rc)
+            if early is None:
+                chan.send_exit_status(rc)
             chan.shutdown_write()
             chan.close()
         except OSError:

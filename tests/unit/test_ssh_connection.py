@@ -31,6 +31,16 @@ def test_run_returns_output_stderr_and_exit_code(server, client_key, tmp_path):
     c.close()
 
 
+def test_output_sent_after_the_exit_status_is_not_lost(server, client_key, tmp_path):
+    # sshd may send a command's exit status before the rest of its output; a reader that stops at
+    # the status returns an empty answer (seen on loaded machines), and a fact read from it is wrong.
+    server.status_first = 0.3
+    conn = connect(server, client_key, tmp_path)
+    r = conn.run(["sh", "-c", "echo facts; echo more >&2"])
+    assert (r.rc, r.out, r.err) == (0, "facts\n", "more\n")
+    conn.close()
+
+
 def test_non_root_user_runs_through_sudo(server, client_key, tmp_path):
     c = connect(server, client_key, tmp_path, user="kube")
     assert c.run(["echo", "ok"]).out == "ok\n"
