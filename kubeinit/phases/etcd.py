@@ -25,6 +25,7 @@ from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError, NotAvailableYet
 from kubeinit.facts import Command, Fact, files
+from kubeinit.facts.host import Arch, Stamps, UnitState
 from kubeinit.hostops import install, systemd
 from kubeinit.hostops.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
 from kubeinit.phases import PhaseImpl
@@ -44,11 +45,7 @@ HEALTH_SECONDS = 60
 CERTS = ("etcd/ca.crt", "etcd/server.crt", "etcd/server.key", "etcd/peer.crt", "etcd/peer.key")
 HEALTHCHECK = ("etcd/healthcheck-client.crt", "etcd/healthcheck-client.key")
 
-PROBE = f"""
-echo "arch=$(uname -m)"
-systemctl show etcd -p ActiveState -p UnitFileState 2>/dev/null
-echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"
-""" + install.stamps_probe("etcd") + "true\n"
+PROBE = f'echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"\n' 
 
 # Why etcd is not up; its error lines: "flag provided but not defined" (then its usage), and
 # error/fatal lines in both of etcd's log formats.
@@ -77,7 +74,7 @@ def preload() -> None:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Command(("sh", "-c", PROBE)), *files(compared(ctx))]
+    return [Arch(), UnitState("etcd"), Stamps(), Command(("sh", "-c", PROBE)), *files(compared(ctx))]
 
 
 def _version(v: str) -> tuple[int, int]:
@@ -158,8 +155,9 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
     if not art.enabled:
         raise NotAvailableYet("artifacts.etcd.enabled: false (an etcd installed by you)",
                               "leave etcd enabled, or skip the etcd phase")
-    p, stamps = install.parse_probe(facts.run("sh", "-c", PROBE).out)
-    active, enabled = p.get("ActiveState", ""), p.get("UnitFileState", "")
+    p, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
+    stamps, service = facts.get(Stamps()), facts.get(UnitState("etcd"))
+    active, enabled = service.active, service.enabled
     facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
 
     missing = [path for path in cert_paths(ctx) if facts.file(path) is None]
@@ -169,7 +167,7 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         raise KubeinitError(f"this host has no {what}: run the certs phase first (`kubeinit up --only certs`), "
                             "then this one")
 
-    arch = install.host_arch(spec, target.name, p.get("arch", ""))
+    arch = install.host_arch(spec, target.name, facts.get(Arch()))
     rel = artifacts.release(spec, "etcd", arch)
     notices: list[Step] = []
     digest = install.expected_sha256(ctx, rel, notices)

@@ -13,7 +13,8 @@ kubeadm's own tools, such as `kubeadm certs check-expiration`, work on the node)
 
 The kubelet is only installed here: its config, unit and start are the kubelet-start phase.
 
-Facts cost one round trip: the probe (arch, the stamps and their files' fingerprints now).
+Facts: the architecture and the install stamps with their files' fingerprints now (kubeinit/facts/host.py),
+shared with the runtime phase: on a re-run where that changed nothing, they are known already.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Iterator
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target
-from kubeinit.facts import Command, Fact
+from kubeinit.facts import Fact
+from kubeinit.facts.host import Arch, Stamps
 from kubeinit.hostops import install
 from kubeinit.phases import PhaseImpl
 from kubeinit.steps import Skip, Step
@@ -31,17 +33,17 @@ BIN = "/usr/local/bin"
 COMPONENTS = ("kubelet", "kubectl", "kubeadm")
 PATHS = {n: f"{BIN}/{n}" for n in COMPONENTS}
 
-PROBE = 'echo "arch=$(uname -m)"\n' + install.stamps_probe("kube*") + "true\n"
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Command(("sh", "-c", PROBE))]
+    # Stamps() as the runtime phase asks it: on a re-run that changed nothing, already known
+    return [Arch(), Stamps()]
 
 
 def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
     spec = ctx.spec
-    p, stamps = install.parse_probe(target.facts.run("sh", "-c", PROBE).out)
-    arch = install.host_arch(spec, target.name, p.get("arch", ""))
+    stamps = target.facts.get(Stamps())
+    arch = install.host_arch(spec, target.name, target.facts.get(Arch()))
     wanted = [n for n in COMPONENTS if spec.artifact(n).enabled]
     rels = {n: artifacts.release(spec, n, arch) for n in wanted}
     notices: list[Step] = []

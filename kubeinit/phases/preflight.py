@@ -13,6 +13,7 @@ from typing import Iterator
 
 from kubeinit.context import Context, Target
 from kubeinit.facts import Command, Fact
+from kubeinit.facts.host import Arch, OsRelease
 from kubeinit.phases import PhaseImpl
 from kubeinit.steps import Check
 
@@ -20,8 +21,8 @@ from kubeinit.steps import Check
 # host on every `up`, and on a converged cluster it is most of what a re-run costs.
 PROBE = r"""
 while read -r k _ e _; do [ "$k" = Uid: ] && echo "uid=$e" && break; done < /proc/self/status
-set -- $(uname -r -m; date +%s; { nproc || grep -c ^processor /proc/cpuinfo; } 2>/dev/null)
-echo "kernel=$1"; echo "arch=$2"; echo "now=$3"; echo "nproc=$4"
+set -- $(uname -r; date +%s; { nproc || grep -c ^processor /proc/cpuinfo; } 2>/dev/null)
+echo "kernel=$1"; echo "now=$2"; echo "nproc=$3"
 while read -r k v _; do [ "$k" = MemTotal: ] && echo "mem_kb=$v" && break; done < /proc/meminfo
 n=0; [ -r /proc/swaps ] && while read -r _; do n=$((n+1)); done < /proc/swaps; echo "swap_lines=$((n > 0 ? n - 1 : 0))"
 [ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
@@ -37,7 +38,6 @@ for f in /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests
 done
 cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
   awk 'BEGIN {printf "listen="} $4 == "0A" {split($2, a, ":"); if (!seen[a[2]]++) printf "%s ", a[2]} END {print ""}'
-. /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"
 [ -e /dev/kmsg ] && echo kmsg=yes || echo kmsg=no
 for k in vm/overcommit_memory kernel/panic kernel/panic_on_oops; do
   v=missing; [ -r /proc/sys/$k ] && read -r v < /proc/sys/$k; [ -w /proc/sys/$k ] && w=yes || w=no
@@ -70,17 +70,20 @@ CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Command(("sh", "-c", PROBE))]
+    return [Arch(), OsRelease(), Command(("sh", "-c", PROBE))]
 
 
 def probe(target: Target) -> dict[str, str]:
+    """The probe's key=value answers, with the shared facts' arch and OS (kubeinit/facts/host.py)."""
     r = target.facts.run("sh", "-c", PROBE)
     out: dict[str, str] = {"_rc": str(r.rc)}
     for line in r.out.splitlines():
         if "=" in line:
             k, v = line.split("=", 1)
             out[k] = v.strip()
-    return out
+    os = target.facts.get(OsRelease())
+    return out | {"arch": target.facts.get(Arch()), "os_id": os.id, "os_version": os.version,
+                  "os_like": " ".join(os.like)}
 
 
 def _ports(p: dict[str, str]) -> set[int]:
@@ -106,8 +109,8 @@ def common_checks(p: dict[str, str], ignore: frozenset[str], now: float | None =
                 f"{os_id} {p.get('os_version', '')}".strip() if os_id in SUPPORTED_OS or like & SUPPORTED_OS
                 else f"{os_id or 'unknown'} is not a supported Linux distribution", fatal=False)
     arch = p.get("arch", "")
-    yield check("Architecture", arch in ("x86_64", "aarch64"),
-                arch if arch in ("x86_64", "aarch64") else f"{arch} is not amd64 or arm64")
+    yield check("Architecture", arch in ("amd64", "arm64"), arch if arch in ("amd64", "arm64")
+                else f"{arch or 'an unknown architecture'} is not amd64 or arm64")
     yield check("Systemd", p.get("systemd") == "yes", "" if p.get("systemd") == "yes"
                 else "systemd is not running as PID 1; kubeinit manages services with systemd")
     for b in ("ip", "iptables", "mount", "nsenter", "tar"):

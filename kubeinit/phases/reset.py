@@ -35,6 +35,7 @@ from typing import Iterator
 from kubeinit.context import Context, Target
 from kubeinit.errors import UserError
 from kubeinit.facts import Command, Fact
+from kubeinit.facts.host import Unit, UnitState
 from kubeinit.hostops.install import STAMPS
 from kubeinit.phases import PhaseImpl, etcd
 from kubeinit.phases.certs import all_pki_paths
@@ -98,8 +99,6 @@ def probe(ctx: Context) -> str:
         return f"for f in {q}; do {{ [ -f \"{d}/$f\" ] || [ -L \"{d}/$f\" ]; }} && echo \"{key}=$f\"; done\n"
 
     return (
-        "systemctl show etcd -p ActiveState -p UnitFileState 2>/dev/null | sed 's/^/etcd./'\n"
-        "systemctl show kubelet -p ActiveState 2>/dev/null | sed 's/^/kubelet./'\n"
         f"for p in {files}; do [ -e \"$p\" ] && echo \"exists=$p\"; done\n"
         f"c=$(realpath -m -- {cert} 2>/dev/null); echo \"certdir=$c\"\n"
         f"if [ -n \"$c\" ]; then\n{names('pki', '$c', PKI_FILES)}"
@@ -117,7 +116,8 @@ def probe(ctx: Context) -> str:
 
 
 class State:
-    def __init__(self, out: str):
+    def __init__(self, out: str, etcd_unit: Unit = Unit(), kubelet_unit: Unit = Unit()):
+        self.etcd, self.kubelet = etcd_unit, kubelet_unit
         self.values: dict[str, str] = {}
         self.exists: set[str] = set()
         self.nonempty: set[str] = set()
@@ -143,19 +143,20 @@ class State:
 
     @property
     def etcd_active(self) -> bool:
-        return self.values.get("etcd.ActiveState") in ("active", "activating", "reloading")
+        return self.etcd.running
 
     @property
     def kubelet_active(self) -> bool:
-        return self.values.get("kubelet.ActiveState") in ("active", "activating", "reloading")
+        return self.kubelet.running
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Command(("sh", "-c", probe(ctx)))]
+    return [UnitState("etcd"), UnitState("kubelet"), Command(("sh", "-c", probe(ctx)))]
 
 
 def state(ctx: Context, target: Target) -> State:
-    return State(target.facts.run("sh", "-c", probe(ctx)).out)
+    facts = target.facts
+    return State(facts.run("sh", "-c", probe(ctx)).out, facts.get(UnitState("etcd")), facts.get(UnitState("kubelet")))
 
 
 def resolved(ctx: Context, s: State, key: str) -> str:
@@ -204,7 +205,7 @@ def found(ctx: Context, s: State) -> list[str]:
     confdir, confs = kubeconfig_files(ctx, s)
     out = []
     if etcd.UNIT in s.exists:
-        out.append(f"etcd unit ({s.values.get('etcd.ActiveState') or 'unknown'})")
+        out.append(f"etcd unit ({s.etcd.active or 'unknown'})")
     elif s.etcd_active:
         out.append("an etcd service kubeinit did not install (left alone)")
     if s.kubelet_active:
@@ -266,7 +267,7 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
 
     # etcd
     ours = etcd.UNIT in s.exists
-    if ours and (s.etcd_active or s.values.get("etcd.UnitFileState") in ("enabled", "enabled-runtime")):
+    if ours and (s.etcd_active or s.etcd.enabled in ("enabled", "enabled-runtime")):
         yield Run(("systemctl", "disable", "--now", "-q", "etcd"), note="stop and disable etcd")
     elif ours:
         yield Skip("etcd is stopped and disabled")

@@ -15,9 +15,10 @@ The plan, per host, and why it has this shape:
    in an earlier run that was killed before the restart: APPLIED records what containerd
    was last (re)started with.
 
-Facts cost one round trip, gathered with preflight's (see apply.py): a probe (arch,
-kernel features, sysctls, unit state, stamps with the installed files' fingerprints)
-and the digests of the few files compared by content (config files, staged archives).
+Facts cost one round trip, gathered with preflight's (see apply.py): a probe (kernel features,
+sysctls, stale temp files), the shared facts (kubeinit/facts/host.py: arch, containerd's unit
+state, the stamps with the installed files' fingerprints) and the digests of the few files
+compared by content (config files, staged archives).
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ from typing import Iterator
 from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.facts import Command, Fact, files
+from kubeinit.facts.host import Arch, Stamps, UnitState
 from kubeinit.hostops import install
-from kubeinit.hostops.install import ARCH, INSTALL_SCRIPT, INSTALLER, STAGING, STAMPS, STATE, Stamp  # noqa: F401
+from kubeinit.hostops.install import (  # noqa: F401
+    ARCH,
+    INSTALL_SCRIPT,
+    INSTALLER,
+    STAGING,
+    STAMPS,
+    STATE,
+    Stamp,
+)
 from kubeinit.phases import PhaseImpl
 from kubeinit.render import render
 from kubeinit.steps import Notice, Run, Skip, Step, Upload
@@ -56,7 +66,6 @@ ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl":
 # Read-only, and cheap: on a converged host this and one digest listing are all a re-run
 # asks. Builtins where a fork is not needed; one stat for every installed file.
 PROBE = r"""
-echo "arch=$(uname -m)"
 o=no; while read -r a b; do [ "$a" = overlay ] || [ "$b" = overlay ] && o=yes && break; done < /proc/filesystems
 if [ $o = yes ]; then echo overlay=yes; else echo overlay=no
   echo "loadable:overlay=$(modprobe -n -q overlay 2>/dev/null && echo yes || echo no)"; fi
@@ -66,11 +75,10 @@ echo "modprobe=$(command -v modprobe >/dev/null 2>&1 && echo yes || echo no)"
 for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables; do
   v=missing; [ -r /proc/sys/$k ] && read -r v < /proc/sys/$k; echo "sysctl:$k=$v"
 done
-systemctl show containerd -p ActiveState -p UnitFileState 2>/dev/null
 # registry mirrors kubeinit wrote (others' hosts.toml files are left alone)
 for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f" &&
   case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
-""" + install.leftovers_probe() + install.stamps_probe() + "true\n"
+""" + install.leftovers_probe() + "true\n"
 
 
 # (Re)start containerd on what is on disk now, and record what that was (APPLIED): the
@@ -94,16 +102,21 @@ def preload() -> None:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    from kubeinit.phases import images  # its probe rides here: one round trip for both on a re-run
+    from kubeinit.phases import (
+        images,  # its probe rides here: one round trip for both on a re-run
+    )
 
-    return [Command(("sh", "-c", PROBE)), *images.probe_command(ctx), *files(COMPARED + list(mirror_files(ctx.spec)))]
+    return [Arch(), UnitState("containerd"), Stamps(), Command(("sh", "-c", PROBE)), *images.probe_command(ctx),
+            *files(COMPARED + list(mirror_files(ctx.spec)))]
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
-    values, stamps = install.parse_probe(target.facts.run("sh", "-c", PROBE).out)
-    values["active"] = values.pop("ActiveState", "")
-    values["enabled"] = values.pop("UnitFileState", "")
-    return values, stamps
+    """The probe's kernel, sysctl and leftover answers, with the shared facts' arch and containerd's state."""
+    facts = target.facts
+    values, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
+    unit = facts.get(UnitState("containerd"))
+    values |= {"arch": facts.get(Arch()), "active": unit.active, "enabled": unit.enabled}
+    return values, facts.get(Stamps())
 
 
 def config_version(containerd_version: str) -> int:

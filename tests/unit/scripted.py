@@ -107,6 +107,10 @@ class ProbedHost:
     def probe_output(self) -> str:
         raise NotImplementedError
 
+    def typed(self) -> dict:
+        """The shared facts (kubeinit/facts/host.py) of this host, parsed."""
+        return {}
+
     def run(self, argv, stdin=None, timeout=600):
         self.commands += 1
         return answer(argv, self._one)
@@ -136,10 +140,44 @@ def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
 
 
 def plan_phase(host, spec, impl) -> list:
-    """Plan as the executor does: gather the facts the phase declares (one round trip), then plan."""
+    """Plan as the executor does: gather the facts the phase declares (one round trip), then plan.
+    The host double answers the phase's own probe text; the shared facts come parsed (host.typed())."""
+    from factsstub import FactsStub
+
     from kubeinit.context import Context, Options, Target
 
-    t = Target(spec.hosts[0], lambda h: host)
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options())
     t.facts.gather(impl.facts(ctx, t))
+    return list(impl.plan(ctx, t))
+
+
+def stamps(lines: dict[str, list[str]]):
+    """Install stamps as the plan sees them, from lines in this module's notation (stamp_output):
+    "archive <sha256> ..." and "file <fingerprint at install> <fingerprint now | missing> <path>"."""
+    from kubeinit.hostops.install import Stamp
+
+    out = {}
+    for name, written in lines.items():
+        s = out[name] = Stamp()
+        for line in written:
+            kind, recorded, *rest = line.split(" ", 3)
+            if kind == "archive":
+                s.archive = recorded
+                continue
+            now, path = rest
+            s.files[path] = now
+            s.intact &= recorded == now
+    return out
+
+
+def plan_over(facts, spec, impl) -> list:
+    """Plan as the executor does over facts given parsed (a FactsStub): the declared facts first."""
+    from kubeinit.context import Context, Options, Target
+
+    t = Target(spec.hosts[0], lambda h: facts.conn, facts=facts)
+    ctx = Context(spec, [t], Options())
+    declared = impl.facts(ctx, t)
+    facts.gather(declared)
+    facts.declared = set(declared)
     return list(impl.plan(ctx, t))

@@ -9,11 +9,13 @@ from __future__ import annotations
 import shlex
 
 import pytest
-import scripted  # noqa: E402  (tests/unit is on sys.path)
+import scripted
+from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError, NotAvailableYet
+from kubeinit.facts.host import GOARCH, Arch, Stamps, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import etcd
 from kubeinit.steps import Run, Skip
@@ -33,8 +35,12 @@ class ScriptedHost(scripted.ProbedHost):
         self.probe, self.stamp = probe, stamp or []
 
     def probe_output(self) -> str:
-        return ("".join(f"{k}={v}\n" for k, v in self.probe.items())
-                + scripted.stamp_output(install.STAMPS, "etcd", self.stamp))
+        return "".join(f"{k}={v}\n" for k, v in self.probe.items() if k == "datadir")
+
+    def typed(self) -> dict:
+        p = self.probe
+        return {Arch(): GOARCH.get(p["arch"], p["arch"]), UnitState("etcd"): Unit(p["ActiveState"], p["UnitFileState"]),
+                Stamps(): scripted.stamps({"etcd": self.stamp} if self.stamp else {})}
 
 
 def make_spec(version: str = "3.5.17", hosts: list[dict] | None = None, extra: dict | None = None):
@@ -48,7 +54,7 @@ def make_spec(version: str = "3.5.17", hosts: list[dict] | None = None, extra: d
 
 def context(host, spec=None) -> tuple[Context, Target]:
     spec = spec or make_spec()
-    t = Target(spec.hosts[0], lambda h: host)
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host) if host else None)
     return Context(spec, [t], Options()), t
 
 

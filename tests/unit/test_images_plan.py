@@ -115,9 +115,11 @@ def test_a_bundle_of_several_images_is_imported_until_it_has_them_all(tarballs):
 def test_the_image_list_rides_in_the_runtime_phases_round_trip(tarballs):
     spec = make([entry(n, p) for n, p in tarballs.items()])
     host = Host(listed=[PAUSE, APISERVER])
+    from factsstub import FactsStub
+
     from kubeinit.context import Context, Options, Target
 
-    t = Target(spec.hosts[0], lambda h: host)
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options())
     t.facts.gather(rt.facts(ctx, t))
     list(rt.plan_runtime(ctx, t))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 import scripted  # noqa: E402  (tests/unit is on sys.path)
+from factsstub import FactsStub
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
+from kubeinit.facts.host import GOARCH, Arch, Stamps
 from kubeinit.hostops.install import STAMPS
 from kubeinit.phases import kubernetes as kp
 from kubeinit.steps import Run, Skip, Transfer
@@ -16,16 +18,9 @@ PINS = {"kubelet": "a" * 64, "kubectl": "b" * 64, "kubeadm": "c" * 64}
 HEALTHY = {"arch": "x86_64"}
 
 
-class ScriptedHost(scripted.ProbedHost):
-    probe_script = kp.PROBE
-
-    def __init__(self, probe: dict[str, str], stamps: dict[str, list[str]] | None = None):
-        super().__init__()
-        self.probe, self.stamps = probe, stamps or {}
-
-    def probe_output(self) -> str:
-        return ("".join(f"{k}={v}\n" for k, v in self.probe.items())
-                + "".join(scripted.stamp_output(STAMPS, n, lines) for n, lines in self.stamps.items()))
+def ScriptedHost(probe: dict[str, str], stamps: dict[str, list[str]] | None = None) -> FactsStub:
+    """The host's facts, parsed: its architecture (as `uname -m` names it) and install stamps."""
+    return FactsStub({Arch(): GOARCH.get(probe["arch"], probe["arch"]), Stamps(): scripted.stamps(stamps or {})})
 
 
 def make_spec(**components) -> specmod.ClusterSpec:
@@ -34,8 +29,8 @@ def make_spec(**components) -> specmod.ClusterSpec:
     return scripted.one_host_spec(arts)
 
 
-def plan(host: ScriptedHost, spec=None):
-    return scripted.plan_phase(host, spec or make_spec(), kp.KUBERNETES)
+def plan(host: FactsStub, spec=None):
+    return scripted.plan_over(host, spec or make_spec(), kp.KUBERNETES)
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +55,7 @@ def test_fresh_host_downloads_first_then_transfers_and_stamps():
         "run record kubectl 1.32.5 as installed",
         "skip kubeadm is not installed (opt in with artifacts.kubeadm.enabled: true)",
     ]
-    assert host.commands == 1, "facts cost one round trip"
+    assert host.round_trips == 0, "the plan asked only the facts its phase declares"
     kubelet = next(s for s in steps if isinstance(s, Transfer) and s.path == "/usr/local/bin/kubelet")
     assert (kubelet.sha256, kubelet.mode) == (PINS["kubelet"], 0o755)
     assert kubelet.local_path.endswith("dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubelet")
@@ -74,7 +69,7 @@ def test_converged_host_yields_only_skips_in_one_round_trip():
     steps = plan(host)
     assert all(isinstance(s, Skip) for s in steps), scripted.brief(steps)
     assert scripted.brief(steps)[:2] == ["skip kubelet 1.32.5 is installed", "skip kubectl 1.32.5 is installed"]
-    assert host.commands == 1
+    assert host.round_trips == 0
 
 
 def test_a_changed_binary_is_reinstalled():

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from factsstub import FactsStub
+
 from kubeinit import spec as specmod
 from kubeinit.connection import Result
-from kubeinit.phases import preflight
 from kubeinit.context import Context, Options, Target
+from kubeinit.facts import Command
+from kubeinit.facts.host import GOARCH, OS, Arch, OsRelease
+from kubeinit.phases import preflight
 
 HEALTHY = {
     "uid": "0", "nproc": "4", "mem_kb": "8000000", "swap_lines": "0", "arch": "x86_64", "now": "0",
@@ -28,29 +32,27 @@ KUBELET_CHECKS = ["FileContent--proc-sys-kernel-panic", "FileContent--proc-sys-k
                   "FileContent--proc-sys-vm-overcommit_memory", "FileExisting--dev-kmsg", "OOMScoreAdj"]
 
 
-class ScriptedHost:
-    """A connection whose probe answers are given by the test (no real host)."""
-
-    name = "scripted"
-
-    def __init__(self, answers: dict[str, str]):
-        self.answers = answers
-
-    def run(self, argv, stdin=None, timeout=600):
-        return Result(0, "".join(f"{k}={v}\n" for k, v in self.answers.items()).encode(), b"")
-
-    def read(self, path):
-        return None
-
-    def close(self):
-        pass
+SHARED = ("arch", "os_id", "os_version", "os_like")  # typed facts (kubeinit/facts/host.py), given parsed
 
 
-def checks(answers, fn=preflight.plan_init, ignore=frozenset(), role="control-plane", spec=None):
+def host_facts(answers: dict[str, str]) -> FactsStub:
+    """The host's facts: the preflight probe's key=value answers, and the shared facts parsed."""
+    probe = "".join(f"{k}={v}\n" for k, v in answers.items() if k not in SHARED)
+    arch = answers.get("arch", "")
+    return FactsStub({Command(("sh", "-c", preflight.PROBE)): Result(0, probe.encode(), b""),
+                      Arch(): GOARCH.get(arch, arch),
+                      OsRelease(): OS(answers.get("os_id", ""), answers.get("os_version", ""),
+                                      tuple(answers.get("os_like", "").split()))})
+
+
+def checks(answers, fn=preflight.INIT, ignore=frozenset(), role="control-plane", spec=None):
     spec = spec or specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", role)])
-    t = Target(spec.hosts[0], lambda h: ScriptedHost(answers))
+    facts = host_facts(answers)
+    t = Target(spec.hosts[0], lambda h: facts.conn, facts=facts)
     ctx = Context(spec, [t], Options(ignore_preflight_errors=ignore))
-    return {c.name: c for c in fn(ctx, t)}
+    facts.gather(fn.facts(ctx, t))
+    facts.declared = set(fn.facts(ctx, t))
+    return {c.name: c for c in fn.plan(ctx, t)}
 
 
 def failing(cs):
@@ -95,7 +97,7 @@ def up_spec(**fields):
 
 
 def test_a_host_that_is_a_container_gets_each_kubelet_condition_with_its_fix():
-    cs = checks(CONTAINER, fn=preflight.plan_up, spec=up_spec())
+    cs = checks(CONTAINER, fn=preflight.UP, spec=up_spec())
     assert failing(cs) == KUBELET_CHECKS
     assert "`echo 'L /dev/kmsg - - - - /dev/console' > /etc/tmpfiles.d/kmsg.conf && systemd-tmpfiles --create " \
            "/etc/tmpfiles.d/kmsg.conf`" in cs["FileExisting--dev-kmsg"].message
@@ -106,7 +108,7 @@ def test_a_host_that_is_a_container_gets_each_kubelet_condition_with_its_fix():
     assert "`sysctl -w kernel.panic_on_oops=1`" in cs["FileContent--proc-sys-kernel-panic_on_oops"].message
     assert cs["OOMScoreAdj"].message.endswith("set runtime.containerd.restrictOOMScoreAdj: true in the cluster file")
     # kubeadm's way to go on regardless
-    cs = checks(CONTAINER, fn=preflight.plan_up, spec=up_spec(), ignore=frozenset(n.lower() for n in KUBELET_CHECKS))
+    cs = checks(CONTAINER, fn=preflight.UP, spec=up_spec(), ignore=frozenset(n.lower() for n in KUBELET_CHECKS))
     assert failing(cs) == [] and all(cs[n].message.endswith("(ignored)") for n in KUBELET_CHECKS)
 
 
@@ -126,10 +128,10 @@ def test_tunables_already_as_the_kubelet_wants_or_writable_pass():
 
 
 def test_oom_score_adj_passes_once_containerd_is_told_to_restrict_it():
-    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.plan_up,
+    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.UP,
                                                spec=up_spec(runtime={"containerd": {"restrictOOMScoreAdj": True}})))
     patch = '[plugins."io.containerd.grpc.v1.cri"]\nrestrict_oom_score_adj = true\n'
-    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.plan_up,
+    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.UP,
                                                spec=up_spec(runtime={"containerd": {"configPatch": patch}})))
     # the host's own containerd (init, or artifacts.containerd.enabled: false): its config file decides
     cs = checks(CONTAINER)
@@ -146,10 +148,10 @@ def test_cgroup_driver_agreement_is_checked_when_containerds_config_is_not_kubei
     no_config = {k: v for k, v in HEALTHY.items() if not k.startswith("containerd:")}
     assert "containerd uses the cgroupfs driver" in checks(no_config)["CgroupDriver"].message
     # `up` writes containerd's config itself (SystemdCgroup = true): nothing to check
-    assert "CgroupDriver" not in checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.plan_up,
+    assert "CgroupDriver" not in checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP,
                                         spec=up_spec())
     own = up_spec(artifacts={"containerd": {"enabled": False}})
-    assert failing(checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.plan_up, spec=own)) == \
+    assert failing(checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP, spec=own)) == \
         ["CgroupDriver"]
 
 
@@ -171,7 +173,7 @@ def test_ignore_preflight_errors_turns_errors_into_warnings():
 
 
 def test_up_preflight_leaves_forwarding_to_the_runtime_phase():
-    cs = checks({**HEALTHY, "sysctl:/proc/sys/net/ipv4/ip_forward": "0"}, fn=preflight.plan_up, role="worker")
+    cs = checks({**HEALTHY, "sysctl:/proc/sys/net/ipv4/ip_forward": "0"}, fn=preflight.UP, role="worker")
     assert failing(cs) == []
     assert not cs["FileContent--proc-sys-net-ipv4-ip_forward"].passed
     assert "Port-6443" not in cs  # a worker does not serve the API
@@ -180,7 +182,7 @@ def test_up_preflight_leaves_forwarding_to_the_runtime_phase():
 def test_clock_skew_is_reported_for_up():
     import time
 
-    cs = checks({**HEALTHY, "now": str(int(time.time()) - 120)}, fn=preflight.plan_up)
+    cs = checks({**HEALTHY, "now": str(int(time.time()) - 120)}, fn=preflight.UP)
     assert not cs["Clock"].passed and not cs["Clock"].fatal
 
 
@@ -201,7 +203,7 @@ def test_the_probes_run_in_this_machines_shell_and_report_what_is_true_here():
     p = preflight.probe(t)
     assert p["_rc"] == "0"
     assert p["uid"] == str(os.geteuid())
-    assert (p["arch"], p["kernel"]) == (platform.machine(), platform.release())
+    assert (p["arch"], p["kernel"]) == (GOARCH.get(platform.machine(), platform.machine()), platform.release())
     assert int(p["nproc"]) == len(os.sched_getaffinity(0))
     meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo"))
     assert p["mem_kb"] == meminfo["MemTotal"].split()[0]
@@ -215,6 +217,6 @@ def test_the_probes_run_in_this_machines_shell_and_report_what_is_true_here():
     assert p["oom_score_adj"] in ("yes", "no")
     assert abs(int(p["now"]) - __import__("time").time()) < 5
     values, stamps = runtime.probe(t)
-    assert values["arch"] == platform.machine()
+    assert values["arch"] == p["arch"]
     assert values["overlay"] in ("yes", "no") and values["modprobe"] in ("yes", "no")
     assert values["sysctl:net/ipv4/ip_forward"] == p["sysctl:/proc/sys/net/ipv4/ip_forward"]

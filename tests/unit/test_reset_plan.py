@@ -11,11 +11,13 @@ import dataclasses
 
 import pytest
 import scripted  # noqa: E402  (tests/unit is on sys.path)
+from factsstub import FactsStub
 from test_up_cli import cluster_file
 
 from kubeinit import spec as specmod
 from kubeinit import workflow
 from kubeinit.context import Context, Options, Target
+from kubeinit.facts.host import Unit, UnitState
 from kubeinit.phases import etcd, reset
 from kubeinit.steps import Check, Notice, Run, Skip, is_change
 
@@ -35,14 +37,21 @@ class ScriptedHost(scripted.ProbedHost):
         self.lines = lines
 
     def probe_output(self) -> str:
-        return "".join(line + "\n" for line in self.lines)
+        return "".join(line + "\n" for line in self.lines if not line.startswith(("etcd.", "kubelet.")))
+
+    def typed(self) -> dict:
+        """The units' states, from this file's "<unit>.<property>=<value>" lines."""
+        props = {line.partition("=")[0]: line.partition("=")[2] for line in self.lines
+                 if line.startswith(("etcd.", "kubelet."))}
+        return {UnitState(u): Unit(props.get(f"{u}.ActiveState", ""), props.get(f"{u}.UnitFileState", ""))
+                for u in ("etcd", "kubelet")}
 
 
 def plan(lines: list[str], spec=None) -> tuple[dict[str, list], ScriptedHost]:
     """Every reset phase, planned as the executor does (gathered first), on one scripted host."""
     spec = spec or make_spec()
     host = ScriptedHost(lines)
-    t = Target(spec.hosts[0], lambda h: host)
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options(dry_run=True))
     host.probe_script = reset.probe(ctx)
     t.facts.gather(reset.facts(ctx, t))

@@ -13,6 +13,7 @@ import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
+from kubeinit.facts.host import GOARCH, Arch, Stamps, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
@@ -37,10 +38,13 @@ class ScriptedHost(scripted.ProbedHost):
         self.probe, self.stamps = probe, stamps or {}
 
     def probe_output(self) -> str:
-        probe = dict(self.probe)
-        probe["ActiveState"], probe["UnitFileState"] = probe.pop("active"), probe.pop("enabled")
-        return ("".join(f"{k}={v}\n" for k, v in probe.items())
-                + "".join(scripted.stamp_output(rt.STAMPS, n, lines) for n, lines in self.stamps.items()))
+        shared = ("arch", "active", "enabled")  # typed facts, given parsed below
+        return "".join(f"{k}={v}\n" for k, v in self.probe.items() if k not in shared)
+
+    def typed(self) -> dict:
+        p = self.probe
+        return {Arch(): GOARCH.get(p["arch"], p["arch"]), UnitState("containerd"): Unit(p["active"], p["enabled"]),
+                Stamps(): scripted.stamps(self.stamps)}
 
 
 def make_spec(**components) -> specmod.ClusterSpec:
