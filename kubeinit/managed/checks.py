@@ -14,7 +14,8 @@ _PLACE = {
     # eu-west-1, us-gov-west-1, ap-southeast-2, cn-north-1, us-isob-east-1
     "eks": (re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$"), "an AWS region such as eu-west-1"),
     # europe-west1 (regional) or europe-west1-b (zonal)
-    "gke": (re.compile(r"^[a-z]+(-[a-z]+)*\d+(-[a-z])?$"), "a GCP region such as europe-west1 or zone such as europe-west1-b"),
+    "gke": (re.compile(r"^[a-z]+(-[a-z]+)*\d+(-[a-z])?$"),
+            "a GCP region such as europe-west1 or zone such as europe-west1-b"),
     "aks": (re.compile(r"^[a-z][a-z0-9]{1,40}$"), "an Azure location name such as westeurope (lowercase, no spaces)"),
 }
 _WHERE_FLAG = {"eks": "--region", "gke": "--location/--zone/--region", "aks": "--location"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,33 @@ class Record:
         self.resources.append(entry)
         self.save()
         return entry
+
+    def intend(self, kind: str, name: str, **data: Any) -> dict[str, Any]:
+        """Record a resource before the call that makes it: if that call is interrupted, the
+        entry (pending) tells a re-run or `delete` to look the resource up before anything else."""
+        entry = self.add(kind, name, None, **data)
+        entry["pending"] = True
+        self.save()
+        return entry
+
+    def settle(self, entry: dict[str, Any], id: Any, **data: Any) -> None:
+        entry.pop("pending", None)
+        entry["id"] = id
+        entry["data"] = {**entry.get("data", {}), **data}
+        self.save()
+
+    def token(self, kind: str, name: str) -> str:
+        """The idempotency token of one resource's create call (EKS clientRequestToken, EC2 ClientToken):
+        the same on a re-run of this record, new for a new record or a resource made again."""
+        seed = self.extra.setdefault("token_seed", uuid.uuid4().hex)
+        attempt = self.extra.get("attempts", {}).get(f"{kind}/{name}", 0)
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kubeinit:{seed}:{kind}/{name}:{attempt}"))
+
+    def again(self, kind: str, name: str) -> None:
+        """A resource is being made again (it failed in the cloud): its create call gets a new token."""
+        attempts = self.extra.setdefault("attempts", {})
+        attempts[f"{kind}/{name}"] = attempts.get(f"{kind}/{name}", 0) + 1
+        self.save()
 
     def remove(self, entry: dict[str, Any]) -> None:
         if entry in self.resources:

@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from kubeinit import ui
-from kubeinit.errors import KubeinitError
+from kubeinit.errors import KubeinitError, UserError
 from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.providers.base import CloudError, Fault
 
@@ -78,21 +78,71 @@ class Ctx:
         finally:
             self.label = prev
 
-    def ensure(self, kind: str, name: str, what: str, create: Callable[[], Any]) -> dict:
-        """Create once: reuse the record's entry if there is one, else run create() and record it.
+    def ensure(self, kind: str, name: str, what: str, create: Callable[[], Any], intent: dict | None = None,
+               failed: Callable[[dict], str | None] | None = None) -> dict:
+        """Create once: reuse the record's entry if there is one, else record the intent, run create()
+        and record its result.
 
-        create() makes exactly one creating call and returns the id, or (id, data).
+        create() makes exactly one creating call and returns the id, or (id, data). intent: what the
+        provider's find_<kind> needs to look the resource up if that call is interrupted (the
+        re-run looks before creating). failed(entry): why a reused resource failed in the cloud,
+        or None; a failed one is deleted and made again.
         """
         entry = self.record.get(kind, name)
-        if entry is not None:
+        if entry is not None and entry.get("pending"):
+            with self.step(f"looking up {what}"):
+                found = self.lookup(entry, what)
+            if found is not None:
+                rid, data = found if isinstance(found, tuple) else (found, {})
+                self.record.settle(entry, rid, **data)
+                self.note(f"found {what}" + ("" if str(rid) in what else f" {rid}") + ", made by an interrupted run")
+        elif entry is not None:
             self.note(f"reusing {what}" + ("" if str(entry["id"]) in what else f" {entry['id']}") + " (recorded)")
-            return entry
+        if failed is None and hasattr(self.provider, f"failed_{kind}"):
+            failed = functools.partial(getattr(self.provider, f"failed_{kind}"), self)
+        if entry is not None and not entry.get("pending"):
+            with self.step(f"checking {what}"):
+                reason = self.failed_in_cloud(entry, failed) if failed else None
+            if not reason:
+                return entry
+            self.note(f"{what} failed in the cloud ({reason}): deleting it and creating it again")
+            self.provider.delete(self, [entry])
+            self.record.again(kind, name)
+            entry = None
+        if entry is None:
+            entry = self.record.intend(kind, name, **(intent or {}))
         with self.step(f"creating {what}"):
-            result = create()
+            try:
+                result = create()
+            except CloudError as e:
+                if e.fault.kind not in ("unavailable", "internal"):  # refused: nothing was made
+                    self.record.remove(entry)
+                raise
         rid, data = result if isinstance(result, tuple) else (result, {})
-        entry = self.record.add(kind, name, rid, **data)
+        self.record.settle(entry, rid, **data)
         self.created(what, rid)
         return entry
+
+    def lookup(self, entry: dict, what: str) -> Any:
+        """An interrupted create's resource, found by name/tag/token: its id, (id, data), or None."""
+        return self.provider.find(self, entry)
+
+    def failed_in_cloud(self, entry: dict, failed: Callable[[dict], str | None]) -> str | None:
+        return failed(entry)
+
+    def check_free(self, probe: Callable[[], Any], taken: str) -> None:
+        """Refuse (UserError, before anything is made) when probe() finds the resource; NotFound passes."""
+        try:
+            probe()
+        except CloudError as e:
+            if e.fault.kind == "not_found":
+                return
+            raise
+        raise UserError(taken)
+
+    def decide(self, fn: Callable[[], Any], text: str) -> Any:
+        """A value computed from responses (e.g. a nodegroup's widened range); a dry run shows `text`."""
+        return fn()
 
     def all(self, pages: Any) -> list:
         """Read a lazy pager to the end (its requests are sent while iterating)."""
@@ -237,6 +287,21 @@ class DryRunCtx(Ctx):
         self.n = 0
         self._indent = ""
         self._polling: str | None = None
+
+    def lookup(self, entry, what):
+        self.note(f"an interrupted run recorded {what}: look it up first (reuse or delete it if it was made)")
+        return None
+
+    def failed_in_cloud(self, entry, failed):
+        return None
+
+    def check_free(self, probe, taken):
+        probe()
+        self.note("stop here if that finds a cluster kubeinit has no record of (the name is taken)")
+
+    def decide(self, fn, text):
+        self.note(text)
+        return Placeholder(text)
 
     def call(self, service, path, args, kwargs):
         self.n += 1

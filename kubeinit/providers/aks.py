@@ -14,7 +14,7 @@ import os
 
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
-from kubeinit.providers.base import Fault, Provider, kind_from_code, require, verbose
+from kubeinit.providers.base import CloudError, Fault, Provider, kind_from_code, require, verbose
 
 TAG = "kubeinit.dev-cluster"  # Azure tag names may not contain '/'
 RG_API = "2021-04-01"
@@ -111,8 +111,12 @@ class AKS(Provider):
     def create(self, ctx):
         s = ctx.spec
         rgs, mc = ctx.api("resources").resource_groups, ctx.api("containerservice").managed_clusters
-        if ctx.record.get("resource_group", s.resource_group) is None:
-            ctx.when_missing(f"resource group {s.resource_group}", lambda: rgs.check_existence(s.resource_group),
+        if ctx.record.get("cluster", s.name) is None:  # the name must be free before anything is made
+            with ctx.step(f"looking up AKS cluster {s.name}"):
+                ctx.check_free(lambda: mc.get(s.resource_group, s.name), self._taken(s))
+        group = ctx.record.get("resource_group", s.resource_group)
+        if group is None or group.get("pending"):
+            ctx.when_missing(f"resource group {s.resource_group}", lambda: self._foreign_group(ctx),
                              lambda: ctx.ensure("resource_group", s.resource_group, "resource group", lambda: (
                                  rgs.create_or_update(s.resource_group, {"location": s.region, "tags": self._tags(s)})["name"])))
         profiles = [{"name": p.name, **self._pool_body(s, p, system=(i == 0))} for i, p in enumerate(s.node_pools)]
@@ -149,6 +153,56 @@ class AKS(Provider):
         if p.spot:  # evicted VMs are deleted; -1: pay up to the on-demand price, never evicted for price
             prof.update(scaleSetPriority="Spot", scaleSetEvictionPolicy="Delete", spotMaxPrice=-1)
         return prof
+
+    @staticmethod
+    def _taken(s):
+        return (f"an AKS cluster named {s.name} already exists in resource group {s.resource_group} and kubeinit has "
+                "no record of creating it: choose another --name (nothing was created)")
+
+    def _foreign_group(self, ctx):
+        """Does the resource group exist and belong to someone else (then it is used, never recorded)?"""
+        s, rgs = ctx.spec, ctx.api("resources").resource_groups
+        exists = rgs.check_existence(s.resource_group)
+
+        def foreign():
+            entry = ctx.record.get("resource_group", s.resource_group)
+            if not exists:
+                return False
+            if entry is None:
+                return True
+            if (rgs.get(s.resource_group).get("tags") or {}).get(TAG) == s.name:
+                return False  # made by an interrupted run: ensure() finds and records it
+            ctx.record.remove(entry)
+            return True
+
+        return ctx.decide(foreign, f"(the group is used as it is if it exists and is not kubeinit's for {s.name})")
+
+    def find_resource_group(self, ctx, e):
+        try:
+            g = ctx.api("resources").resource_groups.get(e["name"])
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        return g["name"] if (g.get("tags") or {}).get(TAG) == ctx.spec.name else None
+
+    def find_cluster(self, ctx, e):
+        s = ctx.spec
+        try:
+            c = ctx.api("containerservice").managed_clusters.get(s.resource_group, s.name)
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        if (c.get("tags") or {}).get(TAG) != s.name:
+            raise UserError(self._taken(s))
+        return s.name
+
+    def failed_cluster(self, ctx, e):
+        s = ctx.spec
+        c = ctx.api("containerservice").managed_clusters.get(s.resource_group, s.name)
+        state = c["properties"].get("provisioningState")
+        return f"provisioning state {state}" if state in ("Failed", "Canceled") else None
 
     def kubeconfig(self, ctx):
         s = ctx.spec

@@ -137,9 +137,25 @@ class Provider:
     def describe(self, entry: dict) -> str:
         return f"{entry['kind'].replace('_', ' ')} {entry['id']}"
 
+    def find(self, ctx, entry: dict) -> Any:
+        """Look up what an interrupted create call may have made (entry is its recorded intent):
+        its id, (id, data), or None. Per kind: find_<kind>(ctx, entry)."""
+        return getattr(self, f"find_{entry['kind']}")(ctx, entry)
+
     def delete(self, ctx, entries: list[dict]) -> None:
-        """Remove entries newest first; each is forgotten from the record once gone."""
+        """Remove entries newest first; each is forgotten from the record once gone. An intent
+        (pending: its create call was interrupted) is looked up first: deleted if found, else dropped."""
         for entry in reversed(list(entries)):
+            if entry.get("pending"):
+                what = f"{entry['kind'].replace('_', ' ')} {entry['name']}"
+                with ctx.step(f"looking up {what}"):
+                    found = ctx.lookup(entry, what)
+                if found is None:
+                    ctx.note(f"{what}: not made (its create call was interrupted before the cloud made it)")
+                    ctx.record.remove(entry)
+                    continue
+                rid, data = found if isinstance(found, tuple) else (found, {})
+                ctx.record.settle(entry, rid, **data)
             what = self.describe(entry)
             with ctx.step(f"deleting {what}", missing_ok=True):
                 getattr(self, f"delete_{entry['kind']}")(ctx, entry)

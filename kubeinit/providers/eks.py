@@ -17,7 +17,7 @@ from kubeinit import redact
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
 from kubeinit.managed import kubeconfig as kcfg
-from kubeinit.providers.base import TAG, Fault, Provider, kind_from_code, require
+from kubeinit.providers.base import TAG, CloudError, Fault, Provider, kind_from_code, require
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
@@ -87,11 +87,14 @@ class EKS(Provider):
     # -- create ------------------------------------------------------------
     def create(self, ctx):
         s, eks = ctx.spec, ctx.api("eks")
+        if ctx.record.get("cluster", s.name) is None:  # before any role or VPC: is the name free?
+            with ctx.step(f"looking up EKS cluster {s.name}"):
+                ctx.check_free(lambda: eks.describe_cluster(name=s.name), self._taken(s))
         cluster_role = s.cluster_role_arn or self._role(ctx, "cluster", "eks.amazonaws.com", CLUSTER_POLICIES)
         node_role = s.node_role_arn or self._role(ctx, "node", "ec2.amazonaws.com", NODE_POLICIES)
         cluster_subnets, node_subnets = (list(s.subnets), list(s.subnets)) if s.subnets else self._network(ctx)
         ctx.ensure("cluster", s.name, f"EKS cluster {s.name}", lambda: eks.create_cluster(
-            name=s.name, roleArn=cluster_role, **({"version": s.version} if s.version else {}),
+            name=s.name, roleArn=cluster_role, clientRequestToken=ctx.record.token("cluster", s.name), **({"version": s.version} if s.version else {}),
             resourcesVpcConfig={"subnetIds": cluster_subnets, "endpointPublicAccess": True,
                                 "endpointPrivateAccess": False},
             accessConfig={"authenticationMode": "API_AND_CONFIG_MAP",
@@ -104,6 +107,7 @@ class EKS(Provider):
                        "maxSize": max(pool.count, 1) if pool.max is None else pool.max}
             ctx.ensure("nodegroup", pool.name, f"EKS nodegroup {pool.name}", lambda pool=pool, sc=scaling: eks.create_nodegroup(
                 clusterName=s.name, nodegroupName=pool.name, nodeRole=node_role, subnets=node_subnets,
+                clientRequestToken=ctx.record.token("nodegroup", pool.name),
                 scalingConfig=sc, instanceTypes=[pool.instance_type], amiType="AL2023_x86_64_STANDARD",
                 capacityType="SPOT" if pool.spot else "ON_DEMAND", **({"diskSize": pool.disk_size} if pool.disk_size else {}),
                 labels=dict(pool.labels), tags=self._tags(s))["nodegroup"]["nodegroupName"])
@@ -155,7 +159,7 @@ class EKS(Provider):
         eip = ctx.ensure("elastic_ip", "nat", "elastic IP for the NAT gateway", lambda: ec2.allocate_address(
             Domain="vpc", TagSpecifications=tagged("elastic-ip", "nat"))["AllocationId"])["id"]
         nat = ctx.ensure("nat_gateway", "nat", "NAT gateway", lambda: ec2.create_nat_gateway(
-            SubnetId=public[0], AllocationId=eip,
+            SubnetId=public[0], AllocationId=eip, ClientToken=ctx.record.token("nat_gateway", "nat"),
             TagSpecifications=tagged("natgateway", "nat"))["NatGateway"]["NatGatewayId"])["id"]
         ctx.wait(f"NAT gateway {nat} is available", lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat]),
                  lambda r: _status(r["NatGateways"][0], "available", ("failed", "deleted"), key="State"))
@@ -165,7 +169,7 @@ class EKS(Provider):
     def _subnets(self, ctx, kind, vpc, zones, cidrs, route, tagged):
         ec2 = ctx.api("ec2")
         rt = ctx.ensure("route_table", kind, f"{kind} route table", lambda: ec2.create_route_table(
-            VpcId=vpc, TagSpecifications=tagged("route-table", kind))["RouteTable"]["RouteTableId"])["id"]
+            VpcId=vpc, ClientToken=ctx.record.token("route_table", kind), TagSpecifications=tagged("route-table", kind))["RouteTable"]["RouteTableId"])["id"]
         dest, target, target_id = route
 
         def add_route():
@@ -206,6 +210,112 @@ class EKS(Provider):
 
     def _tag_list(self, s):
         return [{"Key": k, "Value": v} for k, v in self._tags(s).items()]
+
+    # -- what an interrupted create made, and what failed in the cloud -----
+    @staticmethod
+    def _taken(s):
+        return (f"an EKS cluster named {s.name} already exists in {s.region} and kubeinit has no record of "
+                "creating it: choose another --name (nothing was created)")
+
+    def _by_tag(self, ctx, method, key, role):
+        """EC2 resources by kubeinit's tag and their Name tag (kubeinit-CLUSTER-ROLE), not deleted."""
+        s = ctx.spec
+        flt = [{"Name": f"tag:{TAG}", "Values": [s.name]}, {"Name": "tag:Name", "Values": [f"kubeinit-{s.name}-{role}"]}]
+        kw = {"Filter": flt} if method == "describe_nat_gateways" else {"Filters": flt}
+        items = getattr(ctx.api("ec2"), method)(**kw)[key]
+        return [i for i in items if i.get("State") not in ("deleted", "deleting", "failed")]
+
+    def _rid(self, ctx, kind, name):
+        e = ctx.record.get(kind, name)
+        return None if e is None or e.get("pending") else e["id"]
+
+    def find_iam_role(self, ctx, e):
+        role = f"kubeinit-{ctx.spec.name}-{e['name']}"
+        try:
+            r = ctx.api("iam").get_role(RoleName=role)["Role"]
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        tags = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
+        return (role, {"arn": r["Arn"]}) if tags.get(TAG) == ctx.spec.name else None
+
+    def find_vpc(self, ctx, e):
+        found = self._by_tag(ctx, "describe_vpcs", "Vpcs", "vpc")
+        return found[0]["VpcId"] if found else None
+
+    def find_internet_gateway(self, ctx, e):
+        found = self._by_tag(ctx, "describe_internet_gateways", "InternetGateways", "igw")
+        return found[0]["InternetGatewayId"] if found else None
+
+    def find_igw_attachment(self, ctx, e):
+        igw, vpc = self._rid(ctx, "internet_gateway", "igw"), self._rid(ctx, "vpc", "vpc")
+        if not (igw and vpc):
+            return None
+        gw = ctx.api("ec2").describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"][0]
+        return (igw, {"vpc": vpc}) if any(a["VpcId"] == vpc for a in gw.get("Attachments", [])) else None
+
+    def find_route_table(self, ctx, e):
+        found = self._by_tag(ctx, "describe_route_tables", "RouteTables", e["name"])
+        return found[0]["RouteTableId"] if found else None
+
+    def find_route(self, ctx, e):
+        rt = self._rid(ctx, "route_table", e["name"])
+        if not rt:
+            return None
+        table = ctx.api("ec2").describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]
+        return (rt, {"destination": "0.0.0.0/0"}) if any(
+            r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in table.get("Routes", [])) else None
+
+    def find_subnet(self, ctx, e):
+        found = self._by_tag(ctx, "describe_subnets", "Subnets", e["name"])
+        return found[0]["SubnetId"] if found else None
+
+    def find_rt_association(self, ctx, e):
+        rt, sid = self._rid(ctx, "route_table", e["name"].split("-")[0]), self._rid(ctx, "subnet", e["name"])
+        if not (rt and sid):
+            return None
+        table = ctx.api("ec2").describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]
+        return next((a["RouteTableAssociationId"] for a in table.get("Associations", []) if a.get("SubnetId") == sid), None)
+
+    def find_elastic_ip(self, ctx, e):
+        found = self._by_tag(ctx, "describe_addresses", "Addresses", "nat")
+        return found[0]["AllocationId"] if found else None
+
+    def find_nat_gateway(self, ctx, e):
+        found = self._by_tag(ctx, "describe_nat_gateways", "NatGateways", "nat")
+        return found[0]["NatGatewayId"] if found else None
+
+    def find_cluster(self, ctx, e):
+        try:
+            c = ctx.api("eks").describe_cluster(name=e["name"])["cluster"]
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        if (c.get("tags") or {}).get(TAG) != ctx.spec.name:
+            raise UserError(self._taken(ctx.spec))
+        return c["name"]
+
+    def find_nodegroup(self, ctx, e):
+        try:
+            ng = ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["name"])["nodegroup"]
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        return ng["nodegroupName"]
+
+    def failed_cluster(self, ctx, e):
+        c = ctx.api("eks").describe_cluster(name=e["id"])["cluster"]
+        return f"status {c['status']}" if c["status"] == "FAILED" else None
+
+    def failed_nodegroup(self, ctx, e):
+        ng = ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["id"])["nodegroup"]
+        if ng["status"] != "CREATE_FAILED":
+            return None
+        issues = (ng.get("health") or {}).get("issues") or []
+        return "status CREATE_FAILED" + "".join(f"; {i.get('code')}: {i.get('message')}" for i in issues[:2])
 
     # -- kubeconfig, list, scale -------------------------------------------
     def kubeconfig(self, ctx):

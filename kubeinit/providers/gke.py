@@ -15,7 +15,7 @@ import re
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
 from kubeinit.managed import kubeconfig as kcfg
-from kubeinit.providers.base import Fault, Provider, kind_from_code, require
+from kubeinit.providers.base import CloudError, Fault, Provider, kind_from_code, require
 
 LABEL = "kubeinit-dev-cluster"  # GCP label keys allow only [a-z0-9_-]
 # google.rpc.Code → kubeinit fault kind
@@ -88,13 +88,49 @@ class GKE(Provider):
 
     def create(self, ctx):
         s, container = ctx.spec, ctx.api("container")
+        if ctx.record.get("cluster", s.name) is None:  # the name must be free before anything is made
+            with ctx.step(f"looking up GKE cluster {s.name}"):
+                ctx.check_free(lambda: container.get_cluster(request={"name": self._cluster_path(s)}), self._taken(s))
         pools = [self._pool_body(p) for p in s.node_pools]
         cluster = {"name": s.name, "node_pools": pools, "resource_labels": {**s.tags, LABEL: s.name},
                    **({"initial_cluster_version": s.version} if s.version else {}),
                    **({"locations": list(s.zones)} if s.zones else {})}
         entry = ctx.ensure("cluster", s.name, f"GKE cluster {s.name}", lambda: (s.name, {"operation": container.create_cluster(
             request={"parent": self._parent(s), "cluster": cluster}).name}))
-        self._wait_op(ctx, f"GKE cluster {s.name} is created", entry["data"]["operation"])
+        if entry["data"].get("operation") is not None:
+            self._wait_op(ctx, f"GKE cluster {s.name} is created", entry["data"]["operation"])
+        else:  # found after an interrupted create: its operation's name is unknown, so watch the cluster
+            ctx.wait(f"GKE cluster {s.name} is created", lambda: container.get_cluster(
+                request={"name": self._cluster_path(s)}), self._running)
+
+    @staticmethod
+    def _running(c):
+        """Wait check on a Cluster: True when RUNNING, a Fault when ERROR, else its status."""
+        state = c.status.name
+        if state in ("ERROR", "DEGRADED"):
+            return Fault("failed", state, c.status_message or f"the cluster's status is {state}")
+        return True if state == "RUNNING" else state
+
+    @staticmethod
+    def _taken(s):
+        return (f"a GKE cluster named {s.name} already exists in {s.project}/{s.region} and kubeinit has no record "
+                "of creating it: choose another --name (nothing was created)")
+
+    def find_cluster(self, ctx, e):
+        s = ctx.spec
+        try:
+            c = ctx.api("container").get_cluster(request={"name": self._cluster_path(s)})
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        if dict(c.resource_labels).get(LABEL) != s.name:
+            raise UserError(self._taken(s))
+        return s.name, {"operation": None}
+
+    def failed_cluster(self, ctx, e):
+        c = ctx.api("container").get_cluster(request={"name": self._cluster_path(ctx.spec)})
+        return f"status ERROR: {c.status_message or 'no message'}" if c.status.name == "ERROR" else None
 
     @staticmethod
     def _pool_body(p) -> dict:

@@ -184,7 +184,8 @@ def test_dry_run_sends_nothing(aws, cli):
         assert r.exit_code == 0, r.output
     assert aws.requests == []
     r = cli(*CREATE, "--dry-run")
-    assert "eks.create_cluster(name='demo', roleArn=<Role.Arn from #1 iam.create_role>" in r.output
+    assert "1. eks.describe_cluster(name='demo')" in r.output  # is the name free? before anything is made
+    assert "eks.create_cluster(name='demo', roleArn=<Role.Arn from #2 iam.create_role>, clientRequestToken='" in r.output
     assert "ec2.create_vpc(CidrBlock='192.168.0.0/16'" in r.output
 
 

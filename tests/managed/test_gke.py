@@ -97,7 +97,9 @@ def test_name_taken_is_a_user_error(gke, cli):
     gke.clusters[KEY] = {"name": "demo", "location": "europe-west1-b", "status": "RUNNING"}
     r = cli(*CREATE)
     assert r.exit_code == 2
-    assert "creating GKE cluster demo failed: the name is already taken" in r.output
+    assert ("a GKE cluster named demo already exists in proj-1/europe-west1-b and kubeinit has no record of creating "
+            "it: choose another --name (nothing was created)") in r.output
+    assert not any(m == "POST" for m, _ in gke.requests)
 
 
 def test_ctrl_c_while_waiting_keeps_everything(gke, cli, monkeypatch):

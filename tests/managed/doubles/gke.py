@@ -174,9 +174,9 @@ class GkeApiDouble(JsonApiDouble):
     def _get(self, project, location, name, body):
         try:
             c = self._cluster(project, location, name)
-            if c["status"] == "STOPPING":  # time passes for a deletion nobody polls: one step per look
-                for o in self.operations.values():
-                    if o["operationType"] == "DELETE_CLUSTER" and o["targetLink"] == c["selfLink"]:
+            if c["status"] in ("STOPPING", "PROVISIONING"):  # time passes for an operation nobody polls: one step per look
+                for o in list(self.operations.values()):
+                    if o["operationType"] in ("DELETE_CLUSTER", "CREATE_CLUSTER") and o["targetLink"] == c["selfLink"]:
                         self._get_op(project, location, o["name"], None)
             return Reply(200, self._cluster(project, location, name))
         except LookupError as e:

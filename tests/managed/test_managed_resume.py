@@ -1,0 +1,198 @@
+"""Nothing is orphaned and failed creates are made again (issue 11, findings 1, 2, 4 and 6).
+
+Ctrl-C is simulated at each create call, before it is sent and after the cloud made the
+resource but before kubeinit saw the answer (the worst case: the resource exists, its id
+is unknown). The re-run must finish without making anything twice, and `delete` must
+leave nothing behind in the double.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+
+import kubeinit.managed.run as run
+
+FAST = ["--poll-interval", "0"]
+EKS = ["create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2", *FAST]
+EKS_DELETE = ["delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST]
+GKE = ["create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b", "--nodes", "2", *FAST]
+GKE_DELETE = ["delete", "cluster", "--provider", "gke", "--name", "demo", "--yes", *FAST]
+AKS = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--nodes", "2", *FAST]
+AKS_DELETE = ["delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST]
+SUB = "00000000-0000-0000-0000-000000000001"
+
+EKS_CREATES = ["create_role", "create_vpc", "create_internet_gateway", "attach_internet_gateway", "create_route_table",
+               "create_route", "create_subnet", "associate_route_table", "allocate_address", "create_nat_gateway",
+               "create_cluster", "create_nodegroup"]
+
+
+def interrupt_at(monkeypatch, method: str, after: bool, nth: int = 1):
+    """Ctrl-C at the nth call of `method`: before it is sent, or after the cloud answered."""
+    real = run.LiveCtx.call
+    seen = []
+
+    def call(self, service, path, args, kwargs):
+        if path[-1] == method:
+            seen.append(1)
+            if len(seen) == nth and not after:
+                raise KeyboardInterrupt
+            result = real(self, service, path, args, kwargs)
+            if len(seen) == nth:
+                raise KeyboardInterrupt
+            return result
+        return real(self, service, path, args, kwargs)
+
+    monkeypatch.setattr(run.LiveCtx, "call", call)
+    return lambda: monkeypatch.setattr(run.LiveCtx, "call", real)
+
+
+def aws_left(aws) -> dict[str, list]:
+    """Everything in the AWS double that kubeinit could have made (tagged or named)."""
+    c = {s: boto3.client(s, endpoint_url=aws.url, region_name="eu-west-1") for s in ("ec2", "iam", "eks")}
+    ec2 = c["ec2"]
+    default_vpcs = {v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]}
+    return {
+        "vpcs": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] not in default_vpcs],
+        "subnets": [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] not in default_vpcs],
+        "igws": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]
+                 if not any(a["VpcId"] in default_vpcs for a in g.get("Attachments", []))],
+        "route_tables": [t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]
+                         if t["VpcId"] not in default_vpcs and not any(a.get("Main") for a in t.get("Associations", []))],
+        "addresses": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
+        "nats": [n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] != "deleted"],
+        "roles": [r["RoleName"] for r in c["iam"].list_roles()["Roles"]],
+        "clusters": c["eks"].list_clusters()["clusters"],
+    }
+
+
+def counts(left: dict) -> dict[str, int]:
+    return {k: len(v) for k, v in left.items()}
+
+
+FULL = {"vpcs": 1, "subnets": 4, "igws": 1, "route_tables": 2, "addresses": 1, "nats": 1, "roles": 2, "clusters": 1}
+NONE = {k: 0 for k in FULL}
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-the-cloud-made-it", "before-it-was-sent"])
+@pytest.mark.parametrize("method", EKS_CREATES)
+def test_eks_interrupt_at_each_create_call_then_resume_and_delete(aws, cli, monkeypatch, method, after):
+    restore = interrupt_at(monkeypatch, method, after)
+    r = cli(*EKS)
+    restore()
+    assert r.exit_code == 130, r.output
+    assert "run the same create command again to resume" in r.output
+    r = cli(*EKS)
+    assert r.exit_code == 0, r.output
+    assert counts(aws_left(aws)) == FULL  # made once each, nothing twice
+    ngs = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1").list_nodegroups(clusterName="demo")
+    assert ngs["nodegroups"] == ["ng-1"]
+    if after and method not in ("attach_internet_gateway", "create_route", "associate_route_table"):
+        assert "made by an interrupted run" in r.output
+    r = cli(*EKS_DELETE)
+    assert r.exit_code == 0, r.output
+    assert counts(aws_left(aws)) == NONE
+
+
+@pytest.mark.parametrize("method", ["create_vpc", "create_cluster"])
+def test_eks_interrupted_create_then_delete_removes_it(aws, cli, monkeypatch, method):
+    restore = interrupt_at(monkeypatch, method, after=True)
+    assert cli(*EKS).exit_code == 130
+    restore()
+    rec = json.loads((Path(os.environ["KUBEINIT_HOME"]) / "managed" / "eks-demo.json").read_text())
+    assert rec["resources"][-1]["pending"] is True  # the intent was recorded before the call
+    r = cli(*EKS_DELETE)
+    assert r.exit_code == 0, r.output
+    assert counts(aws_left(aws)) == NONE
+
+
+def test_eks_tokens_are_sent_and_stable_across_a_resume(aws, cli, monkeypatch):
+    sent = []
+
+    def recording():
+        real = run.LiveCtx.call
+
+        def call(self, service, path, args, kwargs):
+            if path[-1] in ("create_cluster", "create_nodegroup", "create_nat_gateway", "create_route_table"):
+                sent.append((path[-1], kwargs.get("clientRequestToken") or kwargs.get("ClientToken")))
+            return real(self, service, path, args, kwargs)
+
+        monkeypatch.setattr(run.LiveCtx, "call", call)
+
+    restore = interrupt_at(monkeypatch, "create_cluster", after=True)  # the cloud made it; kubeinit never heard
+    recording()
+    assert cli(*EKS).exit_code == 130
+    restore()
+    recording()
+    boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1").delete_cluster(name="demo")  # gone meanwhile
+    assert cli(*EKS).exit_code == 0
+    tokens = dict(sent)
+    assert all(tokens.values()) and len(set(tokens.values())) == 4
+    clusters = [t for m, t in sent if m == "create_cluster"]
+    assert len(clusters) == 2 and clusters[0] == clusters[1]  # the re-run's create_cluster reuses its token
+    assert cli(*EKS_DELETE).exit_code == 0
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-the-cloud-made-it", "before-it-was-sent"])
+def test_gke_interrupt_at_create_cluster(gke, cli, monkeypatch, after):
+    restore = interrupt_at(monkeypatch, "create_cluster", after)
+    assert cli(*GKE).exit_code == 130
+    restore()
+    r = cli(*GKE)
+    assert r.exit_code == 0, r.output
+    assert len(gke.clusters) == 1 and next(iter(gke.clusters.values()))["status"] == "RUNNING"
+    assert cli(*GKE_DELETE).exit_code == 0
+    assert gke.clusters == {}
+
+
+@pytest.mark.parametrize("method", ["create_or_update", "begin_create_or_update"])
+@pytest.mark.parametrize("after", [True, False], ids=["after-the-cloud-made-it", "before-it-was-sent"])
+def test_aks_interrupt_at_each_create_call(aks, cli, monkeypatch, method, after):
+    restore = interrupt_at(monkeypatch, method, after)
+    assert cli(*AKS).exit_code == 130
+    restore()
+    r = cli(*AKS)
+    assert r.exit_code == 0, r.output
+    assert list(aks.clusters) == [(SUB, "kubeinit-demo", "demo")] and list(aks.groups) == [(SUB, "kubeinit-demo")]
+    assert cli(*AKS_DELETE).exit_code == 0
+    assert aks.clusters == {} and aks.groups == {}
+
+
+# -- finding 4: the name must be free -------------------------------------------------------
+def test_eks_name_taken_is_refused_before_anything_is_made(aws, cli):
+    eks = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1")
+    eks.create_cluster(name="demo", roleArn="arn:aws:iam::123456789012:role/theirs",
+                       resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})
+    aws.requests.clear()
+    r = cli(*EKS)
+    assert r.exit_code == 2, r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert errors == ["error: an EKS cluster named demo already exists in eu-west-1 and kubeinit has no record of "
+                      "creating it: choose another --name (nothing was created)"]
+    assert [p for m, p, a in aws.requests if m == "POST" and a.startswith("Create") or p == "/clusters" and m == "POST"] == []
+    assert not any(a.startswith(("Create", "Allocate")) for _, _, a in aws.requests)
+    assert not (Path(os.environ["KUBEINIT_HOME"]) / "managed" / "eks-demo.json").exists()
+    r = cli(*EKS_DELETE)  # and delete does not claim resources it did not make
+    assert "(0 resources removed)" not in r.output or r.exit_code == 0
+
+
+@pytest.mark.parametrize("provider", ["gke", "aks"])
+def test_gke_aks_name_taken_is_refused_before_anything_is_made(provider, request, cli):
+    if provider == "gke":
+        double = request.getfixturevalue("gke")
+        double.clusters[("proj-1", "europe-west1-b", "demo")] = {"name": "demo", "status": "RUNNING"}
+        args = [*GKE, "--project", "proj-1"]
+    else:
+        double = request.getfixturevalue("aks")
+        double.groups[(SUB, "kubeinit-demo")] = {"name": "kubeinit-demo", "location": "westeurope", "tags": {}}
+        double.clusters[(SUB, "kubeinit-demo", "demo")] = {"name": "demo", "location": "westeurope", "tags": {},
+                                                           "properties": {"provisioningState": "Succeeded"}}
+        args = AKS
+    r = cli(*args)
+    assert r.exit_code == 2, r.output
+    assert "already exists" in r.output and "kubeinit has no record of creating it" in r.output
+    assert not any(m in ("POST", "PUT") for m, _ in double.requests)
