@@ -196,3 +196,54 @@ def test_gke_aks_name_taken_is_refused_before_anything_is_made(provider, request
     assert r.exit_code == 2, r.output
     assert "already exists" in r.output and "kubeinit has no record of creating it" in r.output
     assert not any(m in ("POST", "PUT") for m, _ in double.requests)
+
+
+# -- finding 2: a create that failed in the cloud is made again on the re-run ---------------
+def test_eks_create_failed_nodegroup_is_deleted_and_made_again(aws, cli, monkeypatch):
+    from moto.eks.models import eks_backends
+
+    real = run.LiveCtx.call
+
+    def call(self, service, path, args, kwargs):
+        result = real(self, service, path, args, kwargs)
+        if path[-1] == "create_nodegroup":  # the cloud accepted it, then the nodes never joined
+            ng = eks_backends["123456789012"]["eu-west-1"].clusters["demo"].nodegroups["ng-1"]
+            ng.status = "CREATE_FAILED"
+            ng.health = {"issues": [{"code": "NodeCreationFailure", "message": "Instances failed to join the cluster"}]}
+        return result
+
+    monkeypatch.setattr(run.LiveCtx, "call", call)
+    r = cli(*EKS)
+    monkeypatch.setattr(run.LiveCtx, "call", real)
+    assert r.exit_code == 1 and "NodeCreationFailure" in r.output
+    r = cli(*EKS)
+    assert r.exit_code == 0, r.output
+    assert ("EKS nodegroup ng-1 failed in the cloud (status CREATE_FAILED; NodeCreationFailure: Instances failed to join "
+            "the cluster): deleting it and creating it again") in r.output
+    ng = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1").describe_nodegroup(
+        clusterName="demo", nodegroupName="ng-1")["nodegroup"]
+    assert ng["status"] == "ACTIVE"
+    assert cli(*EKS_DELETE).exit_code == 0
+    assert counts(aws_left(aws)) == NONE
+
+
+def test_gke_cluster_in_error_is_deleted_and_made_again(gke, cli):
+    gke.fail_operation("CREATE_CLUSTER", 13, "Google Compute Engine: internal error.")
+    assert cli(*GKE).exit_code == 1
+    assert next(iter(gke.clusters.values()))["status"] == "ERROR"
+    r = cli(*GKE)
+    assert r.exit_code == 0, r.output
+    assert "GKE cluster demo failed in the cloud (status ERROR" in r.output
+    assert "deleting it and creating it again" in r.output
+    assert [c["status"] for c in gke.clusters.values()] == ["RUNNING"]
+    assert cli(*GKE_DELETE).exit_code == 0 and gke.clusters == {}
+
+
+def test_aks_failed_cluster_is_deleted_and_made_again(aks, cli):
+    aks.fail_operation("create_cluster", "VMExtensionProvisioningError", "The node pool failed to provision.")
+    assert cli(*AKS).exit_code == 1
+    r = cli(*AKS)
+    assert r.exit_code == 0, r.output
+    assert "AKS cluster demo failed in the cloud (provisioning state Failed): deleting it and creating it again" in r.output
+    assert aks.clusters[(SUB, "kubeinit-demo", "demo")]["properties"]["provisioningState"] == "Succeeded"
+    assert cli(*AKS_DELETE).exit_code == 0 and aks.clusters == {} and aks.groups == {}
