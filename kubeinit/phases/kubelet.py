@@ -25,6 +25,7 @@ from typing import Iterator
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError
 from kubeinit.facts import Command, Fact, Unknown, files
+from kubeinit.facts.host import UnitState
 from kubeinit.hostops import install, systemd
 from kubeinit.hostops.install import STATE
 from kubeinit.phases import PhaseImpl
@@ -43,14 +44,13 @@ CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"  # kubeadm's default f
 RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
 SETTLE_SECONDS = 3  # a kubelet with a bad flag or config exits within this
 
-# Read-only: the kubelet binary (ours, else one on PATH) and its fingerprint, the services,
-# the hostname and the host's addresses.
+# Read-only: the kubelet binary (ours, else one on PATH) and its fingerprint, the hostname and
+# the host's addresses (the services' states are UnitState facts).
 PROBE = f"""
 k=/usr/local/bin/kubelet; [ -x $k ] || k=$(command -v kubelet 2>/dev/null) || k=
 echo "kubelet=$k"
 [ -z "$k" ] || stat -c "fingerprint={install.FINGERPRINT}" "$k" 2>/dev/null
 read -r h < /proc/sys/kernel/hostname && echo "hostname=$h"
-systemctl show kubelet systemd-resolved -p Id -p ActiveState -p UnitFileState 2>/dev/null
 ip -o addr show 2>/dev/null | while read -r _ _ fam addr _; do echo "addr:${{addr%/*}}"; done
 true
 """
@@ -79,24 +79,17 @@ def preload() -> None:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Command(("sh", "-c", PROBE)), *files(compared(ctx))]
+    return [UnitState("kubelet"), UnitState("systemd-resolved"), Command(("sh", "-c", PROBE)), *files(compared(ctx))]
 
 
 def probe(target: Target) -> dict:
-    """key=value lines; `systemctl show` blocks by unit Id; the host's addresses."""
+    """The probe's key=value lines and the host's addresses; the units' states."""
     out = target.facts.run("sh", "-c", PROBE).out
-    facts: dict = {"units": {}, "addrs": set()}
-    unit: dict[str, str] = {}
-    for line in out.splitlines() + [""]:
+    facts: dict = {"units": {u: target.facts.get(UnitState(u)) for u in ("kubelet", "systemd-resolved")},
+                   "addrs": set()}
+    for line in out.splitlines():
         if line.startswith("addr:"):
             facts["addrs"].add(line[5:])
-        elif line.startswith(("Id=", "ActiveState=", "UnitFileState=")):
-            k, _, v = line.partition("=")
-            unit[k] = v
-        elif not line.strip():  # systemctl show separates units by a blank line
-            if "Id" in unit:
-                facts["units"][unit["Id"].removesuffix(".service")] = unit
-            unit = {}
         elif "=" in line:
             k, _, v = line.partition("=")
             facts[k] = v
@@ -171,7 +164,7 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
         raise KubeinitError(f"this host has no {kubeconfig(ctx)}: run the kubeconfig phase first "
                             "(`kubeinit up --only kubeconfig`)")
     units = p["units"]
-    resolved = units.get("systemd-resolved", {}).get("ActiveState") == "active"
+    resolved = units["systemd-resolved"].active == "active"
 
     files = [
         (CONFIG, config_yaml(ctx, resolved), "KubeletConfiguration"),
@@ -197,11 +190,11 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
                               note=f"create {KUBELET_DIR} (0700) unless it exists")
             yield step
     pending = install.restart_pending(facts, APPLIED, now)
-    state = units.get("kubelet", {})
+    state = units["kubelet"]
     if changed or pending:
         yield Run(("sh", "-c", restart_script(kubelet, watched)), timeout=SETTLE_SECONDS + 60,
                   note="(re)start the kubelet on its new binary/configuration")
-    elif state.get("ActiveState") != "active" or state.get("UnitFileState") != "enabled":
+    elif state.active != "active" or state.enabled != "enabled":
         yield Run(("systemctl", "enable", "--now", "kubelet"), note="enable and start the kubelet")
     else:
         yield Skip("the kubelet is enabled and running with this binary and configuration")

@@ -75,3 +75,25 @@ def test_a_file_with_spaces_in_its_name_is_found(tmp_path):
     f = Facts(LocalConnection())
     f.prefetch([str(p)])
     assert f.file(str(p)).sha256 == hashlib.sha256(b"z").hexdigest()
+
+
+def test_shared_facts_are_asked_in_one_round_trip_and_parsed_here():
+    """The typed facts' commands, run by this machine's shell, parse to what is true here."""
+    import platform
+
+    from kubeinit.facts.host import GOARCH, Arch, OsRelease, Stamps, UnitState
+
+    conn = Counting()
+    f = Facts(conn)
+    f.gather([Arch(), OsRelease(), UnitState("kubeinit-no-such-unit"), Stamps("kubeinit-no-such-*")])
+    assert conn.calls == 1
+    assert f.get(Arch()) == GOARCH.get(platform.machine(), platform.machine()) and f.get(Arch()) != "x86_64"
+    release = dict(line.split("=", 1) for line in open("/etc/os-release").read().splitlines() if "=" in line)
+    assert f.get(OsRelease()).id == release["ID"].strip('"')
+    assert f.get(UnitState("kubeinit-no-such-unit")).running is False
+    assert f.get(Stamps("kubeinit-no-such-*")) == {}
+    assert conn.calls == 1, "answered from the cache"
+    f.changed()
+    assert f.get(Arch()) and conn.calls == 1, "the architecture is kept when a phase changed the host"
+    f.get(UnitState("kubeinit-no-such-unit"))
+    assert conn.calls == 2, "a unit's state is asked again"

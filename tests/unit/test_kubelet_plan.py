@@ -7,12 +7,14 @@ import json
 import shlex
 
 import pytest
-import scripted  # noqa: E402  (tests/unit is on sys.path)
+import scripted
 import yaml
+from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError
+from kubeinit.facts.host import Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import kubelet
 from kubeinit.steps import Run, Skip, Upload
@@ -36,11 +38,12 @@ class ScriptedHost(scripted.ProbedHost):
         if self.binary:
             out += "fingerprint=100:0:1:5\n"
         out += f"hostname={self.hostname}\n"
-        # systemctl show: one block per unit, its properties in systemd's order, a blank line between
-        out += (f"ActiveState={self.kubelet_state[0]}\nUnitFileState={self.kubelet_state[1]}\nId=kubelet.service\n\n"
-                f"ActiveState={self.resolved}\nUnitFileState=enabled\nId=systemd-resolved.service\n")
         out += "".join(f"addr:{a}\n" for a in ("127.0.0.1", *self.addrs))
         return out
+
+    def typed(self) -> dict:
+        return {UnitState("kubelet"): Unit(*self.kubelet_state),
+                UnitState("systemd-resolved"): Unit(self.resolved, "enabled")}
 
 
 def make_spec(extra: dict | None = None, name: str = "n1", address: str = ADDR, **artifacts):
@@ -53,7 +56,7 @@ def make_spec(extra: dict | None = None, name: str = "n1", address: str = ADDR, 
 
 def plan(host: ScriptedHost, spec=None, dry_run: bool = False):
     spec = spec or make_spec()
-    t = Target(spec.hosts[0], lambda h: host)
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options(dry_run=dry_run))
     t.facts.gather(kubelet.facts(ctx, t))
     return list(kubelet.plan_kubelet_start(ctx, t))
