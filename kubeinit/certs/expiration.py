@@ -8,7 +8,6 @@
         A named cert whose CA key is absent (external CA) is a UserError; "all" skips those and
         fails only when nothing is left to renew.
     RENEWABLE                the names renew accepts (besides "all")
-    short_duration(td) -> str   "364d", "9y", "<invalid>" (kubeinit.durations)
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
 
+from kubeinit import kubeconfig
 from kubeinit.certs import certutil as cu
 from kubeinit.certs import keys
 from kubeinit.certs import kubeconfig as kc
@@ -73,8 +73,8 @@ class _PKI:
 
 
 def _kubeconfig_cert(path: Path, data: bytes):
-    conf = kc.load(data, path.name)
-    _, _, user = kc.current(conf, path.name)
+    conf = kubeconfig.load(data, path.name)
+    user = kubeconfig.current(conf, path.name).user
     raw = user.get("client-certificate-data")
     if not raw:
         raise UserError(f"{path}: the current user has no embedded client-certificate-data")
@@ -171,9 +171,9 @@ def _renew_kubeconfig(path: Path, data: bytes, ca_cert, ca_key, now, validity) -
     if not keys.same_public_key(cert, key):
         raise UserError(f"cannot renew {path.name}: client-key-data does not match its client certificate")
     new = cu.resign(cert, ca_cert, ca_key, now - cu.BACKDATE, now + validity)
-    user["client-certificate-data"] = kc.b64(cu.cert_to_pem(new))
-    _, cluster, _ = kc.current(conf, path.name)
+    user["client-certificate-data"] = kubeconfig.b64(cu.cert_to_pem(new))
+    cluster = kubeconfig.current(conf, path.name).cluster
     if ca_cert not in kc.embedded_ca(cluster, path.name):
         # the renewed client cert chains to ca.crt, so the file must trust it too
-        cluster["certificate-authority-data"] = kc.b64(cu.cert_to_pem(ca_cert))
-    return kc.dump(conf).encode()
+        cluster["certificate-authority-data"] = kubeconfig.b64(cu.cert_to_pem(ca_cert))
+    return kubeconfig.dump(conf).encode()

@@ -1,4 +1,5 @@
-"""kubeadm's kubeconfig files, and the kubeconfig YAML every part of kubeinit writes.
+"""kubeadm's kubeconfig files: the catalogue and their client certificates (the YAML document
+itself is kubeinit.kubeconfig's).
 
     KUBECONFIGS / FILES        admin.conf, super-admin.conf, kubelet.conf, controller-manager.conf,
                                scheduler.conf (kubeadm's order, CN/O table of kubeadm)
@@ -6,13 +7,7 @@
                                else the local URL
     local_url(cfg)             https://<advertiseAddress>:<bindPort>
     plan_kubeconfigs(cfg, ca_cert_pem, ca_key_pem|None, existing, only=None, now=None) -> KubeconfigPlan
-    kubeconfig_yaml(cluster_name, server, ca_data_b64, user_name, user, context_name) -> str
-    kubeconfig_dict(...)       the same as a dict
-    bootstrap_kubeconfig(server, ca_pem, token, cluster_name="kubernetes") -> str
-    cluster_info_kubeconfig(server, ca_pem) -> str   byte-exact as client-go writes cluster-info
-    merge_kubeconfig(existing_yaml, new_yaml) -> str
-    dump(obj) -> str           YAML as client-go writes it (sorted keys, "" for empty strings)
-    load(text, what) -> dict / current(conf, what) -> (context, cluster, user)
+    embedded_ca(cluster, what) -> [certificates]   a kubeconfig cluster's certificate-authority-data
 
 plan_kubeconfigs keeps an existing file when its embedded CA is ca.crt (a different API server
 URL is only a warning, as in kubeadm) and raises a UserError naming a file with another CA.
@@ -26,16 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
 
-import yaml
-
-from kubeinit import redact
+from kubeinit import kubeconfig
 from kubeinit.certs import certutil as cu
 from kubeinit.certs import keys
 from kubeinit.certs.pki import CLUSTER_ADMINS, PKIConfig, PlannedFile, join_host_port, parse_host_port
 from kubeinit.errors import UserError
 
 KUBECONFIG_MODE = 0o600
-BOOTSTRAP_USER = "tls-bootstrap-token-user"
 
 
 @dataclass(frozen=True)
@@ -82,118 +74,6 @@ def server_for(spec: KubeconfigSpec, cfg: PKIConfig) -> str:
     return control_plane_url(cfg)
 
 
-# --- YAML ------------------------------------------------------------------------------
-
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data):  # shared dicts must not become &anchors
-        return True
-
-
-def _str(dumper, s: str):
-    # Go's yaml writes an empty string as "" (the cluster-info vector depends on it)
-    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style='"' if s == "" else None)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def dump(obj) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=1 << 30)
-
-
-def b64(data: bytes | str) -> str:
-    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
-
-
-def kubeconfig_dict(cluster_name: str, server: str, ca_data_b64: str, user_name: str,
-                    user: dict, context_name: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name,
-                      "cluster": {"server": server, "certificate-authority-data": ca_data_b64}}],
-        "users": [{"name": user_name, "user": user}],
-        "contexts": [{"name": context_name, "context": {"cluster": cluster_name, "user": user_name}}],
-        "current-context": context_name,
-        "preferences": {},
-    }
-
-
-def kubeconfig_yaml(cluster_name: str, server: str, ca_data_b64: str, user_name: str,
-                    user: dict, context_name: str) -> str:
-    """One cluster, one user (client cert, token or exec plugin dict), one current context."""
-    return dump(kubeconfig_dict(cluster_name, server, ca_data_b64, user_name, user, context_name))
-
-
-def bootstrap_kubeconfig(server: str, ca_pem: bytes, token, cluster_name: str = "kubernetes") -> str:
-    """bootstrap-kubelet.conf: token auth as tls-bootstrap-token-user (kubeadm join)."""
-    token = redact.reveal(token)
-    redact.register(token)
-    return kubeconfig_yaml(cluster_name, server, b64(ca_pem), BOOTSTRAP_USER, {"token": token},
-                           f"{BOOTSTRAP_USER}@{cluster_name}")
-
-
-def cluster_info_kubeconfig(server: str, ca_pem: bytes) -> str:
-    """data.kubeconfig of kube-public/cluster-info: one cluster named "", no users or contexts."""
-    return dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "contexts": None,
-        "current-context": "",
-        "preferences": {},
-        "users": None,
-    })
-
-
-def load(text: str | bytes, what: str) -> dict:
-    try:
-        conf = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{what}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(conf, dict):
-        raise UserError(f"{what}: not a kubeconfig (expected a mapping)")
-    return conf
-
-
-def _named(conf: dict, key: str, name: str, what: str) -> dict:
-    for item in conf.get(key) or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            return item.get(key[:-1]) or {}
-    raise UserError(f"{what}: no {key[:-1]} named {name!r}")
-
-
-def current(conf: dict, what: str) -> tuple[str, dict, dict]:
-    """(current context name, its cluster, its user), as kubectl would pick them."""
-    ctx_name = conf.get("current-context") or ""
-    if not ctx_name:
-        raise UserError(f"{what}: current-context is not set")
-    ctx = _named(conf, "contexts", ctx_name, what)
-    return ctx_name, _named(conf, "clusters", ctx.get("cluster", ""), what), \
-        _named(conf, "users", ctx.get("user", ""), what)
-
-
-def merge_kubeconfig(existing_yaml: str | None, new_yaml: str) -> str:
-    """`existing` with the clusters, users and contexts of `new` (same names replaced in place)
-    and new's current-context; everything else in `existing` is kept."""
-    merged = load(existing_yaml or "", "existing kubeconfig")
-    new = load(new_yaml, "new kubeconfig")
-    for key in ("clusters", "users", "contexts"):
-        items = list(merged.get(key) or [])
-        index = {item.get("name"): i for i, item in enumerate(items) if isinstance(item, dict)}
-        for item in new.get(key) or []:
-            if item.get("name") in index:
-                items[index[item["name"]]] = item
-            else:
-                items.append(item)
-        merged[key] = items or None
-    if new.get("current-context"):
-        merged["current-context"] = new["current-context"]
-    for k, v in (("apiVersion", "v1"), ("kind", "Config"), ("preferences", {}), ("current-context", "")):
-        merged.setdefault(k, v)
-    return dump(merged)
-
-
 # --- kubeadm's kubeconfig files --------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -222,12 +102,11 @@ def client_cert_kubeconfig(spec: KubeconfigSpec, cfg: PKIConfig, ca_cert, ca_key
     key = keys.generate_private_key(cfg.algorithm)
     tmpl = cu.CertTemplate(cn=user, orgs=spec.orgs, eku=(cu.CLIENT_AUTH,))
     cert = cu.sign(tmpl, key.public_key(), ca_cert, ca_key, now - cu.BACKDATE, now + cfg.validity)
-    key_b64 = b64(keys.private_key_to_pem(key))
-    redact.register(key_b64)  # the key shows up base64-encoded in the file
-    return kubeconfig_yaml(cfg.cluster_name, server_for(spec, cfg), b64(cu.cert_to_pem(ca_cert)),
-                           user, {"client-certificate-data": b64(cu.cert_to_pem(cert)),
-                                  "client-key-data": key_b64},
-                           f"{user}@{cfg.cluster_name}")
+    key_pem = keys.private_key_to_pem(key)  # kubeinit.kubeconfig.config registers it with redact
+    return kubeconfig.dump(kubeconfig.config(
+        cfg.cluster_name, server_for(spec, cfg), kubeconfig.b64(cu.cert_to_pem(ca_cert)), user,
+        {"client-certificate-data": kubeconfig.b64(cu.cert_to_pem(cert)), "client-key-data": kubeconfig.b64(key_pem)},
+        f"{user}@{cfg.cluster_name}"))
 
 
 def embedded_ca(cluster: dict, what: str) -> list:
@@ -260,7 +139,7 @@ def plan_kubeconfigs(cfg: PKIConfig, ca_cert_pem: bytes, ca_key_pem: bytes | Non
             else:
                 todo.append(spec)
             continue
-        _, cluster, _ = current(load(data, spec.file), spec.file)
+        cluster = kubeconfig.current(kubeconfig.load(data, spec.file), spec.file).cluster
         if ca_cert not in embedded_ca(cluster, spec.file):
             errors.append(f"{spec.file} exists but trusts another CA than ca.crt: remove {spec.file} "
                           "to have it generated for this cluster")

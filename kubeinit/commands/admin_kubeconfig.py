@@ -14,10 +14,8 @@ from kubeinit import ui
 
 
 def write(file: str, known_hosts: str | None, trust_new_host_keys: bool, kubeconfig: str | None) -> None:
-    import yaml
-
-    from kubeinit.errors import KubeinitError
-    from kubeinit.managed import kubeconfig as kc
+    from kubeinit import kubeconfig as kc
+    from kubeinit.errors import KubeinitError, UserError
     from kubeinit.spec import load_file
     from kubeinit.ssh import SSHConnection
 
@@ -31,21 +29,16 @@ def write(file: str, known_hosts: str | None, trust_new_host_keys: bool, kubecon
         conn.close()
     if data is None:
         raise KubeinitError(f"{host.name} has no {path}: run `kubeinit up -f {file} --only kubeconfig` first")
-    from kubeinit.kube.kubeconfig import shape_error
-
+    what, redo = f"{host.name}:{path}", f"; re-create it with `kubeinit up -f {file} --only kubeconfig`"
     try:
-        admin = yaml.safe_load(data)
-        if why := shape_error(admin):
-            raise KubeinitError(f"{host.name}:{path} is not a kubeconfig ({why}); re-create it with "
-                                f"`kubeinit up -f {file} --only kubeconfig`")
-        cluster = admin["clusters"][0]["cluster"]
-        user = admin["users"][0]["user"]
-        ca, cert, key = (cluster["certificate-authority-data"], user["client-certificate-data"],
-                         user["client-key-data"])
-    except (yaml.YAMLError, KeyError, IndexError, TypeError):
-        raise KubeinitError(f"{host.name}:{path} is not a kubeconfig with embedded credentials; re-create it with "
-                            f"`kubeinit up -f {file} --only kubeconfig`") from None
-    doc = kc.entry(spec.name, spec.api_endpoint(), ca, {"client-certificate-data": cert, "client-key-data": key})
+        chosen = kc.current(kc.load(data, what), what)
+    except UserError as e:
+        raise KubeinitError(f"{e}{redo}") from None  # the host's file, not the user's input: exit 1
+    ca = chosen.cluster.get("certificate-authority-data")
+    credentials = {k: chosen.user.get(k) for k in ("client-certificate-data", "client-key-data")}
+    if not (ca and all(credentials.values())):
+        raise KubeinitError(f"{what} is not a kubeconfig with embedded credentials{redo}")
+    doc = kc.entry(spec.name, spec.api_endpoint(), ca, credentials)
     target = Path(kubeconfig).expanduser() if kubeconfig else kc.default_path()
     context = kc.merge(target, doc)
     ui.ok(f"wrote context {context} (the admin of cluster {spec.name!r}, server {spec.api_endpoint()}) to {target}")

@@ -1,7 +1,7 @@
 """Bootstrap tokens in a cluster: kubeadm's Secret (reference §4.2) and the record read back from it.
 
     secret_manifest(token, ttl, usages, groups, description, now) -> dict
-                                     kube-system/bootstrap-token-<id> (kubeinit.certs.tokens builds it)
+                                     kube-system/bootstrap-token-<id>
     secret_name(token_id) / token_id_of(id_or_token) -> str
     parse_duration("24h0m0s") -> timedelta      Go's time.ParseDuration, as kubeadm's --ttl
     TokenRecord.from_secret(obj) -> TokenRecord  NotAToken if the Secret holds no well-formed token
@@ -26,7 +26,7 @@ from kubeinit.errors import UserError
 
 NAMESPACE = "kube-system"
 NAME_PREFIX = "bootstrap-token-"
-SECRET_TYPE = tokens.SECRET_TYPE
+SECRET_TYPE = "bootstrap.kubernetes.io/token"
 FIELD_SELECTOR = f"type={SECRET_TYPE}"
 MASKED = "<redacted>"
 
@@ -53,9 +53,34 @@ def _shown(text: str) -> str:
 def secret_manifest(token, ttl: timedelta | None = tokens.DEFAULT_TTL, usages: Sequence[str] = tokens.USAGES,
                     groups: Sequence[str] = tokens.DEFAULT_GROUPS, description: str | None = None,
                     now: datetime | None = None) -> dict:
-    """Validates usages (signing, authentication) and groups (§1.4's regex) before building."""
-    return tokens.bootstrap_token_secret(token, ttl=ttl, usages=usages, groups=groups, description=description,
-                                         now=now)
+    """kube-system/bootstrap-token-<id>; ttl None or 0 means the token never expires. Usages
+    (signing, authentication) and groups (§1.4's regex) are checked first."""
+    token_id, secret = tokens.parse_token(token)
+    bad = [u for u in usages if u not in tokens.USAGES]
+    if bad:
+        raise UserError(f"unknown bootstrap token usage {bad[0]!r}: must be one of {', '.join(tokens.USAGES)}")
+    tokens.validate_groups(groups, usages)
+    if ttl is not None and ttl < timedelta(0):
+        raise UserError("the bootstrap token TTL must not be negative")
+    data = {"token-id": token_id, "token-secret": secret}
+    if description:
+        data["description"] = description
+    if ttl:
+        expires = (now or datetime.now(timezone.utc)) + ttl
+        data["expiration"] = expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for u in usages:
+        data[f"usage-bootstrap-{u}"] = "true"
+    if groups:
+        data["auth-extra-groups"] = ",".join(groups)
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    redact.register(encoded["token-secret"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name(token_id), "namespace": NAMESPACE},
+        "type": SECRET_TYPE,
+        "data": encoded,
+    }
 
 
 # --- durations --------------------------------------------------------------------------

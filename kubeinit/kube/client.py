@@ -250,13 +250,6 @@ def _read(path: Path, what: str, flag: str) -> bytes:
         raise UserError(f"cannot read {what} {path} ({e.strerror}); pass {flag} with the right file") from None
 
 
-def _named(conf: dict, key: str, name: str, path: Path) -> dict:
-    for item in conf.get(key) or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            return item.get(key[:-1]) or {}
-    raise UserError(f"kubeconfig {path}: no {key[:-1]} named {name!r}")
-
-
 def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | None:
     """`<key>-data` (base64) or `<key>` (a file, relative to the kubeconfig's directory)."""
     if section.get(f"{key}-data"):
@@ -270,28 +263,14 @@ def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | No
 
 
 def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: float, dial) -> Client:
-    import yaml
+    from kubeinit import kubeconfig
 
-    from kubeinit.kube.kubeconfig import shape_error
-
-    try:
-        conf = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        raise UserError(f"kubeconfig {path} is not valid YAML") from None
-    if not isinstance(conf, dict):
-        raise UserError(f"{path} is not a kubeconfig (expected a mapping)")
-    if why := shape_error(conf):
-        raise UserError(f"kubeconfig {path}: {why}")
-    ctx_name = context or conf.get("current-context") or ""
-    if not ctx_name:
-        raise UserError(f"kubeconfig {path} has no current-context")
-    ctx = _named(conf, "contexts", ctx_name, path)
-    cluster = _named(conf, "clusters", ctx.get("cluster", ""), path)
-    user_name = ctx.get("user", "")
-    user = _named(conf, "users", user_name, path) if user_name else {}
+    what = f"kubeconfig {path}"
+    chosen = kubeconfig.current(kubeconfig.load(text, what), what, context)
+    cluster, user, user_name = chosen.cluster, chosen.user, chosen.user_name
     server = cluster.get("server") or ""
     if not server:
-        raise UserError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} has no server")
+        raise UserError(f"kubeconfig {path}: cluster {chosen.cluster_name!r} has no server")
     base = path.parent
 
     unsupported = [k for k in ("exec", "auth-provider", "username", "password") if user.get(k)]
@@ -304,7 +283,7 @@ def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: floa
     ca_pem = _data_or_file(cluster, "certificate-authority", base, path)
     if cluster.get("insecure-skip-tls-verify") is True:
         # kubeinit sends admin credentials: never to a server whose identity it cannot check
-        raise UserError(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} sets insecure-skip-tls-verify, and "
+        raise UserError(f"kubeconfig {path}: cluster {chosen.cluster_name!r} sets insecure-skip-tls-verify, and "
                         "kubeinit does not send credentials to an API server it cannot verify; give the cluster's "
                         f"CA (certificate-authority-data) instead, {ADMIN_HINT}")
     if ca_pem:

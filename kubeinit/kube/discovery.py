@@ -7,8 +7,8 @@ trusts, the cluster it joins from nothing but an endpoint, a bootstrap token and
    again until `timeout`);
 3. the CA in that kubeconfig must match a `--discovery-token-ca-cert-hash` pin;
 4. GET it again, now verifying the server against that CA: the bytes must be the same.
-The result: the cluster's server and CA, for bootstrap-kubelet.conf. No step is skipped
-unless the user said --discovery-token-unsafe-skip-ca-verification (then step 3 is).
+The result: the cluster's server and CA, for bootstrap-kubelet.conf (kubeinit.kubeconfig.bootstrap).
+No step is skipped unless the user said --discovery-token-unsafe-skip-ca-verification (then step 3 is).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import base64
 import ssl
 import time
 
-import yaml
-
+from kubeinit import kubeconfig
 from kubeinit.certs import jws, pin, tokens
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.kube.client import ApiError, Client, Unreachable
@@ -49,14 +48,10 @@ def discover(endpoint: str, token: str, pins: list[str], unsafe_skip_ca_verifica
         raise DiscoveryFailed(f"cluster-info at {server} is not signed with token {token_id}'s secret: a wrong "
                               "token, or not the cluster it claims to be; check the token")
     try:
-        conf = yaml.safe_load(info)
-        clusters = conf["clusters"]
-        cluster = clusters[0]["cluster"]
-        ca_pem = base64.b64decode(cluster["certificate-authority-data"])
-    except (yaml.YAMLError, KeyError, IndexError, TypeError, ValueError):
-        raise DiscoveryFailed(f"cluster-info at {server} holds no usable kubeconfig") from None
-    if len(clusters) != 1:
-        raise DiscoveryFailed(f"cluster-info at {server} names {len(clusters)} clusters; kubeadm expects one")
+        cluster_server, ca_data = kubeconfig.read_cluster_info(info)
+    except ValueError as e:
+        raise DiscoveryFailed(f"cluster-info at {server} {e}") from None
+    ca_pem = base64.b64decode(ca_data)
     if pins and not pin.verify_pin(pins, ca_pem):
         raise DiscoveryFailed(f"the CA of the cluster at {server} ({pin.ca_pin(ca_pem)}) matches none of the "
                               "--discovery-token-ca-cert-hash pins: a wrong pin, or not your cluster")
@@ -66,7 +61,7 @@ def discover(endpoint: str, token: str, pins: list[str], unsafe_skip_ca_verifica
     if again != info:
         raise DiscoveryFailed(f"cluster-info at {server} changed between the unverified and the verified read; "
                               "refusing to trust it")
-    return {"server": cluster.get("server") or server, "certificate-authority-data": cluster["certificate-authority-data"]}
+    return {"server": cluster_server or server, "certificate-authority-data": ca_data}
 
 
 def _signed(client: Client, token_id: str, timeout: float, interval: float) -> tuple[str, str]:
@@ -83,16 +78,3 @@ def _signed(client: Client, token_id: str, timeout: float, interval: float) -> t
         if time.monotonic() >= deadline:
             raise DiscoveryFailed(f"discovery at {client.server} failed after {timeout:.0f} s: {why}")
         time.sleep(interval)
-
-
-def bootstrap_kubeconfig(cluster: dict[str, str], token: str, cluster_name: str = "kubernetes") -> str:
-    """kubeadm's bootstrap-kubelet.conf: the discovered cluster and the token as its user."""
-    user = "tls-bootstrap-token-user"
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": dict(cluster)}],
-        "contexts": [{"name": f"{user}@{cluster_name}", "context": {"cluster": cluster_name, "user": user}}],
-        "current-context": f"{user}@{cluster_name}",
-        "preferences": {},
-        "users": [{"name": user, "user": {"token": token}}],
-    }, sort_keys=False)

@@ -80,7 +80,7 @@ def _load(path: Path) -> dict[str, Any]:
     import yaml
 
     from kubeinit import userfile
-    from kubeinit.kube.kubeconfig import shape_error
+    from kubeinit.kubeconfig import shape_error
 
     try:
         text = userfile.read(path, "kubeconfig", userfile.KUBECONFIG_LIMIT, "fix it or pass --kubeconfig")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubeinit import kubeconfig
 from kubeinit.certs import jws, pin
 from kubeinit.kube import discovery
 
@@ -149,7 +150,8 @@ def kubelet(control_plane, signed):
     (home / "manifests").mkdir(parents=True)
     cluster = discovery.discover(cp.endpoint, TOKEN, [pin.ca_pin((cp.etc / "pki" / "ca.crt").read_bytes())],
                                  timeout=10, interval=0.5)
-    (home / "bootstrap-kubelet.conf").write_text(discovery.bootstrap_kubeconfig(cluster, TOKEN))
+    (home / "bootstrap-kubelet.conf").write_text(
+        kubeconfig.bootstrap(cluster["server"], cluster["certificate-authority-data"], TOKEN))
     config = yaml.safe_load(kubeletm.config_yaml(ctx, resolved_active=False))
     healthz, port = free_ports(2)
     config |= {"staticPodPath": str(home / "manifests"), "healthzPort": healthz, "port": port}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from kubeinit import kubeconfig
 from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.certs import jws, pin
@@ -47,7 +48,7 @@ def endpoint(cluster) -> str:
 def test_the_cluster_is_found_and_trusted_with_token_and_pin(published):
     got = discovery.discover(endpoint(published), TOKEN, [pin.ca_pin(published.ca_pem)], timeout=2)
     assert got["server"] == f"https://127.0.0.1:{published.api.port}"
-    conf = yaml.safe_load(discovery.bootstrap_kubeconfig(got, TOKEN))
+    conf = yaml.safe_load(kubeconfig.bootstrap(got["server"], got["certificate-authority-data"], TOKEN))
     assert conf["users"] == [{"name": "tls-bootstrap-token-user", "user": {"token": TOKEN}}]
     assert conf["clusters"][0]["cluster"]["certificate-authority-data"] == got["certificate-authority-data"]
     anonymous = [r for r in published.api.requests if r[2] == "" and r[1] == discovery.CLUSTER_INFO]

@@ -237,14 +237,14 @@ def test_silent_server_times_out(cluster):
      "users: [{name: u, user: {}}]\n", "certificate-authority-data is not valid base64"),
     # the wrong shape: the field is named (was "internal error: AttributeError/TypeError")
     ("current-context: x\ncontexts: [{name: x, context: [c, u]}]\n",
-     r"k\.conf: contexts\[0\]\.context: must be a mapping, not a list$"),
-    ("current-context: x\ncontexts: 5\n", r"k\.conf: contexts: must be a list, not a number$"),
+     r"k\.conf is not a kubeconfig \(contexts\[0\]\.context: must be a mapping, not a list\)$"),
+    ("current-context: x\ncontexts: 5\n", r"k\.conf is not a kubeconfig \(contexts: must be a list, not a number\)$"),
     ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
      "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: [token]}]\n",
-     r"k\.conf: users\[0\]\.user: must be a mapping, not a list$"),
+     r"k\.conf is not a kubeconfig \(users\[0\]\.user: must be a mapping, not a list\)$"),
     ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
      "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: {token: [a]}}]\n",
-     r"k\.conf: users\[0\]\.user\.token: must be text, not a list$"),
+     r"k\.conf is not a kubeconfig \(users\[0\]\.user\.token: must be text, not a list\)$"),
 ])
 def test_kubeconfig_problems_are_user_errors(tmp_path, content, match):
     path = tmp_path / "k.conf"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from cryptography import x509
 
-from kubeinit.certs.expiration import check_expiration, renew, short_duration
+from kubeinit.certs.expiration import check_expiration, renew
+from kubeinit.durations import short_duration
 from kubeinit.certs.pki import plan_pki
 from kubeinit.errors import UserError
 

@@ -12,9 +12,9 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kubeinit import kubeconfig
 from kubeinit.certs import keys
-from kubeinit.certs.kubeconfig import (bootstrap_kubeconfig, cluster_info_kubeconfig, kubeconfig_yaml,
-                                       merge_kubeconfig, plan_kubeconfigs)
+from kubeinit.certs.kubeconfig import plan_kubeconfigs
 from kubeinit.errors import UserError
 
 CPE = "https://k8s-api.example.com:8443"  # make_cfg's controlPlaneEndpoint
@@ -137,7 +137,8 @@ def test_unknown_kubeconfig_name(ec, now):
 
 def test_bootstrap_kubeconfig_read_by_kubectl(ec, tmp_path):
     path = tmp_path / "bootstrap-kubelet.conf"
-    path.write_text(bootstrap_kubeconfig("https://10.0.0.10:6443", ec.files["ca.crt"], "abcdef.0123456789abcdef"))
+    path.write_text(kubeconfig.bootstrap("https://10.0.0.10:6443", kubeconfig.b64(ec.files["ca.crt"]),
+                                         "abcdef.0123456789abcdef"))
     view = yaml.safe_load(kubectl("view", "--raw", kubeconfig=path))
     assert view["users"] == [{"name": "tls-bootstrap-token-user", "user": {"token": "abcdef.0123456789abcdef"}}]
     assert contexts(path) == [["*", "tls-bootstrap-token-user@kubernetes", "kubernetes", "tls-bootstrap-token-user"]]
@@ -148,12 +149,12 @@ def test_cluster_info_is_serialised_like_client_go():
     want = ('apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n'
             '    server: https://10.0.0.10:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\n'
             'kind: Config\npreferences: {}\nusers: null\n')
-    assert cluster_info_kubeconfig("https://10.0.0.10:6443", b"\0\0\0") == want
+    assert kubeconfig.cluster_info("https://10.0.0.10:6443", b"\0\0\0") == want
 
 
 def test_cluster_info_read_by_kubectl(ec, tmp_path):
     path = tmp_path / "cluster-info"
-    path.write_text(cluster_info_kubeconfig("https://10.0.0.10:6443", ec.files["ca.crt"]))
+    path.write_text(kubeconfig.cluster_info("https://10.0.0.10:6443", ec.files["ca.crt"]))
     view = yaml.safe_load(kubectl("view", "--raw", kubeconfig=path))
     assert view["clusters"][0]["cluster"]["server"] == "https://10.0.0.10:6443"
     assert view["users"] is None and view["contexts"] is None
@@ -164,11 +165,11 @@ def test_exec_plugin_kubeconfig_and_merge(ec, tmp_path):
     exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
                           "command": "kubeinit-test-absent-plugin",
                           "args": ["eks", "get-token", "--cluster-name", "demo"], "interactiveMode": "Never"}}
-    eks = kubeconfig_yaml("arn:aws:eks:eu-west-1:1:cluster/demo", "https://demo.eks.amazonaws.com",
-                          base64.b64encode(ec.files["ca.crt"]).decode(), "demo-user", exec_user, "demo")
-    merged = merge_kubeconfig(ec.kc_files["admin.conf"].decode(), eks)
+    eks = kubeconfig.config("arn:aws:eks:eu-west-1:1:cluster/demo", "https://demo.eks.amazonaws.com",
+                            base64.b64encode(ec.files["ca.crt"]).decode(), "demo-user", exec_user, "demo")
     path = tmp_path / "config"
-    path.write_text(merged)
+    path.write_bytes(ec.kc_files["admin.conf"])
+    assert kubeconfig.merge(path, eks) == "demo"
     assert sorted(contexts(path)) == [["", "kubernetes-admin@prod", "prod", "kubernetes-admin"],
                                       ["*", "demo", "arn:aws:eks:eu-west-1:1:cluster/demo", "demo-user"]]
     view = yaml.safe_load(kubectl("view", "--raw", kubeconfig=path))
@@ -176,13 +177,16 @@ def test_exec_plugin_kubeconfig_and_merge(ec, tmp_path):
     assert users["demo-user"]["exec"]["args"] == ["eks", "get-token", "--cluster-name", "demo"]
     assert "client-certificate-data" in users["kubernetes-admin"]
 
-    # merging again with a changed server replaces the same-named cluster in place
-    eks2 = eks.replace("https://demo.eks.amazonaws.com", "https://demo2.eks.amazonaws.com")
-    again = yaml.safe_load(merge_kubeconfig(merged, eks2))
+    # merging again with a changed server replaces the same-named cluster where it stands
+    eks2 = yaml.safe_load(kubeconfig.dump(eks).replace("https://demo.eks.amazonaws.com",
+                                                        "https://demo2.eks.amazonaws.com"))
+    kubeconfig.merge(path, eks2)
+    again = yaml.safe_load(path.read_text())
     assert [c["cluster"]["server"] for c in again["clusters"]] == [CPE, "https://demo2.eks.amazonaws.com"]
     assert len(again["users"]) == 2 and again["current-context"] == "demo"
     # and into nothing
-    assert yaml.safe_load(merge_kubeconfig(None, eks)) == yaml.safe_load(eks)
+    kubeconfig.merge(tmp_path / "new" / "config", eks)
+    assert yaml.safe_load((tmp_path / "new" / "config").read_text()) == eks
 
 
 def test_client_keys_are_masked(ec):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kubeinit.certs.tokens import bootstrap_token_secret
+from kubeinit.kube.bootstraptoken import secret_manifest
 from kubeinit.errors import UserError
 from kubeinit.redact import mask
 
@@ -20,7 +20,7 @@ def _decoded(secret: dict) -> dict:
 
 
 def test_defaults_exactly():
-    s = bootstrap_token_secret(TOKEN, now=NOW)
+    s = secret_manifest(TOKEN, now=NOW)
     assert {k: v for k, v in s.items() if k != "data"} == {
         "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
         "metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"}}
@@ -35,7 +35,7 @@ def test_defaults_exactly():
 
 
 def test_options():
-    s = bootstrap_token_secret(TOKEN, ttl=timedelta(0), usages=["authentication"],
+    s = secret_manifest(TOKEN, ttl=timedelta(0), usages=["authentication"],
                                groups=["system:bootstrappers:a", "system:bootstrappers:b"],
                                description="proxy for kubeadm-certs", now=NOW)
     assert _decoded(s) == {"token-id": "abcdef", "token-secret": "0123456789abcdef",
@@ -43,7 +43,7 @@ def test_options():
                            "usage-bootstrap-authentication": "true",
                            "auth-extra-groups": "system:bootstrappers:a,system:bootstrappers:b"}
     local = datetime(2024, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
-    assert _decoded(bootstrap_token_secret(TOKEN, ttl=timedelta(hours=2), groups=[], now=local))[
+    assert _decoded(secret_manifest(TOKEN, ttl=timedelta(hours=2), groups=[], now=local))[
         "expiration"] == "2024-01-02T05:04:05Z"
 
 
@@ -55,10 +55,10 @@ def test_options():
 ])
 def test_rejects(kwargs, match):
     with pytest.raises(UserError, match=match):
-        bootstrap_token_secret(TOKEN, now=NOW, **kwargs)
+        secret_manifest(TOKEN, now=NOW, **kwargs)
 
 
 def test_secret_is_masked():
-    s = bootstrap_token_secret(TOKEN, now=NOW)
+    s = secret_manifest(TOKEN, now=NOW)
     assert "0123456789abcdef" not in mask(f"token {TOKEN}")
     assert s["data"]["token-secret"] not in mask(str(s))
