@@ -68,3 +68,44 @@ def scale(spec, record, pool: str, nodes: int, min_: int | None, max_: int | Non
     if p == "aks" and nodes == 0 and record is not None and record.spec.node_pools and \
             record.spec.node_pools[0].name == pool:
         raise UserError(f"node pool {pool} is the AKS cluster's system pool: it needs at least 1 node")
+
+
+_SAME_CLUSTER = {"profile"}  # how kubeinit reaches the cloud, not what the cluster is
+
+
+def changes(old, new) -> tuple[list[str], list[str]]:
+    """What a re-run's spec changes against the recorded one, and the commands that make those changes."""
+    said, commands = [], []
+    a, b = old.to_dict(), new.to_dict()
+    for key in a:
+        if key in ("node_pools", *_SAME_CLUSTER) or a[key] == b.get(key):
+            continue
+        said.append(f"{key.replace('_', ' ')} {_show(a[key])} → {_show(b.get(key))}")
+    pools_a = {p["name"]: p for p in a["node_pools"]}
+    pools_b = {p["name"]: p for p in b["node_pools"]}
+    where = f"--provider {new.provider} --cluster {new.name}"
+    for name, pb in pools_b.items():
+        pa = pools_a.get(name)
+        if pa is None:
+            said.append(f"node pool {name} is new")
+            commands.append(f"kubeinit create nodepool {name} {where} --nodes {pb['count']}")
+            continue
+        diff = [k for k in pb if pb[k] != pa.get(k)]
+        if not diff:
+            continue
+        said.append(f"node pool {name}: " + ", ".join(f"{k.replace('_', ' ')} {_show(pa.get(k))} → {_show(pb[k])}"
+                                                    for k in diff))
+        if set(diff) <= {"count", "min", "max"}:
+            bounds = "".join(f" --nodes-{k} {pb[k]}" for k in ("min", "max") if pb[k] is not None and k in diff)
+            commands.append(f"kubeinit scale nodepool {name} {where} --nodes {pb['count']}{bounds}")
+    for name in pools_a.keys() - pools_b.keys():
+        said.append(f"node pool {name} is no longer given")
+    return said, commands
+
+
+def _show(v) -> str:
+    if v is None or v == () or v == [] or v == {}:
+        return "(none)"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)

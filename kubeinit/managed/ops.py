@@ -72,6 +72,17 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
             raise UserError(f"{record.path} records {spec.provider} cluster {spec.name} with {f} "
                             f"{getattr(record.spec, f)}, not {getattr(spec, f)}: use that {f}, "
                             f"or delete it first with `{_delete_cmd(spec)}`")
+        said, commands = checks.changes(record.spec, spec)
+        if said and record.status == "ready":  # the cloud would keep what it has: say so rather than pretend
+            raise _with_hints(UserError(
+                f"{provider.title} cluster {spec.name} is ready and was created with other settings ("
+                + "; ".join(said) + "): create does not change an existing cluster, and nothing was changed"),
+                *([f"to change it: `{c}`" for c in commands] or []),
+                *(["other settings are fixed once made: delete the cluster and create it again"]
+                  if len(commands) < len(said) else []))
+        if said:
+            ui.warn("the settings differ from the record's (" + "; ".join(said) + "): what is already made keeps "
+                    "its settings, the rest is made with the new ones")
         ui.info(f"resuming from {record.path}: {len(record.resources)} recorded resources are reused")
         record.spec = spec
     ctx = _ctx(provider, spec, record, opts)

@@ -247,3 +247,27 @@ def test_aks_failed_cluster_is_deleted_and_made_again(aks, cli):
     assert "AKS cluster demo failed in the cloud (provisioning state Failed): deleting it and creating it again" in r.output
     assert aks.clusters[(SUB, "kubeinit-demo", "demo")]["properties"]["provisioningState"] == "Succeeded"
     assert cli(*AKS_DELETE).exit_code == 0 and aks.clusters == {} and aks.groups == {}
+
+
+# -- finding 6: changed flags on a ready cluster are shown, not silently recorded -------------
+def test_changed_flags_on_a_ready_cluster_are_refused_with_the_command(aws, cli):
+    assert cli(*EKS).exit_code == 0
+    path = Path(os.environ["KUBEINIT_HOME"]) / "managed" / "eks-demo.json"
+    before = json.loads(path.read_text())["spec"]
+    aws.requests.clear()
+    r = cli(*EKS, "--nodes", "5")
+    assert r.exit_code == 2, r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert errors == ["error: EKS cluster demo is ready and was created with other settings (node pool ng-1: count 2 → 5): "
+                      "create does not change an existing cluster, and nothing was changed"]
+    assert "to change it: `kubeinit scale nodepool ng-1 --provider eks --cluster demo --nodes 5`" in r.output
+    assert json.loads(path.read_text())["spec"] == before  # the record's spec is not rewritten
+    assert aws.requests == []
+
+    r = cli(*EKS, "--subnets", "subnet-a,subnet-b")
+    assert r.exit_code == 2
+    assert "subnets (none) → subnet-a,subnet-b" in r.output and "delete the cluster and create it again" in r.output
+
+    r = cli(*EKS)  # the same command again is still fine
+    assert r.exit_code == 0, r.output
+    assert cli(*EKS_DELETE).exit_code == 0
