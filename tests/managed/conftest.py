@@ -92,9 +92,21 @@ def moto_server():
         os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
 
 
+def closed_port_url() -> str:
+    """https:// on a loopback port nothing listens on: a cluster API that refuses connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"https://127.0.0.1:{s.getsockname()[1]}"
+
+
 @pytest.fixture
 def aws(moto_server, monkeypatch):
     moto_server.reset()
+    import moto.eks.models
+
+    # moto's cluster endpoints are made-up public names; delete cluster asks the cluster's API for its
+    # LoadBalancer Services: a loopback port that refuses (tests with an API use tests/unit/apiserver.py)
+    monkeypatch.setattr(moto.eks.models, "ENDPOINT_TEMPLATE", closed_port_url() + "/{region}")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)  # boto3's own endpoint setting
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKETESTKEY00001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRETS["aws_secret"])
@@ -151,6 +163,7 @@ def arm_server(tls_files):
 @pytest.fixture
 def aks(arm_server, tls_files, monkeypatch):
     arm_server.reset()
+    monkeypatch.setattr(arm_server, "api_server", closed_port_url())  # the clusters' API, as for aws above
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{arm_server.url}/msi/token")  # App Service managed identity
     monkeypatch.setenv("IDENTITY_HEADER", SECRETS["azure_identity_header"])
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files["ca"]))

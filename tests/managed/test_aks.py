@@ -36,7 +36,7 @@ def test_create_kubeconfig_scale_delete(aks, cli):
     view = kubectl_view(kc)
     assert view["current-context"] == "demo"
     assert view["users"][0]["name"] == "clusterUser_kubeinit-demo_demo"
-    assert view["clusters"][0]["cluster"]["server"] == "https://demo-test.hcp.westeurope.azmk8s.io:443"
+    assert view["clusters"][0]["cluster"]["server"] == aks.api_server  # as listClusterUserCredential gave it
     assert SECRETS["aks_user_token"] in kc.read_text()  # the user's own credentials, in their 0600 file
     assert SECRETS["aks_user_token"] not in r.output
 

@@ -4,7 +4,8 @@ nothing in kubeinit/ uses it; it stands in for one because no real API server ca
 HTTPS on 127.0.0.1 (a random port) with a serving certificate for 127.0.0.1 signed by a test
 cluster CA. Clients authenticate as kube-apiserver's x509 authenticator does: a client
 certificate signed by that CA (CN = user, O = groups), so a kubeconfig made by kubeinit's own
-code works; or a bearer token from `tokens`. Authorisation is kube-apiserver's: the group
+code works; or a bearer token from `tokens` (or one `review(token)` vouches for, as a webhook
+token authenticator does: EKS's, GKE's). Authorisation is kube-apiserver's: the group
 system:masters may do anything without RBAC; everyone else (kubeadm:cluster-admins too) only what
 the stored ClusterRoleBindings and RoleBindings grant through the roles they name (verbs, API
 groups, resources, resourceNames, '*'); a binding is honoured `binding_delay` seconds after it is
@@ -101,6 +102,8 @@ def status(code: int, reason: str, message: str, details: dict | None = None) ->
 class ApiServerDouble:
     def __init__(self, tokens: dict[str, tuple[str, tuple[str, ...]]] | None = None, binding_delay: float = 0.0):
         self.tokens = tokens or {}  # bearer token -> (user, groups)
+        # a webhook token authenticator (EKS's aws-iam-authenticator, GKE's): token -> (user, groups) or None
+        self.review = None
         self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
         self.objects[("clusterroles", "", "cluster-admin")] = json.loads(json.dumps(CLUSTER_ADMIN))
         self.binding_delay = binding_delay
@@ -472,7 +475,8 @@ class _Handler(BaseHTTPRequestHandler):
                     tuple(v for k, v in rdns if k == "organizationName"))
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            return self.server.api.tokens.get(auth[len("Bearer "):])
+            token, api = auth[len("Bearer "):], self.server.api
+            return api.tokens.get(token) or (api.review(token) if api.review else None)
         return None
 
 

@@ -37,6 +37,7 @@ class ArmApiDouble(JsonApiDouble):
         self.token, self.identity_header = token, identity_header
         self.user_token, self.user_key = user_token, user_key
         self.op_polls = 1
+        self.api_server: str | None = None  # the clusters' API server in their kubeconfigs (default: the fqdn)
         self.reset()
 
     def reset(self) -> None:
@@ -161,7 +162,7 @@ class ArmApiDouble(JsonApiDouble):
         user = f"clusterUser_{rg}_{name}"
         kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": name, "preferences": {},
                       "clusters": [{"name": name, "cluster": {"certificate-authority-data": self.ca_b64,
-                                                              "server": f"https://{c['properties']['fqdn']}:443"}}],
+                                                              "server": self.api_server or f"https://{c['properties']['fqdn']}:443"}}],
                       "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
                       "users": [{"name": user, "user": {
                           "client-certificate-data": base64.b64encode(b"test client certificate").decode(),
@@ -226,6 +227,9 @@ class ArmApiDouble(JsonApiDouble):
             new = body["properties"]
             if new.get("vmSize") != prof.get("vmSize"):
                 return error(400, "PropertyChangeNotAllowed", "Changing property 'vmSize' is not allowed.")
+            refused = _pool_counts(new)
+            if refused:
+                return error(400, "InvalidParameter", refused)
 
             def done(fault):
                 if not fault:
@@ -251,3 +255,16 @@ class ArmApiDouble(JsonApiDouble):
             return error(404, "NotFound", f"operation {op}")
         self._advance(o)
         return Reply(200, {"name": op, "status": o["status"], **({"error": o["error"]} if "error" in o else {})})
+
+
+def _pool_counts(p: dict) -> str | None:
+    """What AKS refuses in an agent pool's counts: a System pool without nodes, min/max without the
+    autoscaler enabled, and a count outside [minCount, maxCount]."""
+    count, lo, hi = p.get("count"), p.get("minCount"), p.get("maxCount")
+    if p.get("mode") == "System" and count == 0:
+        return "A System mode agent pool must have at least 1 node."
+    if not p.get("enableAutoScaling") and (lo is not None or hi is not None):
+        return "minCount and maxCount must be null when enableAutoScaling is false."
+    if p.get("enableAutoScaling") and (lo is None or hi is None or not lo <= (count or 0) <= hi):
+        return f"count {count} must be within minCount {lo} and maxCount {hi} when enableAutoScaling is true."
+    return None
