@@ -223,13 +223,24 @@ class AKS(Provider):
         s, pools = ctx.spec, ctx.api("containerservice").agent_pools
         with ctx.step(f"scaling AKS node pool {pool} to {nodes} nodes"):
             body = pools.get(s.resource_group, s.name, pool)  # PUT replaces the pool: send it whole
+            ctx.decide(lambda: self._scalable(body, pool, nodes, min_),
+                       "(refused if it is a System pool and --nodes is 0, or autoscaled and no range is given)")
             body["properties"]["count"] = nodes
-            if min_ is not None:
+            if min_ is not None:  # checks.scale: min and max come together; AKS takes them only with the autoscaler
+                body["properties"]["enableAutoScaling"] = True
                 body["properties"]["minCount"] = min_
-            if max_ is not None:
                 body["properties"]["maxCount"] = max_
             poller = pools.begin_create_or_update(s.resource_group, s.name, pool, body)
         ctx.wait_lro(f"AKS node pool {pool} is scaled", poller)
+
+    @staticmethod
+    def _scalable(body, pool, nodes, min_):
+        props = body["properties"]
+        if props.get("mode") == "System" and nodes == 0:
+            raise UserError(f"AKS node pool {pool} is a System pool: it needs at least 1 node")
+        if props.get("enableAutoScaling") and min_ is None:
+            raise UserError(f"AKS node pool {pool} is autoscaled between {props.get('minCount')} and "
+                            f"{props.get('maxCount')}: give --nodes-min and --nodes-max with --nodes to change it")
 
     def describe(self, e):
         what = {"cluster": "AKS cluster", "agent_pool": "AKS node pool"}.get(e["kind"], "resource group")

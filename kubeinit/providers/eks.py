@@ -349,11 +349,24 @@ class EKS(Provider):
         return rows
 
     def scale(self, ctx, pool, nodes, min_, max_):
-        cfg = {"desiredSize": nodes, **({"minSize": min_} if min_ is not None else {}),
-               **({"maxSize": max_} if max_ is not None else {})}
+        # EKS refuses a desiredSize outside [minSize, maxSize]: send all three, the range widened if it must be
+        with ctx.step(f"reading EKS nodegroup {pool}"):
+            cur = ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=pool)["nodegroup"]
+        cfg = ctx.decide(lambda: self._range(ctx, pool, cur["scalingConfig"], nodes, min_, max_),
+                         f"minSize/maxSize: the nodegroup's (or the flags'), widened to hold {nodes} nodes if needed")
         with ctx.step(f"scaling EKS nodegroup {pool} to {nodes} nodes"):
             ctx.api("eks").update_nodegroup_config(clusterName=ctx.spec.name, nodegroupName=pool, scalingConfig=cfg)
         self._wait_nodegroup(ctx, pool, desired=nodes)
+
+    @staticmethod
+    def _range(ctx, pool, cur, nodes, min_, max_):
+        lo = cur["minSize"] if min_ is None else min_
+        hi = cur["maxSize"] if max_ is None else max_
+        new_lo, new_hi = min(lo, nodes), max(hi, nodes, 1)
+        if (new_lo, new_hi) != (lo, hi):
+            ctx.note(f"widening EKS nodegroup {pool}'s size range from [{lo}, {hi}] to [{new_lo}, {new_hi}] "
+                     f"to hold {nodes} nodes (EKS refuses a desired size outside it)")
+        return {"minSize": new_lo, "maxSize": new_hi, "desiredSize": nodes}
 
     # -- delete ------------------------------------------------------------
     def discover(self, ctx):

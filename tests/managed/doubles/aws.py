@@ -95,9 +95,42 @@ class MotoDouble(ThreadedMotoServer):
                 if hit:
                     self.faults.remove(f)
                     return _error(f, start_response)
+            refused = _eks_scaling(method, path, body)
+            if refused:
+                return _error({"re": None, "status": 400, "code": "InvalidParameterException", "message": refused},
+                              start_response)
             return app(environ, start_response)
 
         return wsgi
+
+
+def _eks_scaling(method: str, path: str, body: bytes) -> str | None:
+    """What real EKS refuses and moto accepts: a scalingConfig whose desired size is outside
+    [minSize, maxSize] (an update's missing sizes are the nodegroup's current ones), or maxSize < 1."""
+    m = re.match(r"^/clusters/([^/]+)/node-groups(?:/([^/]+)/update-config)?$", path)
+    if method != "POST" or not m or not body:
+        return None
+    cfg = json.loads(body).get("scalingConfig")
+    if not cfg:
+        return None
+    if m.group(2):
+        from moto.eks.models import eks_backends
+
+        for account in eks_backends.values():
+            for backend in account.values():
+                ng = getattr(backend.clusters.get(m.group(1)), "nodegroups", {}).get(m.group(2))
+                if ng is not None:
+                    cfg = {**ng.scaling_config, **cfg}
+    lo, hi, want = cfg.get("minSize"), cfg.get("maxSize"), cfg.get("desiredSize")
+    if hi is not None and hi < 1:
+        return "maxSize can't be lower than 1"
+    if want is not None and hi is not None and want > hi:
+        return f"desired capacity {want} can't be greater than max size {hi}"
+    if want is not None and lo is not None and want < lo:
+        return f"desired capacity {want} can't be lower than min size {lo}"
+    if lo is not None and hi is not None and lo > hi:
+        return f"min size {lo} can't be greater than max size {hi}"
+    return None
 
 
 def _error(f: dict, start_response):
