@@ -155,11 +155,14 @@ class Facts:
         cmds = [f.argv() for f in asked] + ([_digests_command(todo)] if todo else [])
         if not cmds:
             return
-        results = batch(self.conn, cmds)
+        results = self._ask(cmds)
         if todo:
             self._parse_digests(results.pop().out, todo)
         for fact, r in zip(asked, results):
             self._cache[fact] = fact.parse(r)
+
+    def _ask(self, cmds: list[Sequence[str]]) -> list[Result]:
+        return batch(self.conn, cmds)
 
     def changed(self) -> None:
         """The host was changed: forget every answer but the stable ones and the files (what this

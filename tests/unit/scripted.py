@@ -1,5 +1,7 @@
 """Helpers for in-memory host doubles: answer kubeinit's read-only shell probes from a
-scripted state, in the formats the real commands print (see kubeinit/facts.py)."""
+scripted state, in the formats the real commands print (see kubeinit/facts/). The plan tests'
+doubles (ProbedHost) answer each command as it stands, through FactsStub; only the executor's
+MemoryHost (test_apply.py), which runs under the real Facts, takes a batch apart (`answer`)."""
 
 from __future__ import annotations
 
@@ -113,7 +115,12 @@ class ProbedHost:
 
     def run(self, argv, stdin=None, timeout=600):
         self.commands += 1
-        return answer(argv, self._one)
+        return self._one(list(argv))  # one command as it stands: no batch script is taken apart here
+
+    def answer_each(self, commands) -> list[Result]:
+        """Several commands in one round trip, each answered as it stands (FactsStub asks so)."""
+        self.commands += 1
+        return [self._one(list(c)) for c in commands]
 
     def _one(self, argv):
         if is_digests(argv):

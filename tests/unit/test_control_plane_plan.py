@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-import scripted  # noqa: E402  (tests/unit is on sys.path)
+import scripted
 import yaml
+from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
@@ -83,7 +84,7 @@ def ca_files():
 def plan_all(host, spec=None):
     """Plan the three components as the executor does (gather, then plan), one context."""
     spec = spec or make_spec()
-    t = Target(spec.hosts[0], lambda h: host)
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub({}, conn=host))
     ctx = Context(spec, [t], Options())
     steps = {}
     for n in NAMES:
