@@ -15,9 +15,9 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
+from kubeinit import kubeconfig as kcfg
 from kubeinit import ui
 from kubeinit.errors import KubeinitError, UserError
-from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.providers.base import CloudError, Fault
 
 log = logging.getLogger("kubeinit.managed")
@@ -146,7 +146,7 @@ class Ctx:
 
     def all(self, pages: Any) -> list:
         """Read a lazy pager to the end (its requests are sent while iterating)."""
-        return list(pages)
+        return [p for p in pages]  # not list(): a dry run's placeholder has no length
 
     # side effects, per context
     def call(self, service: str, path: tuple[str, ...], args: tuple, kwargs: dict) -> Any:

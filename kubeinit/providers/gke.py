@@ -12,9 +12,9 @@ import dataclasses
 import os
 import re
 
+from kubeinit import kubeconfig as kcfg
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
-from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.providers.base import CloudError, Fault, Provider, kind_from_code, require
 
 LABEL = "kubeinit-dev-cluster"  # GCP label keys allow only [a-z0-9_-]

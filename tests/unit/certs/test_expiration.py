@@ -10,8 +10,8 @@ import yaml
 from cryptography import x509
 
 from kubeinit.certs.expiration import check_expiration, renew
-from kubeinit.durations import short_duration
 from kubeinit.certs.pki import plan_pki
+from kubeinit.durations import short_duration
 from kubeinit.errors import UserError
 
 LEAF_ROWS = ["admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client",
