@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeinit.errors import SpecError, UserError
+from kubeinit.errors import SpecError
 from kubeinit.managed.checks import MAX_NODES
 
 PROVIDERS = ("eks", "gke", "aks")
@@ -215,25 +215,14 @@ def _str_map(raw: Any, err, where: str) -> dict[str, str]:
 
 
 def load_file(path: str) -> tuple[dict[str, Any], str | None]:
-    """Read a cluster file: return its `managed` mapping and top-level `name`."""
-    import yaml
+    """Read a cluster file through kubeinit's one loader (so `config validate` judges it the same),
+    which must find a valid managed section; return that mapping as written, for flags to go over,
+    and the file's top-level `name`."""
+    from kubeinit import spec as cluster
 
-    from kubeinit import userfile
-
-    try:
-        doc = yaml.safe_load(userfile.read(path, "cluster file", userfile.CLUSTER_FILE_LIMIT, "pass the right file"))
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(doc, dict):
-        raise SpecError("", "must be a mapping with apiVersion, kind, name and managed", path)
-    if "managed" not in doc:
-        raise SpecError("managed", "missing: the file has no managed section", path)
-    name = doc.get("name")
-    if name is None and isinstance(doc.get("metadata"), dict):
-        name = doc["metadata"].get("name")
-    return doc["managed"], name
+    docs = cluster.read_documents(path)
+    cluster.load_documents(docs, source=str(path), require="managed")
+    return docs[0]["managed"], docs[0].get("name")
 
 
 def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

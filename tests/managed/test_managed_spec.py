@@ -81,13 +81,18 @@ def test_flags_override_the_file_and_the_first_pool():
 
 def test_file_errors(tmp_path, cli):
     f = tmp_path / "c.yaml"
-    f.write_text("name: x\nmanaged:\n  provider: eks\n  nodePools:\n    - {name: a, count: -2}\n")
+    head = "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nname: x\n"
+    f.write_text(head + "managed:\n  provider: eks\n  nodePools:\n    - {name: a, count: -2}\n")
     r = cli("create", "cluster", "-f", f, "--dry-run")
     assert r.exit_code == 2
     assert r.output.strip() == f"error: {f}: managed.nodePools[0].count: must be an integer ≥ 0"
-    f.write_text("name: x\n")
+    f.write_text(head)
     r = cli("create", "cluster", "-f", f)
     assert r.exit_code == 2 and "managed: missing" in r.output
+    # the cluster-file loader's rules hold here too (config validate's): a Cluster document, no unknown fields
+    f.write_text("name: x\nmanaged:\n  provider: eks\n")
+    r = cli("create", "cluster", "-f", f, "--dry-run")
+    assert r.exit_code == 2 and r.output.strip() == f"error: {f}: apiVersion: is missing; use kubeinit.dev/v1alpha1"
 
 
 def test_file_through_the_cli_dry_run(tmp_path, cli, monkeypatch):

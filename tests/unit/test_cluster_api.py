@@ -5,6 +5,7 @@ host's connection (here this machine's), TLS checked against the cluster CA."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -206,7 +207,8 @@ def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, serve
     kh = tmp_path / "known_hosts"
     kh.write_text(server.known_hosts_line())
     spec = make_spec(cluster)
-    spec.hosts[0].ssh = SSHOptions(user="root", port=server.port, key=client_key[1])
+    host = dataclasses.replace(spec.hosts[0], ssh=SSHOptions(user="root", port=server.port, key=client_key[1]))
+    spec = dataclasses.replace(spec, hosts=(host, *spec.hosts[1:]))
     ctx = Context(spec, [Target(h, lambda h: SSHConnection(h, known_hosts=kh)) for h in spec.hosts], Options())
     tree = init_phases()
     summary = execute(ctx, [find(tree, p) for p in PHASES], View())

@@ -109,7 +109,7 @@ def test_kubeadm_v1beta4_documents(tmp_path):
     assert s.name == "kcluster" and s.kubernetes_version == "v1.31.2"
     assert s.hosts[0].name == "node-a" and s.hosts[0].address == "192.168.50.4"
     assert s.pki.algorithm == "ECDSA-P256" and s.pki.validity_hours == 4380
-    assert s.pki.cert_sans == ["api.example.com", "192.168.50.100"]
+    assert s.pki.cert_sans == ("api.example.com", "192.168.50.100")
     assert s.networking.service_subnet == "10.112.0.0/16"
     assert s.extra_args["apiServer"] == {"audit-log-maxage": "7"}
     assert s.api_endpoint() == "https://cp.example.com:6443"
@@ -144,6 +144,7 @@ BAD = [
     ("hosts[2].address", "10.0.0.11", "hosts[2].address: '10.0.0.11' is already used by hosts[1]"),
     ("hosts[1].address", "10.244.0.5", "hosts[1].address: 10.244.0.5 lies inside networking.podSubnet"),
     ("hosts[1].address", "not an address", "hosts[1].address: 'not an address' is neither"),
+    ("hosts[1].address", "999.1.1.1", "hosts[1].address: '999.1.1.1' is not a valid IPv4 address"),
     ("hosts[0].name", _DELETE, "hosts[0].name: is missing"),
     ("hosts[0].address", _DELETE, "hosts[0].address: is missing"),
     ("hosts[0].role", "worker", "hosts: has no host with role control-plane"),
