@@ -87,7 +87,7 @@ def parse_managed(raw: Any, path: str = "managed", name: str | None = None,
 
     if not isinstance(raw, dict):
         raise SpecError(path, "must be a mapping", source)
-    unknown = sorted(set(raw) - _KEYS)
+    unknown = sorted(set(raw) - _KEYS, key=str)  # YAML keys may be numbers too
     if unknown:
         raise err(unknown[0], f"unknown field (expected one of {', '.join(sorted(_KEYS))})")
     provider = raw.get("provider")
@@ -167,7 +167,7 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
         at = f"nodePools[{i}]"
         if not isinstance(p, dict):
             raise err(at, "must be a mapping")
-        unknown = sorted(set(p) - _POOL_KEYS)
+        unknown = sorted(set(p) - _POOL_KEYS, key=str)
         if unknown:
             raise err(f"{at}.{unknown[0]}", f"unknown field (expected one of {', '.join(sorted(_POOL_KEYS))})")
         name = p.get("name", pool_name if i == 0 else None)

@@ -54,6 +54,8 @@ MALFORMED = {
     "managed-and-hosts": MANAGED + "hosts:\n  - {name: cp1, address: 192.0.2.10, role: control-plane}\n",
     "managed-not-a-mapping": MANAGED.split("managed:")[0] + "managed: [eks]\n",
     "managed-bad-name": MANAGED.replace("name: prod", "name: Prod_1"),
+    "managed-number-keys": MANAGED.replace("  provider: eks\n", "  provider: eks\n  1: x\n  b: y\n"),
+    "managed-pool-number-keys": MANAGED.replace("min: 1,", "1: 2, b: 3, min: 1,"),
     "neither-hosts-nor-managed": "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nname: x\n",
     "hosts-bad-ipv4": HOSTS.replace("192.0.2.11", "999.1.1.1"),
     "hosts-bad-role": HOSTS.replace("role: control-plane", "role: master"),
