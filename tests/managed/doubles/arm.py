@@ -37,6 +37,7 @@ class ArmApiDouble(JsonApiDouble):
         self.token, self.identity_header = token, identity_header
         self.user_token, self.user_key = user_token, user_key
         self.op_polls = 1
+        self.api_server: str | None = None  # the clusters' API server in their kubeconfigs (default: the fqdn)
         self.reset()
 
     def reset(self) -> None:
@@ -161,7 +162,7 @@ class ArmApiDouble(JsonApiDouble):
         user = f"clusterUser_{rg}_{name}"
         kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": name, "preferences": {},
                       "clusters": [{"name": name, "cluster": {"certificate-authority-data": self.ca_b64,
-                                                              "server": f"https://{c['properties']['fqdn']}:443"}}],
+                                                              "server": self.api_server or f"https://{c['properties']['fqdn']}:443"}}],
                       "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
                       "users": [{"name": user, "user": {
                           "client-certificate-data": base64.b64encode(b"test client certificate").decode(),
