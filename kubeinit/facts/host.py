@@ -4,6 +4,7 @@ batched with the rest of a phase's facts into its one round trip.
     Arch()             amd64 / arm64 as Go names them (else what `uname -m` says)   stable
     OsRelease()        /etc/os-release's ID, VERSION_ID and ID_LIKE                   stable
     UnitState(unit)    systemd's ActiveState and UnitFileState of a unit ("" when unknown)
+    Sysctl(key)        a kernel setting under /proc/sys (net/ipv4/ip_forward), "missing" when absent
     Stamps(glob)       kubeinit's install stamps (hostops/install.py), with each installed file's
                        fingerprint now: whether what was installed is still as it was
 """
@@ -87,3 +88,15 @@ class Stamps(Fact[dict]):
         from kubeinit.hostops import install
 
         return install.parse_probe(r.out)[1]
+
+
+@dataclass(frozen=True)
+class Sysctl(Fact[str]):
+    key: str  # under /proc/sys, as net/ipv4/ip_forward
+
+    def argv(self) -> tuple[str, ...]:
+        f = f"/proc/sys/{self.key}"
+        return ("sh", "-c", f"v=missing; [ -r {f} ] && read -r v < {f}; echo \"$v\"")
+
+    def parse(self, r: Result) -> str:
+        return r.out.strip() or "missing"

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from kubeinit.context import Context, Target
 from kubeinit.facts import Command, Fact
-from kubeinit.facts.host import Arch, OsRelease
+from kubeinit.facts.host import Arch, OsRelease, Sysctl
 from kubeinit.phases import PhaseImpl
 from kubeinit.steps import Check
 
@@ -26,9 +26,6 @@ echo "kernel=$1"; echo "now=$2"; echo "nproc=$3"
 while read -r k v _; do [ "$k" = MemTotal: ] && echo "mem_kb=$v" && break; done < /proc/meminfo
 n=0; [ -r /proc/swaps ] && while read -r _; do n=$((n+1)); done < /proc/swaps; echo "swap_lines=$((n > 0 ? n - 1 : 0))"
 [ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
-for f in /proc/sys/net/ipv4/ip_forward /proc/sys/net/bridge/bridge-nf-call-iptables; do
-  v=missing; [ -r $f ] && read -r v < $f; echo "sysctl:$f=$v"
-done
 for b in ip iptables mount nsenter ebtables ethtool socat tc touch conntrack tar; do
   command -v $b >/dev/null 2>&1 && echo "bin:$b=yes" || echo "bin:$b=no"
 done
@@ -53,6 +50,7 @@ if [ -r $c ]; then
 fi
 """
 
+SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")  # as the runtime phase asks them
 SUPPORTED_OS = {"debian", "ubuntu", "rhel", "centos", "rocky", "almalinux", "fedora", "amzn", "sles", "opensuse-leap"}
 # Port -> the file that shows our own component holds it on a converged host.
 CONTROL_PLANE_PORTS = {
@@ -70,7 +68,7 @@ CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Arch(), OsRelease(), Command(("sh", "-c", PROBE))]
+    return [Arch(), OsRelease(), *(Sysctl(k) for k in SYSCTLS), Command(("sh", "-c", PROBE))]
 
 
 def probe(target: Target) -> dict[str, str]:
@@ -82,8 +80,9 @@ def probe(target: Target) -> dict[str, str]:
             k, v = line.split("=", 1)
             out[k] = v.strip()
     os = target.facts.get(OsRelease())
-    return out | {"arch": target.facts.get(Arch()), "os_id": os.id, "os_version": os.version,
-                  "os_like": " ".join(os.like)}
+    sysctls = {f"sysctl:/proc/sys/{k}": target.facts.get(Sysctl(k)) for k in SYSCTLS}
+    return out | sysctls | {"arch": target.facts.get(Arch()), "os_id": os.id, "os_version": os.version,
+                            "os_like": " ".join(os.like)}
 
 
 def _ports(p: dict[str, str]) -> set[int]:

@@ -16,8 +16,8 @@ The plan, per host, and why it has this shape:
    was last (re)started with.
 
 Facts cost one round trip, gathered with preflight's (see apply.py): a probe (kernel features,
-sysctls, stale temp files), the shared facts (kubeinit/facts/host.py: arch, containerd's unit
-state, the stamps with the installed files' fingerprints) and the digests of the few files
+stale temp files), the shared facts (kubeinit/facts/host.py: arch, containerd's unit state,
+sysctls, the stamps with the installed files' fingerprints) and the digests of the few files
 compared by content (config files, staged archives).
 """
 
@@ -28,7 +28,7 @@ from typing import Iterator
 from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.facts import Command, Fact, files
-from kubeinit.facts.host import Arch, Stamps, UnitState
+from kubeinit.facts.host import Arch, Stamps, Sysctl, UnitState
 from kubeinit.hostops import install
 from kubeinit.hostops.install import (  # noqa: F401
     ARCH,
@@ -60,6 +60,7 @@ SOCKET = "/run/containerd/containerd.sock"
 PAUSE = "pause:3.10"  # kubeadm's sandbox image for the supported Kubernetes minors
 
 COMPONENTS = ("containerd", "runc", "cni-plugins", "crictl")
+SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables")
 # archive component -> (its directory inside the archive, where those files go)
 ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl": (".", BIN)}
 
@@ -72,9 +73,6 @@ if [ $o = yes ]; then echo overlay=yes; else echo overlay=no
 echo "modprobe=$(command -v modprobe >/dev/null 2>&1 && echo yes || echo no)"
 [ -e /proc/sys/net/bridge ] ||
   echo "loadable:br_netfilter=$(modprobe -n -q br_netfilter 2>/dev/null && echo yes || echo no)"
-for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables; do
-  v=missing; [ -r /proc/sys/$k ] && read -r v < /proc/sys/$k; echo "sysctl:$k=$v"
-done
 # registry mirrors kubeinit wrote (others' hosts.toml files are left alone)
 for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f" &&
   case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
@@ -106,8 +104,8 @@ def facts(ctx: Context, target: Target) -> list[Fact]:
         images,  # its probe rides here: one round trip for both on a re-run
     )
 
-    return [Arch(), UnitState("containerd"), Stamps(), Command(("sh", "-c", PROBE)), *images.probe_command(ctx),
-            *files(COMPARED + list(mirror_files(ctx.spec)))]
+    return [Arch(), UnitState("containerd"), Stamps(), *(Sysctl(k) for k in SYSCTLS), Command(("sh", "-c", PROBE)),
+            *images.probe_command(ctx), *files(COMPARED + list(mirror_files(ctx.spec)))]
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
@@ -115,7 +113,8 @@ def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
     facts = target.facts
     values, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
     unit = facts.get(UnitState("containerd"))
-    values |= {"arch": facts.get(Arch()), "active": unit.active, "enabled": unit.enabled}
+    values |= {"arch": facts.get(Arch()), "active": unit.active, "enabled": unit.enabled,
+               **{f"sysctl:{k}": facts.get(Sysctl(k)) for k in SYSCTLS}}
     return values, facts.get(Stamps())
 
 

@@ -10,7 +10,7 @@ from kubeinit import spec as specmod
 from kubeinit.connection import Result
 from kubeinit.context import Context, Options, Target
 from kubeinit.facts import Command
-from kubeinit.facts.host import GOARCH, OS, Arch, OsRelease
+from kubeinit.facts.host import GOARCH, OS, Arch, OsRelease, Sysctl
 from kubeinit.phases import preflight
 
 HEALTHY = {
@@ -37,10 +37,11 @@ SHARED = ("arch", "os_id", "os_version", "os_like")  # typed facts (kubeinit/fac
 
 def host_facts(answers: dict[str, str]) -> FactsStub:
     """The host's facts: the preflight probe's key=value answers, and the shared facts parsed."""
-    probe = "".join(f"{k}={v}\n" for k, v in answers.items() if k not in SHARED)
+    probe = "".join(f"{k}={v}\n" for k, v in answers.items() if k not in SHARED and not k.startswith("sysctl:"))
     arch = answers.get("arch", "")
     return FactsStub({Command(("sh", "-c", preflight.PROBE)): Result(0, probe.encode(), b""),
                       Arch(): GOARCH.get(arch, arch),
+                      **{Sysctl(k): answers.get(f"sysctl:/proc/sys/{k}", "missing") for k in preflight.SYSCTLS},
                       OsRelease(): OS(answers.get("os_id", ""), answers.get("os_version", ""),
                                       tuple(answers.get("os_like", "").split()))})
 

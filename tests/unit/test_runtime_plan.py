@@ -13,7 +13,7 @@ import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 from kubeinit import spec as specmod
 from kubeinit.errors import KubeinitError
-from kubeinit.facts.host import GOARCH, Arch, Stamps, Unit, UnitState
+from kubeinit.facts.host import GOARCH, Arch, Stamps, Sysctl, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
@@ -39,12 +39,13 @@ class ScriptedHost(scripted.ProbedHost):
 
     def probe_output(self) -> str:
         shared = ("arch", "active", "enabled")  # typed facts, given parsed below
-        return "".join(f"{k}={v}\n" for k, v in self.probe.items() if k not in shared)
+        return "".join(f"{k}={v}\n" for k, v in self.probe.items() if k not in shared and not k.startswith("sysctl:"))
 
     def typed(self) -> dict:
         p = self.probe
         return {Arch(): GOARCH.get(p["arch"], p["arch"]), UnitState("containerd"): Unit(p["active"], p["enabled"]),
-                Stamps(): scripted.stamps(self.stamps)}
+                Stamps(): scripted.stamps(self.stamps),
+                **{Sysctl(k): p.get(f"sysctl:{k}", "missing") for k in rt.SYSCTLS}}
 
 
 def make_spec(**components) -> specmod.ClusterSpec:
