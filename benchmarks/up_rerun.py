@@ -116,9 +116,10 @@ def _login_and_first_command(file: Path, known_hosts: Path, quick_ack: bool) -> 
     ACKs (kubeinit's default) and without (the server's reply to the first channel then waits
     for a delayed ACK)."""
     from kubeinit import spec, ssh
+    from kubeinit.ssh import login
 
     host = spec.load_file(file).hosts[0]
-    saved, ssh._TCP_QUICKACK = ssh._TCP_QUICKACK, ssh._TCP_QUICKACK if quick_ack else None
+    saved, login._TCP_QUICKACK = login._TCP_QUICKACK, login._TCP_QUICKACK if quick_ack else None
     took = []
     try:
         for _ in range(LOGINS):
@@ -128,7 +129,7 @@ def _login_and_first_command(file: Path, known_hosts: Path, quick_ack: bool) -> 
             took.append(time.perf_counter() - t)
             conn.close()
     finally:
-        ssh._TCP_QUICKACK = saved
+        login._TCP_QUICKACK = saved
     return sorted(took)[LOGINS // 2]
 
 

@@ -1,0 +1,54 @@
+"""paramiko, imported here only (kubeinit.ssh is its one user), without what a run never uses."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+
+def _import_paramiko():
+    """Import paramiko without two costs a run never uses, both on the path to the first
+    login: Invoke (~65 ms), which paramiko loads only for ssh_config's `Match exec`, and
+    importlib.metadata (~25 ms), which it loads only to read its own version for the SSH
+    banner: that comes from its dist-info directory's name instead. Anyone else who asks
+    for importlib.metadata meanwhile (another thread) gets the real module."""
+    import importlib.util
+    import types
+
+    stubs: dict[str, object] = {}
+    if "invoke" not in sys.modules:
+        stubs["invoke"] = None
+    if "importlib.metadata" not in sys.modules:
+        meta = types.ModuleType("importlib.metadata")
+
+        def real():
+            if sys.modules.get("importlib.metadata") is meta:
+                del sys.modules["importlib.metadata"]
+            return importlib.import_module("importlib.metadata")
+
+        def version(name: str) -> str:
+            spec = importlib.util.find_spec(name)
+            site = Path(spec.origin).parent.parent if spec and spec.origin else None
+            found = sorted(site.glob(f"{name}-*.dist-info")) if site else []
+            return found[0].name[len(name) + 1:-len(".dist-info")] if len(found) == 1 else real().version(name)
+
+        meta.version = version  # type: ignore[attr-defined]
+        meta.__getattr__ = lambda attr: getattr(real(), attr)  # type: ignore[attr-defined]
+        stubs["importlib.metadata"] = meta
+    sys.modules.update(stubs)  # type: ignore[arg-type]
+    try:
+        import paramiko
+    finally:
+        for name, stub in stubs.items():
+            if sys.modules.get(name, 0) is stub:
+                del sys.modules[name]
+    return paramiko
+
+
+
+paramiko = sys.modules.get("paramiko") or _import_paramiko()
+
+# paramiko logs a dropped connection ("Socket exception: Connection reset by peer") from its own
+# thread; without a handler Python would print that on stderr, beside kubeinit's one clear line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
