@@ -110,7 +110,30 @@ def delete_nodepool(
     pools.delete_pool(spec, record, pool, _options(dry_run, poll_interval, timeout))
 
 
+@click.command("cluster", cls=base.Command)
+@ProviderOpt
+@click.option("--name", "-n", required=True, help="Cluster name.")
+@click.option("--version", required=True, help='Kubernetes version, e.g. "1.31" (one minor version up).')
+@Where
+@Account
+@Waiting
+@managed_flags.add("profile")
+@_cli
+def upgrade_cluster(
+    provider: ProviderName, name: str, version: str,
+    region: Optional[str], zone: Optional[str], location: Optional[str],
+    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
+    dry_run: bool, poll_interval: Optional[float], timeout: float,
+) -> None:
+    """Upgrade a managed cluster: the control plane first, then each node pool, waiting for each."""
+    from kubeinit.managed import upgrade
+
+    spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
+    upgrade.upgrade_cluster(spec, record, version, _options(dry_run, poll_interval, timeout))
+
+
 def register(app: click.Group, group) -> None:
+    group(app, "upgrade", "Upgrade a cluster.").add_command(upgrade_cluster, "cluster")
     group(app, "get", "List resources.").add_command(get_nodepools, "nodepools")
     group(app, "create", "Create resources.").add_command(create_nodepool, "nodepool")
     group(app, "delete", "Delete resources.").add_command(delete_nodepool, "nodepool")

@@ -26,6 +26,11 @@ RG = SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 MC = RG + r"/providers/Microsoft\.ContainerService/managedClusters"
 
 
+def _minor(v: str) -> tuple[int, int]:
+    m = re.match(r"^(\d+)\.(\d+)", v or "")
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def error(status: int, code: str, message: str) -> Reply:
     return Reply(status, {"error": {"code": code, "message": message}})
 
@@ -121,6 +126,8 @@ class ArmApiDouble(JsonApiDouble):
         if method == "PUT":
             if (sub, rg.lower()) not in self.groups:
                 return error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+            if c is not None and c["properties"].get("provisioningState") == "Succeeded":
+                return self._update_cluster(sub, c, body)
             props = body["properties"]
             for prof in props.get("agentPoolProfiles", []):
                 if prof.get("mode") == "System" and prof.get("scaleSetPriority") == "Spot":
@@ -150,6 +157,20 @@ class ArmApiDouble(JsonApiDouble):
             headers["Location"] = headers["Azure-AsyncOperation"]
             return Reply(202, None, headers)
         return error(405, "MethodNotAllowed", method)
+
+    def _update_cluster(self, sub, c, body):
+        """PUT on a cluster that exists: AKS's control plane upgrade, one minor version at a time."""
+        want, have = body["properties"].get("kubernetesVersion"), c["properties"]["currentKubernetesVersion"]
+        if want and _minor(want) != _minor(have) and _minor(want) != (_minor(have)[0], _minor(have)[1] + 1):
+            return error(400, "OperationNotAllowed", f"Upgrading from {have} to {want} skips a minor version.")
+        c["properties"]["provisioningState"] = "Upgrading"
+
+        def done(fault):
+            c["properties"]["provisioningState"] = "Failed" if fault else "Succeeded"
+            if not fault and want:
+                c["properties"].update(kubernetesVersion=want, currentKubernetesVersion=want + ".3")
+
+        return Reply(200, c, self._async(sub, c["location"], "upgrade_cluster", done))
 
     def _list(self, method, sub, body, rg=None):
         return Reply(200, {"value": [c for (s, g, _), c in self.clusters.items()
@@ -227,6 +248,12 @@ class ArmApiDouble(JsonApiDouble):
             new = body["properties"]
             if new.get("vmSize") != prof.get("vmSize"):
                 return error(400, "PropertyChangeNotAllowed", "Changing property 'vmSize' is not allowed.")
+            have = c["properties"]["currentKubernetesVersion"]
+            if new.get("orchestratorVersion") and _minor(new["orchestratorVersion"]) > _minor(have):
+                return error(400, "InvalidParameter", f"Node pool version {new['orchestratorVersion']} is newer "
+                                                      f"than the control plane's {have}.")
+            if new.get("orchestratorVersion"):
+                new = {**new, "currentOrchestratorVersion": new["orchestratorVersion"]}
             refused = _pool_counts(new)
             if refused:
                 return error(400, "InvalidParameter", refused)

@@ -17,6 +17,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from . import eks_updates
+
 
 class MotoDouble(ThreadedMotoServer):
     def __init__(self):
@@ -67,6 +69,7 @@ class MotoDouble(ThreadedMotoServer):
             iam.delete_role(RoleName=role["RoleName"])
         self.requests.clear()
         self.faults.clear()
+        eks_updates.updates.clear()
 
     def fail_query(self, action: str, code: str, message: str, status: int = 400, xml: str = "ec2") -> None:
         """Fail the next EC2/IAM request with this Action (query protocol)."""
@@ -95,6 +98,9 @@ class MotoDouble(ThreadedMotoServer):
                 if hit:
                     self.faults.remove(f)
                     return _error(f, start_response)
+            done = eks_updates.handle(method, path, body, environ)  # what moto lacks for upgrade cluster
+            if done is not None:
+                return eks_updates.answer(done, start_response)
             refused = _eks_scaling(method, path, body)
             if refused:
                 return _error({"re": None, "status": 400, "code": "InvalidParameterException", "message": refused},

@@ -82,7 +82,9 @@ class GkeApiDouble(JsonApiDouble):
             (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+):setAutoscaling$", {"POST": self._set_autoscaling}),
             (P + r"/clusters/(?P<name>[^/:]+)/nodePools$", {"POST": self._create_pool, "GET": self._list_pools}),
             (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+)$", {"GET": self._get_pool,
-                                                                          "DELETE": self._delete_pool}),
+                                                                          "DELETE": self._delete_pool,
+                                                                          "PUT": self._update_pool}),
+            (P + r"/clusters/(?P<name>[^/:]+):updateMaster$", {"POST": self._update_master}),
             (P + r"/operations/(?P<op>[^/]+)$", {"GET": self._get_op}),
         ]
 
@@ -104,6 +106,41 @@ class GkeApiDouble(JsonApiDouble):
             pool["status"] = "ERROR" if err else "RUNNING"
 
         return self._op(project, location, "CREATE_NODE_POOL", f"{c['selfLink']}/nodePools/{spec['name']}", done)
+
+    # upgrades: the master one minor at a time, a pool never past the master (GKE's rules)
+    def _update_master(self, project, location, name, body):
+        try:
+            c = self._cluster(project, location, name)
+        except LookupError as e:
+            return error(404, "NOT_FOUND", str(e))
+        want, have = body.get("masterVersion", ""), c["currentMasterVersion"]
+        if _minor(want) != (_minor(have)[0], _minor(have)[1] + 1):
+            return error(400, "INVALID_ARGUMENT", f"Master cannot be upgraded from {have} to {want}: "
+                                                  "upgrade one minor version at a time.")
+
+        def done(err):
+            if not err:
+                c["currentMasterVersion"] = want + ".2-gke.100"
+
+        return self._op(project, location, "UPGRADE_MASTER", c["selfLink"], done)
+
+    def _update_pool(self, project, location, name, pool, body):
+        try:
+            c, p = self._pool(project, location, name, pool)
+        except LookupError as e:
+            return error(404, "NOT_FOUND", str(e))
+        want = body.get("nodeVersion", "")
+        if not body.get("imageType"):
+            return error(400, "INVALID_ARGUMENT", "image_type is required.")
+        if _minor(want) > _minor(c["currentMasterVersion"]):
+            return error(400, "INVALID_ARGUMENT", f"Node version {want} is newer than the master's "
+                                                  f"{c['currentMasterVersion']}.")
+
+        def done(err):
+            if not err:
+                p["version"] = want + ".2-gke.100"
+
+        return self._op(project, location, "UPGRADE_NODES", f"{c['selfLink']}/nodePools/{pool}", done)
 
     def _list_pools(self, project, location, name, body):
         try:
@@ -239,6 +276,11 @@ class GkeApiDouble(JsonApiDouble):
                     o["statusMessage"] = fault[1]
                 o["_done"](fault)
         return Reply(200, _public(o))
+
+
+def _minor(v: str) -> tuple[int, int]:
+    m = re.match(r"^(\d+)\.(\d+)", v or "")
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 def _public(op: dict) -> dict:
