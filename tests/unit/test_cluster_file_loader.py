@@ -16,18 +16,11 @@ from kubeinit.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MANAGED = """\
-apiVersion: kubeinit.dev/v1alpha1
-kind: Cluster
-name: prod
-kubernetesVersion: "1.30.4"
-managed:
-  provider: eks
-  region: eu-west-1
-  version: "1.30"
-  nodePools:
-    - {name: system, count: 2, instanceType: m5.large, min: 1, max: 3}
-"""
+MANAGED = yaml.safe_dump({
+    "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "prod", "kubernetesVersion": "1.30.4",
+    "managed": {"provider": "eks", "region": "eu-west-1", "version": "1.30",
+                "nodePools": [{"name": "system", "count": 2, "instanceType": "m5.large", "min": 1, "max": 3}]},
+}, sort_keys=False)
 HOSTS = """\
 apiVersion: kubeinit.dev/v1alpha1
 kind: Cluster
@@ -55,7 +48,7 @@ MALFORMED = {
     "managed-not-a-mapping": MANAGED.split("managed:")[0] + "managed: [eks]\n",
     "managed-bad-name": MANAGED.replace("name: prod", "name: Prod_1"),
     "managed-number-keys": MANAGED.replace("  provider: eks\n", "  provider: eks\n  1: x\n  b: y\n"),
-    "managed-pool-number-keys": MANAGED.replace("min: 1,", "1: 2, b: 3, min: 1,"),
+    "managed-pool-number-keys": MANAGED.replace("    min: 1\n", "    1: 2\n    b: 3\n    min: 1\n"),
     "neither-hosts-nor-managed": "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nname: x\n",
     "hosts-bad-ipv4": HOSTS.replace("192.0.2.11", "999.1.1.1"),
     "hosts-bad-role": HOSTS.replace("role: control-plane", "role: master"),
