@@ -9,8 +9,7 @@
     channels    what runs on a channel: commands, long-lived commands, tunnels, upload data
 """
 
-from kubeinit.ssh.connection import SSHConnection, SudoRefused
-from kubeinit.ssh.hostkeys import HostKeyRefused
+from kubeinit.ssh.connection import SSHConnection
 from kubeinit.ssh.login import LoginPool
 
-__all__ = ["HostKeyRefused", "LoginPool", "SSHConnection", "SudoRefused"]
+__all__ = ["LoginPool", "SSHConnection"]  # what the rest of kubeinit uses

@@ -11,7 +11,8 @@ import pytest
 
 from kubeinit.connection import HostUnreachable
 from kubeinit.spec import Host, SSHOptions
-from kubeinit.ssh import SSHConnection, SudoRefused
+from kubeinit.ssh import SSHConnection
+from kubeinit.ssh.connection import SudoRefused
 from sshserver import SSHServer, client_key, server, silent_listener  # noqa: F401 (fixtures)
 
 

@@ -10,7 +10,8 @@ import paramiko
 import pytest
 
 from kubeinit.spec import Host, SSHOptions
-from kubeinit.ssh import HostKeyRefused, SSHConnection
+from kubeinit.ssh import SSHConnection
+from kubeinit.ssh.hostkeys import HostKeyRefused
 from sshserver import SSHServer, client_key, server  # noqa: F401 (fixtures)
 
 
