@@ -9,6 +9,7 @@ set on some machines, is cleared for the measured runs, and one warm-up run writ
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,14 +30,38 @@ def timed(argv: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def paired(a: list[str], b: list[str], runs: int) -> tuple[float, float, float, float]:
+    """Medians of a and b, of the ratio b/a, and of the ratio of their CPU times (user + system),
+    run alternately: on a busy machine the load changes between runs, a ratio of neighbouring
+    runs sees the same load, and CPU time hardly depends on it."""
+    for argv in (a, b):
+        subprocess.run(argv, check=True, capture_output=True, env=ENV)  # warm-up: writes __pycache__
+    ta, tb, ca, cb = [], [], [], []
+    for _ in range(runs):
+        for argv, out, cpu in ((a, ta, ca), (b, tb, cb)):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, env=ENV)
+            out.append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return (statistics.median(ta), statistics.median(tb), statistics.median(y / x for x, y in zip(ta, tb)),
+            statistics.median(cb) / statistics.median(ca))
+
+
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     py = sys.executable
-    base = timed([py, "-c", "import click, rich"], runs)
-    helped = timed([py, "-m", "kubeinit", "--help"], runs)
-    print(f"python -c 'import click, rich'   median of {runs}: {base * 1000:7.1f} ms")
+    base, helped, ratio, cpu_ratio = paired([py, "-c", "import typer"], [py, "-m", "kubeinit", "--help"], runs)
+    init_help = timed([py, "-m", "kubeinit", "init", "--help"], runs)
+    # a command given values: kubeinit.cli.convert converts them (typer alone would load pydantic)
+    join = timed([py, "-m", "kubeinit", "join", "--dry-run", "--skip-phases", "preflight"], runs)
+    print(f"python -c 'import typer'        median of {runs}: {base * 1000:7.1f} ms")
     print(f"kubeinit --help                 median of {runs}: {helped * 1000:7.1f} ms")
-    print(f"ratio kubeinit --help / import click,rich: {helped / base:.2f}")
+    print(f"kubeinit init --help            median of {runs}: {init_help * 1000:7.1f} ms")
+    print(f"kubeinit join --dry-run --skip-phases preflight  median of {runs}: {join * 1000:7.1f} ms")
+    print(f"ratio kubeinit --help / import typer (median of paired runs): {ratio:.2f}, of CPU time: {cpu_ratio:.2f} "
+          "(goal <= 1.25)")
     for alg in ("RSA-2048", "ECDSA-P256"):
         samples = []
         for _ in range(3):

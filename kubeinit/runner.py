@@ -1,0 +1,183 @@
+"""One run of phases, for init, reset and up (and join, once built): this host or every host of a file.
+
+`run_workflow` checks what is not built yet before anything is contacted, asks a destructive
+command's question, builds the context (a LocalConnection for this host, or lazy SSH
+connections over one login pool), takes the locks, runs the executor with the live view,
+and ends with the summary. Errors are raised, never printed: the CLI's application object
+prints them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeinit import hostlock, ui, workflow
+from kubeinit.errors import NotAvailableYet, StepFailed
+from kubeinit.spec import ClusterSpec, Host
+
+
+@dataclass(frozen=True)
+class SSH:
+    """How a run over SSH logs in (the flags every command that reaches hosts shares)."""
+
+    known_hosts: str | None = None
+    trust_new_host_keys: bool = False
+    parallel: int = 10
+
+
+@dataclass
+class Run:
+    command: str  # how the user called it: "init", "init phase certs/ca", "reset", "up"
+    spec: ClusterSpec
+    phases: list[workflow.Phase]
+    resume: Callable[[str], str]  # phase path -> the command that finishes the job
+    # what is not built yet (the leaves' paths) -> the error, with the hint that fits the command
+    not_available: Callable[[list[str]], NotAvailableYet]
+    dry_run: bool = False
+    ignore_preflight_errors: frozenset[str] = frozenset()
+    ssh: SSH | None = None  # None: this host, with no SSH
+    confirm: Callable[[ClusterSpec], None] | None = None  # a destructive command asks here, before any host
+
+
+def skip_hint(missing: list[str]) -> NotAvailableYet:
+    """On this host: name the leaves, suggest skipping them."""
+    from kubeinit.apply import _collapse
+
+    return NotAvailableYet(f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)}",
+                           f"run the others with --skip-phases {','.join(_collapse(missing))}, or see the plan "
+                           "with --dry-run")
+
+
+def run_workflow(run: Run) -> None:
+    from kubeinit.apply import RunLog, connect_ahead, execute, unavailable
+    from kubeinit.context import Context, Options
+
+    missing = unavailable(run.phases)
+    if missing and not run.dry_run:
+        raise run.not_available(missing)
+    if run.confirm is not None and not run.dry_run:
+        run.confirm(run.spec)
+    spec, ssh = run.spec, run.ssh
+    options = Options(dry_run=run.dry_run, ignore_preflight_errors=run.ignore_preflight_errors,
+                      parallel=ssh.parallel if ssh else 10, resume=run.resume)
+    logins: list = []
+    ws = lock = log = None
+    if ssh is None:
+        ctx = Context(spec, [_local_target(spec.hosts[0])], options)
+    else:
+        from kubeinit.up import hold_lock, private_dir, workspace
+
+        ws = workspace(spec.name)
+        lock = None if run.dry_run else hold_lock(ws, spec.name, run.command)
+        ctx = Context(spec, _ssh_targets(spec, ssh, logins), options, workspace=ws)
+    if not run.dry_run:  # each host's own lock, from login on; a run on the host itself waits a while for another
+        info = hostlock.holder_line(run.command, spec.name)
+        wait = hostlock.LOCAL_WAIT if ssh is None else 0
+        for t in ctx.targets:
+            t.locker = lambda conn, since: hostlock.acquire(conn, info, wait, since)
+    if ssh is not None:
+        connect_ahead(ctx, run.phases)
+        if not run.dry_run:
+            log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                                    f"{os.getpid()}.log")
+    names = [h.name for h in spec.hosts]
+    view = ui.RunView(names, dry_run=run.dry_run, title=_title(run, names))
+    start = time.monotonic()
+    try:
+        summary = execute(ctx, run.phases, view, log)
+    except StepFailed as e:
+        if ssh is not None and not e.resume and getattr(e, "resumable", True):  # a failed check: add the hint
+            code, e = e.exit_code, StepFailed(e.host, e.phase, e.step, e.detail, run.resume(e.phase))
+            e.exit_code = code
+        raise e from None
+    finally:
+        view.close()
+        ctx.close()
+        for pool in logins:
+            pool.close()
+        if log is not None:
+            log.close()
+            ui.info(f"log: {log.path}")
+        if lock is not None:
+            os.close(lock)
+    if not run.dry_run:
+        _summary(run, names, summary, time.monotonic() - start)
+
+
+def _local_target(host: Host):
+    from kubeinit.connection import LocalConnection
+    from kubeinit.context import Target
+
+    return Target(host, lambda h: LocalConnection(h.name))
+
+
+def _ssh_targets(spec: ClusterSpec, ssh: SSH, logins: list) -> list:
+    from kubeinit.context import Target
+
+    pool_lock = threading.Lock()
+
+    def connect(host: Host):
+        from kubeinit.ssh import LoginPool, SSHConnection  # paramiko loads only when a host is contacted
+
+        with pool_lock:
+            if not logins:
+                logins.append(LoginPool())
+        return SSHConnection(host, known_hosts=ssh.known_hosts, trust_new_host_keys=ssh.trust_new_host_keys,
+                             logins=logins[0])
+
+    return [Target(h, connect) for h in spec.hosts]
+
+
+def _tops(phases: list[workflow.Phase]) -> str:
+    return ", ".join(dict.fromkeys(p.path.split("/")[0] for p in phases))
+
+
+def _title(run: Run, names: list[str]) -> str:
+    spec = run.spec
+    if run.ssh is None:
+        host = spec.hosts[0]
+        return (f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} ({spec.kubernetes_version}) "
+                f"on {host.name} ({host.address}); nothing will be changed" if run.dry_run else "")
+    if run.dry_run:
+        return (f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} on {len(names)} hosts; "
+                "facts are read, nothing is changed")
+    return f"kubeinit {run.command}: cluster {spec.name!r}, {len(names)} hosts, phases {_tops(run.phases)}"
+
+
+def _summary(run: Run, names: list[str], summary, elapsed: float) -> None:
+    n = len(summary.phases)
+    phases = f"{n} phase{'s' if n != 1 else ''}"
+    if run.ssh is None:
+        ui.ok(f"{run.command}: {phases} done on {names[0]} ({summary.total_changed} changed) in "
+              f"{summary.seconds:.1f}s")
+        return
+    ui.table(["host", "changed", "unchanged"],
+             [(h, str(summary.changed.get(h, 0)), str(summary.skipped.get(h, 0))) for h in names])
+    total = summary.total_changed
+    nothing = "nothing to change, every host already matched" if run.command == "up" else "nothing to change"
+    ui.ok(f"{run.command}: {phases} on {len(names)} hosts in {elapsed:.1f}s; "
+          + (f"{total} changes" if total else nothing))
+
+
+def file_run(command: str, file: Path | str, tree: list[workflow.Phase], only, skip, ssh: SSH, dry_run: bool,
+             ignore: frozenset[str] = frozenset(), confirm=None) -> Run:
+    """A run over SSH of every host of a cluster file (`up`, `reset -f`), with its resume hint."""
+    from kubeinit import up
+    from kubeinit.spec import load_file
+
+    spec = load_file(file)
+    phases = workflow.select(tree, only, skip)
+    skipped = [x.strip() for v in skip or [] for x in v.split(",") if x.strip()]
+    if command == "up":
+        def resume(path: str) -> str:
+            return up.resume_command(file, phases, path, skipped, ssh.known_hosts, ignore, ssh.parallel)
+    else:
+        def resume(path: str) -> str:
+            return up.reset_resume_command(file, ssh.known_hosts, ssh.parallel)
+    return Run(command, spec, phases, resume, lambda missing: up.not_available(file, phases, missing), dry_run,
+               ignore, ssh, confirm)
