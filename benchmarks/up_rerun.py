@@ -40,7 +40,7 @@ def main() -> None:
     net = mlib.free_network()
     server = mirror.serve_mirror(root, net.gateway, 0)
     try:
-        ms = mlib.up(4, net, image.build_rootfs())
+        ms = mlib.up(4, net, image.build_rootfs(), kubelet_host=True)  # what preflight requires of a kubelet host
         with tempfile.TemporaryDirectory() as d:
             d = Path(d)
             env = {**os.environ, "KUBEINIT_HOME": str(d / "home"), "NO_COLOR": "1"}
