@@ -35,14 +35,14 @@ from .model import (
                     SSHOptions,
 )
 from .overrides import Overrides, apply_overrides, local_default
-from .read import check_required, from_dict, load_documents, load_file
-from .reader import parse_duration_hours, read_documents
+from .read import from_dict, load_documents, load_file
+from .reader import read_documents
 from .validate import validate
 
-__all__ = [
+__all__ = [  # the cluster spec's public face, used across kubeinit
     "API_VERSION", "COMPONENTS", "DEFAULT_ARTIFACTS", "DEFAULT_VERSION", "KEY_ALGORITHMS", "KUBEADM_API",
     "KUBERNETES_BINARIES", "ROLES", "SUPPORTED_MINORS", "Artifact", "Artifacts", "ClusterSpec", "ContainerdSettings",
     "Host", "ImageArchive", "Networking", "PKIOptions", "RuntimeSettings", "SSHOptions", "Overrides", "SpecError",
-    "UserError", "apply_overrides", "check_required", "from_dict", "load_documents", "load_file", "local_default",
-    "parse_duration_hours", "read_documents", "validate",
+    "UserError", "apply_overrides", "from_dict", "load_documents", "load_file", "local_default", "read_documents",
+    "validate",
 ]

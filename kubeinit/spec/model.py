@@ -90,10 +90,6 @@ class Networking:
         return ipaddress.ip_network(self.service_subnet.split(",")[0].strip())
 
     @property
-    def apiserver_service_ip(self) -> str:
-        return str(self.service_network.network_address + 1)
-
-    @property
     def dns_ip(self) -> str:
         return str(self.service_network.network_address + 10)
 

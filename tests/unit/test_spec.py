@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubeinit import spec as specmod
+from kubeinit.certs.addresses import service_vip
 from kubeinit.errors import SpecError, UserError
 
 GOOD = {
@@ -57,7 +58,7 @@ def test_good_file_loads_with_defaults(tmp_path):
     assert [h.name for h in s.control_planes] == ["cp1"]
     assert [h.name for h in s.workers] == ["w1", "w2"]
     assert s.hosts[1].ssh.user == "kube" and s.hosts[1].ssh.port == 2222
-    assert s.networking.apiserver_service_ip == "10.96.0.1"
+    assert str(service_vip(s.networking.service_subnet)) == "10.96.0.1"
     assert s.networking.dns_ip == "10.96.0.10"
     assert s.api_endpoint() == "https://10.0.0.10:6443"
     assert s.pki.algorithm == "RSA-2048" and s.pki.validity_hours == 8760
