@@ -146,7 +146,7 @@ def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
                               "artifacts": artifacts})
 
 
-def plan_phase(host, spec, impl) -> list:
+def plan_phase(host, spec, impl, dry_run: bool = False) -> list:
     """Plan as the executor does: gather the facts the phase declares (one round trip), then plan.
     The host double answers the phase's own probe text; the shared facts come parsed (host.typed())."""
     from factsstub import FactsStub
@@ -154,7 +154,7 @@ def plan_phase(host, spec, impl) -> list:
     from kubeinit.context import Context, Options, Target
 
     t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
-    ctx = Context(spec, [t], Options())
+    ctx = Context(spec, [t], Options(dry_run=dry_run))
     t.facts.gather(impl.facts(ctx, t))
     return list(impl.plan(ctx, t))
 

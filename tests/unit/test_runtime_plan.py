@@ -294,3 +294,16 @@ def test_unit_starts_our_containerd_with_our_config():
                   config=rt.CONFIG)
     assert f"ExecStart={rt.CONTAINERD} --config {rt.CONFIG}\n" in unit
     assert "Type=notify" in unit and "Delegate=yes" in unit and "KillMode=process" in unit
+
+
+@pytest.mark.parametrize("state", ["fresh", "converged", "drifted"])
+def test_dry_run_plans_exactly_what_a_real_run_plans_over_the_same_facts(state):
+    """No phase knows whether it runs dry: over the same facts both plans are the same steps."""
+    probe, stamps, files = converged_state()
+    if state == "fresh":
+        probe, stamps, files = HEALTHY, {}, {}
+    elif state == "drifted":
+        files = {**files, rt.CONFIG: (scripted.sha("edited by hand"), 0o644)}
+    dry = scripted.plan_phase(ScriptedHost(probe, stamps, files), make_spec(), rt.RUNTIME, dry_run=True)
+    real = scripted.plan_phase(ScriptedHost(probe, stamps, files), make_spec(), rt.RUNTIME)
+    assert [s.describe() for s in dry] == [s.describe() for s in real] and dry
