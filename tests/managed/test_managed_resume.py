@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from managed_testlib import SECRETS
 
 import kubeinit.managed.run as run
 
@@ -86,8 +87,13 @@ def test_eks_interrupt_at_each_create_call_then_resume_and_delete(aws, cli, monk
     restore()
     assert r.exit_code == 130, r.output
     assert "run the same create command again to resume" in r.output
+    interrupted = r.output
     r = cli(*EKS)
     assert r.exit_code == 0, r.output
+    state = [p.read_text() for p in Path(os.environ["KUBEINIT_HOME"]).rglob("*") if p.is_file()]
+    state.append(Path(os.environ["KUBECONFIG"]).read_text())
+    for text in (interrupted, r.output, *state):  # no credential in any output, record or kubeconfig
+        assert not any(secret in text for secret in SECRETS.values())
     assert counts(aws_left(aws)) == FULL  # made once each, nothing twice
     ngs = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1").list_nodegroups(clusterName="demo")
     assert ngs["nodegroups"] == ["ng-1"]
