@@ -11,13 +11,14 @@ import contextvars
 import dataclasses
 import functools
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from kubeinit.errors import UserError
 
-_GIVEN: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("managed_flags", default={})
+_GIVEN: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("managed_flags", default=None)
 
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./:+@-]{0,126}[A-Za-z0-9_.-])?$")
 
@@ -64,7 +65,7 @@ def add(*names: str):
 
 
 def given() -> dict[str, Any]:
-    return _GIVEN.get()
+    return _GIVEN.get() or {}
 
 
 def options(opts):

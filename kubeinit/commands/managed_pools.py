@@ -11,8 +11,19 @@ import click
 
 from kubeinit import ui
 from kubeinit.commands import base, managed_flags
-from kubeinit.commands.managed import (Account, DryRun, Interval, ProviderName, ProviderOpt, Timeout, Waiting,
-                                       Where, _cli, _options, _target)
+from kubeinit.commands.managed import (
+    Account,
+    DryRun,
+    Interval,
+    ProviderName,
+    ProviderOpt,
+    Timeout,
+    Waiting,
+    Where,
+    _cli,
+    _options,
+    _target,
+)
 from kubeinit.errors import UserError
 
 Cluster = click.option("--cluster", "-c", required=True, help="Cluster name.")

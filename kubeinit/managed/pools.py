@@ -167,7 +167,8 @@ def _gke_create(ctx, pool: NodePoolSpec) -> None:
 def gke_delete(provider, ctx, e) -> None:
     if getattr(ctx, "deleting_cluster", False):
         return  # the cluster's deletion takes its node pools
-    op = ctx.api("container").delete_node_pool(request={"name": f"{provider._cluster_path(ctx.spec)}/nodePools/{e['id']}"})
+    name = f"{provider._cluster_path(ctx.spec)}/nodePools/{e['id']}"
+    op = ctx.api("container").delete_node_pool(request={"name": name})
     provider._wait_op(ctx, f"GKE node pool {e['id']} is deleted", op.name)
 
 

@@ -57,7 +57,7 @@ def token(session: Any, cluster: str, region: str) -> str:
 
 
 def exec_credential(tok: str, now: datetime.datetime | None = None) -> dict:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     expires = (now + TOKEN_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
             "status": {"expirationTimestamp": expires, "token": tok}}

@@ -54,7 +54,7 @@ def test_token_is_a_presigned_get_caller_identity(aws, cli, caplog):
     cred = json.loads(r.output)
     assert cred["kind"] == "ExecCredential" and cred["apiVersion"] == "client.authentication.k8s.io/v1beta1"
     expires = datetime.datetime.strptime(cred["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
-    left = expires.replace(tzinfo=datetime.timezone.utc) - datetime.datetime.now(datetime.timezone.utc)
+    left = expires.replace(tzinfo=datetime.UTC) - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(minutes=13) < left <= datetime.timedelta(minutes=14)
     tok = cred["status"]["token"]
     url = _decode(tok)

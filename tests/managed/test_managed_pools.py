@@ -38,7 +38,8 @@ def _cloud_pools(provider: str, double) -> list[str]:
 def test_create_get_delete_nodepool_and_delete_cluster_takes_the_rest(provider, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
     where = WHERE[provider]
-    assert cli("create", "cluster", "--provider", provider, "--name", "demo", *where, "--nodes", "1", *FAST).exit_code == 0
+    r = cli("create", "cluster", "--provider", provider, "--name", "demo", *where, "--nodes", "1", *FAST)
+    assert r.exit_code == 0, r.output
     on = ["--provider", provider, "--cluster", "demo"]
 
     r = cli("create", "nodepool", "extra", *on, "--nodes", "2", "--min", "1", "--max", "3", "--spot",
