@@ -116,6 +116,19 @@ def test_gke_delete_removes_load_balancer_services(gke, cli, kube):
     assert _left(kube) == ["default/db"] and SECRETS["gcp_token"] not in r.output
 
 
+def test_aks_delete_removes_load_balancer_services(aks, cli, kube, monkeypatch):
+    monkeypatch.setattr(aks, "api_server", kube.api.url)  # the cluster's API, in its user credentials
+    monkeypatch.setattr(aks, "api_ca_b64", base64.b64encode(kube.ca_pem).decode())
+    kube.api.tokens[SECRETS["aks_user_token"]] = ("clusterUser", ("system:masters",))
+    assert cli("create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope",
+               "--nodes", "1", *FAST).exit_code == 0
+    _services(kube, ("default", "web", "LoadBalancer"), ("default", "db", "ClusterIP"))
+    r = cli("delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST)
+    assert r.exit_code == 0, r.output
+    assert _left(kube) == ["default/db"] and SECRETS["aks_user_token"] not in r.output
+    assert all(user == "clusterUser" for m, _, user in kube.api.requests if m == "DELETE")
+
+
 def test_dry_run_says_it_and_sends_nothing(aws, gke, aks, cli, kube):
     _eks_cluster(aws, cli, kube)
     aws.requests.clear()

@@ -43,6 +43,7 @@ class ArmApiDouble(JsonApiDouble):
         self.user_token, self.user_key = user_token, user_key
         self.op_polls = 1
         self.api_server: str | None = None  # the clusters' API server in their kubeconfigs (default: the fqdn)
+        self.api_ca_b64: str | None = None  # and its CA (default: this double's)
         self.reset()
 
     def reset(self) -> None:
@@ -182,7 +183,7 @@ class ArmApiDouble(JsonApiDouble):
             return error(404, "ResourceNotFound", f"managed cluster {name} was not found.")
         user = f"clusterUser_{rg}_{name}"
         kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": name, "preferences": {},
-                      "clusters": [{"name": name, "cluster": {"certificate-authority-data": self.ca_b64,
+                      "clusters": [{"name": name, "cluster": {"certificate-authority-data": self.api_ca_b64 or self.ca_b64,
                                                               "server": self.api_server or f"https://{c['properties']['fqdn']}:443"}}],
                       "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
                       "users": [{"name": user, "user": {
