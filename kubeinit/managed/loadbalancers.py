@@ -87,7 +87,12 @@ def _client(provider, ctx) -> Client:
 
         c = ctx.api("eks").describe_cluster(name=s.name)["cluster"]
         server, ca = c["endpoint"], c["certificateAuthority"]["data"]
-        token = eks_token.token(provider._session, s.name, s.region)
+        try:
+            token = eks_token.token(provider._session, s.name, s.region)
+        except Exception as e:  # botocore's: no credentials to sign with
+            if not type(e).__module__.startswith("botocore"):
+                raise
+            raise KubeinitError(f"no AWS credentials to sign an EKS token with ({type(e).__name__})") from None
     elif s.provider == "gke":
         c = ctx.api("container").get_cluster(request={"name": provider._cluster_path(s)})
         server, ca, token = f"https://{c.endpoint}", c.master_auth.cluster_ca_certificate, _gcp_token()
@@ -112,8 +117,12 @@ def _client(provider, ctx) -> Client:
 
 def _gcp_token() -> str:
     import google.auth
+    import google.auth.exceptions
     import google.auth.transport.requests
 
-    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    creds.refresh(google.auth.transport.requests.Request())
+    try:
+        creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        creds.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.GoogleAuthError as e:
+        raise KubeinitError(f"no Google credentials for the cluster's API ({type(e).__name__})") from None
     return creds.token
