@@ -97,19 +97,18 @@ def _client(provider, ctx) -> Client:
         c = ctx.api("container").get_cluster(request={"name": provider._cluster_path(s)})
         server, ca, token = f"https://{c.endpoint}", c.master_auth.cluster_ca_certificate, _gcp_token()
     else:
-        import yaml
+        from kubeinit import kubeconfig
 
         raw = ctx.api("containerservice").managed_clusters.list_cluster_user_credentials(
             s.resource_group, s.name).kubeconfigs[0].value
-        doc = yaml.safe_load(raw)
-        from kubeinit.managed.kubeconfig import _register_secrets
-
-        _register_secrets(doc)
-        user = doc["users"][0]["user"]
-        if not user.get("token"):  # a client certificate only: the kubeconfig as the cloud gave it
-            return Client.from_kubeconfig_data(raw if isinstance(raw, bytes) else raw.encode(), "AKS user credentials")
-        cluster = doc["clusters"][0]["cluster"]
-        server, ca, token = cluster["server"], cluster["certificate-authority-data"], user["token"]
+        what = "AKS user credentials"
+        conf = kubeconfig.load(raw, what)
+        kubeconfig.register_secrets(conf)
+        chosen = kubeconfig.current(conf, what)
+        if not chosen.user.get("token"):  # a client certificate only: the kubeconfig as the cloud gave it
+            return Client.from_kubeconfig_data(raw if isinstance(raw, bytes) else raw.encode(), what)
+        server, ca, token = (chosen.cluster.get("server"), chosen.cluster.get("certificate-authority-data"),
+                             chosen.user["token"])
     redact.register(token)
     tls = ssl.create_default_context(cadata=base64.b64decode(ca).decode())
     return Client(server, tls, token=token, kubeconfig=f"{provider.title} cluster {s.name}")

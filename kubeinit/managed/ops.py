@@ -10,10 +10,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeinit import kubeconfig as kcfg
 from kubeinit import ui
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.managed import checks
-from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.managed import zones
 from kubeinit.managed.record import Record, record_path
 from kubeinit.managed.run import DryRunCtx, LiveCtx, StopWaiting

@@ -13,10 +13,10 @@ import os
 import shutil
 import sys
 
+from kubeinit import kubeconfig as kcfg
 from kubeinit import redact
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
-from kubeinit.managed import kubeconfig as kcfg
 from kubeinit.providers.base import TAG, CloudError, Fault, Provider, kind_from_code, require
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)

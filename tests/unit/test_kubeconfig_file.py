@@ -101,6 +101,6 @@ def test_only_kubeinit_kubeconfig_builds_or_merges_kubeconfig_documents():
     built = [str(p.relative_to(KUBEINIT)) for p in KUBEINIT.rglob("*.py") if p.name != "kubeconfig.py" or
              p.parent != KUBEINIT if re.search(r'"kind": "Config"|kind: Config', p.read_text())]
     assert built == []
-    upward = [p.name for p in (KUBEINIT / "providers").glob("*.py") if "managed.kubeconfig" in p.read_text()
-              or "managed import kubeconfig" in p.read_text()]
-    assert upward == [] or upward == ["eks.py"]  # eks.py: switched once its in-flight edits land
+    upward = [p.name for p in (KUBEINIT / "providers").glob("*.py")
+              if re.search(r"kubeinit\.managed\.kubeconfig|from kubeinit\.managed import .*kubeconfig", p.read_text())]
+    assert upward == [] and not (KUBEINIT / "managed" / "kubeconfig.py").exists()
