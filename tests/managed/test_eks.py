@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -62,8 +63,13 @@ def test_create_kubeconfig_scale_delete(aws, cli, clean_env):
     assert view["current-context"] == cluster["arn"]
     user = view["users"][0]["user"]["exec"]
     assert user["apiVersion"] == "client.authentication.k8s.io/v1beta1"
-    assert user["command"] == "aws"
-    assert user["args"] == ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "demo", "--output", "json"]
+    if shutil.which("aws"):  # the AWS CLI where there is one, else kubeinit's own token
+        assert user["command"] == "aws"
+        assert user["args"] == ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "demo", "--output",
+                                "json"]
+    else:
+        i = user["args"].index("token")
+        assert user["args"][i:i + 4] == ["token", "eks", "--cluster", "demo"], user
     assert view["clusters"][0]["cluster"]["server"] == cluster["endpoint"]
 
     # `kubeinit kubeconfig` merges into another file, keeping what was there
