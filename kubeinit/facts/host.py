@@ -5,6 +5,8 @@ batched with the rest of a phase's facts into its one round trip.
     OsRelease()        /etc/os-release's ID, VERSION_ID and ID_LIKE                   stable
     UnitState(unit)    systemd's ActiveState and UnitFileState of a unit ("" when unknown)
     Sysctl(key)        a kernel setting under /proc/sys (net/ipv4/ip_forward), "missing" when absent
+    Hostname()         the kernel's hostname (what a node is named after when no name is given)
+    Addresses()        the host's own IP addresses, every interface
     Stamps(glob)       kubeinit's install stamps (hostops/install.py), with each installed file's
                        fingerprint now: whether what was installed is still as it was
 """
@@ -100,3 +102,21 @@ class Sysctl(Fact[str]):
 
     def parse(self, r: Result) -> str:
         return r.out.strip() or "missing"
+
+
+@dataclass(frozen=True)
+class Hostname(Fact[str]):
+    def argv(self) -> tuple[str, ...]:
+        return ("sh", "-c", "read -r h < /proc/sys/kernel/hostname && echo \"$h\"; true")
+
+    def parse(self, r: Result) -> str:
+        return r.out.strip()
+
+
+@dataclass(frozen=True)
+class Addresses(Fact[frozenset]):
+    def argv(self) -> tuple[str, ...]:
+        return ("sh", "-c", 'ip -o addr show 2>/dev/null | while read -r _ _ fam addr _; do echo "${addr%/*}"; done')
+
+    def parse(self, r: Result) -> frozenset:
+        return frozenset(line.strip() for line in r.out.splitlines() if line.strip())

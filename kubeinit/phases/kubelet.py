@@ -25,7 +25,7 @@ from typing import Iterator
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError
 from kubeinit.facts import Command, Fact, Unknown, files
-from kubeinit.facts.host import UnitState
+from kubeinit.facts.host import Addresses, Hostname, UnitState
 from kubeinit.hostops import install, systemd
 from kubeinit.hostops.install import STATE
 from kubeinit.phases import PhaseImpl
@@ -44,14 +44,12 @@ CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"  # kubeadm's default f
 RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
 SETTLE_SECONDS = 3  # a kubelet with a bad flag or config exits within this
 
-# Read-only: the kubelet binary (ours, else one on PATH) and its fingerprint, the hostname and
-# the host's addresses (the services' states are UnitState facts).
+# Read-only: the kubelet binary (ours, else one on PATH) and its fingerprint (the services' states,
+# the hostname and the host's addresses are shared facts).
 PROBE = f"""
 k=/usr/local/bin/kubelet; [ -x $k ] || k=$(command -v kubelet 2>/dev/null) || k=
 echo "kubelet=$k"
 [ -z "$k" ] || stat -c "fingerprint={install.FINGERPRINT}" "$k" 2>/dev/null
-read -r h < /proc/sys/kernel/hostname && echo "hostname=$h"
-ip -o addr show 2>/dev/null | while read -r _ _ fam addr _; do echo "addr:${{addr%/*}}"; done
 true
 """
 
@@ -79,21 +77,21 @@ def preload() -> None:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [UnitState("kubelet"), UnitState("systemd-resolved"), Command(("sh", "-c", PROBE)), *files(compared(ctx))]
+    return [UnitState("kubelet"), UnitState("systemd-resolved"), Hostname(), Addresses(), Command(("sh", "-c", PROBE)),
+            *files(compared(ctx))]
 
 
 def probe(target: Target) -> dict:
-    """The probe's key=value lines and the host's addresses; the units' states."""
-    out = target.facts.run("sh", "-c", PROBE).out
-    facts: dict = {"units": {u: target.facts.get(UnitState(u)) for u in ("kubelet", "systemd-resolved")},
-                   "addrs": set()}
-    for line in out.splitlines():
-        if line.startswith("addr:"):
-            facts["addrs"].add(line[5:])
-        elif "=" in line:
+    """The probe's key=value lines (the kubelet binary, its fingerprint), and the shared facts: the
+    units' states, the hostname and the host's addresses."""
+    facts = target.facts
+    out: dict = {"units": {u: facts.get(UnitState(u)) for u in ("kubelet", "systemd-resolved")},
+                 "hostname": facts.get(Hostname()), "addrs": facts.get(Addresses())}
+    for line in facts.run("sh", "-c", PROBE).out.splitlines():
+        if "=" in line:
             k, _, v = line.partition("=")
-            facts[k] = v
-    return facts
+            out[k] = v
+    return out
 
 
 def flags(ctx: Context, target: Target, p: dict) -> dict[str, str]:

@@ -80,8 +80,9 @@ def test_a_file_with_spaces_in_its_name_is_found(tmp_path):
 def test_shared_facts_are_asked_in_one_round_trip_and_parsed_here():
     """The typed facts' commands, run by this machine's shell, parse to what is true here."""
     import platform
+    import shutil
 
-    from kubeinit.facts.host import GOARCH, Arch, OsRelease, Stamps, UnitState
+    from kubeinit.facts.host import GOARCH, Addresses, Arch, Hostname, OsRelease, Stamps, UnitState
 
     conn = Counting()
     f = Facts(conn)
@@ -93,7 +94,10 @@ def test_shared_facts_are_asked_in_one_round_trip_and_parsed_here():
     assert f.get(UnitState("kubeinit-no-such-unit")).running is False
     assert f.get(Stamps("kubeinit-no-such-*")) == {}
     assert conn.calls == 1, "answered from the cache"
+    f.gather([Hostname(), Addresses()])
+    assert f.get(Hostname()) == platform.node() and conn.calls == 2
+    assert "127.0.0.1" in f.get(Addresses()) or shutil.which("ip") is None
     f.changed()
-    assert f.get(Arch()) and conn.calls == 1, "the architecture is kept when a phase changed the host"
+    assert f.get(Arch()) and conn.calls == 2, "the architecture is kept when a phase changed the host"
     f.get(UnitState("kubeinit-no-such-unit"))
-    assert conn.calls == 2, "a unit's state is asked again"
+    assert conn.calls == 3, "a unit's state is asked again"

@@ -14,7 +14,7 @@ from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError
-from kubeinit.facts.host import Unit, UnitState
+from kubeinit.facts.host import Addresses, Hostname, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import kubelet
 from kubeinit.steps import Run, Skip, Upload
@@ -37,13 +37,12 @@ class ScriptedHost(scripted.ProbedHost):
         out = f"kubelet={self.binary or ''}\n"
         if self.binary:
             out += "fingerprint=100:0:1:5\n"
-        out += f"hostname={self.hostname}\n"
-        out += "".join(f"addr:{a}\n" for a in ("127.0.0.1", *self.addrs))
         return out
 
     def typed(self) -> dict:
         return {UnitState("kubelet"): Unit(*self.kubelet_state),
-                UnitState("systemd-resolved"): Unit(self.resolved, "enabled")}
+                UnitState("systemd-resolved"): Unit(self.resolved, "enabled"),
+                Hostname(): self.hostname, Addresses(): frozenset(("127.0.0.1", *self.addrs))}
 
 
 def make_spec(extra: dict | None = None, name: str = "n1", address: str = ADDR, **artifacts):
