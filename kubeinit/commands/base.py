@@ -1,13 +1,11 @@
-"""Click building blocks shared by kubeinit.cli and kubeinit.commands.managed.
+"""Click building blocks of the managed-cloud commands (kubeinit.commands.managed*), which the
+typer CLI runs (kubeinit.cli.managed), and the confirmation every destructive command asks.
 
-Only click is imported here (no rich, no SDK): `kubeinit --help` stays cheap.
-What they add to plain click, so that the command line behaves as it did before click:
+Only click is imported here (no rich, no SDK). What they add to plain click:
 
 - help for positional arguments, in an "Arguments" section (click before 8.5 has none);
 - sub-commands listed in the order they were added, plain commands before groups;
-- Ctrl-C ends a command with exit code 130 and one line saying a re-run finishes the job;
-- options given several times (multiple=True) reach the command as a list, or None
-  when not given at all.
+- Ctrl-C ends a command with exit code 130 and one line saying a re-run finishes the job.
 """
 
 from __future__ import annotations
@@ -68,18 +66,6 @@ def options(*decorators):
         return f
 
     return apply
-
-
-def as_list(ctx: click.Context, param: click.Parameter, value):
-    """Callback for multiple=True options: a list of what was given, or None if nothing was."""
-    return list(value) if value else None
-
-
-def comma_list(ctx: click.Context, param: click.Parameter, value):
-    """Callback for multiple=True options that also take comma-separated values, as kubeadm's
-    string-slice flags do (`--usages signing,authentication` or repeated): the items, or None
-    if the option was not given."""
-    return [x.strip() for v in value for x in v.split(",") if x.strip()] if value else None
 
 
 def ask_first(doing: str, what: str, question: str, nothing: str) -> None:
