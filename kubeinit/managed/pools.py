@@ -161,7 +161,11 @@ def _gke_create(ctx, pool: NodePoolSpec) -> None:
     entry = ctx.ensure("node_pool", pool.name, f"GKE node pool {pool.name}", lambda: (pool.name, {
         "operation": container.create_node_pool(
             request={"parent": provider._cluster_path(s), "node_pool": body}).name}))
-    provider._wait_op(ctx, f"GKE node pool {pool.name} is created", entry["data"]["operation"])
+    if entry["data"].get("operation") is not None:
+        provider._wait_op(ctx, f"GKE node pool {pool.name} is created", entry["data"]["operation"])
+    else:  # found after an interrupted create: its operation's name is unknown, so watch the pool
+        ctx.wait(f"GKE node pool {pool.name} is created", lambda: container.get_node_pool(
+            request={"name": f"{provider._cluster_path(s)}/nodePools/{pool.name}"}), provider._running)
 
 
 def gke_delete(provider, ctx, e) -> None:

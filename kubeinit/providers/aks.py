@@ -198,6 +198,16 @@ class AKS(Provider):
             raise UserError(self._taken(s))
         return s.name
 
+    def find_agent_pool(self, ctx, e):
+        s = ctx.spec
+        try:
+            ctx.api("containerservice").agent_pools.get(s.resource_group, s.name, e["name"])
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        return e["name"]
+
     def failed_cluster(self, ctx, e):
         s = ctx.spec
         c = ctx.api("containerservice").managed_clusters.get(s.resource_group, s.name)

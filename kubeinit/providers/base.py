@@ -140,7 +140,12 @@ class Provider:
     def find(self, ctx, entry: dict) -> Any:
         """Look up what an interrupted create call may have made (entry is its recorded intent):
         its id, (id, data), or None. Per kind: find_<kind>(ctx, entry)."""
-        return getattr(self, f"find_{entry['kind']}")(ctx, entry)
+        finder = getattr(self, f"find_{entry['kind']}", None)
+        if finder is None:  # never guess "not made": that would orphan what the cloud did make
+            raise KubeinitError(f"{entry['kind'].replace('_', ' ')} {entry['name']}: its create call was interrupted and "
+                                f"kubeinit cannot look it up on {self.title}; check the cloud, then remove its pending "
+                                "entry from the record")
+        return finder(ctx, entry)
 
     def delete(self, ctx, entries: list[dict]) -> None:
         """Remove entries newest first; each is forgotten from the record once gone. An intent

@@ -128,6 +128,15 @@ class GKE(Provider):
             raise UserError(self._taken(s))
         return s.name, {"operation": None}
 
+    def find_node_pool(self, ctx, e):
+        try:
+            ctx.api("container").get_node_pool(request={"name": f"{self._cluster_path(ctx.spec)}/nodePools/{e['name']}"})
+        except CloudError as err:
+            if err.fault.kind == "not_found":
+                return None
+            raise
+        return e["name"], {"operation": None}
+
     def failed_cluster(self, ctx, e):
         c = ctx.api("container").get_cluster(request={"name": self._cluster_path(ctx.spec)})
         return f"status ERROR: {c.status_message or 'no message'}" if c.status.name == "ERROR" else None

@@ -277,3 +277,22 @@ def test_changed_flags_on_a_ready_cluster_are_refused_with_the_command(aws, cli)
     r = cli(*EKS)  # the same command again is still fine
     assert r.exit_code == 0, r.output
     assert cli(*EKS_DELETE).exit_code == 0
+
+
+# -- node pools made by `create nodepool` are found after an interrupt too -------------------------
+@pytest.mark.parametrize("provider", ["gke", "aks"])
+def test_interrupted_create_nodepool_is_found_by_the_rerun(provider, request, cli, monkeypatch):
+    double = request.getfixturevalue(provider)
+    create, delete = (GKE, GKE_DELETE) if provider == "gke" else (AKS, AKS_DELETE)
+    assert cli(*create).exit_code == 0
+    add = ["create", "nodepool", "extra", "--provider", provider, "--cluster", "demo", "--nodes", "1", *FAST]
+    restore = interrupt_at(monkeypatch, "create_node_pool" if provider == "gke" else "begin_create_or_update", True)
+    assert cli(*add).exit_code == 130
+    restore()
+    r = cli(*add)
+    assert r.exit_code == 0, r.output
+    assert "made by an interrupted run" in r.output
+    pools = [p["name"] for c in double.clusters.values()
+             for p in (c["nodePools"] if provider == "gke" else c["properties"]["agentPoolProfiles"])]
+    assert sorted(pools) == sorted(["default-pool" if provider == "gke" else "nodepool1", "extra"])
+    assert cli(*delete).exit_code == 0 and double.clusters == {}

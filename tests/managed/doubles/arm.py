@@ -215,7 +215,7 @@ class ArmApiDouble(JsonApiDouble):
         def done(fault):
             prof["provisioningState"] = "Failed" if fault else "Succeeded"
 
-        return Reply(201, self._pool_doc(c, prof), self._async(sub, c["location"], "create_pool", done))
+        return Reply(201, self._pool_doc(c, prof), self._async(sub, c["location"], "create_pool", done, (c["id"], pool)))
 
     def _delete_pool(self, sub, c, prof):
         profs = c["properties"]["agentPoolProfiles"]
@@ -238,6 +238,10 @@ class ArmApiDouble(JsonApiDouble):
             return self._new_pool(sub, c, pool, body)
         if prof is None:
             return error(404, "ResourceNotFound", f"agent pool {pool} was not found.")
+        if method == "GET":  # the cloud goes on without anyone polling the operation
+            for o in list(self.operations.values()):
+                if o["target"] == (c["id"], pool):
+                    self._advance(o)
         if method == "DELETE":
             return self._delete_pool(sub, c, prof)
         doc = {"id": f"{c['id']}/agentPools/{pool}", "name": pool,

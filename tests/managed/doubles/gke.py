@@ -150,6 +150,10 @@ class GkeApiDouble(JsonApiDouble):
 
     def _get_pool(self, project, location, name, pool, body):
         try:
+            c, p = self._pool(project, location, name, pool)
+            for o in list(self.operations.values()):  # the cloud goes on without anyone polling the operation
+                if o["targetLink"] == f"{c['selfLink']}/nodePools/{pool}" and o["status"] == "RUNNING":
+                    self._get_op(project, location, o["name"], None)
             return Reply(200, self._pool(project, location, name, pool)[1])
         except LookupError as e:
             return error(404, "NOT_FOUND", str(e))
