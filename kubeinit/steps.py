@@ -94,7 +94,9 @@ class ApiCall:
     "wait": GET `path` until it answers "ok", for up to `timeout` seconds (/readyz); "mark":
     add body's labels and taints to the Node at `path` once it registers (up to `timeout`). `body` is
     never printed: it may hold a token. `watch`: a systemd unit the waiting depends on (the
-    kubelet); if it exits or restarts meanwhile, the wait stops at once with its error line."""
+    kubelet); if it exits or restarts meanwhile, the wait stops at once with its error line.
+    "ensure-admins": make admin.conf a cluster admin (kube/admins.py: the binding `body`, made
+    `via` super-admin.conf when admin.conf is refused), waiting up to `timeout` until it is."""
 
     verb: str
     path: str
@@ -102,10 +104,14 @@ class ApiCall:
     note: str = ""
     timeout: float = 0
     watch: str = ""
+    via: str = ""
 
     def describe(self) -> str:
         if self.verb == "wait":
             what = f"wait for {self.path}"
+        elif self.verb == "ensure-admins":
+            meta = (self.body or {}).get("metadata", {})
+            what = f"ensure {(self.body or {}).get('kind')} {meta.get('name')} (with {self.via})"
         elif self.verb == "mark":
             what = f"label and taint {self.path}"
         else:

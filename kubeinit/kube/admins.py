@@ -2,27 +2,32 @@
 (`EnsureAdminClusterRoleBinding`, reference §3).
 
 admin.conf's user is in the group kubeadm:cluster-admins, which may do nothing until the
-ClusterRoleBinding kubeadm:cluster-admins binds it to the ClusterRole cluster-admin. On a run's
-first use of the API as the admin, kubeinit asks with admin.conf; when that is refused, it makes
-the binding with super-admin.conf (system:masters: authorised without RBAC; kept on the first
-control plane only and used for nothing else), then waits until the authorizer lets admin.conf
-in: it honours a new binding about a second later, and only once the server's RBAC bootstrap has
-made the ClusterRole cluster-admin.
+ClusterRoleBinding kubeadm:cluster-admins binds it to the ClusterRole cluster-admin. A plan reads
+whether admin.conf may read that binding (a fact: Unknown while the server cannot be asked yet)
+and, unless it may, yields a step; the executor applies it: it asks with admin.conf; when that is
+refused, it makes the binding with super-admin.conf (system:masters: authorised without RBAC; kept
+on the first control plane only and used for nothing else), then waits until the authorizer lets
+admin.conf in: it honours a new binding about a second later, and only once the server's RBAC
+bootstrap has made the ClusterRole cluster-admin.
 
-    ensure(admin, super_admin, dry_run=False) -> what was done, "" when admin.conf was allowed
-    admin(ctx, target) -> ctx.kube(target), made sure of once per run and host
-    NotAuthorized      (--dry-run) admin.conf is refused and nothing may be written to fix it
+    state(admin) -> ALLOWED | MISSING | REFUSED    (reads only)
+    plan(ctx, target) -> the fact, after yielding the ensure step when it is needed
+    ensure(admin, super_admin) -> what was done, "" when admin.conf was allowed
+    apply(ctx, target, step) -> ensure() for the executor's ApiCall "ensure-admins"
+    NotAuthorized      admin.conf is refused until the ensure step has run
 """
 
 from __future__ import annotations
 
 import posixpath
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from kubeinit.errors import KubeinitError
+from kubeinit.facts import Unknown
 from kubeinit.kube import objects
 from kubeinit.kube.client import ApiError, Client, Unreachable
+from kubeinit.steps import ApiCall, Step
 
 NAME = "kubeadm:cluster-admins"  # the binding and the group share kubeadm's name
 BINDING = {"apiVersion": objects.RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": NAME},
@@ -33,37 +38,74 @@ INTERVAL = 0.5  # kubeadm's KubernetesAPICallRetryInterval
 SUPER_ADMIN = "super-admin.conf"
 BIND_YOURSELF = (f"kubectl create clusterrolebinding {NAME} --clusterrole=cluster-admin --group={NAME} "
                  f"(as a system:masters user)")
+VERB = "ensure-admins"
+
+ALLOWED = "allowed"  # the binding is there and admin.conf may read it
+MISSING = "missing"  # admin.conf may (through something else: an older system:masters admin.conf); no binding
+REFUSED = "refused"  # 403: admin.conf may do nothing yet
 
 
 class NotAuthorized(Unreachable):
-    """--dry-run: admin.conf is refused; a real run would make the binding first."""
+    """admin.conf is refused; the run makes the binding first (the ensure step)."""
 
 
-def ensure(admin: Client, super_admin: Callable[[], Client | None], dry_run: bool = False,
+def state(admin: Client, timeout: float = TIMEOUT, interval: float = INTERVAL) -> str:
+    """Whether `admin` may read the binding, read only. A server that is not reachable raises
+    Unreachable at once (wait-control-plane waits for it); 5xx/429 are asked again (a server starting)."""
+    deadline = time.monotonic() + timeout
+    while True:  # the binding, read as admin.conf: 200 it may, 403 it may not (yet)
+        try:
+            admin.get(objects.item(BINDING))
+            return ALLOWED
+        except ApiError as e:
+            if e.code == 403:
+                return REFUSED
+            if e.code == 404:
+                return MISSING
+            if e.code == 401 or time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+def step(via: str) -> ApiCall:
+    return ApiCall(VERB, objects.item(BINDING), dict(BINDING), timeout=TIMEOUT, via=via)
+
+
+def plan(ctx, target) -> Iterator[Step]:
+    """The fact (ALLOWED, MISSING, REFUSED or Unknown), after yielding the ensure step unless
+    admin.conf is allowed; returned by `yield from`. Once per run and host: a later phase sees what
+    the executor made sure of, or that an earlier phase planned the step and it was not applied."""
+    known = ctx.shared.setdefault("kube-admins", {})
+    if known.get(target.name) in (ALLOWED, REFUSED):  # REFUSED: planned, not applied
+        return known[target.name]
+    got = ctx.learn(lambda: state(ctx.kube(target)), lambda e: isinstance(e, Unreachable))
+    if got == ALLOWED:
+        known[target.name] = ALLOWED
+        return got
+    yield step("admin.conf" if got == MISSING else SUPER_ADMIN)
+    if not isinstance(got, Unknown):
+        known[target.name] = REFUSED  # until the executor has applied the step
+    return got
+
+
+def refused(admin: Client) -> NotAuthorized:
+    return NotAuthorized(f"{_who(admin)} is not a cluster admin yet: the run makes ClusterRoleBinding {NAME} with "
+                         f"{SUPER_ADMIN} first")
+
+
+def ensure(admin: Client, super_admin: Callable[[], Client | None],
            timeout: float = TIMEOUT, interval: float = INTERVAL) -> str:
     """Make sure `admin` may do everything; -> a sentence on what was done ("" for nothing).
     A server that is not reachable raises Unreachable at once (wait-control-plane waits for it)."""
     path = objects.item(BINDING)
-    who = f"{admin.kubeconfig}'s user {admin.user!r}"
+    who = _who(admin)
     deadline = time.monotonic() + timeout
-    while True:  # the binding, read as admin.conf: 200 it may, 403 it may not (yet)
-        try:
-            admin.get(path)
-            return ""
-        except ApiError as e:
-            if e.code == 403:
-                break
-            if e.code == 404:  # allowed through something else (an older system:masters admin.conf)
-                if dry_run:
-                    return f"would make ClusterRoleBinding {NAME} with admin.conf"
-                _create(admin, deadline, interval, "admin.conf")
-                return f"made ClusterRoleBinding {NAME} with admin.conf"
-            if e.code == 401 or time.monotonic() >= deadline:
-                raise
-        time.sleep(interval)  # 5xx/429: a server still starting
-    if dry_run:
-        raise NotAuthorized(f"{who} is not a cluster admin yet: the run makes ClusterRoleBinding {NAME} with "
-                            f"{SUPER_ADMIN} first")
+    got = state(admin, timeout, interval)
+    if got == ALLOWED:
+        return ""
+    if got == MISSING:  # allowed through something else (an older system:masters admin.conf)
+        _create(admin, deadline, interval, "admin.conf")
+        return f"made ClusterRoleBinding {NAME} with admin.conf"
     sup = super_admin()
     if sup is None:
         raise KubeinitError(f"{who} may do nothing (403 Forbidden): the ClusterRoleBinding {NAME} is missing and "
@@ -90,6 +132,10 @@ def ensure(admin: Client, super_admin: Callable[[], Client | None], dry_run: boo
         time.sleep(interval)
 
 
+def _who(admin: Client) -> str:
+    return f"{admin.kubeconfig}'s user {admin.user!r}"
+
+
 def _create(client: Client, deadline: float, interval: float, via: str) -> None:
     """POST the binding (already there is as good), asking again while the server is starting."""
     while True:
@@ -113,27 +159,18 @@ def _short(e: Exception) -> str:
     return str(e).split(";", 1)[0]
 
 
-def admin(ctx, target) -> Client:
-    """The cluster's API server as its admin (ctx.kube), made sure of on the run's first use on
-    this host; what was done is kept in ctx.shared for the phase to show (pop_note)."""
-    client = ctx.kube(target)
-    done = ctx.shared.setdefault("kube-admins", {})
-    if target.name not in done:
-        def super_admin() -> Client | None:
-            path = posixpath.join(ctx.kubeconfig_dir, SUPER_ADMIN)
-            data = target.facts.read(path)
-            if data is None:
-                return None
-            port = ctx.spec.bind_port
-            return Client.from_kubeconfig_data(data, f"{target.name}:{path}",
-                                               dial=lambda: target.conn.dial("127.0.0.1", port))
+def apply(ctx, target, call: ApiCall) -> str:
+    """The executor's ensure step: ensure() with admin.conf, super-admin.conf read from the
+    target (the first control plane) over its connection only if admin.conf is refused."""
+    def super_admin() -> Client | None:
+        path = posixpath.join(ctx.kubeconfig_dir, SUPER_ADMIN)
+        data = target.facts.read(path)
+        if data is None:
+            return None
+        port = ctx.spec.bind_port
+        return Client.from_kubeconfig_data(data, f"{target.name}:{path}",
+                                           dial=lambda: target.conn.dial("127.0.0.1", port))
 
-        done[target.name] = ensure(client, super_admin, dry_run=ctx.options.dry_run)
-        if done[target.name]:
-            ctx.shared.setdefault("kube-admin-notes", {})[target.name] = done[target.name]
-    return client
-
-
-def pop_note(ctx, target) -> str:
-    """What admin() did on this host, once."""
-    return ctx.shared.get("kube-admin-notes", {}).pop(target.name, "")
+    done = ensure(ctx.kube(target), super_admin, timeout=call.timeout or TIMEOUT)
+    ctx.shared.setdefault("kube-admins", {})[target.name] = ALLOWED
+    return done

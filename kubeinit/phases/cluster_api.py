@@ -8,9 +8,10 @@ upload-config/kubelet  ConfigMap kube-system/kubelet-config (the KubeletConfigur
 bootstrap-token      the RBAC of TLS bootstrap (§4.3) and kube-public/cluster-info with its
                      anonymous read (§4.4); the token itself comes with join (or `token create`)
 
-The server is reached through the host's connection (Context.kube). Every phase but the wait
-first makes sure admin.conf is a cluster admin (kube/admins.py: kubeadm's ClusterRoleBinding
-kubeadm:cluster-admins, made with super-admin.conf when admin.conf is refused). A plan reads what
+The server is reached through the host's connection (Context.kube). The first phase but the wait
+yields a step that makes admin.conf a cluster admin unless it is one (kube/admins.py: kubeadm's
+ClusterRoleBinding kubeadm:cluster-admins, made with super-admin.conf when admin.conf is refused;
+until then the objects are shown as they would be written). A plan reads what
 the cluster holds (its facts) and yields an ApiCall only for what differs, so a re-run only skips.
 """
 
@@ -106,21 +107,18 @@ def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
 
 
 def _read(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
-    """The cluster's copies of `wanted` (None where it has none), read as admin.conf once it may do
-    everything (kube/admins.py: the ClusterRoleBinding kubeadm:cluster-admins, made with
-    super-admin.conf when admin.conf is refused); returned by `yield from`, after a Notice of what
-    making sure of it did. Unknown when the server cannot be asked yet (Context.learn: a dry run before it runs)."""
-    def read() -> tuple[list[dict | None], str]:
-        client = admins.admin(ctx, target)
-        return [objects.get(client, obj) for obj in wanted], admins.pop_note(ctx, target)
-
-    got = ctx.learn(read, lambda e: isinstance(e, Unreachable))
-    if isinstance(got, Unknown):
-        return got
-    have, note = got
-    if note:
-        yield Notice(note)
-    return have
+    """The cluster's copies of `wanted` (None where it has none), read as admin.conf; returned by
+    `yield from`, after the step that makes admin.conf a cluster admin when it is not one yet
+    (kube/admins.py: the ClusterRoleBinding kubeadm:cluster-admins, made with super-admin.conf when
+    admin.conf is refused). Unknown when the server cannot be asked yet (Context.learn: a dry run
+    before it runs) or admin.conf may not read until that step has run (admins.NotAuthorized)."""
+    admitted = yield from admins.plan(ctx, target)
+    if isinstance(admitted, Unknown):
+        return admitted
+    if admitted == admins.REFUSED:
+        return Unknown(admins.refused(ctx.kube(target)))
+    client = ctx.kube(target)
+    return ctx.learn(lambda: [objects.get(client, obj) for obj in wanted], lambda e: isinstance(e, Unreachable))
 
 
 def configmap(namespace: str, name: str, data: dict[str, str]) -> dict:

@@ -55,7 +55,9 @@ def can_i(cp) -> str:
 def api_phases(control_plane):
     """init's API phases, as a user runs them after the control plane is up (once per session)."""
     before = can_i(control_plane)
-    results = {p: control_plane.phase(p) for p in API_PHASES}
+    dry = control_plane.phase("upload-config all --dry-run")
+    results = {"dry-run": dry, "dry-run can-i": can_i(control_plane)}
+    results.update({p: control_plane.phase(p) for p in API_PHASES})
     return before, results
 
 
@@ -69,9 +71,14 @@ def test_wait_control_plane_started_before_the_server(control_plane):
 def test_api_phases_make_admin_conf_a_cluster_admin_and_a_rerun_changes_nothing(control_plane, api_phases):
     before, results = api_phases
     assert before == "no", "admin.conf's group is bound to nothing on a fresh real server"
+    dry = results.pop("dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "api ensure ClusterRoleBinding kubeadm:cluster-admins (with super-admin.conf)" in dry.stdout, dry.stdout
+    assert results.pop("dry-run can-i") == "no", "a dry run made the binding"
     for phase, r in results.items():
         assert r.returncode == 0, f"{phase}: {r.stdout}{r.stderr}"
-    assert "made ClusterRoleBinding kubeadm:cluster-admins with super-admin.conf" in results["upload-config all"].stdout
+    assert "api ensure ClusterRoleBinding kubeadm:cluster-admins (with super-admin.conf)" in \
+        results["upload-config all"].stdout
     assert can_i(control_plane) == "yes"
     have = versions(control_plane)
     assert len(have) == sum(map(len, WRITTEN.values())), have

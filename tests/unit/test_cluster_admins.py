@@ -10,12 +10,15 @@ import subprocess
 
 import pytest
 
+from kubeinit.connection import LocalConnection
+from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError, StepFailed
 from kubeinit.kube import admins
 from kubeinit.kube.client import ApiError, Client
+from kubeinit.workflow import find, init_phases
 
 from apiserver import make_cluster
-from test_cluster_api import run
+from test_cluster_api import View, make_spec, run
 
 CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
 
@@ -53,7 +56,7 @@ def test_the_double_authorizes_as_rbac_does(unbound):
 
 
 def test_the_phases_bind_admin_conf_with_super_admin_conf_and_wait_until_it_is_honoured(unbound):
-    assert run(unbound, phases=["upload-config/kubeadm"]).total_changed == 3
+    assert run(unbound, phases=["upload-config/kubeadm"]).total_changed == 4  # the binding is a step of its own
     api = unbound.api
     crb = api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")]
     assert crb["roleRef"]["name"] == "cluster-admin"
@@ -75,7 +78,8 @@ def test_the_phases_bind_admin_conf_with_super_admin_conf_and_wait_until_it_is_h
 
 def test_without_super_admin_conf_a_refused_admin_conf_is_one_clear_line(unbound):
     (unbound.root / "super-admin.conf").unlink()
-    with pytest.raises(StepFailed, match=r"cp-1: phase upload-config/kubeadm failed at 'plan': .*admin\.conf's user "
+    with pytest.raises(StepFailed, match=r"cp-1: phase upload-config/kubeadm failed at 'api ensure ClusterRoleBinding "
+                                         r"kubeadm:cluster-admins \(with super-admin\.conf\)': .*admin\.conf's user "
                                          r"'kubernetes-admin' may do nothing \(403 Forbidden\): the ClusterRoleBinding "
                                          r"kubeadm:cluster-admins is missing and there is no super-admin\.conf .*"
                                          r"kubectl create clusterrolebinding kubeadm:cluster-admins "
@@ -110,3 +114,41 @@ def test_an_admin_conf_allowed_otherwise_makes_the_binding_itself(tmp_path):
         assert [r[0] for r in c.api.requests] == ["GET", "POST", "GET"]
     finally:
         c.api.stop()
+
+
+ENSURE = "api ensure ClusterRoleBinding kubeadm:cluster-admins (with super-admin.conf)"
+
+
+def test_planning_only_reads_and_a_dry_run_shows_the_ensure_step_once(unbound):
+    """The binding is a step the executor applies, not a write made while planning: a plan asks
+    the server only with GET, and a --dry-run shows the step (in the first phase that needs it)."""
+    spec = make_spec(unbound)
+    ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options())
+    steps = list(find(init_phases(), "upload-config/kubeadm").impl().plan(ctx, ctx.targets[0]))
+    assert steps[0].describe() == ENSURE
+    assert unbound.api.requests and not [r for r in unbound.api.requests if r[0] != "GET"], "planning wrote"
+    assert ("clusterrolebindings", "", "kubeadm:cluster-admins") not in unbound.api.objects
+    ctx.close()
+
+    view = View()
+    run(unbound, dry_run=True, view=view, phases=["upload-config/kubeadm", "bootstrap-token"])
+    planned = [s.describe() for e in view.events if e[0] == "planned" for s in e[3]]
+    assert planned.count(ENSURE) == 1, planned
+    assert not [r for r in unbound.api.requests if r[0] != "GET"], "a dry run wrote"
+
+
+def test_a_bound_cluster_plans_no_ensure_step(unbound):
+    unbound.api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")] = dict(admins.BINDING)
+    view = View()
+    run(unbound, dry_run=True, view=view, phases=["upload-config/kubeadm"])
+    planned = [s.describe() for e in view.events if e[0] == "planned" for s in e[3]]
+    assert not [d for d in planned if "ensure" in d], planned
+
+
+def test_a_dry_run_before_the_server_answers_shows_the_ensure_step(unbound):
+    """The fact is Unknown then (Context.learn): the plan shows what a real run does first."""
+    unbound.api.stop()
+    view = View()
+    run(unbound, dry_run=True, view=view, phases=["upload-config/kubeadm"])
+    planned = [s.describe() for e in view.events if e[0] == "planned" for s in e[3]]
+    assert planned[0] == ENSURE and "the API server does not answer yet" in planned[1], planned

@@ -82,7 +82,7 @@ def cm(cluster, ns, name) -> dict:
 def test_the_phases_write_kubeadms_objects_and_a_rerun_only_skips(cluster):
     summary = run(cluster)
     api = cluster.api
-    assert summary.total_changed == 14, summary.changed  # 3 + 3 + 8 objects; waiting changes nothing
+    assert summary.total_changed == 15, summary.changed  # the binding, 3 + 3 + 8 objects; waiting changes nothing
     # upload-config/kubeadm: a ClusterConfiguration kubeadm (and kubeinit) read back
     conf = yaml.safe_load(cm(cluster, "kube-system", "kubeadm-config")["data"]["ClusterConfiguration"])
     assert (conf["apiVersion"], conf["kind"]) == ("kubeadm.k8s.io/v1beta4", "ClusterConfiguration")
@@ -212,7 +212,7 @@ def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, serve
     ctx = Context(spec, [Target(h, lambda h: SSHConnection(h, known_hosts=kh)) for h in spec.hosts], Options())
     tree = init_phases()
     summary = execute(ctx, [find(tree, p) for p in PHASES], View())
-    assert summary.total_changed == 14
+    assert summary.total_changed == 15
     assert cluster.api.connections == 2, "one tunnel and TLS handshake for admin.conf, one for super-admin.conf"
     assert any(c.startswith("cat -- ") and c.endswith("admin.conf") for c in server.commands)
     ctx.close()
@@ -220,7 +220,7 @@ def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, serve
 
 def test_mark_control_plane_adds_kubeadms_labels_and_taint_and_keeps_the_kubelets(cluster):
     threading.Timer(1.0, register_node, args=(cluster,)).start()  # the kubelet registers a moment later
-    assert run(cluster, phases=MARK).total_changed == 1
+    assert run(cluster, phases=MARK).total_changed == 2  # kubeadm:cluster-admins, then the node
     node = cluster.api.objects[("nodes", "", "cp-1")]
     assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "cp-1",
                                           "node-role.kubernetes.io/control-plane": "",
