@@ -14,7 +14,7 @@ import os
 
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
-from kubeinit.providers.base import CloudError, Fault, Provider, kind_from_code, require, verbose
+from kubeinit.providers.base import CloudError, Fault, Provider, kind_from_code, require, unless_missing, verbose
 
 TAG = "kubeinit.dev-cluster"  # Azure tag names may not contain '/'
 RG_API = "2021-04-01"
@@ -200,13 +200,8 @@ class AKS(Provider):
 
     def find_agent_pool(self, ctx, e):
         s = ctx.spec
-        try:
-            ctx.api("containerservice").agent_pools.get(s.resource_group, s.name, e["name"])
-        except CloudError as err:
-            if err.fault.kind == "not_found":
-                return None
-            raise
-        return e["name"]
+        pool = unless_missing(lambda: ctx.api("containerservice").agent_pools.get(s.resource_group, s.name, e["name"]))
+        return None if pool is None else e["name"]
 
     def failed_cluster(self, ctx, e):
         s = ctx.spec

@@ -11,6 +11,7 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,16 @@ class CloudError(KubeinitError):
         extra = f" [{fault.detail}]" if fault.detail and verbose() else ""
         super().__init__(f"{label} failed: {_PHRASE.get(fault.kind, fault.kind)}" + (f" ({detail})" if detail else "")
                          + extra)
+
+
+def unless_missing(call: Callable[[], Any]) -> Any:
+    """call()'s result, or None when the cloud says NotFound: a look-up that may rightly find nothing."""
+    try:
+        return call()
+    except CloudError as err:
+        if err.fault.kind == "not_found":
+            return None
+        raise
 
 
 def require(module: str, provider: "Provider") -> Any:

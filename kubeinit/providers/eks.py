@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import shutil
 import sys
@@ -17,17 +16,13 @@ from kubeinit import kubeconfig as kcfg
 from kubeinit import redact
 from kubeinit.errors import UserError
 from kubeinit.managed import checks
-from kubeinit.providers.base import TAG, CloudError, Fault, Provider, kind_from_code, require
-
-CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-                 "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")
-VPC_CIDR = "192.168.0.0/16"
-PUBLIC_CIDRS = ("192.168.0.0/19", "192.168.32.0/19")
-PRIVATE_CIDRS = ("192.168.64.0/19", "192.168.96.0/19")
+from kubeinit.providers.base import TAG, Fault, Provider, kind_from_code, require, unless_missing
+from kubeinit.providers.eks_iam import CLUSTER_POLICIES, NODE_POLICIES, EKSIam
+from kubeinit.providers.eks_network import EKSNetwork
+from kubeinit.providers.eks_network import status_check as _status
 
 
-class EKS(Provider):
+class EKS(EKSIam, EKSNetwork, Provider):
     name, title, extra, packages = "eks", "EKS", "aws", "boto3"
     poll_interval = 15.0
     services = ("iam", "ec2", "eks")
@@ -114,84 +109,6 @@ class EKS(Provider):
         for pool in s.node_pools:
             self._wait_nodegroup(ctx, pool.name)
 
-    def _role(self, ctx, which, principal, policies):
-        s, iam = ctx.spec, ctx.api("iam")
-        role = f"kubeinit-{s.name}-{which}"
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": principal},
-                                                         "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
-        entry = ctx.ensure("iam_role", which, f"IAM role {role}", lambda: (role, {"arn": iam.create_role(
-            RoleName=role, AssumeRolePolicyDocument=json.dumps(trust), Tags=self._tag_list(s),
-            Description=f"kubeinit: {which} role of EKS cluster {s.name}")["Role"]["Arn"]}))
-        with ctx.step(f"attaching policies to IAM role {role}"):
-            for policy in policies:  # idempotent, so a resumed run simply repeats it
-                iam.attach_role_policy(RoleName=role, PolicyArn=f"arn:aws:iam::aws:policy/{policy}")
-        return entry["data"]["arn"]
-
-    def _network(self, ctx):
-        """A VPC with a public and a private subnet in each of two AZs; nodes go in the private ones."""
-        s, ec2 = ctx.spec, ctx.api("ec2")
-
-        def tagged(rtype, role):
-            return [{"ResourceType": rtype, "Tags": self._tag_list(s) + [{"Key": "Name", "Value": f"kubeinit-{s.name}-{role}"}]}]
-
-        vpc = ctx.ensure("vpc", "vpc", "VPC", lambda: ec2.create_vpc(
-            CidrBlock=VPC_CIDR, TagSpecifications=tagged("vpc", "vpc"))["Vpc"]["VpcId"])["id"]
-        with ctx.step(f"configuring VPC {vpc}"):
-            ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        igw = ctx.ensure("internet_gateway", "igw", "internet gateway", lambda: ec2.create_internet_gateway(
-            TagSpecifications=tagged("internet-gateway", "igw"))["InternetGateway"]["InternetGatewayId"])["id"]
-
-        def attach():
-            ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-            return igw, {"vpc": vpc}
-
-        ctx.ensure("igw_attachment", "igw", f"attachment of {igw} to {vpc}", attach)
-        with ctx.step("looking up availability zones"):
-            if s.zones:  # --zones: asking for them by name makes a wrong one fail here, before any subnet
-                ec2.describe_availability_zones(ZoneNames=list(s.zones))
-                zone_names = tuple(s.zones)
-            else:
-                zones = ec2.describe_availability_zones(
-                    Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
-                zone_names = (zones[0]["ZoneName"], zones[1]["ZoneName"])
-        public_cidrs, private_cidrs = _cidrs(len(zone_names))
-        public = self._subnets(ctx, "public", vpc, zone_names, public_cidrs, ("0.0.0.0/0", "GatewayId", igw), tagged)
-        eip = ctx.ensure("elastic_ip", "nat", "elastic IP for the NAT gateway", lambda: ec2.allocate_address(
-            Domain="vpc", TagSpecifications=tagged("elastic-ip", "nat"))["AllocationId"])["id"]
-        nat = ctx.ensure("nat_gateway", "nat", "NAT gateway", lambda: ec2.create_nat_gateway(
-            SubnetId=public[0], AllocationId=eip, ClientToken=ctx.record.token("nat_gateway", "nat"),
-            TagSpecifications=tagged("natgateway", "nat"))["NatGateway"]["NatGatewayId"])["id"]
-        ctx.wait(f"NAT gateway {nat} is available", lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat]),
-                 lambda r: _status(r["NatGateways"][0], "available", ("failed", "deleted"), key="State"))
-        private = self._subnets(ctx, "private", vpc, zone_names, private_cidrs, ("0.0.0.0/0", "NatGatewayId", nat), tagged)
-        return public + private, private
-
-    def _subnets(self, ctx, kind, vpc, zones, cidrs, route, tagged):
-        ec2 = ctx.api("ec2")
-        rt = ctx.ensure("route_table", kind, f"{kind} route table", lambda: ec2.create_route_table(
-            VpcId=vpc, ClientToken=ctx.record.token("route_table", kind), TagSpecifications=tagged("route-table", kind))["RouteTable"]["RouteTableId"])["id"]
-        dest, target, target_id = route
-
-        def add_route():
-            ec2.create_route(RouteTableId=rt, DestinationCidrBlock=dest, **{target: target_id})
-            return rt, {"destination": dest}
-
-        ctx.ensure("route", kind, f"{kind} default route", add_route)
-        lb_role = "kubernetes.io/role/elb" if kind == "public" else "kubernetes.io/role/internal-elb"
-        ids = []
-        for i, (zone, cidr) in enumerate(zip(zones, cidrs)):
-            spec = tagged("subnet", f"{kind}-{i}")
-            spec[0]["Tags"].append({"Key": lb_role, "Value": "1"})
-            sid = ctx.ensure("subnet", f"{kind}-{i}", f"{kind} subnet {cidr}", lambda zone=zone, cidr=cidr, spec=spec: ec2.create_subnet(
-                VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone, TagSpecifications=spec)["Subnet"]["SubnetId"])["id"]
-            if kind == "public":
-                with ctx.step(f"configuring subnet {sid}"):
-                    ec2.modify_subnet_attribute(SubnetId=sid, MapPublicIpOnLaunch={"Value": True})
-            ctx.ensure("rt_association", f"{kind}-{i}", f"association of {sid} with {rt}",
-                       lambda sid=sid: ec2.associate_route_table(RouteTableId=rt, SubnetId=sid)["AssociationId"])
-            ids.append(sid)
-        return ids
-
     def _wait_nodegroup(self, ctx, pool, desired=None):
         eks = ctx.api("eks")
 
@@ -217,94 +134,18 @@ class EKS(Provider):
         return (f"an EKS cluster named {s.name} already exists in {s.region} and kubeinit has no record of "
                 "creating it: choose another --name (nothing was created)")
 
-    def _by_tag(self, ctx, method, key, role):
-        """EC2 resources by kubeinit's tag and their Name tag (kubeinit-CLUSTER-ROLE), not deleted."""
-        s = ctx.spec
-        flt = [{"Name": f"tag:{TAG}", "Values": [s.name]}, {"Name": "tag:Name", "Values": [f"kubeinit-{s.name}-{role}"]}]
-        kw = {"Filter": flt} if method == "describe_nat_gateways" else {"Filters": flt}
-        items = getattr(ctx.api("ec2"), method)(**kw)[key]
-        return [i for i in items if i.get("State") not in ("deleted", "deleting", "failed")]
-
-    def _rid(self, ctx, kind, name):
-        e = ctx.record.get(kind, name)
-        return None if e is None or e.get("pending") else e["id"]
-
-    def find_iam_role(self, ctx, e):
-        role = f"kubeinit-{ctx.spec.name}-{e['name']}"
-        try:
-            r = ctx.api("iam").get_role(RoleName=role)["Role"]
-        except CloudError as err:
-            if err.fault.kind == "not_found":
-                return None
-            raise
-        tags = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
-        return (role, {"arn": r["Arn"]}) if tags.get(TAG) == ctx.spec.name else None
-
-    def find_vpc(self, ctx, e):
-        found = self._by_tag(ctx, "describe_vpcs", "Vpcs", "vpc")
-        return found[0]["VpcId"] if found else None
-
-    def find_internet_gateway(self, ctx, e):
-        found = self._by_tag(ctx, "describe_internet_gateways", "InternetGateways", "igw")
-        return found[0]["InternetGatewayId"] if found else None
-
-    def find_igw_attachment(self, ctx, e):
-        igw, vpc = self._rid(ctx, "internet_gateway", "igw"), self._rid(ctx, "vpc", "vpc")
-        if not (igw and vpc):
-            return None
-        gw = ctx.api("ec2").describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"][0]
-        return (igw, {"vpc": vpc}) if any(a["VpcId"] == vpc for a in gw.get("Attachments", [])) else None
-
-    def find_route_table(self, ctx, e):
-        found = self._by_tag(ctx, "describe_route_tables", "RouteTables", e["name"])
-        return found[0]["RouteTableId"] if found else None
-
-    def find_route(self, ctx, e):
-        rt = self._rid(ctx, "route_table", e["name"])
-        if not rt:
-            return None
-        table = ctx.api("ec2").describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]
-        return (rt, {"destination": "0.0.0.0/0"}) if any(
-            r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in table.get("Routes", [])) else None
-
-    def find_subnet(self, ctx, e):
-        found = self._by_tag(ctx, "describe_subnets", "Subnets", e["name"])
-        return found[0]["SubnetId"] if found else None
-
-    def find_rt_association(self, ctx, e):
-        rt, sid = self._rid(ctx, "route_table", e["name"].split("-")[0]), self._rid(ctx, "subnet", e["name"])
-        if not (rt and sid):
-            return None
-        table = ctx.api("ec2").describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]
-        return next((a["RouteTableAssociationId"] for a in table.get("Associations", []) if a.get("SubnetId") == sid), None)
-
-    def find_elastic_ip(self, ctx, e):
-        found = self._by_tag(ctx, "describe_addresses", "Addresses", "nat")
-        return found[0]["AllocationId"] if found else None
-
-    def find_nat_gateway(self, ctx, e):
-        found = self._by_tag(ctx, "describe_nat_gateways", "NatGateways", "nat")
-        return found[0]["NatGatewayId"] if found else None
-
     def find_cluster(self, ctx, e):
-        try:
-            c = ctx.api("eks").describe_cluster(name=e["name"])["cluster"]
-        except CloudError as err:
-            if err.fault.kind == "not_found":
-                return None
-            raise
+        c = unless_missing(lambda: ctx.api("eks").describe_cluster(name=e["name"])["cluster"])
+        if c is None:
+            return None
         if (c.get("tags") or {}).get(TAG) != ctx.spec.name:
             raise UserError(self._taken(ctx.spec))
         return c["name"]
 
     def find_nodegroup(self, ctx, e):
-        try:
-            ng = ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["name"])["nodegroup"]
-        except CloudError as err:
-            if err.fault.kind == "not_found":
-                return None
-            raise
-        return ng["nodegroupName"]
+        ng = unless_missing(lambda: ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name,
+                                                                      nodegroupName=e["name"])["nodegroup"])
+        return None if ng is None else ng["nodegroupName"]
 
     def failed_cluster(self, ctx, e):
         c = ctx.api("eks").describe_cluster(name=e["id"])["cluster"]
@@ -403,41 +244,6 @@ class EKS(Provider):
         ctx.wait(f"EKS cluster {e['id']} is deleted", lambda: eks.describe_cluster(name=e["id"]),
                  lambda r: _status(r["cluster"], None, ("FAILED",)), gone=True)
 
-    def delete_iam_role(self, ctx, e):
-        iam = ctx.api("iam")
-        for p in iam.list_attached_role_policies(RoleName=e["id"])["AttachedPolicies"]:
-            iam.detach_role_policy(RoleName=e["id"], PolicyArn=p["PolicyArn"])
-        iam.delete_role(RoleName=e["id"])
-
-    def delete_nat_gateway(self, ctx, e):
-        ec2 = ctx.api("ec2")
-        ec2.delete_nat_gateway(NatGatewayId=e["id"])
-        ctx.wait(f"NAT gateway {e['id']} is deleted", lambda: ec2.describe_nat_gateways(NatGatewayIds=[e["id"]]),
-                 lambda r: _status(r["NatGateways"][0], "deleted", ("failed",), key="State"))
-
-    def delete_elastic_ip(self, ctx, e):
-        ctx.api("ec2").release_address(AllocationId=e["id"])
-
-    def delete_subnet(self, ctx, e):
-        ctx.api("ec2").delete_subnet(SubnetId=e["id"])
-
-    def delete_rt_association(self, ctx, e):
-        ctx.api("ec2").disassociate_route_table(AssociationId=e["id"])
-
-    def delete_route(self, ctx, e):
-        ctx.api("ec2").delete_route(RouteTableId=e["id"], DestinationCidrBlock=e["data"]["destination"])
-
-    def delete_route_table(self, ctx, e):
-        ctx.api("ec2").delete_route_table(RouteTableId=e["id"])
-
-    def delete_igw_attachment(self, ctx, e):
-        ctx.api("ec2").detach_internet_gateway(InternetGatewayId=e["id"], VpcId=e["data"]["vpc"])
-
-    def delete_internet_gateway(self, ctx, e):
-        ctx.api("ec2").delete_internet_gateway(InternetGatewayId=e["id"])
-
-    def delete_vpc(self, ctx, e):
-        ctx.api("ec2").delete_vpc(VpcId=e["id"])
 
 
 def _kubeinit_exec(cluster: str, region: str) -> dict:
@@ -449,11 +255,6 @@ def _kubeinit_exec(cluster: str, region: str) -> dict:
     return {"command": sys.executable, "args": ["-m", "kubeinit", *args]}
 
 
-def _cidrs(n: int) -> tuple[list[str], list[str]]:
-    """/19s of the VPC's /16: the public subnets first, then the private ones (two zones: PUBLIC_CIDRS, PRIVATE_CIDRS)."""
-    blocks = [f"192.168.{32 * i}.0/19" for i in range(2 * n)]
-    return blocks[:n], blocks[n:]
-
 
 @functools.lru_cache(maxsize=1)
 def _loader():
@@ -462,13 +263,3 @@ def _loader():
     return create_loader()
 
 
-def _status(obj, ready, failed, key="status"):
-    """Wait check: True when obj[key] == ready, a Fault when it is one of `failed`, else the status."""
-    state = obj[key]
-    if state in failed:
-        issues = (obj.get("health") or {}).get("issues") or []
-        detail = "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or obj.get("FailureMessage", "")
-        code = issues[0].get("code", "") if issues else obj.get("FailureCode", "")
-        kind = kind_from_code(code, detail)
-        return Fault("failed" if kind == "invalid" else kind, state, detail)
-    return True if state == ready else state
