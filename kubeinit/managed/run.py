@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from kubeinit import kubeconfig as kcfg
 from kubeinit import ui
 from kubeinit.errors import KubeinitError, UserError
+from kubeinit.managed.placeholder import DryRunValueError, Placeholder  # noqa: F401 (imported from here too)
 from kubeinit.providers.base import CloudError, Fault
 
 log = logging.getLogger("kubeinit.managed")
@@ -351,65 +352,6 @@ class DryRunCtx(Ctx):
         ui.out(f"     {self._indent}({text})")
 
 
-class DryRunValueError(Exception):
-    """A workflow decided something from a response: that cannot be printed ahead of time."""
-
-
-class Placeholder:
-    """A response not yet known: `<cluster.arn from #7 eks.describe_cluster>`.
-
-    Reading a key or attribute gives another placeholder; iterating gives one
-    placeholder standing for each element; writing is shown as a modification.
-    Deciding anything from it (bool, ==, len, arithmetic) is a workflow bug.
-    """
-
-    __slots__ = ("_src", "_path", "_root", "_mods")
-
-    def __init__(self, src: str, path: tuple = (), root: "Placeholder | None" = None):
-        object.__setattr__(self, "_src", src)
-        object.__setattr__(self, "_path", path)
-        object.__setattr__(self, "_root", root)
-        object.__setattr__(self, "_mods", [])
-
-    def _child(self, key: Any) -> "Placeholder":
-        return Placeholder(self._src, self._path + (key,), (self if self._root is None else self._root))
-
-    def __getattr__(self, name: str) -> "Placeholder":
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._child(name)
-
-    __getitem__ = _child
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        ((self if self._root is None else self._root))._mods.append((self._path + (name,), value))
-
-    __setitem__ = __setattr__
-
-    def __iter__(self) -> Iterator["Placeholder"]:
-        yield self._child("*")
-
-    def __repr__(self) -> str:
-        path = _dotted(self._path)
-        text = f"{path} from {self._src}" if path else f"result of {self._src}"
-        if self._mods:
-            text += " with " + ", ".join(f"{_dotted(p)}={v!r}" for p, v in self._mods)
-        return f"<{text}>"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return repr(self)
-
-    def _refuse(self, *a: Any) -> Any:
-        raise DryRunValueError(f"dry run: the workflow decided something from {self!r}, "
-                               "which is only known once the call has run")
-
-    __bool__ = __len__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
-    __contains__ = __int__ = __float__ = __add__ = __radd__ = __sub__ = _refuse
-    __hash__ = object.__hash__
-
-
 def duration(seconds: float) -> str:
     """12 s, 3 min 20 s, 1 h 5 min: a wait's length as a person reads it."""
     s = int(round(seconds))
@@ -420,13 +362,6 @@ def duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
     return f"{s // 3600} h" + (f" {s % 3600 // 60} min" if s % 3600 // 60 else "")
-
-
-def _dotted(path: tuple) -> str:
-    out = ""
-    for k in path:
-        out += f"[{k}]" if isinstance(k, int) or k == "*" else (f".{k}" if out else str(k))
-    return out
 
 
 def _fmt_args(args: tuple, kwargs: dict) -> str:
