@@ -89,6 +89,12 @@ def _target(provider, name, region, zone, location, project, group, subscription
                                          **managed_flags.profile_override(provider.value)})
 
 
+def _ask_delete(what, yes, dry_run):
+    """Ask before deleting `what`, unless --yes, or --dry-run (which deletes nothing)."""
+    if not (yes or dry_run):
+        base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
+
+
 @click.command("cluster", cls=base.Command)
 @click.option("--file", "-f", "--config", "file", help="Cluster file with a `managed:` section.")
 @click.option("--provider", "-p", type=_PROVIDERS, callback=_provider, help="eks, gke or aks.")
@@ -214,9 +220,8 @@ def delete_cluster(
     from kubeinit.managed import ops
 
     spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
-    if not (yes or dry_run):
-        what = f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else "")
-        base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
+    _ask_delete(f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else ""),
+                yes, dry_run)
     ops.delete_cluster(spec, record, managed_flags.options(_options(dry_run, poll_interval, timeout)))
 
 

@@ -20,6 +20,7 @@ from kubeinit.commands.managed import (
     Timeout,
     Waiting,
     Where,
+    _ask_delete,
     _cli,
     _options,
     _target,
@@ -115,9 +116,7 @@ def delete_nodepool(
     from kubeinit.managed import pools
 
     spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
-    if not (yes or dry_run):
-        what = f"node pool {pool} of {provider.value} cluster {cluster}"
-        base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
+    _ask_delete(f"node pool {pool} of {provider.value} cluster {cluster}", yes, dry_run)
     pools.delete_pool(spec, record, pool, _options(dry_run, poll_interval, timeout))
 
 

@@ -31,11 +31,6 @@ def machine_count() -> int:
     return 1
 
 
-@pytest.fixture(scope="module")
-def kubelet_host() -> bool:
-    return True
-
-
 class KubeletWork(Workdir):
     """test_up's Workdir (its `up`) with one control-plane host and the real kubelet."""
 

@@ -36,11 +36,6 @@ def machine_count() -> int:
     return 1
 
 
-@pytest.fixture(scope="module")
-def kubelet_host() -> bool:
-    return True
-
-
 class RealWork(Workdir):
     """One control plane with the real binaries and the image bundle, from the real mirror."""
 

@@ -20,6 +20,14 @@ SECRETS = {
 }
 
 
+def fails_then_resumes(cli, *args: str):
+    """A create the cloud fails (exit 1), then the same command run again succeeding: that run's result."""
+    assert cli(*args).exit_code == 1
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    return r
+
+
 def kubectl_view(path: Path) -> dict:
     """Parse a kubeconfig with the real kubectl."""
     out = subprocess.run(["kubectl", "config", "view", "--kubeconfig", str(path), "-o", "json"],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from managed_testlib import SECRETS
+from managed_testlib import SECRETS, fails_then_resumes
 
 import kubeinit.managed.run as run
 
@@ -247,9 +247,7 @@ def test_gke_cluster_in_error_is_deleted_and_made_again(gke, cli):
 
 def test_aks_failed_cluster_is_deleted_and_made_again(aks, cli):
     aks.fail_operation("create_cluster", "VMExtensionProvisioningError", "The node pool failed to provision.")
-    assert cli(*AKS).exit_code == 1
-    r = cli(*AKS)
-    assert r.exit_code == 0, r.output
+    r = fails_then_resumes(cli, *AKS)
     assert "AKS cluster demo failed in the cloud (provisioning state Failed): deleting it and creating it again" in r.output
     assert aks.clusters[(SUB, "kubeinit-demo", "demo")]["properties"]["provisioningState"] == "Succeeded"
     assert cli(*AKS_DELETE).exit_code == 0 and aks.clusters == {} and aks.groups == {}
