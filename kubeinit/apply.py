@@ -266,7 +266,7 @@ def _apply_target(ctx: Context, phase: workflow.Phase, tp: TargetPlan, view, log
     except (KubeinitError, HostUnreachable, OSError) as e:
         out.error = _error(ctx, phase, target, step, e)
     if out.changed and not phase.impl().read_only:
-        target.facts.changed()  # what it asked before may be stale now: a later phase asks again
+        target.host_changed()  # what it asked before may be stale now: a later phase asks again
     if out.error:
         _failed(out, phase.path, view, log)
     return out

@@ -105,6 +105,12 @@ class Target:
             self._facts = Facts(self.conn)
         return self._facts
 
+    def host_changed(self) -> None:
+        """Forget the answers a change may have made stale; no login of its own (a host lost
+        mid-phase has been closed, and must not be dialled again just to forget)."""
+        if self._facts is not None:
+            self._facts.changed()
+
     def reset_facts(self) -> None:
         """Forget cached probes (after a reconnect: the host may have changed)."""
         self._facts = None

@@ -363,17 +363,20 @@ def run_until(work: Workdir, pattern: str, action, *args: str) -> tuple[subproce
 def test_machine_stopped_mid_phase_is_named_and_the_others_finish(work, machines):
     wipe(machines)
     m2 = machines[1]
-    p, out, err = run_until(work, rf"^  {m2.name}: transfer ", lambda p: m2.stop(), "--only", "runtime")
-    assert p.returncode == 1, out + err
-    lines = stderr_lines(err)
-    assert len(lines) == 1, err  # one line on stderr: no traceback, no paramiko log noise
-    assert lines[0].startswith(f"error: {m2.name}: phase runtime failed at ") and "host unreachable" in lines[0]
-    assert "resume with `kubeinit up -f" in lines[0] and "--only runtime" in lines[0]
-    for m in machines:
-        if m is not m2:
-            assert f"{m.name}: ✓ runtime" in out, out
-            assert m.ssh("systemctl is-active containerd").out.strip() == "active"
-    m2.start()
+    try:
+        p, out, err = run_until(work, rf"^  {m2.name}: transfer ", lambda p: m2.stop(), "--only", "runtime")
+        assert p.returncode == 1, out + err
+        lines = stderr_lines(err)
+        assert len(lines) == 1, err  # one line on stderr: no traceback, no paramiko log noise
+        assert lines[0].startswith(f"error: {m2.name}: phase runtime failed at ") and "host unreachable" in lines[0]
+        assert "resume with `kubeinit up -f" in lines[0] and "--only runtime" in lines[0]
+        for m in machines:
+            if m is not m2:
+                assert f"{m.name}: ✓ runtime" in out, out
+                assert m.ssh("systemctl is-active containerd").out.strip() == "active"
+    finally:  # the machine back whatever failed: the tests after this one need all three
+        if not m2.is_running():
+            m2.start()
     r = work.up("--only", "runtime")
     assert r.returncode == 0, r.stdout + r.stderr
     assert m2.ssh("systemctl is-active containerd").out.strip() == "active"

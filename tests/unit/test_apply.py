@@ -127,6 +127,27 @@ def test_unreachable_host_is_named():
         execute(make(hosts), [phase("write", write_key)], View())
 
 
+def test_host_lost_after_a_change_is_named_and_not_dialled_again():
+    # As a machine stopped mid-upload: the phase changed something, then the connection went.
+    # The run names the host and phase; it does not log in again just to forget its answers.
+    lost = MemoryHost("lost", fail_on="restart")
+    lost.run_ok = lost.run
+
+    def run(argv, stdin=None, timeout=600):
+        if "restart" in " ".join(argv):
+            lost.unreachable = True
+        return lost.run_ok(argv, stdin, timeout)
+    lost.run = run
+    hosts = [MemoryHost("a"), lost]
+    ctx = make(hosts)
+    logins = []
+    first = ctx.targets[1]._connect
+    ctx.targets[1]._connect = lambda host: (logins.append(host.name), first(host))[1]
+    with pytest.raises(StepFailed, match=r"^lost: phase write failed at 'run systemctl restart thing': host unreachable"):
+        execute(ctx, [phase("write", write_key)], View())
+    assert logins == ["lost"]
+
+
 def test_hosts_run_in_parallel():
     hosts = [MemoryHost(n, delay=0.3) for n in "abcd"]
     t = time.monotonic()
