@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 
-
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
@@ -45,8 +44,12 @@ def paired(a: list[str], b: list[str], runs: int) -> tuple[float, float, float, 
             out.append(time.perf_counter() - t)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return (statistics.median(ta), statistics.median(tb), statistics.median(y / x for x, y in zip(ta, tb)),
-            statistics.median(cb) / statistics.median(ca))
+    return (
+        statistics.median(ta),
+        statistics.median(tb),
+        statistics.median(y / x for x, y in zip(ta, tb, strict=True)),
+        statistics.median(cb) / statistics.median(ca),
+    )
 
 
 def main() -> None:
@@ -60,22 +63,30 @@ def main() -> None:
     print(f"kubeinit --help                 median of {runs}: {helped * 1000:7.1f} ms")
     print(f"kubeinit init --help            median of {runs}: {init_help * 1000:7.1f} ms")
     print(f"kubeinit join --dry-run --skip-phases preflight  median of {runs}: {join * 1000:7.1f} ms")
-    print(f"ratio kubeinit --help / import typer (median of paired runs): {ratio:.2f}, of CPU time: {cpu_ratio:.2f} "
-          "(goal <= 1.25)")
+    print(
+        f"ratio kubeinit --help / import typer (median of paired runs): {ratio:.2f}, of CPU time: {cpu_ratio:.2f} "
+        "(goal <= 1.25)"
+    )
     for alg in ("RSA-2048", "ECDSA-P256"):
         samples = []
         for _ in range(3):
             with tempfile.TemporaryDirectory() as d:
                 cfg = f"{d}/cluster.yaml"
                 with open(cfg, "w") as f:
-                    f.write("apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\npki:\n"
-                            f"  keyAlgorithm: {alg}\nhosts:\n- {{name: node-a, address: 10.1.2.3, role: control-plane}}\n")
+                    f.write(
+                        "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\npki:\n"
+                        f"  keyAlgorithm: {alg}\nhosts:\n- {{name: node-a, address: 10.1.2.3, role: control-plane}}\n"
+                    )
                 common = ["--config", cfg, "--cert-dir", f"{d}/pki", "--kubeconfig-dir", d]
                 t = time.perf_counter()
-                subprocess.run([py, "-m", "kubeinit", "init", "phase", "certs", "all", *common], check=True,
-                               capture_output=True)
-                subprocess.run([py, "-m", "kubeinit", "init", "phase", "kubeconfig", "all", *common], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [py, "-m", "kubeinit", "init", "phase", "certs", "all", *common], check=True, capture_output=True
+                )
+                subprocess.run(
+                    [py, "-m", "kubeinit", "init", "phase", "kubeconfig", "all", *common],
+                    check=True,
+                    capture_output=True,
+                )
                 samples.append(time.perf_counter() - t)
         print(f"init phase certs all + kubeconfig all, {alg:10s} median of 3: {statistics.median(samples):6.2f} s")
 

@@ -48,8 +48,13 @@ def main() -> None:
         boot = time.perf_counter() - t
         with tempfile.TemporaryDirectory() as d:
             d = Path(d)
-            env = {**os.environ, "KUBEINIT_HOME": str(d / "home"), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1",
-                   "COLUMNS": "200"}
+            env = {
+                **os.environ,
+                "KUBEINIT_HOME": str(d / "home"),
+                "NO_COLOR": "1",
+                "PYTHONUNBUFFERED": "1",
+                "COLUMNS": "200",
+            }
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             subprocess.run([sys.executable, "-m", "kubeinit", "version"], check=True, capture_output=True, env=env)
             kh = d / "known_hosts"
@@ -65,17 +70,25 @@ def main() -> None:
     finally:
         server.stop()
         net.destroy()
-    print(f"binaries: {m['binaries']} (v{m['version']} standing in for {m['stands_for']}); 1 machine, "
-          f"{os.cpu_count()} CPUs shared")
+    print(
+        f"binaries: {m['binaries']} (v{m['version']} standing in for {m['stands_for']}); 1 machine, "
+        f"{os.cpu_count()} CPUs shared"
+    )
     print(f"T(boot the machine)                              {boot:6.2f} s   (not part of up)")
-    print(f"T(download + verify the artifacts and images)    {download:6.2f} s   (a user's first up does this "
-          "first; from the local mirror)")
+    print(
+        f"T(download + verify the artifacts and images)    {download:6.2f} s   (a user's first up does this "
+        "first; from the local mirror)"
+    )
     print(f"T(first up, whole run)                            {first:6.2f} s   ({containers} containers running after)")
     ends = {p: end for p, _, end in phases}
-    print(f"  API server answering /readyz at                  {ends['wait-control-plane']:6.2f} s   "
-          "(end of wait-control-plane)")
-    print(f"  node registered and marked at                    {ends['mark-control-plane']:6.2f} s   "
-          "(end of mark-control-plane)")
+    print(
+        f"  API server answering /readyz at                  {ends['wait-control-plane']:6.2f} s   "
+        "(end of wait-control-plane)"
+    )
+    print(
+        f"  node registered and marked at                    {ends['mark-control-plane']:6.2f} s   "
+        "(end of mark-control-plane)"
+    )
     groups: dict[str, float] = {}
     for p, took, _ in phases:
         groups[p.split("/")[0]] = groups.get(p.split("/")[0], 0.0) + took
@@ -92,30 +105,52 @@ def cluster(machine, url: str, versions: dict, pins: dict, m: dict) -> dict:
     import image
 
     kube = {n: {"version": m["version"], "sha256": f["sha256"]} for n, f in m["files"].items() if n != "kube-proxy"}
-    arts = {"mirror": url, "allowInsecureMirror": True,
-            "containerd": {"version": versions["containerd"], "sha256": pins["containerd"]},
-            "runc": {"version": versions["runc"], "sha256": pins["runc"]},
-            "cni-plugins": {"version": versions["cni_plugins"], "sha256": pins["cni-plugins"]},
-            "etcd": {"version": versions["etcd"], "sha256": pins["etcd"]},
-            "crictl": {"enabled": False}, **kube,
-            "images": [{"name": i["name"], "url": f"{url}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]]}
-    return {"apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "bench", "kubernetesVersion": m["stands_for"],
-            "hosts": [{"name": machine.name, "address": machine.ip, "role": "control-plane",
-                       "ssh": {"user": "root", "key": str(image.ssh_key())}}],
-            "components": {"kubelet": {"extraArgs": {"container-runtime": "remote"}},
-                           "controllerManager": {"extraArgs": {"port": "0"}},
-                           "scheduler": {"extraArgs": {"port": "0"}}},
-            "runtime": {"containerd": {"restrictOOMScoreAdj": True}},
-            "artifacts": arts}
+    arts = {
+        "mirror": url,
+        "allowInsecureMirror": True,
+        "containerd": {"version": versions["containerd"], "sha256": pins["containerd"]},
+        "runc": {"version": versions["runc"], "sha256": pins["runc"]},
+        "cni-plugins": {"version": versions["cni_plugins"], "sha256": pins["cni-plugins"]},
+        "etcd": {"version": versions["etcd"], "sha256": pins["etcd"]},
+        "crictl": {"enabled": False},
+        **kube,
+        "images": [{"name": i["name"], "url": f"{url}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]],
+    }
+    return {
+        "apiVersion": "kubeinit.dev/v1alpha1",
+        "kind": "Cluster",
+        "name": "bench",
+        "kubernetesVersion": m["stands_for"],
+        "hosts": [
+            {
+                "name": machine.name,
+                "address": machine.ip,
+                "role": "control-plane",
+                "ssh": {"user": "root", "key": str(image.ssh_key())},
+            }
+        ],
+        "components": {
+            "kubelet": {"extraArgs": {"container-runtime": "remote"}},
+            "controllerManager": {"extraArgs": {"port": "0"}},
+            "scheduler": {"extraArgs": {"port": "0"}},
+        },
+        "runtime": {"containerd": {"restrictOOMScoreAdj": True}},
+        "artifacts": arts,
+    }
 
 
 def up(file: Path, kh: Path, env: dict) -> tuple[float, list[tuple[str, float, float]], str]:
     """Wall time of one `kubeinit up`; each phase's time and when it ended (since the start); its
     last line."""
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "kubeinit", "up", "-f", str(file), "--known-hosts", str(kh),
-                          "--skip-phases", SKIP], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env=env, cwd=ROOT)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kubeinit", "up", "-f", str(file), "--known-hosts", str(kh), "--skip-phases", SKIP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     starts: dict[str, float] = {}
     phases: list[tuple[str, float, float]] = []
     lines = []
@@ -123,7 +158,7 @@ def up(file: Path, kh: Path, env: dict) -> tuple[float, list[tuple[str, float, f
         now = time.perf_counter()
         lines.append(line.rstrip())
         if line.startswith("[") and "] on " in line:
-            starts[line[1:line.index("]")]] = now
+            starts[line[1 : line.index("]")]] = now
         elif ": ✓ " in line:
             name = line.split(": ✓ ", 1)[1].split(":")[0]
             if name in starts:
@@ -137,13 +172,15 @@ def up(file: Path, kh: Path, env: dict) -> tuple[float, list[tuple[str, float, f
 
 def _warm_cache(env: dict, file: Path, arch: str) -> None:
     """Download and verify the artifacts and image tarballs once, as the first `up` would."""
-    code = ("from kubeinit import artifacts, spec\n"
-            "from kubeinit.phases import images\n"
-            f"s = spec.load_file({str(file)!r})\n"
-            "for n in ('containerd', 'runc', 'cni-plugins', 'etcd', 'kubelet', 'kubectl'):\n"
-            f"    artifacts.fetch(artifacts.release(s, n, {arch!r}))\n"
-            "for i in s.artifacts.images:\n"
-            "    artifacts.fetch(images.release(i), i.sha256)\n")
+    code = (
+        "from kubeinit import artifacts, spec\n"
+        "from kubeinit.phases import images\n"
+        f"s = spec.load_file({str(file)!r})\n"
+        "for n in ('containerd', 'runc', 'cni-plugins', 'etcd', 'kubelet', 'kubectl'):\n"
+        f"    artifacts.fetch(artifacts.release(s, n, {arch!r}))\n"
+        "for i in s.artifacts.images:\n"
+        "    artifacts.fetch(images.release(i), i.sha256)\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
 
 

@@ -50,18 +50,31 @@ def main() -> None:
             kh.write_text("".join(m.known_hosts_line() + "\n" for m in ms))
             key = str(image.ssh_key())
             pins = mirror.pins(root)  # the mirror's builds are Debian's: pinned, as a site's own builds would be
-            arts = {"mirror": server.url, "allowInsecureMirror": True,
-                    "containerd": {"version": versions["containerd"], "sha256": pins["containerd"]},
-                    "runc": {"version": versions["runc"], "sha256": pins["runc"]},
-                    "cni-plugins": {"version": versions["cni_plugins"], "sha256": pins["cni-plugins"]},
-                    "crictl": {"enabled": False}}
+            arts = {
+                "mirror": server.url,
+                "allowInsecureMirror": True,
+                "containerd": {"version": versions["containerd"], "sha256": pins["containerd"]},
+                "runc": {"version": versions["runc"], "sha256": pins["runc"]},
+                "cni-plugins": {"version": versions["cni_plugins"], "sha256": pins["cni-plugins"]},
+                "crictl": {"enabled": False},
+            }
 
             def spec(name: str, hosts: list[dict]) -> Path:
                 p = d / f"{name}.yaml"
-                p.write_text(yaml.safe_dump({"apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": name,
-                                             "kubernetesVersion": "v1.32.5", "hosts": hosts, "artifacts": arts,
-                                             # a machine has no CAP_SYS_RESOURCE (preflight says so otherwise)
-                                             "runtime": {"containerd": {"restrictOOMScoreAdj": True}}}))
+                p.write_text(
+                    yaml.safe_dump(
+                        {
+                            "apiVersion": "kubeinit.dev/v1alpha1",
+                            "kind": "Cluster",
+                            "name": name,
+                            "kubernetesVersion": "v1.32.5",
+                            "hosts": hosts,
+                            "artifacts": arts,
+                            # a machine has no CAP_SYS_RESOURCE (preflight says so otherwise)
+                            "runtime": {"containerd": {"restrictOOMScoreAdj": True}},
+                        }
+                    )
+                )
                 return p
 
             def host(m, role="worker", user="root", bastion=None) -> dict:
@@ -72,8 +85,23 @@ def main() -> None:
 
             def up(file: Path, again: bool = False) -> float:
                 t = time.perf_counter()
-                r = subprocess.run([sys.executable, "-m", "kubeinit", "up", "-f", str(file), "--known-hosts", str(kh),
-                                    "--only", "preflight,runtime"], capture_output=True, text=True, env=env)
+                r = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kubeinit",
+                        "up",
+                        "-f",
+                        str(file),
+                        "--known-hosts",
+                        str(kh),
+                        "--only",
+                        "preflight,runtime",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
                 took = time.perf_counter() - t
                 if r.returncode != 0:
                     raise SystemExit(f"kubeinit up failed:\n{r.stdout}\n{r.stderr}")
@@ -82,8 +110,7 @@ def main() -> None:
                 return took
 
             one = spec("one", [host(ms[0], "control-plane")])
-            three = spec("three", [host(ms[1], "control-plane"), host(ms[2], user="kube"),
-                                   host(ms[3], bastion=ms[1])])
+            three = spec("three", [host(ms[1], "control-plane"), host(ms[2], user="kube"), host(ms[3], bastion=ms[1])])
             t = time.perf_counter()
             _warm_cache(env, three, versions["arch"])
             td = time.perf_counter() - t
@@ -100,15 +127,19 @@ def main() -> None:
     print(f"T(first up, 1 host)    {t1:6.2f} s")
     print(f"T(first up, 3 hosts)   {t3:6.2f} s")
     print(f"T(second up, 1 host)   {t1b:6.2f} s   (median of {RERUNS} re-runs)")
-    print(f"T(second up, 3 hosts)  {t3b:6.2f} s   (median of {RERUNS} re-runs; all: "
-          f"{', '.join(f'{t:.2f}' for t in again)})")
+    print(
+        f"T(second up, 3 hosts)  {t3b:6.2f} s   (median of {RERUNS} re-runs; all: "
+        f"{', '.join(f'{t:.2f}' for t in again)})"
+    )
     print(f"what the {len(changes)} re-runs reported: {', '.join(sorted(set(changes)))}")
     print(f"ratio second/first (3 hosts): {t3b / t3:.3f}")
     print(f"ratio second/first (1 host):  {t1b / t1:.3f}")
     print(f"ratio second/(download + first) (3 hosts): {t3b / (td + t3):.3f}")
     print(f"ratio 3 hosts/1 host (first): {t3 / t1:.2f}")
-    print(f"T(SSH login + first command) {quick * 1000:.0f} ms, without quick ACKs {slow * 1000:.0f} ms "
-          f"(median of {LOGINS}): ratio {quick / slow:.2f}")
+    print(
+        f"T(SSH login + first command) {quick * 1000:.0f} ms, without quick ACKs {slow * 1000:.0f} ms "
+        f"(median of {LOGINS}): ratio {quick / slow:.2f}"
+    )
 
 
 def _login_and_first_command(file: Path, known_hosts: Path, quick_ack: bool) -> float:
@@ -135,10 +166,12 @@ def _login_and_first_command(file: Path, known_hosts: Path, quick_ack: bool) -> 
 
 def _warm_cache(env: dict, file: Path, arch: str) -> None:
     """Download and verify the artifacts once, as the first `up` would, outside the timings."""
-    code = ("from kubeinit import artifacts, spec\n"
-            f"s = spec.load_file({str(file)!r})\n"
-            "for n in ('containerd', 'runc', 'cni-plugins'):\n"
-            f"    artifacts.fetch(artifacts.release(s, n, {arch!r}))\n")
+    code = (
+        "from kubeinit import artifacts, spec\n"
+        f"s = spec.load_file({str(file)!r})\n"
+        "for n in ('containerd', 'runc', 'cni-plugins'):\n"
+        f"    artifacts.fetch(artifacts.release(s, n, {arch!r}))\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
 
 

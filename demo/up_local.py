@@ -25,8 +25,10 @@ import realk8s  # noqa: E402
 
 BUILT_REAL_K8S = Path("/var/cache/kubeinit-tests/k8s-1.20.2/bin")  # where .ci/run builds them
 HOST_PHASES = "preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane"
-ALL_BUILT = ("preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
-             "wait-control-plane,upload-config,mark-control-plane,bootstrap-token")
+ALL_BUILT = (
+    "preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
+    "wait-control-plane,upload-config,mark-control-plane,bootstrap-token"
+)
 
 
 def main() -> int:
@@ -47,16 +49,22 @@ def main() -> int:
     if no_real:
         print(f"no real Kubernetes binaries ({no_real}): the demo stops before the kubelet", flush=True)
         served, kube_version = mirror_root, None
-        kube = (f'  kubectl: {{version: "{versions["kubectl"]}", sha256: {pin["kubectl"]}}}\n'
-                "  kubelet: {enabled: false}  # no kubelet build to make a mirror from\n")
+        kube = (
+            f'  kubectl: {{version: "{versions["kubectl"]}", sha256: {pin["kubectl"]}}}\n'
+            "  kubelet: {enabled: false}  # no kubelet build to make a mirror from\n"
+        )
     else:
         served = realk8s.build(mirror_root)
         m = realk8s.manifest(served)
         kube_version = m["stands_for"]  # these binaries stand in for the release the cluster names
-        kube = (f'  kubelet: {{version: "{m["version"]}", sha256: {m["files"]["kubelet"]["sha256"]}}}\n'
-                f'  kubectl: {{version: "{m["version"]}", sha256: {m["files"]["kubectl"]["sha256"]}}}\n'
-                "  images:\n" + "".join(f"    - {{name: {i['name']}, path: {served / i['path']}, sha256: {i['sha256']}}}\n"
-                                        for i in m["images"]))
+        kube = (
+            f'  kubelet: {{version: "{m["version"]}", sha256: {m["files"]["kubelet"]["sha256"]}}}\n'
+            f'  kubectl: {{version: "{m["version"]}", sha256: {m["files"]["kubectl"]["sha256"]}}}\n'
+            "  images:\n"
+            + "".join(
+                f"    - {{name: {i['name']}, path: {served / i['path']}, sha256: {i['sha256']}}}\n" for i in m["images"]
+            )
+        )
     net = mlib.Network()
     ms = mlib.up(args.hosts, network=net, rootfs=rootfs, kubelet_host=True)  # /dev/kmsg, kernel tunables
     work = args.workdir
@@ -65,16 +73,21 @@ def main() -> int:
     known.write_text("".join(m.known_hosts_line() + "\n" for m in ms))  # keys read off the machines' disks
     hosts = "\n".join(
         f"  - {{name: {m.name}, address: {m.ip}, role: {'control-plane' if i == 0 else 'worker'}, "
-        f"ssh: {{user: root, key: {image.ssh_key()}}}}}" for i, m in enumerate(ms))
+        f"ssh: {{user: root, key: {image.ssh_key()}}}}}"
+        for i, m in enumerate(ms)
+    )
     cluster = work / "cluster.yaml"
     # The mirror holds Debian's builds (and, with real binaries, this box's build of Kubernetes), not
     # upstream's: kubeinit's checksum table knows none of them, so each is pinned to the digest the
     # mirror recorded, as a site with its own builds would.
     version_line = f"kubernetesVersion: {kube_version}\n" if kube_version else ""
     # kubelet 1.20 (the stand-in) needs these; a current release does not
-    components = ("components:\n  kubelet: {extraArgs: {container-runtime: remote}}\n"
-                  "  controllerManager: {extraArgs: {port: '0'}}\n  scheduler: {extraArgs: {port: '0'}}\n"
-                  if kube_version else "")
+    components = (
+        "components:\n  kubelet: {extraArgs: {container-runtime: remote}}\n"
+        "  controllerManager: {extraArgs: {port: '0'}}\n  scheduler: {extraArgs: {port: '0'}}\n"
+        if kube_version
+        else ""
+    )
     cluster.write_text(f"""apiVersion: kubeinit.dev/v1alpha1
 kind: Cluster
 name: demo
@@ -84,10 +97,10 @@ runtime:
   containerd: {{restrictOOMScoreAdj: true}}  # the machines are containers: no CAP_SYS_RESOURCE
 {components}artifacts:
   mirror: {served}
-  containerd: {{version: "{versions['containerd']}", sha256: {pin['containerd']}}}
-  runc: {{version: "{versions['runc']}", sha256: {pin['runc']}}}
-  cni-plugins: {{version: "{versions['cni_plugins']}", sha256: {pin['cni-plugins']}}}
-  etcd: {{version: "{versions['etcd']}", sha256: {pin['etcd']}}}
+  containerd: {{version: "{versions["containerd"]}", sha256: {pin["containerd"]}}}
+  runc: {{version: "{versions["runc"]}", sha256: {pin["runc"]}}}
+  cni-plugins: {{version: "{versions["cni_plugins"]}", sha256: {pin["cni-plugins"]}}}
+  etcd: {{version: "{versions["etcd"]}", sha256: {pin["etcd"]}}}
 {kube}  crictl: {{enabled: false}}   # no Debian package to build it from
 """)
     print(f"cluster file: {cluster}", flush=True)
@@ -95,11 +108,15 @@ runtime:
     cmd = [sys.executable, "-m", "kubeinit", "up", "-f", str(cluster), "--known-hosts", str(known), "--only", only]
     print("$ " + " ".join(cmd), flush=True)
     rc = subprocess.call(cmd)
-    print(f"\nmachines are up: {', '.join(f'{m.name} {m.ip}' for m in ms)}; "
-          f"remove them with: {sys.executable} tests/machines/machines.py down")
+    print(
+        f"\nmachines are up: {', '.join(f'{m.name} {m.ip}' for m in ms)}; "
+        f"remove them with: {sys.executable} tests/machines/machines.py down"
+    )
     if rc == 0 and not no_real:
-        print(f"the cluster's admin entry in your kubeconfig: {sys.executable} -m kubeinit kubeconfig -f {cluster} "
-              f"--known-hosts {known}; then kubectl get pods -n kube-system")
+        print(
+            f"the cluster's admin entry in your kubeconfig: {sys.executable} -m kubeinit kubeconfig -f {cluster} "
+            f"--known-hosts {known}; then kubectl get pods -n kube-system"
+        )
     return rc
 
 

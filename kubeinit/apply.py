@@ -97,8 +97,9 @@ class PhasePlan:
     targets: list[TargetPlan]
 
 
-def plan_phase(ctx: Context, phase: workflow.Phase, ahead: list[workflow.Phase] | None = None,
-               probing=lambda: None) -> PhasePlan:
+def plan_phase(
+    ctx: Context, phase: workflow.Phase, ahead: list[workflow.Phase] | None = None, probing=lambda: None
+) -> PhasePlan:
     """Gather each target's facts (with those of `ahead`, the read-only run after it) in one
     round trip, take its host lock, and plan it: hosts in parallel, nothing changed."""
     targets = ctx.targets_for(phase)
@@ -114,7 +115,7 @@ def connect_ahead(ctx: Context, phases: list[workflow.Phase]) -> None:
     of a re-run."""
     first = next((p for p in phases if p.plan is not None), None)
     if first is not None:
-        for t in ctx.targets_for(first)[:max(1, ctx.options.parallel)]:
+        for t in ctx.targets_for(first)[: max(1, ctx.options.parallel)]:
             t.connect_ahead()
 
 
@@ -180,6 +181,7 @@ def _once(fn):
             if not done:
                 done.append(True)
                 fn()
+
     return call
 
 
@@ -198,7 +200,7 @@ def _gathered_with(phases: list[workflow.Phase], i: int) -> list[workflow.Phase]
     phase between them only reads. (Later phases re-ask what is not cached; gathering
     ahead only saves round trips.)"""
     out = [phases[i]]
-    for p in phases[i + 1:]:
+    for p in phases[i + 1 :]:
         if out[-1].plan is None or not out[-1].impl().read_only:
             break
         out.append(p)
@@ -207,8 +209,14 @@ def _gathered_with(phases: list[workflow.Phase], i: int) -> list[workflow.Phase]
 
 def _gather(ctx: Context, target: Target, phases: list[workflow.Phase]) -> None:
     """The facts these phases declare for this target, in one round trip."""
-    target.facts.gather([fact for p in phases if p.plan is not None and target in ctx.targets_for(p)
-                         for fact in p.impl().facts(ctx, target)])
+    target.facts.gather(
+        [
+            fact
+            for p in phases
+            if p.plan is not None and target in ctx.targets_for(p)
+            for fact in p.impl().facts(ctx, target)
+        ]
+    )
 
 
 def _collapse(paths: list[str]) -> list[str]:
@@ -221,8 +229,9 @@ def _collapse(paths: list[str]) -> list[str]:
     return tops
 
 
-def _plan_target(ctx: Context, phase: workflow.Phase, target: Target, ahead: list[workflow.Phase],
-                 probing) -> TargetPlan:
+def _plan_target(
+    ctx: Context, phase: workflow.Phase, target: Target, ahead: list[workflow.Phase], probing
+) -> TargetPlan:
     out = TargetPlan(target)
     try:
         target.conn  # noqa: B018 - logged in (or failed to) before the probes go out
@@ -260,8 +269,12 @@ def _apply_target(ctx: Context, phase: workflow.Phase, tp: TargetPlan, view, log
         if checks_failed:
             names = ",".join(c.name for c in checks_failed)
             detail = "; ".join(f"[ERROR {c.name}] {c.message}" for c in checks_failed)
-            raise StepFailed(target.name, phase.path, "", f"{detail}; fix these, or pass "
-                             f"--ignore-preflight-errors={names} to show them as warnings")
+            raise StepFailed(
+                target.name,
+                phase.path,
+                "",
+                f"{detail}; fix these, or pass --ignore-preflight-errors={names} to show them as warnings",
+            )
         view.host_done(target.name, phase.path, out.changed, out.skipped)
     except (KubeinitError, HostUnreachable, OSError) as e:
         out.error = _error(ctx, phase, target, step, e)
@@ -279,19 +292,20 @@ def _error(ctx: Context, phase: workflow.Phase, target: Target, step: Step | Non
         return e
     if isinstance(e, HostUnreachable):
         target.close()
-        return StepFailed(target.name, phase.path, _label(step) if step else "connect", f"host unreachable ({e})",
-                          resume)
+        return StepFailed(
+            target.name, phase.path, _label(step) if step else "connect", f"host unreachable ({e})", resume
+        )
     if isinstance(e, KubeinitError):  # before any step: while connecting (host key, login, sudo) or planning
         where = _label(step) if step else ("plan" if target.connected else "connect")
         where = "lock" if isinstance(e, HostBusy) else where
         # an input the phase refuses for good (resumable = False) gets no resume hint: re-running cannot help
-        err = StepFailed(target.name, phase.path, where, str(e).rstrip("."),
-                         resume if getattr(e, "resumable", True) else "")
+        err = StepFailed(
+            target.name, phase.path, where, str(e).rstrip("."), resume if getattr(e, "resumable", True) else ""
+        )
         err.exit_code = e.exit_code
         err.resumable = getattr(e, "resumable", True)
         return err
-    return StepFailed(target.name, phase.path, _label(step) if step else "plan", f"{e.__class__.__name__}: {e}",
-                      resume)
+    return StepFailed(target.name, phase.path, _label(step) if step else "plan", f"{e.__class__.__name__}: {e}", resume)
 
 
 def _failed(out: HostOutcome, phase: str, view, log: RunLog) -> None:

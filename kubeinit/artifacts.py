@@ -132,13 +132,25 @@ def release(spec: ClusterSpec, name: str, arch: str) -> Release:
     url, sums = upstream(name, a.version, arch)
     m = spec.artifacts.mirror
     if m and m.lower().startswith("http://"):  # validation refused it unless allowInsecureMirror
-        warn_once("insecure-mirror", f"artifacts.mirror {m} is plain http (artifacts.allowInsecureMirror: true): "
-                  "artifacts are still checked against kubeinit's checksum table or the pinned sha256")
-    return Release(name, a.version, arch, mirrored(url, m), mirrored(sums, m), url.rsplit("/", 1)[1], a.sha256,
-                   spec.artifacts.allow_unlisted_versions)
+        warn_once(
+            "insecure-mirror",
+            f"artifacts.mirror {m} is plain http (artifacts.allowInsecureMirror: true): "
+            "artifacts are still checked against kubeinit's checksum table or the pinned sha256",
+        )
+    return Release(
+        name,
+        a.version,
+        arch,
+        mirrored(url, m),
+        mirrored(sums, m),
+        url.rsplit("/", 1)[1],
+        a.sha256,
+        spec.artifacts.allow_unlisted_versions,
+    )
 
 
 # --- the cache -----------------------------------------------------------------
+
 
 def home() -> Path:
     return Path(os.environ.get("KUBEINIT_HOME") or Path.home() / ".kubeinit")
@@ -189,10 +201,13 @@ def expected_sha256(rel: Release) -> str:
         raise UnlistedVersion(
             f"{rel.name} {rel.version} (linux/{rel.arch}) is not in kubeinit's checksum table, so nothing vouches for "
             f"what a mirror serves; pin its digest as artifacts.{rel.name}.sha256 in the cluster file, or set "
-            "artifacts.allowUnlistedVersions: true to trust the release's published checksum")
-    warn_once(f"unlisted {rel.name} {rel.version} {rel.arch}",
-              f"{rel.name} {rel.version} (linux/{rel.arch}) is not in kubeinit's checksum table: checked against the "
-              f"published checksum only (artifacts.allowUnlistedVersions: true)")
+            "artifacts.allowUnlistedVersions: true to trust the release's published checksum"
+        )
+    warn_once(
+        f"unlisted {rel.name} {rel.version} {rel.arch}",
+        f"{rel.name} {rel.version} (linux/{rel.arch}) is not in kubeinit's checksum table: checked against the "
+        f"published checksum only (artifacts.allowUnlistedVersions: true)",
+    )
     key = (rel.sums_url, rel.filename)  # one SHA256SUMS may list several artifacts
     with _memo_lock:
         if key in _memo:
@@ -257,12 +272,17 @@ def _download(rel: Release, path: Path, digest: str) -> None:
                 f.write(chunk)
         got = h.hexdigest()
         if got != digest:
-            source = ("pinned in the spec" if rel.pinned else "kubeinit's checksum table"
-                      if known_sha256(rel.name, rel.version, rel.arch) else
-                      f"published in {rel.sums_url.rsplit('/', 1)[1]}")
+            source = (
+                "pinned in the spec"
+                if rel.pinned
+                else "kubeinit's checksum table"
+                if known_sha256(rel.name, rel.version, rel.arch)
+                else f"published in {rel.sums_url.rsplit('/', 1)[1]}"
+            )
             raise ArtifactError(
                 f"{rel.label} from {rel.url} does not match its checksum: expected sha256 {digest} ({source}), "
-                f"got {got}; the download was discarded and nothing was installed")
+                f"got {got}; the download was discarded and nothing was installed"
+            )
         os.replace(tmp, path)  # only a verified file ever has the cache's name
         st = path.stat()
         _write_atomic(_record(path), f"{digest} {st.st_size} {st.st_mtime_ns}\n".encode())
@@ -283,13 +303,16 @@ def _open(rel: Release, url: str, what: str):
     try:
         r = urllib.request.urlopen(url, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
-        raise ArtifactError(f"{rel.label}: cannot download the {what} {url}: HTTP {e.code} {e.reason}"
-                            + (_missing_hint(rel) if e.code == 404 else "")) from None
+        raise ArtifactError(
+            f"{rel.label}: cannot download the {what} {url}: HTTP {e.code} {e.reason}"
+            + (_missing_hint(rel) if e.code == 404 else "")
+        ) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         missing = isinstance(reason, FileNotFoundError) or "No such file" in str(reason)
-        raise ArtifactError(f"{rel.label}: cannot download the {what} {url}: {reason}"
-                            + (_missing_hint(rel) if missing else "")) from None
+        raise ArtifactError(
+            f"{rel.label}: cannot download the {what} {url}: {reason}" + (_missing_hint(rel) if missing else "")
+        ) from None
     with r:
         yield r
 

@@ -12,9 +12,10 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass
@@ -71,8 +72,10 @@ ATOMIC_WRITE = (
 
 def changed_since_verified(local_path: str, path: str, want: str, got: str) -> str:
     """Why an upload was refused whose local file no longer has the digest the plan names."""
-    return (f"{path} was not written: {local_path} has sha256 {got}, not the {want} the plan names (it changed "
-            "since it was verified); delete it so that the next run downloads and verifies it again")
+    return (
+        f"{path} was not written: {local_path} has sha256 {got}, not the {want} the plan names (it changed "
+        "since it was verified); delete it so that the next run downloads and verifies it again"
+    )
 
 
 # Every shell kubeinit runs on a host starts with umask 022: a login whose umask is 000 (pam_umask,
@@ -134,8 +137,9 @@ class LocalConnection:
     def open_stream(self, argv: Sequence[str]) -> _ProcessStream:
         """Start a long-lived command (the host lock through sudo) and return at once; its stdin
         ends when the stream is closed or kubeinit exits."""
-        return _ProcessStream(subprocess.Popen(self._argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                               stderr=subprocess.PIPE))
+        return _ProcessStream(
+            subprocess.Popen(self._argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
 
     def read(self, path: str) -> bytes | None:
         try:

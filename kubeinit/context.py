@@ -11,9 +11,10 @@ from __future__ import annotations
 import posixpath
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from kubeinit import workflow
 from kubeinit.connection import Connection
@@ -178,11 +179,13 @@ class Context:
             path = posixpath.join(self.kubeconfig_dir, "admin.conf")
             data = target.facts.read(path)
             if data is None:
-                raise KubeinitError(f"{target.name} has no {path}: run the kubeconfig phase first "
-                                    "(`kubeinit up --only kubeconfig`)")
+                raise KubeinitError(
+                    f"{target.name} has no {path}: run the kubeconfig phase first (`kubeinit up --only kubeconfig`)"
+                )
             port = self.spec.bind_port
             cached[target.name] = Client.from_kubeconfig_data(
-                data, f"{target.name}:{path}", dial=lambda: target.conn.dial("127.0.0.1", port))
+                data, f"{target.name}:{path}", dial=lambda: target.conn.dial("127.0.0.1", port)
+            )
         return cached[target.name]
 
     def close(self) -> None:
@@ -192,8 +195,9 @@ class Context:
             t.close()
 
 
-def ensure_file(target: Target, path: str, content: bytes | str | Secret, mode: int,
-                note: str = "") -> Iterator[Upload | Skip]:
+def ensure_file(
+    target: Target, path: str, content: bytes | str | Secret, mode: int, note: str = ""
+) -> Iterator[Upload | Skip]:
     """Upload `content` to `path` unless the host already has it, with that mode."""
     up = Upload(path, content.encode() if isinstance(content, str) else content, mode, note)
     have = target.facts.file(path)

@@ -33,8 +33,10 @@ class NotAvailableYet(KubeinitError):
     """A capability that is planned but not built: said plainly, never faked."""
 
     def __init__(self, what: str, hint: str = ""):
-        super().__init__(f"{what} {'are' if what.startswith('phases ') else 'is'} not available yet in kubeinit "
-                         f"{_version()}" + (f"; {hint}" if hint else "") + ".")
+        super().__init__(
+            f"{what} {'are' if what.startswith('phases ') else 'is'} not available yet in kubeinit "
+            f"{_version()}" + (f"; {hint}" if hint else "") + "."
+        )
 
 
 class StepFailed(KubeinitError):

@@ -42,7 +42,7 @@ LOCAL_WAIT = 30.0  # seconds a run on the host itself waits for another (scripts
 # processes: a converged re-run starts this beside its probe on every host.
 SCRIPT = (
     f'umask 077; d={STATE}; chmod 0700 "$d" 2>/dev/null || mkdir -p -m 0700 "$d" || exit 1; '
-    'command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 3; }; '
+    "command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 3; }; "
     'exec 9>>"$d/run.lock" || exit 1; '
     'if ! flock "$1" 9; then printf "BUSY %s\\n" "$(cat "$d/run.lock.holder" 2>/dev/null)"; exit 75; fi; '
     'printf "%s\\n" "$2" > "$d/run.lock.holder" || exit 1; '
@@ -66,14 +66,18 @@ def holder_line(command: str, cluster: str) -> str:
     except Exception:  # noqa: BLE001 - no passwd entry: the uid still says who
         user = str(os.getuid())
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    return (f"`kubeinit {command}` of cluster {cluster!r} by {user}@{socket.gethostname()} (pid {os.getpid()}, "
-            f"KUBEINIT_HOME {artifacts.home()}) since {since}")
+    return (
+        f"`kubeinit {command}` of cluster {cluster!r} by {user}@{socket.gethostname()} (pid {os.getpid()}, "
+        f"KUBEINIT_HOME {artifacts.home()}) since {since}"
+    )
 
 
 def busy(host: str, holder: str) -> HostBusy:
     who = holder.strip() or "another kubeinit run (it left no holder record)"
-    return HostBusy(f"{host} is locked by {who}; wait for that run to finish (or check that it is still "
-                    f"running), then run this again")
+    return HostBusy(
+        f"{host} is locked by {who}; wait for that run to finish (or check that it is still "
+        f"running), then run this again"
+    )
 
 
 class HostLock:
@@ -111,10 +115,13 @@ def acquire(conn, info: str, wait: float, since: float) -> HostLock:
     if word == "BUSY":
         raise busy(conn.name, rest)
     if word == "NOFLOCK":
-        raise KubeinitError(f"{conn.name} has no `flock` command (util-linux), which kubeinit needs to keep "
-                            "two runs from changing the host at once; install util-linux there")
-    raise KubeinitError(f"cannot take the kubeinit lock {LOCK} on {conn.name}: "
-                        f"{stream.error().strip() or line or 'no answer'}")
+        raise KubeinitError(
+            f"{conn.name} has no `flock` command (util-linux), which kubeinit needs to keep "
+            "two runs from changing the host at once; install util-linux there"
+        )
+    raise KubeinitError(
+        f"cannot take the kubeinit lock {LOCK} on {conn.name}: {stream.error().strip() or line or 'no answer'}"
+    )
 
 
 def _recent(released: float, now: float, since: float) -> bool:

@@ -33,8 +33,16 @@ SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
 USER_FILE_HINT = "; fix it or pass --kubeconfig"
 _TEXT = {
     "cluster": ("server", "certificate-authority", "certificate-authority-data", "tls-server-name", "proxy-url"),
-    "user": ("client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile",
-             "username", "password"),
+    "user": (
+        "client-certificate",
+        "client-certificate-data",
+        "client-key",
+        "client-key-data",
+        "token",
+        "tokenFile",
+        "username",
+        "password",
+    ),
     "context": ("cluster", "user", "namespace"),
 }
 _SECRETS = ("token", "client-key-data", "password")
@@ -42,12 +50,14 @@ _SECRETS = ("token", "client-key-data", "password")
 
 # --- building ------------------------------------------------------------------------------
 
+
 def b64(data: bytes | str) -> str:
     return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
 
 
-def config(cluster_name: str, server: str, ca_data: str, user_name: str, user: dict[str, Any],
-           context_name: str) -> dict[str, Any]:
+def config(
+    cluster_name: str, server: str, ca_data: str, user_name: str, user: dict[str, Any], context_name: str
+) -> dict[str, Any]:
     """One cluster (CA as base64 `ca_data`), one user (client cert, token or exec plugin), current."""
     doc = {
         "apiVersion": "v1",
@@ -69,22 +79,32 @@ def entry(name: str, server: str, ca_data: str, user: dict[str, Any]) -> dict[st
 
 def bootstrap(server: str, ca_data: str, token, cluster_name: str = "kubernetes") -> str:
     """bootstrap-kubelet.conf: the bootstrap token as tls-bootstrap-token-user (kubeadm join)."""
-    return dump(config(cluster_name, server, ca_data, BOOTSTRAP_USER, {"token": redact.reveal(token)},
-                       f"{BOOTSTRAP_USER}@{cluster_name}"))
+    return dump(
+        config(
+            cluster_name,
+            server,
+            ca_data,
+            BOOTSTRAP_USER,
+            {"token": redact.reveal(token)},
+            f"{BOOTSTRAP_USER}@{cluster_name}",
+        )
+    )
 
 
 def cluster_info(server: str, ca_pem: bytes) -> str:
     """data.kubeconfig of kube-public/cluster-info: one cluster named "", no users or contexts,
     serialised as client-go does (the bootstrapsigner signs these exact bytes)."""
-    return dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "contexts": None,
-        "current-context": "",
-        "preferences": {},
-        "users": None,
-    })
+    return dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
+            "contexts": None,
+            "current-context": "",
+            "preferences": {},
+            "users": None,
+        }
+    )
 
 
 def read_cluster_info(text: str) -> tuple[str, str]:
@@ -125,6 +145,7 @@ def dump(doc: Any) -> str:
     import yaml
 
     if _dumper is None:
+
         class Dumper(yaml.SafeDumper):
             def ignore_aliases(self, data):  # shared dicts must not become &anchors
                 return True
@@ -138,6 +159,7 @@ def dump(doc: Any) -> str:
 
 
 # --- reading -------------------------------------------------------------------------------
+
 
 def load(text: str | bytes, what: str, hint: str = "") -> dict[str, Any]:
     """The parsed document; a UserError `<what> is not …<hint>` naming the first wrong field."""
@@ -186,8 +208,15 @@ def shape_error(conf: Any) -> str | None:
 
 
 def _kind(v: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "empty"}.get(type(v), type(v).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "empty",
+    }.get(type(v), type(v).__name__)
 
 
 @dataclass(frozen=True)
@@ -206,8 +235,13 @@ def current(conf: dict[str, Any], what: str, context: str | None = None) -> Sele
         raise UserError(f"{what} has no current-context")
     ctx = _named(conf, "contexts", name, what)
     cluster_name, user_name = ctx.get("cluster") or "", ctx.get("user") or ""
-    return Selected(name, cluster_name, _named(conf, "clusters", cluster_name, what), user_name,
-                    _named(conf, "users", user_name, what) if user_name else {})
+    return Selected(
+        name,
+        cluster_name,
+        _named(conf, "clusters", cluster_name, what),
+        user_name,
+        _named(conf, "users", user_name, what) if user_name else {},
+    )
 
 
 def _named(conf: dict[str, Any], section: str, name: str, what: str) -> dict[str, Any]:
@@ -218,6 +252,7 @@ def _named(conf: dict[str, Any], section: str, name: str, what: str) -> dict[str
 
 
 # --- merging into the user's file -------------------------------------------------------------
+
 
 def merged(existing: dict[str, Any], new: dict[str, Any], make_current: bool = True) -> dict[str, Any]:
     """`existing` with `new`'s clusters, users and contexts (a same-named entry replaced where it

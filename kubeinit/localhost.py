@@ -32,5 +32,6 @@ def default_address() -> str:
                     return socket.inet_ntoa(packed[20:24])  # SIOCGIFADDR
                 except OSError:
                     continue
-    raise SpecError("--apiserver-advertise-address", "is needed: this machine has no default route to pick an "
-                    "address from")
+    raise SpecError(
+        "--apiserver-advertise-address", "is needed: this machine has no default route to pick an address from"
+    )

@@ -63,5 +63,5 @@ class Secret:
         return hash(self.value)
 
 
-def reveal(value: "Secret | str | bytes") -> str | bytes:
+def reveal(value: Secret | str | bytes) -> str | bytes:
     return value.value if isinstance(value, Secret) else value

@@ -48,9 +48,10 @@ def skip_hint(missing: list[str]) -> NotAvailableYet:
     """On this host: name the leaves, suggest skipping them."""
     from kubeinit.apply import _collapse
 
-    return NotAvailableYet(f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)}",
-                           f"run the others with --skip-phases {','.join(_collapse(missing))}, or see the plan "
-                           "with --dry-run")
+    return NotAvailableYet(
+        f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)}",
+        f"run the others with --skip-phases {','.join(_collapse(missing))}, or see the plan with --dry-run",
+    )
 
 
 def run_workflow(run: Run) -> None:
@@ -63,8 +64,12 @@ def run_workflow(run: Run) -> None:
     if run.confirm is not None and not run.dry_run:
         run.confirm(run.spec)
     spec, ssh = run.spec, run.ssh
-    options = Options(dry_run=run.dry_run, ignore_preflight_errors=run.ignore_preflight_errors,
-                      parallel=ssh.parallel if ssh else 10, resume=run.resume)
+    options = Options(
+        dry_run=run.dry_run,
+        ignore_preflight_errors=run.ignore_preflight_errors,
+        parallel=ssh.parallel if ssh else 10,
+        resume=run.resume,
+    )
     logins: list = []
     ws = lock = log = None
     if ssh is None:
@@ -83,8 +88,7 @@ def run_workflow(run: Run) -> None:
     if ssh is not None:
         connect_ahead(ctx, run.phases)
         if not run.dry_run:
-            log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-"
-                                                    f"{os.getpid()}.log")
+            log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     names = [h.name for h in spec.hosts]
     view = ui.RunView(names, dry_run=run.dry_run, title=_title(run, names))
     start = time.monotonic()
@@ -127,8 +131,9 @@ def _ssh_targets(spec: ClusterSpec, ssh: SSH, logins: list) -> list:
         with pool_lock:
             if not logins:
                 logins.append(LoginPool())
-        return SSHConnection(host, known_hosts=ssh.known_hosts, trust_new_host_keys=ssh.trust_new_host_keys,
-                             logins=logins[0])
+        return SSHConnection(
+            host, known_hosts=ssh.known_hosts, trust_new_host_keys=ssh.trust_new_host_keys, logins=logins[0]
+        )
 
     return [Target(h, connect) for h in spec.hosts]
 
@@ -141,11 +146,17 @@ def _title(run: Run, names: list[str]) -> str:
     spec = run.spec
     if run.ssh is None:
         host = spec.hosts[0]
-        return (f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} ({spec.kubernetes_version}) "
-                f"on {host.name} ({host.address}); nothing will be changed" if run.dry_run else "")
+        return (
+            f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} ({spec.kubernetes_version}) "
+            f"on {host.name} ({host.address}); nothing will be changed"
+            if run.dry_run
+            else ""
+        )
     if run.dry_run:
-        return (f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} on {len(names)} hosts; "
-                "facts are read, nothing is changed")
+        return (
+            f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} on {len(names)} hosts; "
+            "facts are read, nothing is changed"
+        )
     return f"kubeinit {run.command}: cluster {spec.name!r}, {len(names)} hosts, phases {_tops(run.phases)}"
 
 
@@ -153,19 +164,31 @@ def _summary(run: Run, names: list[str], summary, elapsed: float) -> None:
     n = len(summary.phases)
     phases = f"{n} phase{'s' if n != 1 else ''}"
     if run.ssh is None:
-        ui.ok(f"{run.command}: {phases} done on {names[0]} ({summary.total_changed} changed) in "
-              f"{summary.seconds:.1f}s")
+        ui.ok(f"{run.command}: {phases} done on {names[0]} ({summary.total_changed} changed) in {summary.seconds:.1f}s")
         return
-    ui.table(["host", "changed", "unchanged"],
-             [(h, str(summary.changed.get(h, 0)), str(summary.skipped.get(h, 0))) for h in names])
+    ui.table(
+        ["host", "changed", "unchanged"],
+        [(h, str(summary.changed.get(h, 0)), str(summary.skipped.get(h, 0))) for h in names],
+    )
     total = summary.total_changed
     nothing = "nothing to change, every host already matched" if run.command == "up" else "nothing to change"
-    ui.ok(f"{run.command}: {phases} on {len(names)} hosts in {elapsed:.1f}s; "
-          + (f"{total} changes" if total else nothing))
+    ui.ok(
+        f"{run.command}: {phases} on {len(names)} hosts in {elapsed:.1f}s; "
+        + (f"{total} changes" if total else nothing)
+    )
 
 
-def file_run(command: str, file: Path | str, tree: list[workflow.Phase], only, skip, ssh: SSH, dry_run: bool,
-             ignore: frozenset[str] = frozenset(), confirm=None) -> Run:
+def file_run(
+    command: str,
+    file: Path | str,
+    tree: list[workflow.Phase],
+    only,
+    skip,
+    ssh: SSH,
+    dry_run: bool,
+    ignore: frozenset[str] = frozenset(),
+    confirm=None,
+) -> Run:
     """A run over SSH of every host of a cluster file (`up`, `reset -f`), with its resume hint."""
     from kubeinit import up
     from kubeinit.spec import load_file
@@ -174,10 +197,22 @@ def file_run(command: str, file: Path | str, tree: list[workflow.Phase], only, s
     phases = workflow.select(tree, only, skip)
     skipped = [x.strip() for v in skip or [] for x in v.split(",") if x.strip()]
     if command == "up":
+
         def resume(path: str) -> str:
             return up.resume_command(file, phases, path, skipped, ssh.known_hosts, ignore, ssh.parallel)
     else:
+
         def resume(path: str) -> str:
             return up.reset_resume_command(file, ssh.known_hosts, ssh.parallel)
-    return Run(command, spec, phases, resume, lambda missing: up.not_available(file, phases, missing), dry_run,
-               ignore, ssh, confirm)
+
+    return Run(
+        command,
+        spec,
+        phases,
+        resume,
+        lambda missing: up.not_available(file, phases, missing),
+        dry_run,
+        ignore,
+        ssh,
+        confirm,
+    )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
 from kubeinit.redact import Secret, reveal
 
@@ -25,7 +25,7 @@ class Run:
     note: str = ""  # a short human label for the live view
 
     @classmethod
-    def sh(cls, script: str, **kw) -> "Run":
+    def sh(cls, script: str, **kw) -> Run:
         return cls(("sh", "-c", script), **kw)
 
     def command(self) -> str:
@@ -158,7 +158,7 @@ class Notice:
         return f"note: {self.text}"
 
 
-Step = Union[Run, Upload, Transfer, Local, ApiCall, Skip, Check, Notice]
+Step = Run | Upload | Transfer | Local | ApiCall | Skip | Check | Notice
 
 
 def is_change(step: Step) -> bool:

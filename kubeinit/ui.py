@@ -11,7 +11,8 @@ import json
 import re
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from kubeinit.redact import mask
 
@@ -75,11 +76,11 @@ def plain(markup: str) -> str:
     """What rich prints for `markup` without styles (rich.markup.render's rules)."""
     out, pos = [], 0
     for m in _TAGS.finditer(markup):
-        out.append(markup[pos:m.start()].replace("\\[", "["))
+        out.append(markup[pos : m.start()].replace("\\[", "["))
         literal, escaped = divmod(len(m.group(1)), 2)
         out.append("\\" * literal)
         if escaped:
-            out.append(m.group(0)[len(m.group(1)):])
+            out.append(m.group(0)[len(m.group(1)) :])
         pos = m.end()
     out.append(markup[pos:].replace("\\[", "["))
     return "".join(out)
@@ -147,7 +148,7 @@ def table(columns: list[str], rows: Iterable[Iterable[Any]], title: str | None =
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
-        return "   ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return "   ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)).rstrip()
 
     con = console()
     if title:
@@ -169,6 +170,7 @@ def status(text: str) -> Iterator[Any]:
         con.print(f"{_esc(text)}: done in {time.monotonic() - start:.0f}s")
         return
     with con.status(_esc(text)) as st:
+
         class _Updater:
             def update(self, new: str) -> None:
                 st.update(f"{_esc(new)} [dim]({time.monotonic() - start:.0f}s)[/dim]")
@@ -231,8 +233,10 @@ class RunView:
 
     def unavailable(self, path: str, hosts: list[str]) -> None:
         with self._lock:
-            console().print(f"\n[bold]\\[{_esc(path)}][/bold] [yellow](not available yet)[/yellow] "
-                            f"on {_esc(', '.join(hosts)) or 'no host'}")
+            console().print(
+                f"\n[bold]\\[{_esc(path)}][/bold] [yellow](not available yet)[/yellow] "
+                f"on {_esc(', '.join(hosts)) or 'no host'}"
+            )
 
     def planned(self, host: str, phase: str, steps: list) -> None:
         with self._lock:

@@ -44,8 +44,11 @@ class UnitWatch:
             self.off = True
             return
         first = self._first = self._first or state
-        if state["ActiveState"] == "active" and state["InvocationID"] == first["InvocationID"] \
-                and state["NRestarts"] == first["NRestarts"]:
+        if (
+            state["ActiveState"] == "active"
+            and state["InvocationID"] == first["InvocationID"]
+            and state["NRestarts"] == first["NRestarts"]
+        ):
             return
         raise UnitStopped(self._sentence(state, first))
 
@@ -68,16 +71,21 @@ class UnitWatch:
             what = f"stopped ({active})"
         line = self._error_line(first["InvocationID"])
         said = f": {line} (" if line else ", with no error line of its own ("
-        return (f"the {self.unit} {what} while kubeinit waited for it{said}`journalctl -u {self.unit}` on the host "
-                "shows its whole log)")
+        return (
+            f"the {self.unit} {what} while kubeinit waited for it{said}`journalctl -u {self.unit}` on the host "
+            "shows its whole log)"
+        )
 
     def _error_line(self, invocation: str) -> str:
         """The unit's last klog fatal line, else its last error line, from the invocation that
         ended (a fatal kubelet prints every goroutine's stack after its F line: hundreds of
         lines, so the host greps them). journald may write an exited process's last lines a
         moment after systemd saw it exit: asked twice."""
-        where = f'_SYSTEMD_INVOCATION_ID="{invocation}"' if re.fullmatch(r"[0-9a-f]{32}", invocation) else \
-            f"-u {self.unit} -n 5000"
+        where = (
+            f'_SYSTEMD_INVOCATION_ID="{invocation}"'
+            if re.fullmatch(r"[0-9a-f]{32}", invocation)
+            else f"-u {self.unit} -n 5000"
+        )
         script = f"journalctl {where} --no-pager -o cat | grep -E '^[FE][0-9]{{4}} ' | tail -n 20"
         for attempt in range(2):
             r = self.conn.run(["sh", "-c", script], timeout=30)

@@ -28,15 +28,22 @@ def _top(path: str) -> str:
     return path.split("/")[0]
 
 
-def resume_command(file: Path | str, phases: list[workflow.Phase], failed: str, skip: list[str] | None,
-                   known_hosts: str | None, ignore: frozenset[str], parallel: int) -> str:
+def resume_command(
+    file: Path | str,
+    phases: list[workflow.Phase],
+    failed: str,
+    skip: list[str] | None,
+    known_hosts: str | None,
+    ignore: frozenset[str],
+    parallel: int,
+) -> str:
     """`kubeinit up -f FILE --only <the failed top-level phase and the selected ones after it>`,
     plus the flags the user gave that still matter for those phases."""
     tops: list[str] = []
     for p in phases:
         if _top(p.path) not in tops:
             tops.append(_top(p.path))
-    rest = tops[tops.index(_top(failed)):] if _top(failed) in tops else tops
+    rest = tops[tops.index(_top(failed)) :] if _top(failed) in tops else tops
     cmd = ["kubeinit", "up", "-f", str(file), "--only", ",".join(rest)]
     if skip:
         cmd += ["--skip-phases", ",".join(skip)]
@@ -55,8 +62,10 @@ def not_available(file, phases: list[workflow.Phase], missing: list[str]) -> Not
     # ones (etcd, for instance, says when the certs phase has not run).
     ready = [t for t in dict.fromkeys(_top(p.path) for p in phases) if t not in names]
     hint = f"run the available ones with `kubeinit up -f {file} --only {','.join(ready)}`" if ready else ""
-    return NotAvailableYet(f"{'phases' if len(names) > 1 else 'phase'} {', '.join(names)} of `kubeinit up`",
-                           hint + (", or " if hint else "") + "see the whole plan with --dry-run")
+    return NotAvailableYet(
+        f"{'phases' if len(names) > 1 else 'phase'} {', '.join(names)} of `kubeinit up`",
+        hint + (", or " if hint else "") + "see the whole plan with --dry-run",
+    )
 
 
 def hold_lock(ws: Path, cluster: str, command: str = "up"):
@@ -70,8 +79,10 @@ def hold_lock(ws: Path, cluster: str, command: str = "up"):
     except BlockingIOError:
         pid, _, other = os.pread(fd, 64, 0).decode(errors="replace").strip().partition(" ")
         os.close(fd)
-        raise KubeinitError(f"another `kubeinit {other or 'up'}` (pid {pid or 'unknown'}) is working on cluster "
-                            f"{cluster!r}; wait for it to finish, or stop it, then run this again") from None
+        raise KubeinitError(
+            f"another `kubeinit {other or 'up'}` (pid {pid or 'unknown'}) is working on cluster "
+            f"{cluster!r}; wait for it to finish, or stop it, then run this again"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()} {command}".encode(), 0)
     return fd  # held until the process ends
@@ -84,5 +95,3 @@ def reset_resume_command(file: Path | str, known_hosts: str | None, parallel: in
     if parallel != 10:
         cmd += ["--parallel", str(parallel)]
     return shlex.join(cmd)
-
-

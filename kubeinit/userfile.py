@@ -17,8 +17,13 @@ MiB = 1 << 20
 CLUSTER_FILE_LIMIT = MiB  # a cluster file is a few KiB, even with hundreds of hosts
 KUBECONFIG_LIMIT = 16 * MiB  # a kubeconfig holds about 10 KiB per cluster entry
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def read(path: str | os.PathLike, what: str, limit: int, hint: str) -> bytes:
@@ -37,8 +42,10 @@ def read(path: str | os.PathLike, what: str, limit: int, hint: str) -> bytes:
         while st.st_size <= limit and len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
             data += chunk  # the size again: the file may grow while it is read
         if max(st.st_size, len(data)) > limit:
-            raise UserError(f"{what} {p} is {_size(max(st.st_size, len(data)))}, more than a {what} can need "
-                            f"(kubeinit reads at most {_size(limit)}, whole into memory); {hint}")
+            raise UserError(
+                f"{what} {p} is {_size(max(st.st_size, len(data)))}, more than a {what} can need "
+                f"(kubeinit reads at most {_size(limit)}, whole into memory); {hint}"
+            )
         return bytes(data)
     finally:
         os.close(fd)

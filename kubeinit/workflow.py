@@ -11,8 +11,9 @@ NotAvailableYet instead of doing nothing.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from kubeinit.errors import UserError
 
@@ -102,105 +103,242 @@ KUBECONFIGS = [
 
 def init_phases() -> list[Phase]:
     """kubeadm init's phases, in kubeadm's run order."""
-    return _tree([
-        Phase("preflight", "Run pre-flight checks", Ref("preflight", lambda m: m.INIT), CONTROL_PLANES),
-        Phase("certs", "Generate the certificates (under --cert-dir)", children=[
-            *(Phase(n, f"Generate {h}", Ref("certs", lambda m, n=n: m.CERT.bound(name=n)), FIRST_CONTROL_PLANE)
-              for n, h in CERTS),
-            Phase("sa", "Generate the key pair that signs service account tokens",
-                  Ref("certs", lambda m: m.CERT.bound(name="sa")), FIRST_CONTROL_PLANE),
-        ]),
-        Phase("kubeconfig", "Generate the kubeconfig files (under --kubeconfig-dir)", children=[
-            Phase(n, f"Generate {h}", Ref("kubeconfig", lambda m, n=n: m.KUBECONFIG.bound(name=n)),
-                  FIRST_CONTROL_PLANE)
-            for n, h in KUBECONFIGS
-        ]),
-        Phase("etcd", "Run etcd for the control plane", children=[
-            Phase("local", "Run etcd on this host (a systemd service)", Ref("etcd", lambda m: m.LOCAL),
-                  CONTROL_PLANES),
-        ]),
-        Phase("control-plane", "Write the control plane's static pod manifests", children=[
-            Phase(n, f"kube-{n}", Ref("control_plane", lambda m, n=n: m.COMPONENT.bound(name=n)),
-                  CONTROL_PLANES)
-            for n in ("apiserver", "controller-manager", "scheduler")
-        ]),
-        Phase("kubelet-start", "Write the kubelet's config, unit and flags, and (re)start it",
-              Ref("kubelet", lambda m: m.START), FIRST_CONTROL_PLANE),
-        Phase("wait-control-plane", "Wait for the API server to answer /readyz",
-              Ref("cluster_api", lambda m: m.WAIT), FIRST_CONTROL_PLANE),
-        Phase("upload-config", "Store the configuration in the cluster", children=[
-            Phase("kubeadm", "ConfigMap kube-system/kubeadm-config and its RBAC",
-                  Ref("cluster_api", lambda m: m.UPLOAD_KUBEADM), FIRST_CONTROL_PLANE),
-            Phase("kubelet", "ConfigMap kube-system/kubelet-config and its RBAC",
-                  Ref("cluster_api", lambda m: m.UPLOAD_KUBELET), FIRST_CONTROL_PLANE),
-        ]),
-        Phase("upload-certs", "Store the shared certificates, encrypted, for joining control planes", None,
-              FIRST_CONTROL_PLANE),
-        Phase("mark-control-plane", "Label and taint the control-plane node",
-              Ref("cluster_api", lambda m: m.MARK_CONTROL_PLANE), FIRST_CONTROL_PLANE),
-        Phase("bootstrap-token", "The RBAC of TLS bootstrap, and cluster-info for discovery",
-              Ref("cluster_api", lambda m: m.BOOTSTRAP_TOKEN), FIRST_CONTROL_PLANE),
-        Phase("kubelet-finalize", "Point kubelet.conf at the rotated client certificate", children=[
-            Phase("enable-client-cert-rotation", "Use the kubelet's rotating client certificate", None,
-                  CONTROL_PLANES),
-        ]),
-        Phase("addon", "Install the required addons", children=[
-            Phase("coredns", "CoreDNS", None, FIRST_CONTROL_PLANE),
-            Phase("kube-proxy", "kube-proxy", None, FIRST_CONTROL_PLANE),
-        ]),
-        Phase("cni", "Install the pod network", None, FIRST_CONTROL_PLANE),
-        Phase("show-join-command", "Show how to join more nodes", None, FIRST_CONTROL_PLANE),
-    ])
+    return _tree(
+        [
+            Phase("preflight", "Run pre-flight checks", Ref("preflight", lambda m: m.INIT), CONTROL_PLANES),
+            Phase(
+                "certs",
+                "Generate the certificates (under --cert-dir)",
+                children=[
+                    *(
+                        Phase(
+                            n, f"Generate {h}", Ref("certs", lambda m, n=n: m.CERT.bound(name=n)), FIRST_CONTROL_PLANE
+                        )
+                        for n, h in CERTS
+                    ),
+                    Phase(
+                        "sa",
+                        "Generate the key pair that signs service account tokens",
+                        Ref("certs", lambda m: m.CERT.bound(name="sa")),
+                        FIRST_CONTROL_PLANE,
+                    ),
+                ],
+            ),
+            Phase(
+                "kubeconfig",
+                "Generate the kubeconfig files (under --kubeconfig-dir)",
+                children=[
+                    Phase(
+                        n,
+                        f"Generate {h}",
+                        Ref("kubeconfig", lambda m, n=n: m.KUBECONFIG.bound(name=n)),
+                        FIRST_CONTROL_PLANE,
+                    )
+                    for n, h in KUBECONFIGS
+                ],
+            ),
+            Phase(
+                "etcd",
+                "Run etcd for the control plane",
+                children=[
+                    Phase(
+                        "local",
+                        "Run etcd on this host (a systemd service)",
+                        Ref("etcd", lambda m: m.LOCAL),
+                        CONTROL_PLANES,
+                    ),
+                ],
+            ),
+            Phase(
+                "control-plane",
+                "Write the control plane's static pod manifests",
+                children=[
+                    Phase(
+                        n, f"kube-{n}", Ref("control_plane", lambda m, n=n: m.COMPONENT.bound(name=n)), CONTROL_PLANES
+                    )
+                    for n in ("apiserver", "controller-manager", "scheduler")
+                ],
+            ),
+            Phase(
+                "kubelet-start",
+                "Write the kubelet's config, unit and flags, and (re)start it",
+                Ref("kubelet", lambda m: m.START),
+                FIRST_CONTROL_PLANE,
+            ),
+            Phase(
+                "wait-control-plane",
+                "Wait for the API server to answer /readyz",
+                Ref("cluster_api", lambda m: m.WAIT),
+                FIRST_CONTROL_PLANE,
+            ),
+            Phase(
+                "upload-config",
+                "Store the configuration in the cluster",
+                children=[
+                    Phase(
+                        "kubeadm",
+                        "ConfigMap kube-system/kubeadm-config and its RBAC",
+                        Ref("cluster_api", lambda m: m.UPLOAD_KUBEADM),
+                        FIRST_CONTROL_PLANE,
+                    ),
+                    Phase(
+                        "kubelet",
+                        "ConfigMap kube-system/kubelet-config and its RBAC",
+                        Ref("cluster_api", lambda m: m.UPLOAD_KUBELET),
+                        FIRST_CONTROL_PLANE,
+                    ),
+                ],
+            ),
+            Phase(
+                "upload-certs",
+                "Store the shared certificates, encrypted, for joining control planes",
+                None,
+                FIRST_CONTROL_PLANE,
+            ),
+            Phase(
+                "mark-control-plane",
+                "Label and taint the control-plane node",
+                Ref("cluster_api", lambda m: m.MARK_CONTROL_PLANE),
+                FIRST_CONTROL_PLANE,
+            ),
+            Phase(
+                "bootstrap-token",
+                "The RBAC of TLS bootstrap, and cluster-info for discovery",
+                Ref("cluster_api", lambda m: m.BOOTSTRAP_TOKEN),
+                FIRST_CONTROL_PLANE,
+            ),
+            Phase(
+                "kubelet-finalize",
+                "Point kubelet.conf at the rotated client certificate",
+                children=[
+                    Phase(
+                        "enable-client-cert-rotation",
+                        "Use the kubelet's rotating client certificate",
+                        None,
+                        CONTROL_PLANES,
+                    ),
+                ],
+            ),
+            Phase(
+                "addon",
+                "Install the required addons",
+                children=[
+                    Phase("coredns", "CoreDNS", None, FIRST_CONTROL_PLANE),
+                    Phase("kube-proxy", "kube-proxy", None, FIRST_CONTROL_PLANE),
+                ],
+            ),
+            Phase("cni", "Install the pod network", None, FIRST_CONTROL_PLANE),
+            Phase("show-join-command", "Show how to join more nodes", None, FIRST_CONTROL_PLANE),
+        ]
+    )
 
 
 def join_phases() -> list[Phase]:
-    return _tree([
-        Phase("preflight", "Run join pre-flight checks", Ref("preflight", lambda m: m.JOIN), JOINING),
-        Phase("control-plane-prepare", "Prepare this host to serve the control plane", children=[
-            Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING),
-            Phase("certs", "Generate this host's certificates", None, JOINING),
-            Phase("kubeconfig", "Generate this host's kubeconfig files", None, JOINING),
-            Phase("control-plane", "Write the static pod manifests", None, JOINING),
-        ]),
-        Phase("kubelet-start", "Discover the cluster, write bootstrap-kubelet.conf, start the kubelet", None,
-              JOINING),
-        Phase("control-plane-join", "Join etcd and mark this host as a control plane", children=[
-            Phase("etcd", "Add this host to etcd", None, JOINING),
-            Phase("mark-control-plane", "Label and taint this node", None, JOINING),
-        ]),
-    ])
+    return _tree(
+        [
+            Phase("preflight", "Run join pre-flight checks", Ref("preflight", lambda m: m.JOIN), JOINING),
+            Phase(
+                "control-plane-prepare",
+                "Prepare this host to serve the control plane",
+                children=[
+                    Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING),
+                    Phase("certs", "Generate this host's certificates", None, JOINING),
+                    Phase("kubeconfig", "Generate this host's kubeconfig files", None, JOINING),
+                    Phase("control-plane", "Write the static pod manifests", None, JOINING),
+                ],
+            ),
+            Phase(
+                "kubelet-start", "Discover the cluster, write bootstrap-kubelet.conf, start the kubelet", None, JOINING
+            ),
+            Phase(
+                "control-plane-join",
+                "Join etcd and mark this host as a control plane",
+                children=[
+                    Phase("etcd", "Add this host to etcd", None, JOINING),
+                    Phase("mark-control-plane", "Label and taint this node", None, JOINING),
+                ],
+            ),
+        ]
+    )
 
 
 def up_phases() -> list[Phase]:
     """`kubeinit up`: host preparation on every host, then init's and join's phases."""
     init = {p.name: p for p in init_phases()}
     join = {p.name: p for p in join_phases()}
-    return _tree([
-        Phase("preflight", "Check every host: OS, privileges, swap, binaries, ports, sysctls, clock",
-              Ref("preflight", lambda m: m.UP), ALL),
-        Phase("runtime", "Install containerd, runc, the CNI plugins and crictl", Ref("runtime", lambda m: m.RUNTIME),
-              ALL),
-        Phase("kubernetes", "Install kubelet and kubectl", Ref("kubernetes", lambda m: m.KUBERNETES), ALL),
-        Phase("images", "Import the image tarballs of artifacts.images into containerd",
-              Ref("images", lambda m: m.IMAGES), ALL),
-        *(init[n] for n in ("certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
-                            "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token",
-                            "addon", "cni")),
-        Phase("join", "Join the other hosts", children=[
-            join["control-plane-prepare"], join["kubelet-start"], join["control-plane-join"],
-        ]),
-    ])
+    return _tree(
+        [
+            Phase(
+                "preflight",
+                "Check every host: OS, privileges, swap, binaries, ports, sysctls, clock",
+                Ref("preflight", lambda m: m.UP),
+                ALL,
+            ),
+            Phase(
+                "runtime",
+                "Install containerd, runc, the CNI plugins and crictl",
+                Ref("runtime", lambda m: m.RUNTIME),
+                ALL,
+            ),
+            Phase("kubernetes", "Install kubelet and kubectl", Ref("kubernetes", lambda m: m.KUBERNETES), ALL),
+            Phase(
+                "images",
+                "Import the image tarballs of artifacts.images into containerd",
+                Ref("images", lambda m: m.IMAGES),
+                ALL,
+            ),
+            *(
+                init[n]
+                for n in (
+                    "certs",
+                    "kubeconfig",
+                    "etcd",
+                    "control-plane",
+                    "kubelet-start",
+                    "wait-control-plane",
+                    "upload-config",
+                    "mark-control-plane",
+                    "bootstrap-token",
+                    "addon",
+                    "cni",
+                )
+            ),
+            Phase(
+                "join",
+                "Join the other hosts",
+                children=[
+                    join["control-plane-prepare"],
+                    join["kubelet-start"],
+                    join["control-plane-join"],
+                ],
+            ),
+        ]
+    )
 
 
 def reset_phases() -> list[Phase]:
-    return _tree([
-        Phase("preflight", "Show what of kubeinit's (and kubeadm's) state this host has",
-              Ref("reset", lambda m: m.PREFLIGHT), ALL),
-        Phase("remove-etcd-member", "Remove this host from etcd", Ref("reset", lambda m: m.REMOVE_ETCD_MEMBER),
-              CONTROL_PLANES),
-        Phase("cleanup-node", "Stop etcd and the kubelet, remove the certificates, kubeconfigs, manifests and data",
-              Ref("reset", lambda m: m.CLEANUP), ALL),
-    ])
+    return _tree(
+        [
+            Phase(
+                "preflight",
+                "Show what of kubeinit's (and kubeadm's) state this host has",
+                Ref("reset", lambda m: m.PREFLIGHT),
+                ALL,
+            ),
+            Phase(
+                "remove-etcd-member",
+                "Remove this host from etcd",
+                Ref("reset", lambda m: m.REMOVE_ETCD_MEMBER),
+                CONTROL_PLANES,
+            ),
+            Phase(
+                "cleanup-node",
+                "Stop etcd and the kubelet, remove the certificates, kubeconfigs, manifests and data",
+                Ref("reset", lambda m: m.CLEANUP),
+                ALL,
+            ),
+        ]
+    )
 
 
 def find(tree: list[Phase], path: str) -> Phase:

@@ -40,8 +40,11 @@ def _key(version: str) -> tuple[int, ...]:
 def main(argv: list[str]) -> int:
     doc = json.loads(artifacts.TABLE.read_text())
     table = doc["artifacts"]
-    wanted = [(n, v.lstrip("v")) for n, v in (a.split("=", 1) for a in argv)] if argv else \
-        [(n, v) for n, vs in table.items() for v in vs]
+    wanted = (
+        [(n, v.lstrip("v")) for n, v in (a.split("=", 1) for a in argv)]
+        if argv
+        else [(n, v) for n, vs in table.items() for v in vs]
+    )
     conflicts = 0
     for name, version in wanted:
         if name not in table:
@@ -55,8 +58,9 @@ def main(argv: list[str]) -> int:
                 continue
             table[name][version][arch] = got
             print(f"{name} {version} {arch} {got}")
-    doc["artifacts"] = {n: {v: dict(sorted(vs[v].items())) for v in sorted(vs, key=_key, reverse=True)}
-                        for n, vs in table.items()}
+    doc["artifacts"] = {
+        n: {v: dict(sorted(vs[v].items())) for v in sorted(vs, key=_key, reverse=True)} for n, vs in table.items()
+    }
     tmp = artifacts.TABLE.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(artifacts.TABLE)

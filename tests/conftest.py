@@ -12,11 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_kubeinit(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120,
-                 cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+def run_kubeinit(
+    *args: str, env: dict | None = None, input: str | None = None, timeout: float = 120, cwd: str | Path | None = None
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "kubeinit", *args], capture_output=True, text=True,
-                          env=full_env, input=input, timeout=timeout, cwd=cwd or ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "kubeinit", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+    )
 
 
 @pytest.fixture

@@ -41,8 +41,8 @@ def parse_host_port(hostport: str) -> tuple[str, int | None]:
     host, port = hostport, None
     if hostport.startswith("["):
         end = hostport.find("]")
-        if end > 0 and hostport[end + 1:end + 2] == ":":
-            host, port = hostport[1:end], hostport[end + 2:]
+        if end > 0 and hostport[end + 1 : end + 2] == ":":
+            host, port = hostport[1:end], hostport[end + 2 :]
     elif hostport.count(":") == 1:
         host, port = hostport.split(":")
     if port:

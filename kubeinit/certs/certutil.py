@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -48,7 +48,7 @@ class CertTemplate:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def random_serial() -> int:
@@ -65,46 +65,54 @@ def _hash_for(key):
 def _name(cn: str, orgs: tuple[str, ...]) -> x509.Name:
     rdns = []
     if orgs:  # Go puts all O values in one RDN, before CN
-        rdns.append(x509.RelativeDistinguishedName(
-            [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]))
+        rdns.append(x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]))
     rdns.append(x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
     return x509.Name(rdns)
 
 
 def _key_usage(is_ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=True,
-        data_encipherment=False, key_agreement=False, key_cert_sign=is_ca, crl_sign=False,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=is_ca,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
 def _finish(builder, public_key, ca_cert, ca_key, is_ca: bool) -> x509.Certificate:
     if is_ca:
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     if ca_cert is not None:
         try:
             ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+            )
         except x509.ExtensionNotFound:
             pass  # Go also leaves AKI out when the parent has no SKI
     return builder.sign(ca_key, _hash_for(ca_key))
 
 
-def sign(tmpl: CertTemplate, public_key, ca_cert: x509.Certificate | None, ca_key,
-         not_before: datetime, not_after: datetime) -> x509.Certificate:
+def sign(
+    tmpl: CertTemplate, public_key, ca_cert: x509.Certificate | None, ca_key, not_before: datetime, not_after: datetime
+) -> x509.Certificate:
     """Issue `tmpl` for `public_key`; ca_cert None means self-signed with ca_key."""
     subject = _name(tmpl.cn, tmpl.orgs)
-    b = (x509.CertificateBuilder()
-         .subject_name(subject)
-         .issuer_name(ca_cert.subject if ca_cert is not None else subject)
-         .public_key(public_key)
-         .serial_number(random_serial())
-         .not_valid_before(not_before)
-         .not_valid_after(not_after)
-         .add_extension(_key_usage(tmpl.is_ca), critical=True))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject if ca_cert is not None else subject)
+        .public_key(public_key)
+        .serial_number(random_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(_key_usage(tmpl.is_ca), critical=True)
+    )
     if tmpl.eku:
         b = b.add_extension(x509.ExtendedKeyUsage(list(tmpl.eku)), critical=False)
     b = b.add_extension(x509.BasicConstraints(ca=tmpl.is_ca, path_length=None), critical=True)
@@ -114,16 +122,19 @@ def sign(tmpl: CertTemplate, public_key, ca_cert: x509.Certificate | None, ca_ke
     return _finish(b, public_key, ca_cert, ca_key, tmpl.is_ca)
 
 
-def resign(cert: x509.Certificate, ca_cert: x509.Certificate, ca_key,
-           not_before: datetime, not_after: datetime) -> x509.Certificate:
+def resign(
+    cert: x509.Certificate, ca_cert: x509.Certificate, ca_key, not_before: datetime, not_after: datetime
+) -> x509.Certificate:
     """A new serial and validity for `cert`, keeping its key, subject and extensions."""
-    b = (x509.CertificateBuilder()
-         .subject_name(cert.subject)
-         .issuer_name(ca_cert.subject)
-         .public_key(cert.public_key())
-         .serial_number(random_serial())
-         .not_valid_before(not_before)
-         .not_valid_after(not_after))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(cert.public_key())
+        .serial_number(random_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
     for ext in cert.extensions:
         if not isinstance(ext.value, (x509.AuthorityKeyIdentifier, x509.SubjectKeyIdentifier)):
             b = b.add_extension(ext.value, critical=ext.critical)

@@ -1,22 +1,22 @@
 """`kubeinit certs check-expiration` and `certs renew`: read the local PKI, return what to write.
 
-    check_expiration(cert_dir, kubeconfig_dir, now=None) -> list[ExpirationRow]
-        leaf certs and kubeconfigs kubeadm lists (sorted by name), then the CAs; missing files skipped
-    renew(cert_dir, kubeconfig_dir, names | "all", now=None, validity=365d) -> {Path: (bytes, mode)}
-        re-signs each named cert (or kubeconfig client cert) with its CA: same key, subject, SANs and
-        usages, new serial, NotBefore now-5m, NotAfter now+validity. CAs and sa are never renewed.
-        A named cert whose CA key is absent (external CA) is a UserError; "all" skips those and
-        fails only when nothing is left to renew.
-    RENEWABLE                the names renew accepts (besides "all")
+check_expiration(cert_dir, kubeconfig_dir, now=None) -> list[ExpirationRow]
+    leaf certs and kubeconfigs kubeadm lists (sorted by name), then the CAs; missing files skipped
+renew(cert_dir, kubeconfig_dir, names | "all", now=None, validity=365d) -> {Path: (bytes, mode)}
+    re-signs each named cert (or kubeconfig client cert) with its CA: same key, subject, SANs and
+    usages, new serial, NotBefore now-5m, NotAfter now+validity. CAs and sa are never renewed.
+    A named cert whose CA key is absent (external CA) is a UserError; "all" skips those and
+    fails only when nothing is left to renew.
+RENEWABLE                the names renew accepts (besides "all")
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Sequence
 
 from kubeinit import kubeconfig
 from kubeinit.certs import certutil as cu
@@ -63,8 +63,10 @@ class _PKI:
         if name not in self._cas:
             spec = BY_NAME[name]
             crt, key = _read(self.dir / spec.crt), _read(self.dir / spec.key)
-            self._cas[name] = (cu.load_cert(crt, spec.crt) if crt else None,
-                               keys.load_private_key(key, spec.key) if key else None)
+            self._cas[name] = (
+                cu.load_cert(crt, spec.crt) if crt else None,
+                keys.load_private_key(key, spec.key) if key else None,
+            )
         return self._cas[name]
 
     def external(self, name: str) -> bool:
@@ -81,8 +83,7 @@ def _kubeconfig_cert(path: Path, data: bytes):
     return conf, user, cu.load_cert(base64.b64decode(raw), path.name)
 
 
-def check_expiration(cert_dir: Path, kubeconfig_dir: Path,
-                     now: datetime | None = None) -> list[ExpirationRow]:
+def check_expiration(cert_dir: Path, kubeconfig_dir: Path, now: datetime | None = None) -> list[ExpirationRow]:
     now = now or cu.utcnow()
     pki = _PKI(cert_dir)
     leaves, cas = [], []
@@ -98,8 +99,7 @@ def check_expiration(cert_dir: Path, kubeconfig_dir: Path,
             if cert is not None:
                 cas.append(row(spec.name, path, cert, "", True, pki.external(spec.name)))
         elif (data := _read(path)) is not None:
-            leaves.append(row(spec.name, path, cu.load_cert(data, spec.crt), spec.ca, False,
-                              pki.external(spec.ca)))
+            leaves.append(row(spec.name, path, cu.load_cert(data, spec.crt), spec.ca, False, pki.external(spec.ca)))
     for name in KUBECONFIG_FILES:
         path = Path(kubeconfig_dir) / name
         if (data := _read(path)) is not None:
@@ -113,15 +113,22 @@ def _targets(names: str | Sequence[str]) -> tuple[list[str], bool]:
         return list(RENEWABLE), False
     for n in names:
         if n == "sa" or (n in BY_NAME and BY_NAME[n].is_ca):
-            raise UserError(f"{n} cannot be renewed: kubeinit renews leaf certificates and kubeconfig "
-                            "files only, never the CAs nor the sa key")
+            raise UserError(
+                f"{n} cannot be renewed: kubeinit renews leaf certificates and kubeconfig "
+                "files only, never the CAs nor the sa key"
+            )
         if n not in RENEWABLE:
             raise UserError(f"unknown certificate {n!r}: must be all or one of {', '.join(RENEWABLE)}")
     return [n for n in RENEWABLE if n in names], True
 
 
-def renew(cert_dir: Path, kubeconfig_dir: Path, names: str | Sequence[str], now: datetime | None = None,
-          validity: timedelta = timedelta(days=365)) -> dict[Path, tuple[bytes, int]]:
+def renew(
+    cert_dir: Path,
+    kubeconfig_dir: Path,
+    names: str | Sequence[str],
+    now: datetime | None = None,
+    validity: timedelta = timedelta(days=365),
+) -> dict[Path, tuple[bytes, int]]:
     now = now or cu.utcnow()
     pki = _PKI(cert_dir)
     targets, explicit = _targets(names)
@@ -141,8 +148,10 @@ def renew(cert_dir: Path, kubeconfig_dir: Path, names: str | Sequence[str], now:
             raise UserError(f"cannot renew {name}: its CA certificate {BY_NAME[ca_name].crt} is missing")
         if ca_key is None:
             if explicit:
-                raise UserError(f"cannot renew {name}: {BY_NAME[ca_name].key} is absent (external CA "
-                                f"mode); renew it with your {ca_name} CA")
+                raise UserError(
+                    f"cannot renew {name}: {BY_NAME[ca_name].key} is absent (external CA "
+                    f"mode); renew it with your {ca_name} CA"
+                )
             external.append(name)
             continue
         if is_leaf:
@@ -150,8 +159,10 @@ def renew(cert_dir: Path, kubeconfig_dir: Path, names: str | Sequence[str], now:
         else:
             out[path] = (_renew_kubeconfig(path, data, ca_cert, ca_key, now, validity), kc.KUBECONFIG_MODE)
     if not out and external:
-        raise UserError(f"nothing renewed: {', '.join(external)} are signed by external CAs "
-                        "whose keys are absent; renew them with those CAs")
+        raise UserError(
+            f"nothing renewed: {', '.join(external)} are signed by external CAs "
+            "whose keys are absent; renew them with those CAs"
+        )
     return out
 
 

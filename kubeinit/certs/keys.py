@@ -34,9 +34,7 @@ def normalize_algorithm(algorithm: str | None) -> str:
     if not algorithm:
         return DEFAULT_ALGORITHM
     if algorithm not in ALGORITHMS:
-        raise UserError(
-            f"unknown key algorithm {algorithm!r}: must be one of {', '.join(ALGORITHMS)}"
-        )
+        raise UserError(f"unknown key algorithm {algorithm!r}: must be one of {', '.join(ALGORITHMS)}")
     return algorithm
 
 
@@ -61,9 +59,7 @@ def private_key_to_pem(key: PrivateKey) -> bytes:
 def public_key_to_pem(key) -> bytes:
     if hasattr(key, "public_key"):
         key = key.public_key()
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def load_private_key(pem: bytes, what: str = "key", signing: bool = True) -> PrivateKey:
@@ -79,8 +75,7 @@ def load_private_key(pem: bytes, what: str = "key", signing: bool = True) -> Pri
     if key is not None:
         return key
     try:
-        key = serialization.load_pem_private_key(pem, password=None,
-                                                 unsafe_skip_rsa_key_validation=not signing)
+        key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=not signing)
     except (ValueError, TypeError) as e:
         raise UserError(f"{what}: not a readable unencrypted PEM private key ({e})") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):

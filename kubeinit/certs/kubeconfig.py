@@ -17,9 +17,9 @@ With ca_key_pem None (external CA mode) every file must already exist. Files are
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Sequence
 
 from kubeinit import kubeconfig
 from kubeinit.certs import certutil as cu
@@ -77,6 +77,7 @@ def server_for(spec: KubeconfigSpec, cfg: PKIConfig) -> str:
 
 # --- kubeadm's kubeconfig files --------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class KubeconfigPlan:
     files: tuple[PlannedFile, ...]  # paths relative to the kubeconfig dir (/etc/kubernetes)
@@ -104,26 +105,42 @@ def client_cert_kubeconfig(spec: KubeconfigSpec, cfg: PKIConfig, ca_cert, ca_key
     tmpl = cu.CertTemplate(cn=user, orgs=spec.orgs, eku=(cu.CLIENT_AUTH,))
     cert = cu.sign(tmpl, key.public_key(), ca_cert, ca_key, now - cu.BACKDATE, now + cfg.validity)
     key_pem = keys.private_key_to_pem(key)  # kubeinit.kubeconfig.config registers it with redact
-    return kubeconfig.dump(kubeconfig.config(
-        cfg.cluster_name, server_for(spec, cfg), kubeconfig.b64(cu.cert_to_pem(ca_cert)), user,
-        {"client-certificate-data": kubeconfig.b64(cu.cert_to_pem(cert)), "client-key-data": kubeconfig.b64(key_pem)},
-        f"{user}@{cfg.cluster_name}"))
+    return kubeconfig.dump(
+        kubeconfig.config(
+            cfg.cluster_name,
+            server_for(spec, cfg),
+            kubeconfig.b64(cu.cert_to_pem(ca_cert)),
+            user,
+            {
+                "client-certificate-data": kubeconfig.b64(cu.cert_to_pem(cert)),
+                "client-key-data": kubeconfig.b64(key_pem),
+            },
+            f"{user}@{cfg.cluster_name}",
+        )
+    )
 
 
 def embedded_ca(cluster: dict, what: str) -> list:
     data = cluster.get("certificate-authority-data")
     if not data:
-        raise UserError(f"{what} does not embed its CA (certificate-authority-data): "
-                        f"kubeinit cannot check it; remove {what} to have it generated")
+        raise UserError(
+            f"{what} does not embed its CA (certificate-authority-data): "
+            f"kubeinit cannot check it; remove {what} to have it generated"
+        )
     try:
         return cu.load_certs(base64.b64decode(data), what)
     except ValueError:
         raise UserError(f"{what}: certificate-authority-data is not valid base64") from None
 
 
-def plan_kubeconfigs(cfg: PKIConfig, ca_cert_pem: bytes, ca_key_pem: bytes | None,
-                     existing: Mapping[str, bytes], only: Sequence[str] | None = None,
-                     now: datetime | None = None) -> KubeconfigPlan:
+def plan_kubeconfigs(
+    cfg: PKIConfig,
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes | None,
+    existing: Mapping[str, bytes],
+    only: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> KubeconfigPlan:
     now = now or cu.utcnow()
     ca_cert = cu.load_cert(ca_cert_pem, "ca.crt")
     ca_key = keys.load_private_key(ca_key_pem, "ca.key") if ca_key_pem else None
@@ -135,24 +152,27 @@ def plan_kubeconfigs(cfg: PKIConfig, ca_cert_pem: bytes, ca_key_pem: bytes | Non
         data = existing.get(spec.file)
         if data is None:
             if ca_key is None:
-                errors.append(f"{spec.file} is missing and ca.key is absent (external CA mode): provide "
-                              f"{spec.file} with a client certificate signed by your CA")
+                errors.append(
+                    f"{spec.file} is missing and ca.key is absent (external CA mode): provide "
+                    f"{spec.file} with a client certificate signed by your CA"
+                )
             else:
                 todo.append(spec)
             continue
         cluster = kubeconfig.current(kubeconfig.load(data, spec.file), spec.file).cluster
         if ca_cert not in embedded_ca(cluster, spec.file):
-            errors.append(f"{spec.file} exists but trusts another CA than ca.crt: remove {spec.file} "
-                          "to have it generated for this cluster")
+            errors.append(
+                f"{spec.file} exists but trusts another CA than ca.crt: remove {spec.file} "
+                "to have it generated for this cluster"
+            )
             continue
         reused.append(spec.file)
         if cluster.get("server") != server:
-            warnings.append(f"{spec.file} is kept but its API server URL is {cluster.get('server')}, "
-                            f"expected {server}")
+            warnings.append(f"{spec.file} is kept but its API server URL is {cluster.get('server')}, expected {server}")
     if errors:
         raise UserError("; ".join(errors))
     files = tuple(
-        PlannedFile(spec.file, client_cert_kubeconfig(spec, cfg, ca_cert, ca_key, now).encode(),
-                    KUBECONFIG_MODE)
-        for spec in todo)
+        PlannedFile(spec.file, client_cert_kubeconfig(spec, cfg, ca_cert, ca_key, now).encode(), KUBECONFIG_MODE)
+        for spec in todo
+    )
     return KubeconfigPlan(files, tuple(reused), tuple(warnings))

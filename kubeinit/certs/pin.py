@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from typing import Iterable
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import serialization
 
@@ -24,8 +24,7 @@ _PIN_RE = re.compile(r"sha256:([0-9a-fA-F]{64})")
 
 
 def _spki_sha256(cert) -> str:
-    der = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
 
 

@@ -17,9 +17,9 @@ with that CA, and each of its leaves must already exist and verify.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
 
 from kubeinit.certs import certutil as cu
 from kubeinit.certs import keys
@@ -96,22 +96,68 @@ class CertSpec:
 _S, _C = cu.SERVER_AUTH, cu.CLIENT_AUTH
 CATALOGUE: tuple[CertSpec, ...] = (
     CertSpec("ca", "ca", "kubernetes", help="self-signed Kubernetes CA"),
-    CertSpec("apiserver", "apiserver", "kube-apiserver", "ca", eku=(_S,), sans="apiserver",
-             help="serving certificate of the API server"),
-    CertSpec("apiserver-kubelet-client", "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
-             "ca", (CLUSTER_ADMINS,), (_C,), help="API server's client certificate to kubelets"),
+    CertSpec(
+        "apiserver",
+        "apiserver",
+        "kube-apiserver",
+        "ca",
+        eku=(_S,),
+        sans="apiserver",
+        help="serving certificate of the API server",
+    ),
+    CertSpec(
+        "apiserver-kubelet-client",
+        "apiserver-kubelet-client",
+        "kube-apiserver-kubelet-client",
+        "ca",
+        (CLUSTER_ADMINS,),
+        (_C,),
+        help="API server's client certificate to kubelets",
+    ),
     CertSpec("front-proxy-ca", "front-proxy-ca", "front-proxy-ca", help="self-signed front proxy CA"),
-    CertSpec("front-proxy-client", "front-proxy-client", "front-proxy-client", "front-proxy-ca",
-             eku=(_C,), help="client certificate of the front proxy"),
+    CertSpec(
+        "front-proxy-client",
+        "front-proxy-client",
+        "front-proxy-client",
+        "front-proxy-ca",
+        eku=(_C,),
+        help="client certificate of the front proxy",
+    ),
     CertSpec("etcd-ca", "etcd/ca", "etcd-ca", help="self-signed etcd CA"),
-    CertSpec("etcd-server", "etcd/server", None, "etcd-ca", eku=(_S, _C), sans="etcd-server",
-             help="serving certificate of etcd"),
-    CertSpec("etcd-peer", "etcd/peer", None, "etcd-ca", eku=(_S, _C), sans="etcd-peer",
-             help="certificate etcd members use with each other"),
-    CertSpec("etcd-healthcheck-client", "etcd/healthcheck-client", "kube-etcd-healthcheck-client",
-             "etcd-ca", eku=(_C,), help="client certificate of etcd liveness probes"),
-    CertSpec("apiserver-etcd-client", "apiserver-etcd-client", "kube-apiserver-etcd-client",
-             "etcd-ca", eku=(_C,), help="API server's client certificate to etcd"),
+    CertSpec(
+        "etcd-server",
+        "etcd/server",
+        None,
+        "etcd-ca",
+        eku=(_S, _C),
+        sans="etcd-server",
+        help="serving certificate of etcd",
+    ),
+    CertSpec(
+        "etcd-peer",
+        "etcd/peer",
+        None,
+        "etcd-ca",
+        eku=(_S, _C),
+        sans="etcd-peer",
+        help="certificate etcd members use with each other",
+    ),
+    CertSpec(
+        "etcd-healthcheck-client",
+        "etcd/healthcheck-client",
+        "kube-etcd-healthcheck-client",
+        "etcd-ca",
+        eku=(_C,),
+        help="client certificate of etcd liveness probes",
+    ),
+    CertSpec(
+        "apiserver-etcd-client",
+        "apiserver-etcd-client",
+        "kube-apiserver-etcd-client",
+        "etcd-ca",
+        eku=(_C,),
+        help="API server's client certificate to etcd",
+    ),
 )
 BY_NAME = {s.name: s for s in CATALOGUE}
 NAMES = tuple(BY_NAME) + ("sa",)
@@ -134,6 +180,7 @@ def select(cfg: PKIConfig, only: Sequence[str] | None = None) -> list[str]:
 
 # --- subject alternative names ----------------------------------------------------------
 
+
 def _extra_sans(values, cert_name, dns, ips, warnings):
     for v in values:
         ip = parse_ip(v)
@@ -142,16 +189,23 @@ def _extra_sans(values, cert_name, dns, ips, warnings):
         elif is_dns1123_subdomain(v) or is_dns1123_subdomain(v, wildcard=True):
             dns.append(v)
         else:
-            warnings.append(f"{v!r} was not added to the {cert_name} certificate's SANs: "
-                            "it is not an IP address nor an RFC-1123 DNS name")
+            warnings.append(
+                f"{v!r} was not added to the {cert_name} certificate's SANs: "
+                "it is not an IP address nor an RFC-1123 DNS name"
+            )
 
 
 def alt_names(spec: CertSpec, cfg: PKIConfig) -> tuple[tuple, tuple, list[str]]:
     """(DNS names sorted and unique, IPs unique in order, warnings) for rule A or B."""
     dns, ips, warnings = [], [], []
     if spec.sans == "apiserver":
-        dns = [cfg.node_name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-               f"kubernetes.default.svc.{cfg.dns_domain}"]
+        dns = [
+            cfg.node_name,
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            f"kubernetes.default.svc.{cfg.dns_domain}",
+        ]
         ips = [service_vip(cfg.service_subnet), cfg.advertise_ip]
         if cfg.control_plane_endpoint:
             host, _ = parse_host_port(cfg.control_plane_endpoint)
@@ -178,6 +232,7 @@ def template(spec: CertSpec, cfg: PKIConfig) -> tuple[cu.CertTemplate, list[str]
 
 
 # --- the plan --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PlannedFile:
@@ -241,7 +296,8 @@ class _Planner:
             if state == "external":
                 self.errors.append(
                     f"{spec.crt} is missing and {BY_NAME[spec.ca].key} is absent (external CA mode), so "
-                    f"kubeinit cannot sign it: provide {spec.crt} and {spec.key} signed by your {spec.ca} CA")
+                    f"kubeinit cannot sign it: provide {spec.crt} and {spec.key} signed by your {spec.ca} CA"
+                )
             else:
                 self.todo.append(name)
             return
@@ -264,7 +320,8 @@ class _Planner:
         if wrong or renewable:
             self.errors.append(
                 f"certificate {name} ({spec.crt}) does not fit: {', '.join(wrong + renewable)}; to fix it, "
-                + _remedy(spec, state == "external", bool(renewable) and not wrong))
+                + _remedy(spec, state == "external", bool(renewable) and not wrong)
+            )
         else:
             self.reused += [spec.crt, spec.key]
 
@@ -275,8 +332,7 @@ class _Planner:
         crt, key = self.existing.get(spec.crt), self.existing.get(spec.key)
         result: tuple = ("broken", None, None)
         if crt is None and key is not None:
-            self.errors.append(
-                f"{spec.key} exists without {spec.crt}: restore {spec.crt} or remove {spec.key}")
+            self.errors.append(f"{spec.key} exists without {spec.crt}: restore {spec.crt} or remove {spec.key}")
         elif crt is None and name not in self.names:
             self.errors.append(f"CA {name} ({spec.crt}) is missing: create it first (`certs {name}`)")
         elif crt is None:
@@ -298,8 +354,10 @@ class _Planner:
         else:
             problem = cu.validity_problem(cert, self.now)
         if problem:
-            self.errors.append(f"CA {spec.name} ({spec.crt}): {problem}; kubeinit does not renew CAs: "
-                               f"replace {spec.crt} and {spec.key}, and then every certificate it signed")
+            self.errors.append(
+                f"CA {spec.name} ({spec.crt}): {problem}; kubeinit does not renew CAs: "
+                f"replace {spec.crt} and {spec.key}, and then every certificate it signed"
+            )
             return ("broken", None, None)
         self.reused += [spec.crt] + ([spec.key] if key is not None else [])
         return ("reuse" if pkey is not None else "external", cert, pkey)
@@ -315,8 +373,10 @@ class _Planner:
             if pub is None:
                 self.todo.append("sa")  # derive sa.pub from the existing key
             elif pub.strip() != keys.public_key_to_pem(pkey).strip():
-                self.errors.append("sa.pub does not match sa.key: remove sa.pub to have it derived "
-                                   "from sa.key (tokens signed by sa.key stay valid)")
+                self.errors.append(
+                    "sa.pub does not match sa.key: remove sa.pub to have it derived "
+                    "from sa.key (tokens signed by sa.key stay valid)"
+                )
             else:
                 self.reused += ["sa.key", "sa.pub"]
 
@@ -348,8 +408,9 @@ class _Planner:
         self.files.append(PlannedFile(spec.crt, cu.cert_to_pem(cert), CERT_MODE))
 
 
-def plan_pki(cfg: PKIConfig, existing: Mapping[str, bytes], only: Sequence[str] | None = None,
-             now: datetime | None = None) -> PKIPlan:
+def plan_pki(
+    cfg: PKIConfig, existing: Mapping[str, bytes], only: Sequence[str] | None = None, now: datetime | None = None
+) -> PKIPlan:
     """What to write so the cert dir holds kubeadm's PKI for `cfg`; see the module docstring."""
     now = now or cu.utcnow()
     names = select(cfg, only)
@@ -361,8 +422,10 @@ def plan_pki(cfg: PKIConfig, existing: Mapping[str, bytes], only: Sequence[str] 
         if state == "new":
             for s in CATALOGUE:
                 if s.ca == ca and (s.crt in existing or s.key in existing):
-                    p.errors.append(f"{s.crt} exists but its CA {BY_NAME[ca].crt} is missing and would be "
-                                    f"created: restore the {ca} CA files or remove {s.crt} and {s.key}")
+                    p.errors.append(
+                        f"{s.crt} exists but its CA {BY_NAME[ca].crt} is missing and would be "
+                        f"created: restore the {ca} CA files or remove {s.crt} and {s.key}"
+                    )
     if p.errors:
         raise UserError("; ".join(dict.fromkeys(p.errors)))
     for name in p.todo:

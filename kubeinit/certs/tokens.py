@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Sequence
 
 from kubeinit import redact
 from kubeinit.errors import UserError

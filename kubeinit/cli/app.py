@@ -60,8 +60,10 @@ class Application:
         except Exception as e:  # a bug: one line unless --verbose
             if self.verbose or _click_exit(e):
                 raise
-            ui.error(f"internal error: {e.__class__.__name__}: {e} (run with --verbose for the traceback, and "
-                     "please report it)")
+            ui.error(
+                f"internal error: {e.__class__.__name__}: {e} (run with --verbose for the traceback, and "
+                "please report it)"
+            )
             raise Exit(1) from None
 
     def main(self, args: list[str] | None = None) -> None:

@@ -17,18 +17,23 @@ class Root(helpmod.PanelGroup):
             return super().invoke(ctx)
 
 
-def _verbose(verbose: Annotated[bool, typer.Option("--verbose", "-v",
-                                                   help="Show tracebacks and more detail.")] = False):
+def _verbose(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and more detail.")] = False,
+):
     APP.verbose = verbose
 
 
 def app() -> typer.Typer:
     from . import config, credentials, lifecycle
 
-    a = typer.Typer(name="kubeinit", cls=Root, no_args_is_help=True, rich_markup_mode=None,
-                    help="Turn plain Linux hosts into a Kubernetes cluster (kubeadm-compatible), or create one in "
-                         "a cloud.",
-                    context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+    a = typer.Typer(
+        name="kubeinit",
+        cls=Root,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        help="Turn plain Linux hosts into a Kubernetes cluster (kubeadm-compatible), or create one in a cloud.",
+        context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    )
     a.callback()(_verbose)
     lifecycle.register(a)
     credentials.register(a)

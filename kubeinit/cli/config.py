@@ -25,8 +25,9 @@ def config_print_init_defaults():
 
 
 @config_app.command("validate")
-def config_validate(config: Annotated[Path, typer.Option("--config", "-f", help="The cluster file.",
-                                                         show_default=False)]):
+def config_validate(
+    config: Annotated[Path, typer.Option("--config", "-f", help="The cluster file.", show_default=False)],
+):
     """Validate a cluster file and say what is wrong, if anything."""
     from kubeinit import spec as specmod
 

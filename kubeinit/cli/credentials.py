@@ -17,8 +17,10 @@ from .options import Yes, comma_list
 token_app = typer.Typer(cls=helpmod.PanelGroup, no_args_is_help=True, rich_markup_mode=None)
 certs_app = typer.Typer(cls=helpmod.PanelGroup, no_args_is_help=True, rich_markup_mode=None)
 
-Kubeconfig = Annotated[str, typer.Option(
-    "--kubeconfig", help="The kubeconfig to reach the API server with (its server, CA and credentials).")]
+Kubeconfig = Annotated[
+    str,
+    typer.Option("--kubeconfig", help="The kubeconfig to reach the API server with (its server, CA and credentials)."),
+]
 
 
 @token_app.command("generate")
@@ -32,27 +34,47 @@ def token_generate():
 
 @token_app.command("create")
 def token_create(
-    token: Annotated[str | None, typer.Argument(
-        help="The token to create, <6 of a-z0-9>.<16 of a-z0-9> (default: a new random one).",
-        show_default=False)] = None,
-    ttl: Annotated[str, typer.Option(help="How long the token is valid, e.g. 2h30m; 0 = it never expires.")]
-    = "24h0m0s",
-    usages: Annotated[list[str] | None, typer.Option(
-        callback=comma_list, show_default=False,
-        help="What the token may be used for: signing, authentication (comma-separated or repeated). "
-             "[default: signing,authentication]")] = None,
-    groups: Annotated[list[str] | None, typer.Option(
-        callback=comma_list, show_default=False,
-        help="Extra groups the token authenticates as, each system:bootstrappers:... (comma-separated or "
-             "repeated). [default: system:bootstrappers:kubeadm:default-node-token]")] = None,
-    description: Annotated[str | None, typer.Option(
-        help="A note kept with the token, shown by `token list`.", show_default=False)] = None,
-    print_join_command: Annotated[bool, typer.Option(
-        "--print-join-command",
-        help="Print the whole `kubeinit join` command (with the CA pin) instead of the token alone.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Argument(
+            help="The token to create, <6 of a-z0-9>.<16 of a-z0-9> (default: a new random one).", show_default=False
+        ),
+    ] = None,
+    ttl: Annotated[
+        str, typer.Option(help="How long the token is valid, e.g. 2h30m; 0 = it never expires.")
+    ] = "24h0m0s",
+    usages: Annotated[
+        list[str] | None,
+        typer.Option(
+            callback=comma_list,
+            show_default=False,
+            help="What the token may be used for: signing, authentication (comma-separated or repeated). "
+            "[default: signing,authentication]",
+        ),
+    ] = None,
+    groups: Annotated[
+        list[str] | None,
+        typer.Option(
+            callback=comma_list,
+            show_default=False,
+            help="Extra groups the token authenticates as, each system:bootstrappers:... (comma-separated or "
+            "repeated). [default: system:bootstrappers:kubeadm:default-node-token]",
+        ),
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="A note kept with the token, shown by `token list`.", show_default=False)
+    ] = None,
+    print_join_command: Annotated[
+        bool,
+        typer.Option(
+            "--print-join-command",
+            help="Print the whole `kubeinit join` command (with the CA pin) instead of the token alone.",
+        ),
+    ] = False,
     kubeconfig: Kubeconfig = DEFAULT_KUBECONFIG,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Show the Secret that would be created (its secret masked); send nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the Secret that would be created (its secret masked); send nothing.")
+    ] = False,
 ):
     """Create a bootstrap token in the cluster and print it (the only command that prints a token secret)."""
     from kubeinit.commands import token as cmd
@@ -105,8 +127,9 @@ def certs_check_expiration(
 
 @certs_app.command("renew")
 def certs_renew(
-    name: Annotated[str, typer.Argument(help="A certificate name (e.g. apiserver, admin.conf) or 'all'.",
-                                        show_default=False)],
+    name: Annotated[
+        str, typer.Argument(help="A certificate name (e.g. apiserver, admin.conf) or 'all'.", show_default=False)
+    ],
     cert_dir: CertDir = Path("/etc/kubernetes/pki"),
     kubeconfig_dir: KubeconfigDir = Path("/etc/kubernetes"),
 ):

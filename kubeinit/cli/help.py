@@ -37,8 +37,12 @@ def phase_tree(verb: str, tree: list[workflow.Phase]) -> list[str]:
 
     walk(tree, 0)
     width = max(len(n) for n, _ in rows) + 2
-    return [f'The "{verb}" command executes the following phases:', "```",
-            *(f"{n.ljust(width)}{h}" for n, h in rows), "```"]
+    return [
+        f'The "{verb}" command executes the following phases:',
+        "```",
+        *(f"{n.ljust(width)}{h}" for n, h in rows),
+        "```",
+    ]
 
 
 class PanelGroup(TyperGroup):
@@ -49,8 +53,10 @@ class PanelGroup(TyperGroup):
 
     def list_commands(self, ctx: _click.Context) -> list[str]:
         names = list(self.commands)
-        return sorted(names, key=lambda n: (_panel_rank(self.commands[n]),
-                                            FIRST.index(n) if n in FIRST else len(FIRST), names.index(n)))
+        return sorted(
+            names,
+            key=lambda n: (_panel_rank(self.commands[n]), FIRST.index(n) if n in FIRST else len(FIRST), names.index(n)),
+        )
 
     def format_commands(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
         commands = [(n, c) for n in self.list_commands(ctx) if (c := self.get_command(ctx, n)) and not c.hidden]
@@ -142,7 +148,12 @@ class PhaseGroup(PanelGroup):
         from .convert import install
 
         init = ctx.find_root().command.get_command(ctx, "init")
-        command = TyperCommand(name, help=help, callback=functools.partial(self.run_init, path),
-                               params=list(init.params), rich_markup_mode=None)
+        command = TyperCommand(
+            name,
+            help=help,
+            callback=functools.partial(self.run_init, path),
+            params=list(init.params),
+            rich_markup_mode=None,
+        )
         install(command)
         return command

@@ -21,25 +21,43 @@ def _str(flag: str, help: str):
     return Annotated[str | None, typer.Option(flag, help=help, show_default=False)]
 
 
-Advertise = _str("--apiserver-advertise-address",
-                 "The address the API server advertises (default: the default-route interface's).")
+Advertise = _str(
+    "--apiserver-advertise-address", "The address the API server advertises (default: the default-route interface's)."
+)
 Endpoint = _str("--control-plane-endpoint", "A stable host[:port] for the control plane.")
 NodeName = _str("--node-name", "This node's name (default: the host name).")
 Version = _str("--kubernetes-version", "The Kubernetes version, e.g. v1.34.2.")
 PodCidr = _str("--pod-network-cidr", "The pods' IP range.")
 SvcCidr = _str("--service-cidr", "The services' IP range (default 10.96.0.0/12).")
-ExtraSans = Annotated[list[str] | None, typer.Option(
-    "--apiserver-cert-extra-sans", callback=comma_list, show_default=False,
-    help="Extra SANs for the API server certificate.")]
+ExtraSans = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--apiserver-cert-extra-sans",
+        callback=comma_list,
+        show_default=False,
+        help="Extra SANs for the API server certificate.",
+    ),
+]
 
 
-def _local_spec(config, advertise=None, endpoint=None, node_name=None, version=None, pod_cidr=None, svc_cidr=None,
-                cert_dir=None, kubeconfig_dir=None, extra_sans=None):
+def _local_spec(
+    config,
+    advertise=None,
+    endpoint=None,
+    node_name=None,
+    version=None,
+    pod_cidr=None,
+    svc_cidr=None,
+    cert_dir=None,
+    kubeconfig_dir=None,
+    extra_sans=None,
+):
     from kubeinit import spec as specmod
 
     s = specmod.load_file(config) if config else specmod.local_default()
-    o = specmod.Overrides(advertise, endpoint, node_name, version, pod_cidr, svc_cidr, cert_dir, kubeconfig_dir,
-                          extra_sans or None)
+    o = specmod.Overrides(
+        advertise, endpoint, node_name, version, pod_cidr, svc_cidr, cert_dir, kubeconfig_dir, extra_sans or None
+    )
     return specmod.apply_overrides(s, o, local=True)
 
 
@@ -53,29 +71,72 @@ def _local_run(command: str, spec, phases, resume: str, dry_run: bool, ignore=fr
 # init, and `init phase <path>` (built from the phase tree when asked for)
 
 
-def run_init(phase_path: str | None, config=None, apiserver_advertise_address=None, control_plane_endpoint=None,
-             node_name=None, kubernetes_version=None, pod_network_cidr=None, service_cidr=None, cert_dir=None,
-             kubeconfig_dir=None, apiserver_cert_extra_sans=None, skip_phases=None, ignore_preflight_errors=None,
-             dry_run=False) -> None:
+def run_init(
+    phase_path: str | None,
+    config=None,
+    apiserver_advertise_address=None,
+    control_plane_endpoint=None,
+    node_name=None,
+    kubernetes_version=None,
+    pod_network_cidr=None,
+    service_cidr=None,
+    cert_dir=None,
+    kubeconfig_dir=None,
+    apiserver_cert_extra_sans=None,
+    skip_phases=None,
+    ignore_preflight_errors=None,
+    dry_run=False,
+) -> None:
     """`init` itself (phase_path None) and every `init phase <path>` command."""
-    spec = _local_spec(config, apiserver_advertise_address, control_plane_endpoint, node_name, kubernetes_version,
-                       pod_network_cidr, service_cidr, cert_dir, kubeconfig_dir, apiserver_cert_extra_sans)
+    spec = _local_spec(
+        config,
+        apiserver_advertise_address,
+        control_plane_endpoint,
+        node_name,
+        kubernetes_version,
+        pod_network_cidr,
+        service_cidr,
+        cert_dir,
+        kubeconfig_dir,
+        apiserver_cert_extra_sans,
+    )
     phases = workflow.select(workflow.init_phases(), [phase_path] if phase_path else None, skip_phases)
     again = "kubeinit init" + (f" phase {phase_path.replace('/', ' ')}" if phase_path else "")
-    _local_run("init" if not phase_path else f"init phase {phase_path}", spec, phases, again, dry_run,
-               ignore_set(ignore_preflight_errors))
+    _local_run(
+        "init" if not phase_path else f"init phase {phase_path}",
+        spec,
+        phases,
+        again,
+        dry_run,
+        ignore_set(ignore_preflight_errors),
+    )
 
 
-init_app = typer.Typer(cls=helpmod.with_phases(helpmod.PanelGroup, "init", workflow.init_phases),
-                       invoke_without_command=True, no_args_is_help=False, rich_markup_mode=None)
+init_app = typer.Typer(
+    cls=helpmod.with_phases(helpmod.PanelGroup, "init", workflow.init_phases),
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
 
 
 @init_app.callback()
-def init(ctx: typer.Context, config: Config = None, apiserver_advertise_address: Advertise = None,
-         control_plane_endpoint: Endpoint = None, node_name: NodeName = None, kubernetes_version: Version = None,
-         pod_network_cidr: PodCidr = None, service_cidr: SvcCidr = None, cert_dir: CertDir = None,
-         kubeconfig_dir: KubeconfigDir = None, apiserver_cert_extra_sans: ExtraSans = None, skip_phases: Skip = None,
-         ignore_preflight_errors: Ignore = None, dry_run: DryRun = False):
+def init(
+    ctx: typer.Context,
+    config: Config = None,
+    apiserver_advertise_address: Advertise = None,
+    control_plane_endpoint: Endpoint = None,
+    node_name: NodeName = None,
+    kubernetes_version: Version = None,
+    pod_network_cidr: PodCidr = None,
+    service_cidr: SvcCidr = None,
+    cert_dir: CertDir = None,
+    kubeconfig_dir: KubeconfigDir = None,
+    apiserver_cert_extra_sans: ExtraSans = None,
+    skip_phases: Skip = None,
+    ignore_preflight_errors: Ignore = None,
+    dry_run: DryRun = False,
+):
     """Set up a Kubernetes control plane on this host (kubeadm init's phases)."""
     if ctx.invoked_subcommand is not None:
         return  # `init phase …`: the sub-command does the work
@@ -86,8 +147,11 @@ class InitPhases(helpmod.PhaseGroup):
     run_init = staticmethod(run_init)
 
 
-init_app.add_typer(typer.Typer(cls=InitPhases, no_args_is_help=True, rich_markup_mode=None), name="phase",
-                   help="Run one phase (or a group of phases) of init.")
+init_app.add_typer(
+    typer.Typer(cls=InitPhases, no_args_is_help=True, rich_markup_mode=None),
+    name="phase",
+    help="Run one phase (or a group of phases) of init.",
+)
 
 
 # --------------------------------------------------------------------------
@@ -95,29 +159,39 @@ init_app.add_typer(typer.Typer(cls=InitPhases, no_args_is_help=True, rich_markup
 
 
 def join(
-    api_server_endpoint: Annotated[str | None, typer.Argument(help="host:port of the API server.",
-                                                                 show_default=False)] = None,
-    token: Annotated[str | None, typer.Option(help="The bootstrap token (kept secret).",
-                                                 show_default=False)] = None,
-    discovery_token_ca_cert_hash: Annotated[list[str] | None, typer.Option(
-        help="The CA's public key pin, sha256:<hex>.", show_default=False)] = None,
+    api_server_endpoint: Annotated[
+        str | None, typer.Argument(help="host:port of the API server.", show_default=False)
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="The bootstrap token (kept secret).", show_default=False)] = None,
+    discovery_token_ca_cert_hash: Annotated[
+        list[str] | None, typer.Option(help="The CA's public key pin, sha256:<hex>.", show_default=False)
+    ] = None,
     control_plane: Annotated[bool, typer.Option("--control-plane", help="Join as a control plane.")] = False,
     skip_phases: Skip = None,
     dry_run: DryRun = False,
 ):
     """Join this host to a cluster (kubeadm join's phases)."""
     phases = workflow.select(workflow.join_phases(), None, skip_phases)
-    given = [f for f, v in (("API server endpoint", api_server_endpoint), ("--token", token),
-                            ("--discovery-token-ca-cert-hash", discovery_token_ca_cert_hash),
-                            ("--control-plane", control_plane)) if v]
+    given = [
+        f
+        for f, v in (
+            ("API server endpoint", api_server_endpoint),
+            ("--token", token),
+            ("--discovery-token-ca-cert-hash", discovery_token_ca_cert_hash),
+            ("--control-plane", control_plane),
+        )
+        if v
+    ]
     if dry_run and not given:
         ui.heading("kubeinit join --dry-run: the phases a join runs; nothing will be changed")
         for p in phases:
             ui.out(f"[{p.path}]" + ("" if p.plan else " (not available yet)"))
         return
-    raise NotAvailableYet("kubeinit join" + (f" ({', '.join(given)} given)" if given else ""),
-                          "use `kubeinit up -f cluster.yaml` from a workstation; `kubeinit join --dry-run` lists "
-                          "the phases a join will run")
+    raise NotAvailableYet(
+        "kubeinit join" + (f" ({', '.join(given)} given)" if given else ""),
+        "use `kubeinit up -f cluster.yaml` from a workstation; `kubeinit join --dry-run` lists "
+        "the phases a join will run",
+    )
 
 
 # --------------------------------------------------------------------------
@@ -126,9 +200,12 @@ def join(
 
 def up(
     file: Annotated[Path, typer.Option("--file", "-f", "--config", help="The cluster file.", show_default=False)],
-    only: Annotated[list[str] | None, typer.Option(
-        "--only", callback=comma_list, show_default=False,
-        help="Run only these phases, e.g. preflight,runtime.")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", callback=comma_list, show_default=False, help="Run only these phases, e.g. preflight,runtime."
+        ),
+    ] = None,
     skip_phases: Skip = None,
     ignore_preflight_errors: Ignore = None,
     trust_new_host_keys: TrustNewHostKeys = False,
@@ -139,17 +216,28 @@ def up(
     """Bring every host in the cluster file to the cluster it describes (over SSH, in parallel)."""
     from kubeinit.runner import file_run, run_workflow
 
-    run_workflow(file_run("up", file, workflow.up_phases(), only, skip_phases,
-                          ssh(known_hosts, trust_new_host_keys, parallel), dry_run,
-                          ignore_set(ignore_preflight_errors)))
+    run_workflow(
+        file_run(
+            "up",
+            file,
+            workflow.up_phases(),
+            only,
+            skip_phases,
+            ssh(known_hosts, trust_new_host_keys, parallel),
+            dry_run,
+            ignore_set(ignore_preflight_errors),
+        )
+    )
 
 
 # --------------------------------------------------------------------------
 # reset: this host, or every host of a cluster file
 
 
-RESET_REMOVES = ("etcd (stopped, disabled, its unit and data), the certificates and keys, the kubeconfig files, "
-                 "the static pod manifests and /var/lib/kubelet")
+RESET_REMOVES = (
+    "etcd (stopped, disabled, its unit and data), the certificates and keys, the kubeconfig files, "
+    "the static pod manifests and /var/lib/kubelet"
+)
 
 
 def _confirm_reset(yes: bool, hosts: list[str]) -> None:
@@ -159,14 +247,24 @@ def _confirm_reset(yes: bool, hosts: list[str]) -> None:
     from kubeinit.commands.base import ask_first
 
     what = ", ".join(hosts)
-    ask_first("resetting", what, f"Reset {what}? This removes {RESET_REMOVES}; the container runtime stays.",
-              "nothing was reset")
+    ask_first(
+        "resetting",
+        what,
+        f"Reset {what}? This removes {RESET_REMOVES}; the container runtime stays.",
+        "nothing was reset",
+    )
 
 
 def reset(
-    file: Annotated[Path | None, typer.Option(
-        "--file", "-f", show_default=False,
-        help="A cluster file: reset every host in it, over SSH (default: this host).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            show_default=False,
+            help="A cluster file: reset every host in it, over SSH (default: this host).",
+        ),
+    ] = None,
     yes: Yes = False,
     config: Config = None,
     cert_dir: CertDir = None,
@@ -183,18 +281,39 @@ def reset(
     tree = workflow.reset_phases()
     if file is not None:
         if config or cert_dir or kubeconfig_dir:
-            raise UserError("with -f, the cluster file sets the cert and kubeconfig dirs; drop --config, "
-                            "--cert-dir and --kubeconfig-dir")
-        run_workflow(file_run("reset", file, tree, None, None, ssh(known_hosts, trust_new_host_keys, parallel),
-                              dry_run, confirm=lambda spec: _confirm_reset(yes, [h.name for h in spec.hosts])))
+            raise UserError(
+                "with -f, the cluster file sets the cert and kubeconfig dirs; drop --config, "
+                "--cert-dir and --kubeconfig-dir"
+            )
+        run_workflow(
+            file_run(
+                "reset",
+                file,
+                tree,
+                None,
+                None,
+                ssh(known_hosts, trust_new_host_keys, parallel),
+                dry_run,
+                confirm=lambda spec: _confirm_reset(yes, [h.name for h in spec.hosts]),
+            )
+        )
         return
     if trust_new_host_keys or known_hosts:
         raise UserError("--trust-new-host-keys and --known-hosts go with -f (a cluster file over SSH)")
     spec = _local_spec(config, cert_dir=cert_dir, kubeconfig_dir=kubeconfig_dir)
-    again = "kubeinit reset --yes" + "".join(f" {k} {v}" for k, v in (("--config", config), ("--cert-dir", cert_dir),
-                                                                     ("--kubeconfig-dir", kubeconfig_dir)) if v)
-    _local_run("reset", spec, workflow.select(tree), again, dry_run,
-               confirm=lambda spec: _confirm_reset(yes, [spec.hosts[0].name]))
+    again = "kubeinit reset --yes" + "".join(
+        f" {k} {v}"
+        for k, v in (("--config", config), ("--cert-dir", cert_dir), ("--kubeconfig-dir", kubeconfig_dir))
+        if v
+    )
+    _local_run(
+        "reset",
+        spec,
+        workflow.select(tree),
+        again,
+        dry_run,
+        confirm=lambda spec: _confirm_reset(yes, [spec.hosts[0].name]),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -222,5 +341,9 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=panel)(join)
     app.command(rich_help_panel=panel, cls=helpmod.with_phases(helpmod.PhaseTreeCommand, "up", workflow.up_phases))(up)
     app.command(rich_help_panel=panel)(reset)
-    app.add_typer(upgrade_app, name="upgrade", help="Upgrade a cluster (a managed one; on hosts: not available yet).",
-                  rich_help_panel=panel)
+    app.add_typer(
+        upgrade_app,
+        name="upgrade",
+        help="Upgrade a cluster (a managed one; on hosts: not available yet).",
+        rich_help_panel=panel,
+    )

@@ -27,7 +27,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("kubeconfig",): "Write (merge) a cluster's admin entry into a kubeconfig (0600) and make it current.",
     ("token", "eks"): "Print an ExecCredential with an EKS bearer token signed locally (as `aws eks get-token`).",
     ("upgrade", "cluster"): "Upgrade a managed cluster: the control plane first, then each node pool, waiting for "
-                           "each.",
+    "each.",
 }
 
 
@@ -46,10 +46,18 @@ class ClickCommand(TyperCommand):
     """A click command (or group) under kubeinit's typer app: every argument goes to it."""
 
     def __init__(self, path: tuple[str, ...], help: str, panel: str):
-        super().__init__(path[-1], help=help, add_help_option=False,
-                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                           "allow_interspersed_args": False},
-                         rich_help_panel=panel, rich_markup_mode=None)
+        super().__init__(
+            path[-1],
+            help=help,
+            add_help_option=False,
+            context_settings={
+                "ignore_unknown_options": True,
+                "allow_extra_args": True,
+                "allow_interspersed_args": False,
+            },
+            rich_help_panel=panel,
+            rich_markup_mode=None,
+        )
         self.path = path
 
     def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:

@@ -21,29 +21,45 @@ def _list(help: str, *names: str) -> typer.models.OptionInfo:
     return typer.Option(*names, help=help, callback=comma_list, show_default=False)
 
 
-Config = Annotated[Path | None, typer.Option(
-    "--config", help="A cluster file (kubeinit Cluster, or kubeadm v1beta4 documents).", show_default=False)]
-CertDir = Annotated[str | None, typer.Option(
-    "--cert-dir", help="Where certificates go (default /etc/kubernetes/pki).", show_default=False)]
-KubeconfigDir = Annotated[str | None, typer.Option(
-    "--kubeconfig-dir", help="Where kubeconfig files go (default /etc/kubernetes).", show_default=False)]
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="A cluster file (kubeinit Cluster, or kubeadm v1beta4 documents).", show_default=False
+    ),
+]
+CertDir = Annotated[
+    str | None,
+    typer.Option("--cert-dir", help="Where certificates go (default /etc/kubernetes/pki).", show_default=False),
+]
+KubeconfigDir = Annotated[
+    str | None,
+    typer.Option("--kubeconfig-dir", help="Where kubeconfig files go (default /etc/kubernetes).", show_default=False),
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (phases, hosts, steps) and change nothing.")]
 Skip = Annotated[list[str] | None, _list("Phases to skip, e.g. addon/kube-proxy,cni.", "--skip-phases")]
-Ignore = Annotated[list[str] | None, _list("Preflight checks to show as warnings (or 'all').",
-                                              "--ignore-preflight-errors")]
+Ignore = Annotated[
+    list[str] | None, _list("Preflight checks to show as warnings (or 'all').", "--ignore-preflight-errors")
+]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def ssh_options(note: str = "") -> tuple:
     """The options of every command that reaches hosts over SSH: --known-hosts,
     --trust-new-host-keys, --parallel (default 10). `note` starts their help ("With -f: ")."""
-    known = Annotated[Path | None, typer.Option(
-        "--known-hosts", help=f"{note}known_hosts file (default ~/.ssh/known_hosts).", show_default=False)]
-    trust = Annotated[bool, typer.Option(
-        "--trust-new-host-keys", help=f"{note}{'accept' if note else 'Accept'} and record host keys not yet in "
-                                      "known_hosts.")]
-    parallel = Annotated[int, typer.Option(
-        "--parallel", min=1, help=f"{note}{'hosts' if note else 'Hosts'} worked at once.")]
+    known = Annotated[
+        Path | None,
+        typer.Option("--known-hosts", help=f"{note}known_hosts file (default ~/.ssh/known_hosts).", show_default=False),
+    ]
+    trust = Annotated[
+        bool,
+        typer.Option(
+            "--trust-new-host-keys",
+            help=f"{note}{'accept' if note else 'Accept'} and record host keys not yet in known_hosts.",
+        ),
+    ]
+    parallel = Annotated[
+        int, typer.Option("--parallel", min=1, help=f"{note}{'hosts' if note else 'Hosts'} worked at once.")
+    ]
     return known, trust, parallel
 
 

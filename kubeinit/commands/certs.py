@@ -17,18 +17,23 @@ def check_expiration(cert_dir: Path, kubeconfig_dir: Path, output: str) -> None:
     leaves = [r for r in rows if not r.is_ca]
     cas = [r for r in rows if r.is_ca]
     if output == "json":
-        ui.print_json({
-            "certificates": [_json(r) for r in leaves],
-            "certificateAuthorities": [_json(r) for r in cas],
-        })
+        ui.print_json(
+            {
+                "certificates": [_json(r) for r in leaves],
+                "certificateAuthorities": [_json(r) for r in cas],
+            }
+        )
         return
     stamp = "%b %d, %Y %H:%M UTC"
-    ui.table(["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED"],
-             [(r.name, r.expires.strftime(stamp), r.residual_text, r.ca_name, _yes(r.externally_managed))
-              for r in leaves])
+    ui.table(
+        ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED"],
+        [(r.name, r.expires.strftime(stamp), r.residual_text, r.ca_name, _yes(r.externally_managed)) for r in leaves],
+    )
     ui.out()
-    ui.table(["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED"],
-             [(r.name, r.expires.strftime(stamp), r.residual_text, _yes(r.externally_managed)) for r in cas])
+    ui.table(
+        ["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED"],
+        [(r.name, r.expires.strftime(stamp), r.residual_text, _yes(r.externally_managed)) for r in cas],
+    )
 
 
 def _yes(b: bool) -> str:
@@ -36,9 +41,15 @@ def _yes(b: bool) -> str:
 
 
 def _json(r) -> dict:
-    return {"name": r.name, "path": str(r.path), "expirationDate": r.expires.isoformat(),
-            "residualTime": r.residual_text, "residualSeconds": int(r.residual.total_seconds()),
-            "certificateAuthority": r.ca_name or None, "externallyManaged": r.externally_managed}
+    return {
+        "name": r.name,
+        "path": str(r.path),
+        "expirationDate": r.expires.isoformat(),
+        "residualTime": r.residual_text,
+        "residualSeconds": int(r.residual.total_seconds()),
+        "certificateAuthority": r.ca_name or None,
+        "externallyManaged": r.externally_managed,
+    }
 
 
 def renew(cert_dir: Path, kubeconfig_dir: Path, name: str) -> None:
@@ -50,5 +61,7 @@ def renew(cert_dir: Path, kubeconfig_dir: Path, name: str) -> None:
     for path, (data, mode) in writes.items():
         conn.put(str(path), data, mode)
         ui.ok(f"renewed {path}")
-    ui.info("Restart kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the "
-            "new certificates.")
+    ui.info(
+        "Restart kube-apiserver, kube-controller-manager, kube-scheduler and etcd so that they use the "
+        "new certificates."
+    )

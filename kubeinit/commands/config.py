@@ -8,7 +8,7 @@ from kubeinit import spec as specmod
 def init_defaults() -> str:
     s = specmod.ClusterSpec()
     n, p = s.networking, s.pki
-    arts = "\n".join(f"  {k}:\n    version: \"{v}\"" for k, v in specmod.DEFAULT_ARTIFACTS.items())
+    arts = "\n".join(f'  {k}:\n    version: "{v}"' for k, v in specmod.DEFAULT_ARTIFACTS.items())
     return f"""\
 apiVersion: {specmod.API_VERSION}
 kind: Cluster

@@ -7,8 +7,7 @@ No cloud SDK is imported here (it would slow down `kubeinit --help`).
 from __future__ import annotations
 
 import functools
-from enum import Enum
-from typing import Optional
+from enum import StrEnum
 
 import click
 
@@ -17,19 +16,20 @@ from kubeinit.commands import base, managed_flags
 from kubeinit.errors import KubeinitError, UserError
 
 
-class ProviderName(str, Enum):
+class ProviderName(StrEnum):
     eks = "eks"
     gke = "gke"
     aks = "aks"
 
 
-def _provider(ctx, param, value) -> Optional[ProviderName]:
+def _provider(ctx, param, value) -> ProviderName | None:
     return None if value is None else ProviderName(value)
 
 
 _PROVIDERS = click.Choice([p.value for p in ProviderName])
-ProviderOpt = click.option("--provider", "-p", type=_PROVIDERS, required=True, callback=_provider,
-                           help="eks, gke or aks.")
+ProviderOpt = click.option(
+    "--provider", "-p", type=_PROVIDERS, required=True, callback=_provider, help="eks, gke or aks."
+)
 Name = click.option("--name", "-n", required=True, help="Cluster name.")
 Region = click.option("--region", "-r", help="AWS region, GCP region or Azure location.")
 Zone = click.option("--zone", help="GCP zone (zonal GKE cluster).")
@@ -38,10 +38,12 @@ Project = click.option("--project", help="GKE: GCP project (default $GOOGLE_CLOU
 Group = click.option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")
 Subscription = click.option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")
 DryRun = click.option("--dry-run", is_flag=True, help="Print the SDK calls, in order, without sending any.")
-Interval = click.option("--poll-interval", type=click.FloatRange(min=0),
-                        help="Seconds between status checks while waiting.")
-Timeout = click.option("--timeout", type=click.FloatRange(min=0), default=40.0,
-                       help="Minutes to wait for each cloud operation.")
+Interval = click.option(
+    "--poll-interval", type=click.FloatRange(min=0), help="Seconds between status checks while waiting."
+)
+Timeout = click.option(
+    "--timeout", type=click.FloatRange(min=0), default=40.0, help="Minutes to wait for each cloud operation."
+)
 Kubeconfig = click.option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config).")
 Where = base.options(Region, Zone, Location)
 Account = base.options(Project, Group, Subscription)
@@ -67,7 +69,7 @@ def _cli(fn):
     return wrapper
 
 
-def _place(region, zone, location) -> Optional[str]:
+def _place(region, zone, location) -> str | None:
     given = [v for v in (region, zone, location) if v]
     if len(set(given)) > 1:
         raise UserError("give only one of --region, --zone or --location")
@@ -77,16 +79,29 @@ def _place(region, zone, location) -> Optional[str]:
 def _options(dry_run=False, poll_interval=None, timeout=40.0, kubeconfig=None, cleanup=False):
     from kubeinit.managed.ops import Options
 
-    return Options(dry_run=dry_run, cleanup_on_failure=cleanup, poll_interval=poll_interval,
-                   timeout=timeout * 60, kubeconfig=kubeconfig)
+    return Options(
+        dry_run=dry_run,
+        cleanup_on_failure=cleanup,
+        poll_interval=poll_interval,
+        timeout=timeout * 60,
+        kubeconfig=kubeconfig,
+    )
 
 
 def _target(provider, name, region, zone, location, project, group, subscription):
     from kubeinit.managed.ops import target
 
-    return target(provider.value, name, {"region": _place(region, zone, location), "project": project,
-                                         "resource_group": group, "subscription": subscription,
-                                         **managed_flags.profile_override(provider.value)})
+    return target(
+        provider.value,
+        name,
+        {
+            "region": _place(region, zone, location),
+            "project": project,
+            "resource_group": group,
+            "subscription": subscription,
+            **managed_flags.profile_override(provider.value),
+        },
+    )
 
 
 def _ask_delete(what, yes, dry_run):
@@ -112,19 +127,35 @@ def _ask_delete(what, yes, dry_run):
 @click.option("--cleanup-on-failure", is_flag=True, help="If creation fails, delete what was created at once.")
 @Interval
 @Timeout
-@managed_flags.add("tags", "labels", "node_volume_size", "zones", "spot", "profile", "no_wait", "write_kubeconfig",
-                   "set_context")
+@managed_flags.add(
+    "tags", "labels", "node_volume_size", "zones", "spot", "profile", "no_wait", "write_kubeconfig", "set_context"
+)
 @_cli
 def create_cluster(
-    file: Optional[str], provider: Optional[ProviderName], name: Optional[str],
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    version: Optional[str], nodes: Optional[int], nodes_min: Optional[int], nodes_max: Optional[int],
-    node_type: Optional[str], project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    subnets: Optional[str], kubeconfig: Optional[str], dry_run: bool, cleanup_on_failure: bool,
-    poll_interval: Optional[float], timeout: float,
+    file: str | None,
+    provider: ProviderName | None,
+    name: str | None,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    version: str | None,
+    nodes: int | None,
+    nodes_min: int | None,
+    nodes_max: int | None,
+    node_type: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    subnets: str | None,
+    kubeconfig: str | None,
+    dry_run: bool,
+    cleanup_on_failure: bool,
+    poll_interval: float | None,
+    timeout: float,
 ) -> None:
     """Create a managed cluster (and what it needs), wait for it, write its kubeconfig."""
-    from kubeinit.managed import ops, spec as mspec
+    from kubeinit.managed import ops
+    from kubeinit.managed import spec as mspec
 
     if file:
         raw, top_name = mspec.load_file(file)
@@ -133,17 +164,29 @@ def create_cluster(
         raise UserError("pass --provider eks|gke|aks (or -f FILE)")
     else:
         raw, top_name, path, source = {}, None, "", "command line"
-    flags = {"provider": provider.value if provider else None, "name": name, "version": version,
-             "region": region, "zone": zone, "location": location, "project": project,
-             "resourceGroup": resource_group, "subscription": subscription,
-             "subnets": [s.strip() for s in subnets.split(",") if s.strip()] if subnets else None,
-             "nodes": nodes, "node_type": node_type, "nodes_min": nodes_min, "nodes_max": nodes_max,
-             **managed_flags.spec_flags()}
+    flags = {
+        "provider": provider.value if provider else None,
+        "name": name,
+        "version": version,
+        "region": region,
+        "zone": zone,
+        "location": location,
+        "project": project,
+        "resourceGroup": resource_group,
+        "subscription": subscription,
+        "subnets": [s.strip() for s in subnets.split(",") if s.strip()] if subnets else None,
+        "nodes": nodes,
+        "node_type": node_type,
+        "nodes_min": nodes_min,
+        "nodes_max": nodes_max,
+        **managed_flags.spec_flags(),
+    }
     if isinstance(raw, dict):  # otherwise parse_managed says it must be a mapping
         raw = mspec.merge_flags(raw, flags)
     spec = mspec.parse_managed(raw, path, name=top_name, source=source)
-    ops.create_cluster(spec, managed_flags.options(_options(dry_run, poll_interval, timeout, kubeconfig,
-                                                            cleanup_on_failure)))
+    ops.create_cluster(
+        spec, managed_flags.options(_options(dry_run, poll_interval, timeout, kubeconfig, cleanup_on_failure))
+    )
 
 
 @click.command("clusters", cls=base.Command)
@@ -154,8 +197,14 @@ def create_cluster(
 @managed_flags.add("profile")
 @_cli
 def get_clusters(
-    provider: ProviderName, region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str], output: str,
+    provider: ProviderName,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    output: str,
 ) -> None:
     """List the provider's clusters in a region/project/subscription."""
     from kubeinit.managed import ops
@@ -163,17 +212,25 @@ def get_clusters(
 
     if output not in ("table", "yaml", "json"):
         raise UserError("--output must be table, yaml or json")
-    spec = ManagedSpec(provider=provider.value, name="-", region=_place(region, zone, location),
-                       project=project, resource_group=resource_group, subscription=subscription,
-                       **managed_flags.profile_override(provider.value))
+    spec = ManagedSpec(
+        provider=provider.value,
+        name="-",
+        region=_place(region, zone, location),
+        project=project,
+        resource_group=resource_group,
+        subscription=subscription,
+        **managed_flags.profile_override(provider.value),
+    )
     rows = ops.list_clusters(spec)
     if output != "table":
         managed_flags.dump(rows, output)
     elif not rows:
         ui.info(f"no {provider.value} clusters found")
     else:
-        ui.table(["NAME", "LOCATION", "VERSION", "STATUS", "RECORDED"],
-                 [[r["name"], r["location"], r["version"], r["status"], "yes" if r["recorded"] else ""] for r in rows])
+        ui.table(
+            ["NAME", "LOCATION", "VERSION", "STATUS", "RECORDED"],
+            [[r["name"], r["location"], r["version"], r["status"], "yes" if r["recorded"] else ""] for r in rows],
+        )
 
 
 @click.command("nodepool", cls=base.Command)
@@ -189,10 +246,21 @@ def get_clusters(
 @managed_flags.add("profile")
 @_cli
 def scale_nodepool(
-    pool: str, provider: ProviderName, cluster: str, nodes: int, nodes_min: Optional[int], nodes_max: Optional[int],
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    dry_run: bool, poll_interval: Optional[float], timeout: float,
+    pool: str,
+    provider: ProviderName,
+    cluster: str,
+    nodes: int,
+    nodes_min: int | None,
+    nodes_max: int | None,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    dry_run: bool,
+    poll_interval: float | None,
+    timeout: float,
 ) -> None:
     """Set the node count of one node pool and wait until it applies."""
     from kubeinit.managed import ops
@@ -211,23 +279,37 @@ def scale_nodepool(
 @managed_flags.add("profile", "no_wait", "keep_load_balancers")
 @_cli
 def delete_cluster(
-    provider: ProviderName, name: str,
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    yes: bool, dry_run: bool, poll_interval: Optional[float], timeout: float,
+    provider: ProviderName,
+    name: str,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    yes: bool,
+    dry_run: bool,
+    poll_interval: float | None,
+    timeout: float,
 ) -> None:
     """Delete a cluster and exactly what kubeinit recorded creating for it."""
     from kubeinit.managed import ops
 
     spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
-    _ask_delete(f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else ""),
-                yes, dry_run)
+    _ask_delete(
+        f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else ""), yes, dry_run
+    )
     ops.delete_cluster(spec, record, managed_flags.options(_options(dry_run, poll_interval, timeout)))
 
 
 @click.command("kubeconfig", cls=base.Command)
-@click.option("--file", "-f", "cluster_file", type=click.Path(dir_okay=False),
-              help="A cluster file of hosts kubeinit built: fetch its admin's credentials over SSH.")
+@click.option(
+    "--file",
+    "-f",
+    "cluster_file",
+    type=click.Path(dir_okay=False),
+    help="A cluster file of hosts kubeinit built: fetch its admin's credentials over SSH.",
+)
 @click.option("--known-hosts", help="With -f: known_hosts file (default ~/.ssh/known_hosts).")
 @click.option("--trust-new-host-keys", is_flag=True, help="With -f: accept and record unknown host keys.")
 @click.option("--provider", "-p", type=_PROVIDERS, callback=_provider, help="eks, gke or aks (a managed cluster).")
@@ -238,11 +320,18 @@ def delete_cluster(
 @managed_flags.add("profile", "print_")
 @_cli
 def kubeconfig_cmd(
-    cluster_file: Optional[str], known_hosts: Optional[str], trust_new_host_keys: bool,
-    provider: Optional[ProviderName], name: Optional[str],
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    kubeconfig: Optional[str],
+    cluster_file: str | None,
+    known_hosts: str | None,
+    trust_new_host_keys: bool,
+    provider: ProviderName | None,
+    name: str | None,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    kubeconfig: str | None,
 ) -> None:
     """Write (merge) a cluster's admin entry into a kubeconfig (0600) and make it current: of a
     cluster file's cluster (-f, read from its control plane over SSH) or a managed one (-p, -n)."""

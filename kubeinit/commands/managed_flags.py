@@ -25,22 +25,47 @@ _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./:+@-]{0,126}[A-Za-z0-9_.-])?$")
 OPTIONS: dict[str, Callable] = {
     "tags": click.option("--tags", metavar="K=V,...", help="Cloud tags (GKE: labels) on what kubeinit makes."),
     "labels": click.option("--labels", metavar="K=V,...", help="Kubernetes labels on the nodes."),
-    "node_volume_size": click.option("--node-volume-size", type=click.IntRange(min=1), metavar="GIB",
-                                     help="Node root volume size in GiB."),
-    "zones": click.option("--zones", metavar="Z,...",
-                          help="EKS: subnet availability zones; GKE: node locations; AKS: availability zones (1,2,3)."),
-    "spot": click.option("--spot", is_flag=True, default=None,
-                         help="Spot capacity (EKS SPOT, GKE spot VMs, AKS Spot priority; not for AKS system pools)."),
+    "node_volume_size": click.option(
+        "--node-volume-size", type=click.IntRange(min=1), metavar="GIB", help="Node root volume size in GiB."
+    ),
+    "zones": click.option(
+        "--zones",
+        metavar="Z,...",
+        help="EKS: subnet availability zones; GKE: node locations; AKS: availability zones (1,2,3).",
+    ),
+    "spot": click.option(
+        "--spot",
+        is_flag=True,
+        default=None,
+        help="Spot capacity (EKS SPOT, GKE spot VMs, AKS Spot priority; not for AKS system pools).",
+    ),
     "profile": click.option("--profile", help="EKS: AWS named profile (default $AWS_PROFILE)."),
     "no_wait": click.option("--no-wait", is_flag=True, help="Start the cloud's work and return without waiting."),
-    "write_kubeconfig": click.option("--write-kubeconfig", type=click.BOOL, default=True, show_default=True,
-                                     metavar="BOOL", help="Write (merge) the kubeconfig when the cluster is ready."),
-    "set_context": click.option("--set-context", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
-                                help="Make the written context the current one."),
-    "keep_load_balancers": click.option("--keep-load-balancers", is_flag=True,
-                                        help="Do not delete Services of type LoadBalancer before the cluster."),
-    "print_": click.option("--print", "print_", is_flag=True,
-                           help="Write the kubeconfig to stdout instead of a file (AKS: it holds credentials)."),
+    "write_kubeconfig": click.option(
+        "--write-kubeconfig",
+        type=click.BOOL,
+        default=True,
+        show_default=True,
+        metavar="BOOL",
+        help="Write (merge) the kubeconfig when the cluster is ready.",
+    ),
+    "set_context": click.option(
+        "--set-context",
+        type=click.BOOL,
+        default=True,
+        show_default=True,
+        metavar="BOOL",
+        help="Make the written context the current one.",
+    ),
+    "keep_load_balancers": click.option(
+        "--keep-load-balancers", is_flag=True, help="Do not delete Services of type LoadBalancer before the cluster."
+    ),
+    "print_": click.option(
+        "--print",
+        "print_",
+        is_flag=True,
+        help="Write the kubeconfig to stdout instead of a file (AKS: it holds credentials).",
+    ),
 }
 _OPTION_FIELDS = ("no_wait", "write_kubeconfig", "set_context", "keep_load_balancers")
 
@@ -77,10 +102,14 @@ def options(opts):
 def spec_flags() -> dict[str, Any]:
     """The given flags in merge_flags' terms (None: not given)."""
     f = given()
-    return {"tags": kv(f.get("tags"), "--tags"), "labels": kv(f.get("labels"), "--labels"),
-            "node_volume_size": f.get("node_volume_size"), "spot": f.get("spot"),
-            "zones": [z.strip() for z in f["zones"].split(",") if z.strip()] if f.get("zones") else None,
-            "profile": f.get("profile")}
+    return {
+        "tags": kv(f.get("tags"), "--tags"),
+        "labels": kv(f.get("labels"), "--labels"),
+        "node_volume_size": f.get("node_volume_size"),
+        "spot": f.get("spot"),
+        "zones": [z.strip() for z in f["zones"].split(",") if z.strip()] if f.get("zones") else None,
+        "profile": f.get("profile"),
+    }
 
 
 def kv(text: str | None, flag: str) -> dict[str, str] | None:

@@ -5,8 +5,6 @@ Thin, as kubeinit.commands.managed: no cloud SDK is imported here.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import click
 
 from kubeinit import ui
@@ -39,8 +37,15 @@ Cluster = click.option("--cluster", "-c", required=True, help="Cluster name.")
 @managed_flags.add("profile")
 @_cli
 def get_nodepools(
-    provider: ProviderName, cluster: str, region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str], output: str,
+    provider: ProviderName,
+    cluster: str,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    output: str,
 ) -> None:
     """List a cluster's node pools (EKS nodegroups)."""
     from kubeinit.managed import pools
@@ -54,12 +59,27 @@ def get_nodepools(
     elif not rows:
         ui.info(f"{provider.value} cluster {cluster} has no node pools")
     else:
+
         def n(v):
             return "" if v is None else str(v)
 
-        ui.table(["NAME", "TYPE", "NODES", "MIN", "MAX", "SPOT", "VERSION", "STATUS", "KUBEINIT"],
-                 [[r["name"], r["instance_type"], n(r["nodes"]), n(r["min"]), n(r["max"]), "yes" if r["spot"] else "",
-                   r["version"], r["status"], "yes" if r["recorded"] else ""] for r in rows])
+        ui.table(
+            ["NAME", "TYPE", "NODES", "MIN", "MAX", "SPOT", "VERSION", "STATUS", "KUBEINIT"],
+            [
+                [
+                    r["name"],
+                    r["instance_type"],
+                    n(r["nodes"]),
+                    n(r["min"]),
+                    n(r["max"]),
+                    "yes" if r["spot"] else "",
+                    r["version"],
+                    r["status"],
+                    "yes" if r["recorded"] else "",
+                ]
+                for r in rows
+            ],
+        )
 
 
 @click.command("nodepool", cls=base.Command)
@@ -78,20 +98,41 @@ def get_nodepools(
 @managed_flags.add("labels", "node_volume_size", "spot", "profile")
 @_cli
 def create_nodepool(
-    pool: str, provider: ProviderName, cluster: str, nodes: int, node_type: Optional[str],
-    nodes_min: Optional[int], nodes_max: Optional[int],
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    dry_run: bool, poll_interval: Optional[float], timeout: float,
+    pool: str,
+    provider: ProviderName,
+    cluster: str,
+    nodes: int,
+    node_type: str | None,
+    nodes_min: int | None,
+    nodes_max: int | None,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    dry_run: bool,
+    poll_interval: float | None,
+    timeout: float,
 ) -> None:
     """Add a node pool to a cluster and wait until it is ready; kubeinit records it, so
     `delete cluster` removes it too."""
     from kubeinit.managed import pools
 
     f = managed_flags.spec_flags()
-    spec_pool = pools.parse_pool(provider.value, {
-        "name": pool, "count": nodes, "instanceType": node_type, "min": nodes_min, "max": nodes_max,
-        "diskSize": f["node_volume_size"], "labels": f["labels"], "spot": f["spot"]})
+    spec_pool = pools.parse_pool(
+        provider.value,
+        {
+            "name": pool,
+            "count": nodes,
+            "instanceType": node_type,
+            "min": nodes_min,
+            "max": nodes_max,
+            "diskSize": f["node_volume_size"],
+            "labels": f["labels"],
+            "spot": f["spot"],
+        },
+    )
     spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
     pools.create_pool(spec, record, spec_pool, _options(dry_run, poll_interval, timeout))
 
@@ -107,10 +148,19 @@ def create_nodepool(
 @managed_flags.add("profile")
 @_cli
 def delete_nodepool(
-    pool: str, provider: ProviderName, cluster: str,
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    yes: bool, dry_run: bool, poll_interval: Optional[float], timeout: float,
+    pool: str,
+    provider: ProviderName,
+    cluster: str,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    yes: bool,
+    dry_run: bool,
+    poll_interval: float | None,
+    timeout: float,
 ) -> None:
     """Delete one node pool of a cluster (its nodes are drained and removed by the cloud)."""
     from kubeinit.managed import pools
@@ -130,10 +180,18 @@ def delete_nodepool(
 @managed_flags.add("profile")
 @_cli
 def upgrade_cluster(
-    provider: ProviderName, name: str, version: str,
-    region: Optional[str], zone: Optional[str], location: Optional[str],
-    project: Optional[str], resource_group: Optional[str], subscription: Optional[str],
-    dry_run: bool, poll_interval: Optional[float], timeout: float,
+    provider: ProviderName,
+    name: str,
+    version: str,
+    region: str | None,
+    zone: str | None,
+    location: str | None,
+    project: str | None,
+    resource_group: str | None,
+    subscription: str | None,
+    dry_run: bool,
+    poll_interval: float | None,
+    timeout: float,
 ) -> None:
     """Upgrade a managed cluster: the control plane first, then each node pool, waiting for each."""
     from kubeinit.managed import upgrade

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
 
 import click
 
@@ -19,7 +18,7 @@ from kubeinit.errors import UserError
 @click.option("--region", "-r", help="AWS region (default $AWS_REGION or the profile's).")
 @click.option("--profile", help="AWS named profile (default $AWS_PROFILE).")
 @_cli
-def token_eks(cluster: str, region: Optional[str], profile: Optional[str]) -> None:
+def token_eks(cluster: str, region: str | None, profile: str | None) -> None:
     """Print an ExecCredential with an EKS bearer token signed locally (as `aws eks get-token`).
 
     The token is printed because that is what this command is for: kubectl reads it from stdout.

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kubeinit import ui
 
 DEFAULT_KUBECONFIG = "/etc/kubernetes/admin.conf"
 
 
-def create(token: str | None, ttl: str, usages: list[str] | None, groups: list[str] | None,
-           description: str | None, print_join_command: bool, kubeconfig: str, dry_run: bool) -> None:
+def create(
+    token: str | None,
+    ttl: str,
+    usages: list[str] | None,
+    groups: list[str] | None,
+    description: str | None,
+    print_join_command: bool,
+    kubeconfig: str,
+    dry_run: bool,
+) -> None:
     from kubeinit.certs import tokens
     from kubeinit.errors import KubeinitError
     from kubeinit.kube import bootstraptoken as bt
@@ -28,18 +36,23 @@ def create(token: str | None, ttl: str, usages: list[str] | None, groups: list[s
     duration = bt.parse_duration(ttl)
     token = token if token is not None else tokens.generate_token()
     token_id = tokens.parse_token(token)[0]
-    manifest = bt.secret_manifest(token, ttl=duration,
-                                  usages=tokens.USAGES if usages is None else usages,
-                                  groups=tokens.DEFAULT_GROUPS if groups is None else groups,
-                                  description=description)
+    manifest = bt.secret_manifest(
+        token,
+        ttl=duration,
+        usages=tokens.USAGES if usages is None else usages,
+        groups=tokens.DEFAULT_GROUPS if groups is None else groups,
+        description=description,
+    )
 
     client = Client.from_kubeconfig(kubeconfig)
     # the pins come first: a token must not be created when its join command cannot be printed
     join = _join_command(client, token) if print_join_command else None
     if dry_run:
         shown = {**manifest, "data": {**manifest["data"], "token-secret": MASK}}
-        ui.info(f"[dry-run] would create Secret {bt.NAMESPACE}/{bt.secret_name(token_id)} on {client.server} "
-                "(token secret masked); nothing was sent:")
+        ui.info(
+            f"[dry-run] would create Secret {bt.NAMESPACE}/{bt.secret_name(token_id)} on {client.server} "
+            "(token secret masked); nothing was sent:"
+        )
         ui.raw(json.dumps(shown, indent=2))
         if join:
             ui.info("[dry-run] and print the join command: " + join.replace(token, f"{token_id}.{bt.MASKED}"))
@@ -48,9 +61,11 @@ def create(token: str | None, ttl: str, usages: list[str] | None, groups: list[s
         client.create(namespaced("secrets", bt.NAMESPACE), manifest)
     except ApiError as e:
         if e.reason == "AlreadyExists":
-            raise KubeinitError(f"a bootstrap token with ID {token_id} already exists in the cluster at "
-                                f"{client.server}; create another token, or delete that one first with "
-                                f"`kubeinit token delete {token_id}`") from None
+            raise KubeinitError(
+                f"a bootstrap token with ID {token_id} already exists in the cluster at "
+                f"{client.server}; create another token, or delete that one first with "
+                f"`kubeinit token delete {token_id}`"
+            ) from None
         raise
     _hand_over(join or token)
 
@@ -61,13 +76,16 @@ def _join_command(client, token: str) -> str:
     from kubeinit.errors import KubeinitError
 
     if not client.ca_pem:
-        raise KubeinitError(f"cannot print a join command: kubeconfig {client.kubeconfig} names no certificate "
-                            "authority to pin; use a kubeconfig that embeds the cluster CA, "
-                            "e.g. /etc/kubernetes/admin.conf")
+        raise KubeinitError(
+            f"cannot print a join command: kubeconfig {client.kubeconfig} names no certificate "
+            "authority to pin; use a kubeconfig that embeds the cluster CA, "
+            "e.g. /etc/kubernetes/admin.conf"
+        )
     # one pin per CA certificate in the bundle, as kubeadm prints them
     pins = [ca_pin(cu.cert_to_pem(c)) for c in cu.load_certs(client.ca_pem, f"CA of {client.kubeconfig}")]
-    return (f"kubeinit join {client.netloc} --token {token}"
-            + "".join(f" --discovery-token-ca-cert-hash {p}" for p in pins))
+    return f"kubeinit join {client.netloc} --token {token}" + "".join(
+        f" --discovery-token-ca-cert-hash {p}" for p in pins
+    )
 
 
 def _hand_over(line: str) -> None:
@@ -92,17 +110,42 @@ def list_tokens(kubeconfig: str, output: str) -> None:
     records.sort(key=lambda r: r.id)
     for r in records:
         if r.unparseable:
-            ui.warn(f"bootstrap token {r.id}: expiration {r.expiration_text!r} is not an RFC3339 time, so the "
-                    "token is invalid")
-    now = datetime.now(timezone.utc)
+            ui.warn(
+                f"bootstrap token {r.id}: expiration {r.expiration_text!r} is not an RFC3339 time, so the "
+                "token is invalid"
+            )
+    now = datetime.now(UTC)
     if output == "json":
-        ui.print_json([{"token": r.masked, "id": r.id, "ttl": r.ttl(now),
-                        "expires": r.expires_text(), "valid": r.valid(now), "usages": list(r.usages),
-                        "description": r.description, "groups": list(r.groups)} for r in records])
+        ui.print_json(
+            [
+                {
+                    "token": r.masked,
+                    "id": r.id,
+                    "ttl": r.ttl(now),
+                    "expires": r.expires_text(),
+                    "valid": r.valid(now),
+                    "usages": list(r.usages),
+                    "description": r.description,
+                    "groups": list(r.groups),
+                }
+                for r in records
+            ]
+        )
         return
-    ui.table(["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"],
-             [(r.masked, r.ttl(now), r.expires_text(), ",".join(r.usages) or "<none>", r.description or "<none>",
-               ",".join(r.groups) or "<none>") for r in records])
+    ui.table(
+        ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"],
+        [
+            (
+                r.masked,
+                r.ttl(now),
+                r.expires_text(),
+                ",".join(r.usages) or "<none>",
+                r.description or "<none>",
+                ",".join(r.groups) or "<none>",
+            )
+            for r in records
+        ],
+    )
 
 
 def delete(given: tuple[str, ...], kubeconfig: str, yes: bool, dry_run: bool) -> None:
@@ -115,8 +158,10 @@ def delete(given: tuple[str, ...], kubeconfig: str, yes: bool, dry_run: bool) ->
     client = Client.from_kubeconfig(kubeconfig)
     what = f"bootstrap token{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
     if dry_run:
-        ui.info(f"[dry-run] would delete {what} (Secrets {', '.join(map(bt.secret_name, ids))} in "
-                f"{bt.NAMESPACE}) on {client.server}; nothing was sent")
+        ui.info(
+            f"[dry-run] would delete {what} (Secrets {', '.join(map(bt.secret_name, ids))} in "
+            f"{bt.NAMESPACE}) on {client.server}; nothing was sent"
+        )
         return
     if not yes:
         ask_first("deleting", what, f"Delete {what} from the cluster at {client.server}?", "nothing was deleted")
@@ -131,6 +176,8 @@ def delete(given: tuple[str, ...], kubeconfig: str, yes: bool, dry_run: bool) ->
             raise
         ui.ok(f'bootstrap token "{token_id}" deleted')
     if missing:
-        raise KubeinitError(f"no bootstrap token {', '.join(missing)} in the cluster at {client.server}"
-                            f"{' (the others were deleted)' if len(missing) < len(ids) else ''}; "
-                            "`kubeinit token list` shows the tokens there")
+        raise KubeinitError(
+            f"no bootstrap token {', '.join(missing)} in the cluster at {client.server}"
+            f"{' (the others were deleted)' if len(missing) < len(ids) else ''}; "
+            "`kubeinit token list` shows the tokens there"
+        )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shlex
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Iterable, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from kubeinit.connection import Connection, Result
 
@@ -32,7 +33,9 @@ def batch(conn: Connection, commands: list[Sequence[str]], timeout: float = 120)
     # substitution's subshell: an `sh -c` script is inlined there (no second shell to start).
     script = "".join(
         f"{{ e=$( {{ {_inline(tuple(c))}\n}} 2>&1 >&3 3>&- ); r=$?; }} 3>&1\n"
-        f"printf '\\n{mark} %s\\n%s\\n{mark}\\n' \"$r\" \"$e\"\n" for c in commands)
+        f'printf \'\\n{mark} %s\\n%s\\n{mark}\\n\' "$r" "$e"\n'
+        for c in commands
+    )
     r = conn.run(["sh", "-c", script], timeout=timeout)
     data, out = r.stdout, []
     head, tail = f"\n{mark} ".encode(), f"\n{mark}\n".encode()
@@ -43,9 +46,9 @@ def batch(conn: Connection, commands: list[Sequence[str]], timeout: float = 120)
             out.append(Result(r.rc or 1, data, r.stderr))
             data = b""
             continue
-        rc, _, err = data[i + len(head):j].partition(b"\n")
+        rc, _, err = data[i + len(head) : j].partition(b"\n")
         out.append(Result(int(rc or b"1"), data[:i], err))
-        data = data[j + len(tail):]
+        data = data[j + len(tail) :]
     return out
 
 
@@ -158,7 +161,7 @@ class Facts:
         results = self._ask(cmds)
         if todo:
             self._parse_digests(results.pop().out, todo)
-        for fact, r in zip(asked, results):
+        for fact, r in zip(asked, results, strict=True):
             self._cache[fact] = fact.parse(r)
 
     def _ask(self, cmds: list[Sequence[str]]) -> list[Result]:
@@ -177,8 +180,12 @@ class Facts:
     def _known(self, path: str) -> bool:
         if path.endswith("/"):
             return path in self._listed
-        return path in self._files or path in self.planned or path in self._placed or \
-            path.rsplit("/", 1)[0] + "/" in self._listed
+        return (
+            path in self._files
+            or path in self.planned
+            or path in self._placed
+            or path.rsplit("/", 1)[0] + "/" in self._listed
+        )
 
     def _parse_digests(self, out: str, todo: list[str]) -> None:
         modes, _, sums = out.partition(_SEP + "\n")

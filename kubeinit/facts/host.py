@@ -98,7 +98,7 @@ class Sysctl(Fact[str]):
 
     def argv(self) -> tuple[str, ...]:
         f = f"/proc/sys/{self.key}"
-        return ("sh", "-c", f"v=missing; [ -r {f} ] && read -r v < {f}; echo \"$v\"")
+        return ("sh", "-c", f'v=missing; [ -r {f} ] && read -r v < {f}; echo "$v"')
 
     def parse(self, r: Result) -> str:
         return r.out.strip() or "missing"
@@ -107,7 +107,7 @@ class Sysctl(Fact[str]):
 @dataclass(frozen=True)
 class Hostname(Fact[str]):
     def argv(self) -> tuple[str, ...]:
-        return ("sh", "-c", "read -r h < /proc/sys/kernel/hostname && echo \"$h\"; true")
+        return ("sh", "-c", 'read -r h < /proc/sys/kernel/hostname && echo "$h"; true')
 
     def parse(self, r: Result) -> str:
         return r.out.strip()

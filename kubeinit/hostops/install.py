@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from kubeinit import artifacts
 from kubeinit.errors import KubeinitError
@@ -77,11 +77,13 @@ def stamps_probe(glob: str = "*") -> str:
     """Shell lines printing the stamps matching STAMPS/<glob>.stamp (`<stamp file>:<line>`)
     and the fingerprint now of every file they list (`now:<fingerprint> <path>`): builtins
     and one stat, since this runs on every host on every re-run."""
-    return (f"set --\nfor s in {STAMPS}/{glob}.stamp; do [ -f \"$s\" ] || continue\n"
-            "  while IFS= read -r l; do echo \"$s:$l\"\n"
-            "    case $l in \"file \"*) set -- \"$@\" \"${l#file * }\";; esac; done < \"$s\"\n"
-            "done\n"
-            f"[ $# -eq 0 ] || stat -c 'now:{FINGERPRINT} %n' -- \"$@\" 2>/dev/null\n")
+    return (
+        f'set --\nfor s in {STAMPS}/{glob}.stamp; do [ -f "$s" ] || continue\n'
+        '  while IFS= read -r l; do echo "$s:$l"\n'
+        '    case $l in "file "*) set -- "$@" "${l#file * }";; esac; done < "$s"\n'
+        "done\n"
+        f"[ $# -eq 0 ] || stat -c 'now:{FINGERPRINT} %n' -- \"$@\" 2>/dev/null\n"
+    )
 
 
 def applied_text(ids: dict[str, str]) -> str:
@@ -94,8 +96,11 @@ def restart_pending(facts, record: str, now: dict[str, str | None]) -> bool:
     """True unless the service's applied record says it was started on exactly `now`: a file
     changed since, or a run was killed between writing files and restarting."""
     applied = facts.file(record)
-    return not (all(now.values()) and applied is not None and
-                applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest())
+    return not (
+        all(now.values())
+        and applied is not None
+        and applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest()
+    )
 
 
 @dataclass
@@ -108,10 +113,25 @@ class Stamp:
 # Where kubeinit writes on a host, so where a killed run may have left a temp file: an upload's
 # `.kubeinit.*` beside its target (connection.ATOMIC_WRITE: a staged archive is megabytes) or an
 # INSTALLER's half-extracted `.kubeinit.*` directory beside the binaries.
-TEMP_DIRS = (STAGING, f"{STATE}/bin", STATE, "/usr/local/bin", "/usr/local/sbin", "/opt/cni/bin", "/etc",
-             "/etc/containerd", "/etc/systemd/system", "/etc/systemd/system/kubelet.service.d", "/etc/sysctl.d",
-             "/etc/modules-load.d", "/etc/kubernetes", "/etc/kubernetes/manifests", "/etc/kubernetes/pki",
-             "/etc/kubernetes/pki/etcd", "/var/lib/kubelet")
+TEMP_DIRS = (
+    STAGING,
+    f"{STATE}/bin",
+    STATE,
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/opt/cni/bin",
+    "/etc",
+    "/etc/containerd",
+    "/etc/systemd/system",
+    "/etc/systemd/system/kubelet.service.d",
+    "/etc/sysctl.d",
+    "/etc/modules-load.d",
+    "/etc/kubernetes",
+    "/etc/kubernetes/manifests",
+    "/etc/kubernetes/pki",
+    "/etc/kubernetes/pki/etcd",
+    "/var/lib/kubelet",
+)
 # A live run's temp file changes as it is written (an upload times out after minutes): one
 # untouched this long is a killed run's, whatever other runs (or the host lock) are doing now.
 STALE_MINUTES = 60
@@ -121,9 +141,11 @@ def leftovers_probe(dirs: tuple[str, ...] = TEMP_DIRS) -> str:
     """Shell lines printing `leftover:<path>=1` for each stale `.kubeinit.*` in `dirs`: a glob and
     builtins on a clean host (no fork on a re-run); `find` only when there are candidates."""
     globs = " ".join(f"{d}/.kubeinit.*" for d in dirs)
-    return (f'set --; for f in {globs}; do [ -e "$f" ] && set -- "$@" "$f"; done\n'
-            f'[ $# -eq 0 ] || find "$@" -maxdepth 0 -mmin +{STALE_MINUTES} '
-            "-exec printf 'leftover:%s=1\\n' {} + 2>/dev/null\n")
+    return (
+        f'set --; for f in {globs}; do [ -e "$f" ] && set -- "$@" "$f"; done\n'
+        f'[ $# -eq 0 ] || find "$@" -maxdepth 0 -mmin +{STALE_MINUTES} '
+        "-exec printf 'leftover:%s=1\\n' {} + 2>/dev/null\n"
+    )
 
 
 def remove_leftovers(probed: dict[str, str]) -> Iterator[Step]:
@@ -131,8 +153,10 @@ def remove_leftovers(probed: dict[str, str]) -> Iterator[Step]:
     mktemp names are never reused while they exist, so what the probe saw stale stays stale."""
     paths = sorted(k.removeprefix("leftover:") for k in probed if k.startswith("leftover:"))
     if paths:
-        yield Run(("rm", "-rf", "--", *paths),
-                  note=f"remove {len(paths)} temp {'file' if len(paths) == 1 else 'files'} a stopped run left")
+        yield Run(
+            ("rm", "-rf", "--", *paths),
+            note=f"remove {len(paths)} temp {'file' if len(paths) == 1 else 'files'} a stopped run left",
+        )
 
 
 def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
@@ -173,8 +197,10 @@ def write_record(path: str, commands: str) -> str:
     """Shell that writes what `commands` print to the record `path` (in STATE) through a temp file of
     its own beside it, then renames it: two runs never share a temp name, and the record is 0644
     whatever the umask (mktemp makes 0600)."""
-    return (f"mkdir -p {STATE}; chmod 0700 {STATE}; t=$(mktemp {posixpath.dirname(path)}/.kubeinit.XXXXXX); "
-            f"{{ {commands}; }} > \"$t\"; chmod 0644 \"$t\"; mv -f \"$t\" {path}")
+    return (
+        f"mkdir -p {STATE}; chmod 0700 {STATE}; t=$(mktemp {posixpath.dirname(path)}/.kubeinit.XXXXXX); "
+        f'{{ {commands}; }} > "$t"; chmod 0644 "$t"; mv -f "$t" {path}'
+    )
 
 
 def binary_stamp(name: str, path: str) -> str:
@@ -183,8 +209,8 @@ def binary_stamp(name: str, path: str) -> str:
     stat instead of hashing it. Argument: the binary's sha256."""
     return (
         f"set -e; mkdir -p {STAMPS}; t=$(mktemp {STAMPS}/{name}.stamp.XXXXXX); "
-        f"{{ echo \"archive $1\"; echo \"file $(stat -c %s:%.9Y:%i:%.9Z {path}) {path}\"; }} > \"$t\"; "
-        f"chmod 0644 \"$t\"; mv -f \"$t\" {STAMPS}/{name}.stamp"
+        f'{{ echo "archive $1"; echo "file $(stat -c %s:%.9Y:%i:%.9Z {path}) {path}"; }} > "$t"; '
+        f'chmod 0644 "$t"; mv -f "$t" {STAMPS}/{name}.stamp'
     )
 
 
@@ -198,8 +224,7 @@ def host_arch(spec, target_name: str, machine: str) -> str:
     """artifacts.arch, else the host's (from `uname -m`); an unsupported one is an error."""
     arch = spec.artifacts.arch or ARCH.get(machine)
     if arch is None:
-        raise KubeinitError(f"{target_name}: the architecture {machine or 'unknown'} is not supported "
-                            "(amd64, arm64)")
+        raise KubeinitError(f"{target_name}: the architecture {machine or 'unknown'} is not supported (amd64, arm64)")
     return arch
 
 
@@ -210,11 +235,17 @@ def expected_sha256(ctx, rel: artifacts.Release, notices: list[Step]) -> str:
     """The digest the artifact must have (pinned, or from the release's checksum file). A
     checksum file --dry-run cannot fetch (no network yet) is an Unknown fact: a Notice says a
     real run would stop there, and the plan goes on. A version with no release stops it."""
-    digest = ctx.learn(lambda: artifacts.expected_sha256(rel), lambda e: isinstance(e, artifacts.ArtifactError)
-                       and not isinstance(e, artifacts.UnlistedVersion))
+    digest = ctx.learn(
+        lambda: artifacts.expected_sha256(rel),
+        lambda e: isinstance(e, artifacts.ArtifactError) and not isinstance(e, artifacts.UnlistedVersion),
+    )
     if isinstance(digest, Unknown):
-        notices.append(Notice(f"{str(digest).rstrip('.')}; a real run would stop here (pin artifacts.{rel.name}.sha256 "
-                              "or set artifacts.mirror for a site without internet)"))
+        notices.append(
+            Notice(
+                f"{str(digest).rstrip('.')}; a real run would stop here (pin artifacts.{rel.name}.sha256 "
+                "or set artifacts.mirror for a site without internet)"
+            )
+        )
         return UNFETCHED
     return digest
 
@@ -223,12 +254,15 @@ def download(rel: artifacts.Release, digest: str) -> Iterator[Step]:
     """The Local download step, unless the cache already holds the verified file."""
     if artifacts.cached(rel, digest) is None:
         check = "the published sha256" if digest == UNFETCHED else f"sha256:{digest[:12]}"
-        yield Local(functools.partial(artifacts.fetch, rel, digest),
-                    f"download {rel.label} (linux/{rel.arch}) from {rel.url} and verify {check}")
+        yield Local(
+            functools.partial(artifacts.fetch, rel, digest),
+            f"download {rel.label} (linux/{rel.arch}) from {rel.url} and verify {check}",
+        )
 
 
-def install_archive(rel: artifacts.Release, digest: str, src: str, dest: str, facts,
-                    names: tuple[str, ...] = ()) -> Iterator[Step]:
+def install_archive(
+    rel: artifacts.Release, digest: str, src: str, dest: str, facts, names: tuple[str, ...] = ()
+) -> Iterator[Step]:
     """Stage the archive (unless a stopped run left it there) and install it with INSTALLER.
     The caller uploads INSTALLER first (ensure_file)."""
     staged = f"{STAGING}/{rel.filename}"
@@ -237,5 +271,7 @@ def install_archive(rel: artifacts.Release, digest: str, src: str, dest: str, fa
         yield Skip(f"{rel.filename} is already staged")  # uploaded by a run that stopped before installing
     else:
         yield Transfer(str(artifacts.cache_path(rel.url)), staged, digest, 0o600, note=f"stage {rel.label}")
-    yield Run(("sh", INSTALLER, staged, digest, src, dest, f"{STAMPS}/{rel.name}.stamp", *names),
-              note=f"install {rel.label} into {dest}")
+    yield Run(
+        ("sh", INSTALLER, staged, digest, src, dest, f"{STAMPS}/{rel.name}.stamp", *names),
+        note=f"install {rel.label} into {dest}",
+    )

@@ -12,8 +12,8 @@ def why(unit: str, errors: str) -> str:
     followed by its usage or every goroutine's stack, hundreds of lines."""
     return (
         f"why() {{ id=$(systemctl show -p InvocationID --value {unit} 2>/dev/null); "
-        "j=$(journalctl --no-pager -o cat -n 1000 \"_SYSTEMD_INVOCATION_ID=$id\" 2>/dev/null); "
-        f"[ -n \"$id\" ] && [ -n \"$j\" ] || j=$(journalctl -u {unit} --no-pager -o cat -n 12 2>/dev/null); "
+        'j=$(journalctl --no-pager -o cat -n 1000 "_SYSTEMD_INVOCATION_ID=$id" 2>/dev/null); '
+        f'[ -n "$id" ] && [ -n "$j" ] || j=$(journalctl -u {unit} --no-pager -o cat -n 12 2>/dev/null); '
         "printf '%s\\n' \"$j\" | tail -n 8 >&2; "
         f"printf '%s\\n' \"$j\" | grep -E '{errors}' | tail -n 2 >&2; }}; "
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from kubeinit.errors import KubeinitError
 from kubeinit.facts import Unknown
@@ -30,14 +30,19 @@ from kubeinit.kube.client import ApiError, Client, Unreachable
 from kubeinit.steps import ApiCall, Step
 
 NAME = "kubeadm:cluster-admins"  # the binding and the group share kubeadm's name
-BINDING = {"apiVersion": objects.RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": NAME},
-           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-           "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": NAME}]}
+BINDING = {
+    "apiVersion": objects.RBAC,
+    "kind": "ClusterRoleBinding",
+    "metadata": {"name": NAME},
+    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": NAME}],
+}
 TIMEOUT = 60.0  # kubeadm's KubernetesAPICall timeout
 INTERVAL = 0.5  # kubeadm's KubernetesAPICallRetryInterval
 SUPER_ADMIN = "super-admin.conf"
-BIND_YOURSELF = (f"kubectl create clusterrolebinding {NAME} --clusterrole=cluster-admin --group={NAME} "
-                 f"(as a system:masters user)")
+BIND_YOURSELF = (
+    f"kubectl create clusterrolebinding {NAME} --clusterrole=cluster-admin --group={NAME} (as a system:masters user)"
+)
 VERB = "ensure-admins"
 
 ALLOWED = "allowed"  # the binding is there and admin.conf may read it
@@ -89,12 +94,14 @@ def plan(ctx, target) -> Iterator[Step]:
 
 
 def refused(admin: Client) -> NotAuthorized:
-    return NotAuthorized(f"{_who(admin)} is not a cluster admin yet: the run makes ClusterRoleBinding {NAME} with "
-                         f"{SUPER_ADMIN} first")
+    return NotAuthorized(
+        f"{_who(admin)} is not a cluster admin yet: the run makes ClusterRoleBinding {NAME} with {SUPER_ADMIN} first"
+    )
 
 
-def ensure(admin: Client, super_admin: Callable[[], Client | None],
-           timeout: float = TIMEOUT, interval: float = INTERVAL) -> str:
+def ensure(
+    admin: Client, super_admin: Callable[[], Client | None], timeout: float = TIMEOUT, interval: float = INTERVAL
+) -> str:
     """Make sure `admin` may do everything; -> a sentence on what was done ("" for nothing).
     A server that is not reachable raises Unreachable at once (wait-control-plane waits for it)."""
     path = objects.item(BINDING)
@@ -108,9 +115,11 @@ def ensure(admin: Client, super_admin: Callable[[], Client | None],
         return f"made ClusterRoleBinding {NAME} with admin.conf"
     sup = super_admin()
     if sup is None:
-        raise KubeinitError(f"{who} may do nothing (403 Forbidden): the ClusterRoleBinding {NAME} is missing and "
-                            f"there is no {SUPER_ADMIN} beside it to make it; run the kubeconfig phase on the "
-                            f"first control plane (`kubeinit init phase kubeconfig super-admin`), or: {BIND_YOURSELF}")
+        raise KubeinitError(
+            f"{who} may do nothing (403 Forbidden): the ClusterRoleBinding {NAME} is missing and "
+            f"there is no {SUPER_ADMIN} beside it to make it; run the kubeconfig phase on the "
+            f"first control plane (`kubeinit init phase kubeconfig super-admin`), or: {BIND_YOURSELF}"
+        )
     try:
         _create(sup, deadline, interval, SUPER_ADMIN)
     finally:
@@ -125,10 +134,12 @@ def ensure(admin: Client, super_admin: Callable[[], Client | None],
                 raise
             last = _short(e)
         if time.monotonic() >= deadline:
-            raise KubeinitError(f"{who} was still refused {timeout:.0f} s after ClusterRoleBinding {NAME} was made "
-                                f"with {SUPER_ADMIN} (last: {last}); does the API server authorize with RBAC "
-                                "(--authorization-mode=Node,RBAC) and has it made the ClusterRole cluster-admin? "
-                                f"`kubectl --kubeconfig {SUPER_ADMIN} get clusterrole cluster-admin` shows it")
+            raise KubeinitError(
+                f"{who} was still refused {timeout:.0f} s after ClusterRoleBinding {NAME} was made "
+                f"with {SUPER_ADMIN} (last: {last}); does the API server authorize with RBAC "
+                "(--authorization-mode=Node,RBAC) and has it made the ClusterRole cluster-admin? "
+                f"`kubectl --kubeconfig {SUPER_ADMIN} get clusterrole cluster-admin` shows it"
+            )
         time.sleep(interval)
 
 
@@ -162,14 +173,16 @@ def _short(e: Exception) -> str:
 def apply(ctx, target, call: ApiCall) -> str:
     """The executor's ensure step: ensure() with admin.conf, super-admin.conf read from the
     target (the first control plane) over its connection only if admin.conf is refused."""
+
     def super_admin() -> Client | None:
         path = posixpath.join(ctx.kubeconfig_dir, SUPER_ADMIN)
         data = target.facts.read(path)
         if data is None:
             return None
         port = ctx.spec.bind_port
-        return Client.from_kubeconfig_data(data, f"{target.name}:{path}",
-                                           dial=lambda: target.conn.dial("127.0.0.1", port))
+        return Client.from_kubeconfig_data(
+            data, f"{target.name}:{path}", dial=lambda: target.conn.dial("127.0.0.1", port)
+        )
 
     done = ensure(ctx.kube(target), super_admin, timeout=call.timeout or TIMEOUT)
     ctx.shared.setdefault("kube-admins", {})[target.name] = ALLOWED

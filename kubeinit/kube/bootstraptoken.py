@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Sequence
 
 from kubeinit import redact
 from kubeinit.certs import tokens
@@ -41,8 +41,10 @@ def token_id_of(text: str) -> str:
         return text
     if tokens.is_valid_token(text):
         return tokens.parse_token(text)[0]  # registers the secret half with redact
-    raise UserError(f"{_shown(text)!r} is neither a token ID ([a-z0-9]{{6}}) nor a token "
-                    r"([a-z0-9]{6}\.[a-z0-9]{16})")
+    raise UserError(
+        f"{_shown(text)!r} is neither a token ID ([a-z0-9]{{6}}) nor a token "
+        r"([a-z0-9]{6}\.[a-z0-9]{16})"
+    )
 
 
 def _shown(text: str) -> str:
@@ -50,9 +52,14 @@ def _shown(text: str) -> str:
     return text if len(text) <= 8 else text[:6] + "…"
 
 
-def secret_manifest(token, ttl: timedelta | None = tokens.DEFAULT_TTL, usages: Sequence[str] = tokens.USAGES,
-                    groups: Sequence[str] = tokens.DEFAULT_GROUPS, description: str | None = None,
-                    now: datetime | None = None) -> dict:
+def secret_manifest(
+    token,
+    ttl: timedelta | None = tokens.DEFAULT_TTL,
+    usages: Sequence[str] = tokens.USAGES,
+    groups: Sequence[str] = tokens.DEFAULT_GROUPS,
+    description: str | None = None,
+    now: datetime | None = None,
+) -> dict:
     """kube-system/bootstrap-token-<id>; ttl None or 0 means the token never expires. Usages
     (signing, authentication) and groups (§1.4's regex) are checked first."""
     token_id, secret = tokens.parse_token(token)
@@ -66,8 +73,8 @@ def secret_manifest(token, ttl: timedelta | None = tokens.DEFAULT_TTL, usages: S
     if description:
         data["description"] = description
     if ttl:
-        expires = (now or datetime.now(timezone.utc)) + ttl
-        data["expiration"] = expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = (now or datetime.now(UTC)) + ttl
+        data["expiration"] = expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for u in usages:
         data[f"usage-bootstrap-{u}"] = "true"
     if groups:
@@ -85,8 +92,16 @@ def secret_manifest(token, ttl: timedelta | None = tokens.DEFAULT_TTL, usages: S
 
 # --- durations --------------------------------------------------------------------------
 
-_UNITS_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
-             "h": 3600 * 10**9}
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 _PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -95,7 +110,7 @@ def parse_duration(text: str, flag: str = "--ttl") -> timedelta:
     bad = UserError(f"{flag} {text!r} is not a duration such as 24h0m0s, 1h30m or 0 (never expires)")
     s = text.strip()
     sign = s[:1] if s[:1] in ("+", "-") else ""
-    s = s[len(sign):]
+    s = s[len(sign) :]
     if s == "0":
         return timedelta(0)
     if not s:
@@ -125,12 +140,13 @@ def parse_rfc3339(text: str) -> datetime | None:
     if not _RFC3339.fullmatch(text):
         return None
     try:
-        return datetime.fromisoformat(text.upper().replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         return None
 
 
 # --- reading a Secret back ---------------------------------------------------------------
+
 
 class NotAToken(ValueError):
     """A Secret of the bootstrap-token type that holds no well-formed token."""
@@ -157,14 +173,14 @@ class TokenRecord:
         """§4.2: an expired or unparseable expiration makes the token invalid."""
         if self.unparseable:
             return False
-        return self.expires is None or self.expires > (now or datetime.now(timezone.utc))
+        return self.expires is None or self.expires > (now or datetime.now(UTC))
 
     def ttl(self, now: datetime | None = None) -> str:
         if self.unparseable:
             return "<invalid>"
         if self.expires is None:
             return "<forever>"
-        return short_duration(self.expires - (now or datetime.now(timezone.utc)))
+        return short_duration(self.expires - (now or datetime.now(UTC)))
 
     def expires_text(self) -> str:
         if self.unparseable:
@@ -172,7 +188,7 @@ class TokenRecord:
         return self.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires else "<never>"
 
     @classmethod
-    def from_secret(cls, obj: dict) -> "TokenRecord":
+    def from_secret(cls, obj: dict) -> TokenRecord:
         name = (obj.get("metadata") or {}).get("name", "")
         data = {}
         for k, v in (obj.get("data") or {}).items():
@@ -192,7 +208,12 @@ class TokenRecord:
             description=data.get("description", ""),
             expires=parse_rfc3339(exp) if exp else None,
             expiration_text=exp,
-            usages=tuple(sorted(k.removeprefix("usage-bootstrap-") for k, v in data.items()
-                                if k.startswith("usage-bootstrap-") and v == "true")),
+            usages=tuple(
+                sorted(
+                    k.removeprefix("usage-bootstrap-")
+                    for k, v in data.items()
+                    if k.startswith("usage-bootstrap-") and v == "true"
+                )
+            ),
             groups=tuple(g.strip() for g in data.get("auth-extra-groups", "").split(",") if g.strip()),
         )

@@ -52,13 +52,24 @@ def namespaced(resource: str, namespace: str, name: str | None = None) -> str:
 
 
 class Client:
-    def __init__(self, server: str, tls: ssl.SSLContext, *, token: str | None = None, kubeconfig: str = "",
-                 user: str = "", ca_pem: bytes | None = None, client_cert: bool = False, dial=None,
-                 timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        server: str,
+        tls: ssl.SSLContext,
+        *,
+        token: str | None = None,
+        kubeconfig: str = "",
+        user: str = "",
+        ca_pem: bytes | None = None,
+        client_cert: bool = False,
+        dial=None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         url = urlsplit(server)
         if url.scheme != "https" or not url.hostname:
-            raise UserError(f"{kubeconfig}: server {server!r} is not an https:// URL; kubeinit only talks TLS "
-                            "to the API server")
+            raise UserError(
+                f"{kubeconfig}: server {server!r} is not an https:// URL; kubeinit only talks TLS to the API server"
+            )
         self.server = server.rstrip("/")
         self.host, self.port = url.hostname, url.port or 443
         self.netloc = url.netloc  # host:port as written, [brackets] kept for IPv6
@@ -71,13 +82,12 @@ class Client:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "Client":
+    def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Client:
         path = Path(path)
         return _from_kubeconfig(_read(path, "kubeconfig", "--kubeconfig"), path, context, timeout, None)
 
     @classmethod
-    def from_kubeconfig_data(cls, data: bytes, origin: str, dial=None,
-                             timeout: float = DEFAULT_TIMEOUT) -> "Client":
+    def from_kubeconfig_data(cls, data: bytes, origin: str, dial=None, timeout: float = DEFAULT_TIMEOUT) -> Client:
         """A kubeconfig read elsewhere (a control plane's admin.conf, over SSH); `dial()`, when
         given, returns the socket to speak TLS over (a tunnel to that host's API server): the
         server's certificate is still checked against the kubeconfig's CA and server name."""
@@ -132,16 +142,20 @@ class Client:
                     return self._exchange(method, url, data, headers)
             except ssl.SSLCertVerificationError as e:
                 self._drop()
-                raise Unreachable(f"the API server {self.server} presented a certificate that the CA in "
-                                  f"{self.kubeconfig} does not vouch for ({e.verify_message}); is --kubeconfig "
-                                  "a kubeconfig of this cluster?") from None
+                raise Unreachable(
+                    f"the API server {self.server} presented a certificate that the CA in "
+                    f"{self.kubeconfig} does not vouch for ({e.verify_message}); is --kubeconfig "
+                    "a kubeconfig of this cluster?"
+                ) from None
             except ssl.SSLError as e:
                 self._drop()
                 raise self._tls_error(e) from None
             except (OSError, http.client.HTTPException) as e:
                 self._drop()
-                raise Unreachable(f"cannot reach the API server {self.server} ({self._why(e)}); is the control "
-                                  f"plane up? (--kubeconfig {self.kubeconfig})") from None
+                raise Unreachable(
+                    f"cannot reach the API server {self.server} ({self._why(e)}); is the control "
+                    f"plane up? (--kubeconfig {self.kubeconfig})"
+                ) from None
 
     def _exchange(self, method: str, url: str, data: bytes | None, headers: dict) -> tuple[int, str, bytes]:
         """One request on the kept connection (HTTP/1.1 keep-alive: over an SSH tunnel each new
@@ -195,19 +209,38 @@ class Client:
     def _tls_error(self, e: ssl.SSLError) -> KubeinitError:
         reason = (e.reason or str(e)).lower()
         # the server turned our certificate down (TLS 1.3 reports it on the first read)
-        if any(w in reason for w in ("certificate_required", "bad_certificate", "unknown_ca",
-                                     "certificate_unknown", "decrypt_error", "access_denied")):
-            return ApiError(f"the API server {self.server} rejected the client certificate of user "
-                            f"{self.user!r} in {self.kubeconfig} (TLS: {e.reason}); use a kubeconfig with "
-                            f"valid credentials for this cluster, {ADMIN_HINT}", 401, "Unauthorized")
+        if any(
+            w in reason
+            for w in (
+                "certificate_required",
+                "bad_certificate",
+                "unknown_ca",
+                "certificate_unknown",
+                "decrypt_error",
+                "access_denied",
+            )
+        ):
+            return ApiError(
+                f"the API server {self.server} rejected the client certificate of user "
+                f"{self.user!r} in {self.kubeconfig} (TLS: {e.reason}); use a kubeconfig with "
+                f"valid credentials for this cluster, {ADMIN_HINT}",
+                401,
+                "Unauthorized",
+            )
         if isinstance(e, ssl.SSLEOFError) and self.client_cert:
             # a server that turns a certificate down may close before its alert is read
-            return ApiError(f"the API server {self.server} closed the connection when shown the client "
-                            f"certificate of user {self.user!r} in {self.kubeconfig} (TLS: unexpected EOF): it "
-                            f"most likely rejected it; use a kubeconfig with valid credentials for this cluster, "
-                            f"{ADMIN_HINT}", 401, "Unauthorized")
-        return Unreachable(f"TLS with the API server {self.server} failed ({e.reason or e}); is it an API "
-                           f"server, and is --kubeconfig {self.kubeconfig} for this cluster?")
+            return ApiError(
+                f"the API server {self.server} closed the connection when shown the client "
+                f"certificate of user {self.user!r} in {self.kubeconfig} (TLS: unexpected EOF): it "
+                f"most likely rejected it; use a kubeconfig with valid credentials for this cluster, "
+                f"{ADMIN_HINT}",
+                401,
+                "Unauthorized",
+            )
+        return Unreachable(
+            f"TLS with the API server {self.server} failed ({e.reason or e}); is it an API "
+            f"server, and is --kubeconfig {self.kubeconfig} for this cluster?"
+        )
 
     def _answer(self, method: str, path: str, code: int, phrase: str, raw: bytes) -> dict:
         try:
@@ -216,25 +249,32 @@ class Client:
             obj = None
         if code < 400:
             if not isinstance(obj, dict):
-                raise KubeinitError(f"the API server {self.server} answered {method} {path} with something that "
-                                    f"is not a JSON object (HTTP {code}); is it an API server?")
+                raise KubeinitError(
+                    f"the API server {self.server} answered {method} {path} with something that "
+                    f"is not a JSON object (HTTP {code}); is it an API server?"
+                )
             return obj
         status = obj if isinstance(obj, dict) and obj.get("kind") == "Status" else {}
         reason = status.get("reason") or phrase.replace(" ", "") or "Unknown"
         message = status.get("message") or (raw[:200].decode(errors="replace").strip() if obj is None else "")
         if code == 401:
-            text = (f"the API server {self.server} rejected the credentials of user {self.user!r} in "
-                    f"{self.kubeconfig} (401 Unauthorized); use a kubeconfig with valid credentials for this "
-                    f"cluster, {ADMIN_HINT}")
+            text = (
+                f"the API server {self.server} rejected the credentials of user {self.user!r} in "
+                f"{self.kubeconfig} (401 Unauthorized); use a kubeconfig with valid credentials for this "
+                f"cluster, {ADMIN_HINT}"
+            )
         elif code == 403:
-            text = (f"user {self.user!r} of {self.kubeconfig} may not do this on {self.server} (403 Forbidden: "
-                    f"{message}); use a kubeconfig of a cluster admin, {ADMIN_HINT}")
+            text = (
+                f"user {self.user!r} of {self.kubeconfig} may not do this on {self.server} (403 Forbidden: "
+                f"{message}); use a kubeconfig of a cluster admin, {ADMIN_HINT}"
+            )
         else:
             text = f"the API server {self.server} refused {method} {path}: {message or phrase} ({code} {reason})"
         raise ApiError(text, code, reason, message)
 
 
 # --- kubeconfig --------------------------------------------------------------------------
+
 
 def _read(path: Path, what: str, flag: str) -> bytes:
     from kubeinit import userfile
@@ -244,8 +284,9 @@ def _read(path: Path, what: str, flag: str) -> bytes:
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist; pass {flag} with the right path") from None
     except PermissionError:
-        raise UserError(f"cannot read {what} {path} (permission denied); run as root (sudo) or pass {flag} "
-                        "with a file you can read") from None
+        raise UserError(
+            f"cannot read {what} {path} (permission denied); run as root (sudo) or pass {flag} with a file you can read"
+        ) from None
     except OSError as e:
         raise UserError(f"cannot read {what} {path} ({e.strerror}); pass {flag} with the right file") from None
 
@@ -275,43 +316,60 @@ def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: floa
 
     unsupported = [k for k in ("exec", "auth-provider", "username", "password") if user.get(k)]
     if unsupported:
-        raise UserError(f"kubeconfig {path}: user {user_name!r} authenticates with {unsupported[0]!r}, which "
-                        "kubeinit does not support; use a kubeconfig with a client certificate or a token, "
-                        f"{ADMIN_HINT}")
+        raise UserError(
+            f"kubeconfig {path}: user {user_name!r} authenticates with {unsupported[0]!r}, which "
+            "kubeinit does not support; use a kubeconfig with a client certificate or a token, "
+            f"{ADMIN_HINT}"
+        )
 
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ca_pem = _data_or_file(cluster, "certificate-authority", base, path)
     if cluster.get("insecure-skip-tls-verify") is True:
         # kubeinit sends admin credentials: never to a server whose identity it cannot check
-        raise UserError(f"kubeconfig {path}: cluster {chosen.cluster_name!r} sets insecure-skip-tls-verify, and "
-                        "kubeinit does not send credentials to an API server it cannot verify; give the cluster's "
-                        f"CA (certificate-authority-data) instead, {ADMIN_HINT}")
+        raise UserError(
+            f"kubeconfig {path}: cluster {chosen.cluster_name!r} sets insecure-skip-tls-verify, and "
+            "kubeinit does not send credentials to an API server it cannot verify; give the cluster's "
+            f"CA (certificate-authority-data) instead, {ADMIN_HINT}"
+        )
     if ca_pem:
         try:
             tls.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
         except (ssl.SSLError, ValueError):
-            raise UserError(f"kubeconfig {path}: the cluster's certificate authority is not a PEM "
-                            "certificate") from None
+            raise UserError(
+                f"kubeconfig {path}: the cluster's certificate authority is not a PEM certificate"
+            ) from None
     else:
         tls.load_default_certs()  # no CA given: the system's, as kubectl does
 
     cert = _data_or_file(user, "client-certificate", base, path)
     key = _data_or_file(user, "client-key", base, path)
     if bool(cert) != bool(key):
-        raise UserError(f"kubeconfig {path}: user {user_name!r} has a client "
-                        f"{'certificate without its key' if cert else 'key without its certificate'}")
+        raise UserError(
+            f"kubeconfig {path}: user {user_name!r} has a client "
+            f"{'certificate without its key' if cert else 'key without its certificate'}"
+        )
     if cert:
         redact.register(key)
         _load_client_cert(tls, cert, key, f"kubeconfig {path}, user {user_name!r}")
 
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        token = _read(base / str(user["tokenFile"]), f"tokenFile (from kubeconfig {path})",
-                      "--kubeconfig").decode().strip()
+        token = (
+            _read(base / str(user["tokenFile"]), f"tokenFile (from kubeconfig {path})", "--kubeconfig").decode().strip()
+        )
     if token:
         redact.register(token)
-    return Client(server, tls, token=token or None, kubeconfig=str(path), user=user_name, ca_pem=ca_pem,
-                  client_cert=bool(cert), dial=dial, timeout=timeout)
+    return Client(
+        server,
+        tls,
+        token=token or None,
+        kubeconfig=str(path),
+        user=user_name,
+        ca_pem=ca_pem,
+        client_cert=bool(cert),
+        dial=dial,
+        timeout=timeout,
+    )
 
 
 def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -> None:
@@ -326,13 +384,15 @@ def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -
         if fd is not None:
             view = memoryview(cert + b"\n" + key)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             tls.load_cert_chain(f"/proc/self/fd/{fd}")  # the key is read from the same file
         else:
             _load_client_cert_from_files(tls, cert, key)
     except ssl.SSLError as e:
-        raise UserError(f"{what}: the client certificate and key cannot be used ({e.reason or 'not PEM'}); "
-                        "are they a matching PEM pair?") from None
+        raise UserError(
+            f"{what}: the client certificate and key cannot be used ({e.reason or 'not PEM'}); "
+            "are they a matching PEM pair?"
+        ) from None
     finally:
         if fd is not None:
             os.close(fd)

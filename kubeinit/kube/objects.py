@@ -13,8 +13,15 @@ import time
 from kubeinit.kube.client import ApiError, Client, Unreachable
 
 RBAC = "rbac.authorization.k8s.io/v1"
-_PLURAL = {"Secret": "secrets", "ConfigMap": "configmaps", "Node": "nodes", "Role": "roles", "RoleBinding": "rolebindings",
-           "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
+_PLURAL = {
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
+    "Node": "nodes",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+}
 
 
 def collection(obj: dict) -> str:
@@ -29,7 +36,7 @@ def item(obj: dict) -> str:
 
 
 def label(obj: dict) -> str:
-    """"ConfigMap kube-public/cluster-info", "ClusterRole kubeadm:get-nodes"."""
+    """ "ConfigMap kube-public/cluster-info", "ClusterRole kubeadm:get-nodes"."""
     ns = obj["metadata"].get("namespace")
     return f"{obj['kind']} {ns + '/' if ns else ''}{obj['metadata']['name']}"
 
@@ -105,10 +112,12 @@ def wait_ready(client: Client, path: str, timeout: float, interval: float = 0.5,
         except Unreachable as e:
             last = str(e).split(";", 1)[0]
         if time.monotonic() >= deadline:
-            raise Unreachable(f"the API server did not answer {path} with ok within {timeout:.0f} s (last: {last}); "
-                              "the kubelet runs it as a static pod: on the control plane, `journalctl -u kubelet` "
-                              "shows why the kubelet did not start it, and `crictl logs $(crictl ps -q --name "
-                              "kube-apiserver)` why the API server did not become ready")
+            raise Unreachable(
+                f"the API server did not answer {path} with ok within {timeout:.0f} s (last: {last}); "
+                "the kubelet runs it as a static pod: on the control plane, `journalctl -u kubelet` "
+                "shows why the kubelet did not start it, and `crictl logs $(crictl ps -q --name "
+                "kube-apiserver)` why the API server did not become ready"
+            )
         if check is not None:
             check()
         time.sleep(interval)
@@ -119,12 +128,18 @@ def node_marked(node: dict | None, labels: dict[str, str], taints: list[dict]) -
         return False
     have = node["metadata"].get("labels") or {}
     present = {(t.get("key"), t.get("effect")) for t in (node.get("spec") or {}).get("taints") or []}
-    return all(have.get(k) == v for k, v in labels.items()) and all((t["key"], t["effect"]) in present
-                                                                   for t in taints)
+    return all(have.get(k) == v for k, v in labels.items()) and all((t["key"], t["effect"]) in present for t in taints)
 
 
-def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[dict], timeout: float,
-              interval: float = 1.0, check=None) -> None:
+def mark_node(
+    client: Client,
+    path: str,
+    labels: dict[str, str],
+    taints: list[dict],
+    timeout: float,
+    interval: float = 1.0,
+    check=None,
+) -> None:
     """Add labels and taints to a Node once its kubelet has registered it (kubeadm's
     mark-control-plane waits for that too); other labels and taints stay. `check()` as for
     wait_ready."""
@@ -136,8 +151,10 @@ def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[di
             if e.code != 404:
                 raise
             if time.monotonic() >= deadline:
-                raise Unreachable(f"the node {path.rsplit('/', 1)[1]} did not register within {timeout:.0f} s; is "
-                                  "its kubelet running? `journalctl -u kubelet` on it shows why") from None
+                raise Unreachable(
+                    f"the node {path.rsplit('/', 1)[1]} did not register within {timeout:.0f} s; is "
+                    "its kubelet running? `journalctl -u kubelet` on it shows why"
+                ) from None
             if check is not None:
                 check()
             time.sleep(interval)
@@ -147,8 +164,9 @@ def mark_node(client: Client, path: str, labels: dict[str, str], taints: list[di
         node["metadata"]["labels"] = {**(node["metadata"].get("labels") or {}), **labels}
         spec = node.setdefault("spec", {})
         have = spec.get("taints") or []
-        spec["taints"] = have + [t for t in taints
-                                 if (t["key"], t["effect"]) not in {(h.get("key"), h.get("effect")) for h in have}]
+        spec["taints"] = have + [
+            t for t in taints if (t["key"], t["effect"]) not in {(h.get("key"), h.get("effect")) for h in have}
+        ]
         try:
             client.replace(path, node)
             return

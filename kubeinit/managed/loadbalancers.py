@@ -33,8 +33,10 @@ def free(provider, ctx) -> None:
     if ctx.record.persist and ctx.record.get("cluster", s.name) is None:
         return  # the record holds no cluster: nothing could have made a load balancer
     if not isinstance(ctx, LiveCtx):
-        ctx.note("through the cluster's API: delete every Service of type LoadBalancer, then wait until they are "
-                 "gone (the cloud's load balancers with them); --keep-load-balancers skips this")
+        ctx.note(
+            "through the cluster's API: delete every Service of type LoadBalancer, then wait until they are "
+            "gone (the cloud's load balancers with them); --keep-load-balancers skips this"
+        )
         return
     client = None
     try:
@@ -46,9 +48,11 @@ def free(provider, ctx) -> None:
         raise  # the cloud itself refused: the deletion would too
     except (KubeinitError, ValueError, ssl.SSLError) as e:  # no API, or a CA that is no certificate
         why = str(e) if isinstance(e, KubeinitError) else "the cluster's CA certificate could not be read"
-        ui.warn(f"could not delete the cluster's LoadBalancer Services ({why}); cloud load "
-                "balancers they made may remain (and, on EKS, keep the VPC from being deleted): delete them in the "
-                "cloud's console if so")
+        ui.warn(
+            f"could not delete the cluster's LoadBalancer Services ({why}); cloud load "
+            "balancers they made may remain (and, on EKS, keep the VPC from being deleted): delete them in the "
+            "cloud's console if so"
+        )
     finally:
         if client is not None:
             client.close()
@@ -57,8 +61,11 @@ def free(provider, ctx) -> None:
 def _delete_services(ctx, client: Client, limit: float) -> None:
     def balancers():
         items = client.list("/api/v1/services").get("items") or []
-        return [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items
-                if (i.get("spec") or {}).get("type") == "LoadBalancer"]
+        return [
+            (i["metadata"]["namespace"], i["metadata"]["name"])
+            for i in items
+            if (i.get("spec") or {}).get("type") == "LoadBalancer"
+        ]
 
     found = balancers()
     for ns, name in found:
@@ -99,16 +106,23 @@ def _client(provider, ctx) -> Client:
     else:
         from kubeinit import kubeconfig
 
-        raw = ctx.api("containerservice").managed_clusters.list_cluster_user_credentials(
-            s.resource_group, s.name).kubeconfigs[0].value
+        raw = (
+            ctx.api("containerservice")
+            .managed_clusters.list_cluster_user_credentials(s.resource_group, s.name)
+            .kubeconfigs[0]
+            .value
+        )
         what = "AKS user credentials"
         conf = kubeconfig.load(raw, what)
         kubeconfig.register_secrets(conf)
         chosen = kubeconfig.current(conf, what)
         if not chosen.user.get("token"):  # a client certificate only: the kubeconfig as the cloud gave it
             return Client.from_kubeconfig_data(raw if isinstance(raw, bytes) else raw.encode(), what)
-        server, ca, token = (chosen.cluster.get("server"), chosen.cluster.get("certificate-authority-data"),
-                             chosen.user["token"])
+        server, ca, token = (
+            chosen.cluster.get("server"),
+            chosen.cluster.get("certificate-authority-data"),
+            chosen.user["token"],
+        )
     redact.register(token)
     tls = ssl.create_default_context(cadata=base64.b64decode(ca).decode())
     return Client(server, tls, token=token, kubeconfig=f"{provider.title} cluster {s.name}")

@@ -13,8 +13,7 @@ from pathlib import Path
 from kubeinit import kubeconfig as kcfg
 from kubeinit import ui
 from kubeinit.errors import KubeinitError, UserError
-from kubeinit.managed import checks
-from kubeinit.managed import zones
+from kubeinit.managed import checks, zones
 from kubeinit.managed.record import Record, record_path
 from kubeinit.managed.run import DryRunCtx, LiveCtx, StopWaiting
 from kubeinit.managed.spec import ManagedSpec
@@ -69,20 +68,31 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
         moved = [f for f in _PLACE if getattr(record.spec, f) != getattr(spec, f)]
         if moved:
             f = moved[0]
-            raise UserError(f"{record.path} records {spec.provider} cluster {spec.name} with {f} "
-                            f"{getattr(record.spec, f)}, not {getattr(spec, f)}: use that {f}, "
-                            f"or delete it first with `{_delete_cmd(spec)}`")
+            raise UserError(
+                f"{record.path} records {spec.provider} cluster {spec.name} with {f} "
+                f"{getattr(record.spec, f)}, not {getattr(spec, f)}: use that {f}, "
+                f"or delete it first with `{_delete_cmd(spec)}`"
+            )
         said, commands = checks.changes(record.spec, spec)
         if said and record.status == "ready":  # the cloud would keep what it has: say so rather than pretend
-            raise _with_hints(UserError(
-                f"{provider.title} cluster {spec.name} is ready and was created with other settings ("
-                + "; ".join(said) + "): create does not change an existing cluster, and nothing was changed"),
+            raise _with_hints(
+                UserError(
+                    f"{provider.title} cluster {spec.name} is ready and was created with other settings ("
+                    + "; ".join(said)
+                    + "): create does not change an existing cluster, and nothing was changed"
+                ),
                 *([f"to change it: `{c}`" for c in commands] or []),
-                *(["other settings are fixed once made: delete the cluster and create it again"]
-                  if len(commands) < len(said) else []))
+                *(
+                    ["other settings are fixed once made: delete the cluster and create it again"]
+                    if len(commands) < len(said)
+                    else []
+                ),
+            )
         if said:
-            ui.warn("the settings differ from the record's (" + "; ".join(said) + "): what is already made keeps "
-                    "its settings, the rest is made with the new ones")
+            ui.warn(
+                "the settings differ from the record's (" + "; ".join(said) + "): what is already made keeps "
+                "its settings, the rest is made with the new ones"
+            )
         ui.info(f"resuming from {record.path}: {len(record.resources)} recorded resources are reused")
         record.spec = spec
     ctx = _ctx(provider, spec, record, opts)
@@ -96,8 +106,11 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
     except KeyboardInterrupt:
         err = Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}; nothing was deleted")
         if record.resources and not opts.dry_run:
-            _with_hints(err, f"what kubeinit created so far is recorded in {record.path}",
-                        f"run the same create command again to resume, or `{_delete_cmd(spec)}` to remove it")
+            _with_hints(
+                err,
+                f"what kubeinit created so far is recorded in {record.path}",
+                f"run the same create command again to resume, or `{_delete_cmd(spec)}` to remove it",
+            )
         raise err from None
     except KubeinitError as e:
         if opts.dry_run:
@@ -107,16 +120,22 @@ def create_cluster(spec: ManagedSpec, opts: Options) -> None:
             raise
         record.set("failed")
         if not opts.cleanup_on_failure:
-            raise _with_hints(e, f"what kubeinit created is recorded in {record.path}",
-                              f"fix the cause and run the same command again to resume, or `{_delete_cmd(spec)}` to remove it")
+            raise _with_hints(
+                e,
+                f"what kubeinit created is recorded in {record.path}",
+                f"fix the cause and run the same command again to resume, or `{_delete_cmd(spec)}` to remove it",
+            ) from None
         ui.error(str(e))
         ui.warn(f"removing the {len(record.resources)} resources kubeinit created (--cleanup-on-failure)")
         cleanup = LiveCtx(provider, spec, record, interval=opts.poll_interval, timeout=opts.timeout)
         try:
             provider.delete(cleanup, list(record.resources))
         except KubeinitError as failed:
-            raise _with_hints(e, f"the clean-up failed too ({failed}); {record.path} lists what is left",
-                              f"run `{_delete_cmd(spec)}` to retry") from None
+            raise _with_hints(
+                e,
+                f"the clean-up failed too ({failed}); {record.path} lists what is left",
+                f"run `{_delete_cmd(spec)}` to retry",
+            ) from None
         record.discard()
         raise _with_hints(e, f"cleaned up: removed {cleanup.removed} resources kubeinit had created") from None
 
@@ -127,8 +146,10 @@ def _created(provider, ctx, record: Record, opts: Options) -> None:
     if not opts.write_kubeconfig:
         if not opts.dry_run:
             record.set("ready")
-            ui.ok(f"{provider.title} cluster {spec.name} is ready; no kubeconfig written (--write-kubeconfig=false): "
-                  f"`kubeinit kubeconfig --provider {spec.provider} --name {spec.name}` writes it")
+            ui.ok(
+                f"{provider.title} cluster {spec.name} is ready; no kubeconfig written (--write-kubeconfig=false): "
+                f"`kubeinit kubeconfig --provider {spec.provider} --name {spec.name}` writes it"
+            )
         return
     path = opts.kubeconfig or kcfg.default_path()
     context = ctx.write_kubeconfig(str(path), provider.kubeconfig(ctx), current=opts.set_context)
@@ -144,16 +165,20 @@ def _started(provider, record: Record, spec: ManagedSpec, opts: Options, stop: S
         return
     record.set("creating")
     ui.ok(f"started: {stop.what} is what the cloud is now working on (--no-wait)")
-    ui.info(f"follow it with `kubeinit get clusters --provider {spec.provider}`; run the same create command again "
-            "(without --no-wait) to wait for it, create the rest and write the kubeconfig")
+    ui.info(
+        f"follow it with `kubeinit get clusters --provider {spec.provider}`; run the same create command again "
+        "(without --no-wait) to wait for it, create the rest and write the kubeconfig"
+    )
 
 
 def _delete_first(provider, ctx, opts: Options) -> None:
     """Before any deletion: refuse --no-wait where the order needs waiting; free load balancers."""
     if opts.no_wait:
         if ctx.spec.provider == "eks":
-            raise UserError("EKS deletes in order (nodegroups, then the cluster, then its VPC and roles), each after the "
-                            "one before is gone: --no-wait is not available for EKS; run the delete without it")
+            raise UserError(
+                "EKS deletes in order (nodegroups, then the cluster, then its VPC and roles), each after the "
+                "one before is gone: --no-wait is not available for EKS; run the delete without it"
+            )
         ctx.no_wait = lambda: True  # every wait in a delete follows a deletion call: return at the first
     ctx.deleting_cluster = True  # GKE/AKS: the cluster's deletion takes its node pools, no need to wait for each
     if not opts.keep_load_balancers:
@@ -170,8 +195,10 @@ def _delete_started(record: Record, spec: ManagedSpec, opts: Options, stop: Stop
         record.resources[-1]["data"]["deleting"] = True  # the entry being deleted: a re-run waits for it
     record.set("deleting")
     ui.ok(f"started: the cloud is deleting {spec.provider} cluster {spec.name} (--no-wait)")
-    ui.info(f"follow it with `kubeinit get clusters --provider {spec.provider}`; run `{_delete_cmd(spec)}` again "
-            "(without --no-wait) to wait until it is gone and remove the rest and kubeinit's record")
+    ui.info(
+        f"follow it with `kubeinit get clusters --provider {spec.provider}`; run `{_delete_cmd(spec)}` again "
+        "(without --no-wait) to wait until it is gone and remove the rest and kubeinit's record"
+    )
 
 
 def print_kubeconfig(spec: ManagedSpec) -> None:
@@ -202,8 +229,10 @@ def delete_cluster(spec: ManagedSpec, record: Record | None, opts: Options) -> N
     spec = provider.resolve(spec, "delete")
     if record is None:
         record = Record(record_path(spec.provider, spec.name), spec, persist=False)
-        ui.warn(f"no record of {spec.provider} cluster {spec.name} in {record.path}: deleting the cluster "
-                "and its node pools only (resources kubeinit did not record are kept)")
+        ui.warn(
+            f"no record of {spec.provider} cluster {spec.name} in {record.path}: deleting the cluster "
+            "and its node pools only (resources kubeinit did not record are kept)"
+        )
         recorded = False
     else:
         recorded = True
@@ -216,16 +245,22 @@ def delete_cluster(spec: ManagedSpec, record: Record | None, opts: Options) -> N
     except StopWaiting as stop:
         return _delete_started(record, spec, opts, stop)
     except KeyboardInterrupt:
-        raise _with_hints(Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}"),
-                          f"run `{_delete_cmd(spec)}` again to finish; the record lists what is left") from None
+        raise _with_hints(
+            Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}"),
+            f"run `{_delete_cmd(spec)}` again to finish; the record lists what is left",
+        ) from None
     except KubeinitError as e:
         if opts.dry_run:
             raise
         left = list(record.resources) if recorded else entries[: len(entries) - ctx.removed]
         if left:
-            _with_hints(e, "still in the cloud: " + ", ".join(provider.describe(x) for x in reversed(left))
-                        + (f" (listed in {record.path})" if recorded else ""),
-                        f"fix the cause and run `{_delete_cmd(spec)}` again")
+            _with_hints(
+                e,
+                "still in the cloud: "
+                + ", ".join(provider.describe(x) for x in reversed(left))
+                + (f" (listed in {record.path})" if recorded else ""),
+                f"fix the cause and run `{_delete_cmd(spec)}` again",
+            )
         raise
     if opts.dry_run:
         return
@@ -238,8 +273,9 @@ def delete_cluster(spec: ManagedSpec, record: Record | None, opts: Options) -> N
     ui.ok(f"{provider.title} cluster {spec.name} deleted ({ctx.removed} resources removed)")
 
 
-def scale_nodepool(spec: ManagedSpec, record: Record | None, pool: str, nodes: int,
-                   min_: int | None, max_: int | None, opts: Options) -> None:
+def scale_nodepool(
+    spec: ManagedSpec, record: Record | None, pool: str, nodes: int, min_: int | None, max_: int | None, opts: Options
+) -> None:
     provider = get_provider(spec.provider)
     spec = provider.resolve(spec, "scale")
     checks.scale(spec, record, pool, nodes, min_, max_)

@@ -57,8 +57,9 @@ class Placeholder:
         return repr(self)
 
     def _refuse(self, *a: Any) -> Any:
-        raise DryRunValueError(f"dry run: the workflow decided something from {self!r}, "
-                               "which is only known once the call has run")
+        raise DryRunValueError(
+            f"dry run: the workflow decided something from {self!r}, which is only known once the call has run"
+        )
 
     __bool__ = __len__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
     __contains__ = __int__ = __float__ = __add__ = __radd__ = __sub__ = _refuse

@@ -17,8 +17,16 @@ from kubeinit.managed.spec import ManagedSpec, NodePoolSpec, _parse_pools
 from kubeinit.providers import get_provider
 
 KIND = {"eks": "nodegroup", "gke": "node_pool", "aks": "agent_pool"}
-_FLAG = {"name": "NAME", "count": "--nodes", "min": "--nodes-min", "max": "--nodes-max", "instanceType": "--node-type",
-         "diskSize": "--node-volume-size", "labels": "--labels", "spot": "--spot"}
+_FLAG = {
+    "name": "NAME",
+    "count": "--nodes",
+    "min": "--nodes-min",
+    "max": "--nodes-max",
+    "instanceType": "--node-type",
+    "diskSize": "--node-volume-size",
+    "labels": "--labels",
+    "spot": "--spot",
+}
 _AKS_SYSTEM = "kubeinitsys0"  # stands for the system pool while checking a user pool
 
 
@@ -80,8 +88,10 @@ def delete_pool(spec: ManagedSpec, record: Record | None, name: str, opts) -> No
     provider, spec, record, ctx = _setup(spec, record, opts)
     kind = KIND[spec.provider]
     if spec.provider == "aks" and record.persist and record.spec.node_pools and record.spec.node_pools[0].name == name:
-        raise UserError(f"node pool {name} is the AKS cluster's system pool: it is deleted with the cluster "
-                        f"(`kubeinit delete cluster --provider aks --name {spec.name}`)")
+        raise UserError(
+            f"node pool {name} is the AKS cluster's system pool: it is deleted with the cluster "
+            f"(`kubeinit delete cluster --provider aks --name {spec.name}`)"
+        )
     entry = record.get(kind, name) or {"kind": kind, "name": name, "id": name, "data": {}}
     before = ctx.removed
     try:
@@ -109,34 +119,61 @@ def _eks_list(ctx) -> list[dict]:
         for name in names:
             ng = eks.describe_nodegroup(clusterName=s.name, nodegroupName=name)["nodegroup"]
             sc = ng.get("scalingConfig") or {}
-            rows.append({"name": name, "instance_type": ",".join(ng.get("instanceTypes") or []),
-                         "nodes": sc.get("desiredSize"), "min": sc.get("minSize"), "max": sc.get("maxSize"),
-                         "spot": ng.get("capacityType") == "SPOT", "version": ng.get("version", ""),
-                         "status": ng.get("status", "")})
+            rows.append(
+                {
+                    "name": name,
+                    "instance_type": ",".join(ng.get("instanceTypes") or []),
+                    "nodes": sc.get("desiredSize"),
+                    "min": sc.get("minSize"),
+                    "max": sc.get("maxSize"),
+                    "spot": ng.get("capacityType") == "SPOT",
+                    "version": ng.get("version", ""),
+                    "status": ng.get("status", ""),
+                }
+            )
     return rows
 
 
 def _eks_create(ctx, pool: NodePoolSpec) -> None:
     s, eks, provider = ctx.spec, ctx.api("eks"), ctx.provider
     role = s.node_role_arn or ((ctx.record.get("iam_role", "node") or {}).get("data") or {}).get("arn")
-    subnets = list(s.subnets) or [e["id"] for e in ctx.record.resources
-                                  if e["kind"] == "subnet" and e["name"].startswith("private-")]
+    subnets = list(s.subnets) or [
+        e["id"] for e in ctx.record.resources if e["kind"] == "subnet" and e["name"].startswith("private-")
+    ]
     if not (role and subnets):  # not in the record: take them from a nodegroup the cluster has
         with ctx.step(f"reading the node role and subnets of EKS cluster {s.name}'s nodegroups"):
             names = eks.list_nodegroups(clusterName=s.name)["nodegroups"]
             try:
                 ng = eks.describe_nodegroup(clusterName=s.name, nodegroupName=names[0])["nodegroup"]
             except IndexError:
-                raise UserError(f"EKS cluster {s.name} has no nodegroup to take the node role and subnets from, "
-                                "and kubeinit has no record of them") from None
+                raise UserError(
+                    f"EKS cluster {s.name} has no nodegroup to take the node role and subnets from, "
+                    "and kubeinit has no record of them"
+                ) from None
             role, subnets = ng["nodeRole"], ng["subnets"]
-    scaling = {"desiredSize": pool.count, "minSize": pool.count if pool.min is None else pool.min,
-               "maxSize": max(pool.count, 1) if pool.max is None else pool.max}
-    ctx.ensure("nodegroup", pool.name, f"EKS nodegroup {pool.name}", lambda: eks.create_nodegroup(
-        clusterName=s.name, nodegroupName=pool.name, nodeRole=role, subnets=subnets, scalingConfig=scaling,
-        instanceTypes=[pool.instance_type], amiType="AL2023_x86_64_STANDARD",
-        capacityType="SPOT" if pool.spot else "ON_DEMAND", **({"diskSize": pool.disk_size} if pool.disk_size else {}),
-        labels=dict(pool.labels), tags=provider._tags(s))["nodegroup"]["nodegroupName"])
+    scaling = {
+        "desiredSize": pool.count,
+        "minSize": pool.count if pool.min is None else pool.min,
+        "maxSize": max(pool.count, 1) if pool.max is None else pool.max,
+    }
+    ctx.ensure(
+        "nodegroup",
+        pool.name,
+        f"EKS nodegroup {pool.name}",
+        lambda: eks.create_nodegroup(
+            clusterName=s.name,
+            nodegroupName=pool.name,
+            nodeRole=role,
+            subnets=subnets,
+            scalingConfig=scaling,
+            instanceTypes=[pool.instance_type],
+            amiType="AL2023_x86_64_STANDARD",
+            capacityType="SPOT" if pool.spot else "ON_DEMAND",
+            **({"diskSize": pool.disk_size} if pool.disk_size else {}),
+            labels=dict(pool.labels),
+            tags=provider._tags(s),
+        )["nodegroup"]["nodegroupName"],
+    )
     provider._wait_nodegroup(ctx, pool.name)
 
 
@@ -148,24 +185,45 @@ def _gke_list(ctx) -> list[dict]:
     rows = []
     for p in resp.node_pools:
         auto = p.autoscaling
-        rows.append({"name": p.name, "instance_type": p.config.machine_type, "nodes": p.initial_node_count,
-                     "min": auto.min_node_count if auto.enabled else None,
-                     "max": auto.max_node_count if auto.enabled else None,
-                     "spot": bool(p.config.spot), "version": p.version, "status": p.status.name})
+        rows.append(
+            {
+                "name": p.name,
+                "instance_type": p.config.machine_type,
+                "nodes": p.initial_node_count,
+                "min": auto.min_node_count if auto.enabled else None,
+                "max": auto.max_node_count if auto.enabled else None,
+                "spot": bool(p.config.spot),
+                "version": p.version,
+                "status": p.status.name,
+            }
+        )
     return rows
 
 
 def _gke_create(ctx, pool: NodePoolSpec) -> None:
     s, container, provider = ctx.spec, ctx.api("container"), ctx.provider
     body = provider._pool_body(pool)
-    entry = ctx.ensure("node_pool", pool.name, f"GKE node pool {pool.name}", lambda: (pool.name, {
-        "operation": container.create_node_pool(
-            request={"parent": provider._cluster_path(s), "node_pool": body}).name}))
+    entry = ctx.ensure(
+        "node_pool",
+        pool.name,
+        f"GKE node pool {pool.name}",
+        lambda: (
+            pool.name,
+            {
+                "operation": container.create_node_pool(
+                    request={"parent": provider._cluster_path(s), "node_pool": body}
+                ).name
+            },
+        ),
+    )
     if entry["data"].get("operation") is not None:
         provider._wait_op(ctx, f"GKE node pool {pool.name} is created", entry["data"]["operation"])
     else:  # found after an interrupted create: its operation's name is unknown, so watch the pool
-        ctx.wait(f"GKE node pool {pool.name} is created", lambda: container.get_node_pool(
-            request={"name": f"{provider._cluster_path(s)}/nodePools/{pool.name}"}), provider._running)
+        ctx.wait(
+            f"GKE node pool {pool.name} is created",
+            lambda: container.get_node_pool(request={"name": f"{provider._cluster_path(s)}/nodePools/{pool.name}"}),
+            provider._running,
+        )
 
 
 def gke_delete(provider, ctx, e) -> None:
@@ -185,11 +243,19 @@ def _aks_list(ctx) -> list[dict]:
     for p in pools:
         pr = p["properties"]
         auto = pr.get("enableAutoScaling")
-        rows.append({"name": p["name"], "instance_type": pr.get("vmSize", ""), "nodes": pr.get("count"),
-                     "min": pr.get("minCount") if auto else None, "max": pr.get("maxCount") if auto else None,
-                     "spot": pr.get("scaleSetPriority") == "Spot", "mode": pr.get("mode", ""),
-                     "version": pr.get("currentOrchestratorVersion") or pr.get("orchestratorVersion", ""),
-                     "status": pr.get("provisioningState", "")})
+        rows.append(
+            {
+                "name": p["name"],
+                "instance_type": pr.get("vmSize", ""),
+                "nodes": pr.get("count"),
+                "min": pr.get("minCount") if auto else None,
+                "max": pr.get("maxCount") if auto else None,
+                "spot": pr.get("scaleSetPriority") == "Spot",
+                "mode": pr.get("mode", ""),
+                "version": pr.get("currentOrchestratorVersion") or pr.get("orchestratorVersion", ""),
+                "status": pr.get("provisioningState", ""),
+            }
+        )
     return rows
 
 
@@ -227,5 +293,8 @@ def aks_delete(provider, ctx, e) -> None:
     ctx.wait_lro(f"AKS node pool {e['id']} is deleted", poller)
 
 
-_IMPL = {"eks": {"list": _eks_list, "create": _eks_create}, "gke": {"list": _gke_list, "create": _gke_create},
-         "aks": {"list": _aks_list, "create": _aks_create}}
+_IMPL = {
+    "eks": {"list": _eks_list, "create": _eks_create},
+    "gke": {"list": _gke_list, "create": _gke_create},
+    "aks": {"list": _aks_list, "create": _aks_create},
+}

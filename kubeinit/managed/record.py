@@ -28,20 +28,28 @@ def record_path(provider: str, name: str) -> Path:
 class Record:
     """Ordered list of created resources: {kind, name, id, data}."""
 
-    def __init__(self, path: Path, spec: ManagedSpec, resources: list[dict[str, Any]] | None = None,
-                 status: str = "creating", extra: dict[str, Any] | None = None, persist: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        spec: ManagedSpec,
+        resources: list[dict[str, Any]] | None = None,
+        status: str = "creating",
+        extra: dict[str, Any] | None = None,
+        persist: bool = True,
+    ):
         self.path, self.spec, self.status = path, spec, status
         self.resources = resources or []
         self.extra = extra or {}  # e.g. where the kubeconfig was written
         self.persist = persist
 
     @classmethod
-    def load(cls, provider: str, name: str) -> "Record | None":
+    def load(cls, provider: str, name: str) -> Record | None:
         path = record_path(provider, name)
         try:
             doc = json.loads(path.read_text())
-            return cls(path, ManagedSpec.from_dict(doc["spec"]), doc["resources"], doc.get("status", "?"),
-                       doc.get("extra"))
+            return cls(
+                path, ManagedSpec.from_dict(doc["spec"]), doc["resources"], doc.get("status", "?"), doc.get("extra")
+            )
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -99,9 +107,15 @@ class Record:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)  # names, ids and endpoints of a user's infrastructure
-        doc = {"provider": self.spec.provider, "name": self.spec.name, "status": self.status,
-               "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "spec": self.spec.to_dict(), "resources": self.resources, "extra": self.extra}
+        doc = {
+            "provider": self.spec.provider,
+            "name": self.spec.name,
+            "status": self.status,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "spec": self.spec.to_dict(),
+            "resources": self.resources,
+            "extra": self.extra,
+        }
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -13,7 +13,8 @@ import copy
 import functools
 import logging
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from kubeinit import kubeconfig as kcfg
 from kubeinit import ui
@@ -35,10 +36,10 @@ class StopWaiting(Exception):
 class Api:
     """`ctx.api("eks").create_cluster(...)`, `ctx.api("containerservice").managed_clusters.get(...)`."""
 
-    def __init__(self, ctx: "Ctx", service: str, path: tuple[str, ...] = ()):
+    def __init__(self, ctx: Ctx, service: str, path: tuple[str, ...] = ()):
         self._ctx, self._service, self._path = ctx, service, path
 
-    def __getattr__(self, name: str) -> "Api":
+    def __getattr__(self, name: str) -> Api:
         if name.startswith("_"):
             raise AttributeError(name)
         return Api(self._ctx, self._service, self._path + (name,))
@@ -79,8 +80,15 @@ class Ctx:
         finally:
             self.label = prev
 
-    def ensure(self, kind: str, name: str, what: str, create: Callable[[], Any], intent: dict | None = None,
-               failed: Callable[[dict], str | None] | None = None) -> dict:
+    def ensure(
+        self,
+        kind: str,
+        name: str,
+        what: str,
+        create: Callable[[], Any],
+        intent: dict | None = None,
+        failed: Callable[[dict], str | None] | None = None,
+    ) -> dict:
         """Create once: reuse the record's entry if there is one, else record the intent, run create()
         and record its result.
 
@@ -153,8 +161,9 @@ class Ctx:
     def call(self, service: str, path: tuple[str, ...], args: tuple, kwargs: dict) -> Any:
         raise NotImplementedError
 
-    def wait(self, what: str, poll: Callable[[], Any], check: Callable[[Any], Any] | None = None,
-             gone: bool = False) -> Any:
+    def wait(
+        self, what: str, poll: Callable[[], Any], check: Callable[[Any], Any] | None = None, gone: bool = False
+    ) -> Any:
         """Poll until check(response) is True (a str means pending, with that status; a Fault
         fails), or with gone=True until the poll says NotFound."""
         raise NotImplementedError
@@ -222,8 +231,10 @@ class LiveCtx(Ctx):
                     return value
                 elapsed = time.monotonic() - start
                 if elapsed > self.timeout:
-                    raise KubeinitError(f"timed out after {duration(elapsed)} waiting until {what}; "
-                                        "it may still finish: run the same command again to resume")
+                    raise KubeinitError(
+                        f"timed out after {duration(elapsed)} waiting until {what}; "
+                        "it may still finish: run the same command again to resume"
+                    )
                 if st is not None:
                     st.update(f"waiting until {what}" + (f": {value}" if isinstance(value, str) else ""))
                 time.sleep(self.interval)
@@ -280,7 +291,6 @@ class LiveCtx(Ctx):
 
 
 class DryRunCtx(Ctx):
-
     def __init__(self, provider, spec, record, *a, **kw):
         record = copy.deepcopy(record)
         record.persist = False  # a dry run remembers nothing
@@ -329,8 +339,10 @@ class DryRunCtx(Ctx):
     def wait_lro(self, what, poller):
         self._stop_here(what)
         self.n += 1
-        ui.out(f"{self.n:>3}. {self._indent}poll the operation {poller!r} "
-               f"(Azure-AsyncOperation) every {self.interval:g}s until {what}")
+        ui.out(
+            f"{self.n:>3}. {self._indent}poll the operation {poller!r} "
+            f"(Azure-AsyncOperation) every {self.interval:g}s until {what}"
+        )
         return Placeholder(f"#{self.n} operation result")
 
     def when_missing(self, what, probe, create):
@@ -344,8 +356,10 @@ class DryRunCtx(Ctx):
 
     def write_kubeconfig(self, path, doc, current=True):
         name = doc if isinstance(doc, Placeholder) else doc.get("current-context")
-        ui.out(f"     {self._indent}merge context {name} into the kubeconfig {path}"
-               + ("" if current else " (the current context is kept)"))
+        ui.out(
+            f"     {self._indent}merge context {name} into the kubeconfig {path}"
+            + ("" if current else " (the current context is kept)")
+        )
         return str(name)
 
     def note(self, text):

@@ -28,8 +28,15 @@ _POOL_NAME = {
     "aks": (re.compile(r"^[a-z][a-z0-9]{0,11}$"), "lowercase letters and digits, at most 12"),
 }
 _VERSION = re.compile(r"^\d+\.\d+(\.\d+)?([-.+][0-9A-Za-z.-]+)?$")
-_ONLY_FOR = {"project": "gke", "resourceGroup": "aks", "subscription": "aks", "subnets": "eks",
-             "clusterRoleArn": "eks", "nodeRoleArn": "eks", "profile": "eks"}
+_ONLY_FOR = {
+    "project": "gke",
+    "resourceGroup": "aks",
+    "subscription": "aks",
+    "subnets": "eks",
+    "clusterRoleArn": "eks",
+    "nodeRoleArn": "eks",
+    "profile": "eks",
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class ManagedSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ManagedSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ManagedSpec:
         d = dict(d)
         d["node_pools"] = tuple(NodePoolSpec(**p) for p in d.get("node_pools", ()))
         d["subnets"] = tuple(d.get("subnets", ()))
@@ -73,13 +80,28 @@ class ManagedSpec:
         return cls(**d)
 
 
-_KEYS = {"provider", "name", "region", "zone", "location", "version", "nodePools", "project",
-         "resourceGroup", "subscription", "subnets", "clusterRoleArn", "nodeRoleArn", "tags", "zones", "profile"}
+_KEYS = {
+    "provider",
+    "name",
+    "region",
+    "zone",
+    "location",
+    "version",
+    "nodePools",
+    "project",
+    "resourceGroup",
+    "subscription",
+    "subnets",
+    "clusterRoleArn",
+    "nodeRoleArn",
+    "tags",
+    "zones",
+    "profile",
+}
 _POOL_KEYS = {"name", "count", "instanceType", "min", "max", "diskSize", "labels", "spot"}
 
 
-def parse_managed(raw: Any, path: str = "managed", name: str | None = None,
-                  source: str | None = None) -> ManagedSpec:
+def parse_managed(raw: Any, path: str = "managed", name: str | None = None, source: str | None = None) -> ManagedSpec:
     """Validate a `managed:` mapping. `name` is the file's top-level name, if any."""
 
     def err(where: str, msg: str) -> SpecError:
@@ -131,11 +153,22 @@ def parse_managed(raw: Any, path: str = "managed", name: str | None = None,
         raise err("profile", "must be the name of an AWS profile (letters, digits, '.', '@', '+', '-', '_')")
 
     pools = _parse_pools(raw.get("nodePools"), provider, err)
-    return ManagedSpec(provider=provider, name=name, region=region, version=version, node_pools=pools,
-                       project=raw.get("project"), resource_group=raw.get("resourceGroup"),
-                       subscription=raw.get("subscription"), subnets=tuple(subnets),
-                       cluster_role_arn=raw.get("clusterRoleArn"), node_role_arn=raw.get("nodeRoleArn"), tags=tags,
-                       zones=zones, profile=profile)
+    return ManagedSpec(
+        provider=provider,
+        name=name,
+        region=region,
+        version=version,
+        node_pools=pools,
+        project=raw.get("project"),
+        resource_group=raw.get("resourceGroup"),
+        subscription=raw.get("subscription"),
+        subnets=tuple(subnets),
+        cluster_role_arn=raw.get("clusterRoleArn"),
+        node_role_arn=raw.get("nodeRoleArn"),
+        tags=tags,
+        zones=zones,
+        profile=profile,
+    )
 
 
 def _zones(raw: Any, provider: str, subnets: list, err) -> tuple[str, ...]:
@@ -148,8 +181,10 @@ def _zones(raw: Any, provider: str, subnets: list, err) -> tuple[str, ...]:
     if provider == "eks" and subnets:
         raise err("zones", "give either subnets (their zones are used) or zones, not both")
     if provider == "eks" and not 2 <= len(raw) <= 4:
-        raise err("zones", "EKS needs two to four availability zones (kubeinit's VPC has a public and a private "
-                           "/19 subnet in each)")
+        raise err(
+            "zones",
+            "EKS needs two to four availability zones (kubeinit's VPC has a public and a private /19 subnet in each)",
+        )
     if provider == "aks" and not all(z in ("1", "2", "3") for z in raw):
         raise err("zones", "AKS availability zones are 1, 2 or 3")
     return tuple(raw)
@@ -184,8 +219,10 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
             nums[key] = v
             if key != "diskSize" and v is not None and v > MAX_NODES[provider]:
                 per = " per zone" if provider == "gke" else ""
-                raise err(f"{at}.{key}", f"must be ≤ {MAX_NODES[provider]}: {provider.upper()}'s most nodes "
-                                         f"in one node pool{per}")
+                raise err(
+                    f"{at}.{key}",
+                    f"must be ≤ {MAX_NODES[provider]}: {provider.upper()}'s most nodes in one node pool{per}",
+                )
         if nums["min"] is not None and nums["min"] > nums["count"]:
             raise err(f"{at}.min", f"must be ≤ count ({nums['count']})")
         if nums["max"] is not None and nums["max"] < max(nums["count"], nums["min"] or 0):
@@ -197,10 +234,23 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
         if not isinstance(spot, bool):
             raise err(f"{at}.spot", "must be true or false")
         if spot and provider == "aks" and i == 0:
-            raise err(f"{at}.spot", "AKS system pools (the first) cannot be spot: create the cluster without it, "
-                                    "then add a spot pool with `kubeinit create nodepool NAME --cluster C --spot`")
-        pools.append(NodePoolSpec(name, nums["count"], instance_type, nums["min"], nums["max"],
-                                  nums["diskSize"], _str_map(p.get("labels"), err, f"{at}.labels"), spot))
+            raise err(
+                f"{at}.spot",
+                "AKS system pools (the first) cannot be spot: create the cluster without it, "
+                "then add a spot pool with `kubeinit create nodepool NAME --cluster C --spot`",
+            )
+        pools.append(
+            NodePoolSpec(
+                name,
+                nums["count"],
+                instance_type,
+                nums["min"],
+                nums["max"],
+                nums["diskSize"],
+                _str_map(p.get("labels"), err, f"{at}.labels"),
+                spot,
+            )
+        )
     if provider == "aks" and not any(pl.count > 0 for pl in pools[:1]):
         raise err("nodePools[0].count", "must be ≥ 1: AKS needs a system pool with nodes")
     return tuple(pools)
@@ -231,8 +281,20 @@ def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     `nodes`, `node_type`, `nodes_min`, `nodes_max` apply to the first node pool.
     """
     raw = dict(raw)
-    for key in ("provider", "name", "version", "project", "resourceGroup", "subscription", "subnets",
-                "clusterRoleArn", "nodeRoleArn", "tags", "zones", "profile"):
+    for key in (
+        "provider",
+        "name",
+        "version",
+        "project",
+        "resourceGroup",
+        "subscription",
+        "subnets",
+        "clusterRoleArn",
+        "nodeRoleArn",
+        "tags",
+        "zones",
+        "profile",
+    ):
         if flags.get(key) is not None:
             raw[key] = flags[key]
     place = [k for k in ("region", "zone", "location") if flags.get(k)]
@@ -241,9 +303,15 @@ def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
             raw.pop(k, None)
         for k in place:
             raw[k] = flags[k]
-    pool_flags = {"count": flags.get("nodes"), "instanceType": flags.get("node_type"),
-                  "min": flags.get("nodes_min"), "max": flags.get("nodes_max"), "labels": flags.get("labels"),
-                  "diskSize": flags.get("node_volume_size"), "spot": flags.get("spot") or None}
+    pool_flags = {
+        "count": flags.get("nodes"),
+        "instanceType": flags.get("node_type"),
+        "min": flags.get("nodes_min"),
+        "max": flags.get("nodes_max"),
+        "labels": flags.get("labels"),
+        "diskSize": flags.get("node_volume_size"),
+        "spot": flags.get("spot") or None,
+    }
     pool_flags = {k: v for k, v in pool_flags.items() if v is not None}
     if pool_flags:
         pools = [dict(p) if isinstance(p, dict) else p for p in (raw.get("nodePools") or [{}])]

@@ -36,8 +36,10 @@ def check_step(title: str, name: str, current: str, target: str) -> bool:
     if new < cur:
         raise UserError(f"{title} cluster {name} runs {current}: {target} is older, and clusters are not downgraded")
     if new[0] != cur[0] or new[1] != cur[1] + 1:
-        raise UserError(f"{title} cluster {name} runs {current}: upgrade one minor version at a time "
-                        f"({cur[0]}.{cur[1] + 1} first), as the clouds allow")
+        raise UserError(
+            f"{title} cluster {name} runs {current}: upgrade one minor version at a time "
+            f"({cur[0]}.{cur[1] + 1} first), as the clouds allow"
+        )
     return True
 
 
@@ -53,8 +55,10 @@ def upgrade_cluster(spec: ManagedSpec, record: Record | None, version: str, opts
     try:
         _IMPL[spec.provider](ctx, version)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted while {ctx.stopped_at or ctx.label}; the upgrade goes on in the cloud: "
-                          "run the same command again to wait for it and go on") from None
+        raise Interrupted(
+            f"interrupted while {ctx.stopped_at or ctx.label}; the upgrade goes on in the cloud: "
+            "run the same command again to wait for it and go on"
+        ) from None
     if opts.dry_run:
         return
     if record is not None:
@@ -74,8 +78,11 @@ def _eks_update_done(r):
         return True
     if u["status"] in ("Failed", "Cancelled"):
         errs = u.get("errors") or []
-        return Fault("failed", errs[0].get("errorCode", u["status"]) if errs else u["status"],
-                     "; ".join(e.get("errorMessage", "") for e in errs))
+        return Fault(
+            "failed",
+            errs[0].get("errorCode", u["status"]) if errs else u["status"],
+            "; ".join(e.get("errorMessage", "") for e in errs),
+        )
     return u["status"]
 
 
@@ -87,8 +94,11 @@ def _eks(ctx, version: str) -> None:
     if move is not False:
         with ctx.step(f"upgrading the control plane of EKS cluster {s.name} to {version}"):
             update = eks.update_cluster_version(name=s.name, version=version)["update"]
-        ctx.wait(f"the control plane of EKS cluster {s.name} runs {version}",
-                 lambda: eks.describe_update(name=s.name, updateId=update["id"]), _eks_update_done)
+        ctx.wait(
+            f"the control plane of EKS cluster {s.name} runs {version}",
+            lambda: eks.describe_update(name=s.name, updateId=update["id"]),
+            _eks_update_done,
+        )
     with ctx.step(f"listing the nodegroups of EKS cluster {s.name}"):
         names = eks.list_nodegroups(clusterName=s.name)["nodegroups"]
     for ng in names:
@@ -99,9 +109,11 @@ def _eks(ctx, version: str) -> None:
             continue
         with ctx.step(f"upgrading EKS nodegroup {ng} to {version}"):
             update = eks.update_nodegroup_version(clusterName=s.name, nodegroupName=ng, version=version)["update"]
-        ctx.wait(f"EKS nodegroup {ng} runs {version}",
-                 lambda ng=ng, u=update: eks.describe_update(name=s.name, nodegroupName=ng, updateId=u["id"]),
-                 _eks_update_done)
+        ctx.wait(
+            f"EKS nodegroup {ng} runs {version}",
+            lambda ng=ng, u=update: eks.describe_update(name=s.name, nodegroupName=ng, updateId=u["id"]),
+            _eks_update_done,
+        )
 
 
 # -- GKE ------------------------------------------------------------------------
@@ -121,8 +133,9 @@ def _gke(ctx, version: str) -> None:
             continue
         image = ctx.decide(lambda p=pool: p.config.image_type or "COS_CONTAINERD", "the pool's image type")
         with ctx.step(f"upgrading GKE node pool {pool.name} to {version}"):
-            op = container.update_node_pool(request={"name": f"{path}/nodePools/{pool.name}", "node_version": version,
-                                                     "image_type": image})
+            op = container.update_node_pool(
+                request={"name": f"{path}/nodePools/{pool.name}", "node_version": version, "image_type": image}
+            )
         provider._wait_op(ctx, f"GKE node pool {pool.name} runs {version}", op.name)
 
 

@@ -10,8 +10,9 @@ what the plan will need (templates) while the hosts answer.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kubeinit.context import Context, Target

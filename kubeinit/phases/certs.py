@@ -8,8 +8,8 @@ into uploads. Keys travel as Secrets, so no plan or log ever shows them.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
 from kubeinit.certs import pki
 from kubeinit.context import Context, Target, ensure_file

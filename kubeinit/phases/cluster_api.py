@@ -17,7 +17,7 @@ the cluster holds (its facts) and yields an ApiCall only for what differs, so a 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import yaml
 
@@ -36,12 +36,19 @@ NODES = "system:nodes"
 
 def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
     # the kubelet runs the API server: if it exits meanwhile, stop with its error, not after 4 minutes
-    yield ApiCall("wait", "/readyz", timeout=READY_SECONDS, watch="kubelet",
-                  note=f"the API server answers /readyz (up to {READY_SECONDS} s)")
+    yield ApiCall(
+        "wait",
+        "/readyz",
+        timeout=READY_SECONDS,
+        watch="kubelet",
+        note=f"the API server answers /readyz (up to {READY_SECONDS} s)",
+    )
 
 
-CONTROL_PLANE_LABELS = {"node-role.kubernetes.io/control-plane": "",
-                        "node.kubernetes.io/exclude-from-external-load-balancers": ""}
+CONTROL_PLANE_LABELS = {
+    "node-role.kubernetes.io/control-plane": "",
+    "node.kubernetes.io/exclude-from-external-load-balancers": "",
+}
 CONTROL_PLANE_TAINTS = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
 
 
@@ -57,40 +64,83 @@ def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
     if objects.node_marked(node, CONTROL_PLANE_LABELS, CONTROL_PLANE_TAINTS):
         yield Skip(f"node {target.host.name} has the control-plane labels and taint")
         return
-    yield ApiCall("mark", path, {"labels": CONTROL_PLANE_LABELS, "taints": CONTROL_PLANE_TAINTS},
-                  note="labels node-role.kubernetes.io/control-plane, exclude-from-external-load-balancers; taint "
-                       "node-role.kubernetes.io/control-plane:NoSchedule", timeout=READY_SECONDS, watch="kubelet")
+    yield ApiCall(
+        "mark",
+        path,
+        {"labels": CONTROL_PLANE_LABELS, "taints": CONTROL_PLANE_TAINTS},
+        note="labels node-role.kubernetes.io/control-plane, exclude-from-external-load-balancers; taint "
+        "node-role.kubernetes.io/control-plane:NoSchedule",
+        timeout=READY_SECONDS,
+        watch="kubelet",
+    )
 
 
 def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:
     cm = configmap("kube-system", "kubeadm-config", {"ClusterConfiguration": cluster_configuration(ctx)})
-    yield from _ensure(ctx, target, [cm, *reader("kube-system", "kubeadm:nodes-kubeadm-config", "configmaps",
-                                                 "kubeadm-config", groups=[BOOTSTRAPPERS, NODES])])
+    yield from _ensure(
+        ctx,
+        target,
+        [
+            cm,
+            *reader(
+                "kube-system",
+                "kubeadm:nodes-kubeadm-config",
+                "configmaps",
+                "kubeadm-config",
+                groups=[BOOTSTRAPPERS, NODES],
+            ),
+        ],
+    )
 
 
 def plan_upload_kubelet(ctx: Context, target: Target) -> Iterator[Step]:
     cm = configmap("kube-system", "kubelet-config", {"kubelet": kubelet.config_yaml(ctx, resolved_active=False)})
-    yield from _ensure(ctx, target, [cm, *reader("kube-system", "kubeadm:kubelet-config", "configmaps",
-                                                 "kubelet-config", groups=[BOOTSTRAPPERS, NODES])])
+    yield from _ensure(
+        ctx,
+        target,
+        [
+            cm,
+            *reader(
+                "kube-system", "kubeadm:kubelet-config", "configmaps", "kubelet-config", groups=[BOOTSTRAPPERS, NODES]
+            ),
+        ],
+    )
 
 
 def plan_bootstrap_token(ctx: Context, target: Target) -> Iterator[Step]:
     wanted = [
         cluster_binding("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", BOOTSTRAPPERS),
-        {"apiVersion": objects.RBAC, "kind": "ClusterRole", "metadata": {"name": "kubeadm:get-nodes"},
-         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]},
+        {
+            "apiVersion": objects.RBAC,
+            "kind": "ClusterRole",
+            "metadata": {"name": "kubeadm:get-nodes"},
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}],
+        },
         cluster_binding("kubeadm:get-nodes", "kubeadm:get-nodes", BOOTSTRAPPERS),
-        cluster_binding("kubeadm:node-autoapprove-bootstrap",
-                        "system:certificates.k8s.io:certificatesigningrequests:nodeclient", BOOTSTRAPPERS),
-        cluster_binding("kubeadm:node-autoapprove-certificate-rotation",
-                        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", NODES),
+        cluster_binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            BOOTSTRAPPERS,
+        ),
+        cluster_binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            NODES,
+        ),
         configmap("kube-public", "cluster-info", {"kubeconfig": cluster_info(ctx, target)}),
-        *reader("kube-public", "kubeadm:bootstrap-signer-clusterinfo", "configmaps", "cluster-info",
-                users=["system:anonymous"]),
+        *reader(
+            "kube-public",
+            "kubeadm:bootstrap-signer-clusterinfo",
+            "configmaps",
+            "cluster-info",
+            users=["system:anonymous"],
+        ),
     ]
     yield from _ensure(ctx, target, wanted)
-    yield Notice("no bootstrap token is made here: `kubeinit token create --print-join-command` on the control "
-                 "plane makes one (join will)")
+    yield Notice(
+        "no bootstrap token is made here: `kubeinit token create --print-join-command` on the control "
+        "plane makes one (join will)"
+    )
 
 
 def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
@@ -99,7 +149,7 @@ def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
         why = str(have) if isinstance(have.error, admins.NotAuthorized) else "the API server does not answer yet"
         yield Notice(f"{why}: every object is shown as it would be written")
         have = [None] * len(wanted)
-    for obj, there in zip(wanted, have):
+    for obj, there in zip(wanted, have, strict=True):
         if objects.matches(there, obj):
             yield Skip(f"{objects.label(obj)} is up to date")
         else:
@@ -122,29 +172,41 @@ def _read(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
 
 
 def configmap(namespace: str, name: str, data: dict[str, str]) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
-            "data": data}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
 
 
-def reader(namespace: str, name: str, resource: str, resource_name: str, groups: list[str] = (),
-           users: list[str] = ()) -> list[dict]:
+def reader(
+    namespace: str, name: str, resource: str, resource_name: str, groups: list[str] = (), users: list[str] = ()
+) -> list[dict]:
     """A Role allowing `get` of one object, and its RoleBinding (kubeadm names both alike)."""
     meta = {"name": name, "namespace": namespace}
     subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g} for g in groups]
     subjects += [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in users]
     return [
-        {"apiVersion": objects.RBAC, "kind": "Role", "metadata": meta,
-         "rules": [{"apiGroups": [""], "resources": [resource], "resourceNames": [resource_name], "verbs": ["get"]}]},
-        {"apiVersion": objects.RBAC, "kind": "RoleBinding", "metadata": dict(meta),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-         "subjects": subjects},
+        {
+            "apiVersion": objects.RBAC,
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [{"apiGroups": [""], "resources": [resource], "resourceNames": [resource_name], "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": objects.RBAC,
+            "kind": "RoleBinding",
+            "metadata": dict(meta),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": subjects,
+        },
     ]
 
 
 def cluster_binding(name: str, role: str, group: str) -> dict:
-    return {"apiVersion": objects.RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]}
+    return {
+        "apiVersion": objects.RBAC,
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }
 
 
 def cluster_info(ctx: Context, target: Target) -> str:
@@ -166,7 +228,8 @@ def cluster_configuration(ctx: Context) -> str:
         return {"extraArgs": [{"name": k, "value": v} for k, v in sorted(extra.items())]} if extra else {}
 
     cfg = {
-        "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
+        "apiVersion": "kubeadm.k8s.io/v1beta4",
+        "kind": "ClusterConfiguration",
         "apiServer": {**({"certSANs": list(spec.pki.cert_sans)} if spec.pki.cert_sans else {}), **args("apiServer")},
         "caCertificateValidityPeriod": f"{spec.pki.ca_validity_hours}h0m0s",
         "certificateValidityPeriod": f"{spec.pki.validity_hours}h0m0s",
@@ -176,14 +239,21 @@ def cluster_configuration(ctx: Context) -> str:
         "controllerManager": args("controllerManager"),
         "dns": {},
         "encryptionAlgorithm": spec.pki.algorithm,
-        "etcd": {"external": {"endpoints": [f"https://{etcd_host}:2379"],
-                              "caFile": f"{ctx.cert_dir}/etcd/ca.crt",
-                              "certFile": f"{ctx.cert_dir}/apiserver-etcd-client.crt",
-                              "keyFile": f"{ctx.cert_dir}/apiserver-etcd-client.key"}},
+        "etcd": {
+            "external": {
+                "endpoints": [f"https://{etcd_host}:2379"],
+                "caFile": f"{ctx.cert_dir}/etcd/ca.crt",
+                "certFile": f"{ctx.cert_dir}/apiserver-etcd-client.crt",
+                "keyFile": f"{ctx.cert_dir}/apiserver-etcd-client.key",
+            }
+        },
         "imageRepository": spec.image_repository,
         "kubernetesVersion": spec.kubernetes_version,
-        "networking": {"dnsDomain": net.dns_domain, "serviceSubnet": net.service_subnet,
-                       **({"podSubnet": net.pod_subnet} if net.pod_subnet else {})},
+        "networking": {
+            "dnsDomain": net.dns_domain,
+            "serviceSubnet": net.service_subnet,
+            **({"podSubnet": net.pod_subnet} if net.pod_subnet else {}),
+        },
         "proxy": {},
         "scheduler": args("scheduler"),
     }

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.facts import Command, Fact, files
@@ -27,8 +27,7 @@ from kubeinit.steps import Run, Step
 
 MANIFESTS = "/etc/kubernetes/manifests"
 MODE = 0o600  # kubeadm writes the manifests 0600, in a 0700 directory
-BINARY = {"apiserver": "kube-apiserver", "controller-manager": "kube-controller-manager",
-          "scheduler": "kube-scheduler"}
+BINARY = {"apiserver": "kube-apiserver", "controller-manager": "kube-controller-manager", "scheduler": "kube-scheduler"}
 SPEC_KEY = {"apiserver": "apiServer", "controller-manager": "controllerManager", "scheduler": "scheduler"}
 CPU = {"apiserver": "250m", "controller-manager": "200m", "scheduler": "100m"}
 CONTROLLER_MANAGER_PORT, SCHEDULER_PORT = 10257, 10259
@@ -37,13 +36,20 @@ AUTHZ_MODES = "Node,RBAC"
 FLEXVOLUME_DIR = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
 CA_CERTS = "/etc/ssl/certs"
 # Mounted too when the host has them: /etc/ssl/certs may hold symlinks into these.
-CA_CERTS_EXTRA = ("/etc/pki/ca-trust", "/etc/pki/tls/certs", "/etc/ca-certificates", "/usr/share/ca-certificates",
-                  "/usr/local/share/ca-certificates")
+CA_CERTS_EXTRA = (
+    "/etc/pki/ca-trust",
+    "/etc/pki/tls/certs",
+    "/etc/ca-certificates",
+    "/usr/share/ca-certificates",
+    "/usr/local/share/ca-certificates",
+)
 # Startup probe failures allowed: ceil(controlPlaneComponentHealthCheck 4m / period 10s).
 STARTUP_FAILURES = 24
 
-PROBE = "".join(f'[ -e {shlex.quote(d)} ] && echo "ca-dir={d}"; ' for d in CA_CERTS_EXTRA) + \
-    f'echo "manifests=$(stat -c %a {MANIFESTS} 2>/dev/null)"; true'
+PROBE = (
+    "".join(f'[ -e {shlex.quote(d)} ] && echo "ca-dir={d}"; ' for d in CA_CERTS_EXTRA)
+    + f'echo "manifests=$(stat -c %a {MANIFESTS} 2>/dev/null)"; true'
+)
 
 
 def manifest_path(name: str) -> str:
@@ -147,15 +153,23 @@ def controller_manager_flags(ctx: Context, target: Target, external_ca: bool = F
     }
     # Node CIDRs are handed out only when the cluster has a pod network range.
     if spec.networking.pod_subnet.strip():
-        f |= {"allocate-node-cidrs": "true", "cluster-cidr": spec.networking.pod_subnet,
-              "service-cluster-ip-range": spec.networking.service_subnet}
+        f |= {
+            "allocate-node-cidrs": "true",
+            "cluster-cidr": spec.networking.pod_subnet,
+            "service-cluster-ip-range": spec.networking.service_subnet,
+        }
     return f
 
 
 def scheduler_flags(ctx: Context, target: Target) -> dict[str, str]:
     conf = posixpath.join(ctx.kubeconfig_dir, "scheduler.conf")
-    return {"authentication-kubeconfig": conf, "authorization-kubeconfig": conf, "bind-address": "127.0.0.1",
-            "kubeconfig": conf, "leader-elect": "true"}
+    return {
+        "authentication-kubeconfig": conf,
+        "authorization-kubeconfig": conf,
+        "bind-address": "127.0.0.1",
+        "kubeconfig": conf,
+        "leader-elect": "true",
+    }
 
 
 def command(ctx: Context, target: Target, name: str, state: HostState = HostState()) -> list[str]:
@@ -179,8 +193,11 @@ def _probes(ctx: Context, target: Target, name: str) -> tuple[dict, int]:
     if name == "apiserver":
         host, port, paths = _probe_host(target.host.address), spec.bind_port, ("/livez", "/readyz", "/livez")
     elif name == "controller-manager":
-        host, port, paths = _probe_host(extra.get("bind-address", "127.0.0.1")), CONTROLLER_MANAGER_PORT, \
-            ("/healthz", None, "/healthz")
+        host, port, paths = (
+            _probe_host(extra.get("bind-address", "127.0.0.1")),
+            CONTROLLER_MANAGER_PORT,
+            ("/healthz", None, "/healthz"),
+        )
     else:
         host, port = _probe_host(extra.get("bind-address", "127.0.0.1")), SCHEDULER_PORT
         # kubeadm 1.32 moved the scheduler off its deprecated /healthz.
@@ -190,10 +207,11 @@ def _probes(ctx: Context, target: Target, name: str) -> tuple[dict, int]:
     live, ready, start = paths
     probes = {
         "liveness": dict(host=host, path=live, port=ref, initial_delay=10, timeout=15, failure_threshold=8, period=10),
-        "readiness": ready and dict(host=host, path=ready, port=ref, initial_delay=0, timeout=15,
-                                    failure_threshold=3, period=1),
-        "startup": dict(host=host, path=start, port=ref, initial_delay=10, timeout=15,
-                        failure_threshold=STARTUP_FAILURES, period=10),
+        "readiness": ready
+        and dict(host=host, path=ready, port=ref, initial_delay=0, timeout=15, failure_threshold=3, period=1),
+        "startup": dict(
+            host=host, path=start, port=ref, initial_delay=10, timeout=15, failure_threshold=STARTUP_FAILURES, period=10
+        ),
     }
     return probes, port
 
@@ -213,10 +231,13 @@ def volumes(ctx: Context, name: str, state: HostState) -> list[Volume]:
     if name == "apiserver":
         vols = [Volume("k8s-certs", ctx.cert_dir), *ca]
     elif name == "controller-manager":
-        vols = [Volume("k8s-certs", ctx.cert_dir), *ca,
-                Volume("kubeconfig", posixpath.join(ctx.kubeconfig_dir, "controller-manager.conf"), "FileOrCreate"),
-                # read-write: third-party flexvolume drivers talk to their backends over sockets here
-                Volume("flexvolume-dir", extra.get("flex-volume-plugin-dir", FLEXVOLUME_DIR), read_only=False)]
+        vols = [
+            Volume("k8s-certs", ctx.cert_dir),
+            *ca,
+            Volume("kubeconfig", posixpath.join(ctx.kubeconfig_dir, "controller-manager.conf"), "FileOrCreate"),
+            # read-write: third-party flexvolume drivers talk to their backends over sockets here
+            Volume("flexvolume-dir", extra.get("flex-volume-plugin-dir", FLEXVOLUME_DIR), read_only=False),
+        ]
     else:
         vols = [Volume("kubeconfig", posixpath.join(ctx.kubeconfig_dir, "scheduler.conf"), "FileOrCreate")]
     return sorted(vols, key=lambda v: v.name)
@@ -231,13 +252,21 @@ def manifest(ctx: Context, target: Target, name: str, state: HostState = HostSta
     probes, port = _probes(ctx, target, name)
     annotations = {}
     if name == "apiserver":
-        annotations["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"] = \
-            _endpoint(target.host.address, spec.bind_port)
-    return render("control-plane/pod.yaml.j2", component=BINARY[name], kubernetes_version=spec.kubernetes_version,
-                  annotations=annotations, command=command(ctx, target, name, state),
-                  image=f"{spec.image_repository}/{BINARY[name]}:{spec.kubernetes_version}",
-                  probes=probes, named_port=port if spec.minor >= 34 else None, cpu=CPU[name],
-                  volumes=volumes(ctx, name, state))
+        annotations["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"] = _endpoint(
+            target.host.address, spec.bind_port
+        )
+    return render(
+        "control-plane/pod.yaml.j2",
+        component=BINARY[name],
+        kubernetes_version=spec.kubernetes_version,
+        annotations=annotations,
+        command=command(ctx, target, name, state),
+        image=f"{spec.image_repository}/{BINARY[name]}:{spec.kubernetes_version}",
+        probes=probes,
+        named_port=port if spec.minor >= 34 else None,
+        cpu=CPU[name],
+        volumes=volumes(ctx, name, state),
+    )
 
 
 def plan_component(ctx: Context, target: Target, name: str) -> Iterator[Step]:
@@ -247,8 +276,9 @@ def plan_component(ctx: Context, target: Target, name: str) -> Iterator[Step]:
     if state.manifests_mode == "" and target.name not in made:
         made.add(target.name)  # once per host, whichever component comes first
         yield Run(("sh", "-c", f"mkdir -p -m 0700 {MANIFESTS}"), note=f"create {MANIFESTS} (0700)")
-    yield from ensure_file(target, manifest_path(name), manifest(ctx, target, name, state), MODE,
-                           f"{BINARY[name]} static pod")
+    yield from ensure_file(
+        target, manifest_path(name), manifest(ctx, target, name, state), MODE, f"{BINARY[name]} static pod"
+    )
 
 
 COMPONENT = PhaseImpl(plan_component, facts, preload=preload)  # bound to a component's name by the tree

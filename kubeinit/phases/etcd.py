@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
@@ -45,11 +45,11 @@ HEALTH_SECONDS = 60
 CERTS = ("etcd/ca.crt", "etcd/server.crt", "etcd/server.key", "etcd/peer.crt", "etcd/peer.key")
 HEALTHCHECK = ("etcd/healthcheck-client.crt", "etcd/healthcheck-client.key")
 
-PROBE = f'echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"\n' 
+PROBE = f'echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"\n'
 
 # Why etcd is not up; its error lines: "flag provided but not defined" (then its usage), and
 # error/fatal lines in both of etcd's log formats.
-WHY = systemd.why("etcd", "flag provided|^[0-9-]+ [0-9:.]+ [CE] [|]|\"level\":\"(error|fatal|panic)\"")
+WHY = systemd.why("etcd", 'flag provided|^[0-9-]+ [0-9:.]+ [CE] [|]|"level":"(error|fatal|panic)"')
 
 # (Re)start etcd on what is on disk now. Type=notify: the restart returns once etcd serves,
 # and fails at once when etcd exits (an unknown flag, a bad certificate): show why.
@@ -90,14 +90,23 @@ def flags(ctx: Context, target: Target, version: str) -> dict[str, str]:
     a = f"[{adv}]" if ":" in adv else adv
     client, peer = f"https://{a}:{CLIENT_PORT}", f"https://{a}:{PEER_PORT}"
     f = {
-        "name": name, "data-dir": DATA_DIR,
-        "listen-client-urls": f"https://127.0.0.1:{CLIENT_PORT},{client}", "advertise-client-urls": client,
-        "listen-peer-urls": peer, "initial-advertise-peer-urls": peer, "initial-cluster": f"{name}={peer}",
-        "cert-file": f"{pki}/server.crt", "key-file": f"{pki}/server.key", "trusted-ca-file": f"{pki}/ca.crt",
+        "name": name,
+        "data-dir": DATA_DIR,
+        "listen-client-urls": f"https://127.0.0.1:{CLIENT_PORT},{client}",
+        "advertise-client-urls": client,
+        "listen-peer-urls": peer,
+        "initial-advertise-peer-urls": peer,
+        "initial-cluster": f"{name}={peer}",
+        "cert-file": f"{pki}/server.crt",
+        "key-file": f"{pki}/server.key",
+        "trusted-ca-file": f"{pki}/ca.crt",
         "client-cert-auth": "true",
-        "peer-cert-file": f"{pki}/peer.crt", "peer-key-file": f"{pki}/peer.key",
-        "peer-trusted-ca-file": f"{pki}/ca.crt", "peer-client-cert-auth": "true",
-        "snapshot-count": "10000", "listen-metrics-urls": METRICS,
+        "peer-cert-file": f"{pki}/peer.crt",
+        "peer-key-file": f"{pki}/peer.key",
+        "peer-trusted-ca-file": f"{pki}/ca.crt",
+        "peer-client-cert-auth": "true",
+        "snapshot-count": "10000",
+        "listen-metrics-urls": METRICS,
     }
     # By the etcd actually run, not the Kubernetes version: 3.6 dropped these experimental-*
     # flags for feature gates, and etcd exits on a flag it does not know. 3.4 and 3.5 accept both.
@@ -127,34 +136,43 @@ def unit(ctx: Context, target: Target, version: str, arch: str) -> str:
 def health_script(ctx: Context, watched: list[str]) -> str:
     """Wait until etcd answers a health check over mTLS (bounded), then record what it runs with."""
     pki = posixpath.join(ctx.cert_dir, "etcd")
-    check = (f"ETCDCTL_API=3 {ETCDCTL} --endpoints=https://127.0.0.1:{CLIENT_PORT} --cacert={pki}/ca.crt "
-             f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key --command-timeout=3s "
-             "endpoint health")
+    check = (
+        f"ETCDCTL_API=3 {ETCDCTL} --endpoints=https://127.0.0.1:{CLIENT_PORT} --cacert={pki}/ca.crt "
+        f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key --command-timeout=3s "
+        "endpoint health"
+    )
     return (
         f"{WHY}i=0; until out=$({check} 2>&1); do i=$((i+1)); if [ $i -ge {HEALTH_SECONDS} ]; then "
-        f"echo \"$out\" >&2; why; "
-        f"echo \"etcd did not become healthy within {HEALTH_SECONDS} s (its log is above)\" >&2; exit 1; fi; "
+        f'echo "$out" >&2; why; '
+        f'echo "etcd did not become healthy within {HEALTH_SECONDS} s (its log is above)" >&2; exit 1; fi; '
         "sleep 1; done; "
-        "set -e; " + install.write_record(APPLIED, f"echo \"$(stat -c {install.FINGERPRINT} {ETCD})  {ETCD}\"; "
-                                                   f"sha256sum {' '.join(watched)}")
+        "set -e; "
+        + install.write_record(
+            APPLIED, f'echo "$(stat -c {install.FINGERPRINT} {ETCD})  {ETCD}"; sha256sum {" ".join(watched)}'
+        )
     )
 
 
 def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
     spec, facts = ctx.spec, target.facts
     if len(spec.control_planes) > 1:
-        raise NotAvailableYet("etcd on more than one control-plane host",
-                              "a multi-member etcd needs per-host etcd certificates, which kubeinit does not make "
-                              "yet; list one control-plane host")
+        raise NotAvailableYet(
+            "etcd on more than one control-plane host",
+            "a multi-member etcd needs per-host etcd certificates, which kubeinit does not make "
+            "yet; list one control-plane host",
+        )
     try:
         ipaddress.ip_address(target.host.address)
     except ValueError:
-        raise KubeinitError(f"{target.name}: etcd listens on the host's address, and {target.host.address!r} is a "
-                            "name; give the host's IP address as its address") from None
+        raise KubeinitError(
+            f"{target.name}: etcd listens on the host's address, and {target.host.address!r} is a "
+            "name; give the host's IP address as its address"
+        ) from None
     art = spec.artifact("etcd")
     if not art.enabled:
-        raise NotAvailableYet("artifacts.etcd.enabled: false (an etcd installed by you)",
-                              "leave etcd enabled, or skip the etcd phase")
+        raise NotAvailableYet(
+            "artifacts.etcd.enabled: false (an etcd installed by you)", "leave etcd enabled, or skip the etcd phase"
+        )
     p, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
     stamps, service = facts.get(Stamps()), facts.get(UnitState("etcd"))
     active, enabled = service.active, service.enabled
@@ -162,10 +180,14 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
 
     missing = [path for path in cert_paths(ctx) if facts.file(path) is None]
     if missing:
-        what = (f"etcd certificates in {posixpath.join(ctx.cert_dir, 'etcd')}" if len(missing) == len(cert_paths(ctx))
-                else ", ".join(missing))
-        raise KubeinitError(f"this host has no {what}: run the certs phase first (`kubeinit up --only certs`), "
-                            "then this one")
+        what = (
+            f"etcd certificates in {posixpath.join(ctx.cert_dir, 'etcd')}"
+            if len(missing) == len(cert_paths(ctx))
+            else ", ".join(missing)
+        )
+        raise KubeinitError(
+            f"this host has no {what}: run the certs phase first (`kubeinit up --only certs`), then this one"
+        )
 
     arch = install.host_arch(spec, target.name, facts.get(Arch()))
     rel = artifacts.release(spec, "etcd", arch)
@@ -176,8 +198,10 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
 
     # What etcd would run with now, before this plan changes anything; what it last ran healthy with.
     watched = [UNIT, *(posixpath.join(ctx.cert_dir, rel_) for rel_ in (*CERTS, *HEALTHCHECK))]
-    now = {ETCD: None if todo else stamps["etcd"].files.get(ETCD),
-           **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
+    now = {
+        ETCD: None if todo else stamps["etcd"].files.get(ETCD),
+        **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched},
+    }
 
     # 1. download, before the host is changed
     if todo:
@@ -185,8 +209,9 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
     # 2. binaries
     if todo:
         yield from ensure_file(target, INSTALLER, INSTALL_SCRIPT, 0o755, "kubeinit's archive installer")
-        yield from install.install_archive(rel, digest, f"etcd-v{rel.version.lstrip('v')}-linux-{arch}", BIN,
-                                           facts, names=("etcd", "etcdctl"))
+        yield from install.install_archive(
+            rel, digest, f"etcd-v{rel.version.lstrip('v')}-linux-{arch}", BIN, facts, names=("etcd", "etcdctl")
+        )
     else:
         yield Skip(f"{rel.label} is installed")
     # 3. unit and data dir
@@ -198,14 +223,19 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         yield step
     # 4. the service
     pending = install.restart_pending(facts, APPLIED, now)
-    health = Run(("sh", "-c", health_script(ctx, watched)), timeout=HEALTH_SECONDS + 60,
-                 note=f"wait until etcd answers its health check (up to {HEALTH_SECONDS} s)")
+    health = Run(
+        ("sh", "-c", health_script(ctx, watched)),
+        timeout=HEALTH_SECONDS + 60,
+        note=f"wait until etcd answers its health check (up to {HEALTH_SECONDS} s)",
+    )
     if changed or todo or pending:
         yield Run(("sh", "-c", RESTART), note=f"(re)start etcd {art.version} on its new binary/unit/certificates")
         yield health
     elif active != "active" or enabled != "enabled" or p.get("datadir") != "700":
-        yield Run(("sh", "-c", f"mkdir -p {DATA_DIR}; chmod 0700 {DATA_DIR}; systemctl enable -q --now etcd"),
-                  note="start etcd (enabled, its data dir 0700)")
+        yield Run(
+            ("sh", "-c", f"mkdir -p {DATA_DIR}; chmod 0700 {DATA_DIR}; systemctl enable -q --now etcd"),
+            note="start etcd (enabled, its data dir 0700)",
+        )
         yield health
     else:
         yield Skip(f"etcd {art.version} is enabled, running and was healthy with this binary, unit and certificates")

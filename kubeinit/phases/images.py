@@ -30,20 +30,20 @@ NAMESPACE = "k8s.io"  # containerd's namespace of the CRI plugin
 STAGING = f"{install.STAGING}/images"
 
 # Read-only: the images containerd holds for the CRI (nothing when it is not running yet).
-PROBE = (f"[ -S {SOCKET} ] && command -v ctr >/dev/null 2>&1 && ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo \"image:$i\"; done; true\n")
+PROBE = f'[ -S {SOCKET} ] && command -v ctr >/dev/null 2>&1 && ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo "image:$i"; done; true\n'  # noqa: E501
 
 # Arguments: the staged tarball, the images it must hold. Import, check the names are there, drop
 # the tarball (also on failure: a re-run stages it again). ctr is looked for here, not in the plan:
 # on a fresh host the runtime phase of the same run installs it after the probe was taken.
 IMPORT = (
-    f'set -e; t=$1; shift; trap \'rm -f "$t"\' EXIT\n'
+    f"set -e; t=$1; shift; trap 'rm -f \"$t\"' EXIT\n"
     'command -v ctr >/dev/null 2>&1 || { echo "there is no ctr on this host, which imports images into containerd: '
-    'run the runtime phase first (kubeinit up --only runtime), or install containerd\'s ctr" >&2; exit 1; }\n'
+    "run the runtime phase first (kubeinit up --only runtime), or install containerd's ctr\" >&2; exit 1; }\n"
     f'out=$(ctr -n {NAMESPACE} images import "$t" 2>&1) || {{ echo "$out" >&2; exit 1; }}\n'
-    f'have=$(ctr -n {NAMESPACE} images ls -q)\n'
+    f"have=$(ctr -n {NAMESPACE} images ls -q)\n"
     'for want; do printf \'%s\\n\' "$have" | grep -qxF -- "$want" || {\n'
-    '  echo "the tarball holds no image named $want; ctr imported: $(echo "$out" | tr \'\\n\' \' \')" >&2; exit 1; }\n'
-    'done\n'
+    "  echo \"the tarball holds no image named $want; ctr imported: $(echo \"$out\" | tr '\\n' ' ')\" >&2; exit 1; }\n"
+    "done\n"
 )
 
 
@@ -73,8 +73,11 @@ def plan_images(ctx: Context, target: Target) -> Iterator[Step]:
             continue
         staged = f"{STAGING}/{image.sha256}.tar"
         yield Transfer(local_path(image), staged, image.sha256, 0o600, note=f"stage {_images(image, False)}")
-        yield Run(("sh", "-c", IMPORT, "sh", staged, *image.names), timeout=600,
-                  note=f"import {_images(image, False)} into containerd ({NAMESPACE})")
+        yield Run(
+            ("sh", "-c", IMPORT, "sh", staged, *image.names),
+            timeout=600,
+            note=f"import {_images(image, False)} into containerd ({NAMESPACE})",
+        )
 
 
 def _images(image: ImageArchive, verb: bool = True) -> str:
@@ -117,11 +120,14 @@ def verify_file(image: ImageArchive) -> None:
             if h.hexdigest() != image.sha256:
                 raise artifacts.ArtifactError(
                     f"image {image.label}: {image.path} does not match its checksum: expected sha256 {image.sha256} "
-                    f"(pinned in artifacts.images), got {h.hexdigest()}; nothing was imported")
+                    f"(pinned in artifacts.images), got {h.hexdigest()}; nothing was imported"
+                )
             _verified[key] = True
     except OSError as e:
-        raise artifacts.ArtifactError(f"image {image.label}: cannot read {image.path}: {e.strerror}; fix its path in "
-                                      "artifacts.images of the cluster file") from None
+        raise artifacts.ArtifactError(
+            f"image {image.label}: cannot read {image.path}: {e.strerror}; fix its path in "
+            "artifacts.images of the cluster file"
+        ) from None
 
 
 IMAGES = PhaseImpl(plan_images, facts)

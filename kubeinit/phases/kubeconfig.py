@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 
 from kubeinit.certs import kubeconfig as kc
 from kubeinit.context import Context, Target, ensure_file
@@ -21,10 +21,14 @@ def plan_kubeconfig(ctx: Context, target: Target, name: str) -> Iterator[Step]:
     got = target.facts.read_many([ca_crt_path, posixpath.join(ctx.cert_dir, "ca.key"), path])
     ca_crt, ca_key, current = got.values()
     if ca_crt is None:
-        raise UserError(f"{ca_crt_path} does not exist; run the certs phase first "
-                        "(`kubeinit init phase certs ca`)")
-    plan = kc.plan_kubeconfigs(pki_config(ctx.spec, target.host), ca_crt, ca_key,
-                               {spec.file: current} if current is not None else {}, only=[name])
+        raise UserError(f"{ca_crt_path} does not exist; run the certs phase first (`kubeinit init phase certs ca`)")
+    plan = kc.plan_kubeconfigs(
+        pki_config(ctx.spec, target.host),
+        ca_crt,
+        ca_key,
+        {spec.file: current} if current is not None else {},
+        only=[name],
+    )
     for w in plan.warnings:
         yield Notice(w)
     for f in plan.files:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError
@@ -77,16 +77,25 @@ def preload() -> None:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [UnitState("kubelet"), UnitState("systemd-resolved"), Hostname(), Addresses(), Command(("sh", "-c", PROBE)),
-            *files(compared(ctx))]
+    return [
+        UnitState("kubelet"),
+        UnitState("systemd-resolved"),
+        Hostname(),
+        Addresses(),
+        Command(("sh", "-c", PROBE)),
+        *files(compared(ctx)),
+    ]
 
 
 def probe(target: Target) -> dict:
     """The probe's key=value lines (the kubelet binary, its fingerprint), and the shared facts: the
     units' states, the hostname and the host's addresses."""
     facts = target.facts
-    out: dict = {"units": {u: facts.get(UnitState(u)) for u in ("kubelet", "systemd-resolved")},
-                 "hostname": facts.get(Hostname()), "addrs": facts.get(Addresses())}
+    out: dict = {
+        "units": {u: facts.get(UnitState(u)) for u in ("kubelet", "systemd-resolved")},
+        "hostname": facts.get(Hostname()),
+        "addrs": facts.get(Addresses()),
+    }
     for line in facts.run("sh", "-c", PROBE).out.splitlines():
         if "=" in line:
             k, _, v = line.partition("=")
@@ -112,8 +121,14 @@ def flags_env(args: dict[str, str]) -> str:
 
 def config_yaml(ctx: Context, resolved_active: bool) -> str:
     net = ctx.spec.networking
-    return render("kubelet/config.yaml.j2", ca_file=ca_file(ctx), dns_ip=net.dns_ip, dns_domain=net.dns_domain,
-                  resolv_conf=RESOLVED_CONF if resolved_active else "", static_pod_path=STATIC_POD_PATH)
+    return render(
+        "kubelet/config.yaml.j2",
+        ca_file=ca_file(ctx),
+        dns_ip=net.dns_ip,
+        dns_domain=net.dns_domain,
+        resolv_conf=RESOLVED_CONF if resolved_active else "",
+        static_pod_path=STATIC_POD_PATH,
+    )
 
 
 # Why the kubelet is not up: its output, then its klog error lines (E1201 12:00:00 ... err="...").
@@ -126,8 +141,9 @@ def restart_script(kubelet: str, watched: list[str]) -> str:
         f"{WHY}set -e; systemctl daemon-reload; systemctl enable -q kubelet; systemctl restart kubelet; "
         f"sleep {SETTLE_SECONDS}; systemctl is-active -q kubelet || {{ "
         f"echo 'the kubelet exited at once; its log:' >&2; why; exit 1; }}; "
-        + install.write_record(APPLIED, f"echo \"$(stat -c {install.FINGERPRINT} {kubelet})  {kubelet}\"; "
-                                        f"sha256sum {' '.join(watched)}")
+        + install.write_record(
+            APPLIED, f'echo "$(stat -c {install.FINGERPRINT} {kubelet})  {kubelet}"; sha256sum {" ".join(watched)}'
+        )
     )
 
 
@@ -140,8 +156,10 @@ def binary(ctx: Context, target: Target, found: str) -> str:
     if not found and ctx.spec.artifact("kubelet").enabled and target.facts.placed(OURS) is not None:
         found = OURS
     if not found or not re.fullmatch(r"/[\w./+-]+", found):
-        raise NoKubelet(f"{target.name} has no kubelet: run the kubernetes phase (`kubeinit up --only "
-                        "kubernetes`) or, with artifacts.kubelet.enabled: false, install one on the PATH")
+        raise NoKubelet(
+            f"{target.name} has no kubelet: run the kubernetes phase (`kubeinit up --only "
+            "kubernetes`) or, with artifacts.kubelet.enabled: false, install one on the PATH"
+        )
     return found
 
 
@@ -149,18 +167,23 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
     facts = target.facts
     p = probe(target)
     facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
-    kubelet = ctx.learn(lambda: binary(ctx, target, p.get("kubelet", "")),
-                        lambda e: isinstance(e, NoKubelet) and ctx.spec.artifact("kubelet").enabled)
+    kubelet = ctx.learn(
+        lambda: binary(ctx, target, p.get("kubelet", "")),
+        lambda e: isinstance(e, NoKubelet) and ctx.spec.artifact("kubelet").enabled,
+    )
     if isinstance(kubelet, Unknown):  # the kubernetes phase installs it: plan with where it puts it
         yield Notice(f"{kubelet}; planned with {OURS}, where the kubernetes phase installs it")
         kubelet = OURS
     if facts.file(ca_file(ctx)) is None:
-        raise KubeinitError(f"this host has no {ca_file(ctx)}, which the kubelet checks clients with: run the certs "
-                            "phase first (`kubeinit up --only certs`)")
+        raise KubeinitError(
+            f"this host has no {ca_file(ctx)}, which the kubelet checks clients with: run the certs "
+            "phase first (`kubeinit up --only certs`)"
+        )
     kubeconfigs = [k for k in (kubeconfig(ctx), bootstrap_kubeconfig(ctx)) if facts.file(k) is not None]
     if not kubeconfigs:
-        raise KubeinitError(f"this host has no {kubeconfig(ctx)}: run the kubeconfig phase first "
-                            "(`kubeinit up --only kubeconfig`)")
+        raise KubeinitError(
+            f"this host has no {kubeconfig(ctx)}: run the kubeconfig phase first (`kubeinit up --only kubeconfig`)"
+        )
     units = p["units"]
     resolved = units["systemd-resolved"].active == "active"
 
@@ -168,14 +191,22 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
         (CONFIG, config_yaml(ctx, resolved), "KubeletConfiguration"),
         (FLAGS_ENV, flags_env(flags(ctx, target, p)), "kubelet flags for this node"),
         (UNIT, render("kubelet/kubelet.service.j2", kubelet=kubelet), "kubelet systemd unit"),
-        (DROPIN, render("kubelet/10-kubeadm.conf.j2", kubelet=kubelet, kubeconfig=kubeconfig(ctx),
-                        bootstrap_kubeconfig=bootstrap_kubeconfig(ctx), config=CONFIG, flags_env=FLAGS_ENV),
-         "kubeadm's kubelet drop-in"),
+        (
+            DROPIN,
+            render(
+                "kubelet/10-kubeadm.conf.j2",
+                kubelet=kubelet,
+                kubeconfig=kubeconfig(ctx),
+                bootstrap_kubeconfig=bootstrap_kubeconfig(ctx),
+                config=CONFIG,
+                flags_env=FLAGS_ENV,
+            ),
+            "kubeadm's kubelet drop-in",
+        ),
     ]
     watched = [path for path, _, _ in files] + kubeconfigs
     # What the kubelet would start with now, before this plan changes anything.
-    now = {kubelet: p.get("fingerprint"),
-           **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
+    now = {kubelet: p.get("fingerprint"), **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
     changed = False
     made_dir = False
     for path, content, note in files:
@@ -184,14 +215,19 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
                 changed, now[path] = True, step.sha256
                 if path.startswith(KUBELET_DIR + "/") and not made_dir:  # kubeadm's mode, not the upload's 0755
                     made_dir = True
-                    yield Run(("sh", "-c", f"[ -d {KUBELET_DIR} ] || mkdir -m 0700 {KUBELET_DIR}"),
-                              note=f"create {KUBELET_DIR} (0700) unless it exists")
+                    yield Run(
+                        ("sh", "-c", f"[ -d {KUBELET_DIR} ] || mkdir -m 0700 {KUBELET_DIR}"),
+                        note=f"create {KUBELET_DIR} (0700) unless it exists",
+                    )
             yield step
     pending = install.restart_pending(facts, APPLIED, now)
     state = units["kubelet"]
     if changed or pending:
-        yield Run(("sh", "-c", restart_script(kubelet, watched)), timeout=SETTLE_SECONDS + 60,
-                  note="(re)start the kubelet on its new binary/configuration")
+        yield Run(
+            ("sh", "-c", restart_script(kubelet, watched)),
+            timeout=SETTLE_SECONDS + 60,
+            note="(re)start the kubelet on its new binary/configuration",
+        )
     elif state.active != "active" or state.enabled != "enabled":
         yield Run(("systemctl", "enable", "--now", "kubelet"), note="enable and start the kubelet")
     else:

@@ -19,7 +19,7 @@ shared with the runtime phase: on a re-run where that changed nothing, they are 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target
@@ -32,7 +32,6 @@ from kubeinit.steps import Skip, Step
 BIN = "/usr/local/bin"
 COMPONENTS = ("kubelet", "kubectl", "kubeadm")
 PATHS = {n: f"{BIN}/{n}" for n in COMPONENTS}
-
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:

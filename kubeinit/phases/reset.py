@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from typing import Iterator
+from collections.abc import Iterator
 
 from kubeinit.context import Context, Target
 from kubeinit.errors import UserError
@@ -45,19 +45,62 @@ from kubeinit.steps import Check, Notice, Run, Skip, Step
 KUBELET_DIR = "/var/lib/kubelet"
 CNI_CONF = "/etc/cni/net.d"
 ETCD_STAMP = f"{STAMPS}/etcd.stamp"
-KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
-                    "controller-manager.conf", "scheduler.conf")
+KUBECONFIG_FILES = (
+    "admin.conf",
+    "super-admin.conf",
+    "kubelet.conf",
+    "bootstrap-kubelet.conf",
+    "controller-manager.conf",
+    "scheduler.conf",
+)
 MANIFEST_FILES = ("kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml", "etcd.yaml")
 PKI_FILES = tuple(all_pki_paths())  # relative to the cert dir: ca.crt ... etcd/ca.key ... sa.pub
 
 # A cert or kubeconfig dir resolving to one of these, or below one of the trees, is refused
 # (besides `/`, every top-level directory, a home directory and anything inside a .ssh or .gnupg).
-_SYSTEM_DIRS = {"/var/lib", "/var/cache", "/var/tmp", "/var/spool", "/var/mail", "/var/opt", "/var/local",
-                "/usr/local", "/etc/default", "/etc/kubernetes/manifests", "/etc/cni"}
-_SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys",
-                 "/etc/ssh", "/etc/ssl", "/etc/pam.d", "/etc/sudoers.d", "/etc/security", "/etc/systemd",
-                 "/etc/apt", "/etc/cni/net.d", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/rpm", "/var/lib/systemd",
-                 "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/kubeinit", "/var/log")
+_SYSTEM_DIRS = {
+    "/var/lib",
+    "/var/cache",
+    "/var/tmp",
+    "/var/spool",
+    "/var/mail",
+    "/var/opt",
+    "/var/local",
+    "/usr/local",
+    "/etc/default",
+    "/etc/kubernetes/manifests",
+    "/etc/cni",
+}
+_SYSTEM_TREES = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/etc/ssh",
+    "/etc/ssl",
+    "/etc/pam.d",
+    "/etc/sudoers.d",
+    "/etc/security",
+    "/etc/systemd",
+    "/etc/apt",
+    "/etc/cni/net.d",
+    "/var/lib/dpkg",
+    "/var/lib/apt",
+    "/var/lib/rpm",
+    "/var/lib/systemd",
+    "/var/lib/kubelet",
+    "/var/lib/etcd",
+    "/var/lib/containerd",
+    "/var/lib/kubeinit",
+    "/var/log",
+)
 
 
 class Refused(UserError):
@@ -96,28 +139,28 @@ def probe(ctx: Context) -> str:
     def names(key: str, d: str, listed: tuple[str, ...]) -> str:
         # a regular file or a symlink of that name (a directory of that name is not ours)
         q = " ".join(shlex.quote(f) for f in listed)
-        return f"for f in {q}; do {{ [ -f \"{d}/$f\" ] || [ -L \"{d}/$f\" ]; }} && echo \"{key}=$f\"; done\n"
+        return f'for f in {q}; do {{ [ -f "{d}/$f" ] || [ -L "{d}/$f" ]; }} && echo "{key}=$f"; done\n'
 
     return (
-        f"for p in {files}; do [ -e \"$p\" ] && echo \"exists=$p\"; done\n"
-        f"c=$(realpath -m -- {cert} 2>/dev/null); echo \"certdir=$c\"\n"
-        f"if [ -n \"$c\" ]; then\n{names('pki', '$c', PKI_FILES)}"
-        "  if [ -L \"$c/etcd\" ]; then echo pki-etcd=link\n"
-        "  elif [ -d \"$c/etcd\" ]; then echo \"pki-etcd=$(ls -A \"$c/etcd\" 2>/dev/null | wc -l)\"; fi\nfi\n"
-        f"k=$(realpath -m -- {confs} 2>/dev/null); echo \"kubeconfigdir=$k\"\n"
-        f"[ -z \"$k\" ] || {names('kubeconfig', '$k', KUBECONFIG_FILES)}"
+        f'for p in {files}; do [ -e "$p" ] && echo "exists=$p"; done\n'
+        f'c=$(realpath -m -- {cert} 2>/dev/null); echo "certdir=$c"\n'
+        f'if [ -n "$c" ]; then\n{names("pki", "$c", PKI_FILES)}'
+        '  if [ -L "$c/etcd" ]; then echo pki-etcd=link\n'
+        '  elif [ -d "$c/etcd" ]; then echo "pki-etcd=$(ls -A "$c/etcd" 2>/dev/null | wc -l)"; fi\nfi\n'
+        f'k=$(realpath -m -- {confs} 2>/dev/null); echo "kubeconfigdir=$k"\n'
+        f'[ -z "$k" ] || {names("kubeconfig", "$k", KUBECONFIG_FILES)}'
         f"{names('manifest', MANIFESTS, MANIFEST_FILES)}"
-        f"echo \"kubeletdir=$(realpath -m -- {KUBELET_DIR} 2>/dev/null)\"\n"
-        f"for d in {KUBELET_DIR} {CNI_CONF}; do [ -n \"$(ls -A \"$d\" 2>/dev/null)\" ] && echo \"nonempty=$d\"; done\n"
-        f"echo \"mounts=$(awk '$2 ~ \"^{KUBELET_DIR}/\"' /proc/mounts 2>/dev/null | wc -l)\"\n"
-        "if command -v crictl >/dev/null 2>&1; then echo \"pods=$(crictl --timeout 5s pods -q 2>/dev/null | wc -l)\"; fi\n"
+        f'echo "kubeletdir=$(realpath -m -- {KUBELET_DIR} 2>/dev/null)"\n'
+        f'for d in {KUBELET_DIR} {CNI_CONF}; do [ -n "$(ls -A "$d" 2>/dev/null)" ] && echo "nonempty=$d"; done\n'
+        f'echo "mounts=$(awk \'$2 ~ "^{KUBELET_DIR}/"\' /proc/mounts 2>/dev/null | wc -l)"\n'
+        'if command -v crictl >/dev/null 2>&1; then echo "pods=$(crictl --timeout 5s pods -q 2>/dev/null | wc -l)"; fi\n'  # noqa: E501
         "true\n"
     )
 
 
 class State:
-    def __init__(self, out: str, etcd_unit: Unit = Unit(), kubelet_unit: Unit = Unit()):
-        self.etcd, self.kubelet = etcd_unit, kubelet_unit
+    def __init__(self, out: str, etcd_unit: Unit | None = None, kubelet_unit: Unit | None = None):
+        self.etcd, self.kubelet = etcd_unit or Unit(), kubelet_unit or Unit()
         self.values: dict[str, str] = {}
         self.exists: set[str] = set()
         self.nonempty: set[str] = set()
@@ -171,8 +214,10 @@ def resolved(ctx: Context, s: State, key: str) -> str:
         raise Refused(f"the {what} {given!r} could not be resolved on the host (realpath -m), so nothing was reset")
     if system_dir(d, kubeconfigs=key == "kubeconfigdir"):
         named = f"{given!r}" if d == given else f"{given!r} (which resolves to {d})"
-        raise Refused(f"the {what} {named} is a system directory, not one of kubeinit's, so nothing was reset: "
-                      f"name the {what} init used ({setting})")
+        raise Refused(
+            f"the {what} {named} is a system directory, not one of kubeinit's, so nothing was reset: "
+            f"name the {what} init used ({setting})"
+        )
     return d
 
 
@@ -234,8 +279,10 @@ def plan_preflight(ctx: Context, target: Target) -> Iterator[Step]:
 
 
 def plan_remove_etcd_member(ctx: Context, target: Target) -> Iterator[Step]:
-    yield Skip("kubeinit's etcd has one member, on this host: there is no etcd cluster to remove it from "
-               f"(cleanup-node removes its data, {etcd.DATA_DIR}); multi-member etcd is not built yet")
+    yield Skip(
+        "kubeinit's etcd has one member, on this host: there is no etcd cluster to remove it from "
+        f"(cleanup-node removes its data, {etcd.DATA_DIR}); multi-member etcd is not built yet"
+    )
 
 
 def _rm(paths: list[str], note: str) -> Run:
@@ -246,9 +293,15 @@ def _empty_kubelet_dir() -> Run:
     # kubeadm's cleanDir: the directory stays, its entries (dotfiles too) go. Only while it is
     # still itself, not a symlink made since the probe.
     d = KUBELET_DIR
-    return Run(("sh", "-c", f"[ \"$(realpath -- {d})\" = {d} ] || {{ echo \"{d} is not a directory of its own\" >&2; "
-                f"exit 1; }}; find {d} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system -- {{}} +"),
-               note=f"empty {d}")
+    return Run(
+        (
+            "sh",
+            "-c",
+            f'[ "$(realpath -- {d})" = {d} ] || {{ echo "{d} is not a directory of its own" >&2; '
+            f"exit 1; }}; find {d} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system -- {{}} +",
+        ),
+        note=f"empty {d}",
+    )
 
 
 def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
@@ -262,8 +315,10 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     else:
         yield Skip("the kubelet is not running")
     if s.int("pods"):
-        yield Run(("sh", "-c", "crictl --timeout 30s stopp $(crictl pods -q) && crictl --timeout 30s rmp -a -f"),
-                  note="stop and remove the Kubernetes pods (CRI)")
+        yield Run(
+            ("sh", "-c", "crictl --timeout 30s stopp $(crictl pods -q) && crictl --timeout 30s rmp -a -f"),
+            note="stop and remove the Kubernetes pods (CRI)",
+        )
 
     # etcd
     ours = etcd.UNIT in s.exists
@@ -272,8 +327,14 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     elif ours:
         yield Skip("etcd is stopped and disabled")
     if ours:
-        yield Run(("sh", "-c", f"rm -f {etcd.UNIT} && systemctl daemon-reload && systemctl reset-failed etcd 2>/dev/null"
-                   "; true"), note=f"remove {etcd.UNIT}")
+        yield Run(
+            (
+                "sh",
+                "-c",
+                f"rm -f {etcd.UNIT} && systemctl daemon-reload && systemctl reset-failed etcd 2>/dev/null; true",
+            ),
+            note=f"remove {etcd.UNIT}",
+        )
     else:
         yield Skip(f"{etcd.UNIT} is absent")
     if etcd.DATA_DIR in s.exists and s.etcd_active and not ours:
@@ -295,12 +356,16 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     else:
         yield Skip(f"no static pod manifests in {MANIFESTS}")
     if s.int("mounts"):
-        yield Run(("sh", "-c", f"awk '$2 ~ \"^{KUBELET_DIR}/\" {{print $2}}' /proc/mounts | sort -r | "
-                   "xargs -r -n1 umount"), note=f"unmount what is mounted under {KUBELET_DIR}")
+        yield Run(
+            ("sh", "-c", f"awk '$2 ~ \"^{KUBELET_DIR}/\" {{print $2}}' /proc/mounts | sort -r | xargs -r -n1 umount"),
+            note=f"unmount what is mounted under {KUBELET_DIR}",
+        )
     real = s.values.get("kubeletdir", "")
     if KUBELET_DIR in s.nonempty and real != KUBELET_DIR:
-        yield Notice(f"{KUBELET_DIR} resolves to {real or 'nothing'}, not to itself: it is left as it is; "
-                     "empty the kubelet's directory yourself")
+        yield Notice(
+            f"{KUBELET_DIR} resolves to {real or 'nothing'}, not to itself: it is left as it is; "
+            "empty the kubelet's directory yourself"
+        )
     elif KUBELET_DIR in s.nonempty:
         yield _empty_kubelet_dir()
     else:
@@ -327,8 +392,10 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
     yield Notice("kept: the container runtime (containerd, runc, the CNI plugins, crictl) and the etcd binaries")
     if CNI_CONF in s.nonempty:
         yield Notice(f"the CNI configuration in {CNI_CONF} is not removed; remove it yourself if you want it gone")
-    yield Notice("iptables, nftables and IPVS rules are not reset; clean them yourself if needed "
-                 "(e.g. `iptables -F && iptables -t nat -F && iptables -t mangle -F && iptables -X`, `ipvsadm --clear`)")
+    yield Notice(
+        "iptables, nftables and IPVS rules are not reset; clean them yourself if needed "
+        "(e.g. `iptables -F && iptables -t nat -F && iptables -t mangle -F && iptables -X`, `ipvsadm --clear`)"
+    )
     yield Notice("$HOME/.kube/config files are not removed; remove the ones that point at this cluster")
 
 

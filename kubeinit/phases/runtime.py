@@ -23,7 +23,7 @@ compared by content (config files, staged archives).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
@@ -66,7 +66,8 @@ ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl":
 
 # Read-only, and cheap: on a converged host this and one digest listing are all a re-run
 # asks. Builtins where a fork is not needed; one stat for every installed file.
-PROBE = r"""
+PROBE = (
+    r"""
 o=no; while read -r a b; do [ "$a" = overlay ] || [ "$b" = overlay ] && o=yes && break; done < /proc/filesystems
 if [ $o = yes ]; then echo overlay=yes; else echo overlay=no
   echo "loadable:overlay=$(modprobe -n -q overlay 2>/dev/null && echo yes || echo no)"; fi
@@ -76,7 +77,10 @@ echo "modprobe=$(command -v modprobe >/dev/null 2>&1 && echo yes || echo no)"
 # registry mirrors kubeinit wrote (others' hosts.toml files are left alone)
 for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f" &&
   case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
-""" + install.leftovers_probe() + "true\n"
+"""
+    + install.leftovers_probe()
+    + "true\n"
+)
 
 
 # (Re)start containerd on what is on disk now, and record what that was (APPLIED): the
@@ -84,8 +88,9 @@ for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f
 RESTART = (
     "set -e; systemctl daemon-reload; systemctl enable -q containerd; "
     "systemctl restart containerd || { journalctl -u containerd -n 5 --no-pager -o cat >&2; exit 1; }; "
-    + install.write_record(APPLIED, f"echo \"$(stat -c %s:%.9Y:%i:%.9Z {CONTAINERD})  {CONTAINERD}\"; "
-                                    f"sha256sum {CONFIG} {UNIT}")
+    + install.write_record(
+        APPLIED, f'echo "$(stat -c %s:%.9Y:%i:%.9Z {CONTAINERD})  {CONTAINERD}"; sha256sum {CONFIG} {UNIT}'
+    )
 )
 
 
@@ -104,8 +109,15 @@ def facts(ctx: Context, target: Target) -> list[Fact]:
         images,  # its probe rides here: one round trip for both on a re-run
     )
 
-    return [Arch(), UnitState("containerd"), Stamps(), *(Sysctl(k) for k in SYSCTLS), Command(("sh", "-c", PROBE)),
-            *images.probe_command(ctx), *files(COMPARED + list(mirror_files(ctx.spec)))]
+    return [
+        Arch(),
+        UnitState("containerd"),
+        Stamps(),
+        *(Sysctl(k) for k in SYSCTLS),
+        Command(("sh", "-c", PROBE)),
+        *images.probe_command(ctx),
+        *files(COMPARED + list(mirror_files(ctx.spec))),
+    ]
 
 
 def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
@@ -113,8 +125,12 @@ def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
     facts = target.facts
     values, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
     unit = facts.get(UnitState("containerd"))
-    values |= {"arch": facts.get(Arch()), "active": unit.active, "enabled": unit.enabled,
-               **{f"sysctl:{k}": facts.get(Sysctl(k)) for k in SYSCTLS}}
+    values |= {
+        "arch": facts.get(Arch()),
+        "active": unit.active,
+        "enabled": unit.enabled,
+        **{f"sysctl:{k}": facts.get(Sysctl(k)) for k in SYSCTLS},
+    }
     return values, facts.get(Stamps())
 
 
@@ -137,17 +153,27 @@ def containerd_config(spec, version: str) -> str:
 
     c = spec.runtime.containerd
     major, minor = (int(x) for x in version.split(".")[:2])
-    text = render("containerd/config.toml.j2", containerd_version=version, config_version=config_version(version),
-                  socket=SOCKET, sandbox_image=tomlw.string(sandbox_image(spec)),
-                  runc=RUNC if spec.artifact("runc").enabled else "runc",
-                  cni_bin_dir=CNI_BIN, cni_conf_dir=CNI_CONF, cni_bin_dirs=(major, minor) >= (2, 1),
-                  restrict_oom_score_adj=c.restrict_oom_score_adj,
-                  registry_config_path=CERTS_D if c.registry_mirrors else "")
+    text = render(
+        "containerd/config.toml.j2",
+        containerd_version=version,
+        config_version=config_version(version),
+        socket=SOCKET,
+        sandbox_image=tomlw.string(sandbox_image(spec)),
+        runc=RUNC if spec.artifact("runc").enabled else "runc",
+        cni_bin_dir=CNI_BIN,
+        cni_conf_dir=CNI_CONF,
+        cni_bin_dirs=(major, minor) >= (2, 1),
+        restrict_oom_score_adj=c.restrict_oom_score_adj,
+        registry_config_path=CERTS_D if c.registry_mirrors else "",
+    )
     data = tomllib.loads(text)
     if c.config_patch:
         head = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-        text = (head + "# runtime.containerd.configPatch of the cluster file is merged in.\n\n"
-                + tomlw.dumps(tomlw.merge(data, tomllib.loads(c.config_patch))))
+        text = (
+            head
+            + "# runtime.containerd.configPatch of the cluster file is merged in.\n\n"
+            + tomlw.dumps(tomlw.merge(data, tomllib.loads(c.config_patch)))
+        )
     return text
 
 
@@ -160,7 +186,8 @@ def mirror_files(spec) -> dict[str, str]:
         hosts = {"host": {u: {"capabilities": ["pull", "resolve"]} for u in urls}}
         out[f"{CERTS_D}/{registry}/hosts.toml"] = (
             f"{MIRROR_HEADER}.{registry}; kubeinit rewrites it on `up`.\n"
-            "# Mirrors are tried in this order, then the registry itself.\n\n" + tomlw.dumps(hosts))
+            "# Mirrors are tried in this order, then the registry itself.\n\n" + tomlw.dumps(hosts)
+        )
     return out
 
 
@@ -180,8 +207,10 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     todo = [n for n in wanted if not install.installed(stamps.get(n), digests[n])]
     # What containerd would run with now, before this plan changes anything.
     have_containerd = "containerd" in wanted and "containerd" not in todo
-    now = {CONTAINERD: stamps["containerd"].files.get(CONTAINERD) if have_containerd else None,
-           **{path: (f.sha256 if (f := facts.file(path)) else None) for path in (CONFIG, UNIT)}}
+    now = {
+        CONTAINERD: stamps["containerd"].files.get(CONTAINERD) if have_containerd else None,
+        **{path: (f.sha256 if (f := facts.file(path)) else None) for path in (CONFIG, UNIT)},
+    }
     restart_pending = install.restart_pending(facts, APPLIED, now)
 
     # 1. downloads, all before any host is changed
@@ -204,9 +233,16 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     if "containerd" not in wanted:
         return
     changed = False
-    files = [(CONFIG, containerd_config(spec, version), "containerd config (SystemdCgroup, sandbox image)"),
-             (UNIT, render("containerd/containerd.service.j2", containerd_version=version, containerd=CONTAINERD,
-                           config=CONFIG), "containerd systemd unit")]
+    files = [
+        (CONFIG, containerd_config(spec, version), "containerd config (SystemdCgroup, sandbox image)"),
+        (
+            UNIT,
+            render(
+                "containerd/containerd.service.j2", containerd_version=version, containerd=CONTAINERD, config=CONFIG
+            ),
+            "containerd systemd unit",
+        ),
+    ]
     if "crictl" in wanted:
         files.append((CRICTL_YAML, render("crictl.yaml.j2", socket=SOCKET), "crictl endpoint"))
     for path, content, note in files:
@@ -230,8 +266,10 @@ def _mirrors(target: Target, spec, p: dict[str, str]) -> Iterator[Step]:
     stale = sorted(k.removeprefix("mirror:") for k in p if k.startswith("mirror:") and k[7:] not in wanted)
     if stale:
         dirs = [f.rsplit("/", 1)[0] for f in stale]
-        yield Run(("sh", "-c", 'rm -f -- "$@"; for f; do rmdir -- "${f%/*}" 2>/dev/null; done; true', "sh", *stale),
-                  note=f"remove registry mirrors no longer in the cluster file ({', '.join(d.rsplit('/', 1)[1] for d in dirs)})")
+        yield Run(
+            ("sh", "-c", 'rm -f -- "$@"; for f; do rmdir -- "${f%/*}" 2>/dev/null; done; true', "sh", *stale),
+            note=f"remove registry mirrors no longer in the cluster file ({', '.join(d.rsplit('/', 1)[1] for d in dirs)})",  # noqa: E501
+        )
 
 
 def _install(rel: artifacts.Release, digest: str, archive: bool, facts) -> Iterator[Step]:
@@ -244,8 +282,10 @@ def _install(rel: artifacts.Release, digest: str, archive: bool, facts) -> Itera
 def _modules(target: Target, p: dict[str, str]) -> Iterator[Step]:
     """overlay (containerd's snapshotter) and br_netfilter (bridged pod traffic through
     iptables), best effort: a kernel may have them built in and no modprobe at all."""
-    present = {"overlay": p.get("overlay") == "yes",
-               "br_netfilter": p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing"}
+    present = {
+        "overlay": p.get("overlay") == "yes",
+        "br_netfilter": p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing",
+    }
     need = [m for m, ok in present.items() if not ok]
     if p.get("modprobe") == "yes":
         yield from ensure_file(target, MODULES_CONF, "overlay\nbr_netfilter\n", 0o644, "load at boot")
@@ -258,21 +298,28 @@ def _modules(target: Target, p: dict[str, str]) -> Iterator[Step]:
         missing = need
         why = "modprobe is not installed"
     if missing:
-        yield Notice(f"kernel module {' and '.join(missing)} is not loaded and cannot be ({why}); containers and "
-                     "pod networking may not work until it is")
+        yield Notice(
+            f"kernel module {' and '.join(missing)} is not loaded and cannot be ({why}); containers and "
+            "pod networking may not work until it is"
+        )
     elif not need:
         yield Skip("kernel modules overlay and br_netfilter are available")
 
 
 def _sysctls(target: Target, p: dict[str, str]) -> Iterator[Step]:
     keys = {"net.ipv4.ip_forward": "net/ipv4/ip_forward"}
-    bridge = (p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing"
-              or p.get("loadable:br_netfilter") == "yes")  # the key appears once br_netfilter is loaded
+    bridge = (
+        p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing"
+        or p.get("loadable:br_netfilter") == "yes"
+    )  # the key appears once br_netfilter is loaded
     if bridge:
-        keys |= {"net.bridge.bridge-nf-call-iptables": "net/bridge/bridge-nf-call-iptables",
-                 "net.bridge.bridge-nf-call-ip6tables": "net/bridge/bridge-nf-call-ip6tables"}
+        keys |= {
+            "net.bridge.bridge-nf-call-iptables": "net/bridge/bridge-nf-call-iptables",
+            "net.bridge.bridge-nf-call-ip6tables": "net/bridge/bridge-nf-call-ip6tables",
+        }
     text = "# Written by kubeinit: pods need forwarding, and bridged pod traffic must pass iptables.\n" + "".join(
-        f"{k} = 1\n" for k in keys)
+        f"{k} = 1\n" for k in keys
+    )
     changed = False
     for step in ensure_file(target, SYSCTL_CONF, text, 0o644, "sysctls for Kubernetes"):
         changed |= isinstance(step, Upload)

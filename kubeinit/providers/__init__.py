@@ -6,8 +6,11 @@ import importlib
 
 from kubeinit.providers.base import Provider
 
-_CLASSES = {"eks": ("kubeinit.providers.eks", "EKS"), "gke": ("kubeinit.providers.gke", "GKE"),
-            "aks": ("kubeinit.providers.aks", "AKS")}
+_CLASSES = {
+    "eks": ("kubeinit.providers.eks", "EKS"),
+    "gke": ("kubeinit.providers.gke", "GKE"),
+    "aks": ("kubeinit.providers.aks", "AKS"),
+}
 
 
 def get_provider(name: str) -> Provider:

@@ -34,8 +34,9 @@ class ResourceGroups:
         from azure.core.rest import HttpRequest
         from azure.mgmt.core.exceptions import ARMErrorFormat
 
-        req = HttpRequest(method, f"/subscriptions/{self._sub}/resourcegroups/{name}",
-                          params={"api-version": RG_API}, json=body)
+        req = HttpRequest(
+            method, f"/subscriptions/{self._sub}/resourcegroups/{name}", params={"api-version": RG_API}, json=body
+        )
         resp = self._client.send_request(req)
         if resp.status_code == 404 and method != "HEAD":
             raise ResourceNotFoundError(response=resp, error_format=ARMErrorFormat)
@@ -116,13 +117,29 @@ class AKS(Provider):
                 ctx.check_free(lambda: mc.get(s.resource_group, s.name), self._taken(s))
         group = ctx.record.get("resource_group", s.resource_group)
         if group is None or group.get("pending"):
-            ctx.when_missing(f"resource group {s.resource_group}", lambda: self._foreign_group(ctx),
-                             lambda: ctx.ensure("resource_group", s.resource_group, "resource group", lambda: (
-                                 rgs.create_or_update(s.resource_group, {"location": s.region, "tags": self._tags(s)})["name"])))
+            ctx.when_missing(
+                f"resource group {s.resource_group}",
+                lambda: self._foreign_group(ctx),
+                lambda: ctx.ensure(
+                    "resource_group",
+                    s.resource_group,
+                    "resource group",
+                    lambda: rgs.create_or_update(s.resource_group, {"location": s.region, "tags": self._tags(s)})[
+                        "name"
+                    ],
+                ),
+            )
         profiles = [{"name": p.name, **self._pool_body(s, p, system=(i == 0))} for i, p in enumerate(s.node_pools)]
-        body = {"location": s.region, "tags": self._tags(s), "identity": {"type": "SystemAssigned"},
-                "properties": {"dnsPrefix": s.name, "agentPoolProfiles": profiles,
-                               **({"kubernetesVersion": s.version} if s.version else {})}}
+        body = {
+            "location": s.region,
+            "tags": self._tags(s),
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "dnsPrefix": s.name,
+                "agentPoolProfiles": profiles,
+                **({"kubernetesVersion": s.version} if s.version else {}),
+            },
+        }
         pollers = []
 
         def create_cluster():
@@ -139,11 +156,19 @@ class AKS(Provider):
     def _pool_body(self, s, p, system: bool) -> dict:
         """An agent pool's properties for a NodePoolSpec (ARM's field names)."""
         if p.spot and system:
-            raise UserError(f"AKS node pool {p.name} is a system pool, and AKS system pools cannot be spot: "
-                            "drop --spot, or add a user pool with `kubeinit create nodepool NAME --cluster C --spot`")
-        prof = {"count": p.count, "vmSize": p.instance_type, "mode": "System" if system else "User",
-                "osType": "Linux", "type": "VirtualMachineScaleSets", "nodeLabels": dict(p.labels),
-                "tags": self._tags(s)}
+            raise UserError(
+                f"AKS node pool {p.name} is a system pool, and AKS system pools cannot be spot: "
+                "drop --spot, or add a user pool with `kubeinit create nodepool NAME --cluster C --spot`"
+            )
+        prof = {
+            "count": p.count,
+            "vmSize": p.instance_type,
+            "mode": "System" if system else "User",
+            "osType": "Linux",
+            "type": "VirtualMachineScaleSets",
+            "nodeLabels": dict(p.labels),
+            "tags": self._tags(s),
+        }
         if p.disk_size:
             prof["osDiskSizeGB"] = p.disk_size
         if p.min is not None or p.max is not None:
@@ -156,8 +181,10 @@ class AKS(Provider):
 
     @staticmethod
     def _taken(s):
-        return (f"an AKS cluster named {s.name} already exists in resource group {s.resource_group} and kubeinit has "
-                "no record of creating it: choose another --name (nothing was created)")
+        return (
+            f"an AKS cluster named {s.name} already exists in resource group {s.resource_group} and kubeinit has "
+            "no record of creating it: choose another --name (nothing was created)"
+        )
 
     def _foreign_group(self, ctx):
         """Does the resource group exist and belong to someone else (then it is used, never recorded)?"""
@@ -219,17 +246,26 @@ class AKS(Provider):
         s, mc = ctx.spec, ctx.api("containerservice").managed_clusters
         with ctx.step("listing AKS clusters"):
             pages = ctx.all(mc.list_by_resource_group(s.resource_group) if s.resource_group else mc.list())
-            return [{"name": c["name"], "location": c["location"],
-                     "version": c["properties"].get("currentKubernetesVersion") or c["properties"].get("kubernetesVersion", ""),
-                     "status": c["properties"].get("provisioningState", ""), "endpoint": c["properties"].get("fqdn", "")}
-                    for c in pages]
+            return [
+                {
+                    "name": c["name"],
+                    "location": c["location"],
+                    "version": c["properties"].get("currentKubernetesVersion")
+                    or c["properties"].get("kubernetesVersion", ""),
+                    "status": c["properties"].get("provisioningState", ""),
+                    "endpoint": c["properties"].get("fqdn", ""),
+                }
+                for c in pages
+            ]
 
     def scale(self, ctx, pool, nodes, min_, max_):
         s, pools = ctx.spec, ctx.api("containerservice").agent_pools
         with ctx.step(f"scaling AKS node pool {pool} to {nodes} nodes"):
             body = pools.get(s.resource_group, s.name, pool)  # PUT replaces the pool: send it whole
-            ctx.decide(lambda: self._scalable(body, pool, nodes, min_),
-                       "(refused if it is a System pool and --nodes is 0, or autoscaled and no range is given)")
+            ctx.decide(
+                lambda: self._scalable(body, pool, nodes, min_),
+                "(refused if it is a System pool and --nodes is 0, or autoscaled and no range is given)",
+            )
             body["properties"]["count"] = nodes
             if min_ is not None:  # checks.scale: min and max come together; AKS takes them only with the autoscaler
                 body["properties"]["enableAutoScaling"] = True
@@ -244,8 +280,10 @@ class AKS(Provider):
         if props.get("mode") == "System" and nodes == 0:
             raise UserError(f"AKS node pool {pool} is a System pool: it needs at least 1 node")
         if props.get("enableAutoScaling") and min_ is None:
-            raise UserError(f"AKS node pool {pool} is autoscaled between {props.get('minCount')} and "
-                            f"{props.get('maxCount')}: give --nodes-min and --nodes-max with --nodes to change it")
+            raise UserError(
+                f"AKS node pool {pool} is autoscaled between {props.get('minCount')} and "
+                f"{props.get('maxCount')}: give --nodes-min and --nodes-max with --nodes to change it"
+            )
 
     def describe(self, e):
         what = {"cluster": "AKS cluster", "agent_pool": "AKS node pool"}.get(e["kind"], "resource group")

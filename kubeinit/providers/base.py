@@ -32,9 +32,19 @@ _PHRASE = {
     "failed": "failed",
 }
 _USER_KINDS = {"exists", "invalid", "not_found", "auth"}  # fixable by changing the input or credentials: exit 2
-_AUTH_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
-               "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "UNAUTHENTICATED",
-               "InvalidAuthenticationToken", "ExpiredAuthenticationToken", "AuthenticationFailed"}
+_AUTH_CODES = {
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "AuthFailure",
+    "UNAUTHENTICATED",
+    "InvalidAuthenticationToken",
+    "ExpiredAuthenticationToken",
+    "AuthenticationFailed",
+}
 _INTERNAL_CODES = {"InternalFailure", "InternalError", "InternalServerError", "ServerException", "INTERNAL"}
 
 
@@ -64,8 +74,9 @@ class CloudError(KubeinitError):
         if len(detail) > 400:
             detail = detail[:400] + "…"
         extra = f" [{fault.detail}]" if fault.detail and verbose() else ""
-        super().__init__(f"{label} failed: {_PHRASE.get(fault.kind, fault.kind)}" + (f" ({detail})" if detail else "")
-                         + extra)
+        super().__init__(
+            f"{label} failed: {_PHRASE.get(fault.kind, fault.kind)}" + (f" ({detail})" if detail else "") + extra
+        )
 
 
 def unless_missing(call: Callable[[], Any]) -> Any:
@@ -78,12 +89,13 @@ def unless_missing(call: Callable[[], Any]) -> Any:
         raise
 
 
-def require(module: str, provider: "Provider") -> Any:
+def require(module: str, provider: Provider) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"the {provider.title} provider needs {provider.packages}: "
-                        f"pip install 'kubeinit[{provider.extra}]'") from None
+        raise UserError(
+            f"the {provider.title} provider needs {provider.packages}: pip install 'kubeinit[{provider.extra}]'"
+        ) from None
 
 
 def kind_from_code(code: str, message: str = "", status: int | None = None) -> str:
@@ -153,9 +165,11 @@ class Provider:
         its id, (id, data), or None. Per kind: find_<kind>(ctx, entry)."""
         finder = getattr(self, f"find_{entry['kind']}", None)
         if finder is None:  # never guess "not made": that would orphan what the cloud did make
-            raise KubeinitError(f"{entry['kind'].replace('_', ' ')} {entry['name']}: its create call was interrupted and "
-                                f"kubeinit cannot look it up on {self.title}; check the cloud, then remove its pending "
-                                "entry from the record")
+            raise KubeinitError(
+                f"{entry['kind'].replace('_', ' ')} {entry['name']}: its create call was interrupted and "
+                f"kubeinit cannot look it up on {self.title}; check the cloud, then remove its pending "
+                "entry from the record"
+            )
         return finder(ctx, entry)
 
     def delete(self, ctx, entries: list[dict]) -> None:

@@ -43,8 +43,9 @@ class EKS(EKSIam, EKSNetwork, Provider):
             core = botocore.session.get_session()
             # botocore parses its JSON service models per session (~0.2 s for EC2): share them in-process
             core.register_component("data_loader", _loader())
-            self._session = boto3.session.Session(botocore_session=core, region_name=ctx.spec.region,
-                                                  profile_name=getattr(ctx.spec, "profile", None))
+            self._session = boto3.session.Session(
+                botocore_session=core, region_name=ctx.spec.region, profile_name=getattr(ctx.spec, "profile", None)
+            )
             creds = self._session.get_credentials()
             if creds is not None:  # keep whatever the chain found out of every output
                 frozen = creds.get_frozen_credentials()
@@ -88,24 +89,57 @@ class EKS(EKSIam, EKSNetwork, Provider):
         cluster_role = s.cluster_role_arn or self._role(ctx, "cluster", "eks.amazonaws.com", CLUSTER_POLICIES)
         node_role = s.node_role_arn or self._role(ctx, "node", "ec2.amazonaws.com", NODE_POLICIES)
         cluster_subnets, node_subnets = (list(s.subnets), list(s.subnets)) if s.subnets else self._network(ctx)
-        ctx.ensure("cluster", s.name, f"EKS cluster {s.name}", lambda: eks.create_cluster(
-            name=s.name, roleArn=cluster_role, clientRequestToken=ctx.record.token("cluster", s.name), **({"version": s.version} if s.version else {}),
-            resourcesVpcConfig={"subnetIds": cluster_subnets, "endpointPublicAccess": True,
-                                "endpointPrivateAccess": False},
-            accessConfig={"authenticationMode": "API_AND_CONFIG_MAP",
-                          "bootstrapClusterCreatorAdminPermissions": True},
-            tags=self._tags(s))["cluster"]["name"])
-        ctx.wait(f"EKS cluster {s.name} is ACTIVE", lambda: eks.describe_cluster(name=s.name),
-                 lambda r: _status(r["cluster"], "ACTIVE", ("FAILED", "DELETING")))
+        ctx.ensure(
+            "cluster",
+            s.name,
+            f"EKS cluster {s.name}",
+            lambda: eks.create_cluster(
+                name=s.name,
+                roleArn=cluster_role,
+                clientRequestToken=ctx.record.token("cluster", s.name),
+                **({"version": s.version} if s.version else {}),
+                resourcesVpcConfig={
+                    "subnetIds": cluster_subnets,
+                    "endpointPublicAccess": True,
+                    "endpointPrivateAccess": False,
+                },
+                accessConfig={
+                    "authenticationMode": "API_AND_CONFIG_MAP",
+                    "bootstrapClusterCreatorAdminPermissions": True,
+                },
+                tags=self._tags(s),
+            )["cluster"]["name"],
+        )
+        ctx.wait(
+            f"EKS cluster {s.name} is ACTIVE",
+            lambda: eks.describe_cluster(name=s.name),
+            lambda r: _status(r["cluster"], "ACTIVE", ("FAILED", "DELETING")),
+        )
         for pool in s.node_pools:
-            scaling = {"desiredSize": pool.count, "minSize": pool.count if pool.min is None else pool.min,
-                       "maxSize": max(pool.count, 1) if pool.max is None else pool.max}
-            ctx.ensure("nodegroup", pool.name, f"EKS nodegroup {pool.name}", lambda pool=pool, sc=scaling: eks.create_nodegroup(
-                clusterName=s.name, nodegroupName=pool.name, nodeRole=node_role, subnets=node_subnets,
-                clientRequestToken=ctx.record.token("nodegroup", pool.name),
-                scalingConfig=sc, instanceTypes=[pool.instance_type], amiType="AL2023_x86_64_STANDARD",
-                capacityType="SPOT" if pool.spot else "ON_DEMAND", **({"diskSize": pool.disk_size} if pool.disk_size else {}),
-                labels=dict(pool.labels), tags=self._tags(s))["nodegroup"]["nodegroupName"])
+            scaling = {
+                "desiredSize": pool.count,
+                "minSize": pool.count if pool.min is None else pool.min,
+                "maxSize": max(pool.count, 1) if pool.max is None else pool.max,
+            }
+            ctx.ensure(
+                "nodegroup",
+                pool.name,
+                f"EKS nodegroup {pool.name}",
+                lambda pool=pool, sc=scaling: eks.create_nodegroup(
+                    clusterName=s.name,
+                    nodegroupName=pool.name,
+                    nodeRole=node_role,
+                    subnets=node_subnets,
+                    clientRequestToken=ctx.record.token("nodegroup", pool.name),
+                    scalingConfig=sc,
+                    instanceTypes=[pool.instance_type],
+                    amiType="AL2023_x86_64_STANDARD",
+                    capacityType="SPOT" if pool.spot else "ON_DEMAND",
+                    **({"diskSize": pool.disk_size} if pool.disk_size else {}),
+                    labels=dict(pool.labels),
+                    tags=self._tags(s),
+                )["nodegroup"]["nodegroupName"],
+            )
         for pool in s.node_pools:
             self._wait_nodegroup(ctx, pool.name)
 
@@ -118,8 +152,11 @@ class EKS(EKSIam, EKSNetwork, Provider):
                 return ng["status"]
             return _status(ng, "ACTIVE", ("CREATE_FAILED", "DEGRADED", "DELETING", "DELETE_FAILED"))
 
-        ctx.wait(f"EKS nodegroup {pool} is ACTIVE",
-                 lambda: eks.describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=pool), check)
+        ctx.wait(
+            f"EKS nodegroup {pool} is ACTIVE",
+            lambda: eks.describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=pool),
+            check,
+        )
 
     @staticmethod
     def _tags(s):
@@ -131,8 +168,10 @@ class EKS(EKSIam, EKSNetwork, Provider):
     # -- what an interrupted create made, and what failed in the cloud -----
     @staticmethod
     def _taken(s):
-        return (f"an EKS cluster named {s.name} already exists in {s.region} and kubeinit has no record of "
-                "creating it: choose another --name (nothing was created)")
+        return (
+            f"an EKS cluster named {s.name} already exists in {s.region} and kubeinit has no record of "
+            "creating it: choose another --name (nothing was created)"
+        )
 
     def find_cluster(self, ctx, e):
         c = unless_missing(lambda: ctx.api("eks").describe_cluster(name=e["name"])["cluster"])
@@ -143,8 +182,9 @@ class EKS(EKSIam, EKSNetwork, Provider):
         return c["name"]
 
     def find_nodegroup(self, ctx, e):
-        ng = unless_missing(lambda: ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name,
-                                                                      nodegroupName=e["name"])["nodegroup"])
+        ng = unless_missing(
+            lambda: ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["name"])["nodegroup"]
+        )
         return None if ng is None else ng["nodegroupName"]
 
     def failed_cluster(self, ctx, e):
@@ -163,9 +203,14 @@ class EKS(EKSIam, EKSNetwork, Provider):
         s = ctx.spec
         with ctx.step(f"reading EKS cluster {s.name}"):
             c = ctx.api("eks").describe_cluster(name=s.name)["cluster"]
-        user = {"exec": {"apiVersion": kcfg.EXEC_API, "command": "aws",
-                         "args": ["--region", s.region, "eks", "get-token", "--cluster-name", s.name, "--output", "json"],
-                         "interactiveMode": "IfAvailable"}}
+        user = {
+            "exec": {
+                "apiVersion": kcfg.EXEC_API,
+                "command": "aws",
+                "args": ["--region", s.region, "eks", "get-token", "--cluster-name", s.name, "--output", "json"],
+                "interactiveMode": "IfAvailable",
+            }
+        }
         if not shutil.which("aws"):  # no AWS CLI: kubeinit signs the token itself
             user["exec"].update(_kubeinit_exec(s.name, s.region))
         profile = getattr(s, "profile", None) or os.environ.get("AWS_PROFILE")
@@ -185,16 +230,25 @@ class EKS(EKSIam, EKSNetwork, Provider):
             rows = []
             for name in names:
                 c = eks.describe_cluster(name=name)["cluster"]
-                rows.append({"name": name, "location": ctx.spec.region, "version": c.get("version", ""),
-                             "status": c.get("status", ""), "endpoint": c.get("endpoint", "")})
+                rows.append(
+                    {
+                        "name": name,
+                        "location": ctx.spec.region,
+                        "version": c.get("version", ""),
+                        "status": c.get("status", ""),
+                        "endpoint": c.get("endpoint", ""),
+                    }
+                )
         return rows
 
     def scale(self, ctx, pool, nodes, min_, max_):
         # EKS refuses a desiredSize outside [minSize, maxSize]: send all three, the range widened if it must be
         with ctx.step(f"reading EKS nodegroup {pool}"):
             cur = ctx.api("eks").describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=pool)["nodegroup"]
-        cfg = ctx.decide(lambda: self._range(ctx, pool, cur["scalingConfig"], nodes, min_, max_),
-                         f"minSize/maxSize: the nodegroup's (or the flags'), widened to hold {nodes} nodes if needed")
+        cfg = ctx.decide(
+            lambda: self._range(ctx, pool, cur["scalingConfig"], nodes, min_, max_),
+            f"minSize/maxSize: the nodegroup's (or the flags'), widened to hold {nodes} nodes if needed",
+        )
         with ctx.step(f"scaling EKS nodegroup {pool} to {nodes} nodes"):
             ctx.api("eks").update_nodegroup_config(clusterName=ctx.spec.name, nodegroupName=pool, scalingConfig=cfg)
         self._wait_nodegroup(ctx, pool, desired=nodes)
@@ -205,8 +259,10 @@ class EKS(EKSIam, EKSNetwork, Provider):
         hi = cur["maxSize"] if max_ is None else max_
         new_lo, new_hi = min(lo, nodes), max(hi, nodes, 1)
         if (new_lo, new_hi) != (lo, hi):
-            ctx.note(f"widening EKS nodegroup {pool}'s size range from [{lo}, {hi}] to [{new_lo}, {new_hi}] "
-                     f"to hold {nodes} nodes (EKS refuses a desired size outside it)")
+            ctx.note(
+                f"widening EKS nodegroup {pool}'s size range from [{lo}, {hi}] to [{new_lo}, {new_hi}] "
+                f"to hold {nodes} nodes (EKS refuses a desired size outside it)"
+            )
         return {"minSize": new_lo, "maxSize": new_hi, "desiredSize": nodes}
 
     # -- delete ------------------------------------------------------------
@@ -220,9 +276,17 @@ class EKS(EKSIam, EKSNetwork, Provider):
         return found
 
     def describe(self, e):
-        names = {"cluster": "EKS cluster", "nodegroup": "EKS nodegroup", "iam_role": "IAM role",
-                 "vpc": "VPC", "internet_gateway": "internet gateway", "route_table": "route table",
-                 "subnet": "subnet", "elastic_ip": "elastic IP", "nat_gateway": "NAT gateway"}
+        names = {
+            "cluster": "EKS cluster",
+            "nodegroup": "EKS nodegroup",
+            "iam_role": "IAM role",
+            "vpc": "VPC",
+            "internet_gateway": "internet gateway",
+            "route_table": "route table",
+            "subnet": "subnet",
+            "elastic_ip": "elastic IP",
+            "nat_gateway": "NAT gateway",
+        }
         if e["kind"] == "igw_attachment":
             return f"attachment of {e['id']} to {e['data']['vpc']}"
         if e["kind"] == "route":
@@ -234,16 +298,22 @@ class EKS(EKSIam, EKSNetwork, Provider):
     def delete_nodegroup(self, ctx, e):
         eks = ctx.api("eks")
         eks.delete_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["id"])
-        ctx.wait(f"EKS nodegroup {e['id']} is deleted",
-                 lambda: eks.describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["id"]),
-                 lambda r: _status(r["nodegroup"], None, ("DELETE_FAILED",)), gone=True)
+        ctx.wait(
+            f"EKS nodegroup {e['id']} is deleted",
+            lambda: eks.describe_nodegroup(clusterName=ctx.spec.name, nodegroupName=e["id"]),
+            lambda r: _status(r["nodegroup"], None, ("DELETE_FAILED",)),
+            gone=True,
+        )
 
     def delete_cluster(self, ctx, e):
         eks = ctx.api("eks")
         eks.delete_cluster(name=e["id"])
-        ctx.wait(f"EKS cluster {e['id']} is deleted", lambda: eks.describe_cluster(name=e["id"]),
-                 lambda r: _status(r["cluster"], None, ("FAILED",)), gone=True)
-
+        ctx.wait(
+            f"EKS cluster {e['id']} is deleted",
+            lambda: eks.describe_cluster(name=e["id"]),
+            lambda r: _status(r["cluster"], None, ("FAILED",)),
+            gone=True,
+        )
 
 
 def _kubeinit_exec(cluster: str, region: str) -> dict:
@@ -255,11 +325,8 @@ def _kubeinit_exec(cluster: str, region: str) -> dict:
     return {"command": sys.executable, "args": ["-m", "kubeinit", *args]}
 
 
-
 @functools.lru_cache(maxsize=1)
 def _loader():
     from botocore.loaders import create_loader
 
     return create_loader()
-
-

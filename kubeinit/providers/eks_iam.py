@@ -7,8 +7,12 @@ import json
 from kubeinit.providers.base import TAG, unless_missing
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-                 "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")
+NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonSSMManagedInstanceCore",
+)
 
 
 class EKSIam:
@@ -17,11 +21,28 @@ class EKSIam:
     def _role(self, ctx, which, principal, policies):
         s, iam = ctx.spec, ctx.api("iam")
         role = f"kubeinit-{s.name}-{which}"
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": principal},
-                                                         "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
-        entry = ctx.ensure("iam_role", which, f"IAM role {role}", lambda: (role, {"arn": iam.create_role(
-            RoleName=role, AssumeRolePolicyDocument=json.dumps(trust), Tags=self._tag_list(s),
-            Description=f"kubeinit: {which} role of EKS cluster {s.name}")["Role"]["Arn"]}))
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": principal}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
+            ],
+        }
+        entry = ctx.ensure(
+            "iam_role",
+            which,
+            f"IAM role {role}",
+            lambda: (
+                role,
+                {
+                    "arn": iam.create_role(
+                        RoleName=role,
+                        AssumeRolePolicyDocument=json.dumps(trust),
+                        Tags=self._tag_list(s),
+                        Description=f"kubeinit: {which} role of EKS cluster {s.name}",
+                    )["Role"]["Arn"]
+                },
+            ),
+        )
         with ctx.step(f"attaching policies to IAM role {role}"):
             for policy in policies:  # idempotent, so a resumed run simply repeats it
                 iam.attach_role_policy(RoleName=role, PolicyArn=f"arn:aws:iam::aws:policy/{policy}")

@@ -17,14 +17,29 @@ class EKSNetwork:
         s, ec2 = ctx.spec, ctx.api("ec2")
 
         def tagged(rtype, role):
-            return [{"ResourceType": rtype, "Tags": self._tag_list(s) + [{"Key": "Name", "Value": f"kubeinit-{s.name}-{role}"}]}]
+            return [
+                {
+                    "ResourceType": rtype,
+                    "Tags": self._tag_list(s) + [{"Key": "Name", "Value": f"kubeinit-{s.name}-{role}"}],
+                }
+            ]
 
-        vpc = ctx.ensure("vpc", "vpc", "VPC", lambda: ec2.create_vpc(
-            CidrBlock=VPC_CIDR, TagSpecifications=tagged("vpc", "vpc"))["Vpc"]["VpcId"])["id"]
+        vpc = ctx.ensure(
+            "vpc",
+            "vpc",
+            "VPC",
+            lambda: ec2.create_vpc(CidrBlock=VPC_CIDR, TagSpecifications=tagged("vpc", "vpc"))["Vpc"]["VpcId"],
+        )["id"]
         with ctx.step(f"configuring VPC {vpc}"):
             ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        igw = ctx.ensure("internet_gateway", "igw", "internet gateway", lambda: ec2.create_internet_gateway(
-            TagSpecifications=tagged("internet-gateway", "igw"))["InternetGateway"]["InternetGatewayId"])["id"]
+        igw = ctx.ensure(
+            "internet_gateway",
+            "igw",
+            "internet gateway",
+            lambda: ec2.create_internet_gateway(TagSpecifications=tagged("internet-gateway", "igw"))["InternetGateway"][
+                "InternetGatewayId"
+            ],
+        )["id"]
 
         def attach():
             ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
@@ -36,25 +51,51 @@ class EKSNetwork:
                 ec2.describe_availability_zones(ZoneNames=list(s.zones))
                 zone_names = tuple(s.zones)
             else:
-                zones = ec2.describe_availability_zones(
-                    Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
+                zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])[
+                    "AvailabilityZones"
+                ]
                 zone_names = (zones[0]["ZoneName"], zones[1]["ZoneName"])
         public_cidrs, private_cidrs = _cidrs(len(zone_names))
         public = self._subnets(ctx, "public", vpc, zone_names, public_cidrs, ("0.0.0.0/0", "GatewayId", igw), tagged)
-        eip = ctx.ensure("elastic_ip", "nat", "elastic IP for the NAT gateway", lambda: ec2.allocate_address(
-            Domain="vpc", TagSpecifications=tagged("elastic-ip", "nat"))["AllocationId"])["id"]
-        nat = ctx.ensure("nat_gateway", "nat", "NAT gateway", lambda: ec2.create_nat_gateway(
-            SubnetId=public[0], AllocationId=eip, ClientToken=ctx.record.token("nat_gateway", "nat"),
-            TagSpecifications=tagged("natgateway", "nat"))["NatGateway"]["NatGatewayId"])["id"]
-        ctx.wait(f"NAT gateway {nat} is available", lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat]),
-                 lambda r: status_check(r["NatGateways"][0], "available", ("failed", "deleted"), key="State"))
-        private = self._subnets(ctx, "private", vpc, zone_names, private_cidrs, ("0.0.0.0/0", "NatGatewayId", nat), tagged)
+        eip = ctx.ensure(
+            "elastic_ip",
+            "nat",
+            "elastic IP for the NAT gateway",
+            lambda: ec2.allocate_address(Domain="vpc", TagSpecifications=tagged("elastic-ip", "nat"))["AllocationId"],
+        )["id"]
+        nat = ctx.ensure(
+            "nat_gateway",
+            "nat",
+            "NAT gateway",
+            lambda: ec2.create_nat_gateway(
+                SubnetId=public[0],
+                AllocationId=eip,
+                ClientToken=ctx.record.token("nat_gateway", "nat"),
+                TagSpecifications=tagged("natgateway", "nat"),
+            )["NatGateway"]["NatGatewayId"],
+        )["id"]
+        ctx.wait(
+            f"NAT gateway {nat} is available",
+            lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat]),
+            lambda r: status_check(r["NatGateways"][0], "available", ("failed", "deleted"), key="State"),
+        )
+        private = self._subnets(
+            ctx, "private", vpc, zone_names, private_cidrs, ("0.0.0.0/0", "NatGatewayId", nat), tagged
+        )
         return public + private, private
 
     def _subnets(self, ctx, kind, vpc, zones, cidrs, route, tagged):
         ec2 = ctx.api("ec2")
-        rt = ctx.ensure("route_table", kind, f"{kind} route table", lambda: ec2.create_route_table(
-            VpcId=vpc, ClientToken=ctx.record.token("route_table", kind), TagSpecifications=tagged("route-table", kind))["RouteTable"]["RouteTableId"])["id"]
+        rt = ctx.ensure(
+            "route_table",
+            kind,
+            f"{kind} route table",
+            lambda: ec2.create_route_table(
+                VpcId=vpc,
+                ClientToken=ctx.record.token("route_table", kind),
+                TagSpecifications=tagged("route-table", kind),
+            )["RouteTable"]["RouteTableId"],
+        )["id"]
         dest, target, target_id = route
 
         def add_route():
@@ -64,23 +105,36 @@ class EKSNetwork:
         ctx.ensure("route", kind, f"{kind} default route", add_route)
         lb_role = "kubernetes.io/role/elb" if kind == "public" else "kubernetes.io/role/internal-elb"
         ids = []
-        for i, (zone, cidr) in enumerate(zip(zones, cidrs)):
+        for i, (zone, cidr) in enumerate(zip(zones, cidrs, strict=False)):
             spec = tagged("subnet", f"{kind}-{i}")
             spec[0]["Tags"].append({"Key": lb_role, "Value": "1"})
-            sid = ctx.ensure("subnet", f"{kind}-{i}", f"{kind} subnet {cidr}", lambda zone=zone, cidr=cidr, spec=spec: ec2.create_subnet(
-                VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone, TagSpecifications=spec)["Subnet"]["SubnetId"])["id"]
+            sid = ctx.ensure(
+                "subnet",
+                f"{kind}-{i}",
+                f"{kind} subnet {cidr}",
+                lambda zone=zone, cidr=cidr, spec=spec: ec2.create_subnet(
+                    VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone, TagSpecifications=spec
+                )["Subnet"]["SubnetId"],
+            )["id"]
             if kind == "public":
                 with ctx.step(f"configuring subnet {sid}"):
                     ec2.modify_subnet_attribute(SubnetId=sid, MapPublicIpOnLaunch={"Value": True})
-            ctx.ensure("rt_association", f"{kind}-{i}", f"association of {sid} with {rt}",
-                       lambda sid=sid: ec2.associate_route_table(RouteTableId=rt, SubnetId=sid)["AssociationId"])
+            ctx.ensure(
+                "rt_association",
+                f"{kind}-{i}",
+                f"association of {sid} with {rt}",
+                lambda sid=sid: ec2.associate_route_table(RouteTableId=rt, SubnetId=sid)["AssociationId"],
+            )
             ids.append(sid)
         return ids
 
     def _by_tag(self, ctx, method, key, role, id_key):
         """The id of the EC2 resource with kubeinit's tag and Name tag kubeinit-CLUSTER-ROLE, not deleted, or None."""
         s = ctx.spec
-        flt = [{"Name": f"tag:{TAG}", "Values": [s.name]}, {"Name": "tag:Name", "Values": [f"kubeinit-{s.name}-{role}"]}]
+        flt = [
+            {"Name": f"tag:{TAG}", "Values": [s.name]},
+            {"Name": "tag:Name", "Values": [f"kubeinit-{s.name}-{role}"]},
+        ]
         kw = {"Filter": flt} if method == "describe_nat_gateways" else {"Filters": flt}
         items = getattr(ctx.api("ec2"), method)(**kw)[key]
         live = [i for i in items if i.get("State") not in ("deleted", "deleting", "failed")]
@@ -111,8 +165,11 @@ class EKSNetwork:
         if not rt:
             return None
         table = ctx.api("ec2").describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]
-        return (rt, {"destination": "0.0.0.0/0"}) if any(
-            r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in table.get("Routes", [])) else None
+        return (
+            (rt, {"destination": "0.0.0.0/0"})
+            if any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in table.get("Routes", []))
+            else None
+        )
 
     def find_subnet(self, ctx, e):
         return self._by_tag(ctx, "describe_subnets", "Subnets", e["name"], "SubnetId")
@@ -122,7 +179,9 @@ class EKSNetwork:
         if not (rt and sid):
             return None
         table = ctx.api("ec2").describe_route_tables(RouteTableIds=[rt])["RouteTables"][0]
-        return next((a["RouteTableAssociationId"] for a in table.get("Associations", []) if a.get("SubnetId") == sid), None)
+        return next(
+            (a["RouteTableAssociationId"] for a in table.get("Associations", []) if a.get("SubnetId") == sid), None
+        )
 
     def find_elastic_ip(self, ctx, e):
         return self._by_tag(ctx, "describe_addresses", "Addresses", "nat", "AllocationId")
@@ -133,8 +192,11 @@ class EKSNetwork:
     def delete_nat_gateway(self, ctx, e):
         ec2 = ctx.api("ec2")
         ec2.delete_nat_gateway(NatGatewayId=e["id"])
-        ctx.wait(f"NAT gateway {e['id']} is deleted", lambda: ec2.describe_nat_gateways(NatGatewayIds=[e["id"]]),
-                 lambda r: status_check(r["NatGateways"][0], "deleted", ("failed",), key="State"))
+        ctx.wait(
+            f"NAT gateway {e['id']} is deleted",
+            lambda: ec2.describe_nat_gateways(NatGatewayIds=[e["id"]]),
+            lambda r: status_check(r["NatGateways"][0], "deleted", ("failed",), key="State"),
+        )
 
     def delete_elastic_ip(self, ctx, e):
         ctx.api("ec2").release_address(AllocationId=e["id"])

@@ -43,8 +43,9 @@ def presigned_url(session: Any, cluster: str, region: str) -> str:
     level = signer_log.level
     signer_log.setLevel(max(level, logging.INFO))
     try:
-        return sts.generate_presigned_url("get_caller_identity", Params={HEADER: cluster}, ExpiresIn=URL_EXPIRES,
-                                          HttpMethod="GET")
+        return sts.generate_presigned_url(
+            "get_caller_identity", Params={HEADER: cluster}, ExpiresIn=URL_EXPIRES, HttpMethod="GET"
+        )
     finally:
         signer_log.setLevel(level)
 
@@ -59,8 +60,12 @@ def token(session: Any, cluster: str, region: str) -> str:
 def exec_credential(tok: str, now: datetime.datetime | None = None) -> dict:
     now = now or datetime.datetime.now(datetime.UTC)
     expires = (now + TOKEN_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
-            "status": {"expirationTimestamp": expires, "token": tok}}
+    return {
+        "kind": "ExecCredential",
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "spec": {},
+        "status": {"expirationTimestamp": expires, "token": tok},
+    }
 
 
 def session(region: str, profile: str | None) -> Any:
@@ -78,8 +83,9 @@ def session(region: str, profile: str | None) -> Any:
     except bex.ProfileNotFound:
         raise UserError(f"the AWS profile {profile!r} is not in ~/.aws/config or ~/.aws/credentials") from None
     if creds is None:
-        raise UserError("no AWS credentials found (environment, ~/.aws, SSO or instance role): "
-                        "kubeinit cannot sign an EKS token")
+        raise UserError(
+            "no AWS credentials found (environment, ~/.aws, SSO or instance role): kubeinit cannot sign an EKS token"
+        )
     frozen = creds.get_frozen_credentials()
     for secret in (frozen.secret_key, frozen.token):
         if secret:

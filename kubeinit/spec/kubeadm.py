@@ -28,8 +28,14 @@ def from_kubeadm(docs: list[dict], source: str | None) -> ClusterSpec:
         if kind == "InitConfiguration":
             nr = r.child("nodeRegistration")
             node_name = nr.get("name", str)
-            nr.used |= {"criSocket", "taints", "kubeletExtraArgs", "ignorePreflightErrors",
-                        "imagePullPolicy", "imagePullSerial"}
+            nr.used |= {
+                "criSocket",
+                "taints",
+                "kubeletExtraArgs",
+                "ignorePreflightErrors",
+                "imagePullPolicy",
+                "imagePullSerial",
+            }
             nr.done()
             le = r.child("localAPIEndpoint")
             advertise = le.get("advertiseAddress", str)
@@ -61,14 +67,24 @@ def from_kubeadm(docs: list[dict], source: str | None) -> ClusterSpec:
             r.used |= {"etcd", "dns", "proxy", "featureGates"}
             r.done()
         else:
-            raise SpecError(f"{base}.kind", f"{kind!r} is not supported here; use InitConfiguration and "
-                            "ClusterConfiguration", source)
+            raise SpecError(
+                f"{base}.kind",
+                f"{kind!r} is not supported here; use InitConfiguration and ClusterConfiguration",
+                source,
+            )
     from kubeinit.localhost import default_address, local_hostname
 
-    host = Host(name=node_name or local_hostname(), address=advertise or default_address(), role="control-plane",
-                local=True)
-    return ClusterSpec(**top, networking=Networking(**netf), pki=PKIOptions(**pkif), extra_args=extra_args,
-                       hosts=(host,), source=source)
+    host = Host(
+        name=node_name or local_hostname(), address=advertise or default_address(), role="control-plane", local=True
+    )
+    return ClusterSpec(
+        **top,
+        networking=Networking(**netf),
+        pki=PKIOptions(**pkif),
+        extra_args=extra_args,
+        hosts=(host,),
+        source=source,
+    )
 
 
 def _kubeadm_args(r: Reader) -> dict[str, str]:

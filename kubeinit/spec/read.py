@@ -71,16 +71,24 @@ def check_required(spec: ClusterSpec, require: str | None) -> None:
         raise SpecError("managed", "missing: the file has no managed section", spec.source)
     if require == "hosts" and spec.managed is not None and not spec.hosts:
         where = spec.source if spec.source and not spec.source.startswith("(") else "FILE"
-        raise SpecError("hosts", f"is empty: this file describes a managed cluster (managed:); create it with "
-                        f"`kubeinit create cluster -f {where}`", spec.source)
+        raise SpecError(
+            "hosts",
+            f"is empty: this file describes a managed cluster (managed:); create it with "
+            f"`kubeinit create cluster -f {where}`",
+            spec.source,
+        )
 
 
 def _read_cluster(raw: dict[str, Any], source: str | None) -> ClusterSpec:
     r = Reader(raw, "", source)
     api = r.get("apiVersion", str)
     if api != API_VERSION:
-        r.fail(f"{api!r} is not supported; use {API_VERSION} (or kubeadm's {KUBEADM_API})" if api
-               else f"is missing; use {API_VERSION}", "apiVersion")
+        r.fail(
+            f"{api!r} is not supported; use {API_VERSION} (or kubeadm's {KUBEADM_API})"
+            if api
+            else f"is missing; use {API_VERSION}",
+            "apiVersion",
+        )
     kind = r.get("kind", str)
     if kind != "Cluster":
         r.fail(f"{kind!r} is not supported; use Cluster" if kind else "is missing; use Cluster", "kind")
@@ -134,8 +142,17 @@ def _read_cluster(raw: dict[str, Any], source: str | None) -> ClusterSpec:
 
         # the cloud cluster's name defaults to the file's own name, as given (not kubeinit's default)
         managed = parse_managed(managed, "managed", name=raw.get("name"), source=source)
-    return ClusterSpec(**top, networking=networking, pki=pki, hosts=hosts, extra_args=extra_args,
-                       artifacts=artifacts, runtime=runtime, managed=managed, source=source)
+    return ClusterSpec(
+        **top,
+        networking=networking,
+        pki=pki,
+        hosts=hosts,
+        extra_args=extra_args,
+        artifacts=artifacts,
+        runtime=runtime,
+        managed=managed,
+        source=source,
+    )
 
 
 def _host(raw: Any, path: str, source: str | None) -> Host:
@@ -148,8 +165,12 @@ def _host(raw: Any, path: str, source: str | None) -> Host:
         r.fail("is missing; give the host's IP address or DNS name", "address")
     role = r.get("role", str, "worker")
     s = r.child("ssh")
-    ssh = SSHOptions(user=s.get("user", str, "root"), port=s.get("port", int, 22),
-                     key=s.get("key", str), bastion=s.get("bastion", str))
+    ssh = SSHOptions(
+        user=s.get("user", str, "root"),
+        port=s.get("port", int, 22),
+        key=s.get("key", str),
+        bastion=s.get("bastion", str),
+    )
     s.done()
     r.done()
     return Host(name=name, address=address, role=role, ssh=ssh)

@@ -81,13 +81,26 @@ class Reader:
 
 
 def kind_of(v: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "empty"}.get(type(v), type(v).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "empty",
+    }.get(type(v), type(v).__name__)
 
 
 def _names(kinds: tuple) -> str:
-    names = {str: "text", int: "an integer", dict: "a mapping", list: "a list", bool: "true or false",
-             float: "a number"}
+    names = {
+        str: "text",
+        int: "an integer",
+        dict: "a mapping",
+        list: "a list",
+        bool: "true or false",
+        float: "a number",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 

@@ -38,13 +38,21 @@ def artifacts(a: Reader) -> Artifacts:
     a.done()
     if arch is not None and arch not in ("amd64", "arm64"):
         a.fail(f"{arch!r} is not one of amd64, arm64", "arch")
-    return Artifacts(mirror=mirror, arch=arch, components=comps, allow_unlisted_versions=unlisted,
-                     allow_insecure_mirror=insecure, images=images_)
+    return Artifacts(
+        mirror=mirror,
+        arch=arch,
+        components=comps,
+        allow_unlisted_versions=unlisted,
+        allow_insecure_mirror=insecure,
+        images=images_,
+    )
 
 
 # A fully qualified reference, as containerd stores it: registry host first, then a tag or digest.
-_IMAGE_REF = re.compile(r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:[0-9]+)(/[a-z0-9]+([._-]+[a-z0-9]+)*)+"
-                        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+_IMAGE_REF = re.compile(
+    r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:[0-9]+)(/[a-z0-9]+([._-]+[a-z0-9]+)*)+"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
 
 
 def images(a: Reader) -> tuple[ImageArchive, ...]:
@@ -57,16 +65,22 @@ def images(a: Reader) -> tuple[ImageArchive, ...]:
         url, path = c.get("url", str), c.get("path", str)
         c.done()
         if (name is None) == (names is None):
-            c.fail("give the image reference the tarball holds as name (e.g. registry.k8s.io/pause:3.10), or "
-                   "several as names", "names" if names is not None else "name")
+            c.fail(
+                "give the image reference the tarball holds as name (e.g. registry.k8s.io/pause:3.10), or "
+                "several as names",
+                "names" if names is not None else "name",
+            )
         key, names = ("name", [name]) if name is not None else ("names", names)
         if not names:
             c.fail("is empty; list the image references the tarball holds", key)
         for j, n in enumerate(names):
             where = key if key == "name" else f"names[{j}]"
             if not isinstance(n, str) or not _IMAGE_REF.match(n) or not re.search(r"(:[^/]+|@sha256:[0-9a-f]{64})$", n):
-                c.fail(f"{n!r} is not a full image reference with a tag, as containerd lists it (e.g. "
-                       "registry.k8s.io/kube-apiserver:v1.31.4, docker.io/library/busybox:1.36)", where)
+                c.fail(
+                    f"{n!r} is not a full image reference with a tag, as containerd lists it (e.g. "
+                    "registry.k8s.io/kube-apiserver:v1.31.4, docker.io/library/busybox:1.36)",
+                    where,
+                )
             if n in names[:j] or any(n in x.names for x in out):
                 c.fail(f"{n!r} is listed twice", where)
         if (url is None) == (path is None):
@@ -74,8 +88,12 @@ def images(a: Reader) -> tuple[ImageArchive, ...]:
         if url is not None and not re.match(r"^(https?|file)://\S+$", url):
             c.fail(f"{url!r} must be an http(s):// or file:// URL", "url")
         if not sha or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
-            c.fail("is missing; every image tarball needs its sha256 (`sha256sum FILE`)" if not sha else
-                   f"{sha!r} is not a sha256 digest (64 hexadecimal characters)", "sha256")
+            c.fail(
+                "is missing; every image tarball needs its sha256 (`sha256sum FILE`)"
+                if not sha
+                else f"{sha!r} is not a sha256 digest (64 hexadecimal characters)",
+                "sha256",
+            )
         if path is not None:
             path = str(base / Path(path).expanduser())
         out.append(ImageArchive(tuple(names), sha.lower(), url, path))
@@ -94,8 +112,11 @@ def containerd(c: Reader) -> ContainerdSettings:
     for host, urls in c.get("registryMirrors", dict, {}).items():
         path = f"{c.sub('registryMirrors')}.{host}"
         if not isinstance(host, str) or not _REGISTRY.match(host):
-            raise SpecError(path, "is not a registry host (docker.io, registry.example.com:5000, or _default for "
-                            "every registry)", c.source)
+            raise SpecError(
+                path,
+                "is not a registry host (docker.io, registry.example.com:5000, or _default for every registry)",
+                c.source,
+            )
         if isinstance(urls, str):
             urls = [urls]
         if not isinstance(urls, list) or not urls:
@@ -112,5 +133,9 @@ def containerd(c: Reader) -> ContainerdSettings:
         except tomllib.TOMLDecodeError as e:
             c.fail(f"is not valid TOML: {e}", "configPatch")
     c.done()
-    return ContainerdSettings(restrict_oom_score_adj=restrict, sandbox_image=sandbox_image,
-                              registry_mirrors=mirrors, config_patch=config_patch)
+    return ContainerdSettings(
+        restrict_oom_score_adj=restrict,
+        sandbox_image=sandbox_image,
+        registry_mirrors=mirrors,
+        config_patch=config_patch,
+    )

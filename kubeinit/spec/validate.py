@@ -32,8 +32,11 @@ def validate(spec: ClusterSpec) -> None:
     major, minor = int(m.group(1)), int(m.group(2))
     # the minors kubeinit sets up itself; a cloud cluster's version is managed.version, the cloud's to judge
     if major != 1 or (minor not in SUPPORTED_MINORS and spec.managed is None):
-        fail("kubernetesVersion", f"{spec.kubernetes_version!r} is not supported; use v1.{SUPPORTED_MINORS[0]}.x "
-             f"to v1.{SUPPORTED_MINORS[-1]}.x")
+        fail(
+            "kubernetesVersion",
+            f"{spec.kubernetes_version!r} is not supported; use v1.{SUPPORTED_MINORS[0]}.x "
+            f"to v1.{SUPPORTED_MINORS[-1]}.x",
+        )
     if not 1 <= spec.bind_port <= 65535:
         fail("bindPort", f"{spec.bind_port} is not a TCP port (1-65535)")
     if spec.control_plane_endpoint is not None:
@@ -48,8 +51,11 @@ def validate(spec: ClusterSpec) -> None:
 
     if spec.managed is not None:
         if spec.hosts:
-            fail("managed", "cannot be given with hosts: a cluster file describes either hosts kubeinit sets up "
-                 "or a managed cloud cluster; split it into two files")
+            fail(
+                "managed",
+                "cannot be given with hosts: a cluster file describes either hosts kubeinit sets up "
+                "or a managed cloud cluster; split it into two files",
+            )
     else:
         _check_hosts(spec, nets, fail)
     from .containerd import check_containerd
@@ -58,8 +64,11 @@ def validate(spec: ClusterSpec) -> None:
     if spec.artifacts.mirror is not None and not re.match(r"^(https?://|/|file://)", spec.artifacts.mirror):
         fail("artifacts.mirror", f"{spec.artifacts.mirror!r} must be an http(s) URL or an absolute directory")
     if (spec.artifacts.mirror or "").lower().startswith("http://") and not spec.artifacts.allow_insecure_mirror:
-        fail("artifacts.mirror", f"{spec.artifacts.mirror!r} is plain http, where anyone on the way can swap an "
-             "artifact and its checksum file; use https or a directory, or set artifacts.allowInsecureMirror: true")
+        fail(
+            "artifacts.mirror",
+            f"{spec.artifacts.mirror!r} is plain http, where anyone on the way can swap an "
+            "artifact and its checksum file; use https or a directory, or set artifacts.allowInsecureMirror: true",
+        )
 
 
 def _networks(spec: ClusterSpec, fail) -> dict[str, list]:
@@ -82,13 +91,18 @@ def _networks(spec: ClusterSpec, fail) -> dict[str, list]:
         nets[key] = cidrs
     svc = nets["serviceSubnet"][0]
     if svc.num_addresses < 10 or svc.max_prefixlen - svc.prefixlen > 20:
-        fail("networking.serviceSubnet", f"{net.service_subnet!r} must hold at least 10 addresses and at most "
-             f"2^20 (a /{svc.max_prefixlen - 20} or smaller)")
+        fail(
+            "networking.serviceSubnet",
+            f"{net.service_subnet!r} must hold at least 10 addresses and at most "
+            f"2^20 (a /{svc.max_prefixlen - 20} or smaller)",
+        )
     for a in nets["serviceSubnet"]:
         for b in nets["podSubnet"]:
             if a.overlaps(b):
-                fail("networking.podSubnet", f"{str(b)!r} overlaps the service subnet {str(a)!r}; choose "
-                     "ranges that do not overlap")
+                fail(
+                    "networking.podSubnet",
+                    f"{str(b)!r} overlaps the service subnet {str(a)!r}; choose ranges that do not overlap",
+                )
     if not DNS1123_SUB.match(net.dns_domain):
         fail("networking.dnsDomain", f"{net.dns_domain!r} is not a DNS domain")
     return nets
@@ -122,8 +136,7 @@ def _check_hosts(spec: ClusterSpec, nets: dict[str, list], fail) -> None:
             fail(f"{base}.name", f"{h.name!r} is already used by hosts[{names[h.name]}]; host names must be unique")
         names[h.name] = i
         if _DOTTED_QUAD.match(h.address) and not is_ip(h.address):
-            fail(f"{base}.address", f"{h.address!r} is not a valid IPv4 address (four numbers 0-255, no leading "
-                 "zeros)")
+            fail(f"{base}.address", f"{h.address!r} is not a valid IPv4 address (four numbers 0-255, no leading zeros)")
         if not (is_ip(h.address) or DNS1123_SUB.match(h.address.lower())):
             fail(f"{base}.address", f"{h.address!r} is neither an IP address nor a host name")
         if h.address in addrs:
@@ -134,8 +147,11 @@ def _check_hosts(spec: ClusterSpec, nets: dict[str, list], fail) -> None:
             for key, cidrs in nets.items():
                 for c in cidrs:
                     if ip in c:
-                        fail(f"{base}.address", f"{h.address} lies inside networking.{key} {str(c)!r}; "
-                             "host addresses must be outside the cluster's ranges")
+                        fail(
+                            f"{base}.address",
+                            f"{h.address} lies inside networking.{key} {str(c)!r}; "
+                            "host addresses must be outside the cluster's ranges",
+                        )
         if not 1 <= h.ssh.port <= 65535:
             fail(f"{base}.ssh.port", f"{h.ssh.port} is not a TCP port (1-65535)")
         if not re.fullmatch(r"[a-z_][a-z0-9_.-]*", h.ssh.user):
@@ -145,8 +161,10 @@ def _check_hosts(spec: ClusterSpec, nets: dict[str, list], fail) -> None:
     if not spec.control_planes:
         fail("hosts", "has no host with role control-plane; give at least one")
     if len(spec.control_planes) > 1 and not spec.control_plane_endpoint:
-        fail("controlPlaneEndpoint", "is required with more than one control-plane host (a load balancer or "
-             "DNS name in front of them)")
+        fail(
+            "controlPlaneEndpoint",
+            "is required with more than one control-plane host (a load balancer or DNS name in front of them)",
+        )
 
 
 def _check_endpoint(value: str, path: str, fail) -> None:

@@ -31,7 +31,7 @@ def _import_paramiko():
             spec = importlib.util.find_spec(name)
             site = Path(spec.origin).parent.parent if spec and spec.origin else None
             found = sorted(site.glob(f"{name}-*.dist-info")) if site else []
-            return found[0].name[len(name) + 1:-len(".dist-info")] if len(found) == 1 else real().version(name)
+            return found[0].name[len(name) + 1 : -len(".dist-info")] if len(found) == 1 else real().version(name)
 
         meta.version = version  # type: ignore[attr-defined]
         meta.__getattr__ = lambda attr: getattr(real(), attr)  # type: ignore[attr-defined]
@@ -44,7 +44,6 @@ def _import_paramiko():
             if sys.modules.get(name, 0) is stub:
                 del sys.modules[name]
     return paramiko
-
 
 
 paramiko = sys.modules.get("paramiko") or _import_paramiko()

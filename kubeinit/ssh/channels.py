@@ -9,7 +9,7 @@ import select
 import socket
 import threading
 import time
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from kubeinit.connection import HostUnreachable, Result
 from kubeinit.ssh._paramiko import paramiko
@@ -19,8 +19,14 @@ CHUNK = 256 * 1024
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: hash each artifact once
 
 
-def execute(t: paramiko.Transport, address: str, command: str, stdin: Iterable[bytes] | None, timeout: float,
-            open_timeout: float) -> Result:
+def execute(
+    t: paramiko.Transport,
+    address: str,
+    command: str,
+    stdin: Iterable[bytes] | None,
+    timeout: float,
+    open_timeout: float,
+) -> Result:
     """Run `command` on a new channel of `t`, feeding it `stdin`; its exit code and output."""
     try:
         chan = t.open_session(timeout=open_timeout)
@@ -43,8 +49,12 @@ def execute(t: paramiko.Transport, address: str, command: str, stdin: Iterable[b
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(CHUNK)
             # sshd may send the exit status before the last output: done only at end of output too
-            if chan.exit_status_ready() and (chan.eof_received or chan.closed) \
-                    and not chan.recv_ready() and not chan.recv_stderr_ready():
+            if (
+                chan.exit_status_ready()
+                and (chan.eof_received or chan.closed)
+                and not chan.recv_ready()
+                and not chan.recv_stderr_ready()
+            ):
                 break
             if not t.is_active():
                 raise HostUnreachable(f"the connection to {address} was lost")
@@ -140,7 +150,7 @@ def feed(chan: paramiko.Channel, chunks: Iterable[bytes], errors: list) -> None:
         for c in chunks:
             view = memoryview(c)  # paramiko's sendall re-slices what it is given: keep pieces small
             for i in range(0, len(view), CHUNK):
-                chan.sendall(bytes(view[i:i + CHUNK]))
+                chan.sendall(bytes(view[i : i + CHUNK]))
         chan.shutdown_write()
     except (OSError, EOFError, paramiko.SSHException) as e:
         errors.append(e)
@@ -161,5 +171,3 @@ def file_sha256(path: str) -> str:
             h.update(c)
         _digests[key] = h.hexdigest()
     return _digests[key]
-
-

@@ -14,8 +14,8 @@ import os
 import shlex
 import socket
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from kubeinit.connection import ATOMIC_WRITE, HostUnreachable, Result, changed_since_verified, with_umask
 from kubeinit.errors import KubeinitError
@@ -35,9 +35,17 @@ class SudoRefused(KubeinitError):
 # What sudo says when it does not run the command (it never prompts under -n). Anything else it
 # prints (`unable to resolve host`, `setrlimit(RLIMIT_CORE)`) is a warning: the command ran, and
 # its own exit code and errors follow.
-_SUDO_REFUSALS = ("a password is required", "a terminal is required", "is not in the sudoers file",
-                  "may not run sudo", "is not allowed to execute", "must have a tty", "account validation failure",
-                  "password has expired", "password is expired")
+_SUDO_REFUSALS = (
+    "a password is required",
+    "a terminal is required",
+    "is not in the sudoers file",
+    "may not run sudo",
+    "is not allowed to execute",
+    "must have a tty",
+    "account validation failure",
+    "password has expired",
+    "password is expired",
+)
 
 
 def sudo_refusal(r: Result) -> str | None:
@@ -55,8 +63,14 @@ def sudo_refusal(r: Result) -> str | None:
 class SSHConnection:
     """One host over SSH (optionally through a bastion), commands run as root."""
 
-    def __init__(self, host: Host, known_hosts: str | os.PathLike | None = None, trust_new_host_keys: bool = False,
-                 connect_timeout: float = CONNECT_TIMEOUT, logins: LoginPool | None = None):
+    def __init__(
+        self,
+        host: Host,
+        known_hosts: str | os.PathLike | None = None,
+        trust_new_host_keys: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        logins: LoginPool | None = None,
+    ):
         self.host = host
         self.name = host.name
         self.user = host.ssh.user
@@ -79,8 +93,18 @@ class SSHConnection:
         return c
 
     def _login(self, client: paramiko.SSHClient, label: str, user: str, addr: str, port: int, sock=None) -> None:
-        login(client, label, user, addr, port, self._auth_kw, self.connect_timeout, self.known_hosts,
-              self.host.ssh.key, sock)
+        login(
+            client,
+            label,
+            user,
+            addr,
+            port,
+            self._auth_kw,
+            self.connect_timeout,
+            self.known_hosts,
+            self.host.ssh.key,
+            sock,
+        )
 
     def _connect_shared(self) -> paramiko.SSHClient:
         """A host that is also another host's bastion (a control plane with the public address,
@@ -108,12 +132,12 @@ class SSHConnection:
                 bastion = self._bastion = open_bastion()
             try:  # ProxyJump: a direct-tcpip channel through the bastion carries the host's SSH
                 sock = bastion.get_transport().open_channel(
-                    "direct-tcpip", (h.address, h.ssh.port), ("127.0.0.1", 0), timeout=self.connect_timeout)
+                    "direct-tcpip", (h.address, h.ssh.port), ("127.0.0.1", 0), timeout=self.connect_timeout
+                )
             except (OSError, EOFError, paramiko.SSHException) as e:
                 if self._bastion:
                     self._bastion.close()
-                raise HostUnreachable(f"bastion {baddr} cannot reach {h.address}:{h.ssh.port}: {reason(e)}") \
-                    from None
+                raise HostUnreachable(f"bastion {baddr} cannot reach {h.address}:{h.ssh.port}: {reason(e)}") from None
         client = self._new_client(label)
         try:
             self._login(client, label, h.ssh.user, h.address, h.ssh.port, sock)
@@ -141,7 +165,8 @@ class SSHConnection:
             raise SudoRefused(
                 f"{self.user} cannot become root without a password ({why}); kubeinit runs commands "
                 f"with `sudo -n`: give {self.user} passwordless sudo (`{self.user} ALL=(ALL) NOPASSWD:ALL` in "
-                f"/etc/sudoers.d/) or log in as root")
+                f"/etc/sudoers.d/) or log in as root"
+            )
         return r
 
     def _exec(self, command: str, stdin: Iterable[bytes] | None, timeout: float) -> Result:
@@ -208,5 +233,3 @@ class SSHConnection:
             if c is not None:
                 c.close()
         self._client = self._bastion = None
-
-

@@ -74,7 +74,8 @@ class KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
             raise HostKeyRefused(
                 f"{self.label} offers an unknown host key {key.get_name()} {fp} (not in {self.path}); verify it "
                 f"against `ssh-keygen -lf /etc/ssh/ssh_host_{_short(key)}_key.pub` run on the host itself, then re-run "
-                f"with --trust-new-host-keys to record it")
+                f"with --trust-new-host-keys to record it"
+            )
         record_key(self.path, hostname, key)
         client.get_host_keys().add(hostname, key.get_name(), key)
 
@@ -110,4 +111,5 @@ def changed_key(label: str, known_hosts: Path, addr: str, port: int, key: parami
         f"the host key of {label} has CHANGED (it now offers {key.get_name()} {fingerprint(key)}, which does "
         f"not match {where}); this may be an attack, so kubeinit refuses even with --trust-new-host-keys: "
         f"if the host was reinstalled, verify the new key, run `ssh-keygen -R {shlex.quote(name)} -f "
-        f"{known_hosts}` and re-run with --trust-new-host-keys")
+        f"{known_hosts}` and re-run with --trust-new-host-keys"
+    )

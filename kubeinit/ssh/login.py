@@ -77,22 +77,42 @@ def auth_options(key: str | None) -> dict:
         except FileNotFoundError:
             raise KubeinitError(f"the SSH key {path} does not exist (hosts[].ssh.key)") from None
         except (paramiko.PasswordRequiredException, TypeError):  # TypeError: cryptography, for PEM keys
-            raise KubeinitError(f"the SSH key {path} is encrypted; load it into ssh-agent "
-                                f"(ssh-add) and leave hosts[].ssh.key out") from None
+            raise KubeinitError(
+                f"the SSH key {path} is encrypted; load it into ssh-agent (ssh-add) and leave hosts[].ssh.key out"
+            ) from None
         except (OSError, ValueError, paramiko.SSHException) as e:
             raise KubeinitError(f"cannot read the SSH key {path}: {reason(e)}") from None
         return {"pkey": pkey, "look_for_keys": False, "allow_agent": True}
     return {"look_for_keys": True, "allow_agent": True}  # ssh-agent, then ~/.ssh/id_*
 
 
-def login(client: paramiko.SSHClient, label: str, user: str, addr: str, port: int, auth: dict, timeout: float,
-          known_hosts: Path, key: str | None, sock=None) -> None:
+def login(
+    client: paramiko.SSHClient,
+    label: str,
+    user: str,
+    addr: str,
+    port: int,
+    auth: dict,
+    timeout: float,
+    known_hosts: Path,
+    key: str | None,
+    sock=None,
+) -> None:
     """Log `client` in (through `sock`, a bastion's channel, when given); each failure one sentence."""
     try:
         if sock is None:
             sock = _tuned_socket(addr, port, timeout)
-        client.connect(addr, port, username=user, sock=sock, timeout=timeout, banner_timeout=timeout,
-                       auth_timeout=timeout, transport_factory=_transport, **auth)
+        client.connect(
+            addr,
+            port,
+            username=user,
+            sock=sock,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            transport_factory=_transport,
+            **auth,
+        )
     except paramiko.BadHostKeyException as e:
         client.close()
         raise changed_key(label, known_hosts, addr, port, e.key) from None
@@ -102,8 +122,10 @@ def login(client: paramiko.SSHClient, label: str, user: str, addr: str, port: in
     except paramiko.AuthenticationException:
         client.close()
         how = f"key {key}" if key else "ssh-agent or ~/.ssh/id_* keys"
-        raise KubeinitError(f"{label}: {user}@{addr}:{port} refused authentication with the {how}; check "
-                            f"hosts[].ssh.user and hosts[].ssh.key") from None
+        raise KubeinitError(
+            f"{label}: {user}@{addr}:{port} refused authentication with the {how}; check "
+            f"hosts[].ssh.user and hosts[].ssh.key"
+        ) from None
     except (OSError, EOFError, paramiko.SSHException) as e:
         client.close()
         raise HostUnreachable(f"cannot connect to {addr}:{port}: {reason(e)}") from None

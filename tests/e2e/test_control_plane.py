@@ -25,8 +25,10 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-PHASES = ("preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane,kubelet-start,wait-control-plane,"
-          "upload-config,mark-control-plane,bootstrap-token")
+PHASES = (
+    "preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane,kubelet-start,wait-control-plane,"
+    "upload-config,mark-control-plane,bootstrap-token"
+)
 CLUSTER = os.environ.get("KUBEINIT_E2E_CLUSTER")
 KNOWN_HOSTS = os.environ.get("KUBEINIT_E2E_KNOWN_HOSTS")
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,15 +37,22 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def cluster() -> Path:
     if not CLUSTER:
-        pytest.skip("needs real VMs and the real Kubernetes release binaries: set KUBEINIT_E2E_CLUSTER to a cluster "
-                    "file of such hosts (e.g. examples/vagrant.yaml after `vagrant up`)")
+        pytest.skip(
+            "needs real VMs and the real Kubernetes release binaries: set KUBEINIT_E2E_CLUSTER to a cluster "
+            "file of such hosts (e.g. examples/vagrant.yaml after `vagrant up`)"
+        )
     return Path(CLUSTER).expanduser().resolve()
 
 
 def up(cluster: Path) -> subprocess.CompletedProcess:
     extra = ["--known-hosts", os.path.expanduser(KNOWN_HOSTS)] if KNOWN_HOSTS else []
-    return subprocess.run([sys.executable, "-m", "kubeinit", "up", "-f", str(cluster), "--only", PHASES, *extra],
-                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "kubeinit", "up", "-f", str(cluster), "--only", PHASES, *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
 
 
 def control_plane(cluster: Path):
@@ -72,8 +81,21 @@ def test_the_kubelet_runs_the_control_plane_and_a_rerun_changes_nothing(cluster)
     stored = conn.run([*kubectl, "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "name"])
     assert stored.out.strip() == "configmap/kubeadm-config", stored.err
     # cluster-info is readable without credentials, as join's discovery needs
-    info = conn.run(["/usr/local/bin/kubectl", "--server", "https://127.0.0.1:6443", "--insecure-skip-tls-verify",
-                     "-n", "kube-public", "get", "configmap", "cluster-info", "-o", "name"])
+    info = conn.run(
+        [
+            "/usr/local/bin/kubectl",
+            "--server",
+            "https://127.0.0.1:6443",
+            "--insecure-skip-tls-verify",
+            "-n",
+            "kube-public",
+            "get",
+            "configmap",
+            "cluster-info",
+            "-o",
+            "name",
+        ]
+    )
     assert info.out.strip() == "configmap/cluster-info", info.err
     again = up(cluster)
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout + again.stderr

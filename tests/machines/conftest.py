@@ -46,8 +46,7 @@ class ServedMirror(NamedTuple):
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "machines: boots real Debian machines with systemd-nspawn (root, Linux)")
+    config.addinivalue_line("markers", "machines: boots real Debian machines with systemd-nspawn (root, Linux)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,8 +74,11 @@ def machine_image(_machines_preflight) -> Path:
 def machine_network(_machines_preflight):
     # Both create() and free_network() first remove what a crashed earlier run left behind.
     if bridge := os.environ.get("KUBEINIT_TEST_BRIDGE"):
-        net = mlib.Network(bridge, os.environ.get("KUBEINIT_TEST_CIDR", mlib.DEFAULT_CIDR),
-                           prefix=os.environ.get("KUBEINIT_TEST_PREFIX", "kim"))
+        net = mlib.Network(
+            bridge,
+            os.environ.get("KUBEINIT_TEST_CIDR", mlib.DEFAULT_CIDR),
+            prefix=os.environ.get("KUBEINIT_TEST_PREFIX", "kim"),
+        )
         net.create()
     else:
         net = mlib.free_network()
@@ -114,8 +116,9 @@ def real_k8s_mirror(artifact_mirror, machine_network) -> ServedMirror:
     m = realk8s.manifest(root)
     server = mirror.serve_mirror(root, machine_network.gateway, 0)
     try:
-        yield ServedMirror(server.url, {**artifact_mirror.versions, "kubernetes": m["version"],
-                                        "stands_for": m["stands_for"]}, root)
+        yield ServedMirror(
+            server.url, {**artifact_mirror.versions, "kubernetes": m["version"], "stands_for": m["stands_for"]}, root
+        )
     finally:
         server.stop()
 

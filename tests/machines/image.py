@@ -29,8 +29,18 @@ from pathlib import Path
 # key, suite and mirror - is hashed into the rootfs's directory name: change any of it and the
 # next call builds a new one.
 PACKAGES = [
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iptables", "procps",
-    "ca-certificates", "curl", "tar", "gzip", "sudo",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "iproute2",
+    "iptables",
+    "procps",
+    "ca-certificates",
+    "curl",
+    "tar",
+    "gzip",
+    "sudo",
 ]
 HOST_PACKAGES = {  # tool -> Debian package; installed on the host when missing
     "systemd-nspawn": "systemd-container",
@@ -118,11 +128,16 @@ RECIPE = {
         "etc/apt/sources.list": (0o644, "# no sources: test machines never reach a Debian mirror\n"),
         "etc/resolv.conf": (0o644, RESOLV_CONF),
     },
-    "enable": ["systemd-networkd.service", "ssh.service",
-               "kubeinit-cgroup-rw.service", "kubeinit-egress.service"],
+    "enable": ["systemd-networkd.service", "ssh.service", "kubeinit-cgroup-rw.service", "kubeinit-egress.service"],
     # Timers that would wake up to reach the Internet, and gettys nobody uses.
-    "mask": ["apt-daily.timer", "apt-daily-upgrade.timer", "console-getty.service",
-             "getty@.service", "e2scrub_all.timer", "fstrim.timer"],
+    "mask": [
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "console-getty.service",
+        "getty@.service",
+        "e2scrub_all.timer",
+        "fstrim.timer",
+    ],
 }
 
 
@@ -173,8 +188,7 @@ def ssh_key(cache: Path | None = None) -> Path:
 
     priv = Ed25519PrivateKey.generate()
     tmp = key.with_suffix(".tmp")
-    tmp.write_bytes(priv.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH,
-                                       ser.NoEncryption()))
+    tmp.write_bytes(priv.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption()))
     tmp.chmod(0o600)
     pub = priv.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
     key.with_suffix(".pub").write_bytes(pub + b" kubeinit-tests\n")
@@ -192,8 +206,7 @@ def host_codename() -> str:
 
 
 def recipe_key(pubkey: str, suite: str, mirror: str) -> str:
-    blob = json.dumps([RECIPE, inspect.getsource(_configure), pubkey, suite, mirror],
-                      sort_keys=True).encode()
+    blob = json.dumps([RECIPE, inspect.getsource(_configure), pubkey, suite, mirror], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -213,8 +226,7 @@ def _configure(root: Path, pubkey: str) -> None:
         (ssh / "authorized_keys").write_text(pubkey)
         (ssh / "authorized_keys").chmod(0o600)
         run(["chroot", str(root), "chown", "-R", owner, f"/{home}/.ssh"])
-    run(["systemctl", f"--root={root}", "enable", *RECIPE["enable"]],
-        stderr=subprocess.DEVNULL)
+    run(["systemctl", f"--root={root}", "enable", *RECIPE["enable"]], stderr=subprocess.DEVNULL)
     run(["systemctl", f"--root={root}", "mask", *RECIPE["mask"]], stderr=subprocess.DEVNULL)
     # Identity is made by each machine at first boot: sshd's drop-in runs ssh-keygen -A, and
     # an empty machine-id makes systemd generate and commit one.
@@ -250,9 +262,18 @@ def build_rootfs(cache: Path | None = None) -> Path:
         (cache / "debcache").mkdir(exist_ok=True)
         t0 = time.monotonic()
         log(f"debootstrap {suite} -> {final} (about a minute)")
-        run(["debootstrap", "--variant=minbase", f"--cache-dir={cache / 'debcache'}",
-             f"--include={','.join(PACKAGES)}", suite, str(tmp), mirror],
-            stdout=subprocess.DEVNULL)
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--cache-dir={cache / 'debcache'}",
+                f"--include={','.join(PACKAGES)}",
+                suite,
+                str(tmp),
+                mirror,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         _configure(tmp, pubkey)
         tmp.chmod(0o755)
         tmp.rename(final)  # atomic: a rootfs dir that exists is complete

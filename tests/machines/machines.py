@@ -127,6 +127,7 @@ def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
 
 # ---------------------------------------------------------------- cgroups (v1 hybrid or v2)
 
+
 def _cgroup_mounts() -> dict[str, str]:
     """Hierarchy key ('' for cgroup2, 'cpu', 'name=systemd', ...) -> mount point."""
     mounts = {}
@@ -136,9 +137,13 @@ def _cgroup_mounts() -> dict[str, str]:
         if fstype == "cgroup2":
             mounts.setdefault("", left.split()[4])
         elif fstype == "cgroup":
-            keys = [o for o in opts.split(",") if o not in ("rw", "ro")
-                    and (o.startswith("name=") or "=" not in o)
-                    and o not in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode")]
+            keys = [
+                o
+                for o in opts.split(",")
+                if o not in ("rw", "ro")
+                and (o.startswith("name=") or "=" not in o)
+                and o not in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode")
+            ]
             mounts.setdefault(",".join(sorted(keys)), left.split()[4])
     return mounts
 
@@ -216,6 +221,7 @@ def _remove_cgroups(dirs: list[Path]) -> None:
 
 # ---------------------------------------------------------------- network
 
+
 class Network:
     """The private bridge (default kib0, 10.77.0.1/24), the name prefix of its machines
     (kim: kim1, kim2, ...; nspawn names host veths vb-<machine>, so names must be unique on
@@ -224,8 +230,9 @@ class Network:
     state/owner says who holds the network: the PID of a pytest session, or "cli" for
     machines the CLI left running on purpose. A dead PID marks leftovers of a crashed run."""
 
-    def __init__(self, bridge: str = DEFAULT_BRIDGE, cidr: str = DEFAULT_CIDR,
-                 cache: Path | None = None, prefix: str = "kim"):
+    def __init__(
+        self, bridge: str = DEFAULT_BRIDGE, cidr: str = DEFAULT_CIDR, cache: Path | None = None, prefix: str = "kim"
+    ):
         self.bridge, self.prefix = bridge, prefix
         self.net = ipaddress.ip_network(cidr)
         self.gateway = str(self.net[1])
@@ -256,8 +263,10 @@ class Network:
         with locked(self.state.parent / ".lock"):  # two sessions starting at once
             holder = self.holder()
             if holder and holder != owner:
-                raise NetworkInUse(f"{self.bridge} is held by {holder}; run `machines.py "
-                                   f"--bridge {self.bridge} down` or use another bridge")
+                raise NetworkInUse(
+                    f"{self.bridge} is held by {holder}; run `machines.py "
+                    f"--bridge {self.bridge} down` or use another bridge"
+                )
             if self.state.exists() or self.exists():
                 log(f"removing leftovers of an earlier run on {self.bridge}")
                 self.destroy()
@@ -318,15 +327,26 @@ def free_network(cache: Path | None = None) -> Network:
 
 # ---------------------------------------------------------------- machines
 
+
 class Machine:
     """One machine: a name, an IP on the bridge, an overlay root and a supervisor process.
 
     The overlay's upper dir survives stop()/start(), so a restarted machine keeps its host
     keys, machine-id and installed software, as a rebooted host would."""
 
-    def __init__(self, name: str, ip: str, ssh_port: int = 22, *, network: Network | None = None,
-                 rootfs: Path | None = None, hosts: dict[str, str] | None = None,
-                 allow: tuple[str, ...] = (), key: Path | None = None, kubelet_host: bool = False):
+    def __init__(
+        self,
+        name: str,
+        ip: str,
+        ssh_port: int = 22,
+        *,
+        network: Network | None = None,
+        rootfs: Path | None = None,
+        hosts: dict[str, str] | None = None,
+        allow: tuple[str, ...] = (),
+        key: Path | None = None,
+        kubelet_host: bool = False,
+    ):
         self.name, self.ip, self.ssh_port = name, ip, ssh_port
         self.kubelet_host = kubelet_host
         self.network = network or Network()
@@ -345,18 +365,37 @@ class Machine:
 
     # -- state on disk, so another process (CLI `down`, the next `up`) can act on it
     def _save(self) -> None:
-        (self.dir / "machine.json").write_text(json.dumps({
-            "name": self.name, "ip": self.ip, "ssh_port": self.ssh_port,
-            "bridge": self.network.bridge, "cidr": str(self.network.net),
-            "rootfs": str(self.rootfs), "hosts": self.hosts, "allow": self.allow,
-            "cgroups": [str(d) for d in self.cgroups], "key": str(self.key)}))
+        (self.dir / "machine.json").write_text(
+            json.dumps(
+                {
+                    "name": self.name,
+                    "ip": self.ip,
+                    "ssh_port": self.ssh_port,
+                    "bridge": self.network.bridge,
+                    "cidr": str(self.network.net),
+                    "rootfs": str(self.rootfs),
+                    "hosts": self.hosts,
+                    "allow": self.allow,
+                    "cgroups": [str(d) for d in self.cgroups],
+                    "key": str(self.key),
+                }
+            )
+        )
 
     @classmethod
-    def load(cls, path: Path) -> "Machine":
+    def load(cls, path: Path) -> Machine:
         d = json.loads(path.read_text())
         net = Network(d["bridge"], d["cidr"], path.parent.parent.parent.parent)
-        m = cls(d["name"], d["ip"], d["ssh_port"], network=net, rootfs=Path(d["rootfs"]),
-                hosts=d["hosts"], allow=tuple(d["allow"][1:]), key=Path(d["key"]))
+        m = cls(
+            d["name"],
+            d["ip"],
+            d["ssh_port"],
+            network=net,
+            rootfs=Path(d["rootfs"]),
+            hosts=d["hosts"],
+            allow=tuple(d["allow"][1:]),
+            key=Path(d["key"]),
+        )
         m.cgroups = [Path(c) for c in d["cgroups"]]
         return m
 
@@ -369,12 +408,12 @@ class Machine:
         self._mount()
         m = self.merged
         (m / "etc/hostname").write_text(self.name + "\n")
-        (m / "etc/hosts").write_text("127.0.0.1 localhost\n" + "".join(
-            f"{ip} {n}\n" for n, ip in self.hosts.items()))
+        (m / "etc/hosts").write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {n}\n" for n, ip in self.hosts.items()))
         (m / "etc/systemd/network/10-host0.network").write_text(
             "[Match]\nName=host0\n[Network]\n"
             f"Address={self.ip}/{self.network.net.prefixlen}\nGateway={self.network.gateway}\n"
-            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
+            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+        )
         (m / "etc/kubeinit-test").mkdir(exist_ok=True)
         (m / "etc/kubeinit-test/egress.env").write_text(f'ALLOW="{" ".join(self.allow)}"\n')
         if self.ssh_port != 22:
@@ -390,9 +429,15 @@ class Machine:
 
     def _mount(self) -> None:
         if not os.path.ismount(self.merged):
-            sh("mount", "-t", "overlay", "overlay", "-o",
-               f"lowerdir={self.rootfs},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
-               str(self.merged))
+            sh(
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={self.rootfs},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
+                str(self.merged),
+            )
 
     def _pid(self, which: str) -> int | None:
         if which == "supervisor":
@@ -415,22 +460,31 @@ class Machine:
             _make_cgroup(d)
         self._save()
         nspawn = [
-            "systemd-nspawn", "--boot", "--quiet",
+            "systemd-nspawn",
+            "--boot",
+            "--quiet",
             # no systemd/machined on the host: don't register, create cgroups where we are
-            "--register=no", "--keep-unit", f"--machine={self.name}",
-            f"--directory={self.merged}", f"--network-bridge={self.network.bridge}",
-            "--console=read-only", "--link-journal=no",
-            "--resolv-conf=off", "--timezone=off",  # keep the image's resolv.conf (127.0.0.1)
+            "--register=no",
+            "--keep-unit",
+            f"--machine={self.name}",
+            f"--directory={self.merged}",
+            f"--network-bridge={self.network.bridge}",
+            "--console=read-only",
+            "--link-journal=no",
+            "--resolv-conf=off",
+            "--timezone=off",  # keep the image's resolv.conf (127.0.0.1)
             "--system-call-filter=@keyring",  # runc needs keyctl (failure 2)
             # containerd's overlayfs snapshotter fails on an overlay root (failure 4)
             f"--bind={self.dir / 'containerd'}:/var/lib/containerd",
         ]
         with open(self.dir / "console.log", "ab") as console:
             p = subprocess.Popen(
-                ["sh", "-c", SUPERVISOR, "sh", str(self.dir / "nspawn.pid"),
-                 *map(str, self.cgroups), "--", *nspawn],
-                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                ["sh", "-c", SUPERVISOR, "sh", str(self.dir / "nspawn.pid"), *map(str, self.cgroups), "--", *nspawn],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         (self.dir / "supervisor.pid").write_text(str(p.pid))
         self._sup = p.pid
         if wait:
@@ -448,8 +502,9 @@ class Machine:
                 if self.host_key():  # written by ssh-keygen -A just before sshd starts
                     with socket.create_connection((self.ip, self.ssh_port), timeout=1):
                         pass
-                    state = self.ssh("systemctl is-system-running --wait", check=False,
-                                     timeout=max(1.0, deadline - time.monotonic())).out.strip()
+                    state = self.ssh(
+                        "systemctl is-system-running --wait", check=False, timeout=max(1.0, deadline - time.monotonic())
+                    ).out.strip()
                     if state:  # no answer at all (seen once on a loaded box, boot going on): ask again
                         break
             except (OSError, EOFError, paramiko.SSHException):
@@ -507,8 +562,7 @@ class Machine:
 
     def console_tail(self, lines: int = 30) -> str:
         try:
-            return "\n".join((self.dir / "console.log").read_text(errors="replace")
-                             .splitlines()[-lines:])
+            return "\n".join((self.dir / "console.log").read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
 
@@ -534,9 +588,17 @@ class Machine:
         ktype, b64 = self.host_key().split()
         host = self.ip if self.ssh_port == 22 else f"[{self.ip}]:{self.ssh_port}"
         c.get_host_keys().add(host, ktype, paramiko.PKey.from_type_string(ktype, base64.b64decode(b64)))
-        c.connect(self.ip, self.ssh_port, username=user, key_filename=str(self.key),
-                  look_for_keys=False, allow_agent=False, timeout=5, banner_timeout=10,
-                  auth_timeout=10)
+        c.connect(
+            self.ip,
+            self.ssh_port,
+            username=user,
+            key_filename=str(self.key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=5,
+            banner_timeout=10,
+            auth_timeout=10,
+        )
         self._clients[user] = c
         return c
 
@@ -545,8 +607,7 @@ class Machine:
             c.close()
         self._clients.clear()
 
-    def ssh(self, cmd: str, user: str = "root", check: bool = True,
-            timeout: float = 120.0) -> Result:
+    def ssh(self, cmd: str, user: str = "root", check: bool = True, timeout: float = 120.0) -> Result:
         """Run `cmd` with the user's shell (bash -c); return Result(rc, out, err).
         check=True raises SSHCommandError on a non-zero exit."""
         chan = self._client(user).get_transport().open_session()
@@ -554,8 +615,12 @@ class Machine:
             chan.exec_command(cmd)
             out, err, deadline = [], [], time.monotonic() + timeout
             # sshd may send the exit status before the last output: done only at end of output too
-            while not (chan.exit_status_ready() and (chan.eof_received or chan.closed)
-                       and not chan.recv_ready() and not chan.recv_stderr_ready()):
+            while not (
+                chan.exit_status_ready()
+                and (chan.eof_received or chan.closed)
+                and not chan.recv_ready()
+                and not chan.recv_stderr_ready()
+            ):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.name}: {cmd!r} still running after {timeout}s")
                 select.select([chan], [], [], 0.2)
@@ -563,8 +628,9 @@ class Machine:
                     out.append(chan.recv(65536))
                 while chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(65536))
-            r = Result(chan.recv_exit_status(), b"".join(out).decode(errors="replace"),
-                       b"".join(err).decode(errors="replace"))
+            r = Result(
+                chan.recv_exit_status(), b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+            )
         finally:
             chan.close()
         if check and not r.ok:
@@ -596,9 +662,15 @@ def _reap(pid: int | None) -> None:
             pass
 
 
-def up(n: int, network: Network | None = None, rootfs: Path | None = None,
-       prefix: str | None = None, allow: tuple[str, ...] = (), first: int = 1,
-       kubelet_host: bool = False) -> list[Machine]:
+def up(
+    n: int,
+    network: Network | None = None,
+    rootfs: Path | None = None,
+    prefix: str | None = None,
+    allow: tuple[str, ...] = (),
+    first: int = 1,
+    kubelet_host: bool = False,
+) -> list[Machine]:
     """Start n fresh machines <prefix><first>.. (default network.prefix: kim1, kim2, ...) at
     network.ip(first).. (10.77.0.11, ...) on `network` (created if absent), in parallel.
     `allow`: extra CIDRs (e.g. pod ranges) the egress guard lets through. `kubelet_host`: give them
@@ -610,8 +682,10 @@ def up(n: int, network: Network | None = None, rootfs: Path | None = None,
     if not network.exists():
         network.create()
     names = {f"{prefix}{i}": network.ip(i) for i in range(first, first + n)}
-    ms = [Machine(name, ip, network=network, rootfs=rootfs, hosts=names, allow=allow, kubelet_host=kubelet_host)
-          for name, ip in names.items()]
+    ms = [
+        Machine(name, ip, network=network, rootfs=rootfs, hosts=names, allow=allow, kubelet_host=kubelet_host)
+        for name, ip in names.items()
+    ]
     try:
         for m in ms:
             if (m.dir / "machine.json").exists():  # same name left over: start from scratch
@@ -625,7 +699,8 @@ def up(n: int, network: Network | None = None, rootfs: Path | None = None,
             m.destroy()
         raise
     (network.state / "known_hosts").write_text(  # all machines on the bridge, for OpenSSH
-        "".join(m.known_hosts_line() + "\n" for m in loaded(network)))
+        "".join(m.known_hosts_line() + "\n" for m in loaded(network))
+    )
     return ms
 
 
@@ -651,8 +726,7 @@ def preflight() -> str | None:
         return f"systemd-nspawn does not run: {r.stderr.strip()}"
     if not Path("/sys/fs/cgroup").is_dir() or not _cgroup_mounts():
         return "no cgroup hierarchy mounted at /sys/fs/cgroup"
-    r = subprocess.run(["unshare", "--mount", "--net", "--pid", "--fork", "true"],
-                       capture_output=True, text=True)
+    r = subprocess.run(["unshare", "--mount", "--net", "--pid", "--fork", "true"], capture_output=True, text=True)
     if r.returncode != 0:  # e.g. an unprivileged container: nspawn could not boot either
         return f"cannot create namespaces for systemd-nspawn: {r.stderr.strip()}"
     if importlib.util.find_spec("paramiko") is None:
@@ -684,8 +758,10 @@ def main(argv: list[str] | None = None) -> int:
         ms = up(a.n, net)
         for m in ms:
             print(f"{m.name} {m.ip}")
-        log(f"{len(ms)} machines up in {time.monotonic() - t0:.1f}s; ssh -i {ms[0].key} "
-            f"-o UserKnownHostsFile={net.state / 'known_hosts'} root@{ms[0].ip}")
+        log(
+            f"{len(ms)} machines up in {time.monotonic() - t0:.1f}s; ssh -i {ms[0].key} "
+            f"-o UserKnownHostsFile={net.state / 'known_hosts'} root@{ms[0].ip}"
+        )
     elif a.cmd == "down":
         if (holder := net.holder()) and holder != "cli":
             sys.exit(f"{net.bridge} is held by the live run {holder}; it will tear it down")
@@ -693,8 +769,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"down in {time.monotonic() - t0:.1f}s")
     elif a.cmd == "status":
         for m in loaded(net):
-            mem = next((d / "memory.usage_in_bytes" for d in m.cgroups
-                        if (d / "memory.usage_in_bytes").exists()), None)
+            mem = next((d / "memory.usage_in_bytes" for d in m.cgroups if (d / "memory.usage_in_bytes").exists()), None)
             rss = f"{int(mem.read_text()) >> 20} MiB" if mem else "-"
             print(f"{m.name} {m.ip} {'running' if m.is_running() else 'stopped'} mem={rss}")
     elif a.cmd == "ssh":

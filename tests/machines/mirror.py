@@ -46,14 +46,14 @@ def upstream_version(debver: str) -> str:
 
 
 def deb_arch() -> str:
-    return subprocess.run(["dpkg", "--print-architecture"], check=True, text=True,
-                          capture_output=True).stdout.strip()
+    return subprocess.run(["dpkg", "--print-architecture"], check=True, text=True, capture_output=True).stdout.strip()
 
 
 def apt_candidates(pkgs: list[str]) -> dict[str, str]:
     def query() -> dict[str, str]:
-        out = subprocess.run(["apt-cache", "policy", *pkgs], text=True, capture_output=True,
-                             env=dict(os.environ, LC_ALL="C")).stdout
+        out = subprocess.run(
+            ["apt-cache", "policy", *pkgs], text=True, capture_output=True, env=dict(os.environ, LC_ALL="C")
+        ).stdout
         found, pkg = {}, None
         for line in out.splitlines():
             if not line.startswith(" "):
@@ -87,14 +87,16 @@ def apt_download(pkgs: list[str], dest: Path) -> dict[str, Path]:
     if missing := [p for p in pkgs if p not in present()]:
         log(f"apt-get download {' '.join(missing)}")
         # Sandbox user root: _apt cannot write into a root-owned cache dir.
-        run(["apt-get", "download", "-o", "APT::Sandbox::User=root",
-             *(f"{p}={want[p]}" for p in missing)], cwd=dest, stdout=subprocess.DEVNULL)
+        run(
+            ["apt-get", "download", "-o", "APT::Sandbox::User=root", *(f"{p}={want[p]}" for p in missing)],
+            cwd=dest,
+            stdout=subprocess.DEVNULL,
+        )
     return present()
 
 
 def _kubectl_version(binary: Path) -> str | None:
-    r = subprocess.run([str(binary), "version", "--client", "-o", "json"], text=True,
-                       capture_output=True)
+    r = subprocess.run([str(binary), "version", "--client", "-o", "json"], text=True, capture_output=True)
     if r.returncode != 0:
         return None
     return json.loads(r.stdout)["clientVersion"]["gitVersion"]
@@ -135,9 +137,11 @@ def sha256(path: Path) -> str:
 def _tar_gz(out: Path, members: list[tuple[str, Path | None]]) -> None:
     """Reproducible tar.gz: (name, file) entries, file None = directory; root owned, mtime 0."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                               compresslevel=6, filename="") as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    with (
+        open(out, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6, filename="") as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
         for name, src in members:
             ti = tarfile.TarInfo(name)
             ti.uid = ti.gid = 0
@@ -165,9 +169,19 @@ def _build_mirror(cache: Path) -> tuple[Path, dict[str, str]]:
     kubectl, kubectl_ver, kubectl_src = find_kubectl(cache / "debs")
     arch = deb_arch()
     st = kubectl.stat()
-    key = hashlib.sha256(json.dumps(
-        [LAYOUT_VERSION, arch, sorted(p.name for p in debs.values()),
-         str(kubectl), st.st_size, st.st_mtime_ns, sha256(KUBELET_DOUBLE)]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                LAYOUT_VERSION,
+                arch,
+                sorted(p.name for p in debs.values()),
+                str(kubectl),
+                st.st_size,
+                st.st_mtime_ns,
+                sha256(KUBELET_DOUBLE),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     root = cache / f"mirror-{key}"
     if (root / "manifest.json").exists():
         return root, json.loads((root / "manifest.json").read_text())["versions"]
@@ -175,20 +189,27 @@ def _build_mirror(cache: Path) -> tuple[Path, dict[str, str]]:
     shutil.rmtree(root, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=cache) as x:
         x = Path(x)
-        for pkg, deb in debs.items():
+        for deb in debs.values():
             run(["dpkg-deb", "-x", str(deb), str(x)])
         versions = {"arch": arch, "kubectl": kubectl_ver}
-        for name, pkg in (("containerd", "containerd"), ("runc", "runc"),
-                          ("cni_plugins", "containernetworking-plugins"),
-                          ("etcd", "etcd-server")):
+        for name, pkg in (
+            ("containerd", "containerd"),
+            ("runc", "runc"),
+            ("cni_plugins", "containernetworking-plugins"),
+            ("etcd", "etcd-server"),
+        ):
             versions[name] = upstream_version(urllib.parse.unquote(debs[pkg].name).split("_")[1])
         files = _layout(root, x, versions, kubectl)
     manifest = {
-        "layout": LAYOUT_VERSION, "arch": arch, "versions": versions,
-        "files": {k: {"path": str(p.relative_to(root)), "sha256": sha256(p)}
-                  for k, p in files.items()},
-        "sources": {**{p: d.name for p, d in debs.items()}, "kubectl": kubectl_src,
-                    "kubelet": f"TEST DOUBLE {KUBELET_DOUBLE.relative_to(KUBELET_DOUBLE.parents[2])}"},
+        "layout": LAYOUT_VERSION,
+        "arch": arch,
+        "versions": versions,
+        "files": {k: {"path": str(p.relative_to(root)), "sha256": sha256(p)} for k, p in files.items()},
+        "sources": {
+            **{p: d.name for p, d in debs.items()},
+            "kubectl": kubectl_src,
+            "kubelet": f"TEST DOUBLE {KUBELET_DOUBLE.relative_to(KUBELET_DOUBLE.parents[2])}",
+        },
         "missing": MISSING,
     }
     tmp = root / "manifest.json.tmp"
@@ -211,9 +232,14 @@ def _layout(root: Path, x: Path, v: dict[str, str], kubectl: Path) -> dict[str, 
 
     d = gh / f"containerd/containerd/releases/download/v{v['containerd']}"
     containerd = d / f"containerd-{v['containerd']}-linux-{arch}.tar.gz"
-    _tar_gz(containerd, [("bin/", None)] + [
-        (f"bin/{b}", x / "usr/bin" / b) for b in
-        ("containerd", "containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2", "ctr")])
+    _tar_gz(
+        containerd,
+        [("bin/", None)]
+        + [
+            (f"bin/{b}", x / "usr/bin" / b)
+            for b in ("containerd", "containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2", "ctr")
+        ],
+    )
     checksum_file(containerd.with_name(containerd.name + ".sha256sum"), [containerd])
 
     d = gh / f"opencontainers/runc/releases/download/v{v['runc']}"
@@ -232,8 +258,7 @@ def _layout(root: Path, x: Path, v: dict[str, str], kubectl: Path) -> dict[str, 
     d = gh / f"etcd-io/etcd/releases/download/v{v['etcd']}"
     top = f"etcd-v{v['etcd']}-linux-{arch}"
     etcd = d / f"{top}.tar.gz"
-    _tar_gz(etcd, [(f"{top}/", None), (f"{top}/etcd", x / "usr/bin/etcd"),
-                   (f"{top}/etcdctl", x / "usr/bin/etcdctl")])
+    _tar_gz(etcd, [(f"{top}/", None), (f"{top}/etcd", x / "usr/bin/etcd"), (f"{top}/etcdctl", x / "usr/bin/etcdctl")])
     checksum_file(d / "SHA256SUMS", [etcd])
 
     d = root / f"dl.k8s.io/release/v{v['kubectl']}/bin/linux/{arch}"
@@ -247,14 +272,19 @@ def _layout(root: Path, x: Path, v: dict[str, str], kubectl: Path) -> dict[str, 
     kl.write_text(KUBELET_DOUBLE.read_text().replace("@VERSION@", v["kubectl"]))
     kl.chmod(0o755)
     checksum_file(d / "kubelet.sha256", [kl], bare=True)
-    return {"containerd": containerd, "runc": runc, "cni_plugins": cni, "etcd": etcd,
-            "kubectl": kc, "kubelet": kl}
+    return {"containerd": containerd, "runc": runc, "cni_plugins": cni, "etcd": etcd, "kubectl": kc, "kubelet": kl}
 
 
 # The spec's artifact name -> the manifest's key (and the versions' key: the kubelet test double
 # carries kubectl's version).
-PIN_KEYS = {"containerd": "containerd", "runc": "runc", "cni-plugins": "cni_plugins", "etcd": "etcd",
-            "kubectl": "kubectl", "kubelet": "kubelet"}
+PIN_KEYS = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "cni-plugins": "cni_plugins",
+    "etcd": "etcd",
+    "kubectl": "kubectl",
+    "kubelet": "kubelet",
+}
 
 
 def pins(root: Path | None = None) -> dict[str, str]:
@@ -279,8 +309,7 @@ class MirrorServer:
         self.httpd = http.server.ThreadingHTTPServer((bind_ip, port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{bind_ip}:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="mirror",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="mirror", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

@@ -68,8 +68,10 @@ def skip_reason() -> str | None:
     """Why the real-Kubernetes tests cannot run here (None if they can): pytest skips with it."""
     d = binaries()
     if d is None:
-        return (f"{ENV} is not set: point it at a directory of real Kubernetes binaries (kubelet, kube-apiserver, "
-                "...; shared/tools/build-real-k8s.sh builds them)")
+        return (
+            f"{ENV} is not set: point it at a directory of real Kubernetes binaries (kubelet, kube-apiserver, "
+            "...; shared/tools/build-real-k8s.sh builds them)"
+        )
     missing = [b for b in (*SERVED, *IMAGES) if not os.access(d / b, os.X_OK)]
     if missing:
         return f"{ENV}={d} lacks {', '.join(missing)}"
@@ -142,14 +144,28 @@ def _layout(root: Path, base: Path, d: Path) -> None:
         src.write_text(PAUSE_C)
         subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(pause), str(src)], check=True)
         todo = [(PAUSE_REF, {"pause": pause}, ["/pause"])] + [
-            (f"{REGISTRY}/{b}:{STANDS_FOR}", {f"usr/local/bin/{b}": d / b}, [f"/usr/local/bin/{b}"]) for b in IMAGES]
+            (f"{REGISTRY}/{b}:{STANDS_FOR}", {f"usr/local/bin/{b}": d / b}, [f"/usr/local/bin/{b}"]) for b in IMAGES
+        ]
         for ref, content, entrypoint in todo:
             out = root / "images" / (ref.rsplit("/", 1)[1].replace(":", "_") + ".tar")
-            write_oci(out, binary_layer(content), arch, ref,
-                      {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Entrypoint": entrypoint}, compresslevel=1)
+            write_oci(
+                out,
+                binary_layer(content),
+                arch,
+                ref,
+                {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Entrypoint": entrypoint},
+                compresslevel=1,
+            )
             images.append({"name": ref, "path": str(out.relative_to(root)), "sha256": sha256(out)})
-    manifest = {"layout": LAYOUT, "arch": arch, "version": ver, "stands_for": STANDS_FOR, "binaries": str(d),
-                "files": files, "images": images}
+    manifest = {
+        "layout": LAYOUT,
+        "arch": arch,
+        "version": ver,
+        "stands_for": STANDS_FOR,
+        "binaries": str(d),
+        "files": files,
+        "images": images,
+    }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it complete
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import mirror as mirrorlib
 import pytest
 import yaml
-
-import mirror as mirrorlib
-
 from test_up import Workdir, errors, stderr_lines
 
 pytestmark = pytest.mark.machines
@@ -32,8 +30,13 @@ class EtcdWork(Workdir):
     the mirror's version."""
 
     def write_spec(self, mirror: str, file: Path | None = None, extra_args: dict | None = None, **_) -> Path:
-        return self.write_one_host(mirror, "etcd", file, {"etcd": {"version": self.versions["etcd"]}},
-                                   components={"etcd": {"extraArgs": extra_args or {}}})
+        return self.write_one_host(
+            mirror,
+            "etcd",
+            file,
+            {"etcd": {"version": self.versions["etcd"]}},
+            components={"etcd": {"extraArgs": extra_args or {}}},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +48,18 @@ def work(machines, artifact_mirror, tmp_path_factory) -> EtcdWork:
 
 def etcdctl(m, args: str, cert: str | None = "apiserver-etcd-client", check: bool = True):
     auth = f"--cert {PKI}/{cert}.crt --key {PKI}/{cert}.key " if cert else ""
-    return m.ssh(f"ETCDCTL_API=3 etcdctl --endpoints=https://{m.ip}:2379 --cacert {PKI}/etcd/ca.crt {auth}"
-                 f"--dial-timeout=3s --command-timeout=5s {args}", check=check)
+    return m.ssh(
+        f"ETCDCTL_API=3 etcdctl --endpoints=https://{m.ip}:2379 --cacert {PKI}/etcd/ca.crt {auth}"
+        f"--dial-timeout=3s --command-timeout=5s {args}",
+        check=check,
+    )
 
 
 def test_spec_pins_the_mirrors_etcd(work, artifact_mirror):
     assert yaml.safe_load(work.file.read_text())["artifacts"]["etcd"] == {
-        "version": artifact_mirror.versions["etcd"], "sha256": mirrorlib.pins(artifact_mirror.root)["etcd"]}
+        "version": artifact_mirror.versions["etcd"],
+        "sha256": mirrorlib.pins(artifact_mirror.root)["etcd"],
+    }
 
 
 def test_up_runs_etcd_with_kubeadms_tls(work, machines):
@@ -115,7 +123,10 @@ def test_missing_certificates_are_one_clear_sentence(work, machines):
     assert r.returncode == 1
     err = errors(r)
     assert len(err) == 1 and len(stderr_lines(r.stderr)) == 1, r.stderr
-    assert f"{m.name}: phase etcd/local failed at 'plan': this host has no {PKI}/etcd/peer.key: run the certs phase first" in err[0]
+    assert (
+        f"{m.name}: phase etcd/local failed at 'plan': this host has no {PKI}/etcd/peer.key: run the certs phase first"
+        in err[0]
+    )
 
 
 def test_etcd_that_cannot_start_shows_why_and_the_next_run_repairs_it(work, machines, artifact_mirror):
@@ -147,15 +158,20 @@ def test_control_plane_manifests_point_at_this_etcd_and_these_files(work, machin
         pod = yaml.safe_load(m.ssh(f"cat {path}").out)
         kubernetes_validate.validate(pod, "1.32.0", strict=True)
         args = dict(a[2:].split("=", 1) for a in pod["spec"]["containers"][0]["command"][1:])
-        named = [v for k, v in args.items() if k.endswith(("-file", "kubeconfig", "-ca-file"))
-                 and v.startswith("/etc/kubernetes")]
+        named = [
+            v
+            for k, v in args.items()
+            if k.endswith(("-file", "kubeconfig", "-ca-file")) and v.startswith("/etc/kubernetes")
+        ]
         assert named, name
         missing = m.ssh("for f in " + " ".join(named) + "; do [ -f $f ] || echo $f; done").out.split()
         assert missing == [], f"{name} names files that are not on the host: {missing}"
         if name == "kube-apiserver":
-            r = m.ssh(f"ETCDCTL_API=3 etcdctl --endpoints={args['etcd-servers']} --cacert {args['etcd-cafile']} "
-                      f"--cert {args['etcd-certfile']} --key {args['etcd-keyfile']} --command-timeout=5s "
-                      "get kubeinit/test --print-value-only")
+            r = m.ssh(
+                f"ETCDCTL_API=3 etcdctl --endpoints={args['etcd-servers']} --cacert {args['etcd-cafile']} "
+                f"--cert {args['etcd-certfile']} --key {args['etcd-keyfile']} --command-timeout=5s "
+                "get kubeinit/test --print-value-only"
+            )
             assert r.out.strip() == "hello"
     again = work.up("--only", "kubeconfig,control-plane")
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout
@@ -163,11 +179,19 @@ def test_control_plane_manifests_point_at_this_etcd_and_these_files(work, machin
 
 # --- reset: last in this file, since it removes the state the tests above use -------------
 
-RESET_GONE = ["/etc/systemd/system/etcd.service", "/var/lib/etcd", "/var/lib/kubeinit/installed/etcd.stamp",
-              "/var/lib/kubeinit/etcd.applied", f"{PKI}/ca.crt", f"{PKI}/etcd/ca.key",
-              *(f"/etc/kubernetes/{c}" for c in ("admin.conf", "super-admin.conf", "kubelet.conf",
-                                                  "controller-manager.conf", "scheduler.conf")),
-              *(f"/etc/kubernetes/manifests/kube-{n}.yaml" for n in ("apiserver", "controller-manager", "scheduler"))]
+RESET_GONE = [
+    "/etc/systemd/system/etcd.service",
+    "/var/lib/etcd",
+    "/var/lib/kubeinit/installed/etcd.stamp",
+    "/var/lib/kubeinit/etcd.applied",
+    f"{PKI}/ca.crt",
+    f"{PKI}/etcd/ca.key",
+    *(
+        f"/etc/kubernetes/{c}"
+        for c in ("admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf")
+    ),
+    *(f"/etc/kubernetes/manifests/kube-{n}.yaml" for n in ("apiserver", "controller-manager", "scheduler")),
+]
 ALL_BUILT = "preflight,runtime,certs,kubeconfig,etcd,control-plane"
 
 
@@ -177,9 +201,25 @@ def reset(work, *args: str):
 
     from test_up import OUTPUTS, ROOT
 
-    r = subprocess.run([sys.executable, "-m", "kubeinit", "reset", "-f", str(work.file), "--known-hosts",
-                        str(work.known_hosts), *args], capture_output=True, text=True, env=work.env(),
-                       timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubeinit",
+            "reset",
+            "-f",
+            str(work.file),
+            "--known-hosts",
+            str(work.known_hosts),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=work.env(),
+        timeout=300,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     OUTPUTS.extend([r.stdout, r.stderr])
     return r
 
@@ -200,8 +240,10 @@ def test_reset_removes_what_up_made_keeps_the_runtime_and_up_rebuilds(work, mach
     assert m.ssh("systemctl is-enabled etcd", check=False).out.strip() not in ("enabled", "disabled")
     left = m.ssh(" ".join(f"[ -e {f} ] && echo {f};" for f in RESET_GONE) + " true").out.split()
     assert left == [], f"reset left {left}"
-    assert sorted(m.ssh(f"ls -A {PKI} /etc/kubernetes/manifests").out.split()) == ["/etc/kubernetes/manifests:",
-                                                                                  f"{PKI}:"], "the dirs stay, empty"
+    assert sorted(m.ssh(f"ls -A {PKI} /etc/kubernetes/manifests").out.split()) == [
+        "/etc/kubernetes/manifests:",
+        f"{PKI}:",
+    ], "the dirs stay, empty"
     assert m.ssh("systemctl is-active containerd").out.strip() == "active", "the runtime stays"
     assert m.ssh("[ -x /usr/local/bin/etcd ] && echo yes").out.strip() == "yes", "binaries stay"
     assert "iptables" in r.stdout and "$HOME/.kube/config" in r.stdout, r.stdout

@@ -27,10 +27,15 @@ pytestmark = pytest.mark.machines
 
 PKI = "/etc/kubernetes/pki"
 # Each certificate kubeadm signs, and the CA it must verify against.
-SIGNED = {"apiserver.crt": "ca.crt", "apiserver-kubelet-client.crt": "ca.crt",
-          "front-proxy-client.crt": "front-proxy-ca.crt", "apiserver-etcd-client.crt": "etcd/ca.crt",
-          "etcd/server.crt": "etcd/ca.crt", "etcd/peer.crt": "etcd/ca.crt",
-          "etcd/healthcheck-client.crt": "etcd/ca.crt"}
+SIGNED = {
+    "apiserver.crt": "ca.crt",
+    "apiserver-kubelet-client.crt": "ca.crt",
+    "front-proxy-client.crt": "front-proxy-ca.crt",
+    "apiserver-etcd-client.crt": "etcd/ca.crt",
+    "etcd/server.crt": "etcd/ca.crt",
+    "etcd/peer.crt": "etcd/ca.crt",
+    "etcd/healthcheck-client.crt": "etcd/ca.crt",
+}
 KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
 CLEAN = "systemctl disable --now etcd >/dev/null 2>&1; rm -rf /etc/kubernetes /var/lib/kubeinit /var/lib/etcd; true"
 
@@ -42,8 +47,9 @@ def machine_count() -> int:
 
 class LockWork(EtcdWork):
     def start(self, *args: str, home: Path) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env(home), cwd=ROOT)
+        return subprocess.Popen(
+            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(home), cwd=ROOT
+        )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +73,11 @@ def assert_one_pki(m, tmp: Path) -> None:
     for name in names:
         (tmp / name.replace("/", "_")).write_bytes(m.ssh(f"cat {PKI}/{name}").out.encode())
     for cert, ca in SIGNED.items():
-        r = subprocess.run(["openssl", "verify", "-CAfile", tmp / ca.replace("/", "_"), tmp / cert.replace("/", "_")],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["openssl", "verify", "-CAfile", tmp / ca.replace("/", "_"), tmp / cert.replace("/", "_")],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, f"{cert} is not signed by {ca}: {r.stdout}{r.stderr}"
     ca = (tmp / "ca.crt").read_bytes()
     for conf in KUBECONFIGS:
@@ -107,14 +116,34 @@ def test_a_run_while_another_holds_the_host_is_refused_naming_it(work, machines,
         assert b.returncode == 1, b.stdout + b.stderr
         err = [line for line in b.stderr.splitlines() if line.startswith("error:")]
         assert len(err) == 1, b.stderr
-        assert re.match(rf"error: {m.name}: phase certs\S* failed at 'lock': {m.name} is locked by "
-                        + holder_pattern(first, a.pid) + r".*; wait for that run to finish \(or check that it is still "
-                        r"running\), then run this again", err[0]), err[0]
-        reset = subprocess.run([sys.executable, "-m", "kubeinit", "reset", "-f", str(work.file), "--yes",
-                                "--known-hosts", str(work.known_hosts)], capture_output=True, text=True,
-                               env=work.env(second), cwd=ROOT, timeout=120)
-        assert reset.returncode == 1 and re.search(rf"{m.name} is locked by " + holder_pattern(first, a.pid),
-                                                   reset.stderr), reset.stdout + reset.stderr
+        assert re.match(
+            rf"error: {m.name}: phase certs\S* failed at 'lock': {m.name} is locked by "
+            + holder_pattern(first, a.pid)
+            + r".*; wait for that run to finish \(or check that it is still "
+            r"running\), then run this again",
+            err[0],
+        ), err[0]
+        reset = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kubeinit",
+                "reset",
+                "-f",
+                str(work.file),
+                "--yes",
+                "--known-hosts",
+                str(work.known_hosts),
+            ],
+            capture_output=True,
+            text=True,
+            env=work.env(second),
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert reset.returncode == 1 and re.search(
+            rf"{m.name} is locked by " + holder_pattern(first, a.pid), reset.stderr
+        ), reset.stdout + reset.stderr
         assert snapshot(m) == before, "the refused runs touched nothing"
         dry = work.up("--only", "certs,kubeconfig", "--dry-run", home=second)
         assert dry.returncode == 0, "a dry run changes nothing and takes no lock: " + dry.stdout + dry.stderr
@@ -137,7 +166,7 @@ def test_two_runs_started_together_leave_one_pki(work, machines, tmp_path):
         procs = [work.start("--only", "certs,kubeconfig", home=h) for h in homes]
         results = [finish(p) for p in procs]
         assert any(rc == 0 for rc, _, _ in results), results
-        for (rc, out, err), other in zip(results, reversed(homes)):
+        for (rc, _out, err), other in zip(results, reversed(homes), strict=True):
             if rc != 0:
                 refused += 1
                 assert re.search(r"is locked by " + holder_pattern(other), err), err
@@ -148,29 +177,43 @@ def test_two_runs_started_together_leave_one_pki(work, machines, tmp_path):
 def test_logins_with_umask_000_still_get_kubeadms_modes(work, machines):
     m = machines[0]
     m.ssh(CLEAN + "; rm -rf /var/lib/kubelet")
-    m.ssh("grep -q 'pam_umask.so umask=0000' /etc/pam.d/sshd || "
-          "echo 'session optional pam_umask.so umask=0000' >> /etc/pam.d/sshd")
+    m.ssh(
+        "grep -q 'pam_umask.so umask=0000' /etc/pam.d/sshd || "
+        "echo 'session optional pam_umask.so umask=0000' >> /etc/pam.d/sshd"
+    )
     try:
         fresh_logins(m)  # PAM sets the umask when a connection logs in
         assert m.ssh("umask", timeout=30).out.strip() in ("0000", "000"), "the login's umask must be 000 for this test"
         m.ssh("touch /run/kubeinit-modes-mark")
         r = work.up("--only", "runtime,certs,kubeconfig,etcd,control-plane", timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
-        stat = dict(reversed(line.split(" ", 1)) for line in m.ssh(
-            "stat -c '%a %n' /etc/kubernetes /etc/kubernetes/pki /etc/kubernetes/pki/etcd /etc/kubernetes/manifests "
-            "/var/lib/etcd /var/lib/kubeinit /var/lib/kubeinit/*.applied /var/lib/kubeinit/installed/*.stamp "
-            "/etc/kubernetes/pki/ca.key /etc/kubernetes/pki/ca.crt /etc/kubernetes/admin.conf").out.splitlines())
+        stat = dict(
+            reversed(line.split(" ", 1))
+            for line in m.ssh(
+                "stat -c '%a %n' /etc/kubernetes /etc/kubernetes/pki /etc/kubernetes/pki/etcd /etc/kubernetes/manifests "  # noqa: E501
+                "/var/lib/etcd /var/lib/kubeinit /var/lib/kubeinit/*.applied /var/lib/kubeinit/installed/*.stamp "
+                "/etc/kubernetes/pki/ca.key /etc/kubernetes/pki/ca.crt /etc/kubernetes/admin.conf"
+            ).out.splitlines()
+        )
         assert {k: v for k, v in stat.items() if not k.endswith((".applied", ".stamp"))} == {
-            "/etc/kubernetes": "755", "/etc/kubernetes/pki": "755", "/etc/kubernetes/pki/etcd": "755",
-            "/etc/kubernetes/manifests": "700", "/var/lib/etcd": "700", "/var/lib/kubeinit": "700",
-            "/etc/kubernetes/pki/ca.key": "600", "/etc/kubernetes/pki/ca.crt": "644",
-            "/etc/kubernetes/admin.conf": "600"}
+            "/etc/kubernetes": "755",
+            "/etc/kubernetes/pki": "755",
+            "/etc/kubernetes/pki/etcd": "755",
+            "/etc/kubernetes/manifests": "700",
+            "/var/lib/etcd": "700",
+            "/var/lib/kubeinit": "700",
+            "/etc/kubernetes/pki/ca.key": "600",
+            "/etc/kubernetes/pki/ca.crt": "644",
+            "/etc/kubernetes/admin.conf": "600",
+        }
         records = {k: v for k, v in stat.items() if k.endswith((".applied", ".stamp"))}
         assert "/var/lib/kubeinit/etcd.applied" in records and "/var/lib/kubeinit/containerd.applied" in records
         assert set(records.values()) == {"644"}, records
-        loose = m.ssh("find /etc/kubernetes /var/lib/kubeinit /var/lib/etcd /etc/containerd /opt/cni /usr/local/bin "
-                      "/usr/local/sbin /etc/systemd/system /etc/sysctl.d -newer /run/kubeinit-modes-mark ! -type l "
-                      r"\( -perm -g+w -o -perm -o+w \) 2>/dev/null").out.split()
+        loose = m.ssh(
+            "find /etc/kubernetes /var/lib/kubeinit /var/lib/etcd /etc/containerd /opt/cni /usr/local/bin "
+            "/usr/local/sbin /etc/systemd/system /etc/sysctl.d -newer /run/kubeinit-modes-mark ! -type l "
+            r"\( -perm -g+w -o -perm -o+w \) 2>/dev/null"
+        ).out.split()
         assert loose == [], f"group- or world-writable: {loose}"
     finally:
         m.ssh("sed -i '/pam_umask.so umask=0000/d' /etc/pam.d/sshd")

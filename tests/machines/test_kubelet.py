@@ -34,14 +34,25 @@ def machine_count() -> int:
 class KubeletWork(Workdir):
     """test_up's Workdir (its `up`) with one control-plane host and the real kubelet."""
 
-    def write_spec(self, mirror: str, file: Path | None = None, kubelet_args: dict | None = None,
-                   dns_domain: str = "cluster.local", **_) -> Path:
+    def write_spec(
+        self,
+        mirror: str,
+        file: Path | None = None,
+        kubelet_args: dict | None = None,
+        dns_domain: str = "cluster.local",
+        **_,
+    ) -> Path:
         self.mirror = mirror
         m = realk8s.manifest(self.real_root)
         kube = {n: {"version": m["version"], "sha256": m["files"][n]["sha256"]} for n in ("kubelet", "kubectl")}
-        return self.write_one_host(mirror, "kubelet", file, kube, networking={"dnsDomain": dns_domain},
-                                   components={"kubelet": {"extraArgs": {"container-runtime": "remote",
-                                                                         **(kubelet_args or {})}}})
+        return self.write_one_host(
+            mirror,
+            "kubelet",
+            file,
+            kube,
+            networking={"dnsDomain": dns_domain},
+            components={"kubelet": {"extraArgs": {"container-runtime": "remote", **(kubelet_args or {})}}},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +82,18 @@ def test_up_starts_the_kubelet_with_kubeadms_files(work, machines):
     assert m.ssh("kubelet --version").out.strip() == f"Kubernetes v{work.versions['kubernetes']}"
     # kubeadm's drop-in arguments, then kubeadm-flags.env's, in that order (the unit's ExecStart)
     assert started_with(m) == [
-        "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf", "--kubeconfig=/etc/kubernetes/kubelet.conf",
-        "--config=/var/lib/kubelet/config.yaml", "--container-runtime=remote",
-        "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock", f"--node-ip={m.ip}"]
+        "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        "--config=/var/lib/kubelet/config.yaml",
+        "--container-runtime=remote",
+        "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+        f"--node-ip={m.ip}",
+    ]
     assert m.ssh("cat /var/lib/kubelet/kubeadm-flags.env").out == (
         'KUBELET_KUBEADM_ARGS="--container-runtime=remote '
-        '--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock '
-        f'--node-ip={m.ip}"\n')
+        "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock "
+        f'--node-ip={m.ip}"\n'
+    )
     time.sleep(8)  # a kubelet 1.20 that cannot run exits 5-6 s after it starts: this one took kubeinit's files
     assert m.ssh("systemctl is-active kubelet").out.strip() == "active"
     assert m.ssh("systemctl show -p NRestarts --value kubelet").out.strip() == "0"
@@ -88,8 +104,12 @@ def test_up_starts_the_kubelet_with_kubeadms_files(work, machines):
     assert (config["clusterDNS"], config["clusterDomain"]) == (["10.96.0.10"], "cluster.local")
     assert (config["cgroupDriver"], config["staticPodPath"]) == ("systemd", "/etc/kubernetes/manifests")
     assert config["rotateCertificates"] is True and "resolvConf" not in config  # no systemd-resolved here
-    for path in ("/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeadm-flags.env",
-                 "/etc/systemd/system/kubelet.service", "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"):
+    for path in (
+        "/var/lib/kubelet/config.yaml",
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "/etc/systemd/system/kubelet.service",
+        "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+    ):
         assert m.ssh(f"stat -c %a {path}").out.strip() == "644", path
     verify = m.ssh("systemd-analyze verify kubelet.service 2>&1; true").out
     assert "kubelet" not in verify, verify  # systemd finds nothing wrong with the unit and drop-in
@@ -123,8 +143,10 @@ def test_a_run_killed_before_the_restart_restarts_it_next_time(work, machines):
     """The files were written but the kubelet never restarted on them: what it last started
     with (APPLIED) no longer matches, so the next run restarts it though no file changes."""
     m = machines[0]
-    m.ssh("echo '# edited' >> /etc/systemd/system/kubelet.service.d/10-kubeadm.conf; "
-          "sha256sum /etc/systemd/system/kubelet.service.d/10-kubeadm.conf >/dev/null")
+    m.ssh(
+        "echo '# edited' >> /etc/systemd/system/kubelet.service.d/10-kubeadm.conf; "
+        "sha256sum /etc/systemd/system/kubelet.service.d/10-kubeadm.conf >/dev/null"
+    )
     work.up("--only", "kubelet-start")  # restores the drop-in and restarts
     pid = main_pid(m)
     m.ssh("rm /var/lib/kubeinit/kubelet.applied")  # as if killed between the uploads and the restart

@@ -3,9 +3,10 @@ container: no /dev/kmsg, /proc/sys read-only with the host's values, no CAP_SYS_
 
 preflight names each missing condition with its fix. A kubelet that exits a few seconds after it
 started, after kubelet-start's check, stops `up` at once in wait-control-plane with the kubelet's
-own fatal line, not after its 4-minute wait. Real there: the kubelet (v1.20.2 from KUBEINIT_REAL_K8S, a directory of real Kubernetes
-binaries; skipped without it), systemd restarting it, the machine lacking /dev/kmsg as
-systemd-nspawn machines do (the kubelet 1.20 then exits 5-6 s after starting with
+own fatal line, not after its 4-minute wait. Real there: the kubelet (v1.20.2 from
+KUBEINIT_REAL_K8S, a directory of real Kubernetes binaries; skipped without it), systemd
+restarting it, the machine lacking /dev/kmsg as systemd-nspawn machines do (the kubelet 1.20
+then exits 5-6 s after starting with
 `failed to create kubelet: open /dev/kmsg: no such file or directory`), kubeinit over SSH.
 """
 
@@ -42,16 +43,23 @@ class Work(Workdir):
     def write_spec(self, mirror: str, file: Path | None = None, runtime: dict | None = None, **_) -> Path:
         kube = {"version": self.versions["kubectl"]}
         # kubelet 1.20 (standing in for kubernetesVersion's) needs --container-runtime=remote
-        return self.write_one_host(mirror, "kubelet-host", file, {"kubectl": kube, "kubelet": kube},
-                                   components={"kubelet": {"extraArgs": {"container-runtime": "remote"}}},
-                                   runtime=runtime or {"containerd": {}})  # by default, not the helper's setting
+        return self.write_one_host(
+            mirror,
+            "kubelet-host",
+            file,
+            {"kubectl": kube, "kubelet": kube},
+            components={"kubelet": {"extraArgs": {"container-runtime": "remote"}}},
+            runtime=runtime or {"containerd": {}},
+        )  # by default, not the helper's setting
 
 
 def as_a_plain_container(m) -> None:
     """Take away what a test image may give machines for the real kubelet (a /dev/kmsg link, the
     tunables shadowed by bind mounts): this machine is to lack them."""
-    m.ssh("rm -f /dev/kmsg; for k in " + " ".join(TUNABLES) + "; do "
-          "while grep -q \" /proc/sys/$k \" /proc/self/mountinfo; do umount /proc/sys/$k; done; done")
+    m.ssh(
+        "rm -f /dev/kmsg; for k in " + " ".join(TUNABLES) + "; do "
+        'while grep -q " /proc/sys/$k " /proc/self/mountinfo; do umount /proc/sys/$k; done; done'
+    )
 
 
 def test_preflight_names_each_host_condition_a_kubelet_needs_with_its_fix(machines, artifact_mirror, tmp_path):
@@ -74,11 +82,17 @@ def test_preflight_names_each_host_condition_a_kubelet_needs_with_its_fix(machin
     line = lines[0]
     assert line.startswith(f"error: {m.name}: phase preflight failed"), line
     failed = sorted(re.findall(r"\[ERROR ([^\]]+)\]", line))
-    expected = sorted(["FileExisting--dev-kmsg", *(f"FileContent--proc-sys-{k.replace('/', '-')}" for k in wrong),
-                       *(["OOMScoreAdj"] if no_sys_resource else [])])
+    expected = sorted(
+        [
+            "FileExisting--dev-kmsg",
+            *(f"FileContent--proc-sys-{k.replace('/', '-')}" for k in wrong),
+            *(["OOMScoreAdj"] if no_sys_resource else []),
+        ]
+    )
     assert failed == expected, line
-    assert "`echo 'L /dev/kmsg - - - - /dev/console' > /etc/tmpfiles.d/kmsg.conf && systemd-tmpfiles --create" \
-           in line, line
+    assert (
+        "`echo 'L /dev/kmsg - - - - /dev/console' > /etc/tmpfiles.d/kmsg.conf && systemd-tmpfiles --create" in line
+    ), line
     for k in wrong:
         name, want = k.replace("/", "."), TUNABLES[k]
         assert f"/proc/sys/{k} is {host[k]}, not {want}, and read-only here (a container?)" in line, line
@@ -89,15 +103,15 @@ def test_preflight_names_each_host_condition_a_kubelet_needs_with_its_fix(machin
 
     # the cluster file's containerd setting answers the last; the others are the host's to fix (or to ignore)
     work.write_spec(artifact_mirror.url, runtime={"containerd": {"restrictOOMScoreAdj": True}})
-    r = work.up("--only", "preflight", "--ignore-preflight-errors",
-                ",".join(n for n in expected if n != "OOMScoreAdj"))
+    r = work.up("--only", "preflight", "--ignore-preflight-errors", ",".join(n for n in expected if n != "OOMScoreAdj"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "OOMScoreAdj" not in " ".join(errors(r))
     work.write_spec(artifact_mirror.url)
 
 
 def test_a_kubelet_that_exits_after_its_start_check_stops_up_at_once_with_its_own_error(
-        machines, artifact_mirror, tmp_path):
+    machines, artifact_mirror, tmp_path
+):
     kubelet = Path(REAL) / "kubelet"
     if not REAL or not kubelet.is_file():
         pytest.skip("KUBEINIT_REAL_K8S is not set to a directory of real Kubernetes binaries with a kubelet")
@@ -118,9 +132,11 @@ def test_a_kubelet_that_exits_after_its_start_check_stops_up_at_once_with_its_ow
     assert len(lines) == 1, r.stderr
     line = lines[0]
     assert line.startswith(f"error: {m.name}: phase wait-control-plane failed at "), line
-    assert re.search(r"the kubelet exited \(systemd restarts it, and it will exit again\) while kubeinit waited for "
-                     r"it: F\d{4} [0-9:.]+ +\d+ \S+\] .*open /dev/kmsg: no such file or directory", line), \
-        line + "\n--- its journal:\n" + m.ssh("journalctl -u kubelet -n 30 --no-pager -o cat").out
+    assert re.search(
+        r"the kubelet exited \(systemd restarts it, and it will exit again\) while kubeinit waited for "
+        r"it: F\d{4} [0-9:.]+ +\d+ \S+\] .*open /dev/kmsg: no such file or directory",
+        line,
+    ), line + "\n--- its journal:\n" + m.ssh("journalctl -u kubelet -n 30 --no-pager -o cat").out
     assert "`journalctl -u kubelet` on the host" in line and "resume with `" in line, line
     assert r.seconds < 30, f"up took {r.seconds:.1f} s (kubelet-start ~4 s, the kubelet exits 5-6 s after it starts)"
     print(f"\nup stopped {r.seconds:.1f} s after it started: {line}")

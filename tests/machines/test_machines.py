@@ -9,18 +9,16 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 import machines as mlib
+import pytest
 from testimage import busybox_image
 
 
 def test_three_machines_answer_over_ssh(machines):
     prefix = machines[0].network.prefix  # kim, unless another run holds kib0
     assert [m.name for m in machines] == [f"{prefix}1", f"{prefix}2", f"{prefix}3"]
-    seen = [m.ssh("hostname; cat /etc/machine-id; ip -4 -o addr show host0").out.split("\n")
-            for m in machines]
-    for m, lines in zip(machines, seen):
+    seen = [m.ssh("hostname; cat /etc/machine-id; ip -4 -o addr show host0").out.split("\n") for m in machines]
+    for m, lines in zip(machines, seen, strict=True):
         assert len(lines) == 4, f"{m.name} answered: {lines!r}"
         hostname, machine_id, addr, _ = lines
         assert hostname == m.name
@@ -44,20 +42,26 @@ def test_egress_guard_rejects_outside_addresses_at_once(machines):
     ip_addr = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
     host_ips = [line.split()[3].split("/")[0] for line in ip_addr.splitlines()]
     outside = ["192.0.2.1", "169.254.169.254"] + [
-        ip for ip in host_ips if not ip.startswith("127.") and ip != m.network.gateway]
+        ip for ip in host_ips if not ip.startswith("127.") and ip != m.network.gateway
+    ]
     before = _reject_count(m)
     got = {}  # ip -> (curl exit code, milliseconds, stderr)
     for ip in outside:
-        r = m.ssh(f"s=$(date +%s%N); curl -sS -m 5 -o /dev/null http://{ip}:80/; rc=$?; "
-                  f"echo $rc $(( ($(date +%s%N) - s) / 1000000 ))", check=False)
+        r = m.ssh(
+            f"s=$(date +%s%N); curl -sS -m 5 -o /dev/null http://{ip}:80/; rc=$?; "
+            f"echo $rc $(( ($(date +%s%N) - s) / 1000000 ))",
+            check=False,
+        )
         rc, ms = map(int, r.out.split())
         got[ip] = (rc, ms, r.err.strip())
     # exit 7 = connection refused (REJECT); a DROP would show exit 28 after 5 s
     assert all(rc == 7 and ms < 1000 for rc, ms, _ in got.values()), got
     assert _reject_count(m) >= before + len(outside), "the guard, not the host, must refuse"
     # DNS points at 127.0.0.1 where nothing listens: lookups fail locally and at once
-    r = m.ssh("s=$(date +%s%N); getent hosts deb.debian.org; rc=$?; "
-              "echo $rc $(( ($(date +%s%N) - s) / 1000000 ))", check=False)
+    r = m.ssh(
+        "s=$(date +%s%N); getent hosts deb.debian.org; rc=$?; echo $rc $(( ($(date +%s%N) - s) / 1000000 ))",
+        check=False,
+    )
     rc, ms = map(int, r.out.split()[-2:])
     assert rc != 0 and ms < 1000, r.out
     # inside the test range everything passes
@@ -88,27 +92,38 @@ def test_mirror_downloads_match_published_checksums(machines, artifact_mirror):
         f"{gh}/opencontainers/runc/releases/download/v{v['runc']}/runc.{a}": "runc.sha256sum",
         f"{gh}/containernetworking/plugins/releases/download/v{v['cni_plugins']}/"
         f"cni-plugins-linux-{a}-v{v['cni_plugins']}.tgz": ".sha256",
-        f"{gh}/etcd-io/etcd/releases/download/v{v['etcd']}/etcd-v{v['etcd']}-linux-{a}.tar.gz":
-            "SHA256SUMS",
+        f"{gh}/etcd-io/etcd/releases/download/v{v['etcd']}/etcd-v{v['etcd']}-linux-{a}.tar.gz": "SHA256SUMS",
         f"dl.k8s.io/release/v{v['kubectl']}/bin/linux/{a}/kubectl": ".sha256",
     }
     for path, sums in cases.items():
         name = path.rsplit("/", 1)[1]
-        sums_url = (f"{artifact_mirror.url}/{path}{sums}" if sums.startswith(".")
-                    else f"{artifact_mirror.url}/{path.rsplit('/', 1)[0]}/{sums}")
-        r = m.ssh(f"cd /tmp && curl -fsS -o {name} {artifact_mirror.url}/{path} && "
-                  f"sha256sum {name} && curl -fsS {sums_url}")
+        sums_url = (
+            f"{artifact_mirror.url}/{path}{sums}"
+            if sums.startswith(".")
+            else f"{artifact_mirror.url}/{path.rsplit('/', 1)[0]}/{sums}"
+        )
+        r = m.ssh(
+            f"cd /tmp && curl -fsS -o {name} {artifact_mirror.url}/{path} && sha256sum {name} && curl -fsS {sums_url}"
+        )
         got, published = r.out.split("\n", 1)
         digest = got.split()[0]
         lines = [ln.split() for ln in published.splitlines()]
         want = [f[0] for f in lines if len(f) == 1 or f[1] == name]
         assert want == [digest], f"{name}: {got!r} vs published {published!r}"
-    listing = m.ssh(f"tar tzf /tmp/containerd-{v['containerd']}-linux-{a}.tar.gz; "
-                    f"tar tzf /tmp/etcd-v{v['etcd']}-linux-{a}.tar.gz").out.split()
-    for member in ("bin/containerd", "bin/containerd-shim-runc-v2", "bin/ctr",
-                   f"etcd-v{v['etcd']}-linux-{a}/etcd", f"etcd-v{v['etcd']}-linux-{a}/etcdctl"):
+    listing = m.ssh(
+        f"tar tzf /tmp/containerd-{v['containerd']}-linux-{a}.tar.gz; tar tzf /tmp/etcd-v{v['etcd']}-linux-{a}.tar.gz"
+    ).out.split()
+    for member in (
+        "bin/containerd",
+        "bin/containerd-shim-runc-v2",
+        "bin/ctr",
+        f"etcd-v{v['etcd']}-linux-{a}/etcd",
+        f"etcd-v{v['etcd']}-linux-{a}/etcdctl",
+    ):
         assert member in listing
-    assert m.ssh("chmod +x /tmp/kubectl && /tmp/kubectl version --client").out.startswith(f"Client Version: v{v['kubectl']}")
+    assert m.ssh("chmod +x /tmp/kubectl && /tmp/kubectl version --client").out.startswith(
+        f"Client Version: v{v['kubectl']}"
+    )
 
 
 def test_machine_stops_and_comes_back(machines):
@@ -148,12 +163,14 @@ def test_oci_image_imports_and_runs_with_containerd_from_mirror(machines, artifa
     """Harness self-test only: installing containerd is the executor's job in real tests."""
     m, v = machines[0], artifact_mirror.versions
     base = f"{artifact_mirror.url}/github.com"
-    m.ssh(f"curl -fsS {base}/containerd/containerd/releases/download/v{v['containerd']}/"
-          f"containerd-{v['containerd']}-linux-{v['arch']}.tar.gz | tar xz -C /usr/local && "
-          f"curl -fsS -o /usr/local/sbin/runc {base}/opencontainers/runc/releases/download/"
-          f"v{v['runc']}/runc.{v['arch']} && chmod 755 /usr/local/sbin/runc && "
-          "systemd-run --unit=containerd-selftest /usr/local/bin/containerd && "
-          "for i in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done")
+    m.ssh(
+        f"curl -fsS {base}/containerd/containerd/releases/download/v{v['containerd']}/"
+        f"containerd-{v['containerd']}-linux-{v['arch']}.tar.gz | tar xz -C /usr/local && "
+        f"curl -fsS -o /usr/local/sbin/runc {base}/opencontainers/runc/releases/download/"
+        f"v{v['runc']}/runc.{v['arch']} && chmod 755 /usr/local/sbin/runc && "
+        "systemd-run --unit=containerd-selftest /usr/local/bin/containerd && "
+        "for i in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done"
+    )
     tar, ref = busybox_image()
     m.put(tar, "/tmp/image.tar")
     assert ref in m.ssh("ctr -n k8s.io image import /tmp/image.tar").out
@@ -161,8 +178,10 @@ def test_oci_image_imports_and_runs_with_containerd_from_mirror(machines, artifa
     assert m.ssh(f"ctr -n k8s.io run --rm {ref} t1 echo hello").out == "hello\n"
     # The image's default command is `sleep infinity` as PID 1, which ignores SIGTERM: this
     # container would hold the guest's shutdown for 90 s unless stop() drains it first.
-    r = m.ssh(f"ctr -n k8s.io run -d --memory-limit 67108864 {ref} sleeper >/dev/null && "
-              "cat /sys/fs/cgroup/memory/k8s.io/sleeper/memory.limit_in_bytes")
+    r = m.ssh(
+        f"ctr -n k8s.io run -d --memory-limit 67108864 {ref} sleeper >/dev/null && "
+        "cat /sys/fs/cgroup/memory/k8s.io/sleeper/memory.limit_in_bytes"
+    )
     assert r.out.strip() == "67108864"
     t0 = time.monotonic()
     m.stop()
@@ -174,8 +193,7 @@ def test_oci_image_imports_and_runs_with_containerd_from_mirror(machines, artifa
 def test_forced_stop_leaves_nothing_behind(machine_image, machine_network):
     """The SIGKILL path (timeout 0), then destroy: no process, cgroup, veth or mount stays."""
     name = f"{machine_network.prefix}x50"
-    m = mlib.up(1, machine_network, machine_image, prefix=f"{machine_network.prefix}x",
-                first=50)[0]
+    m = mlib.up(1, machine_network, machine_image, prefix=f"{machine_network.prefix}x", first=50)[0]
     try:
         m.stop(timeout=0)
         assert not m.is_running()

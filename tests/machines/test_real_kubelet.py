@@ -46,18 +46,26 @@ class RealWork(Workdir):
         pins = {name: f["sha256"] for name, f in m["files"].items()}
         kube = m["version"]
         return self.write_one_host(
-            mirror, "real", file,
-            {"kubelet": {"version": kube, "sha256": pins["kubelet"]},
-             "kubectl": {"version": kube, "sha256": pins["kubectl"]},
-             "etcd": {"version": self.versions["etcd"]},
-             "images": [{"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]}
-                        for i in m["images"]]},
+            mirror,
+            "real",
+            file,
+            {
+                "kubelet": {"version": kube, "sha256": pins["kubelet"]},
+                "kubectl": {"version": kube, "sha256": pins["kubectl"]},
+                "etcd": {"version": self.versions["etcd"]},
+                "images": [
+                    {"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]
+                ],
+            },
             kubernetesVersion=m["stands_for"],
             runtime={"containerd": containerd if containerd is not None else {"restrictOOMScoreAdj": True}},
             # what kubelet/scheduler/controller-manager 1.20 need, as a user would give it
-            components={"kubelet": {"extraArgs": {"container-runtime": "remote"}},
-                        "controllerManager": {"extraArgs": {"port": "0"}},
-                        "scheduler": {"extraArgs": {"port": "0"}}})
+            components={
+                "kubelet": {"extraArgs": {"container-runtime": "remote"}},
+                "controllerManager": {"extraArgs": {"port": "0"}},
+                "scheduler": {"extraArgs": {"port": "0"}},
+            },
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +78,20 @@ def work(machines, real_k8s_mirror, tmp_path_factory) -> RealWork:
 
 def kubectl(work: RealWork, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """The real kubectl on this host, with the kubeconfig `kubeinit kubeconfig -f` merged."""
-    return subprocess.run([str(realk8s.binaries() / "kubectl"), "--kubeconfig", str(work.root / "kubeconfig"),
-                           "--request-timeout", "10s", *args], capture_output=True, text=True, timeout=60,
-                          check=check)
+    return subprocess.run(
+        [
+            str(realk8s.binaries() / "kubectl"),
+            "--kubeconfig",
+            str(work.root / "kubeconfig"),
+            "--request-timeout",
+            "10s",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
 
 
 def main_pid(m, unit: str) -> str:
@@ -95,9 +114,24 @@ def test_up_runs_the_control_plane_on_the_real_kubelet(work, machines):
 
 def test_kubectl_with_the_users_kubeconfig_lists_the_control_plane_running(work, machines):
     m = machines[0]
-    r = subprocess.run([*work.argv()[:3], "kubeconfig", "-f", str(work.file), "--known-hosts", str(work.known_hosts),
-                        "--kubeconfig", str(work.root / "kubeconfig")],
-                       capture_output=True, text=True, env=work.env(), timeout=60, cwd=ROOT, check=False)
+    r = subprocess.run(
+        [
+            *work.argv()[:3],
+            "kubeconfig",
+            "-f",
+            str(work.file),
+            "--known-hosts",
+            str(work.known_hosts),
+            "--kubeconfig",
+            str(work.root / "kubeconfig"),
+        ],
+        capture_output=True,
+        text=True,
+        env=work.env(),
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert oct(os.stat(work.root / "kubeconfig").st_mode & 0o777) == "0o600"
     node = json.loads(kubectl(work, "get", "node", m.name, "-o", "json").stdout)
@@ -149,25 +183,36 @@ def test_a_tarball_holding_another_image_is_one_sentence(work, machines):
     images = realk8s.manifest(root)["images"]
     pause = next(i for i in images if i["name"] == realk8s.PAUSE_REF)
     spec = yaml.safe_load(work.file.read_text())
-    spec["artifacts"]["images"] = [{"name": "registry.k8s.io/not-in-the-tarball:1", "url": f"{work.mirror}/{pause['path']}",
-                                    "sha256": pause["sha256"]}]
+    spec["artifacts"]["images"] = [
+        {
+            "name": "registry.k8s.io/not-in-the-tarball:1",
+            "url": f"{work.mirror}/{pause['path']}",
+            "sha256": pause["sha256"],
+        }
+    ]
     file = work.root / "wrong-image.yaml"
     file.write_text(yaml.safe_dump(spec, sort_keys=False))
     r = work.up("--only", "images", file=file)
     assert r.returncode == 1, r.stdout + r.stderr
     lines = errors(r)
-    assert len(lines) == 1 and lines[0].startswith(f"error: {m.name}: phase images failed at 'import image "
-                                                   "registry.k8s.io/not-in-the-tarball:1"), r.stderr
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {m.name}: phase images failed at 'import image registry.k8s.io/not-in-the-tarball:1"
+    ), r.stderr
     assert "the tarball holds no image named registry.k8s.io/not-in-the-tarball:1" in lines[0], lines[0]
     assert m.ssh("ls -A /var/lib/kubeinit/staging/images 2>/dev/null; true").out == ""
 
 
 def sandbox_tasks(m, pod: str) -> list[str]:
     """The running pause tasks of a pod (its sandboxes), by containerd's CRI labels."""
-    ids = m.ssh(f"ctr -n k8s.io containers ls -q 'labels.\"io.kubernetes.pod.name\"=={pod}',"
-                "'labels.\"io.cri-containerd.kind\"==sandbox'").out.split()
-    running = {line.split()[0] for line in m.ssh("ctr -n k8s.io tasks ls").out.splitlines()[1:]
-               if line.split()[-1] == "RUNNING"}
+    ids = m.ssh(
+        f"ctr -n k8s.io containers ls -q 'labels.\"io.kubernetes.pod.name\"=={pod}',"
+        "'labels.\"io.cri-containerd.kind\"==sandbox'"
+    ).out.split()
+    running = {
+        line.split()[0]
+        for line in m.ssh("ctr -n k8s.io tasks ls").out.splitlines()[1:]
+        if line.split()[-1] == "RUNNING"
+    }
     return [i for i in ids if i in running]
 
 
@@ -184,8 +229,10 @@ def test_the_setting_is_what_lets_sandboxes_start(work, machines):
     failed, deadline = "", time.monotonic() + 60
     while time.monotonic() < deadline and not failed:
         time.sleep(2)
-        failed = m.ssh(f"journalctl -u kubelet --since '{since}' --no-pager -o cat | "
-                       "grep -m1 'RunPodSandbox from runtime service failed'; true").out.strip()
+        failed = m.ssh(
+            f"journalctl -u kubelet --since '{since}' --no-pager -o cat | "
+            "grep -m1 'RunPodSandbox from runtime service failed'; true"
+        ).out.strip()
     assert failed, "the kubelet's new sandbox should have failed without the setting"
     assert sandbox_tasks(m, pod) == []
 

@@ -18,8 +18,18 @@ from test_up import Workdir, errors
 
 pytestmark = pytest.mark.machines
 
-PKI_FILES = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub", "front-proxy-ca.crt",
-             "etcd/ca.crt", "etcd/ca.key", "etcd/server.key")
+PKI_FILES = (
+    "ca.crt",
+    "ca.key",
+    "apiserver.crt",
+    "apiserver.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+    "etcd/server.key",
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +46,21 @@ class ResetWork(Workdir):
 
         self.mirror = mirror
         m = self.machines[0]
-        spec = {"apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "reset",
-                "kubernetesVersion": "v1.32.5", "pki": {"certificatesDir": cert_dir},
-                "hosts": [{"name": m.name, "address": m.ip, "role": "control-plane",
-                           "ssh": {"user": "root", "key": str(ssh_key())}}]}
+        spec = {
+            "apiVersion": "kubeinit.dev/v1alpha1",
+            "kind": "Cluster",
+            "name": "reset",
+            "kubernetesVersion": "v1.32.5",
+            "pki": {"certificatesDir": cert_dir},
+            "hosts": [
+                {
+                    "name": m.name,
+                    "address": m.ip,
+                    "role": "control-plane",
+                    "ssh": {"user": "root", "key": str(ssh_key())},
+                }
+            ],
+        }
         path = file or self.file
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
         return path
@@ -61,13 +82,34 @@ def fresh_login(work, m) -> subprocess.CompletedProcess:
     """A new SSH login (not the harness's cached one), checking the host key: sshd still works."""
     from image import ssh_key
 
-    return subprocess.run(["ssh", "-i", str(ssh_key()), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                           "-o", f"UserKnownHostsFile={work.known_hosts}", "-o", "ConnectTimeout=10",
-                           f"root@{m.ip}", "echo logged-in"], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(ssh_key()),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={work.known_hosts}",
+            "-o",
+            "ConnectTimeout=10",
+            f"root@{m.ip}",
+            "echo logged-in",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize("cert_dir,real", [("//etc", "/etc"), ("/etc/ssh", "/etc/ssh"),
-                                           ("/srv/pki-link", "/etc")], ids=["//etc", "/etc/ssh", "symlink-to-etc"])
+@pytest.mark.parametrize(
+    "cert_dir,real",
+    [("//etc", "/etc"), ("/etc/ssh", "/etc/ssh"), ("/srv/pki-link", "/etc")],
+    ids=["//etc", "/etc/ssh", "symlink-to-etc"],
+)
 def test_a_system_cert_dir_is_refused_and_nothing_is_touched(work, machines, cert_dir, real):
     m = machines[0]
     if cert_dir == "/srv/pki-link":
@@ -95,18 +137,24 @@ def test_a_system_cert_dir_is_refused_and_nothing_is_touched(work, machines, cer
 def test_a_cert_dir_of_its_own_loses_only_kubeinits_names_and_a_second_reset_changes_nothing(work, machines):
     m = machines[0]
     # the cert dir is a symlink: reset works in the dir it resolves to, by name
-    plant = " && ".join([
-        "mkdir -p /srv/real-pki/etcd /srv/real-pki/notes /etc/kubernetes/manifests /var/lib/kubelet/pods",
-        "ln -sfn /srv/real-pki /srv/k8s-pki",
-        *(f"echo x > /srv/real-pki/{f}" for f in PKI_FILES),
-        "echo mine > /srv/real-pki/foreign.crt", "echo mine > /srv/real-pki/.hidden",
-        "echo mine > /srv/real-pki/notes/ca.key", "echo mine > /srv/real-pki/etcd/backup.key",
-        "echo x > /etc/kubernetes/admin.conf", "echo x > /etc/kubernetes/scheduler.conf",
-        "echo mine > /etc/kubernetes/my-notes.txt",
-        "echo x > /etc/kubernetes/manifests/kube-apiserver.yaml", "echo x > /etc/kubernetes/manifests/etcd.yaml",
-        "echo mine > /etc/kubernetes/manifests/my-static-pod.yaml",
-        "echo x > /var/lib/kubelet/config.yaml",
-    ])
+    plant = " && ".join(
+        [
+            "mkdir -p /srv/real-pki/etcd /srv/real-pki/notes /etc/kubernetes/manifests /var/lib/kubelet/pods",
+            "ln -sfn /srv/real-pki /srv/k8s-pki",
+            *(f"echo x > /srv/real-pki/{f}" for f in PKI_FILES),
+            "echo mine > /srv/real-pki/foreign.crt",
+            "echo mine > /srv/real-pki/.hidden",
+            "echo mine > /srv/real-pki/notes/ca.key",
+            "echo mine > /srv/real-pki/etcd/backup.key",
+            "echo x > /etc/kubernetes/admin.conf",
+            "echo x > /etc/kubernetes/scheduler.conf",
+            "echo mine > /etc/kubernetes/my-notes.txt",
+            "echo x > /etc/kubernetes/manifests/kube-apiserver.yaml",
+            "echo x > /etc/kubernetes/manifests/etcd.yaml",
+            "echo mine > /etc/kubernetes/manifests/my-static-pod.yaml",
+            "echo x > /var/lib/kubelet/config.yaml",
+        ]
+    )
     m.ssh(plant)
     work.write_spec(work.mirror, cert_dir="/srv/k8s-pki")
     before_etc = len(m.ssh("ls -A /etc").out.split())
@@ -114,11 +162,24 @@ def test_a_cert_dir_of_its_own_loses_only_kubeinits_names_and_a_second_reset_cha
     r = reset(work, "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
     left = m.ssh("find /srv /etc/kubernetes /var/lib/kubelet | sort").out.split()
-    assert left == sorted([
-        "/srv", "/srv/k8s-pki", "/srv/real-pki", "/srv/real-pki/.hidden", "/srv/real-pki/foreign.crt",
-        "/srv/real-pki/notes", "/srv/real-pki/notes/ca.key", "/srv/real-pki/etcd", "/srv/real-pki/etcd/backup.key",
-        "/etc/kubernetes", "/etc/kubernetes/my-notes.txt", "/etc/kubernetes/manifests",
-        "/etc/kubernetes/manifests/my-static-pod.yaml", "/var/lib/kubelet"]), "only kubeinit's names went"
+    assert left == sorted(
+        [
+            "/srv",
+            "/srv/k8s-pki",
+            "/srv/real-pki",
+            "/srv/real-pki/.hidden",
+            "/srv/real-pki/foreign.crt",
+            "/srv/real-pki/notes",
+            "/srv/real-pki/notes/ca.key",
+            "/srv/real-pki/etcd",
+            "/srv/real-pki/etcd/backup.key",
+            "/etc/kubernetes",
+            "/etc/kubernetes/my-notes.txt",
+            "/etc/kubernetes/manifests",
+            "/etc/kubernetes/manifests/my-static-pod.yaml",
+            "/var/lib/kubelet",
+        ]
+    ), "only kubeinit's names went"
     assert "/srv/real-pki/etcd holds files that are not kubeinit's" in r.stdout, r.stdout
     assert len(m.ssh("ls -A /etc").out.split()) == before_etc
 

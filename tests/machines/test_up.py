@@ -19,22 +19,29 @@ import threading
 import time
 from pathlib import Path
 
+import mirror as mirrorlib
 import pytest
 import yaml
-
-import mirror as mirrorlib
 from image import ssh_key
 from testimage import busybox_image
 
 pytestmark = pytest.mark.machines
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_FILES = ("/usr/local/bin/containerd", "/usr/local/sbin/runc", "/opt/cni/bin", "/etc/containerd",
-                 "/etc/systemd/system/containerd.service", "/var/lib/kubeinit/installed")
+RUNTIME_FILES = (
+    "/usr/local/bin/containerd",
+    "/usr/local/sbin/runc",
+    "/opt/cni/bin",
+    "/etc/containerd",
+    "/etc/systemd/system/containerd.service",
+    "/var/lib/kubeinit/installed",
+)
 # What the runtime phase installs, removed again: a machine as fresh as before the first `up`.
-WIPE = ("systemctl disable --now containerd >/dev/null 2>&1; rm -rf /usr/local/bin/containerd* /usr/local/bin/ctr "
-        "/usr/local/sbin/runc /opt/cni /etc/containerd /etc/systemd/system/containerd.service "
-        "/etc/sysctl.d/99-kubeinit.conf /var/lib/kubeinit; systemctl daemon-reload")
+WIPE = (
+    "systemctl disable --now containerd >/dev/null 2>&1; rm -rf /usr/local/bin/containerd* /usr/local/bin/ctr "
+    "/usr/local/sbin/runc /opt/cni /etc/containerd /etc/systemd/system/containerd.service "
+    "/etc/sysctl.d/99-kubeinit.conf /var/lib/kubeinit; systemctl daemon-reload"
+)
 TIMES: dict[str, float] = {}  # what the benchmark-like assertions compare
 OUTPUTS: list[str] = []  # every stdout/stderr kubeinit printed in this module, for the secrets scan
 
@@ -56,37 +63,57 @@ class Workdir:
         for name, a in artifacts.items():
             key = mirrorlib.PIN_KEYS.get(name)
             mirror_version = self.versions.get("kubectl" if name == "kubelet" else key or "")
-            if isinstance(a, dict) and a.get("enabled", True) and "sha256" not in a and name in self.pins \
-                    and a.get("version") == mirror_version:
+            if (
+                isinstance(a, dict)
+                and a.get("enabled", True)
+                and "sha256" not in a
+                and name in self.pins
+                and a.get("version") == mirror_version
+            ):
                 a = {**a, "sha256": self.pins[name]}
             out[name] = a
         if str(out.get("mirror", "")).startswith("http://"):
             out["allowInsecureMirror"] = True
         return out
 
-    def write_spec(self, mirror: str, file: Path | None = None, hosts: list[dict] | None = None,
-                   crictl: dict | None = None) -> Path:
+    def write_spec(
+        self, mirror: str, file: Path | None = None, hosts: list[dict] | None = None, crictl: dict | None = None
+    ) -> Path:
         m1, m2, m3 = self.machines
         key = str(ssh_key())
         v = self.versions
         spec = {
-            "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "machines",
+            "apiVersion": "kubeinit.dev/v1alpha1",
+            "kind": "Cluster",
+            "name": "machines",
             "kubernetesVersion": "v1.32.5",
-            "hosts": hosts or [
+            "hosts": hosts
+            or [
                 {"name": m1.name, "address": m1.ip, "role": "control-plane", "ssh": {"user": "root", "key": key}},
                 {"name": m2.name, "address": m2.ip, "role": "worker", "ssh": {"user": "kube", "key": key}},
-                {"name": m3.name, "address": m3.ip, "role": "worker",
-                 "ssh": {"user": "root", "key": key, "bastion": f"root@{m1.ip}"}},
+                {
+                    "name": m3.name,
+                    "address": m3.ip,
+                    "role": "worker",
+                    "ssh": {"user": "root", "key": key, "bastion": f"root@{m1.ip}"},
+                },
             ],
             # machines have no CAP_SYS_RESOURCE: containerd must not lower oom_score_adj (preflight's OOMScoreAdj)
             "runtime": {"containerd": {"restrictOOMScoreAdj": True}},
-            "artifacts": self.pinned({"mirror": mirror, "containerd": {"version": v["containerd"]},
-                                      "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
-                                      # the mirror has no crictl (no Debian package)
-                                      "crictl": crictl or {"enabled": False},
-                                      # its kubectl is of its own version, not kubernetesVersion's; its kubelet
-                                      # is a test double (test_kubelet.py), left out here
-                                      "kubectl": {"version": v["kubectl"]}, "kubelet": {"enabled": False}}),
+            "artifacts": self.pinned(
+                {
+                    "mirror": mirror,
+                    "containerd": {"version": v["containerd"]},
+                    "runc": {"version": v["runc"]},
+                    "cni-plugins": {"version": v["cni_plugins"]},
+                    # the mirror has no crictl (no Debian package)
+                    "crictl": crictl or {"enabled": False},
+                    # its kubectl is of its own version, not kubernetesVersion's; its kubelet
+                    # is a test double (test_kubelet.py), left out here
+                    "kubectl": {"version": v["kubectl"]},
+                    "kubelet": {"enabled": False},
+                }
+            ),
         }
         path = file or self.file
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -97,14 +124,30 @@ class Workdir:
         runtime, plus these artifacts and top-level fields."""
         m, v = self.machines[0], self.versions
         spec = {
-            "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": name, "kubernetesVersion": "v1.32.5",
+            "apiVersion": "kubeinit.dev/v1alpha1",
+            "kind": "Cluster",
+            "name": name,
+            "kubernetesVersion": "v1.32.5",
             "runtime": {"containerd": {"restrictOOMScoreAdj": True}},  # as in write_spec
             **fields,
-            "hosts": [{"name": m.name, "address": m.ip, "role": "control-plane",
-                       "ssh": {"user": "root", "key": str(ssh_key())}}],
-            "artifacts": self.pinned({"mirror": mirror, "containerd": {"version": v["containerd"]},
-                                      "runc": {"version": v["runc"]}, "cni-plugins": {"version": v["cni_plugins"]},
-                                      "crictl": {"enabled": False}, **artifacts}),  # the mirror has no crictl
+            "hosts": [
+                {
+                    "name": m.name,
+                    "address": m.ip,
+                    "role": "control-plane",
+                    "ssh": {"user": "root", "key": str(ssh_key())},
+                }
+            ],
+            "artifacts": self.pinned(
+                {
+                    "mirror": mirror,
+                    "containerd": {"version": v["containerd"]},
+                    "runc": {"version": v["runc"]},
+                    "cni-plugins": {"version": v["cni_plugins"]},
+                    "crictl": {"enabled": False},
+                    **artifacts,
+                }
+            ),  # the mirror has no crictl
         }
         path = file or self.file
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -113,22 +156,48 @@ class Workdir:
     def trust_all(self) -> None:
         self.known_hosts.write_text("".join(m.known_hosts_line() + "\n" for m in self.machines))
 
-    def up(self, *args: str, file: Path | None = None, home: Path | None = None, timeout: float = 300,
-           known_hosts: Path | None = None) -> subprocess.CompletedProcess:
+    def up(
+        self,
+        *args: str,
+        file: Path | None = None,
+        home: Path | None = None,
+        timeout: float = 300,
+        known_hosts: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         t0 = time.monotonic()
-        r = subprocess.run(self.argv(*args, file=file, known_hosts=known_hosts), capture_output=True, text=True,
-                           env=self.env(home), timeout=timeout, cwd=ROOT)
+        r = subprocess.run(
+            self.argv(*args, file=file, known_hosts=known_hosts),
+            capture_output=True,
+            text=True,
+            env=self.env(home),
+            timeout=timeout,
+            cwd=ROOT,
+        )
         r.seconds = time.monotonic() - t0
         OUTPUTS.extend([r.stdout, r.stderr])
         return r
 
     def argv(self, *args: str, file: Path | None = None, known_hosts: Path | None = None) -> list[str]:
-        return [sys.executable, "-m", "kubeinit", "up", "-f", str(file or self.file), "--known-hosts",
-                str(known_hosts or self.known_hosts), *args]
+        return [
+            sys.executable,
+            "-m",
+            "kubeinit",
+            "up",
+            "-f",
+            str(file or self.file),
+            "--known-hosts",
+            str(known_hosts or self.known_hosts),
+            *args,
+        ]
 
     def env(self, home: Path | None = None) -> dict:
-        return {**os.environ, "KUBEINIT_HOME": str(home or self.home), "NO_COLOR": "1", "COLUMNS": "200",
-                "PYTHONUNBUFFERED": "1"}  # run_until() reacts to lines as they are printed
+        return {
+            **os.environ,
+            "KUBEINIT_HOME": str(home or self.home),
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            "PYTHONUNBUFFERED": "1",
+        }  # run_until() reacts to lines as they are printed
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +227,7 @@ def nothing_installed(machines) -> None:
 
 # --- refusals: nothing may be touched -------------------------------------------------
 
+
 def test_unknown_host_keys_are_refused_then_trusted_with_the_flag(work, machines):
     kh = work.root / "known_hosts.new"
     kh.write_text("")
@@ -178,8 +248,12 @@ def test_changed_host_key_is_refused_even_with_the_flag(work, machines):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    other = Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    other = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     kh = work.root / "known_hosts.changed"
     m2 = machines[1]
     lines = [m.known_hosts_line() if m is not m2 else f"{m2.ip} {other}" for m in machines]
@@ -188,19 +262,27 @@ def test_changed_host_key_is_refused_even_with_the_flag(work, machines):
     assert r.returncode == 1
     err = errors(r)
     assert len(err) == 1, r.stderr
-    assert err[0].startswith(f"error: {m2.name}: phase preflight failed at 'connect': the host key of {m2.name} "
-                             f"({m2.ip}) has CHANGED")
+    assert err[0].startswith(
+        f"error: {m2.name}: phase preflight failed at 'connect': the host key of {m2.name} ({m2.ip}) has CHANGED"
+    )
     assert f"{kh} line 2" in err[0] and f"ssh-keygen -R {m2.ip} -f {kh}" in err[0]
     assert kh.read_text() == "\n".join(lines) + "\n"
 
 
 def test_sudo_that_wants_a_password_is_a_clear_error(work, machines):
     m2 = machines[1]
-    m2.ssh("id nopw >/dev/null 2>&1 || useradd -m -s /bin/bash nopw; install -d -o nopw -m 700 ~nopw/.ssh; "
-           "install -o nopw -m 600 /root/.ssh/authorized_keys ~nopw/.ssh/; "
-           "echo 'nopw ALL=(ALL) ALL' > /etc/sudoers.d/nopw; chmod 440 /etc/sudoers.d/nopw")
-    file = work.write_spec(work_mirror(work), work.root / "nopw.yaml", hosts=[
-        {"name": m2.name, "address": m2.ip, "role": "control-plane", "ssh": {"user": "nopw", "key": str(ssh_key())}}])
+    m2.ssh(
+        "id nopw >/dev/null 2>&1 || useradd -m -s /bin/bash nopw; install -d -o nopw -m 700 ~nopw/.ssh; "
+        "install -o nopw -m 600 /root/.ssh/authorized_keys ~nopw/.ssh/; "
+        "echo 'nopw ALL=(ALL) ALL' > /etc/sudoers.d/nopw; chmod 440 /etc/sudoers.d/nopw"
+    )
+    file = work.write_spec(
+        work_mirror(work),
+        work.root / "nopw.yaml",
+        hosts=[
+            {"name": m2.name, "address": m2.ip, "role": "control-plane", "ssh": {"user": "nopw", "key": str(ssh_key())}}
+        ],
+    )
     r = work.up("--only", "preflight", file=file)
     assert r.returncode == 1
     err = errors(r)
@@ -253,8 +335,9 @@ def test_corrupted_artifact_is_refused_and_nothing_installed(work, machines, art
     assert f"runc {v['runc']} from file://{runc} does not match its checksum: expected sha256 " in err[0]
     assert "nothing was installed" in err[0] and "--only runtime" in err[0]
     nothing_installed(machines)
-    assert not [p for p in home.rglob(f"runc.{v['arch']}*") if not p.name.endswith(".lock")], \
+    assert not [p for p in home.rglob(f"runc.{v['arch']}*") if not p.name.endswith(".lock")], (
         "a file that failed verification never enters the cache"
+    )
 
 
 def _link_or_copy(src, dst):
@@ -286,6 +369,7 @@ def test_dry_run_reads_facts_and_changes_nothing(work, machines):
 
 
 # --- install, converge --------------------------------------------------------------
+
 
 def test_first_up_installs_the_runtime_and_runc_runs_a_container(work, machines):
     r = work.up("--only", "preflight,runtime")
@@ -334,6 +418,7 @@ def test_up_installs_kubectl_and_a_second_run_only_skips(work, machines):
 
 # --- faults --------------------------------------------------------------------------
 
+
 def wipe(machines) -> None:
     for m in machines:
         m.ssh(WIPE)
@@ -341,8 +426,9 @@ def wipe(machines) -> None:
 
 def run_until(work: Workdir, pattern: str, action, *args: str) -> tuple[subprocess.Popen, str, str]:
     """Start `kubeinit up`, call action() once a stdout line matches `pattern`, wait for the end."""
-    p = subprocess.Popen(work.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=work.env(), cwd=ROOT)
+    p = subprocess.Popen(
+        work.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=work.env(), cwd=ROOT
+    )
     out: list[str] = []
     err: list[str] = []
     t = threading.Thread(target=lambda: err.extend(p.stderr), daemon=True)
@@ -385,8 +471,13 @@ def test_machine_stopped_mid_phase_is_named_and_the_others_finish(work, machines
 
 def test_kubeinit_killed_mid_run_then_rerun_completes(work, machines):
     wipe(machines)
-    p, out, err = run_until(work, r": run sh /var/lib/kubeinit/bin/install-archive ",
-                            lambda p: p.send_signal(signal.SIGKILL), "--only", "runtime")
+    p, out, err = run_until(
+        work,
+        r": run sh /var/lib/kubeinit/bin/install-archive ",
+        lambda p: p.send_signal(signal.SIGKILL),
+        "--only",
+        "runtime",
+    )
     assert p.returncode == -signal.SIGKILL
     r = work.up("--only", "runtime")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -401,11 +492,19 @@ def test_temp_files_a_killed_run_left_are_removed_once_stale(work, machines):
     # What a SIGKILL mid-upload or mid-install leaves (the audit found 1.6 MB in staging through
     # later runs), planted so as not to depend on the moment of a kill: two hours old; and a
     # fresh one, which may be a live run's and stays.
-    staged, extracted, fresh = (f"{d}/.kubeinit.{n}" for d, n in (
-        ("/var/lib/kubeinit/staging", "Ab12Cd"), ("/usr/local/bin", "Xy34Zw"), ("/var/lib/kubeinit/staging", "Fr56Gh")))
+    staged, extracted, fresh = (
+        f"{d}/.kubeinit.{n}"
+        for d, n in (
+            ("/var/lib/kubeinit/staging", "Ab12Cd"),
+            ("/usr/local/bin", "Xy34Zw"),
+            ("/var/lib/kubeinit/staging", "Fr56Gh"),
+        )
+    )
     for m in machines:
-        m.ssh(f"mkdir -p /var/lib/kubeinit/staging {extracted} && head -c 1600000 /dev/urandom > {staged} && "
-              f"touch -d '2 hours ago' {staged} {extracted} && echo live > {fresh}")
+        m.ssh(
+            f"mkdir -p /var/lib/kubeinit/staging {extracted} && head -c 1600000 /dev/urandom > {staged} && "
+            f"touch -d '2 hours ago' {staged} {extracted} && echo live > {fresh}"
+        )
     r = work.up("--only", "runtime")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("# remove 2 temp files a stopped run left") == len(machines), r.stdout
@@ -419,6 +518,7 @@ def test_temp_files_a_killed_run_left_are_removed_once_stale(work, machines):
 
 
 # --- nothing secret in what kubeinit printed or logged ----------------------------------
+
 
 def test_dial_reaches_a_port_on_the_hosts_own_localhost(work, machines):
     """What the API phases use to reach a control plane's 127.0.0.1:6443: here its sshd on

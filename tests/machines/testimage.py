@@ -37,8 +37,7 @@ def _blob(files: dict[str, bytes], data: bytes) -> tuple[str, int]:
 
 
 def _layer(busybox: Path) -> bytes:
-    applets = subprocess.run([str(busybox), "--list"], check=True, capture_output=True,
-                             text=True).stdout.split()
+    applets = subprocess.run([str(busybox), "--list"], check=True, capture_output=True, text=True).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for d in ("bin/", "tmp/", "etc/"):
@@ -64,7 +63,9 @@ def binary_layer(files: dict[str, Path]) -> bytes:
     """One layer holding these files (path inside the image -> file here), executable, and /tmp."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        dirs = sorted({str(Path(p).parents[i]) + "/" for p in files for i in range(len(Path(p).parents) - 1)} | {"tmp/"})
+        dirs = sorted(
+            {str(Path(p).parents[i]) + "/" for p in files for i in range(len(Path(p).parents) - 1)} | {"tmp/"}
+        )
         for d in dirs:
             ti = tarfile.TarInfo(d)
             ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o1777 if d == "tmp/" else 0o755, _MTIME
@@ -82,27 +83,51 @@ def write_oci(out: Path, layer_tar: bytes, arch: str, ref: str, config: dict, co
     annotation `ctr images import` names the image after)."""
     files: dict[str, bytes] = {}
     layer, layer_size = _blob(files, gzip.compress(layer_tar, compresslevel=compresslevel, mtime=0))
-    config, config_size = _blob(files, json.dumps({
-        "architecture": arch, "os": "linux", "config": config,
-        "rootfs": {"type": "layers",
-                   "diff_ids": [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]},
-    }).encode())
-    manifest, manifest_size = _blob(files, json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": layer, "size": layer_size}],
-    }).encode())
+    config, config_size = _blob(
+        files,
+        json.dumps(
+            {
+                "architecture": arch,
+                "os": "linux",
+                "config": config,
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]},
+            }
+        ).encode(),
+    )
+    manifest, manifest_size = _blob(
+        files,
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config,
+                    "size": config_size,
+                },
+                "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_size}
+                ],
+            }
+        ).encode(),
+    )
     files["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
-    files["index.json"] = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": manifest, "size": manifest_size,
-                       "platform": {"architecture": arch, "os": "linux"},
-                       # ctr import names the image after this annotation
-                       "annotations": {"org.opencontainers.image.ref.name": ref}}],
-    }).encode()
+    files["index.json"] = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest,
+                    "size": manifest_size,
+                    "platform": {"architecture": arch, "os": "linux"},
+                    # ctr import names the image after this annotation
+                    "annotations": {"org.opencontainers.image.ref.name": ref},
+                }
+            ],
+        }
+    ).encode()
     tmp = out.with_suffix(".tmp")
     with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in files.items():
@@ -124,7 +149,6 @@ def busybox_image(cache: Path | None = None) -> tuple[Path, str]:
                 run(["dpkg-deb", "-x", str(deb), x])
                 build_oci_tar(out, Path(x) / "bin/busybox", deb_arch())
     return out, REF
-
 
 
 if __name__ == "__main__":

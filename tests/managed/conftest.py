@@ -27,7 +27,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-
 def _loopback(host) -> bool:
     if host in ("localhost", "", None):
         return True
@@ -139,10 +138,19 @@ def gke_server(tls_files, gcp_key):
 def gke(gke_server, gcp_key, monkeypatch, tmp_path):
     gke_server.reset()
     key_file = tmp_path / "sa.json"  # a service-account key whose token_uri is the double
-    key_file.write_text(json.dumps({
-        "type": "service_account", "project_id": "proj-1", "private_key_id": "0123456789abcdef",
-        "private_key": gcp_key[0], "client_email": "kubeinit@proj-1.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": f"{gke_server.url}/token"}))
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "proj-1",
+                "private_key_id": "0123456789abcdef",
+                "private_key": gcp_key[0],
+                "client_email": "kubeinit@proj-1.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{gke_server.url}/token",
+            }
+        )
+    )
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
     monkeypatch.setenv("KUBEINIT_GKE_ENDPOINT", gke_server.url)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj-1")
@@ -154,8 +162,14 @@ def gke(gke_server, gcp_key, monkeypatch, tmp_path):
 def arm_server(tls_files):
     from doubles.arm import ArmApiDouble
 
-    server = ArmApiDouble(tls_files, tls_files["ca"].read_bytes(), SECRETS["azure_token"],
-                          SECRETS["azure_identity_header"], SECRETS["aks_user_token"], SECRETS["aks_user_key"]).start()
+    server = ArmApiDouble(
+        tls_files,
+        tls_files["ca"].read_bytes(),
+        SECRETS["azure_token"],
+        SECRETS["azure_identity_header"],
+        SECRETS["aks_user_token"],
+        SECRETS["aks_user_key"],
+    ).start()
     yield server
     server.stop()
 

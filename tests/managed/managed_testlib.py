@@ -30,6 +30,10 @@ def fails_then_resumes(cli, *args: str):
 
 def kubectl_view(path: Path) -> dict:
     """Parse a kubeconfig with the real kubectl."""
-    out = subprocess.run(["kubectl", "config", "view", "--kubeconfig", str(path), "-o", "json"],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["kubectl", "config", "view", "--kubeconfig", str(path), "-o", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)

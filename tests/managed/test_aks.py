@@ -10,8 +10,23 @@ from managed_testlib import SECRETS, kubectl_view
 
 SUB = "00000000-0000-0000-0000-000000000001"
 FAST = ["--poll-interval", "0"]
-CREATE = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope",
-          "--version", "1.30", "--nodes", "2", "--node-type", "Standard_D4s_v5", *FAST]
+CREATE = [
+    "create",
+    "cluster",
+    "--provider",
+    "aks",
+    "--name",
+    "demo",
+    "--location",
+    "westeurope",
+    "--version",
+    "1.30",
+    "--nodes",
+    "2",
+    "--node-type",
+    "Standard_D4s_v5",
+    *FAST,
+]
 DELETE = ["delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST]
 KEY = (SUB, "kubeinit-demo", "demo")
 
@@ -26,8 +41,13 @@ def test_create_kubeconfig_scale_delete(aks, cli):
     cluster = aks.clusters[KEY]
     props = cluster["properties"]
     assert props["provisioningState"] == "Succeeded"
-    assert props["agentPoolProfiles"][0] | {} == {**props["agentPoolProfiles"][0], "name": "nodepool1", "count": 2,
-                                                  "vmSize": "Standard_D4s_v5", "mode": "System"}
+    assert props["agentPoolProfiles"][0] | {} == {
+        **props["agentPoolProfiles"][0],
+        "name": "nodepool1",
+        "count": 2,
+        "vmSize": "Standard_D4s_v5",
+        "mode": "System",
+    }
     assert cluster["tags"] == {"kubeinit.dev-cluster": "demo"}
     assert aks.groups[(SUB, "kubeinit-demo")]["tags"] == {"kubeinit.dev-cluster": "demo"}
     assert any("/operations/" in p for _, p in aks.requests)  # the LRO was followed
@@ -56,15 +76,23 @@ def test_create_kubeconfig_scale_delete(aks, cli):
 
 
 def test_failed_operation_is_recorded_then_deleted_exactly(aks, cli):
-    aks.fail_operation("create_cluster", "QuotaExceeded", "Operation could not be completed as it results in "
-                       "exceeding approved standardDSv5Family Cores quota.")
+    aks.fail_operation(
+        "create_cluster",
+        "QuotaExceeded",
+        "Operation could not be completed as it results in exceeding approved standardDSv5Family Cores quota.",
+    )
     r = cli(*CREATE)
     assert r.exit_code == 1
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, r.output
-    assert errors[0].startswith("error: waiting until AKS cluster demo is created failed: quota exceeded (QuotaExceeded: ")
+    assert errors[0].startswith(
+        "error: waiting until AKS cluster demo is created failed: quota exceeded (QuotaExceeded: "
+    )
     rec = json.loads(record_file().read_text())
-    assert [(e["kind"], e["id"]) for e in rec["resources"]] == [("resource_group", "kubeinit-demo"), ("cluster", "demo")]
+    assert [(e["kind"], e["id"]) for e in rec["resources"]] == [
+        ("resource_group", "kubeinit-demo"),
+        ("cluster", "demo"),
+    ]
     assert aks.clusters[KEY]["properties"]["provisioningState"] == "Failed"
 
     r = cli(*DELETE)
@@ -86,14 +114,23 @@ def test_existing_resource_group_is_reused_and_kept(aks, cli):
 def test_permission_error_is_one_line(aks, cli):
     from doubles.arm import error
 
-    aks.fail("PUT", r"/resourcegroups/kubeinit-demo$", error(
-        403, "AuthorizationFailed", "The client does not have authorization to perform action "
-        "'Microsoft.Resources/subscriptions/resourcegroups/write'."))
+    aks.fail(
+        "PUT",
+        r"/resourcegroups/kubeinit-demo$",
+        error(
+            403,
+            "AuthorizationFailed",
+            "The client does not have authorization to perform action "
+            "'Microsoft.Resources/subscriptions/resourcegroups/write'.",
+        ),
+    )
     r = cli(*CREATE)
     assert r.exit_code == 1
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert errors == ["error: creating resource group failed: permission denied (AuthorizationFailed: The client does not "
-                      "have authorization to perform action 'Microsoft.Resources/subscriptions/resourcegroups/write'.)"]
+    assert errors == [
+        "error: creating resource group failed: permission denied (AuthorizationFailed: The client does not "
+        "have authorization to perform action 'Microsoft.Resources/subscriptions/resourcegroups/write'.)"
+    ]
 
 
 def test_resume_after_failure_reuses_the_group(aks, cli):
@@ -108,7 +145,11 @@ def test_resume_after_failure_reuses_the_group(aks, cli):
 
 
 def test_dry_run_sends_nothing(aks, cli):
-    for args in (CREATE, DELETE, ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--nodes", "3"]):
+    for args in (
+        CREATE,
+        DELETE,
+        ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--nodes", "3"],
+    ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, r.output
     assert aks.requests == []

@@ -12,8 +12,23 @@ import boto3
 from managed_testlib import kubectl_view
 
 FAST = ["--poll-interval", "0"]
-CREATE = ["create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1",
-          "--version", "1.30", "--nodes", "2", "--node-type", "t3.medium", *FAST]
+CREATE = [
+    "create",
+    "cluster",
+    "--provider",
+    "eks",
+    "--name",
+    "demo",
+    "--region",
+    "eu-west-1",
+    "--version",
+    "1.30",
+    "--nodes",
+    "2",
+    "--node-type",
+    "t3.medium",
+    *FAST,
+]
 DELETE = ["delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST]
 
 
@@ -29,7 +44,9 @@ def tagged(aws) -> dict[str, list[str]]:
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]],
         "subnets": [s["SubnetId"] for s in ec2.describe_subnets(Filters=flt)["Subnets"]],
         "igws": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=flt)["InternetGateways"]],
-        "nats": [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filter=flt)["NatGateways"] if n["State"] != "deleted"],
+        "nats": [
+            n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filter=flt)["NatGateways"] if n["State"] != "deleted"
+        ],
         "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("kubeinit-demo-")],
         "clusters": client(aws, "eks").list_clusters()["clusters"],
     }
@@ -65,17 +82,27 @@ def test_create_kubeconfig_scale_delete(aws, cli, clean_env):
     assert user["apiVersion"] == "client.authentication.k8s.io/v1beta1"
     if shutil.which("aws"):  # the AWS CLI where there is one, else kubeinit's own token
         assert user["command"] == "aws"
-        assert user["args"] == ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "demo", "--output",
-                                "json"]
+        assert user["args"] == [
+            "--region",
+            "eu-west-1",
+            "eks",
+            "get-token",
+            "--cluster-name",
+            "demo",
+            "--output",
+            "json",
+        ]
     else:
         i = user["args"].index("token")
-        assert user["args"][i:i + 4] == ["token", "eks", "--cluster", "demo"], user
+        assert user["args"][i : i + 4] == ["token", "eks", "--cluster", "demo"], user
     assert view["clusters"][0]["cluster"]["server"] == cluster["endpoint"]
 
     # `kubeinit kubeconfig` merges into another file, keeping what was there
     other = clean_env / "other-config"
-    other.write_text("apiVersion: v1\nkind: Config\nclusters:\n- name: keep\n  cluster: {server: 'https://127.0.0.1:6443'}\n"
-                     "users: []\ncontexts: []\n")
+    other.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: keep\n  cluster: {server: 'https://127.0.0.1:6443'}\n"
+        "users: []\ncontexts: []\n"
+    )
     r = cli("kubeconfig", "--provider", "eks", "--name", "demo", "--kubeconfig", other)
     assert r.exit_code == 0, r.output
     names = [c["name"] for c in kubectl_view(other)["clusters"]]
@@ -86,7 +113,9 @@ def test_create_kubeconfig_scale_delete(aws, cli, clean_env):
     rows = json.loads(r.output)
     assert rows[0]["name"] == "demo" and rows[0]["recorded"] is True
 
-    r = cli("scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", "--nodes", "4", "--nodes-max", "5", *FAST)
+    r = cli(
+        "scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", "--nodes", "4", "--nodes-max", "5", *FAST
+    )
     assert r.exit_code == 0, r.output
     cfg = eks.describe_nodegroup(clusterName="demo", nodegroupName="ng-1")["nodegroup"]["scalingConfig"]
     assert cfg["desiredSize"] == 4 and cfg["maxSize"] == 5
@@ -99,13 +128,19 @@ def test_create_kubeconfig_scale_delete(aws, cli, clean_env):
 
 
 def test_failure_half_way_is_recorded_then_deleted_exactly(aws, cli, clean_env):
-    aws.fail_rest("POST", r"^/clusters/demo/node-groups$", "ResourceLimitExceededException",
-                  "Nodegroup limit exceeded for cluster demo.")
+    aws.fail_rest(
+        "POST",
+        r"^/clusters/demo/node-groups$",
+        "ResourceLimitExceededException",
+        "Nodegroup limit exceeded for cluster demo.",
+    )
     r = cli(*CREATE)
     assert r.exit_code == 1
     line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert line == ["error: creating EKS nodegroup ng-1 failed: quota exceeded "
-                    "(ResourceLimitExceededException: Nodegroup limit exceeded for cluster demo.)"]
+    assert line == [
+        "error: creating EKS nodegroup ng-1 failed: quota exceeded "
+        "(ResourceLimitExceededException: Nodegroup limit exceeded for cluster demo.)"
+    ]
     assert "Traceback" not in r.output
 
     rec = record(clean_env)
@@ -148,7 +183,9 @@ def test_resume_after_failure_reuses_the_record(aws, cli, clean_env):
 
 
 def test_cleanup_on_failure_removes_everything_at_once(aws, cli, clean_env):
-    aws.fail_rest("POST", r"^/clusters/demo/node-groups$", "AccessDeniedException", "not authorized to eks:CreateNodegroup")
+    aws.fail_rest(
+        "POST", r"^/clusters/demo/node-groups$", "AccessDeniedException", "not authorized to eks:CreateNodegroup"
+    )
     r = cli(*CREATE, "--cleanup-on-failure")
     assert r.exit_code == 1
     assert "permission denied" in r.output and "cleaned up: removed" in r.output
@@ -161,12 +198,16 @@ def test_quota_error_is_one_line(aws, cli, clean_env):
     r = cli(*CREATE)
     assert r.exit_code == 1
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert errors == ["error: creating VPC failed: quota exceeded (VpcLimitExceeded: The maximum number of VPCs has been reached.)"]
+    assert errors == [
+        "error: creating VPC failed: quota exceeded (VpcLimitExceeded: The maximum number of VPCs has been reached.)"
+    ]
     assert "Traceback" not in r.output
 
 
 def test_permission_error_on_iam(aws, cli):
-    aws.fail_query("CreateRole", "AccessDenied", "User is not authorized to perform: iam:CreateRole", status=403, xml="iam")
+    aws.fail_query(
+        "CreateRole", "AccessDenied", "User is not authorized to perform: iam:CreateRole", status=403, xml="iam"
+    )
     r = cli(*CREATE)
     assert r.exit_code == 1
     assert "error: creating IAM role kubeinit-demo-cluster failed: permission denied (AccessDenied:" in r.output
@@ -175,8 +216,10 @@ def test_permission_error_on_iam(aws, cli):
 def test_given_subnets_create_no_network(aws, cli):
     ec2 = client(aws, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")["Subnet"]["SubnetId"]
-               for i, z in enumerate("ab")]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
     r = cli(*CREATE, "--subnets", ",".join(subnets))
     assert r.exit_code == 0, r.output
     assert client(aws, "eks").describe_cluster(name="demo")["cluster"]["resourcesVpcConfig"]["subnetIds"] == subnets
@@ -185,13 +228,19 @@ def test_given_subnets_create_no_network(aws, cli):
 
 
 def test_dry_run_sends_nothing(aws, cli):
-    for args in (CREATE, DELETE, ["scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", "--nodes", "3"]):
+    for args in (
+        CREATE,
+        DELETE,
+        ["scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", "--nodes", "3"],
+    ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, r.output
     assert aws.requests == []
     r = cli(*CREATE, "--dry-run")
     assert "1. eks.describe_cluster(name='demo')" in r.output  # is the name free? before anything is made
-    assert "eks.create_cluster(name='demo', roleArn=<Role.Arn from #2 iam.create_role>, clientRequestToken='" in r.output
+    assert (
+        "eks.create_cluster(name='demo', roleArn=<Role.Arn from #2 iam.create_role>, clientRequestToken='" in r.output
+    )
     assert "ec2.create_vpc(CidrBlock='192.168.0.0/16'" in r.output
 
 

@@ -23,7 +23,7 @@ from kubeinit.redact import mask
 
 def _decode(tok: str) -> str:
     assert tok.startswith("k8s-aws-v1.")
-    body = tok[len("k8s-aws-v1."):]
+    body = tok[len("k8s-aws-v1.") :]
     assert "=" not in body
     return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
 
@@ -33,12 +33,21 @@ def _sigv4(secret: str, url: str, headers: dict[str, str]) -> str:
     parts = urllib.parse.urlsplit(url)
     query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"]
     q = dict(query)
-    canonical_query = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
-                               for k, v in sorted(query))
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}" for k, v in sorted(query)
+    )
     signed = q["X-Amz-SignedHeaders"].split(";")
     canonical_headers = "".join(f"{h}:{headers[h].strip()}\n" for h in signed)
-    request = "\n".join(["GET", parts.path or "/", canonical_query, canonical_headers, ";".join(signed),
-                         "UNSIGNED-PAYLOAD" if "X-Amz-Content-Sha256" in q else hashlib.sha256(b"").hexdigest()])
+    request = "\n".join(
+        [
+            "GET",
+            parts.path or "/",
+            canonical_query,
+            canonical_headers,
+            ";".join(signed),
+            "UNSIGNED-PAYLOAD" if "X-Amz-Content-Sha256" in q else hashlib.sha256(b"").hexdigest(),
+        ]
+    )
     date, scope = q["X-Amz-Date"], q["X-Amz-Credential"].split("/", 1)[1]
     to_sign = "\n".join(["AWS4-HMAC-SHA256", date, scope, hashlib.sha256(request.encode()).hexdigest()])
     key = ("AWS4" + secret).encode()
@@ -64,7 +73,8 @@ def test_token_is_a_presigned_get_caller_identity(aws, cli, caplog):
     assert q["X-Amz-Expires"] == "60" and q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert q["X-Amz-SignedHeaders"].split(";") == ["host", "x-k8s-aws-id"]
     assert q["X-Amz-Credential"].startswith("AKIAFAKETESTKEY00001/") and q["X-Amz-Credential"].endswith(
-        "/eu-west-1/sts/aws4_request")
+        "/eu-west-1/sts/aws4_request"
+    )
     assert q["X-Amz-Security-Token"] == SECRETS["aws_session"]  # inside the token, as aws-cli's: never logged
     # the signature is the one the spec gives for these headers; another cluster name would not verify
     headers = {"host": parts.netloc, "x-k8s-aws-id": "demo"}
@@ -95,18 +105,34 @@ def test_kubeconfig_uses_kubeinit_when_aws_is_missing(aws, cli, monkeypatch, tmp
     kubectl = subprocess.run(["sh", "-c", "command -v kubectl"], capture_output=True, text=True).stdout.strip()
     (bin_dir / "kubectl").symlink_to(kubectl)
     monkeypatch.setenv("PATH", str(bin_dir))
-    r = cli("create", "cluster", "--provider", "eks", "--name", "demo", "--subnets", "subnet-a,subnet-b",
-            "--poll-interval", "0")
+    r = cli(
+        "create",
+        "cluster",
+        "--provider",
+        "eks",
+        "--name",
+        "demo",
+        "--subnets",
+        "subnet-a,subnet-b",
+        "--poll-interval",
+        "0",
+    )
     assert r.exit_code == 0, r.output
     user = kubectl_view(Path(os.environ["KUBECONFIG"]))["users"][0]["user"]["exec"]
     assert user["command"] == sys.executable
     assert user["args"] == ["-m", "kubeinit", "token", "eks", "--cluster", "demo", "--region", "eu-west-1"]
     assert user["apiVersion"] == "client.authentication.k8s.io/v1beta1"
     # run the plugin as kubectl would: its stdout is an ExecCredential with a token for this cluster
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KUBERNETES_EXEC_INFO": json.dumps(
-        {"kind": "ExecCredential", "apiVersion": user["apiVersion"], "spec": {"interactive": False}})}
-    out = subprocess.run([user["command"], *user["args"]], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KUBERNETES_EXEC_INFO": json.dumps(
+            {"kind": "ExecCredential", "apiVersion": user["apiVersion"], "spec": {"interactive": False}}
+        ),
+    }
+    out = subprocess.run(
+        [user["command"], *user["args"]], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     url = _decode(json.loads(out.stdout)["status"]["token"])
     assert "Action=GetCallerIdentity" in url and out.stderr == ""

@@ -11,8 +11,22 @@ from managed_testlib import kubectl_view
 
 FAST = ["--poll-interval", "0"]
 WHERE = ["--zone", "europe-west1-b", "--project", "proj-1"]
-CREATE = ["create", "cluster", "--provider", "gke", "--name", "demo", *WHERE, "--version", "1.30",
-          "--nodes", "2", "--node-type", "e2-standard-4", *FAST]
+CREATE = [
+    "create",
+    "cluster",
+    "--provider",
+    "gke",
+    "--name",
+    "demo",
+    *WHERE,
+    "--version",
+    "1.30",
+    "--nodes",
+    "2",
+    "--node-type",
+    "e2-standard-4",
+    *FAST,
+]
 DELETE = ["delete", "cluster", "--provider", "gke", "--name", "demo", "--yes", *FAST]
 KEY = ("proj-1", "europe-west1-b", "demo")
 
@@ -28,7 +42,11 @@ def test_create_kubeconfig_scale_delete(gke, cli):
     assert cluster["status"] == "RUNNING"
     assert cluster["resourceLabels"] == {"kubeinit-dev-cluster": "demo"}
     pool = cluster["nodePools"][0]
-    assert (pool["name"], pool["initialNodeCount"], pool["config"]["machineType"]) == ("default-pool", 2, "e2-standard-4")
+    assert (pool["name"], pool["initialNodeCount"], pool["config"]["machineType"]) == (
+        "default-pool",
+        2,
+        "e2-standard-4",
+    )
     assert ("GET", "/v1/projects/proj-1/locations/europe-west1-b/operations/operation-1") in gke.requests
 
     view = kubectl_view(Path(os.environ["KUBECONFIG"]))
@@ -43,8 +61,22 @@ def test_create_kubeconfig_scale_delete(gke, cli):
     assert r.exit_code == 0, r.output
     assert "demo" in r.output and "RUNNING" in r.output and "europe-west1-b" in r.output
 
-    r = cli("scale", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo", "--nodes", "5",
-            "--nodes-min", "1", "--nodes-max", "6", *FAST)
+    r = cli(
+        "scale",
+        "nodepool",
+        "default-pool",
+        "--provider",
+        "gke",
+        "--cluster",
+        "demo",
+        "--nodes",
+        "5",
+        "--nodes-min",
+        "1",
+        "--nodes-max",
+        "6",
+        *FAST,
+    )
     assert r.exit_code == 0, r.output  # location and project come from the record
     pool = gke.clusters[KEY]["nodePools"][0]
     assert pool["initialNodeCount"] == 5
@@ -56,12 +88,14 @@ def test_create_kubeconfig_scale_delete(gke, cli):
 
 
 def test_operation_failure_is_recorded_then_deleted(gke, cli):
-    gke.fail_operation("CREATE_CLUSTER", 8, "Insufficient regional quota to satisfy request: resource \"CPUS\".")
+    gke.fail_operation("CREATE_CLUSTER", 8, 'Insufficient regional quota to satisfy request: resource "CPUS".')
     r = cli(*CREATE)
     assert r.exit_code == 1
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert errors == ['error: waiting until GKE cluster demo is created failed: quota exceeded (operation operation-1: '
-                      'Insufficient regional quota to satisfy request: resource "CPUS".)']
+    assert errors == [
+        "error: waiting until GKE cluster demo is created failed: quota exceeded (operation operation-1: "
+        'Insufficient regional quota to satisfy request: resource "CPUS".)'
+    ]
     rec = json.loads(record_file().read_text())
     assert [(e["kind"], e["id"]) for e in rec["resources"]] == [("cluster", "demo")]
     assert gke.clusters[KEY]["status"] == "ERROR"
@@ -83,13 +117,18 @@ def test_cleanup_on_failure(gke, cli):
 def test_permission_error_is_one_line(gke, cli):
     from doubles.gke import error
 
-    gke.fail("POST", r"/clusters$", error(403, "PERMISSION_DENIED",
-                                          "Required 'container.clusters.create' permission for 'projects/proj-1'."))
+    gke.fail(
+        "POST",
+        r"/clusters$",
+        error(403, "PERMISSION_DENIED", "Required 'container.clusters.create' permission for 'projects/proj-1'."),
+    )
     r = cli(*CREATE)
     assert r.exit_code == 1
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert errors == ["error: creating GKE cluster demo failed: permission denied "
-                      "(403: Required 'container.clusters.create' permission for 'projects/proj-1'.)"]
+    assert errors == [
+        "error: creating GKE cluster demo failed: permission denied "
+        "(403: Required 'container.clusters.create' permission for 'projects/proj-1'.)"
+    ]
     assert not record_file().exists()  # nothing was created
 
 
@@ -97,8 +136,10 @@ def test_name_taken_is_a_user_error(gke, cli):
     gke.clusters[KEY] = {"name": "demo", "location": "europe-west1-b", "status": "RUNNING"}
     r = cli(*CREATE)
     assert r.exit_code == 2
-    assert ("a GKE cluster named demo already exists in proj-1/europe-west1-b and kubeinit has no record of creating "
-            "it: choose another --name (nothing was created)") in r.output
+    assert (
+        "a GKE cluster named demo already exists in proj-1/europe-west1-b and kubeinit has no record of creating "
+        "it: choose another --name (nothing was created)"
+    ) in r.output
     assert not any(m == "POST" for m, _ in gke.requests)
 
 
@@ -124,8 +165,11 @@ def test_ctrl_c_while_waiting_keeps_everything(gke, cli, monkeypatch):
 
 
 def test_dry_run_sends_nothing(gke, cli):
-    for args in (CREATE, [*DELETE, *WHERE], ["scale", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo",
-                                  "--nodes", "1", *WHERE]):
+    for args in (
+        CREATE,
+        [*DELETE, *WHERE],
+        ["scale", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo", "--nodes", "1", *WHERE],
+    ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, r.output
     assert gke.requests == []
@@ -141,8 +185,9 @@ def test_through_python_m_kubeinit(gke, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
 
     def kubeinit(*args):
-        return subprocess.run([sys.executable, "-m", "kubeinit", *args], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "kubeinit", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+        )
 
     top = kubeinit("--help")
     assert all(word in top.stdout for word in ("create", "get", "scale", "delete", "kubeconfig"))
@@ -162,6 +207,7 @@ def test_timeout_says_how_to_go_on(gke, cli):
     finally:
         gke.op_polls = 1
     assert r.exit_code == 1
-    assert re.search(r"error: timed out after \d+\.\d s waiting until GKE cluster demo is created; it may still finish",
-                     r.output), r.output
+    assert re.search(
+        r"error: timed out after \d+\.\d s waiting until GKE cluster demo is created; it may still finish", r.output
+    ), r.output
     assert record_file().exists()

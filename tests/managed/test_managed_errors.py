@@ -18,11 +18,14 @@ def errors(output: str) -> list[str]:
     return [ln for ln in output.splitlines() if ln.startswith("error:")]
 
 
-@pytest.mark.parametrize("action, xml, code", [
-    ("CreateRole", "iam", "InvalidClientTokenId"),
-    ("CreateRole", "iam", "ExpiredToken"),
-    ("CreateVpc", "ec2", "AuthFailure"),
-])
+@pytest.mark.parametrize(
+    "action, xml, code",
+    [
+        ("CreateRole", "iam", "InvalidClientTokenId"),
+        ("CreateRole", "iam", "ExpiredToken"),
+        ("CreateVpc", "ec2", "AuthFailure"),
+    ],
+)
 def test_bad_aws_credentials_are_an_auth_error(aws, cli, action, xml, code):
     aws.fail_query(action, code, "The security token included in the request is invalid.", status=403, xml=xml)
     r = cli(*EKS)
@@ -52,14 +55,22 @@ def test_gke_http_500_is_an_internal_error(gke, cli):
     from doubles.gke import error
 
     gke.fail("POST", r"/clusters$", error(500, "INTERNAL", "Internal error encountered."), times=10)
-    r = cli("create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b", "--poll-interval", "0")
+    r = cli(
+        "create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b", "--poll-interval", "0"
+    )
     assert r.exit_code == 1
     assert "the cloud answered with an internal error" in errors(r.output)[0]
 
 
 def test_durations_read_as_a_person_would():
     assert [duration(s) for s in (0.004, 9.96, 12, 200, 2400, 3900)] == [
-        "0.0 s", "10.0 s", "12 s", "3 min 20 s", "40 min", "1 h 5 min"]
+        "0.0 s",
+        "10.0 s",
+        "12 s",
+        "3 min 20 s",
+        "40 min",
+        "1 h 5 min",
+    ]
 
 
 def test_a_reused_role_is_named_once(aws, cli):
@@ -93,10 +104,17 @@ def test_no_azure_credential_is_one_line_without_azure_identity_warnings(tmp_pat
 
     from managed_testlib import ROOT
 
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBEINIT_HOME": str(tmp_path / "k"), "PYTHONPATH": str(ROOT),
-           "AZURE_SUBSCRIPTION_ID": SUB, "NO_COLOR": "1", "COLUMNS": "300",
-           "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:9",  # the managed-identity probe stays on loopback
-           "KUBEINIT_AZURE_ARM_ENDPOINT": "https://127.0.0.1:9"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "KUBEINIT_HOME": str(tmp_path / "k"),
+        "PYTHONPATH": str(ROOT),
+        "AZURE_SUBSCRIPTION_ID": SUB,
+        "NO_COLOR": "1",
+        "COLUMNS": "300",
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:9",  # the managed-identity probe stays on loopback
+        "KUBEINIT_AZURE_ARM_ENDPOINT": "https://127.0.0.1:9",
+    }
     r = subprocess.run([sys.executable, "-m", "kubeinit", *AKS], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]

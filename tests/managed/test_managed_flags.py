@@ -13,8 +13,21 @@ from managed_testlib import SECRETS, kubectl_view
 FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
 EKS = ["create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2", *FAST]
-GKE = ["create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b", "--project", "proj-1",
-       "--nodes", "1", *FAST]
+GKE = [
+    "create",
+    "cluster",
+    "--provider",
+    "gke",
+    "--name",
+    "demo",
+    "--zone",
+    "europe-west1-b",
+    "--project",
+    "proj-1",
+    "--nodes",
+    "1",
+    *FAST,
+]
 AKS = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--nodes", "1", *FAST]
 GKE_KEY = ("proj-1", "europe-west1-b", "demo")
 AKS_KEY = (SUB, "kubeinit-demo", "demo")
@@ -26,18 +39,36 @@ def _record(provider: str) -> dict:
 
 def _keep_context(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "mine",
-        "clusters": [{"name": "mine", "cluster": {"server": "https://127.0.0.1:6443"}}],
-        "users": [{"name": "mine", "user": {}}],
-        "contexts": [{"name": "mine", "context": {"cluster": "mine", "user": "mine"}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "mine",
+                "clusters": [{"name": "mine", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "mine", "user": {}}],
+                "contexts": [{"name": "mine", "context": {"cluster": "mine", "user": "mine"}}],
+            }
+        )
+    )
 
 
 def test_eks_tags_labels_volume_zones_spot_and_set_context_false(aws, cli):
     kc = Path(os.environ["KUBECONFIG"])
     _keep_context(kc)
-    r = cli(*EKS, "--tags", "team=web,env=dev", "--labels", "role=web", "--node-volume-size", "50",
-            "--zones", "eu-west-1b,eu-west-1c", "--spot", "--set-context=false")
+    r = cli(
+        *EKS,
+        "--tags",
+        "team=web,env=dev",
+        "--labels",
+        "role=web",
+        "--node-volume-size",
+        "50",
+        "--zones",
+        "eu-west-1b,eu-west-1c",
+        "--spot",
+        "--set-context=false",
+    )
     assert r.exit_code == 0, r.output
     eks = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1")
     ec2 = boto3.client("ec2", endpoint_url=aws.url, region_name="eu-west-1")
@@ -179,9 +210,21 @@ def test_profile_is_used_and_recorded(aws, cli, monkeypatch, clean_env):
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var)
     Path(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
-        f"[dev]\naws_access_key_id = AKIAFAKEPROFILEKEY01\naws_secret_access_key = {SECRETS['aws_secret']}\n")
-    r = cli("create", "cluster", "--provider", "eks", "--name", "demo", "--subnets", "subnet-a,subnet-b",
-            "--profile", "dev", *FAST)
+        f"[dev]\naws_access_key_id = AKIAFAKEPROFILEKEY01\naws_secret_access_key = {SECRETS['aws_secret']}\n"
+    )
+    r = cli(
+        "create",
+        "cluster",
+        "--provider",
+        "eks",
+        "--name",
+        "demo",
+        "--subnets",
+        "subnet-a,subnet-b",
+        "--profile",
+        "dev",
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
     assert _record("eks")["spec"]["profile"] == "dev"
     user = kubectl_view(Path(os.environ["KUBECONFIG"]))["users"][0]["user"]["exec"]
@@ -193,10 +236,12 @@ def test_profile_is_used_and_recorded(aws, cli, monkeypatch, clean_env):
 
 
 def test_dry_run_of_the_new_flags_sends_nothing(aws, gke, aks, cli):
-    for args in ([*EKS, "--zones", "eu-west-1a,eu-west-1b", "--spot", "--tags", "a=b", "--no-wait"],
-                 [*GKE, "--zones", "europe-west1-b", "--spot", "--no-wait", "--set-context=false"],
-                 [*AKS, "--zones", "1", "--no-wait", "--write-kubeconfig=false"],
-                 ["delete", "cluster", "--provider", "aks", "--name", "demo", "--no-wait", "--keep-load-balancers"]):
+    for args in (
+        [*EKS, "--zones", "eu-west-1a,eu-west-1b", "--spot", "--tags", "a=b", "--no-wait"],
+        [*GKE, "--zones", "europe-west1-b", "--spot", "--no-wait", "--set-context=false"],
+        [*AKS, "--zones", "1", "--no-wait", "--write-kubeconfig=false"],
+        ["delete", "cluster", "--provider", "aks", "--name", "demo", "--no-wait", "--keep-load-balancers"],
+    ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, (args, r.output)
     assert aws.requests == [] and gke.requests == [] and aks.requests == []

@@ -36,8 +36,18 @@ def _one_error(output: str) -> str:
 @pytest.mark.parametrize("provider, args, says", BAD_CREATE)
 def test_bad_create_input_is_refused_before_any_request(provider, args, says, dry, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
-    r = cli("create", "cluster", "--provider", provider, "--name", "demo", *args, "--poll-interval", "0",
-            *(["--dry-run"] if dry else []))
+    r = cli(
+        "create",
+        "cluster",
+        "--provider",
+        provider,
+        "--name",
+        "demo",
+        *args,
+        "--poll-interval",
+        "0",
+        *(["--dry-run"] if dry else []),
+    )
     assert r.exit_code == 2, r.output
     assert says in _one_error(r.output)
     assert double.requests == []
@@ -65,8 +75,19 @@ BAD_SCALE = [
 @pytest.mark.parametrize("provider, args, says", BAD_SCALE)
 def test_bad_scale_input_is_refused_before_any_request(provider, args, says, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
-    r = cli("scale", "nodepool", POOL[provider], "--provider", provider, "--cluster", "demo", *WHERE[provider],
-            *args, "--poll-interval", "0")
+    r = cli(
+        "scale",
+        "nodepool",
+        POOL[provider],
+        "--provider",
+        provider,
+        "--cluster",
+        "demo",
+        *WHERE[provider],
+        *args,
+        "--poll-interval",
+        "0",
+    )
     assert r.exit_code == 2, r.output
     assert says in _one_error(r.output)
     assert double.requests == []

@@ -31,9 +31,15 @@ def kube(tmp_path):
 def _services(kube, *specs):
     admin = Client.from_kubeconfig(kube.admin_conf)
     for ns, name, kind in specs:
-        admin.create(namespaced("services", ns), {"apiVersion": "v1", "kind": "Service",
-                                                  "metadata": {"name": name, "namespace": ns},
-                                                  "spec": {"type": kind, "ports": [{"port": 80}]}})
+        admin.create(
+            namespaced("services", ns),
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"type": kind, "ports": [{"port": 80}]},
+            },
+        )
     admin.close()
 
 
@@ -58,8 +64,22 @@ def _eks_review(tok: str):
 def _eks_cluster(aws, cli, kube):
     from moto.eks.models import eks_backends
 
-    assert cli("create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1",
-               "--subnets", "subnet-a,subnet-b", *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "eks",
+            "--name",
+            "demo",
+            "--region",
+            "eu-west-1",
+            "--subnets",
+            "subnet-a,subnet-b",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     cluster = eks_backends["123456789012"]["eu-west-1"].clusters["demo"]  # where the cluster's API is
     cluster.endpoint = kube.api.url
     cluster.certificate_authority = {"data": base64.b64encode(kube.ca_pem).decode()}
@@ -68,16 +88,22 @@ def _eks_cluster(aws, cli, kube):
 
 def test_eks_delete_removes_load_balancer_services_first(aws, cli, kube):
     _eks_cluster(aws, cli, kube)
-    _services(kube, ("default", "web", "LoadBalancer"), ("kube-public", "front", "LoadBalancer"),
-              ("default", "internal", "ClusterIP"))
+    _services(
+        kube,
+        ("default", "web", "LoadBalancer"),
+        ("kube-public", "front", "LoadBalancer"),
+        ("default", "internal", "ClusterIP"),
+    )
     kube.api.requests.clear()
     r = cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST)
     assert r.exit_code == 0, r.output
     assert "deleted Service default/web (type LoadBalancer)" in r.output and "kube-public/front" in r.output
     assert _left(kube) == ["default/internal"]
     deletes = [p for m, p, _ in kube.api.requests if m == "DELETE"]
-    assert sorted(deletes) == ["/api/v1/namespaces/default/services/web",
-                               "/api/v1/namespaces/kube-public/services/front"]
+    assert sorted(deletes) == [
+        "/api/v1/namespaces/default/services/web",
+        "/api/v1/namespaces/kube-public/services/front",
+    ]
     assert all(user == "kubernetes-admin" for _, _, user in kube.api.requests)  # by the minted EKS token
     out = r.output
     assert "k8s-aws-v1." not in out and SECRETS["aws_secret"] not in out
@@ -104,8 +130,22 @@ def test_unreachable_api_warns_and_deletes_the_cluster(aws, cli, kube):
 
 
 def test_gke_delete_removes_load_balancer_services(gke, cli, kube):
-    assert cli("create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b",
-               "--project", "proj-1", *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "gke",
+            "--name",
+            "demo",
+            "--zone",
+            "europe-west1-b",
+            "--project",
+            "proj-1",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     c = gke.clusters[("proj-1", "europe-west1-b", "demo")]
     c["endpoint"] = f"127.0.0.1:{kube.api.port}"
     c["masterAuth"]["clusterCaCertificate"] = base64.b64encode(kube.ca_pem).decode()
@@ -120,8 +160,22 @@ def test_aks_delete_removes_load_balancer_services(aks, cli, kube, monkeypatch):
     monkeypatch.setattr(aks, "api_server", kube.api.url)  # the cluster's API, in its user credentials
     monkeypatch.setattr(aks, "api_ca_b64", base64.b64encode(kube.ca_pem).decode())
     kube.api.tokens[SECRETS["aks_user_token"]] = ("clusterUser", ("system:masters",))
-    assert cli("create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope",
-               "--nodes", "1", *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "aks",
+            "--name",
+            "demo",
+            "--location",
+            "westeurope",
+            "--nodes",
+            "1",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     _services(kube, ("default", "web", "LoadBalancer"), ("default", "db", "ClusterIP"))
     r = cli("delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST)
     assert r.exit_code == 0, r.output

@@ -12,8 +12,11 @@ import pytest
 
 FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
-WHERE = {"eks": ["--region", "eu-west-1"], "gke": ["--zone", "europe-west1-b", "--project", "proj-1"],
-         "aks": ["--location", "westeurope"]}
+WHERE = {
+    "eks": ["--region", "eu-west-1"],
+    "gke": ["--zone", "europe-west1-b", "--project", "proj-1"],
+    "aks": ["--location", "westeurope"],
+}
 FIRST = {"eks": "ng-1", "gke": "default-pool", "aks": "nodepool1"}
 DOUBLE = {"eks": "aws", "gke": "gke", "aks": "aks"}
 
@@ -42,8 +45,22 @@ def test_create_get_delete_nodepool_and_delete_cluster_takes_the_rest(provider, 
     assert r.exit_code == 0, r.output
     on = ["--provider", provider, "--cluster", "demo"]
 
-    r = cli("create", "nodepool", "extra", *on, "--nodes", "2", "--min", "1", "--max", "3", "--spot",
-            "--labels", "role=batch", *FAST)
+    r = cli(
+        "create",
+        "nodepool",
+        "extra",
+        *on,
+        "--nodes",
+        "2",
+        "--min",
+        "1",
+        "--max",
+        "3",
+        "--spot",
+        "--labels",
+        "role=batch",
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
     assert sorted(_cloud_pools(provider, double)) == sorted([FIRST[provider], "extra"])
     rec = json.loads(_record_file(provider).read_text())
@@ -78,14 +95,18 @@ def test_create_get_delete_nodepool_and_delete_cluster_takes_the_rest(provider, 
 def test_nodepool_dry_runs_send_nothing_and_bad_input_is_refused_first(provider, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
     on = ["--provider", provider, "--cluster", "demo", *WHERE[provider]]
-    for args in (["create", "nodepool", "extra", *on, "--nodes", "1", "--spot", "--labels", "a=b"],
-                 ["delete", "nodepool", "extra", *on]):
+    for args in (
+        ["create", "nodepool", "extra", *on, "--nodes", "1", "--spot", "--labels", "a=b"],
+        ["delete", "nodepool", "extra", *on],
+    ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, (args, r.output)
-    for args, message in ((["create", "nodepool", "Bad_Name!", *on, "--nodes", "1"], "NAME: must be"),
-                          (["create", "nodepool", "extra", *on, "--nodes", "1", "--max", "0"], "--nodes-max: must be"),
-                          (["create", "nodepool", "extra", *on, "--nodes", "5000"], "--nodes: must be ≤"),
-                          (["create", "nodepool", "extra", *on, "--nodes", "1", "--labels", "x"], "--labels:")):
+    for args, message in (
+        (["create", "nodepool", "Bad_Name!", *on, "--nodes", "1"], "NAME: must be"),
+        (["create", "nodepool", "extra", *on, "--nodes", "1", "--max", "0"], "--nodes-max: must be"),
+        (["create", "nodepool", "extra", *on, "--nodes", "5000"], "--nodes: must be ≤"),
+        (["create", "nodepool", "extra", *on, "--nodes", "1", "--labels", "x"], "--labels:"),
+    ):
         r = cli(*args)
         assert r.exit_code == 2, (args, r.output)
         assert message in r.output, (args, r.output)
@@ -108,8 +129,22 @@ def test_eks_nodepool_on_a_cluster_kubeinit_did_not_make(aws, cli):
 
 
 def test_aks_system_pool_is_not_deleted_alone(aks, cli):
-    assert cli("create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope",
-               "--nodes", "1", *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "aks",
+            "--name",
+            "demo",
+            "--location",
+            "westeurope",
+            "--nodes",
+            "1",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     aks.requests.clear()
     r = cli("delete", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--yes", *FAST)
     assert r.exit_code == 2 and "system pool" in r.output
@@ -117,8 +152,10 @@ def test_aks_system_pool_is_not_deleted_alone(aks, cli):
 
 
 def test_gke_name_taken_is_one_line(gke, cli):
-    assert cli("create", "cluster", "--provider", "gke", "--name", "demo", *WHERE["gke"], "--nodes", "1",
-               *FAST).exit_code == 0
+    assert (
+        cli("create", "cluster", "--provider", "gke", "--name", "demo", *WHERE["gke"], "--nodes", "1", *FAST).exit_code
+        == 0
+    )
     r = cli("create", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo", "--nodes", "1", *FAST)
     assert r.exit_code == 2
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]

@@ -27,9 +27,20 @@ AKS = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location",
 AKS_DELETE = ["delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST]
 SUB = "00000000-0000-0000-0000-000000000001"
 
-EKS_CREATES = ["create_role", "create_vpc", "create_internet_gateway", "attach_internet_gateway", "create_route_table",
-               "create_route", "create_subnet", "associate_route_table", "allocate_address", "create_nat_gateway",
-               "create_cluster", "create_nodegroup"]
+EKS_CREATES = [
+    "create_role",
+    "create_vpc",
+    "create_internet_gateway",
+    "attach_internet_gateway",
+    "create_route_table",
+    "create_route",
+    "create_subnet",
+    "associate_route_table",
+    "allocate_address",
+    "create_nat_gateway",
+    "create_cluster",
+    "create_nodegroup",
+]
 
 
 def interrupt_at(monkeypatch, method: str, after: bool, nth: int = 1):
@@ -60,10 +71,16 @@ def aws_left(aws) -> dict[str, list]:
     return {
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] not in default_vpcs],
         "subnets": [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["VpcId"] not in default_vpcs],
-        "igws": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]
-                 if not any(a["VpcId"] in default_vpcs for a in g.get("Attachments", []))],
-        "route_tables": [t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]
-                         if t["VpcId"] not in default_vpcs and not any(a.get("Main") for a in t.get("Associations", []))],
+        "igws": [
+            g["InternetGatewayId"]
+            for g in ec2.describe_internet_gateways()["InternetGateways"]
+            if not any(a["VpcId"] in default_vpcs for a in g.get("Attachments", []))
+        ],
+        "route_tables": [
+            t["RouteTableId"]
+            for t in ec2.describe_route_tables()["RouteTables"]
+            if t["VpcId"] not in default_vpcs and not any(a.get("Main") for a in t.get("Associations", []))
+        ],
         "addresses": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
         "nats": [n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] != "deleted"],
         "roles": [r["RoleName"] for r in c["iam"].list_roles()["Roles"]],
@@ -171,15 +188,22 @@ def test_aks_interrupt_at_each_create_call(aks, cli, monkeypatch, method, after)
 # -- finding 4: the name must be free -------------------------------------------------------
 def test_eks_name_taken_is_refused_before_anything_is_made(aws, cli):
     eks = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1")
-    eks.create_cluster(name="demo", roleArn="arn:aws:iam::123456789012:role/theirs",
-                       resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})
+    eks.create_cluster(
+        name="demo",
+        roleArn="arn:aws:iam::123456789012:role/theirs",
+        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]},
+    )
     aws.requests.clear()
     r = cli(*EKS)
     assert r.exit_code == 2, r.output
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert errors == ["error: an EKS cluster named demo already exists in eu-west-1 and kubeinit has no record of "
-                      "creating it: choose another --name (nothing was created)"]
-    assert [p for m, p, a in aws.requests if m == "POST" and a.startswith("Create") or p == "/clusters" and m == "POST"] == []
+    assert errors == [
+        "error: an EKS cluster named demo already exists in eu-west-1 and kubeinit has no record of "
+        "creating it: choose another --name (nothing was created)"
+    ]
+    assert [
+        p for m, p, a in aws.requests if m == "POST" and a.startswith("Create") or p == "/clusters" and m == "POST"
+    ] == []
     assert not any(a.startswith(("Create", "Allocate")) for _, _, a in aws.requests)
     assert not (Path(os.environ["KUBEINIT_HOME"]) / "managed" / "eks-demo.json").exists()
     r = cli(*EKS_DELETE)  # and delete does not claim resources it did not make
@@ -195,8 +219,12 @@ def test_gke_aks_name_taken_is_refused_before_anything_is_made(provider, request
     else:
         double = request.getfixturevalue("aks")
         double.groups[(SUB, "kubeinit-demo")] = {"name": "kubeinit-demo", "location": "westeurope", "tags": {}}
-        double.clusters[(SUB, "kubeinit-demo", "demo")] = {"name": "demo", "location": "westeurope", "tags": {},
-                                                           "properties": {"provisioningState": "Succeeded"}}
+        double.clusters[(SUB, "kubeinit-demo", "demo")] = {
+            "name": "demo",
+            "location": "westeurope",
+            "tags": {},
+            "properties": {"provisioningState": "Succeeded"},
+        }
         args = AKS
     r = cli(*args)
     assert r.exit_code == 2, r.output
@@ -224,10 +252,13 @@ def test_eks_create_failed_nodegroup_is_deleted_and_made_again(aws, cli, monkeyp
     assert r.exit_code == 1 and "NodeCreationFailure" in r.output
     r = cli(*EKS)
     assert r.exit_code == 0, r.output
-    assert ("EKS nodegroup ng-1 failed in the cloud (status CREATE_FAILED; NodeCreationFailure: Instances failed to join "
-            "the cluster): deleting it and creating it again") in r.output
+    assert (
+        "EKS nodegroup ng-1 failed in the cloud (status CREATE_FAILED; NodeCreationFailure: Instances failed to join "
+        "the cluster): deleting it and creating it again"
+    ) in r.output
     ng = boto3.client("eks", endpoint_url=aws.url, region_name="eu-west-1").describe_nodegroup(
-        clusterName="demo", nodegroupName="ng-1")["nodegroup"]
+        clusterName="demo", nodegroupName="ng-1"
+    )["nodegroup"]
     assert ng["status"] == "ACTIVE"
     assert cli(*EKS_DELETE).exit_code == 0
     assert counts(aws_left(aws)) == NONE
@@ -248,7 +279,10 @@ def test_gke_cluster_in_error_is_deleted_and_made_again(gke, cli):
 def test_aks_failed_cluster_is_deleted_and_made_again(aks, cli):
     aks.fail_operation("create_cluster", "VMExtensionProvisioningError", "The node pool failed to provision.")
     r = fails_then_resumes(cli, *AKS)
-    assert "AKS cluster demo failed in the cloud (provisioning state Failed): deleting it and creating it again" in r.output
+    assert (
+        "AKS cluster demo failed in the cloud (provisioning state Failed): deleting it and creating it again"
+        in r.output
+    )
     assert aks.clusters[(SUB, "kubeinit-demo", "demo")]["properties"]["provisioningState"] == "Succeeded"
     assert cli(*AKS_DELETE).exit_code == 0 and aks.clusters == {} and aks.groups == {}
 
@@ -262,8 +296,10 @@ def test_changed_flags_on_a_ready_cluster_are_refused_with_the_command(aws, cli)
     r = cli(*EKS, "--nodes", "5")
     assert r.exit_code == 2, r.output
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert errors == ["error: EKS cluster demo is ready and was created with other settings (node pool ng-1: count 2 → 5): "
-                      "create does not change an existing cluster, and nothing was changed"]
+    assert errors == [
+        "error: EKS cluster demo is ready and was created with other settings (node pool ng-1: count 2 → 5): "
+        "create does not change an existing cluster, and nothing was changed"
+    ]
     assert "to change it: `kubeinit scale nodepool ng-1 --provider eks --cluster demo --nodes 5`" in r.output
     assert json.loads(path.read_text())["spec"] == before  # the record's spec is not rewritten
     assert aws.requests == []
@@ -290,7 +326,10 @@ def test_interrupted_create_nodepool_is_found_by_the_rerun(provider, request, cl
     r = cli(*add)
     assert r.exit_code == 0, r.output
     assert "made by an interrupted run" in r.output
-    pools = [p["name"] for c in double.clusters.values()
-             for p in (c["nodePools"] if provider == "gke" else c["properties"]["agentPoolProfiles"])]
+    pools = [
+        p["name"]
+        for c in double.clusters.values()
+        for p in (c["nodePools"] if provider == "gke" else c["properties"]["agentPoolProfiles"])
+    ]
     assert sorted(pools) == sorted(["default-pool" if provider == "gke" else "nodepool1", "extra"])
     assert cli(*delete).exit_code == 0 and double.clusters == {}

@@ -23,15 +23,21 @@ def _scan(texts: list[str], secrets: list[str]) -> None:
 @pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
 def test_no_credential_in_output_or_logs(provider, request, cli, caplog, gcp_key):
     double = request.getfixturevalue({"eks": "aws", "gke": "gke", "aks": "aks"}[provider])
-    where = {"eks": ["--region", "eu-west-1"], "gke": ["--zone", "europe-west1-b"], "aks": ["--location", "westeurope"]}[provider]
+    where = {
+        "eks": ["--region", "eu-west-1"],
+        "gke": ["--zone", "europe-west1-b"],
+        "aks": ["--location", "westeurope"],
+    }[provider]
     pool = {"eks": "ng-1", "gke": "default-pool", "aks": "nodepool1"}[provider]
     caplog.set_level(logging.DEBUG)  # SDK debug logs too: a log file would get them (masked)
     outputs = []
-    for args in (["create", "cluster", "--provider", provider, "--name", "demo", *where],
-                 ["kubeconfig", "--provider", provider, "--name", "demo"],
-                 ["get", "clusters", "--provider", provider, "-o", "json"],
-                 ["scale", "nodepool", pool, "--provider", provider, "--cluster", "demo", "--nodes", "1"],
-                 ["delete", "cluster", "--provider", provider, "--name", "demo", "--yes"]):
+    for args in (
+        ["create", "cluster", "--provider", provider, "--name", "demo", *where],
+        ["kubeconfig", "--provider", provider, "--name", "demo"],
+        ["get", "clusters", "--provider", provider, "-o", "json"],
+        ["scale", "nodepool", pool, "--provider", provider, "--cluster", "demo", "--nodes", "1"],
+        ["delete", "cluster", "--provider", provider, "--name", "demo", "--yes"],
+    ):
         fast = [] if args[0] in ("kubeconfig", "get") else ["--poll-interval", "0"]
         r = cli(*args, *fast)
         assert r.exit_code == 0, r.output
@@ -46,17 +52,30 @@ def test_no_credential_in_output_or_logs(provider, request, cli, caplog, gcp_key
 
 
 def test_importing_the_commands_imports_no_cloud_sdk():
-    code = ("import sys, kubeinit.commands.managed, kubeinit.managed.ops, kubeinit.providers.eks, "
-            "kubeinit.providers.gke, kubeinit.providers.aks\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'google', 'azure', 'grpc'))\n"
-            "print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, kubeinit.commands.managed, kubeinit.managed.ops, kubeinit.providers.eks, "
+        "kubeinit.providers.gke, kubeinit.providers.aks\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'google', 'azure', 'grpc'))\n"
+        "print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("provider, module, extra", [
-    ("eks", "boto3", "aws"), ("gke", "google.cloud.container_v1", "gcp"), ("aks", "azure.mgmt.containerservice", "azure")])
+@pytest.mark.parametrize(
+    "provider, module, extra",
+    [
+        ("eks", "boto3", "aws"),
+        ("gke", "google.cloud.container_v1", "gcp"),
+        ("aks", "azure.mgmt.containerservice", "azure"),
+    ],
+)
 def test_missing_sdk_names_the_extra(provider, module, extra, cli, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
@@ -71,8 +90,21 @@ def test_missing_sdk_names_the_extra(provider, module, extra, cli, monkeypatch):
 
 
 def test_record_and_kubeconfig_are_private(aws, cli):
-    assert cli("create", "cluster", "--provider", "eks", "--name", "demo", "--subnets", "subnet-a,subnet-b",
-               "--poll-interval", "0").exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "eks",
+            "--name",
+            "demo",
+            "--subnets",
+            "subnet-a,subnet-b",
+            "--poll-interval",
+            "0",
+        ).exit_code
+        == 0
+    )
     home = Path(os.environ["KUBEINIT_HOME"]) / "managed"
     assert oct(home.stat().st_mode & 0o777) == "0o700"
     assert oct((home / "eks-demo.json").stat().st_mode & 0o777) == "0o600"

@@ -18,8 +18,12 @@ def eks(aws):
 
 
 def test_eks_scale_outside_the_range_widens_it_and_says_so(aws, cli):
-    assert cli("create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2",
-               *FAST).exit_code == 0
+    assert (
+        cli(
+            "create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2", *FAST
+        ).exit_code
+        == 0
+    )
     cfg = eks(aws).describe_nodegroup(clusterName="demo", nodegroupName="ng-1")["nodegroup"]["scalingConfig"]
     assert cfg == {"minSize": 2, "maxSize": 2, "desiredSize": 2}
     scale = ["scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", *FAST]
@@ -36,8 +40,24 @@ def test_eks_scale_outside_the_range_widens_it_and_says_so(aws, cli):
 
 
 def test_the_aws_double_refuses_a_desired_size_outside_the_range(aws, cli):
-    assert cli("create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2",
-               "--subnets", "subnet-a,subnet-b", *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "eks",
+            "--name",
+            "demo",
+            "--region",
+            "eu-west-1",
+            "--nodes",
+            "2",
+            "--subnets",
+            "subnet-a,subnet-b",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     with pytest.raises(ClientError, match="desired capacity 3 can't be greater than max size 2"):
         eks(aws).update_nodegroup_config(clusterName="demo", nodegroupName="ng-1", scalingConfig={"desiredSize": 3})
 
@@ -47,8 +67,22 @@ def aks_pool(aks):
 
 
 def test_aks_min_max_turn_the_autoscaler_on(aks, cli):
-    assert cli("create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--nodes", "2",
-               *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "aks",
+            "--name",
+            "demo",
+            "--location",
+            "westeurope",
+            "--nodes",
+            "2",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     scale = ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", *FAST]
     r = cli(*scale, "--nodes", "3", "--nodes-min", "1", "--nodes-max", "5")
     assert r.exit_code == 0, r.output
@@ -62,8 +96,22 @@ def test_aks_min_max_turn_the_autoscaler_on(aks, cli):
 
 
 def test_aks_system_pool_to_zero_is_refused(aks, cli):
-    assert cli("create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--nodes", "2",
-               *FAST).exit_code == 0
+    assert (
+        cli(
+            "create",
+            "cluster",
+            "--provider",
+            "aks",
+            "--name",
+            "demo",
+            "--location",
+            "westeurope",
+            "--nodes",
+            "2",
+            *FAST,
+        ).exit_code
+        == 0
+    )
     aks.requests.clear()
     scale = ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--nodes", "0", *FAST]
     r = cli(*scale)
@@ -79,8 +127,22 @@ def test_aks_system_pool_to_zero_is_refused(aks, cli):
 
 
 def test_gke_max_alone_does_not_set_min_to_zero(gke, cli):
-    r = cli("scale", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo", "--zone", "europe-west1-b",
-            "--nodes", "2", "--nodes-max", "3", *FAST)
+    r = cli(
+        "scale",
+        "nodepool",
+        "default-pool",
+        "--provider",
+        "gke",
+        "--cluster",
+        "demo",
+        "--zone",
+        "europe-west1-b",
+        "--nodes",
+        "2",
+        "--nodes-max",
+        "3",
+        *FAST,
+    )
     assert r.exit_code == 2
     assert "GKE autoscaling needs both --nodes-min and --nodes-max" in r.output
     assert gke.requests == []

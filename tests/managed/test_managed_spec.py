@@ -28,35 +28,61 @@ def test_cluster_file(tmp_path):
     f.write_text(FILE)
     raw, name = load_file(str(f))
     spec = parse_managed(raw, name=name, source=str(f))
-    assert spec == ManagedSpec(provider="eks", name="prod", region="eu-west-1", version="1.30", tags={"team": "platform"},
-                               node_pools=(NodePoolSpec("system", 2, "m5.large", 1, 3),
-                                           NodePoolSpec("batch", 0, "c5.xlarge", None, 10, None, {"workload": "batch"})))
+    assert spec == ManagedSpec(
+        provider="eks",
+        name="prod",
+        region="eu-west-1",
+        version="1.30",
+        tags={"team": "platform"},
+        node_pools=(
+            NodePoolSpec("system", 2, "m5.large", 1, 3),
+            NodePoolSpec("batch", 0, "c5.xlarge", None, 10, None, {"workload": "batch"}),
+        ),
+    )
     assert ManagedSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_defaults_per_provider():
     assert parse_managed({"provider": "gke", "zone": "europe-west1-b"}, name="x").node_pools == (
-        NodePoolSpec("default-pool", 3, "e2-medium"),)
+        NodePoolSpec("default-pool", 3, "e2-medium"),
+    )
     assert parse_managed({"provider": "aks"}, name="x").node_pools[0].name == "nodepool1"
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"provider": "eks", "nodePools": [{"name": "a"}, {"name": "b", "count": -1}]},
-     "managed.nodePools[1].count: must be an integer ≥ 0"),
-    ({"provider": "eks", "nodePools": [{"name": "a", "count": "2"}]}, "managed.nodePools[0].count: must be an integer ≥ 0"),
-    ({"provider": "eks", "nodePools": [{"name": "a", "count": 3, "max": 2}]}, "managed.nodePools[0].max: must be ≥ count and ≥ min"),
-    ({"provider": "eks", "nodePools": [{"name": "a"}, {"name": "a"}]}, "managed.nodePools[1].name: duplicate node pool name 'a'"),
-    ({"provider": "eks", "nodePools": [{"name": "a", "size": 1}]}, "managed.nodePools[0].size: unknown field"),
-    ({"provider": "aks", "nodePools": [{"name": "system-pool"}]}, "managed.nodePools[0].name: must be lowercase letters and digits"),
-    ({"provider": "eks", "version": 1.3}, 'managed.version: must be a string such as "1.30" (quote it'),
-    ({"provider": "eks", "version": "latest"}, "managed.version: must be a Kubernetes version"),
-    ({"provider": "ecs"}, "managed.provider: must be one of eks, gke, aks"),
-    ({"provider": "eks", "project": "p"}, "managed.project: applies only to provider gke"),
-    ({"provider": "eks", "subnets": ["subnet-1"]}, "managed.subnets: EKS needs at least two subnets"),
-    ({"provider": "gke", "region": "a", "zone": "b"}, "managed.zone: give only one of region, zone or location"),
-    ({"provider": "eks", "regoin": "x"}, "managed.regoin: unknown field"),
-    ({"provider": "eks", "tags": {"a": 1}}, "managed.tags: must be a mapping of strings to strings"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"provider": "eks", "nodePools": [{"name": "a"}, {"name": "b", "count": -1}]},
+            "managed.nodePools[1].count: must be an integer ≥ 0",
+        ),
+        (
+            {"provider": "eks", "nodePools": [{"name": "a", "count": "2"}]},
+            "managed.nodePools[0].count: must be an integer ≥ 0",
+        ),
+        (
+            {"provider": "eks", "nodePools": [{"name": "a", "count": 3, "max": 2}]},
+            "managed.nodePools[0].max: must be ≥ count and ≥ min",
+        ),
+        (
+            {"provider": "eks", "nodePools": [{"name": "a"}, {"name": "a"}]},
+            "managed.nodePools[1].name: duplicate node pool name 'a'",
+        ),
+        ({"provider": "eks", "nodePools": [{"name": "a", "size": 1}]}, "managed.nodePools[0].size: unknown field"),
+        (
+            {"provider": "aks", "nodePools": [{"name": "system-pool"}]},
+            "managed.nodePools[0].name: must be lowercase letters and digits",
+        ),
+        ({"provider": "eks", "version": 1.3}, 'managed.version: must be a string such as "1.30" (quote it'),
+        ({"provider": "eks", "version": "latest"}, "managed.version: must be a Kubernetes version"),
+        ({"provider": "ecs"}, "managed.provider: must be one of eks, gke, aks"),
+        ({"provider": "eks", "project": "p"}, "managed.project: applies only to provider gke"),
+        ({"provider": "eks", "subnets": ["subnet-1"]}, "managed.subnets: EKS needs at least two subnets"),
+        ({"provider": "gke", "region": "a", "zone": "b"}, "managed.zone: give only one of region, zone or location"),
+        ({"provider": "eks", "regoin": "x"}, "managed.regoin: unknown field"),
+        ({"provider": "eks", "tags": {"a": 1}}, "managed.tags: must be a mapping of strings to strings"),
+    ],
+)
 def test_errors_carry_the_yaml_path(raw, message):
     with pytest.raises(SpecError) as e:
         parse_managed(raw, name="prod")

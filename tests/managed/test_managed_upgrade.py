@@ -12,14 +12,29 @@ import pytest
 
 FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
-WHERE = {"eks": ["--region", "eu-west-1", "--subnets", "subnet-a,subnet-b"],
-         "gke": ["--zone", "europe-west1-b", "--project", "proj-1"], "aks": ["--location", "westeurope"]}
+WHERE = {
+    "eks": ["--region", "eu-west-1", "--subnets", "subnet-a,subnet-b"],
+    "gke": ["--zone", "europe-west1-b", "--project", "proj-1"],
+    "aks": ["--location", "westeurope"],
+}
 DOUBLE = {"eks": "aws", "gke": "gke", "aks": "aks"}
 
 
 def _create(cli, provider):
-    r = cli("create", "cluster", "--provider", provider, "--name", "demo", *WHERE[provider], "--version", "1.30",
-            "--nodes", "1", *FAST)
+    r = cli(
+        "create",
+        "cluster",
+        "--provider",
+        provider,
+        "--name",
+        "demo",
+        *WHERE[provider],
+        "--version",
+        "1.30",
+        "--nodes",
+        "1",
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
 
 
@@ -38,8 +53,10 @@ def _eks_on_130(aws):
 def test_eks_control_plane_then_nodegroups(aws, cli):
     _create(cli, "eks")
     _eks_on_130(aws)
-    assert cli("create", "nodepool", "extra", "--provider", "eks", "--cluster", "demo", "--nodes", "1",
-               *FAST).exit_code == 0
+    assert (
+        cli("create", "nodepool", "extra", "--provider", "eks", "--cluster", "demo", "--nodes", "1", *FAST).exit_code
+        == 0
+    )
     _eks_on_130(aws)
     aws.requests.clear()
     r = _upgrade(cli, "eks", "1.31")
@@ -59,8 +76,14 @@ def test_eks_control_plane_then_nodegroups(aws, cli):
     assert rec["spec"]["version"] == "1.31"
 
 
-@pytest.mark.parametrize("version, message", [("1.32", "upgrade one minor version at a time (1.31 first)"),
-                                              ("1.29", "1.29 is older"), ("v1", "is not a Kubernetes version")])
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        ("1.32", "upgrade one minor version at a time (1.31 first)"),
+        ("1.29", "1.29 is older"),
+        ("v1", "is not a Kubernetes version"),
+    ],
+)
 def test_eks_refuses_a_skip_or_a_downgrade_before_any_change(aws, cli, version, message):
     _create(cli, "eks")
     aws.requests.clear()
@@ -105,7 +128,9 @@ def test_upgrade_dry_run_sends_nothing(provider, request, cli):
     r = cli("upgrade", "cluster", "--provider", provider, "--name", "demo", *where, "--version", "1.31", "--dry-run")
     assert r.exit_code == 0, r.output
     assert double.requests == []
-    want = {"eks": ("eks.update_cluster_version(name='demo', version='1.31')", "eks.update_nodegroup_version("),
-            "gke": ("container.update_master(", "container.update_node_pool("),
-            "aks": ("managed_clusters.begin_create_or_update(", "agent_pools.begin_create_or_update(")}[provider]
+    want = {
+        "eks": ("eks.update_cluster_version(name='demo', version='1.31')", "eks.update_nodegroup_version("),
+        "gke": ("container.update_master(", "container.update_node_pool("),
+        "aks": ("managed_clusters.begin_create_or_update(", "agent_pools.begin_create_or_update("),
+    }[provider]
     assert r.output.index(want[0]) < r.output.index(want[1])

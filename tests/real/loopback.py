@@ -38,8 +38,10 @@ KUBERNETES_VERSION = "v1.31.4"  # what the cluster names; the real binaries (v1.
 
 def missing() -> str:
     if not REAL:
-        return "KUBEINIT_REAL_K8S is not set (a directory with real kube-apiserver, kube-controller-manager, " \
-               "kube-scheduler, kubelet, kubectl, etcd and etcdctl; .ci/run builds them)"
+        return (
+            "KUBEINIT_REAL_K8S is not set (a directory with real kube-apiserver, kube-controller-manager, "
+            "kube-scheduler, kubelet, kubectl, etcd and etcdctl; .ci/run builds them)"
+        )
     gone = [n for n in NEEDED if not os.access(os.path.join(REAL, n), os.X_OK)]
     return f"KUBEINIT_REAL_K8S={REAL} lacks {', '.join(gone)}" if gone else ""
 
@@ -60,8 +62,14 @@ def free_ports(n: int) -> list[int]:
 
 
 def kubeinit(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kubeinit", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "kubeinit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
+    )
 
 
 @dataclass
@@ -90,13 +98,18 @@ class ControlPlane:
         return kubeinit("init", "phase", *name.split(), *self.dirs(), timeout=timeout)
 
     def kubectl(self, *args: str, kubeconfig: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run([real_bin("kubectl"), "--kubeconfig", str(kubeconfig or self.admin_conf), *args],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [real_bin("kubectl"), "--kubeconfig", str(kubeconfig or self.admin_conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, cwd=self.root)
+        p = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.root
+        )
         log.close()
         self.processes[name] = p
         return p
@@ -121,17 +134,26 @@ class ControlPlane:
 def cluster_file(path: Path, etc: Path, api_port: int) -> None:
     """The test cluster: a supported kubernetesVersion; what v1.20.2 needs besides, and binding to
     loopback, through the user-facing extraArgs."""
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "loop",
-        "kubernetesVersion": KUBERNETES_VERSION, "bindPort": api_port, "kubeconfigDir": str(etc),
-        "pki": {"certificatesDir": str(etc / "pki"), "keyAlgorithm": "ECDSA-P256"},
-        "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
-        "components": {
-            "apiServer": {"extraArgs": {"bind-address": "127.0.0.1"}},
-            "controllerManager": {"extraArgs": {"port": "0"}},  # 1.20 opens 10252 on all interfaces otherwise
-            "scheduler": {"extraArgs": {"port": "0"}},
-            "kubelet": {"extraArgs": {"container-runtime": "remote"}},  # gone in 1.27+, needed by 1.20
-        }}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kubeinit.dev/v1alpha1",
+                "kind": "Cluster",
+                "name": "loop",
+                "kubernetesVersion": KUBERNETES_VERSION,
+                "bindPort": api_port,
+                "kubeconfigDir": str(etc),
+                "pki": {"certificatesDir": str(etc / "pki"), "keyAlgorithm": "ECDSA-P256"},
+                "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
+                "components": {
+                    "apiServer": {"extraArgs": {"bind-address": "127.0.0.1"}},
+                    "controllerManager": {"extraArgs": {"port": "0"}},  # 1.20 opens 10252 on all interfaces otherwise
+                    "scheduler": {"extraArgs": {"port": "0"}},
+                    "kubelet": {"extraArgs": {"container-runtime": "remote"}},  # gone in 1.27+, needed by 1.20
+                },
+            }
+        )
+    )
 
 
 def rendered(config: Path):
@@ -214,8 +236,9 @@ def control_plane(tmp_path_factory):
         ports = {str(etcdm.CLIENT_PORT): str(e_client), str(etcdm.PEER_PORT): str(e_peer), "2381": str(e_metrics)}
 
         def moved(value: str) -> str:
-            urls = dict.fromkeys(re.sub(r":(2379|2380|2381)\b", lambda m: ":" + ports[m[1]], u)
-                                 for u in value.split(","))  # 127.0.0.1 twice on loopback: once
+            urls = dict.fromkeys(
+                re.sub(r":(2379|2380|2381)\b", lambda m: ":" + ports[m[1]], u) for u in value.split(",")
+            )  # 127.0.0.1 twice on loopback: once
             return ",".join(urls)
 
         etcd_argv = [real_bin("etcd")]
@@ -230,8 +253,9 @@ def control_plane(tmp_path_factory):
         cp.start("etcd", etcd_argv)
 
         # the static pods' commands, from kubeinit's manifests
-        commands = {n: manifest_command(cpm.manifest(ctx, target, n)) for n in ("apiserver", "controller-manager",
-                                                                             "scheduler")}
+        commands = {
+            n: manifest_command(cpm.manifest(ctx, target, n)) for n in ("apiserver", "controller-manager", "scheduler")
+        }
         apiserver = commands["apiserver"]
         apiserver = set_flag(apiserver, "etcd-servers", moved(flag(apiserver, "etcd-servers")))
         controller = set_flag(commands["controller-manager"], "secure-port", str(cm_port))
@@ -239,9 +263,14 @@ def control_plane(tmp_path_factory):
         cp.commands = {"apiserver": apiserver, "controller-manager": controller, "scheduler": scheduler}
 
         # wait-control-plane first, as in a real init: the server is not even started yet
-        waiter = subprocess.Popen([sys.executable, "-m", "kubeinit", "init", "phase", "wait-control-plane",
-                                   *cp.dirs()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                  env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "kubeinit", "init", "phase", "wait-control-plane", *cp.dirs()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        )
         time.sleep(1.0)
         cp.waiting_when_started = waiter.poll() is None and not https_ok(api, "/readyz")
         cp.start("kube-apiserver", [real_bin("kube-apiserver"), *apiserver[1:]])
@@ -254,8 +283,7 @@ def control_plane(tmp_path_factory):
             out, err = waiter.communicate()
         cp.wait_result = subprocess.CompletedProcess(waiter.args, waiter.returncode, out, err)
         # the tests need the server whatever the waiter said
-        wait_for("kube-apiserver /readyz", lambda: https_ok(api, "/readyz"), 90,
-                 why=lambda: cp.log("kube-apiserver"))
+        wait_for("kube-apiserver /readyz", lambda: https_ok(api, "/readyz"), 90, why=lambda: cp.log("kube-apiserver"))
         for name, p in cp.processes.items():
             assert p.poll() is None, f"{name} exited: {cp.log(name)}"
         yield cp

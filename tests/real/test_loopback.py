@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import free_ports, kubeinit, missing, real_bin, rendered, set_flag, wait_for
 
 from kubeinit import kubeconfig
 from kubeinit.certs import jws, pin
 from kubeinit.kube import discovery
-
-from loopback import free_ports, kubeinit, missing, real_bin, rendered, set_flag, wait_for
 
 pytestmark = [pytest.mark.real, pytest.mark.skipif(bool(missing()), reason=missing() or "-")]
 
@@ -28,9 +27,13 @@ WRITTEN = {
     ("kube-public", "roles"): ["kubeadm:bootstrap-signer-clusterinfo"],
     ("kube-public", "rolebindings"): ["kubeadm:bootstrap-signer-clusterinfo"],
     ("", "clusterroles"): ["kubeadm:get-nodes"],
-    ("", "clusterrolebindings"): ["kubeadm:cluster-admins", "kubeadm:kubelet-bootstrap", "kubeadm:get-nodes",
-                                  "kubeadm:node-autoapprove-bootstrap",
-                                  "kubeadm:node-autoapprove-certificate-rotation"],
+    ("", "clusterrolebindings"): [
+        "kubeadm:cluster-admins",
+        "kubeadm:kubelet-bootstrap",
+        "kubeadm:get-nodes",
+        "kubeadm:node-autoapprove-bootstrap",
+        "kubeadm:node-autoapprove-certificate-rotation",
+    ],
 }
 API_PHASES = ("upload-config all", "bootstrap-token")
 
@@ -77,8 +80,10 @@ def test_api_phases_make_admin_conf_a_cluster_admin_and_a_rerun_changes_nothing(
     assert results.pop("dry-run can-i") == "no", "a dry run made the binding"
     for phase, r in results.items():
         assert r.returncode == 0, f"{phase}: {r.stdout}{r.stderr}"
-    assert "api ensure ClusterRoleBinding kubeadm:cluster-admins (with super-admin.conf)" in \
-        results["upload-config all"].stdout
+    assert (
+        "api ensure ClusterRoleBinding kubeadm:cluster-admins (with super-admin.conf)"
+        in results["upload-config all"].stdout
+    )
     assert can_i(control_plane) == "yes"
     have = versions(control_plane)
     assert len(have) == sum(map(len, WRITTEN.values())), have
@@ -121,8 +126,13 @@ def signed(control_plane, api_phases):
         return data if f"jws-kubeconfig-{tid}" in data else None
 
     # the controller-manager starts its bootstrapsigner some seconds after launch
-    return wait_for("the bootstrapsigner's signature", signature, 90, interval=0.5,
-                    why=lambda: control_plane.log("kube-controller-manager"))
+    return wait_for(
+        "the bootstrapsigner's signature",
+        signature,
+        90,
+        interval=0.5,
+        why=lambda: control_plane.log("kube-controller-manager"),
+    )
 
 
 def test_cluster_info_is_signed_by_the_real_bootstrapsigner(signed):
@@ -155,10 +165,12 @@ def kubelet(control_plane, signed):
     ctx, target = rendered(cp.config)
     home = cp.root / "kubelet"
     (home / "manifests").mkdir(parents=True)
-    cluster = discovery.discover(cp.endpoint, TOKEN, [pin.ca_pin((cp.etc / "pki" / "ca.crt").read_bytes())],
-                                 timeout=10, interval=0.5)
+    cluster = discovery.discover(
+        cp.endpoint, TOKEN, [pin.ca_pin((cp.etc / "pki" / "ca.crt").read_bytes())], timeout=10, interval=0.5
+    )
     (home / "bootstrap-kubelet.conf").write_text(
-        kubeconfig.bootstrap(cluster["server"], cluster["certificate-authority-data"], TOKEN))
+        kubeconfig.bootstrap(cluster["server"], cluster["certificate-authority-data"], TOKEN)
+    )
     config = yaml.safe_load(kubeletm.config_yaml(ctx, resolved_active=False))
     healthz, port = free_ports(2)
     config |= {"staticPodPath": str(home / "manifests"), "healthzPort": healthz, "port": port}
@@ -167,8 +179,13 @@ def kubelet(control_plane, signed):
     argv = [real_bin("kubelet"), *(f"--{k}={v}" for k, v in flags.items())]
     argv = set_flag(argv, "container-runtime-endpoint", f"unix://{home}/no-runtime.sock")
     # the packages' 10-kubeadm.conf drop-in passes these; here in the temp dir
-    for k, v in (("bootstrap-kubeconfig", home / "bootstrap-kubelet.conf"), ("kubeconfig", home / "kubelet.conf"),
-                 ("config", home / "config.yaml"), ("cert-dir", home / "pki"), ("root-dir", home / "root")):
+    for k, v in (
+        ("bootstrap-kubeconfig", home / "bootstrap-kubelet.conf"),
+        ("kubeconfig", home / "kubelet.conf"),
+        ("config", home / "config.yaml"),
+        ("cert-dir", home / "pki"),
+        ("root-dir", home / "root"),
+    ):
         argv = set_flag(argv, k, str(v))
     # kubelet 1.20 makes its device-plugin socket directory under /var/lib/kubelet whatever --root-dir
     # says: removed afterwards when this run made it
@@ -191,16 +208,25 @@ def test_a_real_kubelet_tls_bootstraps_through_kubeinits_rbac(control_plane, kub
     def issued():
         r = cp.kubectl("get", "csr", "-o", "json")
         items = json.loads(r.stdout)["items"] if r.returncode == 0 else []
-        return [c for c in items if c["spec"]["username"] == "system:bootstrap:loopbk"
-                and any(x["type"] == "Approved" for x in c["status"].get("conditions") or [])
-                and c["status"].get("certificate")]
+        return [
+            c
+            for c in items
+            if c["spec"]["username"] == "system:bootstrap:loopbk"
+            and any(x["type"] == "Approved" for x in c["status"].get("conditions") or [])
+            and c["status"].get("certificate")
+        ]
 
-    csrs = wait_for("a CSR of the bootstrap token's identity, approved and signed", issued, 60,
-                    why=lambda: cp.log("kubelet"))
+    csrs = wait_for(
+        "a CSR of the bootstrap token's identity, approved and signed", issued, 60, why=lambda: cp.log("kubelet")
+    )
     assert csrs[0]["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
     # the kubelet stores the certificate and points its kubelet.conf at it
-    wait_for("the kubelet's client certificate", lambda: (home / "pki" / "kubelet-client-current.pem").exists(), 30,
-             why=lambda: cp.log("kubelet"))
+    wait_for(
+        "the kubelet's client certificate",
+        lambda: (home / "pki" / "kubelet-client-current.pem").exists(),
+        30,
+        why=lambda: cp.log("kubelet"),
+    )
     conf = yaml.safe_load((home / "kubelet.conf").read_text())
     assert conf["users"][0]["user"]["client-certificate"].endswith("kubelet-client-current.pem")
     who = cp.kubectl("auth", "can-i", "get", "nodes/cp-1", kubeconfig=home / "kubelet.conf")
@@ -214,9 +240,12 @@ def test_mark_control_plane_on_the_registered_node(control_plane, kubelet):
     cp = control_plane
     home, _ = kubelet
     wait_for("the kubelet's client certificate", lambda: (home / "pki" / "kubelet-client-current.pem").exists(), 30)
-    node = {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": "cp-1", "labels": {"kubernetes.io/hostname": "cp-1"}},
-            "spec": {"taints": [{"key": "example.com/own", "effect": "NoSchedule"}]}}  # not a controller's
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "cp-1", "labels": {"kubernetes.io/hostname": "cp-1"}},
+        "spec": {"taints": [{"key": "example.com/own", "effect": "NoSchedule"}]},
+    }  # not a controller's
     (home / "node.json").write_text(json.dumps(node))
     made = cp.kubectl("create", "-f", str(home / "node.json"), kubeconfig=home / "kubelet.conf")
     assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
@@ -234,6 +263,7 @@ def test_mark_control_plane_on_the_registered_node(control_plane, kubelet):
 
 
 def test_the_control_plane_ran_throughout(control_plane):
-    dead = {n: control_plane.log(n) for n, p in control_plane.processes.items()
-            if p.poll() is not None and n != "kubelet"}
+    dead = {
+        n: control_plane.log(n) for n, p in control_plane.processes.items() if p.poll() is not None and n != "kubelet"
+    }
     assert not dead, dead

@@ -48,7 +48,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -56,21 +56,38 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 SUPERUSERS = "system:masters"  # the one group kube-apiserver authorizes without RBAC
-CLUSTER_ADMIN = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                 "metadata": {"name": "cluster-admin", "namespace": "", "uid": "cluster-admin-uid",
-                              "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z",
-                              "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-                 "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                           {"nonResourceURLs": ["*"], "verbs": ["*"]}]}
+CLUSTER_ADMIN = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {
+        "name": "cluster-admin",
+        "namespace": "",
+        "uid": "cluster-admin-uid",
+        "resourceVersion": "1",
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+        "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+    },
+    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+}
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # resource -> (group/version, kind, namespaced)
 RESOURCES = {
-    "secrets": ("v1", "Secret", True), "configmaps": ("v1", "ConfigMap", True), "nodes": ("v1", "Node", False),
-    "services": ("v1", "Service", True), "serviceaccounts": ("v1", "ServiceAccount", True),
-    "deployments": ("apps/v1", "Deployment", True), "daemonsets": ("apps/v1", "DaemonSet", True),
-    **{r: ("rbac.authorization.k8s.io/v1", k, r.startswith("role"))
-       for r, k in (("roles", "Role"), ("rolebindings", "RoleBinding"), ("clusterroles", "ClusterRole"),
-                    ("clusterrolebindings", "ClusterRoleBinding"))},
+    "secrets": ("v1", "Secret", True),
+    "configmaps": ("v1", "ConfigMap", True),
+    "nodes": ("v1", "Node", False),
+    "services": ("v1", "Service", True),
+    "serviceaccounts": ("v1", "ServiceAccount", True),
+    "deployments": ("apps/v1", "Deployment", True),
+    "daemonsets": ("apps/v1", "DaemonSet", True),
+    **{
+        r: ("rbac.authorization.k8s.io/v1", k, r.startswith("role"))
+        for r, k in (
+            ("roles", "Role"),
+            ("rolebindings", "RoleBinding"),
+            ("clusterroles", "ClusterRole"),
+            ("clusterrolebindings", "ClusterRoleBinding"),
+        )
+    },
 }
 KINDS = {r: k for r, (_, k, _) in RESOURCES.items()}
 GROUP_VERSION = {r: gv for r, (gv, _, _) in RESOURCES.items()}
@@ -79,8 +96,10 @@ RBAC = "rbac.authorization.k8s.io/v1"
 FIELDS = {r: ("metadata.name", "metadata.namespace", *(("type",) if r == "secrets" else ())) for r in RESOURCES}
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _RBAC_NAME = re.compile(r"[^/%]+")  # RBAC objects allow ':' in names (kubeadm:get-nodes)
-_ITEM = re.compile(r"/(?:api/(?P<core>v1)|apis/(?P<gv>[^/]+/[^/]+))/(?:namespaces/(?P<ns>[^/]+)/)?"
-                   r"(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?")
+_ITEM = re.compile(
+    r"/(?:api/(?P<core>v1)|apis/(?P<gv>[^/]+/[^/]+))/(?:namespaces/(?P<ns>[^/]+)/)?"
+    r"(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?"
+)
 
 
 class Fail(Exception):
@@ -92,8 +111,15 @@ class Fail(Exception):
 
 
 def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure" if code >= 400 else "Success",
-           "message": message, "reason": reason, "code": code}
+    obj = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if details:
         obj["details"] = details
     return obj
@@ -122,7 +148,7 @@ class ApiServerDouble:
         self.url = f"https://127.0.0.1:{self.port}"
         self._thread: threading.Thread | None = None
 
-    def start(self, ca_pem: bytes, cert_file: Path, key_file: Path) -> "ApiServerDouble":
+    def start(self, ca_pem: bytes, cert_file: Path, key_file: Path) -> ApiServerDouble:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(cert_file, key_file)
         tls.load_verify_locations(cadata=ca_pem.decode())
@@ -184,8 +210,11 @@ class ApiServerDouble:
             raise Fail(404, "NotFound", "the server could not find the requested resource")
         if method == "GET":
             verb = "get" if name else "list"
-        elif (ns or res in CLUSTER_SCOPED) and (method, bool(name)) in (("POST", False), ("PUT", True),
-                                                                        ("DELETE", True)):
+        elif (ns or res in CLUSTER_SCOPED) and (method, bool(name)) in (
+            ("POST", False),
+            ("PUT", True),
+            ("DELETE", True),
+        ):
             verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}[method]
         else:
             raise Fail(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -199,8 +228,7 @@ class ApiServerDouble:
         if verb == "delete":
             obj = self._get(res, ns, name)
             del self.objects[(res, ns, name)]
-            return 200, {**status(200, "", ""), "details": {"name": name, "kind": res,
-                                                             "uid": obj["metadata"]["uid"]}}
+            return 200, {**status(200, "", ""), "details": {"name": name, "kind": res, "uid": obj["metadata"]["uid"]}}
         obj = self._decode(res, ns, name, body)
         return (201, self._create(res, ns, obj)) if verb == "create" else (200, self._update(res, ns, name, obj))
 
@@ -211,8 +239,10 @@ class ApiServerDouble:
         if state == "forbidden" and "system:masters" not in identity[1]:
             raise Fail(403, "Forbidden", f'forbidden: User "{identity[0]}" cannot {method.lower()} path "{path}"')
         if path == "/readyz":  # text/plain, as the real one lists its checks
-            return 500, ("[+]ping ok\n[+]etcd ok\n[-]poststarthook/rbac/bootstrap-roles failed: reason withheld\n"
-                         "readyz check failed\n")
+            return 500, (
+                "[+]ping ok\n[+]etcd ok\n[-]poststarthook/rbac/bootstrap-roles failed: reason withheld\n"
+                "readyz check failed\n"
+            )
         return None
 
     def _anonymous_may_get(self, path: str) -> bool:
@@ -221,15 +251,25 @@ class ApiServerDouble:
         if not (m and m["name"] and m["res"] in RESOURCES):
             return False
         with self._lock:
-            return self.allowed(("system:anonymous", ("system:unauthenticated",)), "get", m["res"],
-                                unquote(m["ns"] or ""), unquote(m["name"]))
+            return self.allowed(
+                ("system:anonymous", ("system:unauthenticated",)),
+                "get",
+                m["res"],
+                unquote(m["ns"] or ""),
+                unquote(m["name"]),
+            )
 
     def _authorize(self, identity, verb, res, ns, name=""):
         if not self.allowed(identity, verb, res, ns, name):
             group = GROUP_VERSION.get(res, "v1").rpartition("/")[0]
             where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
-            raise Fail(403, "Forbidden", f'{res} is forbidden: User "{identity[0]}" cannot {verb} resource "{res}" in '
-                                         f'API group "{group}"{where}', {"kind": res})
+            raise Fail(
+                403,
+                "Forbidden",
+                f'{res} is forbidden: User "{identity[0]}" cannot {verb} resource "{res}" in '
+                f'API group "{group}"{where}',
+                {"kind": res},
+            )
 
     def allowed(self, identity, verb: str, res: str, ns: str, name: str = "") -> bool:
         """kube-apiserver's RBAC authorizer (plus its system:masters superuser), for resource requests."""
@@ -240,14 +280,19 @@ class ApiServerDouble:
         now = time.monotonic()
 
         def subject(s: dict) -> bool:
-            return ((s.get("kind") == "User" and s.get("name") == user)
-                    or (s.get("kind") == "Group" and s.get("name") in groups))
+            return (s.get("kind") == "User" and s.get("name") == user) or (
+                s.get("kind") == "Group" and s.get("name") in groups
+            )
 
         def grants(role: dict | None) -> bool:
-            return any((rule.get("verbs") or []) and _any(rule.get("verbs"), verb)
-                       and _any(rule.get("apiGroups"), group) and _any(rule.get("resources"), res)
-                       and (not rule.get("resourceNames") or (name and name in rule["resourceNames"]))
-                       for rule in (role or {}).get("rules") or [])
+            return any(
+                (rule.get("verbs") or [])
+                and _any(rule.get("verbs"), verb)
+                and _any(rule.get("apiGroups"), group)
+                and _any(rule.get("resources"), res)
+                and (not rule.get("resourceNames") or (name and name in rule["resourceNames"]))
+                for rule in (role or {}).get("rules") or []
+            )
 
         for (r, o_ns, o_name), b in list(self.objects.items()):
             if r not in ("clusterrolebindings", "rolebindings") or (r == "rolebindings" and (not ns or o_ns != ns)):
@@ -255,8 +300,11 @@ class ApiServerDouble:
             if now < self._honoured.get((r, o_ns, o_name), 0) or not any(map(subject, b.get("subjects") or [])):
                 continue
             ref = b.get("roleRef") or {}
-            role = (self.objects.get(("clusterroles", "", ref.get("name"))) if ref.get("kind") == "ClusterRole"
-                    else self.objects.get(("roles", o_ns, ref.get("name"))))
+            role = (
+                self.objects.get(("clusterroles", "", ref.get("name")))
+                if ref.get("kind") == "ClusterRole"
+                else self.objects.get(("roles", o_ns, ref.get("name")))
+            )
             if grants(role):
                 return True
         return False
@@ -267,33 +315,65 @@ class ApiServerDouble:
         return {"major": "1", "minor": "34", "gitVersion": "v1.34.0-test-double", "platform": "linux/amd64"}
 
     def _api(self):
-        return {"kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}],
+        }
 
     def _apis(self):
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
 
     def _v1(self):
         crud = ["create", "delete", "get", "list", "update"]
-        resources = [{"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
-                      "verbs": ["get", "list"], "shortNames": ["ns"]}]
-        resources += [{"name": r, "singularName": r[:-1], "namespaced": r not in CLUSTER_SCOPED, "kind": k,
-                       "verbs": crud, **({"shortNames": ["cm"]} if r == "configmaps" else {})}
-                      for r, k in KINDS.items() if GROUP_VERSION[r] == "v1"]
+        resources = [
+            {
+                "name": "namespaces",
+                "singularName": "namespace",
+                "namespaced": False,
+                "kind": "Namespace",
+                "verbs": ["get", "list"],
+                "shortNames": ["ns"],
+            }
+        ]
+        resources += [
+            {
+                "name": r,
+                "singularName": r[:-1],
+                "namespaced": r not in CLUSTER_SCOPED,
+                "kind": k,
+                "verbs": crud,
+                **({"shortNames": ["cm"]} if r == "configmaps" else {}),
+            }
+            for r, k in KINDS.items()
+            if GROUP_VERSION[r] == "v1"
+        ]
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources}
 
     def _namespaces(self, path):
         def ns(name):
-            return {"metadata": {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-                                 "resourceVersion": "1"}, "status": {"phase": "Active"}}
+            return {
+                "metadata": {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)), "resourceVersion": "1"},
+                "status": {"phase": "Active"},
+            }
+
         parts = path.split("/")
         if len(parts) == 4:  # /api/v1/namespaces
-            return {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": str(self._rv)},
-                    "items": [ns(n) for n in NAMESPACES]}
+            return {
+                "kind": "NamespaceList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": [ns(n) for n in NAMESPACES],
+            }
         if len(parts) == 5 and parts[4] in NAMESPACES:
             return {"kind": "Namespace", "apiVersion": "v1", **ns(parts[4])}
-        raise Fail(404, "NotFound", f'namespaces "{parts[4]}" not found' if len(parts) == 5
-                   else "the server could not find the requested resource")
+        raise Fail(
+            404,
+            "NotFound",
+            f'namespaces "{parts[4]}" not found'
+            if len(parts) == 5
+            else "the server could not find the requested resource",
+        )
 
     # --- objects --------------------------------------------------------------------------
 
@@ -308,7 +388,7 @@ class ApiServerDouble:
         labels = _selector(query.get("labelSelector", [""])[0], "label")
         for key, _, _ in fields:
             if key not in FIELDS[res]:
-                raise Fail(400, "BadRequest", f'field label not supported: {key}')
+                raise Fail(400, "BadRequest", f"field label not supported: {key}")
         items = []
         for (r, o_ns, _), obj in sorted(self.objects.items()):
             if r != res or (ns and o_ns != ns):
@@ -316,41 +396,64 @@ class ApiServerDouble:
             flat = {"metadata.name": obj["metadata"]["name"], "metadata.namespace": o_ns, "type": obj.get("type")}
             if _matches(fields, flat) and _matches(labels, obj["metadata"].get("labels") or {}):
                 items.append({k: v for k, v in obj.items() if k not in ("kind", "apiVersion")})  # as lists carry them
-        return {"kind": KINDS[res] + "List", "apiVersion": GROUP_VERSION[res], "metadata": {"resourceVersion": str(self._rv)},
-                "items": items}
+        return {
+            "kind": KINDS[res] + "List",
+            "apiVersion": GROUP_VERSION[res],
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
 
     def _decode(self, res, ns, name, body) -> dict:
         try:
             obj = json.loads(body or b"null")
         except ValueError as e:
-            raise Fail(400, "BadRequest", f"the body is not JSON: {e}")
+            raise Fail(400, "BadRequest", f"the body is not JSON: {e}") from None
         if not isinstance(obj, dict) or obj.get("kind") != KINDS[res] or obj.get("apiVersion") != GROUP_VERSION[res]:
             raise Fail(400, "BadRequest", f"the object is not a {GROUP_VERSION[res]} {KINDS[res]}")
         meta = obj.setdefault("metadata", {})
         if meta.get("namespace", ns) != ns:
-            raise Fail(400, "BadRequest", "the namespace of the provided object does not match the namespace sent "
-                                          "on the request")
+            raise Fail(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
         meta["namespace"] = ns
         if name and meta.get("name") != name:
-            raise Fail(400, "BadRequest", f"the name of the object ({meta.get('name')}) does not match the name on "
-                                          f"the URL ({name})")
+            raise Fail(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})",
+            )
         new = meta.get("name") or ""
         valid = _RBAC_NAME if GROUP_VERSION[res] == RBAC else _DNS1123
         if not (len(new) <= 253 and valid.fullmatch(new)):
             kind = KINDS[res]
-            why = "name or generateName is required" if not new else \
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
-            raise Fail(422, "Invalid", f'{kind} "{new}" is invalid: metadata.name: Invalid value: "{new}": {why}',
-                       {"name": new, "kind": res, "causes": [{"reason": "FieldValueInvalid", "message": why,
-                                                              "field": "metadata.name"}]})
+            why = (
+                "name or generateName is required"
+                if not new
+                else "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+            )
+            raise Fail(
+                422,
+                "Invalid",
+                f'{kind} "{new}" is invalid: metadata.name: Invalid value: "{new}": {why}',
+                {
+                    "name": new,
+                    "kind": res,
+                    "causes": [{"reason": "FieldValueInvalid", "message": why, "field": "metadata.name"}],
+                },
+            )
         if res == "secrets":
             data = obj.get("data") or {}
             for k, v in data.items():
                 try:
                     base64.b64decode(v, validate=True)
                 except (binascii.Error, TypeError, ValueError):
-                    raise Fail(400, "BadRequest", f"Secret in version \"v1\" cannot be handled as a Secret: "
-                                                  f"data[{k}] is not base64")
+                    raise Fail(
+                        400,
+                        "BadRequest",
+                        f'Secret in version "v1" cannot be handled as a Secret: data[{k}] is not base64',
+                    ) from None
             for k, v in (obj.pop("stringData", None) or {}).items():  # the server folds stringData into data
                 data[k] = base64.b64encode(str(v).encode()).decode()
             obj["data"] = data
@@ -365,8 +468,11 @@ class ApiServerDouble:
         name = obj["metadata"]["name"]
         if (res, ns, name) in self.objects:
             raise Fail(409, "AlreadyExists", f'{res} "{name}" already exists', {"name": name, "kind": res})
-        obj["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(),
-                               creationTimestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        obj["metadata"].update(
+            uid=str(uuid.uuid4()),
+            resourceVersion=self._next_rv(),
+            creationTimestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
         self.objects[(res, ns, name)] = obj
         self._written(res, ns, name)
         return obj
@@ -379,11 +485,18 @@ class ApiServerDouble:
         old = self._get(res, ns, name)
         rv = obj["metadata"].get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
-            raise Fail(409, "Conflict", f'Operation cannot be fulfilled on {res} "{name}": the object has been '
-                                        "modified; please apply your changes to the latest version and try again",
-                       {"name": name, "kind": res})
-        obj["metadata"].update(uid=old["metadata"]["uid"], creationTimestamp=old["metadata"]["creationTimestamp"],
-                               resourceVersion=self._next_rv())
+            raise Fail(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {res} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                {"name": name, "kind": res},
+            )
+        obj["metadata"].update(
+            uid=old["metadata"]["uid"],
+            creationTimestamp=old["metadata"]["creationTimestamp"],
+            resourceVersion=self._next_rv(),
+        )
         self.objects[(res, ns, name)] = obj
         self._written(res, ns, name)
         return obj
@@ -404,8 +517,11 @@ def _selector(text: str, kind: str) -> list[tuple[str, str, str | None]]:
         elif kind == "label" and re.fullmatch(r"!?[A-Za-z0-9._/-]+", part):
             out.append((part.lstrip("!"), "!exists" if part.startswith("!") else "exists", None))
         else:
-            raise Fail(400, "BadRequest", f"unable to parse requirement: {part!r} (the test double knows =, ==, "
-                                          "!= and, for labels, k and !k)")
+            raise Fail(
+                400,
+                "BadRequest",
+                f"unable to parse requirement: {part!r} (the test double knows =, ==, != and, for labels, k and !k)",
+            )
     return out
 
 
@@ -424,6 +540,7 @@ def _matches(reqs, values: dict) -> bool:
 
 
 # --- HTTP ---------------------------------------------------------------------------------
+
 
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -471,16 +588,19 @@ class _Handler(BaseHTTPRequestHandler):
         cert = self.connection.getpeercert()  # only a certificate that chains to the cluster CA gets here
         if cert:
             rdns = [attr for rdn in cert.get("subject", ()) for attr in rdn]
-            return (next((v for k, v in rdns if k == "commonName"), ""),
-                    tuple(v for k, v in rdns if k == "organizationName"))
+            return (
+                next((v for k, v in rdns if k == "commonName"), ""),
+                tuple(v for k, v in rdns if k == "organizationName"),
+            )
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            token, api = auth[len("Bearer "):], self.server.api
+            token, api = auth[len("Bearer ") :], self.server.api
             return api.tokens.get(token) or (api.review(token) if api.review else None)
         return None
 
 
 # --- a cluster to talk to --------------------------------------------------------------------
+
 
 @dataclass
 class Cluster:
@@ -499,8 +619,9 @@ class Cluster:
         self.api.start(self.ca_pem, self.root / "pki" / "apiserver.crt", self.root / "pki" / "apiserver.key")
 
 
-def make_cluster(root: Path, tokens: dict | None = None, start: bool = True, admins_bound: bool = True,
-                 binding_delay: float = 0.0) -> Cluster:
+def make_cluster(
+    root: Path, tokens: dict | None = None, start: bool = True, admins_bound: bool = True, binding_delay: float = 0.0
+) -> Cluster:
     """ca.crt/key and apiserver.crt/key under root/pki, admin.conf, super-admin.conf and scheduler.conf
     (a user without admin rights) in root, all made by kubeinit's own PKI and kubeconfig code; the
     double started (with start=False: cluster.start() later; until then connections are refused).
@@ -512,15 +633,23 @@ def make_cluster(root: Path, tokens: dict | None = None, start: bool = True, adm
     api = ApiServerDouble(tokens, binding_delay=binding_delay)
     if admins_bound:
         api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")] = {
-            "apiVersion": RBAC, "kind": "ClusterRoleBinding",
-            "metadata": {"name": "kubeadm:cluster-admins", "namespace": "", "uid": "admins-uid", "resourceVersion": "2",
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "apiVersion": RBAC,
+            "kind": "ClusterRoleBinding",
+            "metadata": {
+                "name": "kubeadm:cluster-admins",
+                "namespace": "",
+                "uid": "admins-uid",
+                "resourceVersion": "2",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}]}
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}],
+        }
     cfg = PKIConfig(node_name="cp-1", advertise_address="127.0.0.1", bind_port=api.port, algorithm="ECDSA-P256")
     pki = plan_pki(cfg, {}, only=["ca", "apiserver"])
-    kcs = plan_kubeconfigs(cfg, pki.result["ca.crt"], pki.result["ca.key"], {},
-                           only=["admin.conf", "super-admin.conf", "scheduler.conf"])
+    kcs = plan_kubeconfigs(
+        cfg, pki.result["ca.crt"], pki.result["ca.key"], {}, only=["admin.conf", "super-admin.conf", "scheduler.conf"]
+    )
     for sub, plan in (("pki", pki), ("", kcs)):
         for f in plan.files:
             p = root / sub / f.path

@@ -36,15 +36,19 @@ class FactsStub(Facts):
         self.declared: set[Fact] | None = None  # set by scripted.plan_over: a plan asks only these
 
     def get(self, fact):
-        assert self.declared is None or isinstance(fact, File) or fact in self.declared, \
+        assert self.declared is None or isinstance(fact, File) or fact in self.declared, (
             f"the plan asked {fact!r}, which its phase does not declare (a round trip of its own)"
+        )
         return super().get(fact)
 
     def gather(self, facts) -> None:
         """As the real host answers, one round trip per call that asks anything not known yet
         (`round_trips`): what was given is known, a declared file not given is absent."""
-        todo = [f for f in dict.fromkeys(facts) if (not self._known(f.path) if isinstance(f, (File, Listing))
-                                                    else f not in self._cache)]
+        todo = [
+            f
+            for f in dict.fromkeys(facts)
+            if (not self._known(f.path) if isinstance(f, (File, Listing)) else f not in self._cache)
+        ]
         if not todo:
             return
         self.round_trips += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from typing import Callable
+from collections.abc import Callable
 
 from kubeinit import facts as factsmod
 from kubeinit.connection import Result
@@ -50,7 +50,7 @@ def answer(argv, one: Callable[[list[str]], Result]) -> Result:
     out = b""
     for cmd in _BATCHED.findall(argv[2]):
         inlined = cmd.startswith(factsmod.INLINED + "\n")
-        r = one(["sh", "-c", cmd[len(factsmod.INLINED) + 1:]] if inlined else shlex.split(cmd))
+        r = one(["sh", "-c", cmd[len(factsmod.INLINED) + 1 :]] if inlined else shlex.split(cmd))
         out += r.stdout + f"\n{mark} {r.rc}\n".encode() + r.stderr + f"\n{mark}\n".encode()
     return Result(0, out, b"")
 
@@ -140,10 +140,16 @@ def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
     """A cluster of one control-plane host with these artifact settings."""
     from kubeinit import spec as specmod
 
-    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
-                              "kubernetesVersion": version,
-                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-                              "artifacts": artifacts})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": version,
+            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+            "artifacts": artifacts,
+        }
+    )
 
 
 def plan_phase(host, spec, impl, dry_run: bool = False) -> list:

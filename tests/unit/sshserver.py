@@ -21,7 +21,7 @@ SUDO = "sudo -n -- "
 
 
 class _Iface(paramiko.ServerInterface):
-    def __init__(self, server: "SSHServer", transport: paramiko.Transport):
+    def __init__(self, server: SSHServer, transport: paramiko.Transport):
         self.server, self.transport = server, transport
         self.tcpip: dict[int, tuple[str, int]] = {}
 
@@ -41,14 +41,20 @@ class _Iface(paramiko.ServerInterface):
 
     def check_channel_exec_request(self, channel, command):
         self.server.commands.append(command.decode())
-        threading.Thread(target=self.server._exec, args=(self.transport, channel, command.decode()),
-                         daemon=True).start()
+        threading.Thread(
+            target=self.server._exec, args=(self.transport, channel, command.decode()), daemon=True
+        ).start()
         return True
 
 
 class SSHServer:
-    def __init__(self, authorized: list[paramiko.PKey], host_key: paramiko.PKey | None = None,
-                 users: tuple[str, ...] = ("root", "kube"), sudo: str = "ok"):
+    def __init__(
+        self,
+        authorized: list[paramiko.PKey],
+        host_key: paramiko.PKey | None = None,
+        users: tuple[str, ...] = ("root", "kube"),
+        sudo: str = "ok",
+    ):
         self.host_key = host_key or paramiko.ECDSAKey.generate()
         self.authorized = {k.asbytes() for k in authorized}
         self.users = users
@@ -105,11 +111,10 @@ class SSHServer:
                 chan.send_exit_status(1)
                 chan.close()
                 return
-            command = command[len(SUDO):]
+            command = command[len(SUDO) :]
         if self.drop_after is not None:
             threading.Timer(self.drop_after, t.close).start()
-        p = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+        p = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
         def pump_in():
             try:
@@ -130,9 +135,11 @@ class SSHServer:
                 except OSError:
                     return
 
-        threads = [threading.Thread(target=pump_in, daemon=True),
-                   threading.Thread(target=pump_out, args=(p.stdout, chan.sendall), daemon=True),
-                   threading.Thread(target=pump_out, args=(p.stderr, chan.sendall_stderr), daemon=True)]
+        threads = [
+            threading.Thread(target=pump_in, daemon=True),
+            threading.Thread(target=pump_out, args=(p.stdout, chan.sendall), daemon=True),
+            threading.Thread(target=pump_out, args=(p.stderr, chan.sendall_stderr), daemon=True),
+        ]
         early = self.status_first
         for th in threads[:1] if early is not None else threads:
             th.start()
@@ -210,6 +217,7 @@ def wait_until(cond, timeout: float = 5.0) -> bool:
 
 
 # --- fixtures shared by the SSH tests (imported by name in test_ssh_*.py) ---------------
+
 
 @pytest.fixture(scope="module")
 def client_key(tmp_path_factory):

@@ -59,8 +59,12 @@ class MemoryHost:
 
 
 def make(hosts, **opts):
-    spec = specmod.ClusterSpec(hosts=[specmod.Host(h.name, f"10.0.0.{i + 1}", "control-plane" if i == 0 else "worker")
-                                      for i, h in enumerate(hosts)])
+    spec = specmod.ClusterSpec(
+        hosts=[
+            specmod.Host(h.name, f"10.0.0.{i + 1}", "control-plane" if i == 0 else "worker")
+            for i, h in enumerate(hosts)
+        ]
+    )
     by_name = {h.name: h for h in hosts}
     targets = [Target(h, lambda host: by_name[host.name]) for h in spec.hosts]
     return Context(spec, targets, Options(resume=lambda p: f"kubeinit up -f c.yaml --only {p}", **opts))
@@ -75,6 +79,7 @@ class View:
         def record(*args):
             with self.lock:
                 self.events.append((name, *args))
+
         return record
 
 
@@ -137,13 +142,16 @@ def test_host_lost_after_a_change_is_named_and_not_dialled_again():
         if "restart" in " ".join(argv):
             lost.unreachable = True
         return lost.run_ok(argv, stdin, timeout)
+
     lost.run = run
     hosts = [MemoryHost("a"), lost]
     ctx = make(hosts)
     logins = []
     first = ctx.targets[1]._connect
     ctx.targets[1]._connect = lambda host: (logins.append(host.name), first(host))[1]
-    with pytest.raises(StepFailed, match=r"^lost: phase write failed at 'run systemctl restart thing': host unreachable"):
+    with pytest.raises(
+        StepFailed, match=r"^lost: phase write failed at 'run systemctl restart thing': host unreachable"
+    ):
         execute(ctx, [phase("write", write_key)], View())
     assert logins == ["lost"]
 
@@ -177,17 +185,22 @@ def test_log_is_masked_and_private(tmp_path):
 def test_facts_of_phases_after_a_read_only_one_are_gathered_with_its_own():
     """preflight only reads, so the next phase's probes ride in its round trip; a phase that
     changes hosts ends that: the one after it gathers its own facts when it starts."""
+
     def probe(cmd):
         def plan(ctx, t):
             t.facts.run("echo", cmd)
             yield from ensure_file(t, f"/etc/{cmd}", cmd.encode(), 0o644)
+
         return plan, lambda ctx, t: [Command(("echo", cmd)), File(f"/etc/{cmd}")]
 
     check_plan, check_gather = probe("check")
     install_plan, install_gather = probe("install")
     after_plan, after_gather = probe("after")
-    phases = [phase("check", check_plan, check_gather, read_only=True), phase("install", install_plan, install_gather),
-              phase("after", after_plan, after_gather)]
+    phases = [
+        phase("check", check_plan, check_gather, read_only=True),
+        phase("install", install_plan, install_gather),
+        phase("after", after_plan, after_gather),
+    ]
     hosts = [MemoryHost("a")]
     calls = []
     real = MemoryHost.run
@@ -206,8 +219,12 @@ def test_logins_start_before_the_run_and_are_tried_once():
     attempt, reported by the phase like any unreachable host."""
     from kubeinit.apply import connect_ahead
 
-    spec = specmod.ClusterSpec(hosts=[specmod.Host(n, f"10.0.0.{i + 1}", "control-plane" if i == 0 else "worker")
-                                      for i, n in enumerate(["a", "b", "down", "late"])])
+    spec = specmod.ClusterSpec(
+        hosts=[
+            specmod.Host(n, f"10.0.0.{i + 1}", "control-plane" if i == 0 else "worker")
+            for i, n in enumerate(["a", "b", "down", "late"])
+        ]
+    )
     attempts: list[str] = []
     started = threading.Event()
 
@@ -219,8 +236,11 @@ def test_logins_start_before_the_run_and_are_tried_once():
             raise HostUnreachable("no route to host")
         return MemoryHost(host.name)
 
-    ctx = Context(spec, [Target(h, connect) for h in spec.hosts],
-                  Options(parallel=3, resume=lambda p: f"kubeinit up -f c.yaml --only {p}"))
+    ctx = Context(
+        spec,
+        [Target(h, connect) for h in spec.hosts],
+        Options(parallel=3, resume=lambda p: f"kubeinit up -f c.yaml --only {p}"),
+    )
     connect_ahead(ctx, [phase("write", write_key)])
     assert started.wait(5), "logins begin before execute is called"
     time.sleep(0.3)
@@ -242,12 +262,14 @@ def test_each_failed_host_gets_one_line_with_its_own_reason(capsys, monkeypatch)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "✗" in ln]
     assert sorted(lines) == [
         "  b: ✗ write failed at 'systemctl restart thing': exit code 3: line one | the real reason",
-        "  c: ✗ write failed at 'connect': host unreachable (connection reset)"]
+        "  c: ✗ write failed at 'connect': host unreachable (connection reset)",
+    ]
 
 
 def test_dry_run_prints_the_plan_a_real_run_applies_over_the_same_facts():
     """plan_phase gives one value per phase: --dry-run prints it, a real run applies it. Over two
     hosts with the same facts (one already has the file), the steps printed are the steps run."""
+
     def conf(ctx, t):
         yield from ensure_file(t, "/etc/k/conf", b"v2", 0o644)
         if t.facts.file("/etc/k/conf") and t.facts.file("/etc/k/conf").sha256 != scripted.sha(b"v1"):
@@ -262,8 +284,9 @@ def test_dry_run_prints_the_plan_a_real_run_applies_over_the_same_facts():
     dry, real = View(), View()
     execute(make(hosts(), dry_run=True), phases, dry)
     execute(make(hosts()), phases, real)
-    printed = [(h, p, s.describe()) for name, h, p, steps in (e for e in dry.events if e[0] == "planned")
-               for s in steps]
+    printed = [
+        (h, p, s.describe()) for name, h, p, steps in (e for e in dry.events if e[0] == "planned") for s in steps
+    ]
     applied = [(h, p, s.describe()) for name, h, p, s in (e for e in real.events if e[0] == "step")]
     assert sorted(printed) == sorted(applied) and len(printed) == 8
 

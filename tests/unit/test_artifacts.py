@@ -21,48 +21,70 @@ def test_upstream_release_locations():
     assert artifacts.upstream("containerd", "1.7.24", "amd64") == (
         "https://github.com/containerd/containerd/releases/download/v1.7.24/containerd-1.7.24-linux-amd64.tar.gz",
         "https://github.com/containerd/containerd/releases/download/v1.7.24/containerd-1.7.24-linux-amd64.tar.gz"
-        ".sha256sum")
+        ".sha256sum",
+    )
     assert artifacts.upstream("runc", "1.2.3", "arm64") == (
         "https://github.com/opencontainers/runc/releases/download/v1.2.3/runc.arm64",
-        "https://github.com/opencontainers/runc/releases/download/v1.2.3/runc.sha256sum")
+        "https://github.com/opencontainers/runc/releases/download/v1.2.3/runc.sha256sum",
+    )
     assert artifacts.upstream("cni-plugins", "1.6.1", "amd64")[0] == (
-        "https://github.com/containernetworking/plugins/releases/download/v1.6.1/cni-plugins-linux-amd64-v1.6.1.tgz")
+        "https://github.com/containernetworking/plugins/releases/download/v1.6.1/cni-plugins-linux-amd64-v1.6.1.tgz"
+    )
     assert artifacts.upstream("crictl", "1.31.1", "amd64")[1] == (
         "https://github.com/kubernetes-sigs/cri-tools/releases/download/v1.31.1/crictl-v1.31.1-linux-amd64.tar.gz"
-        ".sha256")
+        ".sha256"
+    )
     assert artifacts.upstream("etcd", "3.5.17", "amd64") == (
         "https://github.com/etcd-io/etcd/releases/download/v3.5.17/etcd-v3.5.17-linux-amd64.tar.gz",
-        "https://github.com/etcd-io/etcd/releases/download/v3.5.17/SHA256SUMS")
+        "https://github.com/etcd-io/etcd/releases/download/v3.5.17/SHA256SUMS",
+    )
     assert artifacts.upstream("kubelet", "v1.32.5", "amd64") == (
         "https://dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubelet",
-        "https://dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubelet.sha256")
+        "https://dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubelet.sha256",
+    )
 
 
 def test_mirror_replaces_the_scheme_and_keeps_host_and_path(tmp_path):
     url = "https://dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubectl"
-    assert artifacts.mirrored(url, "http://10.0.0.1:8080/") == "http://10.0.0.1:8080/dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubectl"
-    assert artifacts.mirrored(url, str(tmp_path)) == f"file://{tmp_path}/dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubectl"
+    assert (
+        artifacts.mirrored(url, "http://10.0.0.1:8080/")
+        == "http://10.0.0.1:8080/dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubectl"
+    )
+    assert (
+        artifacts.mirrored(url, str(tmp_path)) == f"file://{tmp_path}/dl.k8s.io/release/v1.32.5/bin/linux/amd64/kubectl"
+    )
     assert artifacts.mirrored(url, None) == url
 
 
 def test_release_from_spec_uses_pins_versions_and_mirror():
-    spec = specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster",
-                              "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
-                              "artifacts": {"mirror": "http://m", "allowInsecureMirror": True,
-                                            "runc": {"version": "v1.1.5", "sha256": "A" * 64}}})
+    spec = specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
+            "artifacts": {
+                "mirror": "http://m",
+                "allowInsecureMirror": True,
+                "runc": {"version": "v1.1.5", "sha256": "A" * 64},
+            },
+        }
+    )
     r = artifacts.release(spec, "runc", "amd64")
     assert (r.version, r.pinned, r.filename) == ("1.1.5", "a" * 64, "runc.amd64")
     assert r.url == "http://m/github.com/opencontainers/runc/releases/download/v1.1.5/runc.amd64"
     assert artifacts.release(spec, "containerd", "amd64").version == specmod.DEFAULT_ARTIFACTS["containerd"]
 
 
-@pytest.mark.parametrize("text", [
-    "{d}  runc.amd64\n{o}  runc.arm64\n",  # sha256sum
-    "{o}  etcd-v3.5.17-linux-arm64.tar.gz\n{d}  runc.amd64\n",  # SHA256SUMS
-    "{d} *runc.amd64\n",  # binary mode
-    "{d}  ./runc.amd64\n",
-    "{d}",  # dl.k8s.io: bare hex, no newline
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{d}  runc.amd64\n{o}  runc.arm64\n",  # sha256sum
+        "{o}  etcd-v3.5.17-linux-arm64.tar.gz\n{d}  runc.amd64\n",  # SHA256SUMS
+        "{d} *runc.amd64\n",  # binary mode
+        "{d}  ./runc.amd64\n",
+        "{d}",  # dl.k8s.io: bare hex, no newline
+    ],
+)
 def test_checksum_file_formats(text):
     d, o = "d" * 64, "0" * 64
     assert artifacts.parse_sums(text.format(d=d, o=o), "runc.amd64") == d
@@ -119,8 +141,16 @@ def rel_for(mirror_base: str, name="runc", version="1.1.5", pinned=None, allow_u
     """A release of a version outside the table, opted in (artifacts.allowUnlistedVersions) unless told:
     these tests are about the published checksum path."""
     url, sums = artifacts.upstream(name, version, "amd64")
-    return Release(name, version, "amd64", artifacts.mirrored(url, mirror_base), artifacts.mirrored(sums, mirror_base),
-                   url.rsplit("/", 1)[1], pinned, allow_unlisted)
+    return Release(
+        name,
+        version,
+        "amd64",
+        artifacts.mirrored(url, mirror_base),
+        artifacts.mirrored(sums, mirror_base),
+        url.rsplit("/", 1)[1],
+        pinned,
+        allow_unlisted,
+    )
 
 
 def test_download_verifies_against_the_published_checksum_and_caches(mirror):
@@ -158,10 +188,12 @@ def test_wrong_checksum_stops_with_one_sentence_and_caches_nothing(mirror):
     with pytest.raises(ArtifactError) as e:
         artifacts.fetch(rel)
     msg = str(e.value)
-    assert msg.startswith(f"containerd 1.6.20 from {rel.url} does not match its checksum: expected sha256 "
-                          f"{hashlib.sha256(b'the real archive').hexdigest()} (published in "
-                          f"containerd-1.6.20-linux-amd64.tar.gz.sha256sum), got "
-                          f"{hashlib.sha256(b'a corrupted archive').hexdigest()}")
+    assert msg.startswith(
+        f"containerd 1.6.20 from {rel.url} does not match its checksum: expected sha256 "
+        f"{hashlib.sha256(b'the real archive').hexdigest()} (published in "
+        f"containerd-1.6.20-linux-amd64.tar.gz.sha256sum), got "
+        f"{hashlib.sha256(b'a corrupted archive').hexdigest()}"
+    )
     assert "nothing was installed" in msg and msg.count(". ") == 0
     cached = artifacts.cache_path(rel.url)
     assert not cached.exists() and not [p for p in cached.parent.iterdir() if "partial" in p.name]
@@ -204,11 +236,22 @@ def test_directory_mirror(tmp_path, monkeypatch):
 
 # --- kubeinit's own checksum table: a mirror cannot vouch for itself --------------------------
 
+
 def spec_for(mirror: str, name: str, version: str, arch: str = "amd64", **artifacts_fields):
-    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster",
-                              "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
-                              "artifacts": {"mirror": mirror, "allowInsecureMirror": True, "arch": arch,
-                                            name: {"version": version}, **artifacts_fields}})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
+            "artifacts": {
+                "mirror": mirror,
+                "allowInsecureMirror": True,
+                "arch": arch,
+                name: {"version": version},
+                **artifacts_fields,
+            },
+        }
+    )
 
 
 def test_the_shipped_table_covers_the_defaults_with_real_digests():
@@ -240,8 +283,14 @@ def test_a_tampered_artifact_with_a_matching_checksum_file_is_refused_for_every_
         path.write_bytes(fake)
         sums_path = mirror.root / sums.split("://", 1)[1]
         old = sums_path.read_text() if sums_path.exists() else ""  # etcd's SHA256SUMS and runc's list both arches
-        sums_path.write_text(old + (hashlib.sha256(fake).hexdigest() if sums.endswith(".sha256") and name not in
-                                    ("cni-plugins", "crictl") else sums_body(fake, path.name)))
+        sums_path.write_text(
+            old
+            + (
+                hashlib.sha256(fake).hexdigest()
+                if sums.endswith(".sha256") and name not in ("cni-plugins", "crictl")
+                else sums_body(fake, path.name)
+            )
+        )
         rel = artifacts.release(spec_for(mirror.url, name, version, arch), name, arch)
         assert artifacts.expected_sha256(rel) == artifacts.known_sha256(name, version, arch)
         with pytest.raises(ArtifactError) as e:
@@ -249,8 +298,9 @@ def test_a_tampered_artifact_with_a_matching_checksum_file_is_refused_for_every_
         assert f"{name} {version} from {rel.url} does not match its checksum" in str(e.value)
         assert "(kubeinit's checksum table)" in str(e.value) and "nothing was installed" in str(e.value)
         assert not artifacts.cache_path(rel.url).exists()
-    assert not any(p.endswith((".sha256", ".sha256sum", "SHA256SUMS")) for p in mirror.hits), \
+    assert not any(p.endswith((".sha256", ".sha256sum", "SHA256SUMS")) for p in mirror.hits), (
         "a listed version never asks the mirror for a checksum"
+    )
 
 
 def test_a_pinned_digest_still_works_for_listed_and_unlisted_versions(mirror):
@@ -259,8 +309,9 @@ def test_a_pinned_digest_still_works_for_listed_and_unlisted_versions(mirror):
         mirror.publish(url, f"a site's own {name} {version} build".encode())
         data = f"a site's own {name} {version} build".encode()
         pin = hashlib.sha256(data).hexdigest()
-        rel = artifacts.release(spec_for(mirror.url, name, version, containerd={"version": version, "sha256": pin}),
-                                name, "amd64")
+        rel = artifacts.release(
+            spec_for(mirror.url, name, version, containerd={"version": version, "sha256": pin}), name, "amd64"
+        )
         assert artifacts.fetch(rel).read_bytes() == data
 
 
@@ -277,7 +328,8 @@ def test_an_unlisted_version_is_refused_unless_pinned_or_allowed(mirror, monkeyp
     assert str(e.value) == (
         "runc 1.1.5 (linux/amd64) is not in kubeinit's checksum table, so nothing vouches for what a mirror serves; "
         "pin its digest as artifacts.runc.sha256 in the cluster file, or set artifacts.allowUnlistedVersions: true "
-        "to trust the release's published checksum")
+        "to trust the release's published checksum"
+    )
     assert not mirror.hits, "refused before anything is fetched"
     warnings: list[str] = []
     monkeypatch.setattr(ui, "warn", warnings.append)
@@ -293,11 +345,16 @@ def test_an_http_mirror_is_refused_unless_allowed_and_then_warned_once(tmp_path,
     from kubeinit import ui
     from kubeinit.errors import SpecError
 
-    base = {"apiVersion": specmod.API_VERSION, "kind": "Cluster",
-            "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}]}
+    base = {
+        "apiVersion": specmod.API_VERSION,
+        "kind": "Cluster",
+        "hosts": [{"name": "a", "address": "10.0.0.1", "role": "control-plane"}],
+    }
     with pytest.raises(SpecError) as e:
         specmod.from_dict({**base, "artifacts": {"mirror": "http://mirror.internal/"}})
-    assert e.value.exit_code == 2 and str(e.value).startswith("artifacts.mirror: 'http://mirror.internal/' is plain http")
+    assert e.value.exit_code == 2 and str(e.value).startswith(
+        "artifacts.mirror: 'http://mirror.internal/' is plain http"
+    )
     assert "artifacts.allowInsecureMirror: true" in str(e.value)
     for fine in ("https://mirror.internal/", str(tmp_path), f"file://{tmp_path}"):
         specmod.from_dict({**base, "artifacts": {"mirror": fine}})

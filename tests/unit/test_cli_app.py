@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kubeinit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kubeinit", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "NO_COLOR": "1", **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "kubeinit", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        timeout=60,
+    )
 
 
 def _sections(text: str) -> dict[str, list[str]]:
@@ -55,8 +61,14 @@ def test_init_help_prints_inits_phase_tree_as_kubeadm_does():
     def walk(phases, depth):
         for p in phases:
             name = ("  " * depth + "/" + p.name) if depth else p.name
-            row = next((ln for ln in lines if ln.strip().startswith(name.strip() + " ")
-                        and ln.lstrip(" ") != ln and ln.startswith("  " + name)), None)
+            row = next(
+                (
+                    ln
+                    for ln in lines
+                    if ln.strip().startswith(name.strip() + " ") and ln.lstrip(" ") != ln and ln.startswith("  " + name)
+                ),
+                None,
+            )
             assert row is not None, name
             assert row.rstrip().endswith("(not available yet)") == (not p.available), row
             walk(p.children, depth + 1)
@@ -93,8 +105,9 @@ def test_completion_script_and_completions():
     assert "_KUBEINIT_COMPLETE=complete_bash" in script.stdout and "complete " in script.stdout
 
     def complete(words: str) -> list[str]:
-        r = _kubeinit(env={"_KUBEINIT_COMPLETE": "complete_bash", "COMP_WORDS": words,
-                           "COMP_CWORD": str(len(words.split()) - 1)})
+        r = _kubeinit(
+            env={"_KUBEINIT_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        )
         assert r.returncode == 0, r.stderr
         return r.stdout.split()
 
@@ -104,8 +117,12 @@ def test_completion_script_and_completions():
 
 
 def test_help_is_plain_text_without_rich_or_pydantic():
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "kubeinit", "init", "--help"], capture_output=True,
-                       text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kubeinit", "init", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0
     modules = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
     assert "typer" in modules

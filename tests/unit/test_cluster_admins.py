@@ -9,6 +9,8 @@ import shutil
 import subprocess
 
 import pytest
+from apiserver import make_cluster
+from test_cluster_api import View, make_spec, run
 
 from kubeinit.connection import LocalConnection
 from kubeinit.context import Context, Options, Target
@@ -16,9 +18,6 @@ from kubeinit.errors import KubeinitError, StepFailed
 from kubeinit.kube import admins
 from kubeinit.kube.client import ApiError, Client
 from kubeinit.workflow import find, init_phases
-
-from apiserver import make_cluster
-from test_cluster_api import View, make_spec, run
 
 CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
 
@@ -39,13 +38,19 @@ def test_the_double_authorizes_as_rbac_does(unbound):
         admin.list(CONFIGMAPS)  # kubeadm:cluster-admins is no group of superusers
     assert Client.from_kubeconfig(unbound.kubeconfig("super-admin.conf")).list(CONFIGMAPS)["items"] == []
     # a RoleBinding grants in its namespace only, and resourceNames only those objects
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "r", "namespace": "kube-system"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["get"]}]}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {"name": "r", "namespace": "kube-system"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kubernetes-admin"}]}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "r", "namespace": "kube-system"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["get"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "r", "namespace": "kube-system"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kubernetes-admin"}],
+    }
     api.objects[("roles", "kube-system", "r")] = role
     api.objects[("rolebindings", "kube-system", "r")] = binding
     assert api.allowed(("kubernetes-admin", ()), "get", "configmaps", "kube-system", "a")
@@ -61,29 +66,49 @@ def test_the_phases_bind_admin_conf_with_super_admin_conf_and_wait_until_it_is_h
     crb = api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")]
     assert crb["roleRef"]["name"] == "cluster-admin"
     assert [(s["kind"], s["name"]) for s in crb["subjects"]] == [("Group", "kubeadm:cluster-admins")]
-    made = api.requests.index(("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-                               "kubernetes-super-admin"))
-    polls = [r for r in api.requests[made + 1:] if r[1].endswith("/clusterrolebindings/kubeadm:cluster-admins")]
+    made = api.requests.index(
+        ("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "kubernetes-super-admin")
+    )
+    polls = [r for r in api.requests[made + 1 :] if r[1].endswith("/clusterrolebindings/kubeadm:cluster-admins")]
     assert len(polls) >= 2, "admin.conf was asked again until the authorizer honoured the binding"
-    assert [r for r in api.requests if r[2] == "kubernetes-super-admin"] == [api.requests[made]], \
+    assert [r for r in api.requests if r[2] == "kubernetes-super-admin"] == [api.requests[made]], (
         "super-admin.conf is used for the binding and nothing else"
+    )
     if shutil.which("kubectl"):  # and the real client, as the admin, may now read the cluster
-        got = subprocess.run(["kubectl", "--kubeconfig", str(unbound.admin_conf), "-n", "kube-system", "get",
-                              "configmaps", "kubeadm-config", "-o", "name"], capture_output=True, text=True, timeout=60)
+        got = subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(unbound.admin_conf),
+                "-n",
+                "kube-system",
+                "get",
+                "configmaps",
+                "kubeadm-config",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert got.returncode == 0 and got.stdout.strip() == "configmap/kubeadm-config", got.stderr
     before = list(api.requests)
     assert run(unbound, phases=["upload-config/kubeadm", "bootstrap-token"]).total_changed == 8
-    assert not [r for r in api.requests[len(before):] if r[2] == "kubernetes-super-admin"], "bound: not asked again"
+    assert not [r for r in api.requests[len(before) :] if r[2] == "kubernetes-super-admin"], "bound: not asked again"
 
 
 def test_without_super_admin_conf_a_refused_admin_conf_is_one_clear_line(unbound):
     (unbound.root / "super-admin.conf").unlink()
-    with pytest.raises(StepFailed, match=r"cp-1: phase upload-config/kubeadm failed at 'api ensure ClusterRoleBinding "
-                                         r"kubeadm:cluster-admins \(with super-admin\.conf\)': .*admin\.conf's user "
-                                         r"'kubernetes-admin' may do nothing \(403 Forbidden\): the ClusterRoleBinding "
-                                         r"kubeadm:cluster-admins is missing and there is no super-admin\.conf .*"
-                                         r"kubectl create clusterrolebinding kubeadm:cluster-admins "
-                                         r"--clusterrole=cluster-admin --group=kubeadm:cluster-admins"):
+    with pytest.raises(
+        StepFailed,
+        match=r"cp-1: phase upload-config/kubeadm failed at 'api ensure ClusterRoleBinding "
+        r"kubeadm:cluster-admins \(with super-admin\.conf\)': .*admin\.conf's user "
+        r"'kubernetes-admin' may do nothing \(403 Forbidden\): the ClusterRoleBinding "
+        r"kubeadm:cluster-admins is missing and there is no super-admin\.conf .*"
+        r"kubectl create clusterrolebinding kubeadm:cluster-admins "
+        r"--clusterrole=cluster-admin --group=kubeadm:cluster-admins",
+    ):
         run(unbound, phases=["upload-config/kubeadm"])
     assert not [r for r in unbound.api.requests if r[0] != "GET"]
 
@@ -98,9 +123,12 @@ def test_a_binding_the_authorizer_never_honours_ends_in_one_sentence(unbound):
     del unbound.api.objects[("clusterroles", "", "cluster-admin")]  # the RBAC bootstrap never made it
     admin = Client.from_kubeconfig(unbound.admin_conf)
     sup = Client.from_kubeconfig(unbound.kubeconfig("super-admin.conf"))
-    with pytest.raises(KubeinitError, match=r"'kubernetes-admin' was still refused 1 s after ClusterRoleBinding "
-                                            r"kubeadm:cluster-admins was made with super-admin\.conf \(last: 403 "
-                                            r"Forbidden: .*\); does the API server authorize with RBAC"):
+    with pytest.raises(
+        KubeinitError,
+        match=r"'kubernetes-admin' was still refused 1 s after ClusterRoleBinding "
+        r"kubeadm:cluster-admins was made with super-admin\.conf \(last: 403 "
+        r"Forbidden: .*\); does the API server authorize with RBAC",
+    ):
         admins.ensure(admin, lambda: sup, timeout=1, interval=0.2)
 
 

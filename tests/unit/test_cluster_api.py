@@ -10,19 +10,18 @@ import threading
 
 import pytest
 import yaml
+from apiserver import make_cluster
+from sshserver import client_key, server  # noqa: F401 (fixtures)
 
 from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection
+from kubeinit.context import Context, Options, Target
 from kubeinit.errors import StepFailed
 from kubeinit.kube import admins, objects
 from kubeinit.kube.client import Client, Unreachable
-from kubeinit.context import Context, Options, Target
 from kubeinit.steps import Notice
 from kubeinit.workflow import find, init_phases
-
-from apiserver import make_cluster
-from sshserver import client_key, server  # noqa: F401 (fixtures)
 
 PHASES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet", "bootstrap-token"]
 MARK = ["mark-control-plane"]
@@ -45,17 +44,25 @@ class View:
         def record(*args):
             with self.lock:
                 self.events.append((name, *args))
+
         return record
 
 
 def make_spec(cluster, pod_subnet: str = "10.244.0.0/16"):
-    return specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "lab", "kubernetesVersion": "v1.33.1",
-        "bindPort": cluster.api.port, "kubeconfigDir": str(cluster.root),
-        "pki": {"certificatesDir": str(cluster.root / "pki")},
-        "networking": {"podSubnet": pod_subnet},
-        "components": {"apiServer": {"extraArgs": {"audit-log-maxage": "7"}}},
-        "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}]})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "lab",
+            "kubernetesVersion": "v1.33.1",
+            "bindPort": cluster.api.port,
+            "kubeconfigDir": str(cluster.root),
+            "pki": {"certificatesDir": str(cluster.root / "pki")},
+            "networking": {"podSubnet": pod_subnet},
+            "components": {"apiServer": {"extraArgs": {"audit-log-maxage": "7"}}},
+            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
+        }
+    )
 
 
 def run(cluster, spec=None, dry_run=False, phases=PHASES, view=None):
@@ -68,11 +75,18 @@ def run(cluster, spec=None, dry_run=False, phases=PHASES, view=None):
 def register_node(cluster, name: str = "cp-1", taints: list | None = None) -> None:
     """What the kubelet does when it starts: the Node object, with labels of its own."""
     cluster.api.objects[("nodes", "", name)] = {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "namespace": "", "uid": "u1", "resourceVersion": "5",
-                     "creationTimestamp": "2026-12-01T00:00:00Z",
-                     "labels": {"kubernetes.io/hostname": name}},
-        "spec": {"taints": taints or [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}}
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "namespace": "",
+            "uid": "u1",
+            "resourceVersion": "5",
+            "creationTimestamp": "2026-12-01T00:00:00Z",
+            "labels": {"kubernetes.io/hostname": name},
+        },
+        "spec": {"taints": taints or [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]},
+    }
 
 
 def cm(cluster, ns, name) -> dict:
@@ -94,21 +108,29 @@ def test_the_phases_write_kubeadms_objects_and_a_rerun_only_skips(cluster):
     kubelet = yaml.safe_load(cm(cluster, "kube-system", "kubelet-config")["data"]["kubelet"])
     assert kubelet["kind"] == "KubeletConfiguration" and kubelet["clusterDNS"] == ["10.96.0.10"]
     # RBAC as kubeadm makes it (reference §4.3, §4.8)
-    crb = {n: (o["roleRef"]["name"], [(s["kind"], s["name"]) for s in o["subjects"]])
-           for (r, _, n), o in api.objects.items() if r == "clusterrolebindings"}
+    crb = {
+        n: (o["roleRef"]["name"], [(s["kind"], s["name"]) for s in o["subjects"]])
+        for (r, _, n), o in api.objects.items()
+        if r == "clusterrolebindings"
+    }
     bootstrappers = [("Group", "system:bootstrappers:kubeadm:default-node-token")]
     assert crb == {
         "kubeadm:cluster-admins": ("cluster-admin", [("Group", "kubeadm:cluster-admins")]),  # admin.conf's group
         "kubeadm:kubelet-bootstrap": ("system:node-bootstrapper", bootstrappers),
         "kubeadm:get-nodes": ("kubeadm:get-nodes", bootstrappers),
-        "kubeadm:node-autoapprove-bootstrap":
-            ("system:certificates.k8s.io:certificatesigningrequests:nodeclient", bootstrappers),
-        "kubeadm:node-autoapprove-certificate-rotation":
-            ("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", [("Group", "system:nodes")]),
+        "kubeadm:node-autoapprove-bootstrap": (
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            bootstrappers,
+        ),
+        "kubeadm:node-autoapprove-certificate-rotation": (
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            [("Group", "system:nodes")],
+        ),
     }
     role = api.objects[("roles", "kube-public", "kubeadm:bootstrap-signer-clusterinfo")]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"],
-                              "verbs": ["get"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"], "verbs": ["get"]}
+    ]
     binding = api.objects[("rolebindings", "kube-public", "kubeadm:bootstrap-signer-clusterinfo")]
     assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("User", "system:anonymous")]
     readers = api.objects[("rolebindings", "kube-system", "kubeadm:nodes-kubeadm-config")]["subjects"]
@@ -117,13 +139,18 @@ def test_the_phases_write_kubeadms_objects_and_a_rerun_only_skips(cluster):
     info = cm(cluster, "kube-public", "cluster-info")["data"]["kubeconfig"]
     admin = yaml.safe_load(cluster.admin_conf.read_text())["clusters"][0]["cluster"]
     parsed = yaml.safe_load(info)
-    assert parsed["clusters"] == [{"cluster": {"certificate-authority-data": admin["certificate-authority-data"],
-                                               "server": admin["server"]}, "name": ""}]
+    assert parsed["clusters"] == [
+        {
+            "cluster": {"certificate-authority-data": admin["certificate-authority-data"], "server": admin["server"]},
+            "name": "",
+        }
+    ]
     assert parsed["users"] is None and info.endswith("users: null\n")
 
     # admin.conf was refused, so super-admin.conf made its binding: that one request, nothing else
-    assert [(m, p) for m, p, u in api.requests if u == "kubernetes-super-admin"] == \
-        [("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")]
+    assert [(m, p) for m, p, u in api.requests if u == "kubernetes-super-admin"] == [
+        ("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")
+    ]
     assert api.connections == 2, "one kept connection for admin.conf's requests, one for super-admin.conf's"
     writes = [r for r in api.requests if r[0] in ("POST", "PUT")]
     again = run(cluster)
@@ -147,8 +174,11 @@ def test_dry_run_reads_the_cluster_and_writes_nothing(cluster):
     view = View()
     run(cluster, dry_run=True, view=view)  # admin.conf may read nothing yet: every object is shown as new
     notes = [s.text for e in view.events if e[0] == "planned" for s in e[3] if isinstance(s, Notice)]
-    assert any("is not a cluster admin yet: the run makes ClusterRoleBinding kubeadm:cluster-admins with "
-               "super-admin.conf first" in n for n in notes), notes
+    assert any(
+        "is not a cluster admin yet: the run makes ClusterRoleBinding kubeadm:cluster-admins with "
+        "super-admin.conf first" in n
+        for n in notes
+    ), notes
     cluster.api.objects[("clusterrolebindings", "", "kubeadm:cluster-admins")] = dict(admins.BINDING)  # as a run does
     run(cluster, dry_run=True)
     assert not [r for r in cluster.api.requests if r[0] not in ("GET",)]
@@ -160,9 +190,12 @@ def test_wait_gives_up_with_one_clear_sentence(cluster, tmp_path):
     objects.wait_ready(client, "/readyz", timeout=2)  # the double is ready
     cluster.api.stop()
     client.close()  # the double's stop leaves kept connections open; a stopped API server's close
-    with pytest.raises(Unreachable, match=r"did not answer /readyz with ok within 1 s \(last: cannot reach the API "
-                                          r"server .*connection refused\).*`journalctl -u kubelet`.*`crictl logs "
-                                          r"\$\(crictl ps -q --name kube-apiserver\)`"):
+    with pytest.raises(
+        Unreachable,
+        match=r"did not answer /readyz with ok within 1 s \(last: cannot reach the API "
+        r"server .*connection refused\).*`journalctl -u kubelet`.*`crictl logs "
+        r"\$\(crictl ps -q --name kube-apiserver\)`",
+    ):
         objects.wait_ready(client, "/readyz", timeout=1, interval=0.2)
 
 
@@ -186,15 +219,21 @@ def test_wait_keeps_asking_a_server_that_is_not_listening_then_starting(tmp_path
 def test_wait_times_out_on_a_server_that_stays_forbidden_with_its_last_answer(cluster):
     cluster.api.starting(forbidden=1000, unready=0)
     client = Client.from_kubeconfig(cluster.admin_conf)
-    with pytest.raises(Unreachable, match=r"within 1 s \(last: it answered 403 Forbidden: forbidden: User "
-                                          r"\"kubernetes-admin\" cannot get path \"/readyz\"\)"):
+    with pytest.raises(
+        Unreachable,
+        match=r"within 1 s \(last: it answered 403 Forbidden: forbidden: User "
+        r"\"kubernetes-admin\" cannot get path \"/readyz\"\)",
+    ):
         objects.wait_ready(client, "/readyz", timeout=1, interval=0.2)
 
 
 def test_no_admin_conf_on_the_host_is_a_clear_failure(cluster):
     (cluster.root / "admin.conf").unlink()
-    with pytest.raises(StepFailed, match=r"cp-1: phase wait-control-plane failed .*has no .*admin\.conf: "
-                                         r"run the kubeconfig phase first"):
+    with pytest.raises(
+        StepFailed,
+        match=r"cp-1: phase wait-control-plane failed .*has no .*admin\.conf: "
+        r"run the kubeconfig phase first",
+    ):
         run(cluster)
 
 
@@ -222,11 +261,15 @@ def test_mark_control_plane_adds_kubeadms_labels_and_taint_and_keeps_the_kubelet
     threading.Timer(1.0, register_node, args=(cluster,)).start()  # the kubelet registers a moment later
     assert run(cluster, phases=MARK).total_changed == 2  # kubeadm:cluster-admins, then the node
     node = cluster.api.objects[("nodes", "", "cp-1")]
-    assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "cp-1",
-                                          "node-role.kubernetes.io/control-plane": "",
-                                          "node.kubernetes.io/exclude-from-external-load-balancers": ""}
-    assert node["spec"]["taints"] == [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
-                                      {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    assert node["metadata"]["labels"] == {
+        "kubernetes.io/hostname": "cp-1",
+        "node-role.kubernetes.io/control-plane": "",
+        "node.kubernetes.io/exclude-from-external-load-balancers": "",
+    }
+    assert node["spec"]["taints"] == [
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+    ]
     assert run(cluster, phases=MARK).total_changed == 0, "a marked node is left alone"
 
 

@@ -16,11 +16,21 @@ from kubeinit.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MANAGED = yaml.safe_dump({
-    "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "prod", "kubernetesVersion": "1.30.4",
-    "managed": {"provider": "eks", "region": "eu-west-1", "version": "1.30",
-                "nodePools": [{"name": "system", "count": 2, "instanceType": "m5.large", "min": 1, "max": 3}]},
-}, sort_keys=False)
+MANAGED = yaml.safe_dump(
+    {
+        "apiVersion": "kubeinit.dev/v1alpha1",
+        "kind": "Cluster",
+        "name": "prod",
+        "kubernetesVersion": "1.30.4",
+        "managed": {
+            "provider": "eks",
+            "region": "eu-west-1",
+            "version": "1.30",
+            "nodePools": [{"name": "system", "count": 2, "instanceType": "m5.large", "min": 1, "max": 3}],
+        },
+    },
+    sort_keys=False,
+)
 HOSTS = """\
 apiVersion: kubeinit.dev/v1alpha1
 kind: Cluster
@@ -66,8 +76,7 @@ def _fixture_cluster_files() -> dict[str, str]:
     import test_spec
     import test_up_cli
 
-    files = {"test_spec.GOOD": yaml.safe_dump(test_spec.GOOD), "managed": MANAGED, "hosts": HOSTS,
-             "kubeadm": KUBEADM}
+    files = {"test_spec.GOOD": yaml.safe_dump(test_spec.GOOD), "managed": MANAGED, "hosts": HOSTS, "kubeadm": KUBEADM}
     managed_spec = ROOT / "tests" / "managed" / "test_managed_spec.py"
     files["test_managed_spec.FILE"] = re.search(r'FILE = """\\\n(.*?)"""', managed_spec.read_text(), re.S).group(1)
     files["test_up_cli.cluster_file"] = Path(test_up_cli.cluster_file(Path(_tmp()))).read_text()
@@ -126,8 +135,10 @@ def test_a_managed_only_file_is_valid_and_up_says_which_command_creates_it(tmp_p
     assert "valid (a managed eks cluster 'prod' in eu-west-1, 1 node pool)" in r.stdout
     r = kubeinit_cli("up", "-f", str(f))
     assert r.returncode == 2
-    assert r.stderr.strip() == (f"error: {f}: hosts: is empty: this file describes a managed cluster (managed:); "
-                                f"create it with `kubeinit create cluster -f {f}`")
+    assert r.stderr.strip() == (
+        f"error: {f}: hosts: is empty: this file describes a managed cluster (managed:); "
+        f"create it with `kubeinit create cluster -f {f}`"
+    )
 
 
 def test_the_loader_returns_a_typed_managed_section(tmp_path):
@@ -137,16 +148,30 @@ def test_the_loader_returns_a_typed_managed_section(tmp_path):
     f.write_text(MANAGED)
     s = specmod.load_file(f, require=None)
     assert s.hosts == ()
-    assert s.managed == ManagedSpec(provider="eks", name="prod", region="eu-west-1", version="1.30",
-                                    node_pools=(NodePoolSpec("system", 2, "m5.large", 1, 3),))
+    assert s.managed == ManagedSpec(
+        provider="eks",
+        name="prod",
+        region="eu-west-1",
+        version="1.30",
+        node_pools=(NodePoolSpec("system", 2, "m5.large", 1, 3),),
+    )
     assert specmod.load_file(f, require="managed") == s
     with pytest.raises(SpecError, match=r"managed: missing: the file has no managed section"):
         specmod.from_dict(yaml.safe_load(HOSTS), require="managed")
 
 
-@pytest.mark.parametrize("address,ok", [("999.1.1.1", False), ("10.0.0.256", False), ("10.0.0.01", False),
-                                        ("10.0.0.1", True), ("node1.example.com", True), ("fd00::1", True),
-                                        ("1.2.3", True)])  # not four numbers: a (strange) host name
+@pytest.mark.parametrize(
+    "address,ok",
+    [
+        ("999.1.1.1", False),
+        ("10.0.0.256", False),
+        ("10.0.0.01", False),
+        ("10.0.0.1", True),
+        ("node1.example.com", True),
+        ("fd00::1", True),
+        ("1.2.3", True),
+    ],
+)  # not four numbers: a (strange) host name
 def test_a_host_address_that_looks_like_ipv4_must_be_one(address, ok):
     doc = yaml.safe_load(HOSTS.replace("192.0.2.11", address))
     if ok:
@@ -157,9 +182,14 @@ def test_a_host_address_that_looks_like_ipv4_must_be_one(address, ok):
 
 
 def test_the_spec_is_frozen_after_loading():
-    s = specmod.from_dict({**yaml.safe_load(HOSTS), "components": {"apiServer": {"extraArgs": {"v": "2"}}},
-                           "pki": {"certSANs": ["api.example.com"]},
-                           "runtime": {"containerd": {"registryMirrors": {"docker.io": ["https://m.example"]}}}})
+    s = specmod.from_dict(
+        {
+            **yaml.safe_load(HOSTS),
+            "components": {"apiServer": {"extraArgs": {"v": "2"}}},
+            "pki": {"certSANs": ["api.example.com"]},
+            "runtime": {"containerd": {"registryMirrors": {"docker.io": ["https://m.example"]}}},
+        }
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.name = "other"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -187,8 +217,9 @@ def test_validate_only_reads():
 
 def test_overrides_give_a_new_spec_and_leave_the_loaded_one(monkeypatch):
     s = specmod.from_dict(yaml.safe_load(HOSTS.replace("  - {name: w1, address: 192.0.2.11}\n", "")))
-    o = specmod.Overrides(advertise_address="192.0.2.20", node_name="n2", kubernetes_version="1.33.0",
-                          cert_extra_sans=["api.example.com"])
+    o = specmod.Overrides(
+        advertise_address="192.0.2.20", node_name="n2", kubernetes_version="1.33.0", cert_extra_sans=["api.example.com"]
+    )
     t = specmod.apply_overrides(s, o)
     assert (t.hosts[0].name, t.hosts[0].address, t.hosts[0].local) == ("n2", "192.0.2.20", True)
     assert t.kubernetes_version == "v1.33.0" and t.pki.cert_sans == ("api.example.com",)

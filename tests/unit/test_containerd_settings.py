@@ -30,8 +30,14 @@ IMAGES3 = ("plugins", "io.containerd.cri.v1.images")
 def make(containerd: dict | None = None, version: str = V2, enabled: bool = True) -> specmod.ClusterSpec:
     arts = {n: {"version": VERSIONS[n], "sha256": PINS[n]} for n in VERSIONS}
     arts["containerd"] = {"version": version, "sha256": PINS["containerd"], "enabled": enabled}
-    raw = {"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t", "kubernetesVersion": "v1.32.5",
-           "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}], "artifacts": arts}
+    raw = {
+        "apiVersion": specmod.API_VERSION,
+        "kind": "Cluster",
+        "name": "t",
+        "kubernetesVersion": "v1.32.5",
+        "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+        "artifacts": arts,
+    }
     if containerd is not None:
         raw["runtime"] = {"containerd": containerd}
     return specmod.from_dict(raw)
@@ -54,6 +60,7 @@ def empty_cache(tmp_path, monkeypatch):
 
 # --- rendering, per config version --------------------------------------------------------
 
+
 def test_restrict_oom_score_adj_goes_where_each_config_version_reads_it():
     assert at(config(make({"restrictOOMScoreAdj": True}, V2)), *CRI2, "restrict_oom_score_adj") is True
     v3 = config(make({"restrictOOMScoreAdj": True}, V3))
@@ -72,18 +79,36 @@ def test_without_settings_the_config_is_as_before():
 
 def test_sandbox_image_replaces_the_default_pause_image():
     assert at(config(make({}, V2)), *CRI2, "sandbox_image") == "registry.k8s.io/pause:3.10"
-    assert at(config(make({"sandboxImage": "mirror.example.com/pause:3.10"}, V2)), *CRI2, "sandbox_image") == \
-        "mirror.example.com/pause:3.10"
-    assert at(config(make({"sandboxImage": "mirror.example.com/pause:3.10"}, V3)), *IMAGES3, "pinned_images",
-              "sandbox") == "mirror.example.com/pause:3.10"
+    assert (
+        at(config(make({"sandboxImage": "mirror.example.com/pause:3.10"}, V2)), *CRI2, "sandbox_image")
+        == "mirror.example.com/pause:3.10"
+    )
+    assert (
+        at(config(make({"sandboxImage": "mirror.example.com/pause:3.10"}, V3)), *IMAGES3, "pinned_images", "sandbox")
+        == "mirror.example.com/pause:3.10"
+    )
 
 
 def test_registry_mirrors_point_containerd_at_certs_d_and_write_hosts_toml():
-    spec = make({"registryMirrors": {"docker.io": ["https://m1.example.com", "http://m2.example.com:5000/v2"],
-                                     "registry.example.com:5000": "https://m3.example.com"}}, V2)
+    spec = make(
+        {
+            "registryMirrors": {
+                "docker.io": ["https://m1.example.com", "http://m2.example.com:5000/v2"],
+                "registry.example.com:5000": "https://m3.example.com",
+            }
+        },
+        V2,
+    )
     assert at(config(spec), *CRI2, "registry", "config_path") == rt.CERTS_D
-    assert at(config(make({"registryMirrors": {"_default": ["https://m.example.com"]}}, V3)),
-              *IMAGES3, "registry", "config_path") == rt.CERTS_D
+    assert (
+        at(
+            config(make({"registryMirrors": {"_default": ["https://m.example.com"]}}, V3)),
+            *IMAGES3,
+            "registry",
+            "config_path",
+        )
+        == rt.CERTS_D
+    )
     files = rt.mirror_files(spec)
     assert list(files) == [f"{rt.CERTS_D}/docker.io/hosts.toml", f"{rt.CERTS_D}/registry.example.com:5000/hosts.toml"]
     hosts = tomllib.loads(files[f"{rt.CERTS_D}/docker.io/hosts.toml"])
@@ -92,10 +117,12 @@ def test_registry_mirrors_point_containerd_at_certs_d_and_write_hosts_toml():
 
 
 def test_config_patch_is_merged_table_by_table_and_wins():
-    patch = ('[plugins."io.containerd.grpc.v1.cri"]\nmax_container_log_line_size = 65536\n'
-             'sandbox_image = "other/pause:1"\n'
-             '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\nNoNewKeyring = true\n'
-             '[debug]\nlevel = "debug"\n')
+    patch = (
+        '[plugins."io.containerd.grpc.v1.cri"]\nmax_container_log_line_size = 65536\n'
+        'sandbox_image = "other/pause:1"\n'
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\nNoNewKeyring = true\n'
+        '[debug]\nlevel = "debug"\n'
+    )
     spec = make({"restrictOOMScoreAdj": True, "configPatch": patch}, V2)
     text = rt.containerd_config(spec, V2)
     data = tomllib.loads(text)
@@ -115,22 +142,42 @@ def test_a_value_that_needs_escaping_stays_valid_toml():
 
 # --- validation, when the file is read ------------------------------------------------------
 
-@pytest.mark.parametrize("containerd, version, path, words", [
-    ({"configPatch": "[plugins\nx = 1"}, V2, "runtime.containerd.configPatch", "is not valid TOML"),
-    ({"configPatch": 'version = 3\n'}, V2, "runtime.containerd.configPatch", "leave version out"),
-    ({"configPatch": '[plugins."io.containerd.cri.v1.runtime"]\nrestrict_oom_score_adj = true\n'}, V2,
-     "runtime.containerd.configPatch", "config version 3"),
-    ({"configPatch": '[plugins."io.containerd.grpc.v1.cri"]\nsandbox_image = "x"\n'}, V3,
-     "runtime.containerd.configPatch", "moved to io.containerd.cri.v1"),
-    ({"registryMirrors": {"Docker.IO/x": ["https://m.example.com"]}}, V2, "runtime.containerd.registryMirrors.Docker.IO/x",
-     "is not a registry host"),
-    ({"registryMirrors": {"docker.io": ["ftp://m.example.com"]}}, V2, "runtime.containerd.registryMirrors.docker.io[0]",
-     "is not an http(s) URL"),
-    ({"registryMirrors": {"docker.io": []}}, V2, "runtime.containerd.registryMirrors.docker.io", "one or more"),
-    ({"restrictOOMScoreAdj": "yes"}, V2, "runtime.containerd.restrictOOMScoreAdj", "true or false"),
-    ({"sandboxImage": 'pause" = 1'}, V2, "runtime.containerd.sandboxImage", "not an image reference"),
-    ({"restrictOomScoreAdj": True}, V2, "runtime.containerd.restrictOomScoreAdj", "unknown field"),
-])
+
+@pytest.mark.parametrize(
+    "containerd, version, path, words",
+    [
+        ({"configPatch": "[plugins\nx = 1"}, V2, "runtime.containerd.configPatch", "is not valid TOML"),
+        ({"configPatch": "version = 3\n"}, V2, "runtime.containerd.configPatch", "leave version out"),
+        (
+            {"configPatch": '[plugins."io.containerd.cri.v1.runtime"]\nrestrict_oom_score_adj = true\n'},
+            V2,
+            "runtime.containerd.configPatch",
+            "config version 3",
+        ),
+        (
+            {"configPatch": '[plugins."io.containerd.grpc.v1.cri"]\nsandbox_image = "x"\n'},
+            V3,
+            "runtime.containerd.configPatch",
+            "moved to io.containerd.cri.v1",
+        ),
+        (
+            {"registryMirrors": {"Docker.IO/x": ["https://m.example.com"]}},
+            V2,
+            "runtime.containerd.registryMirrors.Docker.IO/x",
+            "is not a registry host",
+        ),
+        (
+            {"registryMirrors": {"docker.io": ["ftp://m.example.com"]}},
+            V2,
+            "runtime.containerd.registryMirrors.docker.io[0]",
+            "is not an http(s) URL",
+        ),
+        ({"registryMirrors": {"docker.io": []}}, V2, "runtime.containerd.registryMirrors.docker.io", "one or more"),
+        ({"restrictOOMScoreAdj": "yes"}, V2, "runtime.containerd.restrictOOMScoreAdj", "true or false"),
+        ({"sandboxImage": 'pause" = 1'}, V2, "runtime.containerd.sandboxImage", "not an image reference"),
+        ({"restrictOomScoreAdj": True}, V2, "runtime.containerd.restrictOomScoreAdj", "unknown field"),
+    ],
+)
 def test_bad_settings_are_one_line_naming_the_field(containerd, version, path, words):
     with pytest.raises(SpecError) as e:
         make(containerd, version)
@@ -150,12 +197,15 @@ def test_a_patch_for_version_3_streaming_options_is_accepted():
 
 # --- the plan: re-applied only when it changes ------------------------------------------------
 
+
 def converged_with(spec) -> tuple[dict, dict, dict]:
     probe, stamps, files = converged_state()
     cfg = rt.containerd_config(spec, V2)
     unit = render("containerd/containerd.service.j2", containerd_version=V2, containerd=rt.CONTAINERD, config=rt.CONFIG)
     files[rt.CONFIG] = (scripted.sha(cfg), 0o644)
-    applied = install.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(cfg), rt.UNIT: scripted.sha(unit)})
+    applied = install.applied_text(
+        {rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(cfg), rt.UNIT: scripted.sha(unit)}
+    )
     files[rt.APPLIED] = (scripted.sha(applied), 0o644)
     for path, content in rt.mirror_files(spec).items():
         files[path] = (scripted.sha(content), 0o644)
@@ -172,7 +222,9 @@ def test_a_changed_setting_uploads_the_config_and_restarts_containerd_once():
     after = make({"restrictOOMScoreAdj": True})
     assert changes(before, converged_with(before)) == []
     assert changes(after, converged_with(before)) == [
-        f"upload {rt.CONFIG}", "run (re)start containerd 1.7.24 on its new binary/config"]
+        f"upload {rt.CONFIG}",
+        "run (re)start containerd 1.7.24 on its new binary/config",
+    ]
     assert changes(after, converged_with(after)) == []  # and the next run only skips
 
 
@@ -180,7 +232,10 @@ def test_mirrors_are_written_without_a_restart_once_config_path_is_set_and_stale
     one = make({"registryMirrors": {"docker.io": ["https://m1.example.com"]}})
     two = make({"registryMirrors": {"docker.io": ["https://m2.example.com"], "quay.io": ["https://q.example.com"]}})
     state = converged_with(one)
-    assert changes(two, state) == [f"upload {rt.CERTS_D}/docker.io/hosts.toml", f"upload {rt.CERTS_D}/quay.io/hosts.toml"]
+    assert changes(two, state) == [
+        f"upload {rt.CERTS_D}/docker.io/hosts.toml",
+        f"upload {rt.CERTS_D}/quay.io/hosts.toml",
+    ]
     # a mirror dropped from the file: kubeinit's hosts.toml goes; one kubeinit did not write is never listed
     probe, stamps, files = converged_with(two)
     probe[f"mirror:{rt.CERTS_D}/ghcr.io/hosts.toml"] = "kubeinit"
@@ -195,7 +250,7 @@ def test_the_probe_lists_only_hosts_toml_files_kubeinit_wrote(tmp_path):
     for reg, first in (("docker.io", rt.MIRROR_HEADER + ".docker.io; kubeinit rewrites it"), ("mine.io", "server = 1")):
         (d / reg).mkdir(parents=True)
         (d / reg / "hosts.toml").write_text(first + "\n")
-    script = rt.PROBE.split("# registry mirrors")[1].split("\n", 1)[1].split("\n\"\"\"")[0]
+    script = rt.PROBE.split("# registry mirrors")[1].split("\n", 1)[1].split('\n"""')[0]
     script = script.split("set --")[0].replace(rt.CERTS_D, str(d))
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).stdout
     assert out.splitlines() == [f"mirror:{d}/docker.io/hosts.toml=kubeinit"]
@@ -203,11 +258,15 @@ def test_the_probe_lists_only_hosts_toml_files_kubeinit_wrote(tmp_path):
 
 # --- the TOML writer --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data", [
-    {"version": 2, "a": {"b": {"c": [1, 2.5, "x\ty\"\x7f", True]}}, "e": {}},
-    {"plugins": {"io.containerd.grpc.v1.cri": {"containerd": {"runtimes": {"runc": {"options": {"X": 1}}}}}}},
-    {"arr": [{"n": 1, "t": {"u": 2}}, {"t": {"u": 3}}], "inline": [{"a": 1}, 2], "k y": "é"},
-])
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"version": 2, "a": {"b": {"c": [1, 2.5, 'x\ty"\x7f', True]}}, "e": {}},
+        {"plugins": {"io.containerd.grpc.v1.cri": {"containerd": {"runtimes": {"runc": {"options": {"X": 1}}}}}}},
+        {"arr": [{"n": 1, "t": {"u": 2}}, {"t": {"u": 3}}], "inline": [{"a": 1}, 2], "k y": "é"},
+    ],
+)
 def test_toml_writer_round_trips(data):
     assert tomllib.loads(tomlw.dumps(data)) == data
 
@@ -218,8 +277,12 @@ def test_toml_writer_refuses_what_toml_cannot_hold():
 
 
 def test_init_defaults_show_the_settings():
-    out = subprocess.run([sys.executable, "-m", "kubeinit", "config", "print", "init-defaults"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "kubeinit", "config", "print", "init-defaults"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     c = yaml.safe_load(out)["runtime"]["containerd"]
     assert c["restrictOOMScoreAdj"] is False and c["registryMirrors"] == {}
     assert "sandboxImage" in out and "configPatch" in out

@@ -24,38 +24,64 @@ FILES = {n: f"/etc/kubernetes/manifests/kube-{n}.yaml" for n in NAMES}
 CA_DIRS = ("/etc/ca-certificates", "/usr/share/ca-certificates", "/usr/local/share/ca-certificates")
 
 APISERVER = {
-    "advertise-address": ADDR, "allow-privileged": "true", "authorization-mode": "Node,RBAC",
-    "client-ca-file": f"{PKI}/ca.crt", "enable-admission-plugins": "NodeRestriction",
+    "advertise-address": ADDR,
+    "allow-privileged": "true",
+    "authorization-mode": "Node,RBAC",
+    "client-ca-file": f"{PKI}/ca.crt",
+    "enable-admission-plugins": "NodeRestriction",
     "enable-bootstrap-token-auth": "true",
-    "etcd-cafile": f"{PKI}/etcd/ca.crt", "etcd-certfile": f"{PKI}/apiserver-etcd-client.crt",
-    "etcd-keyfile": f"{PKI}/apiserver-etcd-client.key", "etcd-servers": "https://127.0.0.1:2379",
+    "etcd-cafile": f"{PKI}/etcd/ca.crt",
+    "etcd-certfile": f"{PKI}/apiserver-etcd-client.crt",
+    "etcd-keyfile": f"{PKI}/apiserver-etcd-client.key",
+    "etcd-servers": "https://127.0.0.1:2379",
     "kubelet-client-certificate": f"{PKI}/apiserver-kubelet-client.crt",
     "kubelet-client-key": f"{PKI}/apiserver-kubelet-client.key",
     "kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
-    "proxy-client-cert-file": f"{PKI}/front-proxy-client.crt", "proxy-client-key-file": f"{PKI}/front-proxy-client.key",
-    "requestheader-allowed-names": "front-proxy-client", "requestheader-client-ca-file": f"{PKI}/front-proxy-ca.crt",
-    "requestheader-extra-headers-prefix": "X-Remote-Extra-", "requestheader-group-headers": "X-Remote-Group",
-    "requestheader-username-headers": "X-Remote-User", "secure-port": "6443",
+    "proxy-client-cert-file": f"{PKI}/front-proxy-client.crt",
+    "proxy-client-key-file": f"{PKI}/front-proxy-client.key",
+    "requestheader-allowed-names": "front-proxy-client",
+    "requestheader-client-ca-file": f"{PKI}/front-proxy-ca.crt",
+    "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+    "requestheader-group-headers": "X-Remote-Group",
+    "requestheader-username-headers": "X-Remote-User",
+    "secure-port": "6443",
     "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
-    "service-account-key-file": f"{PKI}/sa.pub", "service-account-signing-key-file": f"{PKI}/sa.key",
+    "service-account-key-file": f"{PKI}/sa.pub",
+    "service-account-signing-key-file": f"{PKI}/sa.key",
     "service-cluster-ip-range": "10.96.0.0/12",
-    "tls-cert-file": f"{PKI}/apiserver.crt", "tls-private-key-file": f"{PKI}/apiserver.key",
+    "tls-cert-file": f"{PKI}/apiserver.crt",
+    "tls-private-key-file": f"{PKI}/apiserver.key",
 }
 CM_CONF = "/etc/kubernetes/controller-manager.conf"
 CONTROLLER_MANAGER = {
-    "bind-address": "127.0.0.1", "leader-elect": "true",
-    "kubeconfig": CM_CONF, "authentication-kubeconfig": CM_CONF, "authorization-kubeconfig": CM_CONF,
-    "client-ca-file": f"{PKI}/ca.crt", "requestheader-client-ca-file": f"{PKI}/front-proxy-ca.crt",
-    "root-ca-file": f"{PKI}/ca.crt", "service-account-private-key-file": f"{PKI}/sa.key",
-    "cluster-signing-cert-file": f"{PKI}/ca.crt", "cluster-signing-key-file": f"{PKI}/ca.key",
-    "use-service-account-credentials": "true", "controllers": "*,bootstrapsigner,tokencleaner",
+    "bind-address": "127.0.0.1",
+    "leader-elect": "true",
+    "kubeconfig": CM_CONF,
+    "authentication-kubeconfig": CM_CONF,
+    "authorization-kubeconfig": CM_CONF,
+    "client-ca-file": f"{PKI}/ca.crt",
+    "requestheader-client-ca-file": f"{PKI}/front-proxy-ca.crt",
+    "root-ca-file": f"{PKI}/ca.crt",
+    "service-account-private-key-file": f"{PKI}/sa.key",
+    "cluster-signing-cert-file": f"{PKI}/ca.crt",
+    "cluster-signing-key-file": f"{PKI}/ca.key",
+    "use-service-account-credentials": "true",
+    "controllers": "*,bootstrapsigner,tokencleaner",
     "cluster-name": "t",
 }
-POD_NETWORK = {"allocate-node-cidrs": "true", "cluster-cidr": "10.244.0.0/16",
-               "service-cluster-ip-range": "10.96.0.0/12"}
+POD_NETWORK = {
+    "allocate-node-cidrs": "true",
+    "cluster-cidr": "10.244.0.0/16",
+    "service-cluster-ip-range": "10.96.0.0/12",
+}
 SCHED_CONF = "/etc/kubernetes/scheduler.conf"
-SCHEDULER = {"bind-address": "127.0.0.1", "leader-elect": "true", "kubeconfig": SCHED_CONF,
-             "authentication-kubeconfig": SCHED_CONF, "authorization-kubeconfig": SCHED_CONF}
+SCHEDULER = {
+    "bind-address": "127.0.0.1",
+    "leader-elect": "true",
+    "kubeconfig": SCHED_CONF,
+    "authentication-kubeconfig": SCHED_CONF,
+    "authorization-kubeconfig": SCHED_CONF,
+}
 
 
 class ScriptedHost(scripted.ProbedHost):
@@ -70,11 +96,17 @@ class ScriptedHost(scripted.ProbedHost):
 
 
 def make_spec(version="v1.34.2", extra=None, pod_subnet="10.244.0.0/16", address=ADDR):
-    return specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t", "kubernetesVersion": version,
-        "networking": {"podSubnet": pod_subnet},
-        "hosts": [{"name": "n1", "address": address, "role": "control-plane"}],
-        "components": extra or {}})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": version,
+            "networking": {"podSubnet": pod_subnet},
+            "hosts": [{"name": "n1", "address": address, "role": "control-plane"}],
+            "components": extra or {},
+        }
+    )
 
 
 def ca_files():
@@ -130,18 +162,31 @@ def test_without_a_pod_subnet_no_node_cidrs_are_allocated():
 
 
 def test_extra_args_replace_kubeadms_value_of_the_same_name_and_add_others():
-    pods = manifests(extra={
-        "apiServer": {"extraArgs": {"secure-port": "7443", "audit-log-path": "/var/log/audit.log",
-                                    "enable-admission-plugins": "NodeRestriction,AlwaysPullImages"}},
-        "controllerManager": {"extraArgs": {"bind-address": "0.0.0.0", "flex-volume-plugin-dir": "/opt/flex"}},
-        "scheduler": {"extraArgs": {"v": "4"}}})
+    pods = manifests(
+        extra={
+            "apiServer": {
+                "extraArgs": {
+                    "secure-port": "7443",
+                    "audit-log-path": "/var/log/audit.log",
+                    "enable-admission-plugins": "NodeRestriction,AlwaysPullImages",
+                }
+            },
+            "controllerManager": {"extraArgs": {"bind-address": "0.0.0.0", "flex-volume-plugin-dir": "/opt/flex"}},
+            "scheduler": {"extraArgs": {"v": "4"}},
+        }
+    )
     api = flags(pods["apiserver"])[1]
-    assert api == APISERVER | {"secure-port": "7443", "audit-log-path": "/var/log/audit.log",
-                               "enable-admission-plugins": "NodeRestriction,AlwaysPullImages"}
+    assert api == APISERVER | {
+        "secure-port": "7443",
+        "audit-log-path": "/var/log/audit.log",
+        "enable-admission-plugins": "NodeRestriction,AlwaysPullImages",
+    }
     assert flags(pods["scheduler"])[1] == SCHEDULER | {"v": "4"}
     cm = pods["controller-manager"]
-    assert flags(cm)[1] == CONTROLLER_MANAGER | POD_NETWORK | {"bind-address": "0.0.0.0",
-                                                               "flex-volume-plugin-dir": "/opt/flex"}
+    assert flags(cm)[1] == CONTROLLER_MANAGER | POD_NETWORK | {
+        "bind-address": "0.0.0.0",
+        "flex-volume-plugin-dir": "/opt/flex",
+    }
     c = cm["spec"]["containers"][0]
     # an unspecified bind address is probed on the pod IP (no host), as kubeadm does
     assert "host" not in c["livenessProbe"]["httpGet"]
@@ -158,8 +203,11 @@ def test_authorization_config_drops_the_default_mode():
 @pytest.mark.parametrize("version", ["v1.31.4", "v1.32.5", "v1.33.1", "v1.34.2", "v1.35.0"])
 def test_every_manifest_is_a_valid_pod_for_its_kubernetes_version(version):
     minor = int(version.split(".")[1])
-    pods = manifests(version=version, pod_subnet="", extra={
-        "apiServer": {"extraArgs": {"oidc-issuer-url": "https://id.example.com: #x"}}})
+    pods = manifests(
+        version=version,
+        pod_subnet="",
+        extra={"apiServer": {"extraArgs": {"oidc-issuer-url": "https://id.example.com: #x"}}},
+    )
     for name, pod in pods.items():
         kubernetes_validate.validate(pod, f"1.{minor}.0", strict=True)
         c = pod["spec"]["containers"][0]
@@ -170,14 +218,23 @@ def test_every_manifest_is_a_valid_pod_for_its_kubernetes_version(version):
         assert spec["hostNetwork"] is True and spec["priorityClassName"] == "system-node-critical"
         assert spec["priority"] == 2000001000
         assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
-        assert c["resources"] == {"requests": {"cpu": {"apiserver": "250m", "controller-manager": "200m",
-                                                       "scheduler": "100m"}[name]}}
+        assert c["resources"] == {
+            "requests": {"cpu": {"apiserver": "250m", "controller-manager": "200m", "scheduler": "100m"}[name]}
+        }
         # probes: kubeadm's createHTTPProbe values
         live, start = c["livenessProbe"], c["startupProbe"]
-        assert (live["initialDelaySeconds"], live["timeoutSeconds"], live["failureThreshold"],
-                live["periodSeconds"]) == (10, 15, 8, 10)
-        assert (start["initialDelaySeconds"], start["timeoutSeconds"], start["failureThreshold"],
-                start["periodSeconds"]) == (10, 15, 24, 10)
+        assert (
+            live["initialDelaySeconds"],
+            live["timeoutSeconds"],
+            live["failureThreshold"],
+            live["periodSeconds"],
+        ) == (10, 15, 8, 10)
+        assert (
+            start["initialDelaySeconds"],
+            start["timeoutSeconds"],
+            start["failureThreshold"],
+            start["periodSeconds"],
+        ) == (10, 15, 24, 10)
         if "readinessProbe" in c:
             ready = c["readinessProbe"]
             assert "initialDelaySeconds" not in ready
@@ -192,9 +249,13 @@ def test_every_manifest_is_a_valid_pod_for_its_kubernetes_version(version):
             assert c["ports"] == [{"containerPort": port, "name": "probe-port", "protocol": "TCP"}]
         else:
             assert "ports" not in c
-    paths = {n: (p["spec"]["containers"][0]["livenessProbe"]["httpGet"]["path"],
-                 p["spec"]["containers"][0].get("readinessProbe", {}).get("httpGet", {}).get("path"))
-             for n, p in pods.items()}
+    paths = {
+        n: (
+            p["spec"]["containers"][0]["livenessProbe"]["httpGet"]["path"],
+            p["spec"]["containers"][0].get("readinessProbe", {}).get("httpGet", {}).get("path"),
+        )
+        for n, p in pods.items()
+    }
     assert paths["apiserver"] == ("/livez", "/readyz")
     assert paths["controller-manager"] == ("/healthz", None)
     assert paths["scheduler"] == (("/livez", "/readyz") if minor >= 32 else ("/healthz", None))
@@ -205,7 +266,8 @@ def test_apiserver_annotation_and_volumes():
     pods = manifests()
     api = pods["apiserver"]
     assert api["metadata"]["annotations"] == {
-        "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": f"{ADDR}:6443"}
+        "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint": f"{ADDR}:6443"
+    }
 
     def vols(pod):
         spec = pod["spec"]
@@ -215,15 +277,19 @@ def test_apiserver_annotation_and_volumes():
         assert set(mounts) == set(hp)
         return {n: (hp[n][0], hp[n][1], mounts[n][1]) for n in hp if mounts[n][0] == hp[n][0]}
 
-    ca = {"ca-certs": ("/etc/ssl/certs", "DirectoryOrCreate", True),
-          "etc-ca-certificates": ("/etc/ca-certificates", "DirectoryOrCreate", True),
-          "usr-share-ca-certificates": ("/usr/share/ca-certificates", "DirectoryOrCreate", True),
-          "usr-local-share-ca-certificates": ("/usr/local/share/ca-certificates", "DirectoryOrCreate", True)}
+    ca = {
+        "ca-certs": ("/etc/ssl/certs", "DirectoryOrCreate", True),
+        "etc-ca-certificates": ("/etc/ca-certificates", "DirectoryOrCreate", True),
+        "usr-share-ca-certificates": ("/usr/share/ca-certificates", "DirectoryOrCreate", True),
+        "usr-local-share-ca-certificates": ("/usr/local/share/ca-certificates", "DirectoryOrCreate", True),
+    }
     assert vols(api) == {"k8s-certs": (PKI, "DirectoryOrCreate", True), **ca}
     assert vols(pods["controller-manager"]) == {
-        "k8s-certs": (PKI, "DirectoryOrCreate", True), **ca,
+        "k8s-certs": (PKI, "DirectoryOrCreate", True),
+        **ca,
         "kubeconfig": (CM_CONF, "FileOrCreate", True),
-        "flexvolume-dir": ("/usr/libexec/kubernetes/kubelet-plugins/volume/exec", "DirectoryOrCreate", False)}
+        "flexvolume-dir": ("/usr/libexec/kubernetes/kubelet-plugins/volume/exec", "DirectoryOrCreate", False),
+    }
     assert vols(pods["scheduler"]) == {"kubeconfig": (SCHED_CONF, "FileOrCreate", True)}
 
 
@@ -234,13 +300,21 @@ def test_only_the_ca_directories_the_host_has_are_mounted():
 
 
 def test_ipv6_advertise_address():
-    spec = specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t", "kubernetesVersion": "v1.34.2",
-        "networking": {"serviceSubnet": "fd00:10:96::/108", "podSubnet": "fd00:10:244::/56"},
-        "hosts": [{"name": "n1", "address": "fd00::1", "role": "control-plane"}]})
+    spec = specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": "v1.34.2",
+            "networking": {"serviceSubnet": "fd00:10:96::/108", "podSubnet": "fd00:10:244::/56"},
+            "hosts": [{"name": "n1", "address": "fd00::1", "role": "control-plane"}],
+        }
+    )
     api = uploaded(plan_all(ScriptedHost(ca_files()), spec), "apiserver")
-    assert api["metadata"]["annotations"]["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"] == \
-        "[fd00::1]:6443"
+    assert (
+        api["metadata"]["annotations"]["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"]
+        == "[fd00::1]:6443"
+    )
     assert api["spec"]["containers"][0]["livenessProbe"]["httpGet"]["host"] == "fd00::1"
     kubernetes_validate.validate(api, "1.34.0", strict=True)
 
@@ -294,7 +368,10 @@ def test_a_new_extra_arg_reuploads_only_that_manifest():
     spec = make_spec(extra={"controllerManager": {"extraArgs": {"node-monitor-grace-period": "20s"}}})
     steps = plan_all(ScriptedHost(files), spec)
     changed = {n: [b for b in scripted.brief(steps[n]) if not b.startswith("skip")] for n in NAMES}
-    assert changed == {"apiserver": [], "controller-manager": [f"upload {FILES['controller-manager']}"],
-                       "scheduler": []}
+    assert changed == {
+        "apiserver": [],
+        "controller-manager": [f"upload {FILES['controller-manager']}"],
+        "scheduler": [],
+    }
     cm = next(s for s in steps["controller-manager"] if isinstance(s, Upload))
     assert "--node-monitor-grace-period=20s" in yaml.safe_load(cm.data)["spec"]["containers"][0]["command"]

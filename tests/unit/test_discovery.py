@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from apiserver import cluster  # noqa: F401 (fixture)
 
 from kubeinit import kubeconfig
 from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.certs import jws, pin
 from kubeinit.connection import LocalConnection
+from kubeinit.context import Context, Options, Target
 from kubeinit.errors import UserError
 from kubeinit.kube import discovery
-from kubeinit.context import Context, Options, Target
 from kubeinit.workflow import find, init_phases
-
-from apiserver import cluster  # noqa: F401 (fixture)
 
 TOKEN = "abcdef.0123456789abcdef"
 
@@ -30,10 +29,17 @@ class View:
 @pytest.fixture
 def published(cluster):
     """cluster-info written by kubeinit's bootstrap-token phase, then signed for TOKEN."""
-    spec = specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "lab", "bindPort": cluster.api.port,
-        "kubeconfigDir": str(cluster.root), "pki": {"certificatesDir": str(cluster.root / "pki")},
-        "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}]})
+    spec = specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "lab",
+            "bindPort": cluster.api.port,
+            "kubeconfigDir": str(cluster.root),
+            "pki": {"certificatesDir": str(cluster.root / "pki")},
+            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
+        }
+    )
     ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options())
     execute(ctx, [find(init_phases(), "bootstrap-token")], View())
     data = cluster.api.objects[("configmaps", "kube-public", "cluster-info")]["data"]
@@ -67,8 +73,9 @@ def test_a_pin_of_another_ca_is_refused(published):
 
 def test_a_token_the_cluster_never_signed_times_out_with_kubeadms_words(published):
     with pytest.raises(discovery.DiscoveryFailed, match=r"after 1 s: token id 'zzzzzz' is invalid for this cluster"):
-        discovery.discover(endpoint(published), "zzzzzz.0123456789abcdef", [pin.ca_pin(published.ca_pem)],
-                           timeout=1, interval=0.2)
+        discovery.discover(
+            endpoint(published), "zzzzzz.0123456789abcdef", [pin.ca_pin(published.ca_pem)], timeout=1, interval=0.2
+        )
 
 
 def test_no_pin_needs_the_unsafe_flag(published):

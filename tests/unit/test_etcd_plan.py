@@ -29,8 +29,9 @@ FRESH = {"arch": "x86_64", "ActiveState": "inactive", "UnitFileState": "", "data
 class ScriptedHost(scripted.ProbedHost):
     probe_script = etcd.PROBE
 
-    def __init__(self, probe: dict[str, str], stamp: list[str] | None = None,
-                 files: dict[str, tuple[str, int]] | None = None):
+    def __init__(
+        self, probe: dict[str, str], stamp: list[str] | None = None, files: dict[str, tuple[str, int]] | None = None
+    ):
         super().__init__(files)
         self.probe, self.stamp = probe, stamp or []
 
@@ -39,17 +40,26 @@ class ScriptedHost(scripted.ProbedHost):
 
     def typed(self) -> dict:
         p = self.probe
-        return {Arch(): GOARCH.get(p["arch"], p["arch"]), UnitState("etcd"): Unit(p["ActiveState"], p["UnitFileState"]),
-                Stamps(): scripted.stamps({"etcd": self.stamp} if self.stamp else {})}
+        return {
+            Arch(): GOARCH.get(p["arch"], p["arch"]),
+            UnitState("etcd"): Unit(p["ActiveState"], p["UnitFileState"]),
+            Stamps(): scripted.stamps({"etcd": self.stamp} if self.stamp else {}),
+        }
 
 
 def make_spec(version: str = "3.5.17", hosts: list[dict] | None = None, extra: dict | None = None):
-    return specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t", "kubernetesVersion": "v1.32.5",
-        "controlPlaneEndpoint": "api.example.com" if hosts and len(hosts) > 1 else None,
-        "hosts": hosts or [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-        "components": {"etcd": {"extraArgs": extra or {}}},
-        "artifacts": {"etcd": {"version": version, "sha256": PIN}}})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": "v1.32.5",
+            "controlPlaneEndpoint": "api.example.com" if hosts and len(hosts) > 1 else None,
+            "hosts": hosts or [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+            "components": {"etcd": {"extraArgs": extra or {}}},
+            "artifacts": {"etcd": {"version": version, "sha256": PIN}},
+        }
+    )
 
 
 def context(host, spec=None) -> tuple[Context, Target]:
@@ -99,8 +109,17 @@ def test_fresh_host_downloads_first_then_installs_writes_the_unit_and_starts_etc
     ]
     assert host.commands == 1, "facts cost one round trip: the probe and the digests, batched"
     inst = next(s for s in steps if isinstance(s, Run) and s.note.startswith("install"))
-    assert inst.argv == ("sh", install.INSTALLER, f"{install.STAGING}/etcd-v3.5.17-linux-amd64.tar.gz", PIN,
-                         "etcd-v3.5.17-linux-amd64", "/usr/local/bin", f"{install.STAMPS}/etcd.stamp", "etcd", "etcdctl")
+    assert inst.argv == (
+        "sh",
+        install.INSTALLER,
+        f"{install.STAGING}/etcd-v3.5.17-linux-amd64.tar.gz",
+        PIN,
+        "etcd-v3.5.17-linux-amd64",
+        "/usr/local/bin",
+        f"{install.STAMPS}/etcd.stamp",
+        "etcd",
+        "etcdctl",
+    )
     restart = next(s for s in steps if isinstance(s, Run) and "(re)start" in s.note)
     assert "chmod 0700 /var/lib/etcd" in restart.argv[2] and "journalctl -u etcd" in restart.argv[2]
     health = steps[-1].argv[2]
@@ -121,8 +140,11 @@ def test_changed_unit_is_uploaded_and_restarts_etcd():
     probe, stamp, files = converged_state()
     files[etcd.UNIT] = (scripted.sha("edited by hand"), 0o644)
     changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamp, files))) if not b.startswith("skip")]
-    assert changes == [f"upload {etcd.UNIT}", "run (re)start etcd 3.5.17 on its new binary/unit/certificates",
-                       "run wait until etcd answers its health check (up to 60 s)"]
+    assert changes == [
+        f"upload {etcd.UNIT}",
+        "run (re)start etcd 3.5.17 on its new binary/unit/certificates",
+        "run wait until etcd answers its health check (up to 60 s)",
+    ]
 
 
 @pytest.mark.parametrize("cert", ["etcd/server.crt", "etcd/peer.key", "etcd/ca.crt"])
@@ -130,19 +152,24 @@ def test_changed_certificate_restarts_etcd(cert):
     probe, stamp, files = converged_state()
     files[f"{PKI}/{cert}"] = (scripted.sha("renewed"), files[f"{PKI}/{cert}"][1])
     changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamp, files))) if not b.startswith("skip")]
-    assert changes == ["run (re)start etcd 3.5.17 on its new binary/unit/certificates",
-                       "run wait until etcd answers its health check (up to 60 s)"]
+    assert changes == [
+        "run (re)start etcd 3.5.17 on its new binary/unit/certificates",
+        "run wait until etcd answers its health check (up to 60 s)",
+    ]
 
 
 def test_replaced_binary_is_reinstalled_and_restarts_etcd():
     probe, stamp, files = converged_state()
     stamp[1] = f"file 100:0:1:5 100:0:1:99 {etcd.ETCD}"
     changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamp, files))) if not b.startswith("skip")]
-    assert changes == ["local download etcd 3.5.17 (linux/amd64)", f"upload {install.INSTALLER}",
-                       f"transfer {install.STAGING}/etcd-v3.5.17-linux-amd64.tar.gz",
-                       "run install etcd 3.5.17 into /usr/local/bin",
-                       "run (re)start etcd 3.5.17 on its new binary/unit/certificates",
-                       "run wait until etcd answers its health check (up to 60 s)"]
+    assert changes == [
+        "local download etcd 3.5.17 (linux/amd64)",
+        f"upload {install.INSTALLER}",
+        f"transfer {install.STAGING}/etcd-v3.5.17-linux-amd64.tar.gz",
+        "run install etcd 3.5.17 into /usr/local/bin",
+        "run (re)start etcd 3.5.17 on its new binary/unit/certificates",
+        "run wait until etcd answers its health check (up to 60 s)",
+    ]
 
 
 def test_stopped_etcd_or_loose_data_dir_is_started_without_a_restart():
@@ -150,8 +177,10 @@ def test_stopped_etcd_or_loose_data_dir_is_started_without_a_restart():
         probe, stamp, files = converged_state()
         probe[key] = value
         changes = [s for s in plan(ScriptedHost(probe, stamp, files)) if not isinstance(s, Skip)]
-        assert [s.note for s in changes] == ["start etcd (enabled, its data dir 0700)",
-                                             "wait until etcd answers its health check (up to 60 s)"]
+        assert [s.note for s in changes] == [
+            "start etcd (enabled, its data dir 0700)",
+            "wait until etcd answers its health check (up to 60 s)",
+        ]
         assert "chmod 0700 /var/lib/etcd" in changes[0].argv[2]
 
 
@@ -175,13 +204,18 @@ def test_certificates_planned_earlier_in_the_run_count_as_there():
 
 
 def test_two_control_planes_are_not_available_yet():
-    spec = make_spec(hosts=[{"name": "n1", "address": "10.0.0.1", "role": "control-plane"},
-                            {"name": "n2", "address": "10.0.0.2", "role": "control-plane"}])
+    spec = make_spec(
+        hosts=[
+            {"name": "n1", "address": "10.0.0.1", "role": "control-plane"},
+            {"name": "n2", "address": "10.0.0.2", "role": "control-plane"},
+        ]
+    )
     with pytest.raises(NotAvailableYet, match="etcd on more than one control-plane host is not available yet"):
         plan(ScriptedHost(FRESH, files=cert_files()), spec)
 
 
 # --- the unit ----------------------------------------------------------------------------
+
 
 def exec_args(unit: str) -> list[str]:
     line = unit.split("ExecStart=", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
@@ -194,19 +228,29 @@ def test_unit_has_kubeadms_flags(version):
     argv = exec_args(etcd.unit(ctx, t, version, "amd64"))
     assert argv[0] == etcd.ETCD
     # kubeadm's stacked etcd arguments (reference §5.5), sorted by name as kubeadm sorts them
-    assert argv[1:] == sorted([
-        "--name=n1", "--data-dir=/var/lib/etcd",
-        "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.1:2379",
-        "--advertise-client-urls=https://10.0.0.1:2379",
-        "--listen-peer-urls=https://10.0.0.1:2380", "--initial-advertise-peer-urls=https://10.0.0.1:2380",
-        "--initial-cluster=n1=https://10.0.0.1:2380",
-        f"--cert-file={PKI}/etcd/server.crt", f"--key-file={PKI}/etcd/server.key",
-        f"--trusted-ca-file={PKI}/etcd/ca.crt", "--client-cert-auth=true",
-        f"--peer-cert-file={PKI}/etcd/peer.crt", f"--peer-key-file={PKI}/etcd/peer.key",
-        f"--peer-trusted-ca-file={PKI}/etcd/ca.crt", "--peer-client-cert-auth=true",
-        "--snapshot-count=10000", "--listen-metrics-urls=http://127.0.0.1:2381",
-        "--experimental-initial-corrupt-check=true", "--experimental-watch-progress-notify-interval=5s",
-    ])
+    assert argv[1:] == sorted(
+        [
+            "--name=n1",
+            "--data-dir=/var/lib/etcd",
+            "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.1:2379",
+            "--advertise-client-urls=https://10.0.0.1:2379",
+            "--listen-peer-urls=https://10.0.0.1:2380",
+            "--initial-advertise-peer-urls=https://10.0.0.1:2380",
+            "--initial-cluster=n1=https://10.0.0.1:2380",
+            f"--cert-file={PKI}/etcd/server.crt",
+            f"--key-file={PKI}/etcd/server.key",
+            f"--trusted-ca-file={PKI}/etcd/ca.crt",
+            "--client-cert-auth=true",
+            f"--peer-cert-file={PKI}/etcd/peer.crt",
+            f"--peer-key-file={PKI}/etcd/peer.key",
+            f"--peer-trusted-ca-file={PKI}/etcd/ca.crt",
+            "--peer-client-cert-auth=true",
+            "--snapshot-count=10000",
+            "--listen-metrics-urls=http://127.0.0.1:2381",
+            "--experimental-initial-corrupt-check=true",
+            "--experimental-watch-progress-notify-interval=5s",
+        ]
+    )
     unit = etcd.unit(ctx, t, version, "amd64")
     assert "Type=notify" in unit and "WantedBy=multi-user.target" in unit and "Environment" not in unit
 
@@ -219,8 +263,7 @@ def test_etcd_36_uses_feature_gates_not_experimental_flags():
 
 
 def test_extra_args_are_added_and_replace_kubeadms():
-    spec = make_spec(extra={"snapshot-count": "5000", "quota-backend-bytes": "8589934592",
-                            "log-outputs": "stderr"})
+    spec = make_spec(extra={"snapshot-count": "5000", "quota-backend-bytes": "8589934592", "log-outputs": "stderr"})
     ctx, t = context(None, spec)
     argv = exec_args(etcd.unit(ctx, t, "3.5.17", "amd64"))
     assert "--snapshot-count=5000" in argv and "--snapshot-count=10000" not in argv

@@ -21,21 +21,35 @@ class Counting(LocalConnection):
 
 def test_batch_keeps_each_commands_stdout_stderr_and_exit_code():
     conn = Counting()
-    rs = batch(conn, [("sh", "-c", "printf 'a\\nb'; echo oops >&2; exit 3"),
-                      ("echo", "it's \"quoted\" $HOME"),
-                      ("sh", "-c", "printf 'no newline'"),
-                      ("false",)])
+    rs = batch(
+        conn,
+        [
+            ("sh", "-c", "printf 'a\\nb'; echo oops >&2; exit 3"),
+            ("echo", 'it\'s "quoted" $HOME'),
+            ("sh", "-c", "printf 'no newline'"),
+            ("false",),
+        ],
+    )
     assert conn.calls == 1
     assert [(r.rc, r.out, r.err) for r in rs] == [
-        (3, "a\nb", "oops"), (0, "it's \"quoted\" $HOME\n", ""), (0, "no newline", ""), (1, "", "")]
+        (3, "a\nb", "oops"),
+        (0, 'it\'s "quoted" $HOME\n', ""),
+        (0, "no newline", ""),
+        (1, "", ""),
+    ]
 
 
 def test_batched_scripts_are_inlined_but_stay_apart():
     """An `sh -c` script runs in the batch's own shell (no second shell started), yet its
     variables, positional parameters and `exit` stay its own, and a `case` pattern's `)`
     inside the command substitution parses."""
-    rs = batch(Counting(), [("sh", "-c", "v=1; set -- a b; case x in x) echo \"matched $#\";; esac; exit 4"),
-                            ("sh", "-c", 'echo "v=${v:-unset} $#"')])
+    rs = batch(
+        Counting(),
+        [
+            ("sh", "-c", 'v=1; set -- a b; case x in x) echo "matched $#";; esac; exit 4'),
+            ("sh", "-c", 'echo "v=${v:-unset} $#"'),
+        ],
+    )
     assert [(r.rc, r.out) for r in rs[:2]] == [(4, "matched 2\n"), (0, "v=unset 0\n")]
 
 
@@ -53,8 +67,13 @@ def test_gather_answers_runs_and_file_digests_in_one_round_trip(tmp_path):
     (staged / "sub").mkdir()  # a directory in a listed directory is not a file
     conn = Counting()
     f = Facts(conn)
-    f.gather([Command(("uname", "-m")), Command(("sh", "-c", "echo $((6*7))")),
-              *files([str(tmp_path / "a"), str(tmp_path / "missing"), f"{staged}/", str(tmp_path / "with space")])])
+    f.gather(
+        [
+            Command(("uname", "-m")),
+            Command(("sh", "-c", "echo $((6*7))")),
+            *files([str(tmp_path / "a"), str(tmp_path / "missing"), f"{staged}/", str(tmp_path / "with space")]),
+        ]
+    )
     assert conn.calls == 1
     assert f.run("sh", "-c", "echo $((6*7))").out == "42\n"
     a = f.file(str(tmp_path / "a"))

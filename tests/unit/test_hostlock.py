@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="takes this machine's 
 def connect(server, client_key, tmp_path, user="root") -> SSHConnection:
     kh = tmp_path / "known_hosts"
     kh.write_text(server.known_hosts_line())
-    return SSHConnection(Host("n1", "127.0.0.1", ssh=SSHOptions(user=user, port=server.port, key=client_key[1])),
-                         known_hosts=kh)
+    return SSHConnection(
+        Host("n1", "127.0.0.1", ssh=SSHOptions(user=user, port=server.port, key=client_key[1])), known_hosts=kh
+    )
 
 
 def test_a_second_run_is_refused_naming_the_holder_until_the_first_lets_go(server, client_key, tmp_path):
@@ -35,8 +36,11 @@ def test_a_second_run_is_refused_naming_the_holder_until_the_first_lets_go(serve
     held = hostlock.acquire(a, "`kubeinit up` of cluster 'one' by alice@ws1 (pid 1)", 30, time.monotonic())
     assert open(hostlock.HOLDER).read() == "`kubeinit up` of cluster 'one' by alice@ws1 (pid 1)\n"
     assert oct(os.stat(hostlock.STATE).st_mode & 0o777) == "0o700"
-    with pytest.raises(hostlock.HostBusy, match=r"^n1 is locked by `kubeinit up` of cluster 'one' by alice@ws1 "
-                                                r"\(pid 1\); wait for that run to finish"):
+    with pytest.raises(
+        hostlock.HostBusy,
+        match=r"^n1 is locked by `kubeinit up` of cluster 'one' by alice@ws1 "
+        r"\(pid 1\); wait for that run to finish",
+    ):
         hostlock.acquire(b, "two", 0, time.monotonic())
     held.close()
     again = hostlock.acquire(b, "two", 10, time.monotonic())  # through sudo, as a non-root login takes it
@@ -90,8 +94,11 @@ def test_a_refused_run_changes_nothing_and_says_who_holds_the_host():
     host = ta.MemoryHost("a")
     ctx = ta.make([host])
     ctx.targets[0].locker = lambda conn, since: (_ for _ in ()).throw(hostlock.busy("a", "`kubeinit up` by bob"))
-    with pytest.raises(StepFailed, match=r"a: phase write failed at 'lock': a is locked by `kubeinit up` by bob; "
-                                         r"wait for that run"):
+    with pytest.raises(
+        StepFailed,
+        match=r"a: phase write failed at 'lock': a is locked by `kubeinit up` by bob; "
+        r"wait for that run",
+    ):
         execute(ctx, [ta.phase("write", ta.write_key)], ta.View())
     assert host.files == {} and not any("systemctl" in a for a in host.ran)
 

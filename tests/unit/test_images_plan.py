@@ -60,10 +60,17 @@ def tarballs(tmp_path):
 
 def make(entries: list[dict], source: str | None = None) -> specmod.ClusterSpec:
     arts = {n: {"version": VERSIONS[n], "sha256": PINS[n]} for n in VERSIONS}
-    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
-                              "kubernetesVersion": "v1.32.5",
-                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-                              "artifacts": {**arts, "images": entries}}, source=source)
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": "v1.32.5",
+            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+            "artifacts": {**arts, "images": entries},
+        },
+        source=source,
+    )
 
 
 def entry(name: str, path, **kw) -> dict:
@@ -79,7 +86,7 @@ def test_a_host_without_the_images_gets_each_verified_first_then_staged_and_impo
     steps = plan(Host(), spec)
     kinds = [type(s).__name__ for s in steps]
     assert kinds == ["Local", "Local", "Transfer", "Run", "Transfer", "Run"], scripted.brief(steps)
-    for img, (t, r) in zip(spec.artifacts.images, zip(steps[2::2], steps[3::2])):
+    for img, (t, r) in zip(spec.artifacts.images, zip(steps[2::2], steps[3::2], strict=True), strict=True):
         assert (t.local_path, t.sha256, t.mode) == (img.path, img.sha256, 0o600)
         assert t.path == f"{im.STAGING}/{img.sha256}.tar"
         assert r.argv == ("sh", "-c", im.IMPORT, "sh", t.path, *img.names)
@@ -98,7 +105,9 @@ def test_only_the_missing_image_is_imported(tarballs):
     spec = make([entry(n, p) for n, p in tarballs.items()])
     steps = [s for s in plan(Host(listed=[PAUSE]), spec) if not isinstance(s, Skip)]
     assert [s.note for s in steps if isinstance(s, (Run, Transfer))] == [
-        f"stage image {APISERVER}", f"import image {APISERVER} into containerd (k8s.io)"]
+        f"stage image {APISERVER}",
+        f"import image {APISERVER} into containerd (k8s.io)",
+    ]
 
 
 def test_a_bundle_of_several_images_is_imported_until_it_has_them_all(tarballs):
@@ -106,7 +115,8 @@ def test_a_bundle_of_several_images_is_imported_until_it_has_them_all(tarballs):
     del item["name"]
     spec = make([item])
     assert scripted.brief(plan(Host(listed=[APISERVER, PAUSE]), spec)) == [
-        f"skip images {APISERVER}, {PAUSE} are in containerd"]
+        f"skip images {APISERVER}, {PAUSE} are in containerd"
+    ]
     steps = [s for s in plan(Host(listed=[APISERVER]), spec) if isinstance(s, Run)]
     assert [s.argv[-2:] for s in steps] == [(APISERVER, PAUSE)]
     assert steps[0].note == f"import images {APISERVER}, {PAUSE} into containerd (k8s.io)"
@@ -145,12 +155,21 @@ def test_without_ctr_the_import_says_to_run_the_runtime_phase(tmp_path):
     path.mkdir()
     for tool in ("rm", "grep", "tr"):
         (path / tool).symlink_to(shutil.which(tool))
-    r = subprocess.run(["/bin/sh", "-c", im.IMPORT, "sh", str(staged), PAUSE], capture_output=True, text=True,
-                       env={"PATH": str(path)}, check=False)
+    r = subprocess.run(
+        ["/bin/sh", "-c", im.IMPORT, "sh", str(staged), PAUSE],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(path)},
+        check=False,
+    )
     assert r.returncode == 1, r.stderr
-    assert r.stderr.strip().splitlines() == [("there is no ctr on this host, which imports images into containerd: "
-                                              "run the runtime phase first (kubeinit up --only runtime), or install "
-                                              "containerd's ctr")], r.stderr
+    assert r.stderr.strip().splitlines() == [
+        (
+            "there is no ctr on this host, which imports images into containerd: "
+            "run the runtime phase first (kubeinit up --only runtime), or install "
+            "containerd's ctr"
+        )
+    ], r.stderr
     assert not staged.exists()
 
 
@@ -158,8 +177,11 @@ def test_a_local_tarball_that_does_not_match_is_refused_before_any_host(tarballs
     e = entry(APISERVER, tarballs[APISERVER])
     e["sha256"] = "0" * 64
     steps = plan(Host(), make([e]))
-    with pytest.raises(artifacts.ArtifactError, match=r"does not match its checksum: expected sha256 0{64} \(pinned in "
-                                                     r"artifacts.images\), got [0-9a-f]{64}; nothing was imported"):
+    with pytest.raises(
+        artifacts.ArtifactError,
+        match=r"does not match its checksum: expected sha256 0{64} \(pinned in "
+        r"artifacts.images\), got [0-9a-f]{64}; nothing was imported",
+    ):
         steps[0].action()
     tarballs[APISERVER].unlink()
     with pytest.raises(artifacts.ArtifactError, match="cannot read .* fix its path in artifacts.images"):
@@ -184,27 +206,58 @@ def test_a_url_is_downloaded_once_into_the_cache_and_verified(tarballs):
 
 
 def test_a_relative_path_is_read_next_to_the_cluster_file(tmp_path, tarballs):
-    spec = make([{**entry(PAUSE, tarballs[PAUSE]), "path": "bundle/pause-3.10.tar"}],
-                source=str(tmp_path / "cluster.yaml"))
+    spec = make(
+        [{**entry(PAUSE, tarballs[PAUSE]), "path": "bundle/pause-3.10.tar"}], source=str(tmp_path / "cluster.yaml")
+    )
     assert spec.artifacts.images[0].path == str(tarballs[PAUSE])
 
 
-@pytest.mark.parametrize("item, path, words", [
-    ({"name": "pause:3.10", "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "full image reference"),
-    ({"name": "registry.k8s.io/pause", "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "with a tag"),
-    ({"name": PAUSE, "sha256": "a" * 64}, "artifacts.images[0]", "either url or path"),
-    ({"name": PAUSE, "path": "x", "url": "https://m/x.tar", "sha256": "a" * 64}, "artifacts.images[0].url", "either"),
-    ({"name": PAUSE, "path": "x.tar"}, "artifacts.images[0].sha256", "needs its sha256"),
-    ({"name": PAUSE, "path": "x.tar", "sha256": "xyz"}, "artifacts.images[0].sha256", "not a sha256 digest"),
-    ({"name": PAUSE, "url": "ftp://m/x.tar", "sha256": "a" * 64}, "artifacts.images[0].url", "http(s):// or file://"),
-    ({"name": PAUSE, "path": "x.tar", "sha256": "a" * 64, "tag": 1}, "artifacts.images[0].tag", "unknown field"),
-    ({"path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "give the image reference"),
-    ({"name": PAUSE, "names": [PAUSE], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names", "or several"),
-    ({"names": [], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names", "is empty"),
-    ({"names": [PAUSE, "busybox"], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names[1]",
-     "full image reference"),
-    ({"names": [PAUSE, PAUSE], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names[1]", "listed twice"),
-])
+@pytest.mark.parametrize(
+    "item, path, words",
+    [
+        (
+            {"name": "pause:3.10", "path": "x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].name",
+            "full image reference",
+        ),
+        (
+            {"name": "registry.k8s.io/pause", "path": "x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].name",
+            "with a tag",
+        ),
+        ({"name": PAUSE, "sha256": "a" * 64}, "artifacts.images[0]", "either url or path"),
+        (
+            {"name": PAUSE, "path": "x", "url": "https://m/x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].url",
+            "either",
+        ),
+        ({"name": PAUSE, "path": "x.tar"}, "artifacts.images[0].sha256", "needs its sha256"),
+        ({"name": PAUSE, "path": "x.tar", "sha256": "xyz"}, "artifacts.images[0].sha256", "not a sha256 digest"),
+        (
+            {"name": PAUSE, "url": "ftp://m/x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].url",
+            "http(s):// or file://",
+        ),
+        ({"name": PAUSE, "path": "x.tar", "sha256": "a" * 64, "tag": 1}, "artifacts.images[0].tag", "unknown field"),
+        ({"path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].name", "give the image reference"),
+        (
+            {"name": PAUSE, "names": [PAUSE], "path": "x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].names",
+            "or several",
+        ),
+        ({"names": [], "path": "x.tar", "sha256": "a" * 64}, "artifacts.images[0].names", "is empty"),
+        (
+            {"names": [PAUSE, "busybox"], "path": "x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].names[1]",
+            "full image reference",
+        ),
+        (
+            {"names": [PAUSE, PAUSE], "path": "x.tar", "sha256": "a" * 64},
+            "artifacts.images[0].names[1]",
+            "listed twice",
+        ),
+    ],
+)
 def test_bad_image_entries_are_one_line_naming_the_field(item, path, words):
     with pytest.raises(SpecError) as e:
         make([item])

@@ -53,8 +53,13 @@ def host(tmp_path):
 
 def install(tmp_path: Path, script: Path, a: Path, digest: str, src: str) -> subprocess.CompletedProcess:
     dest, stamp = tmp_path / "usr-local-bin", tmp_path / "installed" / "x.stamp"
-    return subprocess.run(["sh", str(script), str(a), digest, src, str(dest), str(stamp)],
-                          capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        ["sh", str(script), str(a), digest, src, str(dest), str(stamp)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def snapshot(d: Path) -> dict[str, str]:

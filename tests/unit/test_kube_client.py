@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from apiserver import cluster, make_cluster  # noqa: F401 (fixture)
 
 from kubeinit.certs.kubeconfig import plan_kubeconfigs
 from kubeinit.certs.pki import PKIConfig, plan_pki
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.kube.client import ApiError, Client, Unreachable, namespaced
-
-from apiserver import cluster, make_cluster  # noqa: F401 (fixture)
 
 SECRETS = namespaced("secrets", "kube-system")
 
@@ -74,16 +73,25 @@ def test_crud_round_trip_and_server_set_fields(cluster):
     assert [i["metadata"]["name"] for i in c.list(SECRETS)["items"]] == ["b"]
 
 
-@pytest.mark.parametrize("action,code,reason", [
-    (lambda c: c.get(namespaced("secrets", "kube-system", "nope")), 404, "NotFound"),
-    (lambda c: c.delete(namespaced("secrets", "kube-system", "nope")), 404, "NotFound"),
-    (lambda c: c.create(SECRETS, secret("dup")), 409, "AlreadyExists"),
-    (lambda c: c.create(SECRETS, secret("Not_A_Name")), 422, "Invalid"),
-    (lambda c: c.create(namespaced("secrets", "no-such-ns"), secret("x")), 404, "NotFound"),
-    (lambda c: c.replace(namespaced("secrets", "kube-system", "dup"),
-                         secret("dup", metadata={"name": "dup", "resourceVersion": "1"})), 409, "Conflict"),
-    (lambda c: c.list(SECRETS, field_selector="data.k=v"), 400, "BadRequest"),
-])
+@pytest.mark.parametrize(
+    "action,code,reason",
+    [
+        (lambda c: c.get(namespaced("secrets", "kube-system", "nope")), 404, "NotFound"),
+        (lambda c: c.delete(namespaced("secrets", "kube-system", "nope")), 404, "NotFound"),
+        (lambda c: c.create(SECRETS, secret("dup")), 409, "AlreadyExists"),
+        (lambda c: c.create(SECRETS, secret("Not_A_Name")), 422, "Invalid"),
+        (lambda c: c.create(namespaced("secrets", "no-such-ns"), secret("x")), 404, "NotFound"),
+        (
+            lambda c: c.replace(
+                namespaced("secrets", "kube-system", "dup"),
+                secret("dup", metadata={"name": "dup", "resourceVersion": "1"}),
+            ),
+            409,
+            "Conflict",
+        ),
+        (lambda c: c.list(SECRETS, field_selector="data.k=v"), 400, "BadRequest"),
+    ],
+)
 def test_status_errors_become_api_errors(cluster, action, code, reason):
     c = Client.from_kubeconfig(cluster.admin_conf)
     c.create(SECRETS, secret("dup"))
@@ -138,9 +146,12 @@ def test_ca_and_client_cert_as_files_relative_to_the_kubeconfig(cluster):
     (cluster.root / "creds").mkdir()
     (cluster.root / "creds" / "admin.crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
     (cluster.root / "creds" / "admin.key").write_bytes(base64.b64decode(user["client-key-data"]))
-    path = edited(cluster.admin_conf, cluster.root / "files.conf",
-                  {"certificate-authority-data": None, "certificate-authority": "pki/ca.crt"},
-                  {"client-certificate": "creds/admin.crt", "client-key": "creds/admin.key"})
+    path = edited(
+        cluster.admin_conf,
+        cluster.root / "files.conf",
+        {"certificate-authority-data": None, "certificate-authority": "pki/ca.crt"},
+        {"client-certificate": "creds/admin.crt", "client-key": "creds/admin.key"},
+    )
     assert Client.from_kubeconfig(path).get("/version")
 
 
@@ -151,8 +162,11 @@ def test_bearer_token_user(tmp_path):
         assert Client.from_kubeconfig(good).list(SECRETS)["items"] == []
         assert c.api.requests[-1][2] == "alice"
         bad = edited(c.admin_conf, tmp_path / "bad.conf", user={"token": "not-the-right-one"})
-        with pytest.raises(ApiError, match=r"rejected the credentials of user 'kubernetes-admin' in .*bad\.conf "
-                                           r"\(401 Unauthorized\)") as e:
+        with pytest.raises(
+            ApiError,
+            match=r"rejected the credentials of user 'kubernetes-admin' in .*bad\.conf "
+            r"\(401 Unauthorized\)",
+        ) as e:
             Client.from_kubeconfig(bad).list(SECRETS)
         assert e.value.reason == "Unauthorized"
     finally:
@@ -168,16 +182,22 @@ def test_no_credentials_is_401_naming_the_user(cluster):
 
 def test_client_cert_of_another_ca_is_rejected_naming_the_user(cluster, other_pki):
     _, other_admin = other_pki
-    path = edited(other_admin, cluster.root / "foreign.conf",
-                  {"server": cluster.api.url, "certificate-authority-data": _b64(cluster.ca_pem)})
+    path = edited(
+        other_admin,
+        cluster.root / "foreign.conf",
+        {"server": cluster.api.url, "certificate-authority-data": _b64(cluster.ca_pem)},
+    )
     with pytest.raises(ApiError, match="client certificate of user 'kubernetes-admin'") as e:
         Client.from_kubeconfig(path).list(SECRETS)
     assert e.value.code == 401
 
 
 def test_non_admin_user_is_403_naming_the_user(cluster):
-    with pytest.raises(ApiError, match=r"user 'system:kube-scheduler' of .*scheduler\.conf may not do this .*"
-                                       r"403 Forbidden") as e:
+    with pytest.raises(
+        ApiError,
+        match=r"user 'system:kube-scheduler' of .*scheduler\.conf may not do this .*"
+        r"403 Forbidden",
+    ) as e:
         Client.from_kubeconfig(cluster.kubeconfig("scheduler.conf")).list(SECRETS)
     assert e.value.reason == "Forbidden"
 
@@ -185,16 +205,21 @@ def test_non_admin_user_is_403_naming_the_user(cluster):
 def test_server_certificate_not_signed_by_the_kubeconfig_ca(cluster, other_pki):
     other_ca, _ = other_pki
     path = edited(cluster.admin_conf, cluster.root / "wrong-ca.conf", {"certificate-authority-data": _b64(other_ca)})
-    with pytest.raises(Unreachable, match=rf"the API server {cluster.api.url} presented a certificate that the "
-                                          r"CA in .*wrong-ca\.conf does not vouch for"):
+    with pytest.raises(
+        Unreachable,
+        match=rf"the API server {cluster.api.url} presented a certificate that the "
+        r"CA in .*wrong-ca\.conf does not vouch for",
+    ):
         Client.from_kubeconfig(path).get("/version")
 
 
 def test_insecure_skip_tls_verify_is_refused(cluster):
     """Admin credentials never go to a server kubeinit cannot verify (only join's first,
     pinned read of cluster-info goes without a CA)."""
-    for name, change in (("insecure.conf", {"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
-                         ("both.conf", {"insecure-skip-tls-verify": True})):
+    for name, change in (
+        ("insecure.conf", {"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
+        ("both.conf", {"insecure-skip-tls-verify": True}),
+    ):
         path = edited(cluster.admin_conf, cluster.root / name, change)
         with pytest.raises(UserError, match="sets insecure-skip-tls-verify, and kubeinit does not send credentials"):
             Client.from_kubeconfig(path)
@@ -209,43 +234,67 @@ def test_closed_port_is_one_sentence(cluster):
     path = edited(cluster.admin_conf, cluster.root / "closed.conf", {"server": f"https://127.0.0.1:{port}"})
     with pytest.raises(Unreachable) as e:
         Client.from_kubeconfig(path).get("/version")
-    assert str(e.value) == (f"cannot reach the API server https://127.0.0.1:{port} (connection refused); is the "
-                            f"control plane up? (--kubeconfig {path})")
+    assert str(e.value) == (
+        f"cannot reach the API server https://127.0.0.1:{port} (connection refused); is the "
+        f"control plane up? (--kubeconfig {path})"
+    )
 
 
 def test_silent_server_times_out(cluster):
     with socket.socket() as s:  # accepts TCP (the backlog) but never speaks TLS
         s.bind(("127.0.0.1", 0))
         s.listen(1)
-        path = edited(cluster.admin_conf, cluster.root / "silent.conf",
-                      {"server": f"https://127.0.0.1:{s.getsockname()[1]}"})
+        path = edited(
+            cluster.admin_conf, cluster.root / "silent.conf", {"server": f"https://127.0.0.1:{s.getsockname()[1]}"}
+        )
         with pytest.raises(Unreachable, match=r"\(no answer within 0\.3s\); is the control plane up"):
             Client.from_kubeconfig(path, timeout=0.3).get("/version")
 
 
-@pytest.mark.parametrize("content,match", [
-    (None, "does not exist; pass --kubeconfig"),
-    ("a: [", "is not valid YAML"),
-    ("apiVersion: v1\nkind: Config\n", "has no current-context"),
-    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
-     "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\n"
-     "users: [{name: u, user: {exec: {command: aws}}}]\n", "authenticates with 'exec', which kubeinit does not"),
-    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
-     "clusters: [{name: c, cluster: {server: 'http://h:1'}}]\nusers: [{name: u, user: {}}]\n", "not an https://"),
-    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
-     "clusters: [{name: c, cluster: {server: 'https://h:1', certificate-authority-data: '!!'}}]\n"
-     "users: [{name: u, user: {}}]\n", "certificate-authority-data is not valid base64"),
-    # the wrong shape: the field is named (was "internal error: AttributeError/TypeError")
-    ("current-context: x\ncontexts: [{name: x, context: [c, u]}]\n",
-     r"k\.conf is not a kubeconfig \(contexts\[0\]\.context: must be a mapping, not a list\)$"),
-    ("current-context: x\ncontexts: 5\n", r"k\.conf is not a kubeconfig \(contexts: must be a list, not a number\)$"),
-    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
-     "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: [token]}]\n",
-     r"k\.conf is not a kubeconfig \(users\[0\]\.user: must be a mapping, not a list\)$"),
-    ("current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
-     "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: {token: [a]}}]\n",
-     r"k\.conf is not a kubeconfig \(users\[0\]\.user\.token: must be text, not a list\)$"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (None, "does not exist; pass --kubeconfig"),
+        ("a: [", "is not valid YAML"),
+        ("apiVersion: v1\nkind: Config\n", "has no current-context"),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\n"
+            "users: [{name: u, user: {exec: {command: aws}}}]\n",
+            "authenticates with 'exec', which kubeinit does not",
+        ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'http://h:1'}}]\nusers: [{name: u, user: {}}]\n",
+            "not an https://",
+        ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://h:1', certificate-authority-data: '!!'}}]\n"
+            "users: [{name: u, user: {}}]\n",
+            "certificate-authority-data is not valid base64",
+        ),
+        # the wrong shape: the field is named (was "internal error: AttributeError/TypeError")
+        (
+            "current-context: x\ncontexts: [{name: x, context: [c, u]}]\n",
+            r"k\.conf is not a kubeconfig \(contexts\[0\]\.context: must be a mapping, not a list\)$",
+        ),
+        (
+            "current-context: x\ncontexts: 5\n",
+            r"k\.conf is not a kubeconfig \(contexts: must be a list, not a number\)$",
+        ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: [token]}]\n",
+            r"k\.conf is not a kubeconfig \(users\[0\]\.user: must be a mapping, not a list\)$",
+        ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://h:1'}}]\nusers: [{name: u, user: {token: [a]}}]\n",
+            r"k\.conf is not a kubeconfig \(users\[0\]\.user\.token: must be text, not a list\)$",
+        ),
+    ],
+)
 def test_kubeconfig_problems_are_user_errors(tmp_path, content, match):
     path = tmp_path / "k.conf"
     if content is not None:
@@ -265,8 +314,11 @@ def test_kubeconfig_that_is_a_fifo_or_too_big_is_refused_at_once(tmp_path):
     old = signal.signal(signal.SIGALRM, hung)
     signal.alarm(5)
     try:
-        with pytest.raises(UserError, match=r"fifo\.conf is a FIFO \(named pipe\), not a regular file .*pass "
-                                            r"--kubeconfig with the right file"):
+        with pytest.raises(
+            UserError,
+            match=r"fifo\.conf is a FIFO \(named pipe\), not a regular file .*pass "
+            r"--kubeconfig with the right file",
+        ):
             Client.from_kubeconfig(fifo)
     finally:
         signal.alarm(0)
@@ -274,8 +326,11 @@ def test_kubeconfig_that_is_a_fifo_or_too_big_is_refused_at_once(tmp_path):
     big = tmp_path / "big.conf"
     with open(big, "wb") as f:
         f.truncate(100 * 1024 * 1024)
-    with pytest.raises(UserError, match=r"big\.conf is 100\.0 MiB, more than a kubeconfig can need \(kubeinit "
-                                        r"reads at most 16\.0 MiB"):
+    with pytest.raises(
+        UserError,
+        match=r"big\.conf is 100\.0 MiB, more than a kubeconfig can need \(kubeinit "
+        r"reads at most 16\.0 MiB",
+    ):
         Client.from_kubeconfig(big)
 
 
@@ -302,8 +357,14 @@ def _b64(data: bytes) -> str:
 def test_a_client_key_of_another_certificate_is_a_user_error(cluster, other_pki, tmp_path):
     mine = yaml.safe_load(cluster.admin_conf.read_text())["users"][0]["user"]
     theirs = yaml.safe_load(other_pki[1].read_text())["users"][0]["user"]
-    path = edited(cluster.admin_conf, tmp_path / "mixed.conf", user={
-        "client-certificate-data": mine["client-certificate-data"], "client-key-data": theirs["client-key-data"]})
-    with pytest.raises(UserError, match=r"mixed\.conf, user 'kubernetes-admin': the client certificate and key "
-                                        r"cannot be used \(.*\); are they a matching PEM pair\?$"):
+    path = edited(
+        cluster.admin_conf,
+        tmp_path / "mixed.conf",
+        user={"client-certificate-data": mine["client-certificate-data"], "client-key-data": theirs["client-key-data"]},
+    )
+    with pytest.raises(
+        UserError,
+        match=r"mixed\.conf, user 'kubernetes-admin': the client certificate and key "
+        r"cannot be used \(.*\); are they a matching PEM pair\?$",
+    ):
         Client.from_kubeconfig(path)

@@ -21,11 +21,18 @@ def write(path: Path, doc: dict) -> Path:
 
 
 def mine(tmp_path) -> Path:
-    return write(tmp_path / "config", {
-        "apiVersion": "v1", "kind": "Config", "current-context": "b", "extensions": [{"name": "x"}],
-        "clusters": [{"name": n, "cluster": {"server": f"https://{n}:6443"}} for n in ("a", "b")],
-        "users": [{"name": n, "user": {"token": f"{n}-token-value"}} for n in ("a", "b")],
-        "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n in ("a", "b")]})
+    return write(
+        tmp_path / "config",
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "b",
+            "extensions": [{"name": "x"}],
+            "clusters": [{"name": n, "cluster": {"server": f"https://{n}:6443"}} for n in ("a", "b")],
+            "users": [{"name": n, "user": {"token": f"{n}-token-value"}} for n in ("a", "b")],
+            "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n in ("a", "b")],
+        },
+    )
 
 
 def test_merge_replaces_a_same_named_entry_where_it_stands_and_keeps_the_rest(tmp_path):
@@ -44,8 +51,9 @@ def test_merge_replaces_a_same_named_entry_where_it_stands_and_keeps_the_rest(tm
 
 def test_merge_without_making_it_current_and_remove(tmp_path):
     path = mine(tmp_path)
-    kubeconfig.merge(path, kubeconfig.entry("c", "https://c:6443", "Q0E=", {"token": "c-token-value"}),
-                     make_current=False)
+    kubeconfig.merge(
+        path, kubeconfig.entry("c", "https://c:6443", "Q0E=", {"token": "c-token-value"}), make_current=False
+    )
     assert yaml.safe_load(path.read_text())["current-context"] == "b"
     assert kubeconfig.remove(path, "b") and not kubeconfig.remove(path, "b")
     conf = yaml.safe_load(path.read_text())
@@ -62,9 +70,11 @@ def test_a_write_that_fails_leaves_the_file_and_no_temp_file(tmp_path):
 
 
 def test_secrets_of_a_merged_document_are_masked(tmp_path):
-    doc = ("apiVersion: v1\nkind: Config\ncurrent-context: z\nclusters: [{name: z, cluster: {server: 'https://z'}}]\n"
-           "users: [{name: z, user: {token: aks-user-token-0987}}]\ncontexts: [{name: z, context: {cluster: z, "
-           "user: z}}]\n")
+    doc = (
+        "apiVersion: v1\nkind: Config\ncurrent-context: z\nclusters: [{name: z, cluster: {server: 'https://z'}}]\n"
+        "users: [{name: z, user: {token: aks-user-token-0987}}]\ncontexts: [{name: z, context: {cluster: z, "
+        "user: z}}]\n"
+    )
     kubeconfig.merge(tmp_path / "config", doc.encode())
     assert "aks-user-token-0987" not in redact.mask("token aks-user-token-0987")
     assert TOKEN not in redact.mask(kubeconfig.bootstrap("https://h:6443", "Q0E=", TOKEN))
@@ -98,9 +108,16 @@ def test_cluster_info_reads_back_and_refuses_what_kubeadm_would():
 
 def test_only_kubeinit_kubeconfig_builds_or_merges_kubeconfig_documents():
     """Issue 9 item 3: one module; providers do not import managed/'s (a layer above them)."""
-    built = [str(p.relative_to(KUBEINIT)) for p in KUBEINIT.rglob("*.py") if p.name != "kubeconfig.py" or
-             p.parent != KUBEINIT if re.search(r'"kind": "Config"|kind: Config', p.read_text())]
+    built = [
+        str(p.relative_to(KUBEINIT))
+        for p in KUBEINIT.rglob("*.py")
+        if p.name != "kubeconfig.py" or p.parent != KUBEINIT
+        if re.search(r'"kind": "Config"|kind: Config', p.read_text())
+    ]
     assert built == []
-    upward = [p.name for p in (KUBEINIT / "providers").glob("*.py")
-              if re.search(r"kubeinit\.managed\.kubeconfig|from kubeinit\.managed import .*kubeconfig", p.read_text())]
+    upward = [
+        p.name
+        for p in (KUBEINIT / "providers").glob("*.py")
+        if re.search(r"kubeinit\.managed\.kubeconfig|from kubeinit\.managed import .*kubeconfig", p.read_text())
+    ]
     assert upward == [] and not (KUBEINIT / "managed" / "kubeconfig.py").exists()

@@ -27,8 +27,15 @@ ADDR = "10.0.0.1"
 class ScriptedHost(scripted.ProbedHost):
     probe_script = kubelet.PROBE
 
-    def __init__(self, files=None, binary: str | None = KUBELET, hostname: str = "n1", addrs=(ADDR, "10.0.2.15"),
-                 kubelet_state=("inactive", "disabled"), resolved: str = "inactive"):
+    def __init__(
+        self,
+        files=None,
+        binary: str | None = KUBELET,
+        hostname: str = "n1",
+        addrs=(ADDR, "10.0.2.15"),
+        kubelet_state=("inactive", "disabled"),
+        resolved: str = "inactive",
+    ):
         super().__init__(files)
         self.binary, self.hostname, self.addrs = binary, hostname, addrs
         self.kubelet_state, self.resolved = kubelet_state, resolved
@@ -40,17 +47,27 @@ class ScriptedHost(scripted.ProbedHost):
         return out
 
     def typed(self) -> dict:
-        return {UnitState("kubelet"): Unit(*self.kubelet_state),
-                UnitState("systemd-resolved"): Unit(self.resolved, "enabled"),
-                Hostname(): self.hostname, Addresses(): frozenset(("127.0.0.1", *self.addrs))}
+        return {
+            UnitState("kubelet"): Unit(*self.kubelet_state),
+            UnitState("systemd-resolved"): Unit(self.resolved, "enabled"),
+            Hostname(): self.hostname,
+            Addresses(): frozenset(("127.0.0.1", *self.addrs)),
+        }
 
 
 def make_spec(extra: dict | None = None, name: str = "n1", address: str = ADDR, **artifacts):
-    return specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t", "kubernetesVersion": "v1.32.5",
-        "hosts": [{"name": name, "address": address, "role": "control-plane"}],
-        "networking": {"serviceSubnet": "10.32.0.0/16", "dnsDomain": "corp.internal"},
-        "components": {"kubelet": {"extraArgs": extra or {}}}, "artifacts": artifacts})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": "v1.32.5",
+            "hosts": [{"name": name, "address": address, "role": "control-plane"}],
+            "networking": {"serviceSubnet": "10.32.0.0/16", "dnsDomain": "corp.internal"},
+            "components": {"kubelet": {"extraArgs": extra or {}}},
+            "artifacts": artifacts,
+        }
+    )
 
 
 def plan(host: ScriptedHost, spec=None, dry_run: bool = False):
@@ -93,14 +110,18 @@ def test_a_fresh_host_gets_kubeadms_four_files_and_a_start():
     assert f"--kubeconfig={KUBECONFIG}" in files[kubelet.DROPIN]
     restart = steps[-1]
     assert isinstance(restart, Run) and "systemctl restart kubelet" in restart.argv[2]
-    assert f"sha256sum {kubelet.CONFIG} {kubelet.FLAGS_ENV} {kubelet.UNIT} {kubelet.DROPIN} {KUBECONFIG}" \
-        in restart.argv[2], "APPLIED records what the kubelet was started with"
+    assert (
+        f"sha256sum {kubelet.CONFIG} {kubelet.FLAGS_ENV} {kubelet.UNIT} {kubelet.DROPIN} {KUBECONFIG}"
+        in restart.argv[2]
+    ), "APPLIED records what the kubelet was started with"
 
 
 def test_flags_are_kubeadms_plus_the_node_ip_when_the_address_is_the_hosts_own():
     env = uploads(plan(ScriptedHost(prerequisites())))[kubelet.FLAGS_ENV]
-    assert env == ('KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock '
-                   f'--node-ip={ADDR}"\n')
+    assert env == (
+        'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock '
+        f'--node-ip={ADDR}"\n'
+    )
     # reached through NAT or a bastion: the address is not one of the host's, so no --node-ip
     env = uploads(plan(ScriptedHost(prerequisites(), addrs=("192.168.1.5",))))[kubelet.FLAGS_ENV]
     assert "--node-ip" not in env
@@ -111,8 +132,13 @@ def test_node_name_other_than_the_hostname_and_extra_args_sorted_with_go_quoting
     env = uploads(plan(ScriptedHost(prerequisites(), hostname="vm-123"), spec))[kubelet.FLAGS_ENV]
     assert env.startswith("KUBELET_KUBEADM_ARGS=") and env.endswith("\n") and env.count("\n") == 1
     args = shlex.split(json.loads(env.split("=", 1)[1]))  # Go's %q, as kubeadm writes it
-    assert args == ["--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
-                    "--hostname-override=n1", "--node-ip=10.0.2.15", "--node-labels=a=b,c=d", "--v=2"]
+    assert args == [
+        "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+        "--hostname-override=n1",
+        "--node-ip=10.0.2.15",
+        "--node-labels=a=b,c=d",
+        "--v=2",
+    ]
 
 
 def test_systemd_resolved_means_its_resolv_conf():
@@ -172,7 +198,9 @@ def test_var_lib_kubelet_is_made_0700_as_kubeadm_makes_it_before_its_files():
     """An upload's parents are made 0755 (umask 022); /var/lib/kubelet is kubeadm's 0700."""
     steps = plan(ScriptedHost(prerequisites()))
     i = next(n for n, s in enumerate(steps) if isinstance(s, Upload) and s.path == kubelet.CONFIG)
-    assert isinstance(steps[i - 1], Run) and steps[i - 1].argv[2] == \
-        "[ -d /var/lib/kubelet ] || mkdir -m 0700 /var/lib/kubelet"
+    assert (
+        isinstance(steps[i - 1], Run)
+        and steps[i - 1].argv[2] == "[ -d /var/lib/kubelet ] || mkdir -m 0700 /var/lib/kubelet"
+    )
     again = plan(ScriptedHost(converged(ScriptedHost(prerequisites()))))
     assert not any(isinstance(s, Run) and "mkdir" in s.argv[-1] for s in again), "a converged host: no such step"

@@ -39,8 +39,9 @@ def empty_cache(tmp_path, monkeypatch):
 
 
 def converged(names=("kubelet", "kubectl")) -> dict[str, list[str]]:
-    return {n: [f"archive {PINS[n]} missing ", f"file 300:0:{i}:5 300:0:{i}:5 {kp.PATHS[n]}"]
-            for i, n in enumerate(names)}
+    return {
+        n: [f"archive {PINS[n]} missing ", f"file 300:0:{i}:5 300:0:{i}:5 {kp.PATHS[n]}"] for i, n in enumerate(names)
+    }
 
 
 def test_fresh_host_downloads_first_then_transfers_and_stamps():
@@ -76,16 +77,22 @@ def test_a_changed_binary_is_reinstalled():
     stamps = converged()
     stamps["kubelet"][1] = "file 300:0:0:5 300:0:0:99 /usr/local/bin/kubelet"  # replaced by hand
     changes = [b for b in scripted.brief(plan(ScriptedHost(HEALTHY, stamps))) if not b.startswith("skip")]
-    assert changes == ["local download kubelet 1.32.5 (linux/amd64)", "transfer /usr/local/bin/kubelet",
-                       "run record kubelet 1.32.5 as installed"]
+    assert changes == [
+        "local download kubelet 1.32.5 (linux/amd64)",
+        "transfer /usr/local/bin/kubelet",
+        "run record kubelet 1.32.5 as installed",
+    ]
 
 
 def test_a_removed_binary_is_reinstalled():
     stamps = converged()
     stamps["kubectl"][1] = "file 300:0:1:5 missing /usr/local/bin/kubectl"
     changes = [b for b in scripted.brief(plan(ScriptedHost(HEALTHY, stamps))) if not b.startswith("skip")]
-    assert changes == ["local download kubectl 1.32.5 (linux/amd64)", "transfer /usr/local/bin/kubectl",
-                       "run record kubectl 1.32.5 as installed"]
+    assert changes == [
+        "local download kubectl 1.32.5 (linux/amd64)",
+        "transfer /usr/local/bin/kubectl",
+        "run record kubectl 1.32.5 as installed",
+    ]
 
 
 def test_a_component_disabled_is_left_out():
@@ -99,8 +106,11 @@ def test_kubeadm_is_opt_in():
     spec = make_spec(kubeadm={"enabled": True, "sha256": PINS["kubeadm"]})
     assert not make_spec().artifact("kubeadm").enabled
     changes = [b for b in scripted.brief(plan(ScriptedHost(HEALTHY, converged()), spec)) if not b.startswith("skip")]
-    assert changes == ["local download kubeadm 1.32.5 (linux/amd64)", "transfer /usr/local/bin/kubeadm",
-                       "run record kubeadm 1.32.5 as installed"]
+    assert changes == [
+        "local download kubeadm 1.32.5 (linux/amd64)",
+        "transfer /usr/local/bin/kubeadm",
+        "run record kubeadm 1.32.5 as installed",
+    ]
 
 
 def test_versions_default_to_kubernetes_version_unless_pinned():
@@ -109,9 +119,15 @@ def test_versions_default_to_kubernetes_version_unless_pinned():
     assert spec.artifact("kubelet").sha256 == PINS["kubelet"], "a pinned digest without a version is kept"
     assert spec.artifact("kubectl").version == "1.31.4"
     assert spec.artifact("kubeadm").version == "1.32.5"
-    bare = specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t",
-                              "kubernetesVersion": "v1.31.2",
-                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}]})
+    bare = specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": "v1.31.2",
+            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+        }
+    )
     assert (bare.artifact("kubelet").version, bare.artifact("kubectl").version) == ("1.31.2", "1.31.2")
     assert "transfer /usr/local/bin/kubectl" in scripted.brief(plan(ScriptedHost(HEALTHY), spec))
     assert "local download kubectl 1.31.4 (linux/amd64)" in scripted.brief(plan(ScriptedHost(HEALTHY), spec))
@@ -120,8 +136,11 @@ def test_versions_default_to_kubernetes_version_unless_pinned():
 def test_stamp_of_another_version_reinstalls():
     spec = make_spec(kubelet={"version": "1.32.6", "sha256": "d" * 64})
     changes = [b for b in scripted.brief(plan(ScriptedHost(HEALTHY, converged()), spec)) if not b.startswith("skip")]
-    assert changes == ["local download kubelet 1.32.6 (linux/amd64)", "transfer /usr/local/bin/kubelet",
-                       "run record kubelet 1.32.6 as installed"]
+    assert changes == [
+        "local download kubelet 1.32.6 (linux/amd64)",
+        "transfer /usr/local/bin/kubelet",
+        "run record kubelet 1.32.6 as installed",
+    ]
 
 
 def test_unsupported_architecture_is_an_error():

@@ -27,8 +27,14 @@ def modes(top: Path) -> dict[str, str]:
 
 def umask000(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "KUBEINIT_HOME": str(home)}
-    return subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", sys.executable, "-m", "kubeinit", *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        ["sh", "-c", 'umask 000; exec "$@"', "sh", sys.executable, "-m", "kubeinit", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a real init phase run (it takes /var/lib/kubeinit/run.lock) needs root")
@@ -36,8 +42,9 @@ def test_init_phases_under_umask_000_make_kubeadms_modes(tmp_path):
     pki, confs, home = tmp_path / "a" / "pki", tmp_path / "b" / "kubernetes", tmp_path / "home"
     r = umask000("init", "phase", "certs", "all", "--cert-dir", str(pki), *FLAGS, home=home)
     assert r.returncode == 0, r.stderr
-    r = umask000("init", "phase", "kubeconfig", "all", "--cert-dir", str(pki), "--kubeconfig-dir", str(confs),
-                 *FLAGS, home=home)
+    r = umask000(
+        "init", "phase", "kubeconfig", "all", "--cert-dir", str(pki), "--kubeconfig-dir", str(confs), *FLAGS, home=home
+    )
     assert r.returncode == 0, r.stderr
     got = modes(pki)
     assert {k: v for k, v in got.items() if k in (".", "etcd")} == {".": "0o755", "etcd": "0o755"}
@@ -47,9 +54,13 @@ def test_init_phases_under_umask_000_make_kubeadms_modes(tmp_path):
         elif name.endswith(".crt"):
             assert mode == "0o644", name
     assert oct((tmp_path / "a").stat().st_mode & 0o777) == "0o755", "a missing parent too"
-    assert modes(confs) == {".": "0o755", **{n: "0o600" for n in ("admin.conf", "super-admin.conf",
-                                                                 "controller-manager.conf", "scheduler.conf",
-                                                                 "kubelet.conf")}}
+    assert modes(confs) == {
+        ".": "0o755",
+        **{
+            n: "0o600"
+            for n in ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
+        },
+    }
     assert oct(os.stat(hostlock.STATE).st_mode & 0o777) == "0o700"
     assert {oct(os.stat(p).st_mode & 0o777) for p in (hostlock.LOCK, hostlock.HOLDER)} == {"0o600"}
     if home.exists():
@@ -82,8 +93,17 @@ def test_two_runs_writing_one_record_never_share_a_temp_file(tmp_path):
     scripts = [runtime.RESTART, etcd.health_script(ctx, ["/x"]), kubelet.restart_script("/usr/bin/kubelet", ["/x"])]
     assert not any(".tmp" in s for s in scripts)
     record = tmp_path / "etcd.applied"
-    procs = [subprocess.Popen(["sh", "-c", "umask 000; " + install.write_record(
-        str(record), f"i=0; while [ $i -lt 200 ]; do echo {n}; i=$((i+1)); done")]) for n in range(8)]
+    procs = [
+        subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                "umask 000; "
+                + install.write_record(str(record), f"i=0; while [ $i -lt 200 ]; do echo {n}; i=$((i+1)); done"),
+            ]
+        )
+        for n in range(8)
+    ]
     assert [p.wait() for p in procs] == [0] * 8
     lines = record.read_text().splitlines()
     assert len(lines) == 200 and len(set(lines)) == 1, "one run's whole record"

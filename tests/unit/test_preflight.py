@@ -14,22 +14,60 @@ from kubeinit.facts.host import GOARCH, OS, Arch, OsRelease, Sysctl
 from kubeinit.phases import preflight
 
 HEALTHY = {
-    "uid": "0", "nproc": "4", "mem_kb": "8000000", "swap_lines": "0", "arch": "x86_64", "now": "0",
-    "systemd": "yes", "sysctl:/proc/sys/net/ipv4/ip_forward": "1",
+    "uid": "0",
+    "nproc": "4",
+    "mem_kb": "8000000",
+    "swap_lines": "0",
+    "arch": "x86_64",
+    "now": "0",
+    "systemd": "yes",
+    "sysctl:/proc/sys/net/ipv4/ip_forward": "1",
     "sysctl:/proc/sys/net/bridge/bridge-nf-call-iptables": "1",
-    **{f"bin:{b}": "yes" for b in ("ip", "iptables", "mount", "nsenter", "ebtables", "ethtool", "socat", "tc",
-                                   "touch", "conntrack", "tar")},
-    "listen": "", "os_id": "debian", "os_version": "12", "os_like": "",
-    "kmsg": "yes", "tunable:vm/overcommit_memory": "0 yes", "tunable:kernel/panic": "0 yes",
-    "tunable:kernel/panic_on_oops": "1 yes", "oom_score_adj": "yes",
-    "containerd:systemd_cgroup": "yes", "containerd:restrict_oom_score_adj": "no",
+    **{
+        f"bin:{b}": "yes"
+        for b in (
+            "ip",
+            "iptables",
+            "mount",
+            "nsenter",
+            "ebtables",
+            "ethtool",
+            "socat",
+            "tc",
+            "touch",
+            "conntrack",
+            "tar",
+        )
+    },
+    "listen": "",
+    "os_id": "debian",
+    "os_version": "12",
+    "os_like": "",
+    "kmsg": "yes",
+    "tunable:vm/overcommit_memory": "0 yes",
+    "tunable:kernel/panic": "0 yes",
+    "tunable:kernel/panic_on_oops": "1 yes",
+    "oom_score_adj": "yes",
+    "containerd:systemd_cgroup": "yes",
+    "containerd:restrict_oom_score_adj": "no",
 }
 # A host that is a container itself (systemd-nspawn, unprivileged LXC): no /dev/kmsg, /proc/sys
 # read-only with the host's values, no CAP_SYS_RESOURCE.
-CONTAINER = {**HEALTHY, "kmsg": "no", "tunable:vm/overcommit_memory": "0 no", "tunable:kernel/panic": "1 no",
-             "tunable:kernel/panic_on_oops": "0 no", "oom_score_adj": "no"}
-KUBELET_CHECKS = ["FileContent--proc-sys-kernel-panic", "FileContent--proc-sys-kernel-panic_on_oops",
-                  "FileContent--proc-sys-vm-overcommit_memory", "FileExisting--dev-kmsg", "OOMScoreAdj"]
+CONTAINER = {
+    **HEALTHY,
+    "kmsg": "no",
+    "tunable:vm/overcommit_memory": "0 no",
+    "tunable:kernel/panic": "1 no",
+    "tunable:kernel/panic_on_oops": "0 no",
+    "oom_score_adj": "no",
+}
+KUBELET_CHECKS = [
+    "FileContent--proc-sys-kernel-panic",
+    "FileContent--proc-sys-kernel-panic_on_oops",
+    "FileContent--proc-sys-vm-overcommit_memory",
+    "FileExisting--dev-kmsg",
+    "OOMScoreAdj",
+]
 
 
 SHARED = ("arch", "os_id", "os_version", "os_like")  # typed facts (kubeinit/facts/host.py), given parsed
@@ -39,11 +77,16 @@ def host_facts(answers: dict[str, str]) -> FactsStub:
     """The host's facts: the preflight probe's key=value answers, and the shared facts parsed."""
     probe = "".join(f"{k}={v}\n" for k, v in answers.items() if k not in SHARED and not k.startswith("sysctl:"))
     arch = answers.get("arch", "")
-    return FactsStub({Command(("sh", "-c", preflight.PROBE)): Result(0, probe.encode(), b""),
-                      Arch(): GOARCH.get(arch, arch),
-                      **{Sysctl(k): answers.get(f"sysctl:/proc/sys/{k}", "missing") for k in preflight.SYSCTLS},
-                      OsRelease(): OS(answers.get("os_id", ""), answers.get("os_version", ""),
-                                      tuple(answers.get("os_like", "").split()))})
+    return FactsStub(
+        {
+            Command(("sh", "-c", preflight.PROBE)): Result(0, probe.encode(), b""),
+            Arch(): GOARCH.get(arch, arch),
+            **{Sysctl(k): answers.get(f"sysctl:/proc/sys/{k}", "missing") for k in preflight.SYSCTLS},
+            OsRelease(): OS(
+                answers.get("os_id", ""), answers.get("os_version", ""), tuple(answers.get("os_like", "").split())
+            ),
+        }
+    )
 
 
 def checks(answers, fn=preflight.INIT, ignore=frozenset(), role="control-plane", spec=None):
@@ -63,15 +106,35 @@ def failing(cs):
 def test_healthy_host_passes_everything():
     cs = checks(HEALTHY)
     assert failing(cs) == []
-    assert {"IsPrivilegedUser", "NumCPU", "Mem", "Port-6443", "Port-10250", "Swap",
-            "FileContent--proc-sys-net-ipv4-ip_forward"} <= set(cs)
+    assert {
+        "IsPrivilegedUser",
+        "NumCPU",
+        "Mem",
+        "Port-6443",
+        "Port-10250",
+        "Swap",
+        "FileContent--proc-sys-net-ipv4-ip_forward",
+    } <= set(cs)
 
 
 def test_kubeadm_errors_on_a_small_non_root_host():
-    cs = checks({**HEALTHY, "uid": "1000", "nproc": "1", "mem_kb": "1000000",
-                 "sysctl:/proc/sys/net/ipv4/ip_forward": "0", "bin:iptables": "no"})
-    assert failing(cs) == ["FileContent--proc-sys-net-ipv4-ip_forward", "FileExisting-iptables",
-                           "IsPrivilegedUser", "Mem", "NumCPU"]
+    cs = checks(
+        {
+            **HEALTHY,
+            "uid": "1000",
+            "nproc": "1",
+            "mem_kb": "1000000",
+            "sysctl:/proc/sys/net/ipv4/ip_forward": "0",
+            "bin:iptables": "no",
+        }
+    )
+    assert failing(cs) == [
+        "FileContent--proc-sys-net-ipv4-ip_forward",
+        "FileExisting-iptables",
+        "IsPrivilegedUser",
+        "Mem",
+        "NumCPU",
+    ]
     assert "sysctl -w net.ipv4.ip_forward=1" in cs["FileContent--proc-sys-net-ipv4-ip_forward"].message
 
 
@@ -86,25 +149,36 @@ def test_swap_is_an_error_unless_the_kubelet_may_run_with_it():
     cs = checks({**HEALTHY, "swap_lines": "1"})
     assert failing(cs) == ["Swap"]
     assert "swapoff -a" in cs["Swap"].message and "fail-swap-on" in cs["Swap"].message
-    spec = specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")],
-                               extra_args={"kubelet": {"fail-swap-on": "false"}})
+    spec = specmod.ClusterSpec(
+        hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")], extra_args={"kubelet": {"fail-swap-on": "false"}}
+    )
     cs = checks({**HEALTHY, "swap_lines": "1"}, spec=spec)
     assert failing(cs) == [] and not cs["Swap"].passed
 
 
 def up_spec(**fields):
-    return specmod.from_dict({"apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "c",
-                              "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}], **fields})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "c",
+            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+            **fields,
+        }
+    )
 
 
 def test_a_host_that_is_a_container_gets_each_kubelet_condition_with_its_fix():
     cs = checks(CONTAINER, fn=preflight.UP, spec=up_spec())
     assert failing(cs) == KUBELET_CHECKS
-    assert "`echo 'L /dev/kmsg - - - - /dev/console' > /etc/tmpfiles.d/kmsg.conf && systemd-tmpfiles --create " \
-           "/etc/tmpfiles.d/kmsg.conf`" in cs["FileExisting--dev-kmsg"].message
+    assert (
+        "`echo 'L /dev/kmsg - - - - /dev/console' > /etc/tmpfiles.d/kmsg.conf && systemd-tmpfiles --create "
+        "/etc/tmpfiles.d/kmsg.conf`" in cs["FileExisting--dev-kmsg"].message
+    )
     assert cs["FileContent--proc-sys-kernel-panic"].message.startswith(
         "/proc/sys/kernel/panic is 1, not 10, and read-only here (a container?): the kubelet sets it at start and "
-        "exits when it cannot; set it where it can be written (`sysctl -w kernel.panic=10`")
+        "exits when it cannot; set it where it can be written (`sysctl -w kernel.panic=10`"
+    )
     assert "`sysctl -w vm.overcommit_memory=1`" in cs["FileContent--proc-sys-vm-overcommit_memory"].message
     assert "`sysctl -w kernel.panic_on_oops=1`" in cs["FileContent--proc-sys-kernel-panic_on_oops"].message
     assert cs["OOMScoreAdj"].message.endswith("set runtime.containerd.restrictOOMScoreAdj: true in the cluster file")
@@ -114,31 +188,41 @@ def test_a_host_that_is_a_container_gets_each_kubelet_condition_with_its_fix():
 
 
 def test_tunables_already_as_the_kubelet_wants_or_writable_pass():
-    right = {**CONTAINER, "tunable:vm/overcommit_memory": "1 no", "tunable:kernel/panic": "10 no",
-             "tunable:kernel/panic_on_oops": "1 no"}
+    right = {
+        **CONTAINER,
+        "tunable:vm/overcommit_memory": "1 no",
+        "tunable:kernel/panic": "10 no",
+        "tunable:kernel/panic_on_oops": "1 no",
+    }
     assert not [n for n in failing(checks(right)) if n.startswith("FileContent--proc-sys")]
     cs = checks(HEALTHY)  # wrong values, writable: the kubelet sets them
     assert cs["FileContent--proc-sys-kernel-panic"].passed
     assert cs["FileContent--proc-sys-kernel-panic"].message == "the kubelet sets it to 10"
     # unless the kubelet is told to refuse other values than its own
-    spec = specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")],
-                               extra_args={"kubelet": {"protect-kernel-defaults": "true"}})
+    spec = specmod.ClusterSpec(
+        hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")],
+        extra_args={"kubelet": {"protect-kernel-defaults": "true"}},
+    )
     cs = checks(HEALTHY, spec=spec)
     assert failing(cs) == ["FileContent--proc-sys-kernel-panic", "FileContent--proc-sys-vm-overcommit_memory"]
     assert "protect-kernel-defaults" in cs["FileContent--proc-sys-kernel-panic"].message
 
 
 def test_oom_score_adj_passes_once_containerd_is_told_to_restrict_it():
-    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.UP,
-                                               spec=up_spec(runtime={"containerd": {"restrictOOMScoreAdj": True}})))
+    assert "OOMScoreAdj" not in failing(
+        checks(CONTAINER, fn=preflight.UP, spec=up_spec(runtime={"containerd": {"restrictOOMScoreAdj": True}}))
+    )
     patch = '[plugins."io.containerd.grpc.v1.cri"]\nrestrict_oom_score_adj = true\n'
-    assert "OOMScoreAdj" not in failing(checks(CONTAINER, fn=preflight.UP,
-                                               spec=up_spec(runtime={"containerd": {"configPatch": patch}})))
+    assert "OOMScoreAdj" not in failing(
+        checks(CONTAINER, fn=preflight.UP, spec=up_spec(runtime={"containerd": {"configPatch": patch}}))
+    )
     # the host's own containerd (init, or artifacts.containerd.enabled: false): its config file decides
     cs = checks(CONTAINER)
     assert "OOMScoreAdj" in failing(cs)
-    assert "`restrict_oom_score_adj = true` in the CRI plugin's section of /etc/containerd/config.toml" \
-           in cs["OOMScoreAdj"].message
+    assert (
+        "`restrict_oom_score_adj = true` in the CRI plugin's section of /etc/containerd/config.toml"
+        in cs["OOMScoreAdj"].message
+    )
     assert "OOMScoreAdj" not in failing(checks({**CONTAINER, "containerd:restrict_oom_score_adj": "yes"}))
 
 
@@ -149,20 +233,25 @@ def test_cgroup_driver_agreement_is_checked_when_containerds_config_is_not_kubei
     no_config = {k: v for k, v in HEALTHY.items() if not k.startswith("containerd:")}
     assert "containerd uses the cgroupfs driver" in checks(no_config)["CgroupDriver"].message
     # `up` writes containerd's config itself (SystemdCgroup = true): nothing to check
-    assert "CgroupDriver" not in checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP,
-                                        spec=up_spec())
+    assert "CgroupDriver" not in checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP, spec=up_spec())
     own = up_spec(artifacts={"containerd": {"enabled": False}})
-    assert failing(checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP, spec=own)) == \
-        ["CgroupDriver"]
+    assert failing(checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP, spec=own)) == [
+        "CgroupDriver"
+    ]
 
 
 def test_busy_port_fails_unless_our_own_component_holds_it():
     listen = f"{6443:04X} {2379:04X}"
     cs = checks({**HEALTHY, "listen": listen})
     assert failing(cs) == ["Port-2379", "Port-6443"]
-    converged = checks({**HEALTHY, "listen": listen,
-                        "file:/etc/kubernetes/manifests/kube-apiserver.yaml": "yes",
-                        "file:/etc/systemd/system/etcd.service": "yes"})
+    converged = checks(
+        {
+            **HEALTHY,
+            "listen": listen,
+            "file:/etc/kubernetes/manifests/kube-apiserver.yaml": "yes",
+            "file:/etc/systemd/system/etcd.service": "yes",
+        }
+    )
     assert failing(converged) == []
 
 

@@ -25,10 +25,16 @@ KUBECONFIGS = [f"/etc/kubernetes/{f}" for f in reset.KUBECONFIG_FILES]
 
 
 def make_spec(cert_dir: str = "/etc/kubernetes/pki"):
-    return specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "t", "kubernetesVersion": "v1.32.5",
-        "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-        "pki": {"certificatesDir": cert_dir}})
+    return specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "t",
+            "kubernetesVersion": "v1.32.5",
+            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+            "pki": {"certificatesDir": cert_dir},
+        }
+    )
 
 
 class ScriptedHost(scripted.ProbedHost):
@@ -41,10 +47,15 @@ class ScriptedHost(scripted.ProbedHost):
 
     def typed(self) -> dict:
         """The units' states, from this file's "<unit>.<property>=<value>" lines."""
-        props = {line.partition("=")[0]: line.partition("=")[2] for line in self.lines
-                 if line.startswith(("etcd.", "kubelet."))}
-        return {UnitState(u): Unit(props.get(f"{u}.ActiveState", ""), props.get(f"{u}.UnitFileState", ""))
-                for u in ("etcd", "kubelet")}
+        props = {
+            line.partition("=")[0]: line.partition("=")[2]
+            for line in self.lines
+            if line.startswith(("etcd.", "kubelet."))
+        }
+        return {
+            UnitState(u): Unit(props.get(f"{u}.ActiveState", ""), props.get(f"{u}.UnitFileState", ""))
+            for u in ("etcd", "kubelet")
+        }
 
 
 def plan(lines: list[str], spec=None) -> tuple[dict[str, list], ScriptedHost]:
@@ -61,11 +72,19 @@ def plan(lines: list[str], spec=None) -> tuple[dict[str, list], ScriptedHost]:
 # what the probe prints for the dirs as given, when none is a symlink
 RESOLVED = ["certdir=/etc/kubernetes/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet"]
 CONVERGED = [
-    "etcd.ActiveState=active", "etcd.UnitFileState=enabled", "kubelet.ActiveState=inactive",
-    f"exists={etcd.UNIT}", f"exists={etcd.DATA_DIR}", f"exists={reset.ETCD_STAMP}", f"exists={etcd.APPLIED}",
-    *RESOLVED, *(f"pki={f}" for f in reset.PKI_FILES), f"pki-etcd={sum(f.startswith('etcd/') for f in reset.PKI_FILES)}",
+    "etcd.ActiveState=active",
+    "etcd.UnitFileState=enabled",
+    "kubelet.ActiveState=inactive",
+    f"exists={etcd.UNIT}",
+    f"exists={etcd.DATA_DIR}",
+    f"exists={reset.ETCD_STAMP}",
+    f"exists={etcd.APPLIED}",
+    *RESOLVED,
+    *(f"pki={f}" for f in reset.PKI_FILES),
+    f"pki-etcd={sum(f.startswith('etcd/') for f in reset.PKI_FILES)}",
     *(f"kubeconfig={f}" for f in reset.KUBECONFIG_FILES if "bootstrap" not in f),
-    *(f"manifest={f}" for f in reset.MANIFEST_FILES if f != "etcd.yaml"), "mounts=0",
+    *(f"manifest={f}" for f in reset.MANIFEST_FILES if f != "etcd.yaml"),
+    "mounts=0",
 ]
 FRESH = ["etcd.ActiveState=inactive", "etcd.UnitFileState=", "kubelet.ActiveState=inactive", *RESOLVED, "mounts=0"]
 
@@ -93,27 +112,41 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
         "run remove the certificates and keys in /etc/kubernetes/pki",
         "run remove the empty /etc/kubernetes/pki/etcd",
         "run remove the kubeconfig files in /etc/kubernetes",
-        "notice", "notice", "notice",
+        "notice",
+        "notice",
+        "notice",
     ]
     runs = {s.note: s for s in steps["cleanup-node"] if isinstance(s, Run)}
     # by name only: kubeinit's PKI catalogue, kubeadm's manifests; the etcd dir with rmdir (only if empty)
     pki_rm = runs["remove the certificates and keys in /etc/kubernetes/pki"].argv
     assert pki_rm == ("rm", "-f", "--", *(f"/etc/kubernetes/pki/{f}" for f in reset.PKI_FILES))
-    assert {"/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.pub", "/etc/kubernetes/pki/etcd/peer.key"} < set(pki_rm)
+    assert {"/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.pub", "/etc/kubernetes/pki/etcd/peer.key"} < set(
+        pki_rm
+    )
     assert runs["remove the empty /etc/kubernetes/pki/etcd"].argv == ("rmdir", "--", "/etc/kubernetes/pki/etcd")
     assert runs["remove the static pod manifests in /etc/kubernetes/manifests"].argv == (
-        "rm", "-f", "--", *(f"/etc/kubernetes/manifests/kube-{n}.yaml"
-                            for n in ("apiserver", "controller-manager", "scheduler")))
+        "rm",
+        "-f",
+        "--",
+        *(f"/etc/kubernetes/manifests/kube-{n}.yaml" for n in ("apiserver", "controller-manager", "scheduler")),
+    )
     assert runs["remove the kubeconfig files in /etc/kubernetes"].argv == (
-        "rm", "-f", "--", *(p for p in KUBECONFIGS if "bootstrap" not in p))
+        "rm",
+        "-f",
+        "--",
+        *(p for p in KUBECONFIGS if "bootstrap" not in p),
+    )
     assert runs["stop and disable etcd"].argv == ("systemctl", "disable", "--now", "-q", "etcd")
     assert "daemon-reload" in runs[f"remove {etcd.UNIT}"].argv[2]
     assert runs["remove etcd's install stamp and applied record"].argv[-2:] == (reset.ETCD_STAMP, etcd.APPLIED)
     # what kubeadm keeps is said, not removed
     notes = " ".join(s.text for s in steps["cleanup-node"] if isinstance(s, Notice))
     assert "container runtime" in notes and "iptables" in notes and "$HOME/.kube/config" in notes
-    assert not any("/etc/cni" in " ".join(s.argv) or "containerd" in " ".join(s.argv)
-                   for s in steps["cleanup-node"] if isinstance(s, Run))
+    assert not any(
+        "/etc/cni" in " ".join(s.argv) or "containerd" in " ".join(s.argv)
+        for s in steps["cleanup-node"]
+        if isinstance(s, Run)
+    )
 
 
 AFTER_RESET = ["etcd.ActiveState=inactive", *RESOLVED, "mounts=0"]
@@ -132,9 +165,20 @@ def test_fresh_or_already_reset_host_gets_only_skips(lines):
 
 def test_partial_host_gets_just_what_it_still_has():
     # a reset interrupted after etcd went: certificates and one kubeconfig are left, and a stopped unit
-    lines = ["etcd.ActiveState=failed", "etcd.UnitFileState=disabled", f"exists={etcd.UNIT}", *RESOLVED,
-             "kubeconfig=admin.conf", "pki=ca.crt", "pki=sa.key", "nonempty=/etc/cni/net.d",
-             "kubelet.ActiveState=active", "mounts=2", "nonempty=/var/lib/kubelet", "pods=3"]
+    lines = [
+        "etcd.ActiveState=failed",
+        "etcd.UnitFileState=disabled",
+        f"exists={etcd.UNIT}",
+        *RESOLVED,
+        "kubeconfig=admin.conf",
+        "pki=ca.crt",
+        "pki=sa.key",
+        "nonempty=/etc/cni/net.d",
+        "kubelet.ActiveState=active",
+        "mounts=2",
+        "nonempty=/var/lib/kubelet",
+        "pods=3",
+    ]
     steps, _ = plan(lines)
     assert scripted.brief(steps["cleanup-node"]) == [
         "run stop the kubelet",
@@ -148,15 +192,19 @@ def test_partial_host_gets_just_what_it_still_has():
         "run empty /var/lib/kubelet",
         "run remove the certificates and keys in /etc/kubernetes/pki",
         "run remove the kubeconfig files in /etc/kubernetes",
-        "notice", "notice", "notice", "notice",
+        "notice",
+        "notice",
+        "notice",
+        "notice",
     ]
     cni = [s.text for s in steps["cleanup-node"] if isinstance(s, Notice) and "/etc/cni/net.d" in s.text]
     assert cni and "not removed" in cni[0]
 
 
 def test_an_etcd_kubeinit_did_not_install_is_left_alone():
-    steps, _ = plan(["etcd.ActiveState=active", "etcd.UnitFileState=enabled", f"exists={etcd.DATA_DIR}", *RESOLVED,
-                     "mounts=0"])
+    steps, _ = plan(
+        ["etcd.ActiveState=active", "etcd.UnitFileState=enabled", f"exists={etcd.DATA_DIR}", *RESOLVED, "mounts=0"]
+    )
     cleanup = steps["cleanup-node"]
     assert not any(isinstance(s, Run) and "etcd" in " ".join(s.argv) for s in cleanup), scripted.brief(cleanup)
     assert any(isinstance(s, Notice) and "did not install" in s.text for s in cleanup)
@@ -169,8 +217,16 @@ def runs(steps) -> list[Run]:
 def test_a_custom_cert_dir_loses_only_kubeinits_file_names():
     # what the host has: two of kubeinit's files, foreign ones beside them (not listed by the probe),
     # a name that is not in the catalogue, and an etcd dir with one foreign file in it
-    lines = ["certdir=/srv/k8s/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet", "pki=ca.key",
-             "pki=etcd/ca.key", "pki=../../etc/passwd", "pki-etcd=2", "mounts=0"]
+    lines = [
+        "certdir=/srv/k8s/pki",
+        "kubeconfigdir=/etc/kubernetes",
+        "kubeletdir=/var/lib/kubelet",
+        "pki=ca.key",
+        "pki=etcd/ca.key",
+        "pki=../../etc/passwd",
+        "pki-etcd=2",
+        "mounts=0",
+    ]
     steps, _ = plan(lines, make_spec("/srv/k8s/pki"))
     cleanup = steps["cleanup-node"]
     assert [s.argv for s in runs(cleanup)] == [("rm", "-f", "--", "/srv/k8s/pki/ca.key", "/srv/k8s/pki/etcd/ca.key")]
@@ -179,14 +235,21 @@ def test_a_custom_cert_dir_loses_only_kubeinits_file_names():
 
 
 def test_a_symlinked_cert_dir_is_resolved_on_the_host_and_only_its_names_go():
-    lines = ["certdir=/data/real-pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet",
-             "pki=ca.crt", "pki=sa.pub", "mounts=0"]
+    lines = [
+        "certdir=/data/real-pki",
+        "kubeconfigdir=/etc/kubernetes",
+        "kubeletdir=/var/lib/kubelet",
+        "pki=ca.crt",
+        "pki=sa.pub",
+        "mounts=0",
+    ]
     steps, host = plan(lines, make_spec("/srv/pki-link"))
     assert host.commands == 1, "resolved in the one probe"
     assert "realpath -m -- /srv/pki-link" in host.probe_script
     assert "found: 2 certificate and key files in /data/real-pki" in steps["preflight"][0].message
-    assert [s.argv for s in runs(steps["cleanup-node"])] == [("rm", "-f", "--", "/data/real-pki/ca.crt",
-                                                               "/data/real-pki/sa.pub")]
+    assert [s.argv for s in runs(steps["cleanup-node"])] == [
+        ("rm", "-f", "--", "/data/real-pki/ca.crt", "/data/real-pki/sa.pub")
+    ]
 
 
 def test_an_etcd_subdir_that_is_a_symlink_is_not_followed():
@@ -198,8 +261,13 @@ def test_an_etcd_subdir_that_is_a_symlink_is_not_followed():
 
 
 def test_a_kubelet_dir_that_resolves_elsewhere_is_left_with_a_notice():
-    lines = ["certdir=/etc/kubernetes/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/etc",
-             "nonempty=/var/lib/kubelet", "mounts=0"]
+    lines = [
+        "certdir=/etc/kubernetes/pki",
+        "kubeconfigdir=/etc/kubernetes",
+        "kubeletdir=/etc",
+        "nonempty=/var/lib/kubelet",
+        "mounts=0",
+    ]
     steps, _ = plan(lines)
     cleanup = steps["cleanup-node"]
     assert runs(cleanup) == [], scripted.brief(cleanup)
@@ -219,23 +287,43 @@ def test_no_directory_but_the_kubelets_is_ever_emptied():
     every = " ".join(" ".join(s.argv) for ss in steps.values() for s in runs(ss))
     assert every.count("find ") == 1 and "find /var/lib/kubelet " in every
     assert "rm -rf" not in every.replace("rm -rf --one-file-system -- /var/lib/etcd", "").replace(
-        "-exec rm -rf --one-file-system -- {} +", "")
+        "-exec rm -rf --one-file-system -- {} +", ""
+    )
     assert "find" not in host.probe_script.replace("find /var/lib/kubelet", "")
 
 
 # (cert dir as given, as the host resolves it)
-SYSTEM = [("//", "/"), ("//etc", "/etc"), ("/etc/ssh", "/etc/ssh"), ("/root/.ssh", "/root/.ssh"),
-          ("/home/alice", "/home/alice"), ("/var/lib/dpkg", "/var/lib/dpkg"), ("/srv/pki", "/etc"),
-          ("/srv/pki", "/etc/ssh"), ("/etc/kubernetes/..", "/etc"), ("/etc/kubernetes", "/etc/kubernetes"),
-          ("/var/lib", "/var/lib"), ("/home/alice/.ssh/k8s", "/home/alice/.ssh/k8s"), ("/usr/local", "/usr/local"),
-          ("/usr/share/ca", "/usr/share/ca"), ("/boot", "/boot")]
+SYSTEM = [
+    ("//", "/"),
+    ("//etc", "/etc"),
+    ("/etc/ssh", "/etc/ssh"),
+    ("/root/.ssh", "/root/.ssh"),
+    ("/home/alice", "/home/alice"),
+    ("/var/lib/dpkg", "/var/lib/dpkg"),
+    ("/srv/pki", "/etc"),
+    ("/srv/pki", "/etc/ssh"),
+    ("/etc/kubernetes/..", "/etc"),
+    ("/etc/kubernetes", "/etc/kubernetes"),
+    ("/var/lib", "/var/lib"),
+    ("/home/alice/.ssh/k8s", "/home/alice/.ssh/k8s"),
+    ("/usr/local", "/usr/local"),
+    ("/usr/share/ca", "/usr/share/ca"),
+    ("/boot", "/boot"),
+]
 
 
 @pytest.mark.parametrize("given,real", SYSTEM, ids=[f"{g}->{r}" for g, r in SYSTEM])
 def test_a_cert_dir_that_resolves_to_a_system_dir_is_refused(given, real):
     # the host has kubeinit's file names there too: still nothing is planned
-    lines = [f"certdir={real}", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet", "pki=ca.key",
-             "pki=etcd/ca.crt", "pki-etcd=7", "mounts=0"]
+    lines = [
+        f"certdir={real}",
+        "kubeconfigdir=/etc/kubernetes",
+        "kubeletdir=/var/lib/kubelet",
+        "pki=ca.key",
+        "pki=etcd/ca.crt",
+        "pki-etcd=7",
+        "mounts=0",
+    ]
     with pytest.raises(reset.Refused) as e:
         plan(lines, make_spec(given))
     msg = str(e.value)
@@ -247,8 +335,13 @@ def test_a_cert_dir_that_resolves_to_a_system_dir_is_refused(given, real):
 
 @pytest.mark.parametrize("real", ["/", "/etc", "/root", "/home/bob", "/root/.ssh"])
 def test_a_kubeconfig_dir_that_resolves_to_a_system_dir_is_refused(real):
-    lines = ["certdir=/etc/kubernetes/pki", f"kubeconfigdir={real}", "kubeletdir=/var/lib/kubelet",
-             "kubeconfig=admin.conf", "mounts=0"]
+    lines = [
+        "certdir=/etc/kubernetes/pki",
+        f"kubeconfigdir={real}",
+        "kubeletdir=/var/lib/kubelet",
+        "kubeconfig=admin.conf",
+        "mounts=0",
+    ]
     with pytest.raises(reset.Refused, match="the kubeconfig dir '/srv/kc' .*is a system directory"):
         plan(lines, kubeconfig_spec("/srv/kc"))
 
@@ -265,8 +358,9 @@ def test_a_cert_dir_that_is_not_one_absolute_path_is_refused_before_the_probe(ba
         plan(FRESH, spec)
 
 
-@pytest.mark.parametrize("d", ["/etc/kubernetes/pki", "/srv/k8s/pki", "/home/alice/k8s/pki", "/opt/kube/pki",
-                               "/var/lib/k8s/pki"])
+@pytest.mark.parametrize(
+    "d", ["/etc/kubernetes/pki", "/srv/k8s/pki", "/home/alice/k8s/pki", "/opt/kube/pki", "/var/lib/k8s/pki"]
+)
 def test_dirs_of_their_own_are_not_system_dirs(d):
     assert not reset.system_dir(d)
     assert not reset.system_dir("/etc/kubernetes", kubeconfigs=True)
@@ -284,11 +378,13 @@ def test_reset_refuses_without_yes_when_there_is_no_terminal(kubeinit_cli, tmp_p
 
 
 def test_reset_f_refuses_without_yes_before_any_host_is_contacted(kubeinit_cli, tmp_path):
-    r = kubeinit_cli("reset", "-f", cluster_file(tmp_path, 9, "127.0.0.1"), "--known-hosts", str(tmp_path / "kh"),
-                     input="")
+    r = kubeinit_cli(
+        "reset", "-f", cluster_file(tmp_path, 9, "127.0.0.1"), "--known-hosts", str(tmp_path / "kh"), input=""
+    )
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip() == ("error: not resetting cp1 without confirmation: there is no terminal to ask on; "
-                                "pass --yes")
+    assert r.stderr.strip() == (
+        "error: not resetting cp1 without confirmation: there is no terminal to ask on; pass --yes"
+    )
     assert r.stdout == ""
 
 
@@ -301,8 +397,9 @@ def test_reset_dry_run_prints_the_plan_and_never_asks(kubeinit_cli, tmp_path):
     (tmp_path / "pki").mkdir()
     (tmp_path / "pki" / "ca.key").write_text("secret")
     (tmp_path / "admin.conf").write_text("secret")
-    r = kubeinit_cli("reset", "--dry-run", "--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path),
-                     input="")
+    r = kubeinit_cli(
+        "reset", "--dry-run", "--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path), input=""
+    )
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "kubeinit reset --dry-run" in out and "nothing will be changed" in out
@@ -349,8 +446,15 @@ def test_a_real_local_reset_removes_only_kubeinits_names_through_a_symlinked_cer
     (pki / "etcd").mkdir(parents=True)
     confs.mkdir()
     ours = [pki / f for f in reset.PKI_FILES] + [confs / f for f in reset.KUBECONFIG_FILES]
-    foreign = [pki / "foreign.crt", pki / ".hidden", pki / "ca.crt.orig", pki / "notes" / "ca.key",
-               confs / "config", confs / "admin.conf.bak", tmp_path / "data" / "ca.key"]
+    foreign = [
+        pki / "foreign.crt",
+        pki / ".hidden",
+        pki / "ca.crt.orig",
+        pki / "notes" / "ca.key",
+        confs / "config",
+        confs / "admin.conf.bak",
+        tmp_path / "data" / "ca.key",
+    ]
     for p in ours + foreign:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("x")
@@ -364,9 +468,23 @@ def test_a_real_local_reset_removes_only_kubeinits_names_through_a_symlinked_cer
     r = kubeinit_cli(*args)
     assert r.returncode == 0, r.stdout + r.stderr
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if "kubeinit-home" not in str(p))
-    assert left == sorted(["data", "data/pki", "data/pki/apiserver.key", "data/pki/foreign.crt", "data/pki/.hidden",
-                           "data/pki/ca.crt.orig", "data/pki/notes", "data/pki/notes/ca.key", "kube", "kube/config",
-                           "kube/admin.conf.bak", "data/ca.key", "pki-link"]), "only kubeinit's names went"
+    assert left == sorted(
+        [
+            "data",
+            "data/pki",
+            "data/pki/apiserver.key",
+            "data/pki/foreign.crt",
+            "data/pki/.hidden",
+            "data/pki/ca.crt.orig",
+            "data/pki/notes",
+            "data/pki/notes/ca.key",
+            "kube",
+            "kube/config",
+            "kube/admin.conf.bak",
+            "data/ca.key",
+            "pki-link",
+        ]
+    ), "only kubeinit's names went"
     assert f"remove the certificates and keys in {pki}" in r.stdout and f"remove the empty {pki}/etcd" in r.stdout
 
     again = kubeinit_cli(*args)

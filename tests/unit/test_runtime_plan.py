@@ -21,10 +21,18 @@ from kubeinit.steps import Local, Notice, Run, Skip, Transfer, Upload
 
 PINS = {"containerd": "1" * 64, "runc": "2" * 64, "cni-plugins": "3" * 64, "crictl": "4" * 64}
 VERSIONS = {"containerd": "1.7.24", "runc": "1.2.3", "cni-plugins": "1.6.1", "crictl": "1.31.1"}
-HEALTHY = {"arch": "x86_64", "overlay": "yes", "modprobe": "no", "loadable:overlay": "no",
-           "loadable:br_netfilter": "no", "sysctl:net/ipv4/ip_forward": "0",
-           "sysctl:net/bridge/bridge-nf-call-iptables": "0", "sysctl:net/bridge/bridge-nf-call-ip6tables": "0",
-           "active": "inactive", "enabled": ""}
+HEALTHY = {
+    "arch": "x86_64",
+    "overlay": "yes",
+    "modprobe": "no",
+    "loadable:overlay": "no",
+    "loadable:br_netfilter": "no",
+    "sysctl:net/ipv4/ip_forward": "0",
+    "sysctl:net/bridge/bridge-nf-call-iptables": "0",
+    "sysctl:net/bridge/bridge-nf-call-ip6tables": "0",
+    "active": "inactive",
+    "enabled": "",
+}
 
 
 class ScriptedHost(scripted.ProbedHost):
@@ -32,8 +40,12 @@ class ScriptedHost(scripted.ProbedHost):
 
     probe_script = rt.PROBE
 
-    def __init__(self, probe: dict[str, str], stamps: dict[str, list[str]] | None = None,
-                 files: dict[str, tuple[str, int]] | None = None):
+    def __init__(
+        self,
+        probe: dict[str, str],
+        stamps: dict[str, list[str]] | None = None,
+        files: dict[str, tuple[str, int]] | None = None,
+    ):
         super().__init__(files)
         self.probe, self.stamps = probe, stamps or {}
 
@@ -43,9 +55,12 @@ class ScriptedHost(scripted.ProbedHost):
 
     def typed(self) -> dict:
         p = self.probe
-        return {Arch(): GOARCH.get(p["arch"], p["arch"]), UnitState("containerd"): Unit(p["active"], p["enabled"]),
-                Stamps(): scripted.stamps(self.stamps),
-                **{Sysctl(k): p.get(f"sysctl:{k}", "missing") for k in rt.SYSCTLS}}
+        return {
+            Arch(): GOARCH.get(p["arch"], p["arch"]),
+            UnitState("containerd"): Unit(p["active"], p["enabled"]),
+            Stamps(): scripted.stamps(self.stamps),
+            **{Sysctl(k): p.get(f"sysctl:{k}", "missing") for k in rt.SYSCTLS},
+        }
 
 
 def make_spec(**components) -> specmod.ClusterSpec:
@@ -70,31 +85,49 @@ def converged_state(spec=None, crictl=True) -> tuple[dict, dict, dict]:
     for n, (_, dest) in rt.ARCHIVES.items():
         if n == "crictl" and not crictl:
             continue
-        names = {"containerd": ["containerd", "ctr", "containerd-shim-runc-v2"], "cni-plugins": ["bridge", "loopback"],
-                 "crictl": ["crictl"]}[n]
+        names = {
+            "containerd": ["containerd", "ctr", "containerd-shim-runc-v2"],
+            "cni-plugins": ["bridge", "loopback"],
+            "crictl": ["crictl"],
+        }[n]
         stamps[n] = [f"archive {PINS[n]} missing "] + [
-            f"file 100:0:{i}:5 100:0:{i}:5 {dest}/{b}" for i, b in enumerate(names)]
+            f"file 100:0:{i}:5 100:0:{i}:5 {dest}/{b}" for i, b in enumerate(names)
+        ]
     version = spec.artifact("containerd").version
     config = rt.containerd_config(spec, version)
-    unit = render("containerd/containerd.service.j2", containerd_version=version, containerd=rt.CONTAINERD,
-                  config=rt.CONFIG)
+    unit = render(
+        "containerd/containerd.service.j2", containerd_version=version, containerd=rt.CONTAINERD, config=rt.CONFIG
+    )
     stamps["runc"] = [f"archive {PINS['runc']} missing ", f"file 200:0:9:5 200:0:9:5 {rt.RUNC}"]
-    files = {rt.CONFIG: (scripted.sha(config), 0o644), rt.UNIT: (scripted.sha(unit), 0o644),
-             rt.SYSCTL_CONF: (scripted.sha(sysctl_text(bridge=True)), 0o644)}
+    files = {
+        rt.CONFIG: (scripted.sha(config), 0o644),
+        rt.UNIT: (scripted.sha(unit), 0o644),
+        rt.SYSCTL_CONF: (scripted.sha(sysctl_text(bridge=True)), 0o644),
+    }
     if crictl:
         files[rt.CRICTL_YAML] = (scripted.sha(render("crictl.yaml.j2", socket=rt.SOCKET)), 0o644)
-    applied = install.applied_text({rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(config), rt.UNIT: scripted.sha(unit)})
+    applied = install.applied_text(
+        {rt.CONTAINERD: "100:0:0:5", rt.CONFIG: scripted.sha(config), rt.UNIT: scripted.sha(unit)}
+    )
     files[rt.APPLIED] = (scripted.sha(applied), 0o644)
-    probe = {**HEALTHY, "active": "active", "enabled": "enabled", "sysctl:net/ipv4/ip_forward": "1",
-             "sysctl:net/bridge/bridge-nf-call-iptables": "1", "sysctl:net/bridge/bridge-nf-call-ip6tables": "1"}
+    probe = {
+        **HEALTHY,
+        "active": "active",
+        "enabled": "enabled",
+        "sysctl:net/ipv4/ip_forward": "1",
+        "sysctl:net/bridge/bridge-nf-call-iptables": "1",
+        "sysctl:net/bridge/bridge-nf-call-ip6tables": "1",
+    }
     return probe, stamps, files
 
 
 def sysctl_text(bridge: bool) -> str:
-    keys = ["net.ipv4.ip_forward"] + (["net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"]
-                                      if bridge else [])
-    return ("# Written by kubeinit: pods need forwarding, and bridged pod traffic must pass iptables.\n"
-            + "".join(f"{k} = 1\n" for k in keys))
+    keys = ["net.ipv4.ip_forward"] + (
+        ["net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"] if bridge else []
+    )
+    return "# Written by kubeinit: pods need forwarding, and bridged pod traffic must pass iptables.\n" + "".join(
+        f"{k} = 1\n" for k in keys
+    )
 
 
 def test_fresh_host_installs_everything_downloads_first():
@@ -126,8 +159,15 @@ def test_fresh_host_installs_everything_downloads_first():
     runc = next(s for s in steps if isinstance(s, Transfer) and s.path == rt.RUNC)
     assert (runc.sha256, runc.mode) == (PINS["runc"], 0o755)
     install = next(s for s in steps if isinstance(s, Run) and "containerd" in s.note)
-    assert install.argv == ("sh", rt.INSTALLER, f"{rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
-                            PINS["containerd"], "bin", "/usr/local/bin", f"{rt.STAMPS}/containerd.stamp")
+    assert install.argv == (
+        "sh",
+        rt.INSTALLER,
+        f"{rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
+        PINS["containerd"],
+        "bin",
+        "/usr/local/bin",
+        f"{rt.STAMPS}/containerd.stamp",
+    )
 
 
 def test_converged_host_yields_only_skips():
@@ -144,8 +184,9 @@ def test_temp_files_a_killed_run_left_are_removed_and_only_then(tmp_path):
     steps = plan(ScriptedHost(probe, stamps, files))
     changes = [s for s in steps if not isinstance(s, Skip)]
     assert changes == [Run(("rm", "-rf", "--", extracted, staged), note="remove 2 temp files a stopped run left")]
-    assert all(isinstance(s, Skip) for s in plan(ScriptedHost(converged_state()[0], stamps, files))), \
+    assert all(isinstance(s, Skip) for s in plan(ScriptedHost(converged_state()[0], stamps, files))), (
         "a clean host: no step, no extra round trip"
+    )
 
 
 def test_the_leftovers_probe_lists_only_stale_kubeinit_temp_files(tmp_path):
@@ -211,10 +252,13 @@ def test_a_replaced_binary_reinstalls_its_component():
     probe, stamps, files = converged_state()
     stamps["containerd"][2] = stamps["containerd"][2].replace(" 100:0:1:5 /", " 100:0:1:99 /")  # ctr replaced
     changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files))) if not b.startswith("skip")]
-    assert changes == ["local download containerd 1.7.24 (linux/amd64)", f"upload {rt.INSTALLER}",
-                       f"transfer {rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
-                       "run install containerd 1.7.24 into /usr/local/bin",
-                       "run (re)start containerd 1.7.24 on its new binary/config"]
+    assert changes == [
+        "local download containerd 1.7.24 (linux/amd64)",
+        f"upload {rt.INSTALLER}",
+        f"transfer {rt.STAGING}/containerd-1.7.24-linux-amd64.tar.gz",
+        "run install containerd 1.7.24 into /usr/local/bin",
+        "run (re)start containerd 1.7.24 on its new binary/config",
+    ]
 
 
 def test_new_version_upgrades_and_a_staged_archive_is_not_uploaded_again():
@@ -223,9 +267,11 @@ def test_new_version_upgrades_and_a_staged_archive_is_not_uploaded_again():
     files[f"{rt.STAGING}/containerd-1.7.25-linux-amd64.tar.gz"] = ("5" * 64, 0o600)  # a killed run left it
     files[rt.INSTALLER] = (scripted.sha(rt.INSTALL_SCRIPT), 0o755)
     changes = [b for b in scripted.brief(plan(ScriptedHost(probe, stamps, files), spec)) if not b.startswith("skip")]
-    assert changes == ["local download containerd 1.7.25 (linux/amd64)",
-                       "run install containerd 1.7.25 into /usr/local/bin",
-                       "run (re)start containerd 1.7.25 on its new binary/config"]
+    assert changes == [
+        "local download containerd 1.7.25 (linux/amd64)",
+        "run install containerd 1.7.25 into /usr/local/bin",
+        "run (re)start containerd 1.7.25 on its new binary/config",
+    ]
 
 
 def test_cached_artifacts_are_not_downloaded(monkeypatch):
@@ -243,8 +289,14 @@ def test_a_component_left_out_in_the_spec():
 
 
 def test_kernel_modules_loaded_when_modprobe_can():
-    probe = {**HEALTHY, "modprobe": "yes", "overlay": "no", "loadable:overlay": "yes",
-             "loadable:br_netfilter": "yes", "sysctl:net/bridge/bridge-nf-call-iptables": "missing"}
+    probe = {
+        **HEALTHY,
+        "modprobe": "yes",
+        "overlay": "no",
+        "loadable:overlay": "yes",
+        "loadable:br_netfilter": "yes",
+        "sysctl:net/bridge/bridge-nf-call-iptables": "missing",
+    }
     steps = plan(ScriptedHost(probe))
     assert f"upload {rt.MODULES_CONF}" in scripted.brief(steps)
     assert ("modprobe", "-a", "overlay", "br_netfilter") in [s.argv for s in steps if isinstance(s, Run)]
@@ -266,8 +318,10 @@ def test_unsupported_architecture_is_an_error():
         plan(ScriptedHost({**HEALTHY, "arch": "s390x"}))
 
 
-@pytest.mark.parametrize("version,config_version,cni_key", [
-    ("1.6.20", 2, "bin_dir"), ("1.7.24", 2, "bin_dir"), ("2.0.5", 3, "bin_dir"), ("2.1.4", 3, "bin_dirs")])
+@pytest.mark.parametrize(
+    "version,config_version,cni_key",
+    [("1.6.20", 2, "bin_dir"), ("1.7.24", 2, "bin_dir"), ("2.0.5", 3, "bin_dir"), ("2.1.4", 3, "bin_dirs")],
+)
 def test_containerd_config_follows_the_version(version, config_version, cni_key):
     spec = make_spec()
     doc = tomllib.loads(rt.containerd_config(spec, version))
@@ -278,8 +332,7 @@ def test_containerd_config_follows_the_version(version, config_version, cni_key)
         runc = cri["containerd"]["runtimes"]["runc"]
         cni = cri["cni"]
     else:
-        assert doc["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == \
-            "registry.k8s.io/pause:3.10"
+        assert doc["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10"
         runtime = doc["plugins"]["io.containerd.cri.v1.runtime"]
         runc = runtime["containerd"]["runtimes"]["runc"]
         cni = runtime["cni"]
@@ -290,8 +343,9 @@ def test_containerd_config_follows_the_version(version, config_version, cni_key)
 
 
 def test_unit_starts_our_containerd_with_our_config():
-    unit = render("containerd/containerd.service.j2", containerd_version="1.7.24", containerd=rt.CONTAINERD,
-                  config=rt.CONFIG)
+    unit = render(
+        "containerd/containerd.service.j2", containerd_version="1.7.24", containerd=rt.CONTAINERD, config=rt.CONFIG
+    )
     assert f"ExecStart={rt.CONTAINERD} --config {rt.CONFIG}\n" in unit
     assert "Type=notify" in unit and "Delegate=yes" in unit and "KillMode=process" in unit
 

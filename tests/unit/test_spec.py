@@ -77,7 +77,8 @@ def test_version_without_v_is_normalised():
 
 def test_kubeadm_v1beta4_documents(tmp_path):
     f = tmp_path / "kubeadm.yaml"
-    f.write_text(textwrap.dedent("""\
+    f.write_text(
+        textwrap.dedent("""\
         apiVersion: kubeadm.k8s.io/v1beta4
         kind: InitConfiguration
         nodeRegistration:
@@ -105,7 +106,8 @@ def test_kubeadm_v1beta4_documents(tmp_path):
         apiVersion: kubelet.config.k8s.io/v1beta1
         kind: KubeletConfiguration
         cgroupDriver: systemd
-        """))
+        """)
+    )
     s = specmod.load_file(f)
     assert s.name == "kcluster" and s.kubernetes_version == "v1.31.2"
     assert s.hosts[0].name == "node-a" and s.hosts[0].address == "192.168.50.4"
@@ -118,7 +120,7 @@ def test_kubeadm_v1beta4_documents(tmp_path):
 
 # (path, value, what the one line must say). Each is a different mistake a user makes.
 BAD = [
-    ("apiVersion", "v1", 'apiVersion: \'v1\' is not supported'),
+    ("apiVersion", "v1", "apiVersion: 'v1' is not supported"),
     ("apiVersion", _DELETE, "apiVersion: is missing"),
     ("kind", "Clustr", "kind: 'Clustr' is not supported; use Cluster"),
     ("name", "Demo_Cluster", "name: 'Demo_Cluster' is not a valid cluster name"),
@@ -140,7 +142,7 @@ BAD = [
     ("networking", ["a"], "networking: must be a mapping, not a list"),
     ("hosts", [], "hosts: is empty; list at least one control-plane host"),
     ("hosts", "cp1", "hosts: must be a list, not text"),
-    ("hosts[2].role", "master", 'hosts[2].role: \'master\' is not one of control-plane, worker'),
+    ("hosts[2].role", "master", "hosts[2].role: 'master' is not one of control-plane, worker"),
     ("hosts[1].name", "cp1", "hosts[1].name: 'cp1' is already used by hosts[0]"),
     ("hosts[2].address", "10.0.0.11", "hosts[2].address: '10.0.0.11' is already used by hosts[1]"),
     ("hosts[1].address", "10.244.0.5", "hosts[1].address: 10.244.0.5 lies inside networking.podSubnet"),
@@ -155,15 +157,22 @@ BAD = [
     ("hosts[1].ssh.password", "hunter2", "hosts[1].ssh.password: unknown field"),
     ("hosts[1].labels", {"a": "b"}, "hosts[1].labels: unknown field 'labels'"),
     ("hosts[1]", "w1", "hosts[1]: must be a mapping, not text"),
-    ("pki.keyAlgorithm", "DSA-1024", "pki.keyAlgorithm: 'DSA-1024' is not one of RSA-2048, RSA-3072, RSA-4096, "
-                                     "ECDSA-P256"),
+    (
+        "pki.keyAlgorithm",
+        "DSA-1024",
+        "pki.keyAlgorithm: 'DSA-1024' is not one of RSA-2048, RSA-3072, RSA-4096, ECDSA-P256",
+    ),
     ("pki.certificateValidity", "one year", "pki.certificateValidity: 'one year' is not a duration"),
     ("pki.certificateValidity", "100000h", "is longer than the CA's validity"),
     ("pki.certificatesDir", "pki", "pki.certificatesDir: 'pki' must be an absolute path"),
     ("pki.certSANs", ["ok.example.com", "bad san!"], "pki.certSANs[1]: 'bad san!' is neither"),
     ("components.apiServer.extraArgs", {"--v": "2"}, "components.apiServer.extraArgs.--v: is not a flag name"),
     ("components.kubeProxy", {}, "components.kubeProxy: unknown field"),
-    ("artifacts.containerd", {"version": "1.7.24", "sha256": "abc"}, "artifacts.containerd.sha256: 'abc' is not a sha256 digest"),
+    (
+        "artifacts.containerd",
+        {"version": "1.7.24", "sha256": "abc"},
+        "artifacts.containerd.sha256: 'abc' is not a sha256 digest",
+    ),
     ("artifacts.containerd", {"sha256": "a" * 64}, "artifacts.containerd.version: is missing"),
     ("artifacts.arch", "s390x", "artifacts.arch: 's390x' is not one of amd64, arm64"),
     ("artifacts.mirror", "ftp://x", "artifacts.mirror: 'ftp://x' must be an http(s) URL"),
@@ -191,16 +200,23 @@ def test_more_than_one_control_plane_needs_an_endpoint():
         specmod.from_dict(doc)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("", "is empty"),
-    ("hosts: [\n", "is not valid YAML at line"),
-    ("- a\n- b\n", "document 1: must be a mapping, not a list"),
-    ("apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\n---\napiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\n",
-     "holds 2 documents"),
-    ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n", "'JoinConfiguration' is not supported here"),
-    ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  extraArgs: {v: '2'}\n",
-     "apiServer.extraArgs: must be a list"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("", "is empty"),
+        ("hosts: [\n", "is not valid YAML at line"),
+        ("- a\n- b\n", "document 1: must be a mapping, not a list"),
+        (
+            "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\n---\napiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\n",
+            "holds 2 documents",
+        ),
+        ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n", "'JoinConfiguration' is not supported here"),
+        (
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  extraArgs: {v: '2'}\n",
+            "apiServer.extraArgs: must be a list",
+        ),
+    ],
+)
 def test_malformed_files(tmp_path, kubeinit_cli, text, expected):
     f = tmp_path / "c.yaml"
     f.write_text(text)
@@ -209,17 +225,20 @@ def test_malformed_files(tmp_path, kubeinit_cli, text, expected):
     assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-@pytest.mark.parametrize("flags,expected", [
-    (["--kubernetes-version", "banana"], "--kubernetes-version: 'banana' is not a version"),
-    (["--pod-network-cidr", "10.96.0.0/16"], "--pod-network-cidr: '10.96.0.0/16' overlaps the service subnet"),
-    (["--service-cidr", "300.1.0.0/16"], "--service-cidr: '300.1.0.0/16' is not a CIDR"),
-    (["--apiserver-advertise-address", "nope"], "--apiserver-advertise-address: 'nope' is not an IP address"),
-    (["--control-plane-endpoint", "a b"], "--control-plane-endpoint: 'a b' is not host or host:port"),
-    (["--node-name", "Bad_Name"], "--node-name: 'Bad_Name' is not a valid node name"),
-    (["--cert-dir", "relative/pki"], "--cert-dir: 'relative/pki' must be an absolute path"),
-    (["--skip-phases", "certs/nope"], "'certs/nope' is not a phase"),
-    (["--config", "/nonexistent/cluster.yaml"], "no such file '/nonexistent/cluster.yaml'"),
-])
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        (["--kubernetes-version", "banana"], "--kubernetes-version: 'banana' is not a version"),
+        (["--pod-network-cidr", "10.96.0.0/16"], "--pod-network-cidr: '10.96.0.0/16' overlaps the service subnet"),
+        (["--service-cidr", "300.1.0.0/16"], "--service-cidr: '300.1.0.0/16' is not a CIDR"),
+        (["--apiserver-advertise-address", "nope"], "--apiserver-advertise-address: 'nope' is not an IP address"),
+        (["--control-plane-endpoint", "a b"], "--control-plane-endpoint: 'a b' is not host or host:port"),
+        (["--node-name", "Bad_Name"], "--node-name: 'Bad_Name' is not a valid node name"),
+        (["--cert-dir", "relative/pki"], "--cert-dir: 'relative/pki' must be an absolute path"),
+        (["--skip-phases", "certs/nope"], "'certs/nope' is not a phase"),
+        (["--config", "/nonexistent/cluster.yaml"], "no such file '/nonexistent/cluster.yaml'"),
+    ],
+)
 def test_malformed_flags(kubeinit_cli, flags, expected):
     r = kubeinit_cli("init", "--dry-run", "--apiserver-advertise-address", "10.1.2.3", *flags)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -234,23 +253,87 @@ def test_unknown_option_is_a_usage_error(kubeinit_cli):
 
 # Any YAML value at all: the loader either returns a spec or raises a SpecError, never crashes.
 yaml_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 70000) | st.floats(allow_nan=False) |
-    st.sampled_from(["", "cp1", "worker", "control-plane", "10.0.0.1", "10.96.0.0/12", "v1.33.1", "1.31",
-                     "RSA-2048", "x" * 70, "lb:6443", "::1", "[::1]:6443", "8760h"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["name", "address", "role", "ssh", "hosts", "networking", "podSubnet", "serviceSubnet",
-                         "pki", "keyAlgorithm", "port", "user", "kubernetesVersion", "artifacts", "mirror",
-                         "components", "apiServer", "extraArgs", "version", "sha256", "x"]),
-        children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 70000)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(
+        [
+            "",
+            "cp1",
+            "worker",
+            "control-plane",
+            "10.0.0.1",
+            "10.96.0.0/12",
+            "v1.33.1",
+            "1.31",
+            "RSA-2048",
+            "x" * 70,
+            "lb:6443",
+            "::1",
+            "[::1]:6443",
+            "8760h",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "address",
+                    "role",
+                    "ssh",
+                    "hosts",
+                    "networking",
+                    "podSubnet",
+                    "serviceSubnet",
+                    "pki",
+                    "keyAlgorithm",
+                    "port",
+                    "user",
+                    "kubernetesVersion",
+                    "artifacts",
+                    "mirror",
+                    "components",
+                    "apiServer",
+                    "extraArgs",
+                    "version",
+                    "sha256",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=st.dictionaries(st.sampled_from(["name", "hosts", "networking", "pki", "kubernetesVersion",
-                                             "controlPlaneEndpoint", "bindPort", "components", "artifacts",
-                                             "managed", "junk"]), yaml_values, max_size=6),
-       use_kubeadm=st.booleans())
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "hosts",
+                "networking",
+                "pki",
+                "kubernetesVersion",
+                "controlPlaneEndpoint",
+                "bindPort",
+                "components",
+                "artifacts",
+                "managed",
+                "junk",
+            ]
+        ),
+        yaml_values,
+        max_size=6,
+    ),
+    use_kubeadm=st.booleans(),
+)
 def test_spec_loader_never_crashes(body, use_kubeadm):
     if use_kubeadm:
         doc = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", **body}
@@ -265,7 +348,6 @@ def test_spec_loader_never_crashes(body, use_kubeadm):
         assert s.control_planes
 
 
-
 def _special_file(tmp_path, kind: str) -> str:
     if kind == "fifo":
         os.mkfifo(tmp_path / "c.yaml")  # no writer ever comes
@@ -277,12 +359,15 @@ def _special_file(tmp_path, kind: str) -> str:
     return {"zero": "/dev/zero", "dir": str(tmp_path)}[kind]
 
 
-@pytest.mark.parametrize("kind,expected", [
-    ("fifo", "is a FIFO (named pipe), not a regular file"),
-    ("zero", "/dev/zero is a character device, not a regular file"),
-    ("dir", "is a directory, not a regular file"),
-    ("big", "is 100.0 MiB, more than a cluster file can need (kubeinit reads at most 1.0 MiB, whole into memory)"),
-])
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("fifo", "is a FIFO (named pipe), not a regular file"),
+        ("zero", "/dev/zero is a character device, not a regular file"),
+        ("dir", "is a directory, not a regular file"),
+        ("big", "is 100.0 MiB, more than a cluster file can need (kubeinit reads at most 1.0 MiB, whole into memory)"),
+    ],
+)
 def test_cluster_file_must_be_a_small_regular_file(tmp_path, kind, expected):
     import resource
     import subprocess
@@ -294,9 +379,14 @@ def test_cluster_file_must_be_a_small_regular_file(tmp_path, kind, expected):
 
     path = _special_file(tmp_path, kind)
     t = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "kubeinit", "config", "validate", "--config", path],
-                       capture_output=True, text=True, timeout=30, preexec_fn=limit_memory,
-                       env={**os.environ, "KUBEINIT_HOME": str(tmp_path / "home")})
+    r = subprocess.run(
+        [sys.executable, "-m", "kubeinit", "config", "validate", "--config", path],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=limit_memory,
+        env={**os.environ, "KUBEINIT_HOME": str(tmp_path / "home")},
+    )
     assert time.monotonic() - t < 10, "refused at once"
     assert r.returncode == 2, r.stderr
     assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -8,12 +8,12 @@ import time
 
 import paramiko
 import pytest
+from sshserver import SSHServer, client_key, server, silent_listener  # noqa: F401 (fixtures)
 
 from kubeinit.connection import HostUnreachable
 from kubeinit.spec import Host, SSHOptions
 from kubeinit.ssh import SSHConnection
 from kubeinit.ssh.connection import SudoRefused
-from sshserver import SSHServer, client_key, server, silent_listener  # noqa: F401 (fixtures)
 
 
 def connect(server, client_key, tmp_path, user="root", **kw) -> SSHConnection:
@@ -66,8 +66,11 @@ def test_a_sudo_warning_is_not_a_refusal(server, client_key, tmp_path):
     assert (r.rc, r.err.splitlines()[-1]) == (1, "no such unit")
     assert c.run(["test", "-e", str(tmp_path / "nope")]).rc == 1, "a failed test with only sudo's warning on stderr"
     server.sudo = "password"  # a refusal after the warning: named by its own line
-    with pytest.raises(SudoRefused, match=r"kube cannot become root without a password \(sudo: a password is "
-                                          r"required\)"):
+    with pytest.raises(
+        SudoRefused,
+        match=r"kube cannot become root without a password \(sudo: a password is "
+        r"required\)",
+    ):
         c.run(["true"])
     c.close()
 
@@ -142,8 +145,11 @@ def test_through_a_bastion(client_key, tmp_path):
     try:
         kh = tmp_path / "known_hosts"
         kh.write_text(target.known_hosts_line() + bastion.known_hosts_line())
-        h = Host("n1", "127.0.0.1", ssh=SSHOptions(user="root", port=target.port, key=client_key[1],
-                                                     bastion=f"root@127.0.0.1:{bastion.port}"))
+        h = Host(
+            "n1",
+            "127.0.0.1",
+            ssh=SSHOptions(user="root", port=target.port, key=client_key[1], bastion=f"root@127.0.0.1:{bastion.port}"),
+        )
         c = SSHConnection(h, known_hosts=kh)
         assert c.run(["echo", "via bastion"]).out == "via bastion\n"
         assert target.commands == ["echo 'via bastion'"] and bastion.commands == []
@@ -187,9 +193,14 @@ def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
     try:
         kh = tmp_path / "known_hosts"
         kh.write_text("".join(t.known_hosts_line() for t in [*targets, bastion]))
-        hosts = [Host(f"n{i}", "127.0.0.1", ssh=SSHOptions(user="root", port=t.port, key=client_key[1],
-                                                           bastion=f"root@127.0.0.1:{bastion.port}"))
-                 for i, t in enumerate(targets)]
+        hosts = [
+            Host(
+                f"n{i}",
+                "127.0.0.1",
+                ssh=SSHOptions(user="root", port=t.port, key=client_key[1], bastion=f"root@127.0.0.1:{bastion.port}"),
+            )
+            for i, t in enumerate(targets)
+        ]
         with ThreadPoolExecutor(4) as ex:  # in parallel, as the executor connects
             conns = list(ex.map(lambda h: SSHConnection(h, known_hosts=kh, logins=pool), hosts))
         assert [c.run(["echo", c.name]).out for c in conns] == ["n0\n", "n1\n", "n2\n", "n3\n"]
@@ -206,8 +217,10 @@ def test_hosts_behind_one_bastion_share_one_login_to_it(client_key, tmp_path):
     lst, port = silent_listener()  # a bastion that never answers
     pool = LoginPool()
     try:
-        hosts = [Host(f"m{i}", "127.0.0.1", ssh=SSHOptions(port=22, key=client_key[1], bastion=f"127.0.0.1:{port}"))
-                 for i in range(3)]
+        hosts = [
+            Host(f"m{i}", "127.0.0.1", ssh=SSHOptions(port=22, key=client_key[1], bastion=f"127.0.0.1:{port}"))
+            for i in range(3)
+        ]
         t0 = time.monotonic()
         for h in hosts:
             with pytest.raises(HostUnreachable, match=f"cannot connect to 127.0.0.1:{port}"):
@@ -227,8 +240,11 @@ def test_a_host_that_is_also_a_bastion_is_logged_into_once(client_key, tmp_path)
         kh = tmp_path / "known_hosts"
         kh.write_text(front.known_hosts_line() + back.known_hosts_line())
         cp = Host("cp", "127.0.0.1", ssh=SSHOptions(user="root", port=front.port, key=client_key[1]))
-        worker = Host("w", "127.0.0.1", ssh=SSHOptions(user="root", port=back.port, key=client_key[1],
-                                                      bastion=f"root@127.0.0.1:{front.port}"))
+        worker = Host(
+            "w",
+            "127.0.0.1",
+            ssh=SSHOptions(user="root", port=back.port, key=client_key[1], bastion=f"root@127.0.0.1:{front.port}"),
+        )
         a = SSHConnection(cp, known_hosts=kh, logins=pool)
         b = SSHConnection(worker, known_hosts=kh, logins=pool)
         assert (a.run(["echo", "a"]).out, b.run(["echo", "b"]).out) == ("a\n", "b\n")
@@ -246,10 +262,12 @@ def test_paramiko_loads_without_invoke_or_importlib_metadata_and_knows_its_versi
     import subprocess
     import sys
 
-    code = ("import sys, kubeinit.ssh, paramiko\n"
-            "left = [m for m in ('invoke', 'importlib.metadata') if m in sys.modules]\n"
-            "import importlib.metadata as md\n"
-            "print(left, paramiko.__version__ == md.version('paramiko'), paramiko.transport.Transport._CLIENT_ID)")
+    code = (
+        "import sys, kubeinit.ssh, paramiko\n"
+        "left = [m for m in ('invoke', 'importlib.metadata') if m in sys.modules]\n"
+        "import importlib.metadata as md\n"
+        "print(left, paramiko.__version__ == md.version('paramiko'), paramiko.transport.Transport._CLIENT_ID)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     left, same, banner = r.stdout.split()
@@ -310,8 +328,10 @@ def test_a_cached_artifact_changed_since_it_was_verified_is_refused_by_the_host(
     with pytest.raises(OSError) as e:
         apply._do(None, types.SimpleNamespace(conn=c), step, "runtime", "", apply.RunLog(None))
     msg = str(e.value)
-    assert msg.startswith(f"{dest} was not written: {cached} has sha256 {hashlib.sha256(data).hexdigest()}, "
-                          f"not the {verified} the plan names")
+    assert msg.startswith(
+        f"{dest} was not written: {cached} has sha256 {hashlib.sha256(data).hexdigest()}, "
+        f"not the {verified} the plan names"
+    )
     assert "delete it" in msg and "\n" not in msg
     assert not dest.exists() and not [p for p in tmp_path.rglob(".kubeinit.*")]
     cached.write_bytes(bytes(data[:1000]) + bytes([data[1000] ^ 0xFF]) + bytes(data[1001:]))  # the verified bytes

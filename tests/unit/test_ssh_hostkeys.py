@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import paramiko
 import pytest
+from sshserver import SSHServer, client_key, server  # noqa: F401 (fixtures)
 
 from kubeinit.spec import Host, SSHOptions
 from kubeinit.ssh import SSHConnection
 from kubeinit.ssh.hostkeys import HostKeyRefused
-from sshserver import SSHServer, client_key, server  # noqa: F401 (fixtures)
 
 
 def host(server, key_path, **ssh) -> Host:
@@ -46,10 +46,15 @@ def test_trusted_key_is_recorded_then_checked(server, client_key, tmp_path):
 
 def test_trusting_appends_without_touching_other_lines(server, client_key, tmp_path):
     kh = tmp_path / "known_hosts"
-    kh.write_text("# mine\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+    kh.write_text(
+        "# mine\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    )
     SSHConnection(host(server, client_key[1]), known_hosts=kh, trust_new_host_keys=True).close()
     lines = kh.read_text().splitlines()
-    assert lines[:2] == ["# mine", "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
+    assert lines[:2] == [
+        "# mine",
+        "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+    ]
     assert lines[2] + "\n" == server.known_hosts_line()
 
 

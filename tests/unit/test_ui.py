@@ -13,14 +13,29 @@ from rich.markup import escape, render
 
 from kubeinit import ui
 
-SHOW = ("from kubeinit import ui; ui.ok('done [bold]x[/bold] \\\\[y]'); ui.warn('careful'); "
-        "import sys; sys.stderr.write(' rich=%s' % ('rich' in sys.modules))")
+SHOW = (
+    "from kubeinit import ui; ui.ok('done [bold]x[/bold] \\\\[y]'); ui.warn('careful'); "
+    "import sys; sys.stderr.write(' rich=%s' % ('rich' in sys.modules))"
+)
 
 
 def test_plain_rendering_matches_rich_without_styles():
     rng = random.Random(7)
-    samples = ["a[b]c", "[bold]x[/bold]", "\\[x]", "\\\\[bold]", "path\\", "a\\\\", "[/]", "[link=x]y",
-               "C:\\dir\\[x]", "trail\\\\\\", "[ERROR Port-6443]", "a [b", ":x: :warning:"]
+    samples = [
+        "a[b]c",
+        "[bold]x[/bold]",
+        "\\[x]",
+        "\\\\[bold]",
+        "path\\",
+        "a\\\\",
+        "[/]",
+        "[link=x]y",
+        "C:\\dir\\[x]",
+        "trail\\\\\\",
+        "[ERROR Port-6443]",
+        "a [b",
+        ":x: :warning:",
+    ]
     samples += ["".join(rng.choice("ab[]/\\=: #@") for _ in range(rng.randint(0, 14))) for _ in range(5000)]
     for text in samples:
         assert ui._escape_markup(text) == escape(text), text
@@ -38,8 +53,13 @@ def test_piped_output_is_plain_and_does_not_load_rich():
 def test_a_terminal_gets_rich():
     main, side = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    p = subprocess.Popen([sys.executable, "-c", SHOW], stdout=side, stderr=subprocess.PIPE, text=True,
-                         env={**env, "TERM": "xterm-256color"})
+    p = subprocess.Popen(
+        [sys.executable, "-c", SHOW],
+        stdout=side,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "TERM": "xterm-256color"},
+    )
     os.close(side)
     _, err = p.communicate(timeout=60)
     out = b""

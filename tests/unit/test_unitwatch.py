@@ -16,13 +16,15 @@ from apiserver import make_cluster
 from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection, Result
-from kubeinit.errors import StepFailed
 from kubeinit.context import Context, Options, Target
+from kubeinit.errors import StepFailed
 from kubeinit.unitwatch import UnitWatch
 from kubeinit.workflow import find, init_phases
 
-FATAL = ("F1205 23:20:41.118934    2214 server.go:269] failed to run Kubelet: failed to create kubelet: open "
-         "/dev/kmsg: no such file or directory")
+FATAL = (
+    "F1205 23:20:41.118934    2214 server.go:269] failed to run Kubelet: failed to create kubelet: open "
+    "/dev/kmsg: no such file or directory"
+)
 JOURNAL = f"""I1205 23:20:35.002211    2214 server.go:416] Version: v1.20.2
 E1205 23:20:40.113322    2214 kubelet.go:1228] Image garbage collection failed once
 {FATAL}
@@ -31,8 +33,13 @@ k8s.io/kubernetes/vendor/k8s.io/klog/v2.stacks(0xc000010001, 0xc0001d6000, 0x9c,
 kubelet.service: Main process exited, code=exited, status=255/EXCEPTION
 kubelet.service: Failed with result 'exit-code'.
 """
-RUNNING = {"LoadState": "loaded", "ActiveState": "active", "SubState": "running", "NRestarts": "0",
-           "InvocationID": "5f0c2e6a9d1b4c7e8f3a2b1c0d9e8f7a"}
+RUNNING = {
+    "LoadState": "loaded",
+    "ActiveState": "active",
+    "SubState": "running",
+    "NRestarts": "0",
+    "InvocationID": "5f0c2e6a9d1b4c7e8f3a2b1c0d9e8f7a",
+}
 EXITED = {**RUNNING, "ActiveState": "activating", "SubState": "auto-restart"}
 
 
@@ -71,11 +78,18 @@ def starting(tmp_path):
 
 
 def run(cluster, host: LocalConnection, phases=("wait-control-plane",)):
-    spec = specmod.from_dict({
-        "apiVersion": specmod.API_VERSION, "kind": "Cluster", "name": "lab", "kubernetesVersion": "v1.33.1",
-        "bindPort": cluster.api.port, "kubeconfigDir": str(cluster.root),
-        "pki": {"certificatesDir": str(cluster.root / "pki")},
-        "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}]})
+    spec = specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "lab",
+            "kubernetesVersion": "v1.33.1",
+            "bindPort": cluster.api.port,
+            "kubeconfigDir": str(cluster.root),
+            "pki": {"certificatesDir": str(cluster.root / "pki")},
+            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
+        }
+    )
     ctx = Context(spec, [Target(h, lambda h: host) for h in spec.hosts], Options())
     try:
         return execute(ctx, [find(init_phases(), p) for p in phases], View())
@@ -92,8 +106,10 @@ def test_a_kubelet_that_exits_during_the_wait_stops_it_at_once_with_its_fatal_li
     assert took < 6, f"stopped after {took:.1f} s, not at once"
     msg = str(e.value)
     assert msg.startswith("cp-1: phase wait-control-plane failed at 'the API server answers /readyz"), msg
-    assert f"the kubelet exited (systemd restarts it, and it will exit again) while kubeinit waited for it: {FATAL} " \
-           "(`journalctl -u kubelet` on the host shows its whole log)" in msg, msg
+    assert (
+        f"the kubelet exited (systemd restarts it, and it will exit again) while kubeinit waited for it: {FATAL} "
+        "(`journalctl -u kubelet` on the host shows its whole log)" in msg
+    ), msg
     assert host.shown == 3, "one `systemctl show` per second of waiting"
     # the lines of the invocation that ended (a fatal kubelet prints every goroutine's stack after its F line)
     assert host.journal_asked[0].startswith(f'journalctl _SYSTEMD_INVOCATION_ID="{RUNNING["InvocationID"]}" ')
@@ -107,8 +123,11 @@ def test_a_kubelet_restarted_during_the_wait_stops_it(starting):
 
 def test_a_kubelet_that_is_not_running_when_the_wait_begins_stops_it(starting):
     host = KubeletHost([{**RUNNING, "ActiveState": "failed", "SubState": "failed"}], journal="no klog here\n")
-    with pytest.raises(StepFailed, match=r"the kubelet failed while kubeinit waited for it, with no error line of "
-                                         r"its own \(`journalctl -u kubelet`"):
+    with pytest.raises(
+        StepFailed,
+        match=r"the kubelet failed while kubeinit waited for it, with no error line of "
+        r"its own \(`journalctl -u kubelet`",
+    ):
         run(starting, host)
 
 
@@ -122,8 +141,10 @@ def test_mark_control_plane_watches_the_kubelet_while_the_node_is_not_registered
 
 
 def test_no_kubelet_unit_or_no_systemd_watches_nothing_and_the_wait_goes_on(tmp_path):
-    for host in (KubeletHost([{"LoadState": "not-found", "ActiveState": "inactive"}]),
-                 KubeletHost([{}], rc=1)):  # "System has not been booted with systemd"
+    for host in (
+        KubeletHost([{"LoadState": "not-found", "ActiveState": "inactive"}]),
+        KubeletHost([{}], rc=1),
+    ):  # "System has not been booted with systemd"
         c = make_cluster(tmp_path / f"cluster-{host.rc}")
         c.api.starting(forbidden=2, unready=1)
         try:

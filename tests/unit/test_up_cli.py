@@ -13,9 +13,16 @@ from kubeinit.up import resume_command
 
 def cluster_file(tmp_path, port: int = 22, address: str = "192.0.2.10") -> str:
     path = tmp_path / "cluster.yaml"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "kubeinit.dev/v1alpha1", "kind": "Cluster", "name": "demo",
-        "hosts": [{"name": "cp1", "address": address, "role": "control-plane", "ssh": {"port": port}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kubeinit.dev/v1alpha1",
+                "kind": "Cluster",
+                "name": "demo",
+                "hosts": [{"name": "cp1", "address": address, "role": "control-plane", "ssh": {"port": port}}],
+            }
+        )
+    )
     return str(path)
 
 
@@ -25,8 +32,10 @@ def test_up_without_only_names_the_unbuilt_phases_and_suggests_the_built_ones(ku
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
     assert "phases addon, cni, join " in err[0] and "are not available yet" in err[0]
-    assert ("--only preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
-            "wait-control-plane,upload-config,mark-control-plane,bootstrap-token`") in err[0]
+    assert (
+        "--only preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
+        "wait-control-plane,upload-config,mark-control-plane,bootstrap-token`"
+    ) in err[0]
     assert r.stdout == "", "refused before any host was contacted"
 
 
@@ -40,8 +49,10 @@ def test_unreachable_host_is_named_with_the_resume_command_and_a_private_log(kub
     assert r.returncode == 1
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
-    assert err[0].startswith("error: cp1: phase preflight failed at 'connect': host unreachable (cannot connect "
-                             f"to 127.0.0.1:{port}: connection refused)")
+    assert err[0].startswith(
+        "error: cp1: phase preflight failed at 'connect': host unreachable (cannot connect "
+        f"to 127.0.0.1:{port}: connection refused)"
+    )
     assert f"resume with `kubeinit up -f {file} --only preflight,runtime --known-hosts {tmp_path / 'kh'}`" in err[0]
     home = tmp_path / "kubeinit-home"
     logs = list((home / "clusters" / "demo" / "logs").glob("up-*.log"))
@@ -54,14 +65,19 @@ def test_unreachable_host_is_named_with_the_resume_command_and_a_private_log(kub
 def test_resume_command_starts_at_the_failed_top_level_phase():
     tree = workflow.up_phases()
     phases = workflow.select(tree, ["preflight,runtime"])
-    assert resume_command("c.yaml", phases, "runtime", None, None, frozenset(), 10) == \
-        "kubeinit up -f c.yaml --only runtime"
-    assert resume_command("my cluster.yaml", phases, "preflight", ["runtime"], "/k/h", frozenset({"swap"}), 3) == \
-        ("kubeinit up -f 'my cluster.yaml' --only preflight,runtime --skip-phases runtime --known-hosts /k/h "
-         "--ignore-preflight-errors swap --parallel 3")
+    assert (
+        resume_command("c.yaml", phases, "runtime", None, None, frozenset(), 10)
+        == "kubeinit up -f c.yaml --only runtime"
+    )
+    assert resume_command("my cluster.yaml", phases, "preflight", ["runtime"], "/k/h", frozenset({"swap"}), 3) == (
+        "kubeinit up -f 'my cluster.yaml' --only preflight,runtime --skip-phases runtime --known-hosts /k/h "
+        "--ignore-preflight-errors swap --parallel 3"
+    )
     certs = workflow.select(tree, ["certs,kubeconfig"])
-    assert resume_command("c.yaml", certs, "certs/apiserver", None, None, frozenset(), 10) == \
-        "kubeinit up -f c.yaml --only certs,kubeconfig"
+    assert (
+        resume_command("c.yaml", certs, "certs/apiserver", None, None, frozenset(), 10)
+        == "kubeinit up -f c.yaml --only certs,kubeconfig"
+    )
 
 
 def test_a_second_up_on_the_same_cluster_is_refused_while_the_first_runs(kubeinit_cli, tmp_path):
@@ -73,17 +89,29 @@ def test_a_second_up_on_the_same_cluster_is_refused_while_the_first_runs(kubeini
 
     from kubeinit import up
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from kubeinit import up; "
-        "up.hold_lock(up.workspace('demo'), 'demo'); print('held', flush=True); sys.stdin.read()")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from pathlib import Path; from kubeinit import up; "
+                "up.hold_lock(up.workspace('demo'), 'demo'); print('held', flush=True); sys.stdin.read()"
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         file = cluster_file(tmp_path, 9, "127.0.0.1")
         r = kubeinit_cli("up", "-f", file, "--only", "preflight", "--known-hosts", str(tmp_path / "kh"))
         assert r.returncode == 1
-        assert r.stderr.strip() == (f"error: another `kubeinit up` (pid {holder.pid}) is working on cluster 'demo'; "
-                                    "wait for it to finish, or stop it, then run this again")
+        assert r.stderr.strip() == (
+            f"error: another `kubeinit up` (pid {holder.pid}) is working on cluster 'demo'; "
+            "wait for it to finish, or stop it, then run this again"
+        )
         dry = kubeinit_cli("up", "-f", file, "--only", "preflight", "--dry-run", "--known-hosts", str(tmp_path / "kh"))
         assert "another `kubeinit up`" not in dry.stderr, "--dry-run changes nothing, so it needs no lock"
     finally:

@@ -14,13 +14,37 @@ def paths(phases):
 
 def test_init_order_matches_kubeadm():
     tops = [p.name for p in workflow.init_phases()]
-    assert tops == ["preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
-                    "wait-control-plane", "upload-config", "upload-certs", "mark-control-plane",
-                    "bootstrap-token", "kubelet-finalize", "addon", "cni", "show-join-command"]
+    assert tops == [
+        "preflight",
+        "certs",
+        "kubeconfig",
+        "etcd",
+        "control-plane",
+        "kubelet-start",
+        "wait-control-plane",
+        "upload-config",
+        "upload-certs",
+        "mark-control-plane",
+        "bootstrap-token",
+        "kubelet-finalize",
+        "addon",
+        "cni",
+        "show-join-command",
+    ]
     certs = workflow.find(workflow.init_phases(), "certs")
     assert [c.name for c in certs.children] == [
-        "ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client", "etcd-ca",
-        "etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client", "sa"]
+        "ca",
+        "apiserver",
+        "apiserver-kubelet-client",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "etcd-ca",
+        "etcd-server",
+        "etcd-peer",
+        "etcd-healthcheck-client",
+        "apiserver-etcd-client",
+        "sa",
+    ]
     kc = workflow.find(workflow.init_phases(), "kubeconfig")
     assert [c.name for c in kc.children] == ["admin", "super-admin", "kubelet", "controller-manager", "scheduler"]
 

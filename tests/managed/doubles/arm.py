@@ -62,8 +62,15 @@ class ArmApiDouble(JsonApiDouble):
         if path == "/msi/token":
             if headers.get("X-IDENTITY-HEADER") != self.identity_header:
                 return Reply(401, {"error": "unauthorized"})
-            return Reply(200, {"access_token": self.token, "expires_on": str(int(time.time()) + 3600),
-                               "resource": query.get("resource"), "token_type": "Bearer"})
+            return Reply(
+                200,
+                {
+                    "access_token": self.token,
+                    "expires_on": str(int(time.time()) + 3600),
+                    "resource": query.get("resource"),
+                    "token_type": "Bearer",
+                },
+            )
         if headers.get("Authorization") != f"Bearer {self.token}":
             return error(401, "InvalidAuthenticationToken", "The access token is invalid.")
         routes = [
@@ -74,7 +81,10 @@ class ArmApiDouble(JsonApiDouble):
             (MC + r"/(?P<name>[^/]+)/listClusterUserCredential$", self._credentials),
             (MC + r"/(?P<name>[^/]+)/agentPools$", self._pools),
             (MC + r"/(?P<name>[^/]+)/agentPools/(?P<pool>[^/]+)$", self._pool),
-            (SUB + r"/providers/Microsoft\.ContainerService/locations/[^/]+/operations/(?P<op>[^/]+)$", self._operation),
+            (
+                SUB + r"/providers/Microsoft\.ContainerService/locations/[^/]+/operations/(?P<op>[^/]+)$",
+                self._operation,
+            ),
         ]
         for pattern, handler in routes:
             m = re.match(pattern, path, re.IGNORECASE)
@@ -90,9 +100,13 @@ class ArmApiDouble(JsonApiDouble):
             return Reply(204 if g else 404)
         if method == "PUT":
             created = g is None
-            self.groups[key] = g = {"id": f"/subscriptions/{sub}/resourceGroups/{rg}", "name": rg,
-                                    "location": body["location"], "tags": body.get("tags", {}),
-                                    "properties": {"provisioningState": "Succeeded"}}
+            self.groups[key] = g = {
+                "id": f"/subscriptions/{sub}/resourceGroups/{rg}",
+                "name": rg,
+                "location": body["location"],
+                "tags": body.get("tags", {}),
+                "properties": {"provisioningState": "Succeeded"},
+            }
             return Reply(201 if created else 200, g)
         if g is None:
             return error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
@@ -111,10 +125,17 @@ class ArmApiDouble(JsonApiDouble):
 
     def _async(self, sub, location, kind, on_done, target=None):
         op = f"op-{next(self._ids)}"
-        self.operations[op] = {"kind": kind, "polls": self.op_polls, "done": on_done, "status": "InProgress",
-                               "target": target}
-        url = (f"{self.url}/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}"
-               f"/operations/{op}?api-version=2026-08-01")
+        self.operations[op] = {
+            "kind": kind,
+            "polls": self.op_polls,
+            "done": on_done,
+            "status": "InProgress",
+            "target": target,
+        }
+        url = (
+            f"{self.url}/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}"
+            f"/operations/{op}?api-version=2026-08-01"
+        )
         return {"Azure-AsyncOperation": url, "Retry-After": "0"}
 
     def _cluster(self, method, sub, rg, name, body):
@@ -133,12 +154,20 @@ class ArmApiDouble(JsonApiDouble):
             for prof in props.get("agentPoolProfiles", []):
                 if prof.get("mode") == "System" and prof.get("scaleSetPriority") == "Spot":
                     return error(400, "InvalidParameter", f"System agent pool {prof['name']} cannot be a Spot pool.")
-            c = {"id": f"/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}",
-                 "name": name, "type": "Microsoft.ContainerService/ManagedClusters", "location": body["location"],
-                 "tags": body.get("tags", {}), "identity": body.get("identity"),
-                 "properties": {**props, "provisioningState": "Creating",
-                                "currentKubernetesVersion": props.get("kubernetesVersion") or "1.30.5",
-                                "fqdn": f"{props.get('dnsPrefix', name)}-test.hcp.{body['location']}.azmk8s.io"}}
+            c = {
+                "id": f"/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}",  # noqa: E501
+                "name": name,
+                "type": "Microsoft.ContainerService/ManagedClusters",
+                "location": body["location"],
+                "tags": body.get("tags", {}),
+                "identity": body.get("identity"),
+                "properties": {
+                    **props,
+                    "provisioningState": "Creating",
+                    "currentKubernetesVersion": props.get("kubernetesVersion") or "1.30.5",
+                    "fqdn": f"{props.get('dnsPrefix', name)}-test.hcp.{body['location']}.azmk8s.io",
+                },
+            }
             self.clusters[(sub, rg.lower(), name)] = c
 
             def done(fault):
@@ -174,30 +203,53 @@ class ArmApiDouble(JsonApiDouble):
         return Reply(200, c, self._async(sub, c["location"], "upgrade_cluster", done))
 
     def _list(self, method, sub, body, rg=None):
-        return Reply(200, {"value": [c for (s, g, _), c in self.clusters.items()
-                                     if s == sub and (rg is None or g == rg.lower())]})
+        return Reply(
+            200,
+            {"value": [c for (s, g, _), c in self.clusters.items() if s == sub and (rg is None or g == rg.lower())]},
+        )
 
     def _credentials(self, method, sub, rg, name, body):
         c = self._find(sub, rg, name)
         if c is None:
             return error(404, "ResourceNotFound", f"managed cluster {name} was not found.")
         user = f"clusterUser_{rg}_{name}"
-        kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": name, "preferences": {},
-                      "clusters": [{"name": name, "cluster": {"certificate-authority-data": self.api_ca_b64 or self.ca_b64,
-                                                              "server": self.api_server or f"https://{c['properties']['fqdn']}:443"}}],
-                      "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
-                      "users": [{"name": user, "user": {
-                          "client-certificate-data": base64.b64encode(b"test client certificate").decode(),
-                          "client-key-data": base64.b64encode(self.user_key.encode()).decode(),
-                          "token": self.user_token}}]}
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": name,
+            "preferences": {},
+            "clusters": [
+                {
+                    "name": name,
+                    "cluster": {
+                        "certificate-authority-data": self.api_ca_b64 or self.ca_b64,
+                        "server": self.api_server or f"https://{c['properties']['fqdn']}:443",
+                    },
+                }
+            ],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": base64.b64encode(b"test client certificate").decode(),
+                        "client-key-data": base64.b64encode(self.user_key.encode()).decode(),
+                        "token": self.user_token,
+                    },
+                }
+            ],
+        }
         value = base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()
         return Reply(200, {"kubeconfigs": [{"name": "clusterUser", "value": value}]})
 
     @staticmethod
     def _pool_doc(c, prof):
-        return {"id": f"{c['id']}/agentPools/{prof['name']}", "name": prof["name"],
-                "type": "Microsoft.ContainerService/managedClusters/agentPools",
-                "properties": {k: v for k, v in prof.items() if k != "name"}}
+        return {
+            "id": f"{c['id']}/agentPools/{prof['name']}",
+            "name": prof["name"],
+            "type": "Microsoft.ContainerService/managedClusters/agentPools",
+            "properties": {k: v for k, v in prof.items() if k != "name"},
+        }
 
     def _pools(self, method, sub, rg, name, body):
         c = self._find(sub, rg, name)
@@ -215,7 +267,9 @@ class ArmApiDouble(JsonApiDouble):
         def done(fault):
             prof["provisioningState"] = "Failed" if fault else "Succeeded"
 
-        return Reply(201, self._pool_doc(c, prof), self._async(sub, c["location"], "create_pool", done, (c["id"], pool)))
+        return Reply(
+            201, self._pool_doc(c, prof), self._async(sub, c["location"], "create_pool", done, (c["id"], pool))
+        )
 
     def _delete_pool(self, sub, c, prof):
         profs = c["properties"]["agentPoolProfiles"]
@@ -233,7 +287,9 @@ class ArmApiDouble(JsonApiDouble):
 
     def _pool(self, method, sub, rg, name, pool, body):
         c = self._find(sub, rg, name)
-        prof = next((p for p in (c or {}).get("properties", {}).get("agentPoolProfiles", []) if p["name"] == pool), None)
+        prof = next(
+            (p for p in (c or {}).get("properties", {}).get("agentPoolProfiles", []) if p["name"] == pool), None
+        )
         if c is not None and prof is None and method == "PUT":
             return self._new_pool(sub, c, pool, body)
         if prof is None:
@@ -244,9 +300,12 @@ class ArmApiDouble(JsonApiDouble):
                     self._advance(o)
         if method == "DELETE":
             return self._delete_pool(sub, c, prof)
-        doc = {"id": f"{c['id']}/agentPools/{pool}", "name": pool,
-               "type": "Microsoft.ContainerService/managedClusters/agentPools",
-               "properties": {k: v for k, v in prof.items() if k != "name"}}
+        doc = {
+            "id": f"{c['id']}/agentPools/{pool}",
+            "name": pool,
+            "type": "Microsoft.ContainerService/managedClusters/agentPools",
+            "properties": {k: v for k, v in prof.items() if k != "name"},
+        }
         if method == "GET":
             return Reply(200, doc)
         if method == "PUT":
@@ -255,8 +314,11 @@ class ArmApiDouble(JsonApiDouble):
                 return error(400, "PropertyChangeNotAllowed", "Changing property 'vmSize' is not allowed.")
             have = c["properties"]["currentKubernetesVersion"]
             if new.get("orchestratorVersion") and _minor(new["orchestratorVersion"]) > _minor(have):
-                return error(400, "InvalidParameter", f"Node pool version {new['orchestratorVersion']} is newer "
-                                                      f"than the control plane's {have}.")
+                return error(
+                    400,
+                    "InvalidParameter",
+                    f"Node pool version {new['orchestratorVersion']} is newer than the control plane's {have}.",
+                )
             if new.get("orchestratorVersion"):
                 new = {**new, "currentOrchestratorVersion": new["orchestratorVersion"]}
             refused = _pool_counts(new)

@@ -34,8 +34,9 @@ class MotoDouble(ThreadedMotoServer):
     def _server_entry(self) -> None:  # ThreadedMotoServer's, with our layer around the app
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
         app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(self._ip_address, self._port, self._layer(app), True,
-                                   request_handler=MotoRequestHandler)
+        self._server = make_server(
+            self._ip_address, self._port, self._layer(app), True, request_handler=MotoRequestHandler
+        )
         accept = self._server.get_request
 
         def get_request():  # werkzeug writes headers and body apart: without this, Nagle adds ~40 ms a request
@@ -61,8 +62,13 @@ class MotoDouble(ThreadedMotoServer):
                 for account in backends.values():
                     for region in account.values():
                         region.reset()
-        iam = boto3.client("iam", endpoint_url=self.url, region_name="us-east-1",
-                           aws_access_key_id="reset", aws_secret_access_key="reset")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="reset",
+            aws_secret_access_key="reset",
+        )
         for role in iam.list_roles()["Roles"]:
             for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]:
                 iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=p["PolicyArn"])
@@ -77,8 +83,9 @@ class MotoDouble(ThreadedMotoServer):
 
     def fail_rest(self, method: str, path_regex: str, code: str, message: str, status: int = 400) -> None:
         """Fail the next EKS (rest-json) request matching method and path."""
-        self.faults.append({"method": method, "re": re.compile(path_regex), "status": status,
-                            "code": code, "message": message})
+        self.faults.append(
+            {"method": method, "re": re.compile(path_regex), "status": status, "code": code, "message": message}
+        )
 
     def _layer(self, app):
         def wsgi(environ, start_response):
@@ -94,7 +101,8 @@ class MotoDouble(ThreadedMotoServer):
             self.requests.append((method, path, action))
             for f in self.faults:
                 hit = (f.get("action") == action and action) or (
-                    "re" in f and f["method"] == method and f["re"].search(path))
+                    "re" in f and f["method"] == method and f["re"].search(path)
+                )
                 if hit:
                     self.faults.remove(f)
                     return _error(f, start_response)
@@ -103,8 +111,9 @@ class MotoDouble(ThreadedMotoServer):
                 return eks_updates.answer(done, start_response)
             refused = _eks_scaling(method, path, body)
             if refused:
-                return _error({"re": None, "status": 400, "code": "InvalidParameterException", "message": refused},
-                              start_response)
+                return _error(
+                    {"re": None, "status": 400, "code": "InvalidParameterException", "message": refused}, start_response
+                )
             return app(environ, start_response)
 
         return wsgi
@@ -145,12 +154,16 @@ def _error(f: dict, start_response):
         body = json.dumps({"message": f["message"]}).encode()
         headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", f["code"])]
     elif f["xml"] == "iam":
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{f['code']}</Code><Message>{f['message']}"
-                f"</Message></Error><RequestId>test-double</RequestId></ErrorResponse>").encode()
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{f['code']}</Code><Message>{f['message']}"
+            f"</Message></Error><RequestId>test-double</RequestId></ErrorResponse>"
+        ).encode()
         headers = [("Content-Type", "text/xml")]
     else:
-        body = (f"<Response><Errors><Error><Code>{f['code']}</Code><Message>{f['message']}</Message></Error>"
-                f"</Errors><RequestID>test-double</RequestID></Response>").encode()
+        body = (
+            f"<Response><Errors><Error><Code>{f['code']}</Code><Message>{f['message']}</Message></Error>"
+            f"</Errors><RequestID>test-double</RequestID></Response>"
+        ).encode()
         headers = [("Content-Type", "text/xml")]
     start_response(status, headers + [("Content-Length", str(len(body)))])
     return [body]

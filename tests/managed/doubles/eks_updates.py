@@ -58,19 +58,36 @@ def handle(method: str, path: str, body: bytes, environ: dict):
             return _err(404, "ResourceNotFoundException", f"No node group found for name: {m.group(4)}.")
         want = want or cluster.version
         if _minor(want) > _minor(cluster.version):
-            return _err(400, "InvalidParameterException",
-                        f"Requested Nodegroup version {want} is newer than the cluster version {cluster.version}.")
+            return _err(
+                400,
+                "InvalidParameterException",
+                f"Requested Nodegroup version {want} is newer than the cluster version {cluster.version}.",
+            )
         target, ng_name = ng, ng.nodegroup_name
     else:
         if not want or _minor(want) != (_minor(cluster.version)[0], _minor(cluster.version)[1] + 1):
-            return _err(400, "InvalidParameterException",
-                        f"Unsupported Kubernetes minor version update from {cluster.version} to {want}")
+            return _err(
+                400,
+                "InvalidParameterException",
+                f"Unsupported Kubernetes minor version update from {cluster.version} to {want}",
+            )
         target, ng_name = cluster, None
     uid = str(uuid.uuid4())
-    update = {"id": uid, "status": "InProgress", "type": "VersionUpdate", "createdAt": time.time(),
-              "params": [{"type": "Version", "value": want}], "errors": []}
-    updates[uid] = {"update": update, "polls": polls, "cluster": cluster.name, "nodegroup": ng_name,
-                    "apply": lambda: setattr(target, "version", want)}
+    update = {
+        "id": uid,
+        "status": "InProgress",
+        "type": "VersionUpdate",
+        "createdAt": time.time(),
+        "params": [{"type": "Version", "value": want}],
+        "errors": [],
+    }
+    updates[uid] = {
+        "update": update,
+        "polls": polls,
+        "cluster": cluster.name,
+        "nodegroup": ng_name,
+        "apply": lambda: setattr(target, "version", want),
+    }
     return 200, {"update": update}, None
 
 

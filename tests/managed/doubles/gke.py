@@ -67,8 +67,12 @@ class GkeApiDouble(JsonApiDouble):
         try:
             head, payload, sig = token.split(".")
             key = serialization.load_pem_public_key(self.sa_public_pem)
-            key.verify(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)), f"{head}.{payload}".encode(),
-                       padding.PKCS1v15(), hashes.SHA256())
+            key.verify(
+                base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)),
+                f"{head}.{payload}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             return claims.get("iss", "").endswith(".iam.gserviceaccount.com")
         except (ValueError, InvalidSignature):
@@ -79,11 +83,15 @@ class GkeApiDouble(JsonApiDouble):
             (P + r"/clusters$", {"POST": self._create, "GET": self._list}),
             (P + r"/clusters/(?P<name>[^/:]+)$", {"GET": self._get, "DELETE": self._delete}),
             (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+):setSize$", {"POST": self._set_size}),
-            (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+):setAutoscaling$", {"POST": self._set_autoscaling}),
+            (
+                P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+):setAutoscaling$",
+                {"POST": self._set_autoscaling},
+            ),
             (P + r"/clusters/(?P<name>[^/:]+)/nodePools$", {"POST": self._create_pool, "GET": self._list_pools}),
-            (P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+)$", {"GET": self._get_pool,
-                                                                          "DELETE": self._delete_pool,
-                                                                          "PUT": self._update_pool}),
+            (
+                P + r"/clusters/(?P<name>[^/]+)/nodePools/(?P<pool>[^/:]+)$",
+                {"GET": self._get_pool, "DELETE": self._delete_pool, "PUT": self._update_pool},
+            ),
             (P + r"/clusters/(?P<name>[^/:]+):updateMaster$", {"POST": self._update_master}),
             (P + r"/operations/(?P<op>[^/]+)$", {"GET": self._get_op}),
         ]
@@ -115,8 +123,11 @@ class GkeApiDouble(JsonApiDouble):
             return error(404, "NOT_FOUND", str(e))
         want, have = body.get("masterVersion", ""), c["currentMasterVersion"]
         if _minor(want) != (_minor(have)[0], _minor(have)[1] + 1):
-            return error(400, "INVALID_ARGUMENT", f"Master cannot be upgraded from {have} to {want}: "
-                                                  "upgrade one minor version at a time.")
+            return error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Master cannot be upgraded from {have} to {want}: upgrade one minor version at a time.",
+            )
 
         def done(err):
             if not err:
@@ -133,8 +144,9 @@ class GkeApiDouble(JsonApiDouble):
         if not body.get("imageType"):
             return error(400, "INVALID_ARGUMENT", "image_type is required.")
         if _minor(want) > _minor(c["currentMasterVersion"]):
-            return error(400, "INVALID_ARGUMENT", f"Node version {want} is newer than the master's "
-                                                  f"{c['currentMasterVersion']}.")
+            return error(
+                400, "INVALID_ARGUMENT", f"Node version {want} is newer than the master's {c['currentMasterVersion']}."
+            )
 
         def done(err):
             if not err:
@@ -173,9 +185,16 @@ class GkeApiDouble(JsonApiDouble):
 
     def _op(self, project, location, op_type, target, on_done):
         name = f"operation-{next(self._ids)}"
-        op = {"name": name, "operationType": op_type, "status": "RUNNING", "zone": location,
-              "selfLink": f"/v1/projects/{project}/locations/{location}/operations/{name}",
-              "targetLink": target, "_polls": self.op_polls, "_done": on_done}
+        op = {
+            "name": name,
+            "operationType": op_type,
+            "status": "RUNNING",
+            "zone": location,
+            "selfLink": f"/v1/projects/{project}/locations/{location}/operations/{name}",
+            "targetLink": target,
+            "_polls": self.op_polls,
+            "_done": on_done,
+        }
         self.operations[name] = op
         return Reply(200, _public(op))
 
@@ -189,17 +208,25 @@ class GkeApiDouble(JsonApiDouble):
         spec = body["cluster"]
         name = spec["name"]
         if (project, location, name) in self.clusters:
-            return error(409, "ALREADY_EXISTS", f"Already exists: projects/{project}/locations/{location}/clusters/{name}.")
+            return error(
+                409, "ALREADY_EXISTS", f"Already exists: projects/{project}/locations/{location}/clusters/{name}."
+            )
         locations = spec.get("locations") or [location]
         if re.match(r".*\d-[a-z]$", location) and location not in locations:
             return error(400, "INVALID_ARGUMENT", f"Locations must include the cluster's zone {location}.")
         pools = [{**p, "status": "PROVISIONING", "version": "1.30.5-gke.1000"} for p in spec.get("nodePools", [])]
         self.clusters[(project, location, name)] = cluster = {
-            "name": name, "location": location, "status": "PROVISIONING", "endpoint": "127.0.0.1",
-            "masterAuth": {"clusterCaCertificate": self.ca_b64}, "nodePools": pools,
+            "name": name,
+            "location": location,
+            "status": "PROVISIONING",
+            "endpoint": "127.0.0.1",
+            "masterAuth": {"clusterCaCertificate": self.ca_b64},
+            "nodePools": pools,
             "currentMasterVersion": (spec.get("initialClusterVersion") or "1.30") + ".5-gke.1000",
-            "resourceLabels": spec.get("resourceLabels", {}), "locations": locations,
-            "selfLink": f"/v1/projects/{project}/locations/{location}/clusters/{name}"}
+            "resourceLabels": spec.get("resourceLabels", {}),
+            "locations": locations,
+            "selfLink": f"/v1/projects/{project}/locations/{location}/clusters/{name}",
+        }
 
         def done(err):
             cluster["status"] = "ERROR" if err else "RUNNING"
@@ -209,13 +236,18 @@ class GkeApiDouble(JsonApiDouble):
         return self._op(project, location, "CREATE_CLUSTER", cluster["selfLink"], done)
 
     def _list(self, project, location, body):
-        return Reply(200, {"clusters": [c for (p, loc, _), c in self.clusters.items()
-                                        if p == project and location in ("-", loc)]})
+        return Reply(
+            200,
+            {"clusters": [c for (p, loc, _), c in self.clusters.items() if p == project and location in ("-", loc)]},
+        )
 
     def _get(self, project, location, name, body):
         try:
             c = self._cluster(project, location, name)
-            if c["status"] in ("STOPPING", "PROVISIONING"):  # time passes for an operation nobody polls: one step per look
+            if c["status"] in (
+                "STOPPING",
+                "PROVISIONING",
+            ):  # time passes for an operation nobody polls: one step per look
                 for o in list(self.operations.values()):
                     if o["operationType"] in ("DELETE_CLUSTER", "CREATE_CLUSTER") and o["targetLink"] == c["selfLink"]:
                         self._get_op(project, location, o["name"], None)

@@ -40,7 +40,7 @@ class JsonApiDouble:
             self.requests.clear()
             self.faults.clear()
 
-    def start(self) -> "JsonApiDouble":
+    def start(self) -> JsonApiDouble:
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,7 +64,9 @@ class JsonApiDouble:
                     body = None
                 with double.lock:
                     double.requests.append((self.command, path))
-                    reply = double._fault(self.command, path) or double.route(self.command, path, query, self.headers, body)
+                    reply = double._fault(self.command, path) or double.route(
+                        self.command, path, query, self.headers, body
+                    )
                 data = b"" if reply.body is None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():

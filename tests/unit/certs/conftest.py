@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from kubeinit.certs.pki import PKIConfig, PKIPlan, plan_pki
 
 ALGORITHMS = ("RSA-2048", "ECDSA-P256")
 # certificates carry whole seconds
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def make_cfg(algorithm: str = "RSA-2048", **over) -> PKIConfig:
@@ -25,8 +25,14 @@ def make_cfg(algorithm: str = "RSA-2048", **over) -> PKIConfig:
         service_subnet="10.100.0.0/16,fd00:10::/108",
         dns_domain="corp.internal",
         control_plane_endpoint="k8s-api.example.com:8443",
-        apiserver_cert_sans=["203.0.113.7", "*.apps.example.com", "api.example.com",
-                             "192.168.10.11", "Not_Valid!", "cp-1"],
+        apiserver_cert_sans=[
+            "203.0.113.7",
+            "*.apps.example.com",
+            "api.example.com",
+            "192.168.10.11",
+            "Not_Valid!",
+            "cp-1",
+        ],
         etcd_server_sans=["etcd.example.com", "10.1.1.1"],
         etcd_peer_sans=["peer.example.com"],
         algorithm=algorithm,
@@ -91,8 +97,9 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> Path:
 def _openssl_verify(ca: Path, cert: Path, at: datetime | None = None) -> subprocess.CompletedProcess:
     # -x509_strict also wants SKI on CAs, AKI on leaves, critical basicConstraints on CAs
     when = ["-attime", str(int(at.timestamp()))] if at else []
-    return subprocess.run(["openssl", "verify", "-x509_strict", *when, "-CAfile", str(ca), str(cert)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["openssl", "verify", "-x509_strict", *when, "-CAfile", str(ca), str(cert)], capture_output=True, text=True
+    )
 
 
 # helpers reach the tests as fixtures, so no test imports conftest by name

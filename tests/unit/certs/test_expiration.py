@@ -14,12 +14,28 @@ from kubeinit.certs.pki import plan_pki
 from kubeinit.durations import short_duration
 from kubeinit.errors import UserError
 
-LEAF_ROWS = ["admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client",
-             "controller-manager.conf", "etcd-healthcheck-client", "etcd-peer", "etcd-server",
-             "front-proxy-client", "scheduler.conf", "super-admin.conf"]  # no kubelet.conf, as kubeadm
-SIGNER = {"apiserver": "ca", "apiserver-kubelet-client": "ca", "front-proxy-client": "front-proxy-ca",
-          "apiserver-etcd-client": "etcd-ca", "etcd-healthcheck-client": "etcd-ca", "etcd-peer": "etcd-ca",
-          "etcd-server": "etcd-ca"}
+LEAF_ROWS = [
+    "admin.conf",
+    "apiserver",
+    "apiserver-etcd-client",
+    "apiserver-kubelet-client",
+    "controller-manager.conf",
+    "etcd-healthcheck-client",
+    "etcd-peer",
+    "etcd-server",
+    "front-proxy-client",
+    "scheduler.conf",
+    "super-admin.conf",
+]  # no kubelet.conf, as kubeadm
+SIGNER = {
+    "apiserver": "ca",
+    "apiserver-kubelet-client": "ca",
+    "front-proxy-client": "front-proxy-ca",
+    "apiserver-etcd-client": "etcd-ca",
+    "etcd-healthcheck-client": "etcd-ca",
+    "etcd-peer": "etcd-ca",
+    "etcd-server": "etcd-ca",
+}
 
 
 @pytest.fixture
@@ -56,9 +72,20 @@ def test_rows_skip_missing_and_flag_external(dirs, now):
     assert not rows["front-proxy-client"].externally_managed and not rows["front-proxy-ca"].externally_managed
 
 
-@pytest.mark.parametrize("seconds,text", [(-5, "<invalid>"), (-1, "0s"), (59, "59s"), (60, "1m"),
-                                          (3599, "59m"), (86399, "23h"), (364 * 86400, "364d"),
-                                          (365 * 86400, "1y"), (3650 * 86400, "10y")])
+@pytest.mark.parametrize(
+    "seconds,text",
+    [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (59, "59s"),
+        (60, "1m"),
+        (3599, "59m"),
+        (86399, "23h"),
+        (364 * 86400, "364d"),
+        (365 * 86400, "1y"),
+        (3650 * 86400, "10y"),
+    ],
+)
 def test_short_duration(seconds, text):
     assert short_duration(timedelta(seconds=seconds)) == text
 
@@ -72,8 +99,13 @@ def test_renew_keeps_key_and_attributes(dirs, ec, now, openssl_verify):
     new = x509.load_pem_x509_certificate(out[pki / "apiserver.crt"][0])
     assert new.public_key() == old.public_key()
     assert new.subject == old.subject and new.issuer == old.issuer
-    for cls in (x509.SubjectAlternativeName, x509.KeyUsage, x509.ExtendedKeyUsage, x509.BasicConstraints,
-                x509.AuthorityKeyIdentifier):
+    for cls in (
+        x509.SubjectAlternativeName,
+        x509.KeyUsage,
+        x509.ExtendedKeyUsage,
+        x509.BasicConstraints,
+        x509.AuthorityKeyIdentifier,
+    ):
         assert new.extensions.get_extension_for_class(cls) == old.extensions.get_extension_for_class(cls)
     assert new.serial_number != old.serial_number
     assert new.not_valid_before_utc == later - timedelta(minutes=5)
@@ -105,16 +137,34 @@ def test_renew_all_then_plan_reuses_everything(dirs, ec, now, write_tree):
         plan_pki(ec.cfg, ec.pki.result, now=later)
     out = renew(pki, kc, "all", now=later)
     assert sorted(p.name for p in out) == sorted(
-        ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "apiserver.crt",
-         "apiserver-kubelet-client.crt", "front-proxy-client.crt", "server.crt", "peer.crt",
-         "healthcheck-client.crt", "apiserver-etcd-client.crt"])
+        [
+            "admin.conf",
+            "super-admin.conf",
+            "controller-manager.conf",
+            "scheduler.conf",
+            "apiserver.crt",
+            "apiserver-kubelet-client.crt",
+            "front-proxy-client.crt",
+            "server.crt",
+            "peer.crt",
+            "healthcheck-client.crt",
+            "apiserver-etcd-client.crt",
+        ]
+    )
     renewed = {str(p.relative_to(pki)): c for p, (c, _) in out.items() if p.is_relative_to(pki)}
     assert plan_pki(ec.cfg, {**ec.pki.result, **renewed}, now=later).files == ()
 
 
-@pytest.mark.parametrize("name,match", [("ca", "never the CAs nor the sa key"), ("sa", "never the CAs"),
-                                        ("etcd-ca", "never the CAs"), ("kubelet.conf", "unknown certificate"),
-                                        ("bogus", "unknown certificate 'bogus'")])
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        ("ca", "never the CAs nor the sa key"),
+        ("sa", "never the CAs"),
+        ("etcd-ca", "never the CAs"),
+        ("kubelet.conf", "unknown certificate"),
+        ("bogus", "unknown certificate 'bogus'"),
+    ],
+)
 def test_renew_refuses(dirs, name, match):
     with pytest.raises(UserError, match=match):
         renew(*dirs, [name])
@@ -126,8 +176,13 @@ def test_renew_external_ca(dirs, now):
     with pytest.raises(UserError, match=r"cannot renew apiserver: ca.key is absent \(external CA mode\)"):
         renew(pki, kc, ["apiserver"], now=now)
     out = renew(pki, kc, "all", now=now)  # the rest is still renewed
-    assert sorted(p.name for p in out) == ["apiserver-etcd-client.crt", "front-proxy-client.crt",
-                                           "healthcheck-client.crt", "peer.crt", "server.crt"]
+    assert sorted(p.name for p in out) == [
+        "apiserver-etcd-client.crt",
+        "front-proxy-client.crt",
+        "healthcheck-client.crt",
+        "peer.crt",
+        "server.crt",
+    ]
     (pki / "front-proxy-ca.key").unlink()
     (pki / "etcd" / "ca.key").unlink()
     with pytest.raises(UserError, match="nothing renewed"):

@@ -10,8 +10,10 @@ from kubeinit.certs import keys
 from kubeinit.errors import UserError
 
 
-@pytest.mark.parametrize("algorithm,kind,size", [
-    ("ECDSA-P256", "EC", 256), ("ECDSA-P384", "EC", 384), ("RSA-3072", "RSA", 3072), ("", "RSA", 2048)])
+@pytest.mark.parametrize(
+    "algorithm,kind,size",
+    [("ECDSA-P256", "EC", 256), ("ECDSA-P384", "EC", 384), ("RSA-3072", "RSA", 3072), ("", "RSA", 2048)],
+)
 def test_algorithms_and_pem_types(algorithm, kind, size):
     key = keys.generate_private_key(algorithm)
     assert key.key_size == size
@@ -26,13 +28,15 @@ def test_algorithms_and_pem_types(algorithm, kind, size):
 def test_unknown_algorithm_lists_allowed_values():
     with pytest.raises(UserError) as e:
         keys.generate_private_key("RSA-1024")
-    assert str(e.value) == ("unknown key algorithm 'RSA-1024': must be one of "
-                            "RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384")
+    assert str(e.value) == (
+        "unknown key algorithm 'RSA-1024': must be one of RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384"
+    )
 
 
 def test_load_rejects_other_keys_and_garbage():
     ed = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(UserError, match="sa.key: the private key is neither RSA nor ECDSA"):
         keys.load_private_key(ed, "sa.key")
     with pytest.raises(UserError, match="ca.key: not a readable"):

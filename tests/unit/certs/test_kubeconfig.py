@@ -30,8 +30,13 @@ TABLE = {  # file: (CN = user, O, server)
 
 def kubectl(*args, kubeconfig):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(kubeconfig.parent)}
-    res = subprocess.run(["kubectl", "config", *args, "--kubeconfig", str(kubeconfig)],
-                         capture_output=True, text=True, env=env, timeout=60)
+    res = subprocess.run(
+        ["kubectl", "config", *args, "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     return res.stdout
 
@@ -74,8 +79,9 @@ def test_kubectl_reads_kubeconfig_and_cert_chains_to_ca(gen, name, tmp_path, wri
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == [cn]
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == orgs
-    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == \
-        [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.CLIENT_AUTH
+    ]
     assert cert.not_valid_after_utc == now + timedelta(days=100)
     assert cert.not_valid_before_utc == now - timedelta(minutes=5)
     assert keys.same_public_key(cert.public_key(), keys.load_private_key(key_pem))
@@ -96,8 +102,10 @@ def test_server_mismatch_is_only_a_warning(ec, make_cfg, now):
     cfg = make_cfg(algorithm="ECDSA-P256", control_plane_endpoint="new-lb.example.com")
     plan = plan_kubeconfigs(cfg, ec.files["ca.crt"], ec.files["ca.key"], ec.kc_files, now=now)
     assert plan.files == ()
-    assert plan.warnings[0] == ("admin.conf is kept but its API server URL is https://k8s-api.example.com:8443, "
-                                "expected https://new-lb.example.com:6443")
+    assert plan.warnings[0] == (
+        "admin.conf is kept but its API server URL is https://k8s-api.example.com:8443, "
+        "expected https://new-lb.example.com:6443"
+    )
     assert len(plan.warnings) == 3  # admin, super-admin, kubelet; the local ones did not move
 
 
@@ -118,16 +126,19 @@ def test_external_ca_needs_every_file(ec, now):
 def test_endpoint_rules(ec, make_cfg, now):
     def servers(**over):
         cfg = make_cfg(algorithm="ECDSA-P256", **over)
-        plan = plan_kubeconfigs(cfg, ec.files["ca.crt"], ec.files["ca.key"], {},
-                                only=["admin", "scheduler.conf", "kubelet"], now=now)
+        plan = plan_kubeconfigs(
+            cfg, ec.files["ca.crt"], ec.files["ca.key"], {}, only=["admin", "scheduler.conf", "kubelet"], now=now
+        )
         return {f.path: yaml.safe_load(f.content)["clusters"][0]["cluster"]["server"] for f in plan.files}
 
-    assert servers(control_plane_endpoint=None) == {
-        "admin.conf": LOCAL, "kubelet.conf": LOCAL, "scheduler.conf": LOCAL}
+    assert servers(control_plane_endpoint=None) == {"admin.conf": LOCAL, "kubelet.conf": LOCAL, "scheduler.conf": LOCAL}
     assert servers(control_plane_endpoint="10.0.0.5", bind_port=7443)["admin.conf"] == "https://10.0.0.5:7443"
     got = servers(advertise_address="fd00::11", control_plane_endpoint="[fd00::5]:443", kubelet_local_mode=True)
-    assert got == {"admin.conf": "https://[fd00::5]:443", "kubelet.conf": "https://[fd00::11]:6443",
-                   "scheduler.conf": "https://[fd00::11]:6443"}
+    assert got == {
+        "admin.conf": "https://[fd00::5]:443",
+        "kubelet.conf": "https://[fd00::11]:6443",
+        "scheduler.conf": "https://[fd00::11]:6443",
+    }
 
 
 def test_unknown_kubeconfig_name(ec, now):
@@ -137,8 +148,9 @@ def test_unknown_kubeconfig_name(ec, now):
 
 def test_bootstrap_kubeconfig_read_by_kubectl(ec, tmp_path):
     path = tmp_path / "bootstrap-kubelet.conf"
-    path.write_text(kubeconfig.bootstrap("https://10.0.0.10:6443", kubeconfig.b64(ec.files["ca.crt"]),
-                                         "abcdef.0123456789abcdef"))
+    path.write_text(
+        kubeconfig.bootstrap("https://10.0.0.10:6443", kubeconfig.b64(ec.files["ca.crt"]), "abcdef.0123456789abcdef")
+    )
     view = yaml.safe_load(kubectl("view", "--raw", kubeconfig=path))
     assert view["users"] == [{"name": "tls-bootstrap-token-user", "user": {"token": "abcdef.0123456789abcdef"}}]
     assert contexts(path) == [["*", "tls-bootstrap-token-user@kubernetes", "kubernetes", "tls-bootstrap-token-user"]]
@@ -146,9 +158,11 @@ def test_bootstrap_kubeconfig_read_by_kubectl(ec, tmp_path):
 
 def test_cluster_info_is_serialised_like_client_go():
     # reference §4.4, the derived JWS vector's content
-    want = ('apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n'
-            '    server: https://10.0.0.10:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\n'
-            'kind: Config\npreferences: {}\nusers: null\n')
+    want = (
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n"
+        '    server: https://10.0.0.10:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\n'
+        "kind: Config\npreferences: {}\nusers: null\n"
+    )
     assert kubeconfig.cluster_info("https://10.0.0.10:6443", b"\0\0\0") == want
 
 
@@ -162,24 +176,38 @@ def test_cluster_info_read_by_kubectl(ec, tmp_path):
 
 def test_exec_plugin_kubeconfig_and_merge(ec, tmp_path):
     # an absent command: gcloud's kubectl dispatcher runs the exec plugin even for `config view`
-    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
-                          "command": "kubeinit-test-absent-plugin",
-                          "args": ["eks", "get-token", "--cluster-name", "demo"], "interactiveMode": "Never"}}
-    eks = kubeconfig.config("arn:aws:eks:eu-west-1:1:cluster/demo", "https://demo.eks.amazonaws.com",
-                            base64.b64encode(ec.files["ca.crt"]).decode(), "demo-user", exec_user, "demo")
+    exec_user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "kubeinit-test-absent-plugin",
+            "args": ["eks", "get-token", "--cluster-name", "demo"],
+            "interactiveMode": "Never",
+        }
+    }
+    eks = kubeconfig.config(
+        "arn:aws:eks:eu-west-1:1:cluster/demo",
+        "https://demo.eks.amazonaws.com",
+        base64.b64encode(ec.files["ca.crt"]).decode(),
+        "demo-user",
+        exec_user,
+        "demo",
+    )
     path = tmp_path / "config"
     path.write_bytes(ec.kc_files["admin.conf"])
     assert kubeconfig.merge(path, eks) == "demo"
-    assert sorted(contexts(path)) == [["", "kubernetes-admin@prod", "prod", "kubernetes-admin"],
-                                      ["*", "demo", "arn:aws:eks:eu-west-1:1:cluster/demo", "demo-user"]]
+    assert sorted(contexts(path)) == [
+        ["", "kubernetes-admin@prod", "prod", "kubernetes-admin"],
+        ["*", "demo", "arn:aws:eks:eu-west-1:1:cluster/demo", "demo-user"],
+    ]
     view = yaml.safe_load(kubectl("view", "--raw", kubeconfig=path))
     users = {u["name"]: u["user"] for u in view["users"]}
     assert users["demo-user"]["exec"]["args"] == ["eks", "get-token", "--cluster-name", "demo"]
     assert "client-certificate-data" in users["kubernetes-admin"]
 
     # merging again with a changed server replaces the same-named cluster where it stands
-    eks2 = yaml.safe_load(kubeconfig.dump(eks).replace("https://demo.eks.amazonaws.com",
-                                                        "https://demo2.eks.amazonaws.com"))
+    eks2 = yaml.safe_load(
+        kubeconfig.dump(eks).replace("https://demo.eks.amazonaws.com", "https://demo2.eks.amazonaws.com")
+    )
     kubeconfig.merge(path, eks2)
     again = yaml.safe_load(path.read_text())
     assert [c["cluster"]["server"] for c in again["clusters"]] == [CPE, "https://demo2.eks.amazonaws.com"]

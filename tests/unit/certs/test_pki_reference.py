@@ -23,8 +23,16 @@ ip = ipaddress.ip_address
 # make_cfg(): node cp-1, advertise 192.168.10.11, services 10.100.0.0/16 first, domain corp.internal,
 # controlPlaneEndpoint k8s-api.example.com:8443, extra SANs incl. a duplicate IP, a duplicate DNS,
 # a wildcard and an invalid name.
-RULE_A_DNS = ["*.apps.example.com", "api.example.com", "cp-1", "k8s-api.example.com", "kubernetes",
-              "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.corp.internal"]
+RULE_A_DNS = [
+    "*.apps.example.com",
+    "api.example.com",
+    "cp-1",
+    "k8s-api.example.com",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.corp.internal",
+]
 RULE_A_IPS = [ip("10.100.0.1"), ip("192.168.10.11"), ip("203.0.113.7")]
 RULE_B = [ip("192.168.10.11"), ip("127.0.0.1"), ip("::1")]
 
@@ -32,19 +40,46 @@ EXPECTED = {
     # name: (file base, CN, O, signer, EKU, DNS SANs, IP SANs)
     "ca": ("ca", "kubernetes", [], None, [], ["kubernetes"], []),
     "apiserver": ("apiserver", "kube-apiserver", [], "ca", [SERVER], RULE_A_DNS, RULE_A_IPS),
-    "apiserver-kubelet-client": ("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
-                                 ["kubeadm:cluster-admins"], "ca", [CLIENT], [], []),
+    "apiserver-kubelet-client": (
+        "apiserver-kubelet-client",
+        "kube-apiserver-kubelet-client",
+        ["kubeadm:cluster-admins"],
+        "ca",
+        [CLIENT],
+        [],
+        [],
+    ),
     "front-proxy-ca": ("front-proxy-ca", "front-proxy-ca", [], None, [], ["front-proxy-ca"], []),
     "front-proxy-client": ("front-proxy-client", "front-proxy-client", [], "front-proxy-ca", [CLIENT], [], []),
     "etcd-ca": ("etcd/ca", "etcd-ca", [], None, [], ["etcd-ca"], []),
-    "etcd-server": ("etcd/server", "cp-1", [], "etcd-ca", [SERVER, CLIENT],
-                    ["cp-1", "etcd.example.com", "localhost"], RULE_B + [ip("10.1.1.1")]),
-    "etcd-peer": ("etcd/peer", "cp-1", [], "etcd-ca", [SERVER, CLIENT],
-                  ["cp-1", "localhost", "peer.example.com"], RULE_B),
-    "etcd-healthcheck-client": ("etcd/healthcheck-client", "kube-etcd-healthcheck-client", [], "etcd-ca",
-                                [CLIENT], [], []),
-    "apiserver-etcd-client": ("apiserver-etcd-client", "kube-apiserver-etcd-client", [], "etcd-ca",
-                              [CLIENT], [], []),
+    "etcd-server": (
+        "etcd/server",
+        "cp-1",
+        [],
+        "etcd-ca",
+        [SERVER, CLIENT],
+        ["cp-1", "etcd.example.com", "localhost"],
+        RULE_B + [ip("10.1.1.1")],
+    ),
+    "etcd-peer": (
+        "etcd/peer",
+        "cp-1",
+        [],
+        "etcd-ca",
+        [SERVER, CLIENT],
+        ["cp-1", "localhost", "peer.example.com"],
+        RULE_B,
+    ),
+    "etcd-healthcheck-client": (
+        "etcd/healthcheck-client",
+        "kube-etcd-healthcheck-client",
+        [],
+        "etcd-ca",
+        [CLIENT],
+        [],
+        [],
+    ),
+    "apiserver-etcd-client": ("apiserver-etcd-client", "kube-apiserver-etcd-client", [], "etcd-ca", [CLIENT], [], []),
 }
 CA_BASE = {"ca": "ca", "front-proxy-ca": "front-proxy-ca", "etcd-ca": "etcd/ca"}
 
@@ -80,8 +115,9 @@ def test_cert_matches_reference_table(gen, name):
     ku = _ext(cert, x509.KeyUsage)
     assert ku.critical
     assert (ku.value.digital_signature, ku.value.key_encipherment, ku.value.key_cert_sign) == (True, True, is_ca)
-    assert not (ku.value.content_commitment or ku.value.data_encipherment or ku.value.key_agreement
-                or ku.value.crl_sign)
+    assert not (
+        ku.value.content_commitment or ku.value.data_encipherment or ku.value.key_agreement or ku.value.crl_sign
+    )
 
     if eku:
         assert list(_ext(cert, x509.ExtendedKeyUsage).value) == eku
@@ -131,10 +167,12 @@ def test_openssl_verifies_leaf_against_its_ca(gen, name, tmp_path, write_tree, o
 def test_openssl_matches_key_and_cert(gen, tmp_path, write_tree):
     write_tree(tmp_path, gen.files)
     for base in [e[0] for e in EXPECTED.values()]:
-        pub_of_cert = subprocess.run(["openssl", "x509", "-noout", "-pubkey", "-in", tmp_path / f"{base}.crt"],
-                                     capture_output=True, check=True).stdout
-        pub_of_key = subprocess.run(["openssl", "pkey", "-pubout", "-in", tmp_path / f"{base}.key"],
-                                    capture_output=True, check=True).stdout
+        pub_of_cert = subprocess.run(
+            ["openssl", "x509", "-noout", "-pubkey", "-in", tmp_path / f"{base}.crt"], capture_output=True, check=True
+        ).stdout
+        pub_of_key = subprocess.run(
+            ["openssl", "pkey", "-pubout", "-in", tmp_path / f"{base}.key"], capture_output=True, check=True
+        ).stdout
         assert pub_of_cert == pub_of_key, base
 
 
@@ -143,8 +181,7 @@ def test_sa_key_pair(gen):
 
     key = serialization.load_pem_private_key(gen.files["sa.key"], None)
     assert gen.files["sa.pub"].startswith(b"-----BEGIN PUBLIC KEY-----\n")
-    assert serialization.load_pem_public_key(gen.files["sa.pub"]).public_numbers() == \
-        key.public_key().public_numbers()
+    assert serialization.load_pem_public_key(gen.files["sa.pub"]).public_numbers() == key.public_key().public_numbers()
     wanted = rsa.RSAPrivateKey if gen.cfg.algorithm.startswith("RSA") else ec.EllipticCurvePrivateKey
     assert isinstance(key, wanted)  # sa follows encryptionAlgorithm (v1beta4)
 
@@ -169,18 +206,28 @@ def test_invalid_extra_san_is_skipped_with_warning(gen):
 
 
 def test_rule_a_with_ip_endpoint_and_ipv6(make_cfg):
-    cfg = make_cfg(advertise_address="fd00::11", service_subnet="fd00:10::/108,10.100.0.0/16",
-                   control_plane_endpoint="[fd00::5]:6443", dns_domain="cluster.local",
-                   apiserver_cert_sans=["010.0.0.1", "fd00::11"])
+    cfg = make_cfg(
+        advertise_address="fd00::11",
+        service_subnet="fd00:10::/108,10.100.0.0/16",
+        control_plane_endpoint="[fd00::5]:6443",
+        dns_domain="cluster.local",
+        apiserver_cert_sans=["010.0.0.1", "fd00::11"],
+    )
     dns, ips, warnings = alt_names(BY_NAME["apiserver"], cfg)
     assert ips == (ip("fd00:10::1"), ip("fd00::11"), ip("fd00::5"), ip("10.0.0.1"))
     assert "kubernetes.default.svc.cluster.local" in dns and warnings == []
     # a bare IP endpoint without port, and no endpoint at all
-    assert alt_names(BY_NAME["apiserver"], make_cfg(control_plane_endpoint="10.0.0.5",
-                                                    apiserver_cert_sans=[]))[1][-1] == ip("10.0.0.5")
+    assert alt_names(BY_NAME["apiserver"], make_cfg(control_plane_endpoint="10.0.0.5", apiserver_cert_sans=[]))[1][
+        -1
+    ] == ip("10.0.0.5")
     tmpl, _ = template(BY_NAME["apiserver"], make_cfg(control_plane_endpoint=None, apiserver_cert_sans=[]))
-    assert tmpl.dns == ("cp-1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                        "kubernetes.default.svc.corp.internal")
+    assert tmpl.dns == (
+        "cp-1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.corp.internal",
+    )
     assert tmpl.ips == (ip("10.100.0.1"), ip("192.168.10.11"))
 
 
@@ -192,9 +239,16 @@ def test_defaults_service_vip_and_validity():
     assert template(BY_NAME["apiserver"], cfg)[0].ips[0] == ip("10.96.0.1")
 
 
-@pytest.mark.parametrize("bad", [dict(advertise_address="node-a"), dict(service_subnet="nope"),
-                                 dict(control_plane_endpoint="api:99999"), dict(algorithm="DSA-1024"),
-                                 dict(control_plane_endpoint="Bad_Host")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(advertise_address="node-a"),
+        dict(service_subnet="nope"),
+        dict(control_plane_endpoint="api:99999"),
+        dict(algorithm="DSA-1024"),
+        dict(control_plane_endpoint="Bad_Host"),
+    ],
+)
 def test_bad_config_is_user_error(make_cfg, bad):
     from kubeinit.errors import UserError
 
@@ -212,5 +266,11 @@ def test_external_etcd_drops_etcd_certs(make_cfg, now):
 def test_only_selects_in_kubeadm_order(make_cfg, now):
     cfg = make_cfg(algorithm="ECDSA-P256")
     plan = plan_pki(cfg, {}, only=["etcd-server", "etcd-ca", "front-proxy-ca"], now=now)
-    assert [f.path for f in plan.files] == ["front-proxy-ca.key", "front-proxy-ca.crt", "etcd/ca.key",
-                                           "etcd/ca.crt", "etcd/server.key", "etcd/server.crt"]
+    assert [f.path for f in plan.files] == [
+        "front-proxy-ca.key",
+        "front-proxy-ca.crt",
+        "etcd/ca.key",
+        "etcd/ca.crt",
+        "etcd/server.key",
+        "etcd/server.crt",
+    ]

@@ -37,10 +37,12 @@ def test_new_advertise_address_names_apiserver(rsa, make_cfg, now):
 
 
 def test_new_extra_san_only_touches_apiserver(ec, make_cfg, now):
-    cfg = make_cfg(algorithm="ECDSA-P256",
-                   apiserver_cert_sans=list(ec.cfg.apiserver_cert_sans) + ["lb.example.com"])
-    with pytest.raises(UserError, match=r"^certificate apiserver \(apiserver.crt\) does not fit: "
-                                        r"SANs lack lb.example.com; to fix it, remove"):
+    cfg = make_cfg(algorithm="ECDSA-P256", apiserver_cert_sans=list(ec.cfg.apiserver_cert_sans) + ["lb.example.com"])
+    with pytest.raises(
+        UserError,
+        match=r"^certificate apiserver \(apiserver.crt\) does not fit: "
+        r"SANs lack lb.example.com; to fix it, remove",
+    ):
         plan_pki(cfg, ec.pki.result, now=now)
 
 
@@ -51,8 +53,11 @@ def test_dropped_extra_san_keeps_cert(ec, make_cfg, now):
 
 
 def test_leaf_of_another_ca_is_refused(rsa, ec, now):
-    existing = {**rsa.pki.result, "apiserver.crt": ec.files["apiserver.crt"],
-                "apiserver.key": ec.files["apiserver.key"]}
+    existing = {
+        **rsa.pki.result,
+        "apiserver.crt": ec.files["apiserver.crt"],
+        "apiserver.key": ec.files["apiserver.key"],
+    }
     with pytest.raises(UserError) as e:
         plan_pki(rsa.cfg, existing, now=now)
     assert "certificate apiserver" in str(e.value) and "signature does not verify" in str(e.value)
@@ -77,10 +82,19 @@ def test_old_organization_is_refused(ec, now):
     ca = x509.load_pem_x509_certificate(ec.files["ca.crt"])
     ca_key = keys.load_private_key(ec.files["ca.key"])
     key = keys.generate_private_key("ECDSA-P256")
-    old = cu.sign(cu.CertTemplate("kube-apiserver-kubelet-client", ("system:masters",), eku=(cu.CLIENT_AUTH,)),
-                  key.public_key(), ca, ca_key, now, now + timedelta(days=1))
-    existing = {**ec.pki.result, "apiserver-kubelet-client.crt": cu.cert_to_pem(old),
-                "apiserver-kubelet-client.key": keys.private_key_to_pem(key)}
+    old = cu.sign(
+        cu.CertTemplate("kube-apiserver-kubelet-client", ("system:masters",), eku=(cu.CLIENT_AUTH,)),
+        key.public_key(),
+        ca,
+        ca_key,
+        now,
+        now + timedelta(days=1),
+    )
+    existing = {
+        **ec.pki.result,
+        "apiserver-kubelet-client.crt": cu.cert_to_pem(old),
+        "apiserver-kubelet-client.key": keys.private_key_to_pem(key),
+    }
     with pytest.raises(UserError, match=r"O is \['system:masters'\], want \['kubeadm:cluster-admins'\]"):
         plan_pki(ec.cfg, existing, now=now)
 
@@ -134,8 +148,11 @@ def test_external_ca_missing_leaf_is_named(ec, now):
 
 
 def test_external_ca_leaf_must_verify(rsa, ec, now):
-    existing = {**_without(rsa.pki.result, "ca.key"), "apiserver.crt": ec.files["apiserver.crt"],
-                "apiserver.key": ec.files["apiserver.key"]}
+    existing = {
+        **_without(rsa.pki.result, "ca.key"),
+        "apiserver.crt": ec.files["apiserver.crt"],
+        "apiserver.key": ec.files["apiserver.key"],
+    }
     with pytest.raises(UserError, match="replace apiserver.crt and apiserver.key with ones signed by your ca CA"):
         plan_pki(rsa.cfg, existing, now=now)
 
@@ -156,8 +173,12 @@ def test_sa_pub_is_derived_or_checked(ec, now):
     plan = plan_pki(ec.cfg, _without(ec.pki.result, "sa.pub"), only=["sa"], now=now)
     assert plan.writes() == {"sa.pub": (ec.files["sa.pub"], 0o600)}
     with pytest.raises(UserError, match="sa.pub does not match sa.key"):
-        plan_pki(ec.cfg, {**ec.pki.result, "sa.pub": keys.public_key_to_pem(
-            keys.load_private_key(ec.files["ca.key"]))}, only=["sa"], now=now)
+        plan_pki(
+            ec.cfg,
+            {**ec.pki.result, "sa.pub": keys.public_key_to_pem(keys.load_private_key(ec.files["ca.key"]))},
+            only=["sa"],
+            now=now,
+        )
     with pytest.raises(UserError, match="sa.pub exists without sa.key"):
         plan_pki(ec.cfg, _without(ec.pki.result, "sa.key"), only=["sa"], now=now)
 

@@ -16,18 +16,21 @@ DATA = Path(__file__).parent / "data"
 
 ID, SECRET = "joshua", "my voice is my passcode"
 CONTENT = "Hello from the other side. I must have called a thousand times."
-DERIVED_CONTENT = ('apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n'
-                   '    server: https://10.0.0.10:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\n'
-                   'kind: Config\npreferences: {}\nusers: null\n')
+DERIVED_CONTENT = (
+    "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n"
+    '    server: https://10.0.0.10:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\n'
+    "kind: Config\npreferences: {}\nusers: null\n"
+)
 JWS_VECTORS = [
-    (ID, SECRET, CONTENT,
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8"),
-    (ID, SECRET, "",
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk"),
-    (ID, "", CONTENT,
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..UfkqvDGiIFxrMnFseDj9LYJOLNrvjW8aHhF71mvvAs8"),
-    ("abcdef", "0123456789abcdef", DERIVED_CONTENT,
-     "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..tX1LLvTdJvaPsSVcWjbmL2KSakiin1Z1_H_ssEU_H-E"),
+    (ID, SECRET, CONTENT, "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8"),
+    (ID, SECRET, "", "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk"),
+    (ID, "", CONTENT, "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..UfkqvDGiIFxrMnFseDj9LYJOLNrvjW8aHhF71mvvAs8"),
+    (
+        "abcdef",
+        "0123456789abcdef",
+        DERIVED_CONTENT,
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..tX1LLvTdJvaPsSVcWjbmL2KSakiin1Z1_H_ssEU_H-E",
+    ),
 ]
 
 
@@ -55,10 +58,12 @@ def test_ca_pin_vector():
 
 
 def _openssl_pin(path: Path) -> str:
-    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(path)],
-                         capture_output=True, check=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
-                         capture_output=True, check=True).stdout
+    pub = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout", "-in", str(path)], capture_output=True, check=True
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True, check=True
+    ).stdout
     dgst = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der, capture_output=True, check=True)
     return "sha256:" + dgst.stdout.split()[0].decode()
 
@@ -75,10 +80,15 @@ def test_ca_pin_matches_openssl_for_generated_cas(gen, tmp_path):
     assert pin.verify_pin(other, gen.files["ca.crt"] + gen.files["etcd/ca.crt"])
 
 
-@pytest.mark.parametrize("bad", ["345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3",
-                                 "sha1:345959acb2c3b2feb87d281961c893f62a314207",
-                                 "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b",
-                                 "sha256:z45959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3",
+        "sha1:345959acb2c3b2feb87d281961c893f62a314207",
+        "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b",
+        "sha256:z45959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3",
+    ],
+)
 def test_malformed_pins(bad):
     with pytest.raises(UserError):
         pin.parse_pin(bad)
@@ -89,13 +99,28 @@ def test_certificate_key():
     assert len(a) == 64 and int(a, 16) >= 0 and a != b
 
 
-VALID_TOKENS = ["abcdef.1234567890123456", "123456.aabbccddeeffgghh", "abcdef.abcdef0123456789",
-                "123456.1234560123456789"]
-INVALID_TOKENS = ["", ".", "1234567890123456789012", "12345.1234567890123456", ".1234567890123456",
-                  "123456.", "123456:1234567890.123456", "abcdef:1234567890123456", "Abcdef.1234567890123456",
-                  "123456.AABBCCDDEEFFGGHH", "123456.AABBCCD-EEFFGGHH", "abc*ef.1234567890123456",
-                  "ABCDEF.abcdef0123456789",
-                  "abcdef.1234567890123456\n"]  # Go's \z: no trailing newline
+VALID_TOKENS = [
+    "abcdef.1234567890123456",
+    "123456.aabbccddeeffgghh",
+    "abcdef.abcdef0123456789",
+    "123456.1234560123456789",
+]
+INVALID_TOKENS = [
+    "",
+    ".",
+    "1234567890123456789012",
+    "12345.1234567890123456",
+    ".1234567890123456",
+    "123456.",
+    "123456:1234567890.123456",
+    "abcdef:1234567890123456",
+    "Abcdef.1234567890123456",
+    "123456.AABBCCDDEEFFGGHH",
+    "123456.AABBCCD-EEFFGGHH",
+    "abc*ef.1234567890123456",
+    "ABCDEF.abcdef0123456789",
+    "abcdef.1234567890123456\n",
+]  # Go's \z: no trailing newline
 
 
 @pytest.mark.parametrize("token", VALID_TOKENS)
@@ -117,18 +142,33 @@ def test_token_ids():
     assert not any(map(tokens.is_valid_token_id, ["abc12", "abc1234", "ABC123", "abc12\n"]))
 
 
-@pytest.mark.parametrize("group", ["system:bootstrappers:foo", "system:bootstrappers:foo:bar:baz",
-                                   "system:bootstrappers:foo-bar-42",
-                                   "system:bootstrappers:" + "x" * 256])  # the regex's own limit
+@pytest.mark.parametrize(
+    "group",
+    [
+        "system:bootstrappers:foo",
+        "system:bootstrappers:foo:bar:baz",
+        "system:bootstrappers:foo-bar-42",
+        "system:bootstrappers:" + "x" * 256,
+    ],
+)  # the regex's own limit
 def test_valid_groups(group):
     assert tokens.is_valid_group(group)
     tokens.validate_groups([group])
 
 
-@pytest.mark.parametrize("group", ["system:bootstrappers:FOO", "foo", "system:bootstrappers:",
-                                   "system:bootstrappers:foo bar", "system:bootstrappers:foo*",
-                                   "system:bootstrappers:foo:", "system:bootstrappers:foo-",
-                                   "system:bootstrappers:" + "x" * 300])
+@pytest.mark.parametrize(
+    "group",
+    [
+        "system:bootstrappers:FOO",
+        "foo",
+        "system:bootstrappers:",
+        "system:bootstrappers:foo bar",
+        "system:bootstrappers:foo*",
+        "system:bootstrappers:foo:",
+        "system:bootstrappers:foo-",
+        "system:bootstrappers:" + "x" * 300,
+    ],
+)
 def test_invalid_groups(group):
     assert not tokens.is_valid_group(group)
     with pytest.raises(UserError, match="must match"):
