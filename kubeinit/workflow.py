@@ -20,7 +20,7 @@ from kubeinit.errors import UserError
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from kubeinit.phases import PhaseImpl
+    from kubeinit.phases import NamedPhase, PhaseImpl
 
 # Which hosts a phase works on.
 ALL = "all"
@@ -73,6 +73,11 @@ class Phase:
         return self.plan.load() if isinstance(self.plan, Ref) else self.plan
 
 
+def _named(module: str, take: Callable[[ModuleType], NamedPhase], name: str) -> Ref:
+    """The leaf `name` of a phase with one leaf per name (a certificate, a kubeconfig, a component)."""
+    return Ref(module, lambda m: take(m).bound(name))
+
+
 def _tree(phases: list[Phase], prefix: str = "") -> list[Phase]:
     for p in phases:
         p.path = f"{prefix}{p.name}"
@@ -111,15 +116,13 @@ def init_phases() -> list[Phase]:
                 "Generate the certificates (under --cert-dir)",
                 children=[
                     *(
-                        Phase(
-                            n, f"Generate {h}", Ref("certs", lambda m, n=n: m.CERT.bound(name=n)), FIRST_CONTROL_PLANE
-                        )
+                        Phase(n, f"Generate {h}", _named("certs", lambda m: m.CERT, n), FIRST_CONTROL_PLANE)
                         for n, h in CERTS
                     ),
                     Phase(
                         "sa",
                         "Generate the key pair that signs service account tokens",
-                        Ref("certs", lambda m: m.CERT.bound(name="sa")),
+                        _named("certs", lambda m: m.CERT, "sa"),
                         FIRST_CONTROL_PLANE,
                     ),
                 ],
@@ -131,7 +134,7 @@ def init_phases() -> list[Phase]:
                     Phase(
                         n,
                         f"Generate {h}",
-                        Ref("kubeconfig", lambda m, n=n: m.KUBECONFIG.bound(name=n)),
+                        _named("kubeconfig", lambda m: m.KUBECONFIG, n),
                         FIRST_CONTROL_PLANE,
                     )
                     for n, h in KUBECONFIGS
@@ -153,9 +156,7 @@ def init_phases() -> list[Phase]:
                 "control-plane",
                 "Write the control plane's static pod manifests",
                 children=[
-                    Phase(
-                        n, f"kube-{n}", Ref("control_plane", lambda m, n=n: m.COMPONENT.bound(name=n)), CONTROL_PLANES
-                    )
+                    Phase(n, f"kube-{n}", _named("control_plane", lambda m: m.COMPONENT, n), CONTROL_PLANES)
                     for n in ("apiserver", "controller-manager", "scheduler")
                 ],
             ),

@@ -120,7 +120,7 @@ class PhaseGroup(PanelGroup):
     demand and share init's option objects (typer keeps no state in them)."""
 
     node: workflow.Phase | None = None
-    run_init: RunInit | None = None
+    run_init: RunInit  # set by the subclass: init's runner
 
     def _children(self) -> list[workflow.Phase]:
         return self.node.children if self.node is not None else workflow.init_phases()
@@ -147,7 +147,10 @@ class PhaseGroup(PanelGroup):
     def _command(self, name: str, help: str, path: str, ctx: _click.Context) -> TyperCommand:
         from .convert import install
 
-        init = ctx.find_root().command.get_command(ctx, "init")
+        root = ctx.find_root().command
+        init = root.get_command(ctx, "init") if isinstance(root, TyperGroup) else None
+        if init is None:
+            raise LookupError("`init phase` needs the init command beside it")
         command = TyperCommand(
             name,
             help=help,

@@ -11,24 +11,42 @@ from kubeinit import ui, workflow
 from kubeinit.errors import NotAvailableYet, UserError
 
 from . import help as helpmod
-from .options import CertDir, Config, DryRun, Ignore, KubeconfigDir, Skip, Yes, comma_list, ignore_set, ssh, ssh_options
-
-KnownHosts, TrustNewHostKeys, Parallel = ssh_options()
-FileKnownHosts, FileTrustNewHostKeys, FileParallel = ssh_options("With -f: ")
-
-
-def _str(flag: str, help: str):
-    return Annotated[str | None, typer.Option(flag, help=help, show_default=False)]
-
-
-Advertise = _str(
-    "--apiserver-advertise-address", "The address the API server advertises (default: the default-route interface's)."
+from .options import (
+    CertDir,
+    Config,
+    DryRun,
+    FileKnownHosts,
+    FileParallel,
+    FileTrustNewHostKeys,
+    Ignore,
+    KnownHosts,
+    KubeconfigDir,
+    Parallel,
+    Skip,
+    TrustNewHostKeys,
+    Yes,
+    comma_list,
+    ignore_set,
+    ssh,
 )
-Endpoint = _str("--control-plane-endpoint", "A stable host[:port] for the control plane.")
-NodeName = _str("--node-name", "This node's name (default: the host name).")
-Version = _str("--kubernetes-version", "The Kubernetes version, e.g. v1.34.2.")
-PodCidr = _str("--pod-network-cidr", "The pods' IP range.")
-SvcCidr = _str("--service-cidr", "The services' IP range (default 10.96.0.0/12).")
+
+
+def _str(flag: str, help: str) -> typer.models.OptionInfo:
+    return typer.Option(flag, help=help, show_default=False)
+
+
+Advertise = Annotated[
+    str | None,
+    _str(
+        "--apiserver-advertise-address",
+        "The address the API server advertises (default: the default-route interface's).",
+    ),
+]
+Endpoint = Annotated[str | None, _str("--control-plane-endpoint", "A stable host[:port] for the control plane.")]
+NodeName = Annotated[str | None, _str("--node-name", "This node's name (default: the host name).")]
+Version = Annotated[str | None, _str("--kubernetes-version", "The Kubernetes version, e.g. v1.34.2.")]
+PodCidr = Annotated[str | None, _str("--pod-network-cidr", "The pods' IP range.")]
+SvcCidr = Annotated[str | None, _str("--service-cidr", "The services' IP range (default 10.96.0.0/12).")]
 ExtraSans = Annotated[
     list[str] | None,
     typer.Option(

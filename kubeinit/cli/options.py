@@ -43,24 +43,31 @@ Ignore = Annotated[
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def ssh_options(note: str = "") -> tuple:
-    """The options of every command that reaches hosts over SSH: --known-hosts,
-    --trust-new-host-keys, --parallel (default 10). `note` starts their help ("With -f: ")."""
-    known = Annotated[
-        Path | None,
-        typer.Option("--known-hosts", help=f"{note}known_hosts file (default ~/.ssh/known_hosts).", show_default=False),
-    ]
-    trust = Annotated[
-        bool,
-        typer.Option(
-            "--trust-new-host-keys",
-            help=f"{note}{'accept' if note else 'Accept'} and record host keys not yet in known_hosts.",
-        ),
-    ]
-    parallel = Annotated[
-        int, typer.Option("--parallel", min=1, help=f"{note}{'hosts' if note else 'Hosts'} worked at once.")
-    ]
-    return known, trust, parallel
+def _known_hosts(note: str) -> typer.models.OptionInfo:
+    return typer.Option(
+        "--known-hosts", help=f"{note}known_hosts file (default ~/.ssh/known_hosts).", show_default=False
+    )
+
+
+def _trust(note: str) -> typer.models.OptionInfo:
+    return typer.Option(
+        "--trust-new-host-keys",
+        help=f"{note}{'accept' if note else 'Accept'} and record host keys not yet in known_hosts.",
+    )
+
+
+def _parallel(note: str) -> typer.models.OptionInfo:
+    return typer.Option("--parallel", min=1, help=f"{note}{'hosts' if note else 'Hosts'} worked at once.")
+
+
+# The options of every command that reaches hosts over SSH (--parallel's default is 10) ...
+KnownHosts = Annotated[Path | None, _known_hosts("")]
+TrustNewHostKeys = Annotated[bool, _trust("")]
+Parallel = Annotated[int, _parallel("")]
+# ... and of one that works on this host unless given a cluster file with -f.
+FileKnownHosts = Annotated[Path | None, _known_hosts("With -f: ")]
+FileTrustNewHostKeys = Annotated[bool, _trust("With -f: ")]
+FileParallel = Annotated[int, _parallel("With -f: ")]
 
 
 def ssh(known_hosts: Path | None, trust_new_host_keys: bool, parallel: int):

@@ -9,7 +9,6 @@ what the plan will need (templates) while the hosts answer.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +30,16 @@ class PhaseImpl:
     read_only: bool = False  # changes nothing on hosts (preflight): later phases' facts can be gathered first
     preload: Callable[[], None] | None = None
 
-    def bound(self, **kwargs) -> PhaseImpl:
-        """The same phase with arguments bound to its plan (which certificate, which component)."""
-        return PhaseImpl(functools.partial(self.plan, **kwargs), self.facts, self.read_only, self.preload)
+
+@dataclass(frozen=True)
+class NamedPhase:
+    """One phase per name (which certificate, kubeconfig or component): its plan also takes the
+    name, which the tree binds (`bound`) to make each leaf's PhaseImpl."""
+
+    plan: Callable[[Context, Target, str], Iterable[Step]]
+    facts: Callable[[Context, Target], list[Fact]] = _none
+    preload: Callable[[], None] | None = None
+
+    def bound(self, name: str) -> PhaseImpl:
+        plan = self.plan
+        return PhaseImpl(lambda ctx, target: plan(ctx, target, name), self.facts, preload=self.preload)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from kubeinit.certs import pki
 from kubeinit.context import Context, Target, ensure_file
-from kubeinit.phases import PhaseImpl
+from kubeinit.phases import NamedPhase
 from kubeinit.redact import Secret
 from kubeinit.spec import ClusterSpec, Host
 from kubeinit.steps import Notice, Skip, Step
@@ -60,4 +60,4 @@ def plan_cert(ctx: Context, target: Target, name: str) -> Iterator[Step]:
         ctx.shared["external_cas"] = set(plan.external_cas)
 
 
-CERT = PhaseImpl(plan_cert)  # bound to a certificate's name by the tree
+CERT = NamedPhase(plan_cert)  # bound to a certificate's name by the tree

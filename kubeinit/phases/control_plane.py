@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.facts import Command, Fact, files
-from kubeinit.phases import PhaseImpl
+from kubeinit.phases import NamedPhase
 from kubeinit.render import render
 from kubeinit.steps import Run, Step
 
@@ -281,4 +281,4 @@ def plan_component(ctx: Context, target: Target, name: str) -> Iterator[Step]:
     )
 
 
-COMPONENT = PhaseImpl(plan_component, facts, preload=preload)  # bound to a component's name by the tree
+COMPONENT = NamedPhase(plan_component, facts, preload)  # bound to a component's name by the tree

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from kubeinit.certs import kubeconfig as kc
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import UserError
-from kubeinit.phases import PhaseImpl
+from kubeinit.phases import NamedPhase
 from kubeinit.phases.certs import pki_config
 from kubeinit.redact import Secret
 from kubeinit.steps import Notice, Skip, Step
@@ -37,4 +37,4 @@ def plan_kubeconfig(ctx: Context, target: Target, name: str) -> Iterator[Step]:
         yield Skip(f"using the existing {posixpath.join(ctx.kubeconfig_dir, rel)}")
 
 
-KUBECONFIG = PhaseImpl(plan_kubeconfig)  # bound to a kubeconfig's name by the tree
+KUBECONFIG = NamedPhase(plan_kubeconfig)  # bound to a kubeconfig's name by the tree

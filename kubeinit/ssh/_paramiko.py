@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import logging
 import sys
+import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
-def _import_paramiko():
+def _import_paramiko() -> types.ModuleType:
     """Import paramiko without two costs a run never uses, both on the path to the first
     login: Invoke (~65 ms), which paramiko loads only for ssh_config's `Match exec`, and
     importlib.metadata (~25 ms), which it loads only to read its own version for the SSH
     banner: that comes from its dist-info directory's name instead. Anyone else who asks
     for importlib.metadata meanwhile (another thread) gets the real module."""
     import importlib.util
-    import types
 
-    stubs: dict[str, object] = {}
+    stubs: dict[str, types.ModuleType | None] = {}
     if "invoke" not in sys.modules:
         stubs["invoke"] = None
     if "importlib.metadata" not in sys.modules:
         meta = types.ModuleType("importlib.metadata")
 
-        def real():
+        def real() -> types.ModuleType:
             if sys.modules.get("importlib.metadata") is meta:
                 del sys.modules["importlib.metadata"]
             return importlib.import_module("importlib.metadata")
@@ -33,10 +34,10 @@ def _import_paramiko():
             found = sorted(site.glob(f"{name}-*.dist-info")) if site else []
             return found[0].name[len(name) + 1 : -len(".dist-info")] if len(found) == 1 else real().version(name)
 
-        meta.version = version  # type: ignore[attr-defined]
-        meta.__getattr__ = lambda attr: getattr(real(), attr)  # type: ignore[attr-defined]
+        setattr(meta, "version", version)  # noqa: B010 (a module attribute the stub module type lacks)
+        setattr(meta, "__getattr__", lambda attr: getattr(real(), attr))  # noqa: B010
         stubs["importlib.metadata"] = meta
-    sys.modules.update(stubs)  # type: ignore[arg-type]
+    sys.modules.update(stubs)  # type: ignore[arg-type]  # a None entry makes `import invoke` fail, as meant
     try:
         import paramiko
     finally:
@@ -46,7 +47,10 @@ def _import_paramiko():
     return paramiko
 
 
-paramiko = sys.modules.get("paramiko") or _import_paramiko()
+if TYPE_CHECKING:  # the real module for the checker (paramiko ships no stubs: its names are Any)
+    import paramiko
+else:
+    paramiko = sys.modules.get("paramiko") or _import_paramiko()
 
 # paramiko logs a dropped connection ("Socket exception: Connection reset by peer") from its own
 # thread; without a handler Python would print that on stderr, beside kubeinit's one clear line.

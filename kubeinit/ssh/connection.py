@@ -82,7 +82,7 @@ class SSHConnection:
         self._logins = logins  # shared with the run's other hosts; not this connection's to close
         self._auth_kw = auth_options(host.ssh.key)  # read once, for the bastion and the host
         self._shared = False  # the main client came from the pool: the pool closes it
-        self._client = self._connect_shared() if logins is not None and not host.ssh.bastion else self._connect()
+        self._client = self._connect_shared(logins) if logins is not None and not host.ssh.bastion else self._connect()
 
     # --- connecting ---------------------------------------------------------
     def _new_client(self, label: str) -> paramiko.SSHClient:
@@ -106,12 +106,12 @@ class SSHConnection:
             sock,
         )
 
-    def _connect_shared(self) -> paramiko.SSHClient:
+    def _connect_shared(self, logins: LoginPool) -> paramiko.SSHClient:
         """A host that is also another host's bastion (a control plane with the public address,
         workers behind it) is logged into once: the same client serves both."""
         h = self.host
         self._shared = True
-        return self._logins.get((h.ssh.user, h.address, h.ssh.port, h.ssh.key), self._connect)
+        return logins.get((h.ssh.user, h.address, h.ssh.port, h.ssh.key), self._connect)
 
     def _connect(self) -> paramiko.SSHClient:
         h = self.host

@@ -39,7 +39,7 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def known_lines(path: Path, name: str) -> list[int]:
     """Line numbers of `path` that hold a key for `name` (plain or hashed entries)."""
-    out = []
+    out: list[int] = []
     try:
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:

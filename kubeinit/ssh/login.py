@@ -151,11 +151,12 @@ class _QuickAckSocket(socket.socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = super().recv(bufsize, flags)
-        self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        if _TCP_QUICKACK is not None:  # always so: only made where the platform has it
+            self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
         return data
 
 
-_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 def _tuned_socket(addr: str, port: int, timeout: float) -> socket.socket:
