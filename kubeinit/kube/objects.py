@@ -21,6 +21,10 @@ _PLURAL = {
     "RoleBinding": "rolebindings",
     "ClusterRole": "clusterroles",
     "ClusterRoleBinding": "clusterrolebindings",
+    "ServiceAccount": "serviceaccounts",
+    "Service": "services",
+    "Deployment": "deployments",
+    "DaemonSet": "daemonsets",
 }
 
 
@@ -55,9 +59,24 @@ def matches(have: dict | None, want: dict) -> bool:
             theirs = have.get("data") or {}
             if any(theirs.get(k) != v for k, v in value.items()):
                 return False
-        elif have.get(key) != value:
+        elif not within(value, have.get(key)):
             return False
     return True
+
+
+def within(want, have) -> bool:
+    """Whether `have` holds every field of `want` with its value: what the server defaults
+    (a Deployment's strategy, a container's terminationMessagePath) is not kubeinit's to compare.
+    A list matches element by element; a zero value (false, 0, "", empty) matches an absent field,
+    as the server omits it (`readOnly: false`)."""
+    if isinstance(want, dict):
+        if have is None:
+            return not any(want.values()) if want else True
+        return isinstance(have, dict) and all(within(v, have[k]) if k in have else not v for k, v in want.items())
+    if isinstance(want, list):
+        have = have if have is not None else []
+        return isinstance(have, list) and len(have) == len(want) and all(map(within, want, have))
+    return want == have if have is not None else not want
 
 
 def get(client: Client, obj: dict) -> dict | None:
