@@ -500,8 +500,9 @@ def test_temp_files_a_killed_run_left_are_removed_once_stale(work, machines):
             ("/var/lib/kubeinit/staging", "Fr56Gh"),
         )
     )
-    for m in machines:
+    for m in machines:  # a fresh one the previous test's kill left would stay too, as it should: clear them first
         m.ssh(
+            "rm -rf /var/lib/kubeinit/staging/.kubeinit.* /usr/local/bin/.kubeinit.* && "
             f"mkdir -p /var/lib/kubeinit/staging {extracted} && head -c 1600000 /dev/urandom > {staged} && "
             f"touch -d '2 hours ago' {staged} {extracted} && echo live > {fresh}"
         )
