@@ -228,7 +228,12 @@ def init_phases() -> list[Phase]:
                     Phase("kube-proxy", "kube-proxy", None, FIRST_CONTROL_PLANE),
                 ],
             ),
-            Phase("cni", "Install the pod network", None, FIRST_CONTROL_PLANE),
+            Phase(
+                "cni",
+                "Install the pod network (networking.cni: flannel, calico, bridge or none)",
+                Ref("cni", lambda m: m.CNI),
+                ALL,
+            ),
             Phase("show-join-command", "Show how to join more nodes", None, FIRST_CONTROL_PLANE),
         ]
     )
@@ -301,7 +306,6 @@ def up_phases() -> list[Phase]:
                     "mark-control-plane",
                     "bootstrap-token",
                     "addon",
-                    "cni",
                 )
             ),
             Phase(
@@ -313,6 +317,7 @@ def up_phases() -> list[Phase]:
                     join["control-plane-join"],
                 ],
             ),
+            init["cni"],  # after join: bridge sets up each host from its registered Node
         ]
     )
 

@@ -25,6 +25,8 @@ KEY_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
 SUPPORTED_MINORS = range(31, 36)
 DEFAULT_VERSION = "v1.34.2"
 COMPONENTS = ("apiServer", "controllerManager", "scheduler", "etcd", "kubelet")
+# networking.cni: the pod network kubeinit applies (none: the user brings one).
+CNIS = ("flannel", "calico", "bridge", "none")
 
 # Versions pinned by this release of kubeinit (overridable in `artifacts:`).
 DEFAULT_ARTIFACTS = {
@@ -84,6 +86,7 @@ class Networking:
     service_subnet: str = "10.96.0.0/12"
     pod_subnet: str = "10.244.0.0/16"
     dns_domain: str = "cluster.local"
+    cni: str = "flannel"
 
     @property
     def service_network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

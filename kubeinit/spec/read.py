@@ -107,6 +107,7 @@ def _read_cluster(raw: dict[str, Any], source: str | None) -> ClusterSpec:
         service_subnet=n.get("serviceSubnet", str, Networking.service_subnet),
         pod_subnet=n.get("podSubnet", str, Networking.pod_subnet),
         dns_domain=n.get("dnsDomain", str, Networking.dns_domain),
+        cni=n.get("cni", str, Networking.cni),
     )
     n.done()
 

@@ -10,7 +10,7 @@ import re
 
 from kubeinit.errors import SpecError
 
-from .model import DEFAULT_VERSION, KEY_ALGORITHMS, ROLES, SUPPORTED_MINORS, VERSION_RE, ClusterSpec
+from .model import CNIS, DEFAULT_VERSION, KEY_ALGORITHMS, ROLES, SUPPORTED_MINORS, VERSION_RE, ClusterSpec
 
 DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Four dot-separated numbers: meant as an IPv4 address, so it must be one (999.1.1.1 is not a host name).
@@ -105,7 +105,26 @@ def _networks(spec: ClusterSpec, fail) -> dict[str, list]:
                 )
     if not DNS1123_SUB.match(net.dns_domain):
         fail("networking.dnsDomain", f"{net.dns_domain!r} is not a DNS domain")
+    _check_cni(net.cni, nets["podSubnet"], fail)
     return nets
+
+
+def _check_cni(cni: str, pods: list, fail) -> None:
+    if cni not in CNIS:
+        fail("networking.cni", f"{cni!r} is not one of {', '.join(CNIS)}")
+    if cni == "none":
+        return
+    if not pods:
+        fail("networking.podSubnet", f"is empty, but networking.cni {cni} needs the pods' range (e.g. 10.244.0.0/16)")
+    # the controller-manager gives each node a /24 (IPv4) or a /64 (IPv6) of it (IPv6: at most 2^16 of them)
+    for c in pods:
+        low, node = (0, 24) if c.version == 4 else (48, 64)
+        if c.prefixlen > node:
+            fail("networking.podSubnet", f"{str(c)!r} is smaller than a /{node}, which each node gets of it")
+        if c.prefixlen < low:
+            fail("networking.podSubnet", f"{str(c)!r} is larger than a /{low}: the controller-manager allocates no more")
+    if cni == "flannel" and pods[0].version != 4:
+        fail("networking.podSubnet", "flannel needs an IPv4 range first (an IPv6 one may follow for dual-stack)")
 
 
 def _check_pki(spec: ClusterSpec, fail) -> None:
