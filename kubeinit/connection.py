@@ -182,23 +182,25 @@ class LocalConnection:
 class _ProcessStream:
     """A local command left running: its first line of output, its stderr, and close."""
 
-    def __init__(self, p: subprocess.Popen):
-        self._p = p
+    def __init__(self, p: subprocess.Popen[bytes]):
+        if p.stdin is None or p.stdout is None or p.stderr is None:
+            raise ValueError("a stream needs the command's stdin, stdout and stderr piped")
+        self._p, self._in, self._out, self._err = p, p.stdin, p.stdout, p.stderr
 
     def first_line(self, timeout: float) -> str:
         import select
 
-        ready, _, _ = select.select([self._p.stdout], [], [], timeout)
-        return self._p.stdout.readline().decode(errors="replace").strip() if ready else ""
+        ready, _, _ = select.select([self._out], [], [], timeout)
+        return self._out.readline().decode(errors="replace").strip() if ready else ""
 
     def error(self) -> str:
         if self._p.poll() is None:
             return ""
-        return self._p.stderr.read().decode(errors="replace")
+        return self._err.read().decode(errors="replace")
 
     def close(self) -> None:
         try:
-            self._p.stdin.close()
+            self._in.close()
             self._p.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             self._p.kill()

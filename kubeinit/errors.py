@@ -10,6 +10,8 @@ class KubeinitError(Exception):
     """A failure with a message meant for the user (exit code 1)."""
 
     exit_code = 1
+    resumable = True  # False: running again cannot help (the input must change), so no resume hint
+    hints: tuple[str, ...] = ()  # lines printed after the message
 
 
 class UserError(KubeinitError):

@@ -170,13 +170,17 @@ def is_ca(cert: x509.Certificate) -> bool:
     return bool(bc and bc.ca)
 
 
+def _subject(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> list[str]:
+    """The subject's values for `oid` (text: only an X500UniqueIdentifier holds bytes)."""
+    return [v for a in cert.subject.get_attributes_for_oid(oid) if isinstance(v := a.value, str)]
+
+
 def cn_of(cert: x509.Certificate) -> str:
-    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return attrs[0].value if attrs else ""
+    return next(iter(_subject(cert, NameOID.COMMON_NAME)), "")
 
 
 def orgs_of(cert: x509.Certificate) -> tuple[str, ...]:
-    return tuple(a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return tuple(_subject(cert, NameOID.ORGANIZATION_NAME))
 
 
 def sans_of(cert: x509.Certificate) -> tuple[list[str], list[IP]]:

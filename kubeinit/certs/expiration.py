@@ -22,7 +22,8 @@ from kubeinit import kubeconfig
 from kubeinit.certs import certutil as cu
 from kubeinit.certs import keys
 from kubeinit.certs import kubeconfig as kc
-from kubeinit.certs.pki import BY_NAME, CATALOGUE, CERT_MODE, CertSpec
+from kubeinit.certs.catalogue import BY_NAME, CATALOGUE, CertSpec
+from kubeinit.certs.pki import CERT_MODE
 from kubeinit.durations import short_duration
 from kubeinit.errors import UserError
 
@@ -94,7 +95,7 @@ def check_expiration(cert_dir: Path, kubeconfig_dir: Path, now: datetime | None 
 
     for spec in CATALOGUE:
         path = pki.dir / spec.crt
-        if spec.is_ca:
+        if spec.ca is None:
             cert, _ = pki.ca(spec.name)
             if cert is not None:
                 cas.append(row(spec.name, path, cert, "", True, pki.external(spec.name)))
@@ -136,7 +137,7 @@ def renew(
     external = []
     for name in targets:
         is_leaf = name in BY_NAME
-        ca_name = BY_NAME[name].ca if is_leaf else "ca"
+        ca_name = BY_NAME[name].signer if is_leaf else "ca"
         path = pki.dir / BY_NAME[name].crt if is_leaf else Path(kubeconfig_dir) / name
         data = _read(path)
         if data is None:

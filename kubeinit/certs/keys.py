@@ -71,9 +71,9 @@ def load_private_key(pem: bytes, what: str = "key", signing: bool = True) -> Pri
     redact.register(pem)
     # Each certs/<name> phase loads the CA keys again: parse (and check) each key once a process.
     digest = hashlib.sha256(pem).digest()
-    key = _loaded.get((digest, True)) or (None if signing else _loaded.get((digest, False)))
-    if key is not None:
-        return key
+    known = _loaded.get((digest, True)) or (None if signing else _loaded.get((digest, False)))
+    if known is not None:
+        return known
     try:
         key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=not signing)
     except (ValueError, TypeError) as e:

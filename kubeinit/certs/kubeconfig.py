@@ -25,7 +25,8 @@ from kubeinit import kubeconfig
 from kubeinit.certs import certutil as cu
 from kubeinit.certs import keys
 from kubeinit.certs.addresses import join_host_port, parse_host_port
-from kubeinit.certs.pki import CLUSTER_ADMINS, PKIConfig, PlannedFile
+from kubeinit.certs.catalogue import CLUSTER_ADMINS, PKIConfig
+from kubeinit.certs.pki import PlannedFile
 from kubeinit.errors import UserError
 
 KUBECONFIG_MODE = 0o600

@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 from kubeinit.connection import Connection, Result
 
 
-def batch(conn: Connection, commands: list[Sequence[str]], timeout: float = 120) -> list[Result]:
+def batch(conn: Connection, commands: Sequence[Sequence[str]], timeout: float = 120) -> list[Result]:
     """Run several commands in one shell, one round trip; each gets its own Result
     (stdout, stderr, exit code), as if it had been run alone."""
     if len(commands) == 1:
@@ -164,7 +164,7 @@ class Facts:
         for fact, r in zip(asked, results, strict=True):
             self._cache[fact] = fact.parse(r)
 
-    def _ask(self, cmds: list[Sequence[str]]) -> list[Result]:
+    def _ask(self, cmds: Sequence[Sequence[str]]) -> list[Result]:
         return batch(self.conn, cmds)
 
     def changed(self) -> None:

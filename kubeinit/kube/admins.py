@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
 
 from kubeinit.errors import KubeinitError
 from kubeinit.facts import Unknown
 from kubeinit.kube import objects
 from kubeinit.kube.client import ApiError, Client, Unreachable
 from kubeinit.steps import ApiCall, Step
+
+if TYPE_CHECKING:
+    from kubeinit.context import Context, Target
 
 NAME = "kubeadm:cluster-admins"  # the binding and the group share kubeadm's name
 BINDING = {
@@ -76,7 +80,7 @@ def step(via: str) -> ApiCall:
     return ApiCall(VERB, objects.item(BINDING), dict(BINDING), timeout=TIMEOUT, via=via)
 
 
-def plan(ctx, target) -> Iterator[Step]:
+def plan(ctx: Context, target: Target) -> Generator[Step, None, str | Unknown]:
     """The fact (ALLOWED, MISSING, REFUSED or Unknown), after yielding the ensure step unless
     admin.conf is allowed; returned by `yield from`. Once per run and host: a later phase sees what
     the executor made sure of, or that an earlier phase planned the step and it was not applied."""

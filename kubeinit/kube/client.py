@@ -8,30 +8,26 @@
     Unreachable       no answer: refused, timed out, name not resolved, TLS failure
 
 Only what kubeinit needs: JSON, one kept connection (optionally through a `dial`ed tunnel),
-client-certificate or bearer-token credentials, verified TLS. Each failure a user can cause is one sentence that names
-the server and the kubeconfig, and says what to do.
+client-certificate or bearer-token credentials, verified TLS (a kubeconfig's: kube/access.py).
+Each failure a user can cause is one sentence that names the server and the kubeconfig, and
+says what to do.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import http.client
 import json
-import os
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
-from kubeinit import redact
 from kubeinit.errors import KubeinitError, UserError
+from kubeinit.kube import access
+from kubeinit.kube.access import ADMIN_HINT
 
 DEFAULT_TIMEOUT = 10.0
-ADMIN_HINT = "e.g. /etc/kubernetes/admin.conf on a control-plane node"
 
 
 class Unreachable(KubeinitError):
@@ -84,14 +80,28 @@ class Client:
     @classmethod
     def from_kubeconfig(cls, path, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Client:
         path = Path(path)
-        return _from_kubeconfig(_read(path, "kubeconfig", "--kubeconfig"), path, context, timeout, None)
+        return cls._of(access.from_kubeconfig(access.read(path, "kubeconfig", "--kubeconfig"), path, context), timeout)
 
     @classmethod
     def from_kubeconfig_data(cls, data: bytes, origin: str, dial=None, timeout: float = DEFAULT_TIMEOUT) -> Client:
         """A kubeconfig read elsewhere (a control plane's admin.conf, over SSH); `dial()`, when
         given, returns the socket to speak TLS over (a tunnel to that host's API server): the
         server's certificate is still checked against the kubeconfig's CA and server name."""
-        return _from_kubeconfig(data, Path(origin), None, timeout, dial)
+        return cls._of(access.from_kubeconfig(data, Path(origin)), timeout, dial)
+
+    @classmethod
+    def _of(cls, a: access.Access, timeout: float, dial=None) -> Client:
+        return cls(
+            a.server,
+            a.tls,
+            token=a.token,
+            kubeconfig=a.kubeconfig,
+            user=a.user,
+            ca_pem=a.ca_pem,
+            client_cert=a.client_cert,
+            dial=dial,
+            timeout=timeout,
+        )
 
     # --- verbs ---------------------------------------------------------------------------
 
@@ -114,7 +124,9 @@ class Client:
     def get_text(self, path: str) -> str:
         """A plain-text endpoint (/readyz answers "ok"); an error answer raises as request() does."""
         code, phrase, raw = self._send("GET", path, None, None)
-        return raw.decode(errors="replace") if code < 400 else self._answer("GET", path, code, phrase, raw)
+        if code < 400:
+            return raw.decode(errors="replace")
+        raise self._refusal("GET", path, code, phrase, raw)
 
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         return self._answer(method, path, *self._send(method, path, body, query))
@@ -193,7 +205,7 @@ class Client:
 
     # --- errors --------------------------------------------------------------------------
 
-    def _why(self, e: BaseException) -> str:
+    def _why(self, e: OSError | http.client.HTTPException) -> str:
         if isinstance(e, ConnectionRefusedError):
             return "connection refused"
         if isinstance(e, (TimeoutError, socket.timeout)):
@@ -243,17 +255,18 @@ class Client:
         )
 
     def _answer(self, method: str, path: str, code: int, phrase: str, raw: bytes) -> dict:
-        try:
-            obj = json.loads(raw) if raw else {}
-        except ValueError:
-            obj = None
-        if code < 400:
-            if not isinstance(obj, dict):
-                raise KubeinitError(
-                    f"the API server {self.server} answered {method} {path} with something that "
-                    f"is not a JSON object (HTTP {code}); is it an API server?"
-                )
-            return obj
+        if code >= 400:
+            raise self._refusal(method, path, code, phrase, raw)
+        obj = _json(raw)
+        if not isinstance(obj, dict):
+            raise KubeinitError(
+                f"the API server {self.server} answered {method} {path} with something that "
+                f"is not a JSON object (HTTP {code}); is it an API server?"
+            )
+        return obj
+
+    def _refusal(self, method: str, path: str, code: int, phrase: str, raw: bytes) -> ApiError:
+        obj = _json(raw)
         status = obj if isinstance(obj, dict) and obj.get("kind") == "Status" else {}
         reason = status.get("reason") or phrase.replace(" ", "") or "Unknown"
         message = status.get("message") or (raw[:200].decode(errors="replace").strip() if obj is None else "")
@@ -270,144 +283,12 @@ class Client:
             )
         else:
             text = f"the API server {self.server} refused {method} {path}: {message or phrase} ({code} {reason})"
-        raise ApiError(text, code, reason, message)
+        return ApiError(text, code, reason, message)
 
 
-# --- kubeconfig --------------------------------------------------------------------------
-
-
-def _read(path: Path, what: str, flag: str) -> bytes:
-    from kubeinit import userfile
-
+def _json(raw: bytes) -> object:
+    """The parsed answer; {} for an empty one, None for one that is not JSON."""
     try:
-        return userfile.read(path, what, userfile.KUBECONFIG_LIMIT, f"pass {flag} with the right file")
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist; pass {flag} with the right path") from None
-    except PermissionError:
-        raise UserError(
-            f"cannot read {what} {path} (permission denied); run as root (sudo) or pass {flag} with a file you can read"
-        ) from None
-    except OSError as e:
-        raise UserError(f"cannot read {what} {path} ({e.strerror}); pass {flag} with the right file") from None
-
-
-def _data_or_file(section: dict, key: str, base: Path, path: Path) -> bytes | None:
-    """`<key>-data` (base64) or `<key>` (a file, relative to the kubeconfig's directory)."""
-    if section.get(f"{key}-data"):
-        try:
-            return base64.b64decode(section[f"{key}-data"], validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise UserError(f"kubeconfig {path}: {key}-data is not valid base64") from None
-    if section.get(key):
-        return _read(base / str(section[key]), f"{key} file (from kubeconfig {path})", "--kubeconfig")
-    return None
-
-
-def _from_kubeconfig(text: bytes, path: Path, context: str | None, timeout: float, dial) -> Client:
-    from kubeinit import kubeconfig
-
-    what = f"kubeconfig {path}"
-    chosen = kubeconfig.current(kubeconfig.load(text, what), what, context)
-    cluster, user, user_name = chosen.cluster, chosen.user, chosen.user_name
-    server = cluster.get("server") or ""
-    if not server:
-        raise UserError(f"kubeconfig {path}: cluster {chosen.cluster_name!r} has no server")
-    base = path.parent
-
-    unsupported = [k for k in ("exec", "auth-provider", "username", "password") if user.get(k)]
-    if unsupported:
-        raise UserError(
-            f"kubeconfig {path}: user {user_name!r} authenticates with {unsupported[0]!r}, which "
-            "kubeinit does not support; use a kubeconfig with a client certificate or a token, "
-            f"{ADMIN_HINT}"
-        )
-
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca_pem = _data_or_file(cluster, "certificate-authority", base, path)
-    if cluster.get("insecure-skip-tls-verify") is True:
-        # kubeinit sends admin credentials: never to a server whose identity it cannot check
-        raise UserError(
-            f"kubeconfig {path}: cluster {chosen.cluster_name!r} sets insecure-skip-tls-verify, and "
-            "kubeinit does not send credentials to an API server it cannot verify; give the cluster's "
-            f"CA (certificate-authority-data) instead, {ADMIN_HINT}"
-        )
-    if ca_pem:
-        try:
-            tls.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
-        except (ssl.SSLError, ValueError):
-            raise UserError(
-                f"kubeconfig {path}: the cluster's certificate authority is not a PEM certificate"
-            ) from None
-    else:
-        tls.load_default_certs()  # no CA given: the system's, as kubectl does
-
-    cert = _data_or_file(user, "client-certificate", base, path)
-    key = _data_or_file(user, "client-key", base, path)
-    if bool(cert) != bool(key):
-        raise UserError(
-            f"kubeconfig {path}: user {user_name!r} has a client "
-            f"{'certificate without its key' if cert else 'key without its certificate'}"
-        )
-    if cert:
-        redact.register(key)
-        _load_client_cert(tls, cert, key, f"kubeconfig {path}, user {user_name!r}")
-
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token = (
-            _read(base / str(user["tokenFile"]), f"tokenFile (from kubeconfig {path})", "--kubeconfig").decode().strip()
-        )
-    if token:
-        redact.register(token)
-    return Client(
-        server,
-        tls,
-        token=token or None,
-        kubeconfig=str(path),
-        user=user_name,
-        ca_pem=ca_pem,
-        client_cert=bool(cert),
-        dial=dial,
-        timeout=timeout,
-    )
-
-
-def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes, what: str) -> None:
-    """ssl loads a certificate and key only from a file: an anonymous memory file (memfd), named
-    by /proc/self/fd, holds them; it never touches a disk and is gone with its descriptor, however
-    kubeinit ends. Without memfd, a private temp directory (0700, files 0600) removed at once."""
-    try:
-        fd = os.memfd_create("kubeinit-client", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):  # not Linux, or a sandbox that forbids it
-        fd = None
-    try:
-        if fd is not None:
-            view = memoryview(cert + b"\n" + key)
-            while view:
-                view = view[os.write(fd, view) :]
-            tls.load_cert_chain(f"/proc/self/fd/{fd}")  # the key is read from the same file
-        else:
-            _load_client_cert_from_files(tls, cert, key)
-    except ssl.SSLError as e:
-        raise UserError(
-            f"{what}: the client certificate and key cannot be used ({e.reason or 'not PEM'}); "
-            "are they a matching PEM pair?"
-        ) from None
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-def _load_client_cert_from_files(tls: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    tmp = tempfile.mkdtemp(prefix="kubeinit-client-")
-    try:
-        paths = []
-        for name, data in (("client.crt", cert), ("client.key", key)):
-            p = os.path.join(tmp, name)
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            paths.append(p)
-        tls.load_cert_chain(*paths)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return None

@@ -100,6 +100,8 @@ def apply(client: Client, obj: dict) -> None:
             if e.reason != "AlreadyExists":  # made meanwhile (another run): compare with that one
                 raise
             have = get(client, obj)
+            if have is None:  # and deleted again since: the conflict stands
+                raise
     if matches(have, obj):
         return
     new = {**have, **{k: v for k, v in obj.items() if k != "metadata"}}

@@ -53,7 +53,7 @@ def _delete_cmd(spec: ManagedSpec) -> str:
 
 
 def _with_hints(err: KubeinitError, *hints: str) -> KubeinitError:
-    err.hints = [*getattr(err, "hints", []), *hints]
+    err.hints = (*err.hints, *hints)
     return err
 
 

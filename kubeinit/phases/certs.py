@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Iterator
 from datetime import timedelta
 
-from kubeinit.certs import pki
+from kubeinit.certs import catalogue, pki
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.phases import NamedPhase
 from kubeinit.redact import Secret
@@ -19,8 +19,8 @@ from kubeinit.spec import ClusterSpec, Host
 from kubeinit.steps import Notice, Skip, Step
 
 
-def pki_config(spec: ClusterSpec, host: Host) -> pki.PKIConfig:
-    return pki.PKIConfig(
+def pki_config(spec: ClusterSpec, host: Host) -> catalogue.PKIConfig:
+    return catalogue.PKIConfig(
         node_name=host.name,
         advertise_address=host.address,
         service_subnet=spec.networking.service_subnet,
@@ -36,7 +36,7 @@ def pki_config(spec: ClusterSpec, host: Host) -> pki.PKIConfig:
 
 
 def all_pki_paths() -> list[str]:
-    paths = [p for s in pki.CATALOGUE for p in (s.crt, s.key)]
+    paths = [p for s in catalogue.CATALOGUE for p in (s.crt, s.key)]
     return [*paths, "sa.key", "sa.pub"]
 
 
@@ -44,7 +44,7 @@ def existing_pki(ctx: Context, target: Target) -> dict[str, bytes]:
     """The cert dir as the host has it (plus what this run already planned)."""
     full = {rel: posixpath.join(ctx.cert_dir, rel) for rel in all_pki_paths()}
     got = target.facts.read_many(full.values())
-    return {rel: got[path] for rel, path in full.items() if got[path] is not None}
+    return {rel: data for rel, path in full.items() if (data := got[path]) is not None}
 
 
 def plan_cert(ctx: Context, target: Target, name: str) -> Iterator[Step]:

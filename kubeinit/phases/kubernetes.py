@@ -64,7 +64,7 @@ def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
 
 
 def _installed(stamp: install.Stamp | None, digest: str, path: str) -> bool:
-    return install.installed(stamp, digest) and path in stamp.files
+    return stamp is not None and install.installed(stamp, digest) and path in stamp.files
 
 
 KUBERNETES = PhaseImpl(plan_kubernetes, facts)

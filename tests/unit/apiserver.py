@@ -627,8 +627,9 @@ def make_cluster(
     double started (with start=False: cluster.start() later; until then connections are refused).
     admins_bound: the ClusterRoleBinding kubeadm:cluster-admins is there, as init leaves a cluster;
     without it admin.conf may do nothing, as before init's API phases."""
+    from kubeinit.certs.catalogue import PKIConfig
     from kubeinit.certs.kubeconfig import plan_kubeconfigs
-    from kubeinit.certs.pki import PKIConfig, plan_pki
+    from kubeinit.certs.pki import plan_pki
 
     api = ApiServerDouble(tokens, binding_delay=binding_delay)
     if admins_bound:

@@ -14,8 +14,9 @@ import pytest
 import yaml
 from apiserver import cluster, make_cluster  # noqa: F401 (fixture)
 
+from kubeinit.certs.catalogue import PKIConfig
 from kubeinit.certs.kubeconfig import plan_kubeconfigs
-from kubeinit.certs.pki import PKIConfig, plan_pki
+from kubeinit.certs.pki import plan_pki
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.kube.client import ApiError, Client, Unreachable, namespaced
 

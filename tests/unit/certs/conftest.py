@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kubeinit.certs.catalogue import PKIConfig
 from kubeinit.certs.kubeconfig import KubeconfigPlan, plan_kubeconfigs
-from kubeinit.certs.pki import PKIConfig, PKIPlan, plan_pki
+from kubeinit.certs.pki import PKIPlan, plan_pki
 
 ALGORITHMS = ("RSA-2048", "ECDSA-P256")
 # certificates carry whole seconds

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.oid import NameOID
 
-from kubeinit.certs.pki import BY_NAME, alt_names, plan_pki, template
+from kubeinit.certs.catalogue import BY_NAME, alt_names, template
+from kubeinit.certs.pki import plan_pki
 
 SERVER, CLIENT = EKU.SERVER_AUTH, EKU.CLIENT_AUTH
 ip = ipaddress.ip_address
@@ -232,7 +233,7 @@ def test_rule_a_with_ip_endpoint_and_ipv6(make_cfg):
 
 
 def test_defaults_service_vip_and_validity():
-    from kubeinit.certs.pki import PKIConfig
+    from kubeinit.certs.catalogue import PKIConfig
 
     cfg = PKIConfig(node_name="n", advertise_address="10.0.0.2")
     assert (cfg.algorithm, cfg.validity, cfg.ca_validity) == ("RSA-2048", timedelta(days=365), timedelta(days=3650))
