@@ -224,8 +224,18 @@ def init_phases() -> list[Phase]:
                 "addon",
                 "Install the required addons",
                 children=[
-                    Phase("coredns", "CoreDNS", None, FIRST_CONTROL_PLANE),
-                    Phase("kube-proxy", "kube-proxy", None, FIRST_CONTROL_PLANE),
+                    Phase(
+                        "coredns",
+                        "CoreDNS: its Deployment, the kube-dns Service, ConfigMap and RBAC",
+                        Ref("addons", lambda m: m.COREDNS),
+                        FIRST_CONTROL_PLANE,
+                    ),
+                    Phase(
+                        "kube-proxy",
+                        "kube-proxy: its DaemonSet, ConfigMap (proxy.config) and RBAC",
+                        Ref("addons", lambda m: m.KUBE_PROXY),
+                        FIRST_CONTROL_PLANE,
+                    ),
                 ],
             ),
             Phase(

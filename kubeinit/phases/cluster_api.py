@@ -17,7 +17,7 @@ the cluster holds (its facts) and yields an ApiCall only for what differs, so a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import yaml
 
@@ -29,6 +29,7 @@ from kubeinit.kube.client import Unreachable
 from kubeinit.phases import PhaseImpl, kubelet
 from kubeinit.steps import ApiCall, Notice, Skip, Step
 
+Adopt = Callable[[dict, dict | None], dict]
 READY_SECONDS = 240  # kubeadm's ControlPlaneComponentHealthCheck
 BOOTSTRAPPERS = "system:bootstrappers:kubeadm:default-node-token"
 NODES = "system:nodes"
@@ -77,7 +78,7 @@ def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
 
 def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:
     cm = configmap("kube-system", "kubeadm-config", {"ClusterConfiguration": cluster_configuration(ctx)})
-    yield from _ensure(
+    yield from ensure(
         ctx,
         target,
         [
@@ -95,7 +96,7 @@ def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:
 
 def plan_upload_kubelet(ctx: Context, target: Target) -> Iterator[Step]:
     cm = configmap("kube-system", "kubelet-config", {"kubelet": kubelet.config_yaml(ctx, resolved_active=False)})
-    yield from _ensure(
+    yield from ensure(
         ctx,
         target,
         [
@@ -136,19 +137,24 @@ def plan_bootstrap_token(ctx: Context, target: Target) -> Iterator[Step]:
             users=["system:anonymous"],
         ),
     ]
-    yield from _ensure(ctx, target, wanted)
+    yield from ensure(ctx, target, wanted)
     yield Notice(
         "no bootstrap token is made here: `kubeinit token create --print-join-command` on the control "
         "plane makes one (join will)"
     )
 
 
-def _ensure(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
+def ensure(ctx: Context, target: Target, wanted: list[dict], adopt: Adopt | None = None) -> Iterator[Step]:
+    """An apply step for each wanted object the cluster does not hold as wanted, a Skip for the
+    others. `adopt(wanted, cluster's copy or None)` may take over what the cluster owns once the
+    object exists (CoreDNS's replicas, as kubeadm keeps them)."""
     have = yield from _read(ctx, target, wanted)
     if isinstance(have, Unknown):
         why = str(have) if isinstance(have.error, admins.NotAuthorized) else "the API server does not answer yet"
         yield Notice(f"{why}: every object is shown as it would be written")
         have = [None] * len(wanted)
+    if adopt is not None:
+        wanted = [adopt(obj, there) for obj, there in zip(wanted, have, strict=True)]
     for obj, there in zip(wanted, have, strict=True):
         if objects.matches(there, obj):
             yield Skip(f"{objects.label(obj)} is up to date")
@@ -237,7 +243,7 @@ def cluster_configuration(ctx: Context) -> str:
         "clusterName": spec.name,
         **({"controlPlaneEndpoint": spec.control_plane_endpoint} if spec.control_plane_endpoint else {}),
         "controllerManager": args("controllerManager"),
-        "dns": {},
+        "dns": _dns_config(spec),
         "encryptionAlgorithm": spec.pki.algorithm,
         "etcd": {
             "external": {
@@ -254,10 +260,16 @@ def cluster_configuration(ctx: Context) -> str:
             "serviceSubnet": net.service_subnet,
             **({"podSubnet": net.pod_subnet} if net.pod_subnet else {}),
         },
-        "proxy": {},
+        "proxy": {"disabled": True} if spec.proxy.disabled else {},
         "scheduler": args("scheduler"),
     }
     return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def _dns_config(spec) -> dict:
+    d = spec.dns
+    given = {"disabled": d.disabled, "imageRepository": d.image_repository, "imageTag": d.image_tag}
+    return {k: v for k, v in given.items() if v}
 
 
 WAIT = PhaseImpl(plan_wait)

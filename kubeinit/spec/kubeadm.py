@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from kubeinit.errors import SpecError
 
-from .model import KUBEADM_API, ClusterSpec, Host, Networking, PKIOptions
+from . import addons
+from .model import KUBEADM_API, ClusterSpec, DNSSettings, Host, Networking, PKIOptions, ProxySettings
 from .reader import Reader, hours, str_list
 
 
@@ -16,11 +17,17 @@ def from_kubeadm(docs: list[dict], source: str | None) -> ClusterSpec:
     pkif: dict = {}
     extra_args: dict[str, dict[str, str]] = {}
     node_name = advertise = None
+    proxy_disabled = False
+    dns = DNSSettings()
+    proxy_config: dict = {}
     for i, doc in enumerate(docs):
         api, kind = doc.get("apiVersion"), doc.get("kind")
         base = f"document {i + 1} ({kind or 'no kind'})"
         if api != KUBEADM_API:
-            if kind in ("KubeletConfiguration", "KubeProxyConfiguration"):
+            if kind == "KubeProxyConfiguration" and api == addons.PROXY_API:
+                proxy_config = addons.proxy_config(doc, base, source)
+                continue
+            if kind == "KubeletConfiguration":
                 continue  # accepted by kubeadm; kubeinit keeps its own defaults for now
             raise SpecError(f"{base}.apiVersion", f"{api!r} cannot be mixed with {KUBEADM_API}", source)
         r = Reader(doc, "", source)
@@ -64,7 +71,9 @@ def from_kubeadm(docs: list[dict], source: str | None) -> ClusterSpec:
                     pkif["cert_sans"] = str_list(c, "certSANs")
                 c.used |= {"extraVolumes", "extraEnvs"}
                 c.done()
-            r.used |= {"etcd", "dns", "proxy", "featureGates"}
+            proxy_disabled = addons.proxy(r.child("proxy")).disabled
+            dns = addons.dns(r.child("dns"))
+            r.used |= {"etcd", "featureGates"}
             r.done()
         else:
             raise SpecError(
@@ -83,6 +92,8 @@ def from_kubeadm(docs: list[dict], source: str | None) -> ClusterSpec:
         pki=PKIOptions(**pkif),
         extra_args=extra_args,
         hosts=(host,),
+        proxy=ProxySettings(disabled=proxy_disabled, config=proxy_config),
+        dns=dns,
         source=source,
     )
 

@@ -56,6 +56,24 @@ def frozen_map(d: Mapping | None = None, inner=None) -> Mapping:
     return MappingProxyType({k: inner(v) if inner else v for k, v in (d or {}).items()})
 
 
+def frozen_tree(value: Any) -> Any:
+    """A read-only copy of nested YAML values: mappings as read-only views, lists as tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: frozen_tree(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen_tree(v) for v in value)
+    return value
+
+
+def thawed(value: Any) -> Any:
+    """frozen_tree's value as plain dicts and lists again (to serialise it)."""
+    if isinstance(value, Mapping):
+        return {k: thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thawed(v) for v in value]
+    return value
+
+
 def _set(obj, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)  # only in __post_init__: coerces what the constructor was given
 
@@ -178,6 +196,28 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class ProxySettings:
+    """`proxy`: the kube-proxy addon (kubeadm's ClusterConfiguration.proxy); `config` holds the
+    user's KubeProxyConfiguration fields, merged over kubeinit's (spec/addons.py checks them)."""
+
+    disabled: bool = False
+    config: Mapping[str, Any] = field(default_factory=frozen_map)
+
+    def __post_init__(self):
+        _set(self, "config", frozen_tree(self.config))
+
+
+@dataclass(frozen=True)
+class DNSSettings:
+    """`dns`: the CoreDNS addon (kubeadm's ClusterConfiguration.dns): the image is
+    <imageRepository>/coredns:<kubeadm's CoreDNS version for the minor> unless these are given."""
+
+    disabled: bool = False
+    image_repository: str | None = None
+    image_tag: str | None = None
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """A cluster file: either `hosts` kubeinit sets up over SSH, or a `managed` cloud cluster."""
 
@@ -192,6 +232,8 @@ class ClusterSpec:
     extra_args: Mapping[str, Mapping[str, str]] = field(default_factory=frozen_map)
     artifacts: Artifacts = field(default_factory=Artifacts)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    dns: DNSSettings = field(default_factory=DNSSettings)
     kubeconfig_dir: str = "/etc/kubernetes"
     managed: ManagedSpec | None = None
     source: str | None = None  # the file it came from, for messages

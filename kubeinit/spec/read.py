@@ -13,7 +13,7 @@ from typing import Any
 
 from kubeinit.errors import SpecError
 
-from . import sections
+from . import addons, sections
 from .model import (
     API_VERSION,
     COMPONENTS,
@@ -135,6 +135,7 @@ def _read_cluster(raw: dict[str, Any], source: str | None) -> ClusterSpec:
     rt = r.child("runtime")
     runtime = RuntimeSettings(containerd=sections.containerd(rt.child("containerd")))
     rt.done()
+    proxy, dns = addons.proxy(r.child("proxy")), addons.dns(r.child("dns"))
 
     managed = r.get("managed", dict)
     r.done()
@@ -151,6 +152,8 @@ def _read_cluster(raw: dict[str, Any], source: str | None) -> ClusterSpec:
         extra_args=extra_args,
         artifacts=artifacts,
         runtime=runtime,
+        proxy=proxy,
+        dns=dns,
         managed=managed,
         source=source,
     )
