@@ -146,9 +146,9 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
         for o in outcomes:
             summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
             summary.skipped[o.host] = summary.skipped.get(o.host, 0) + o.skipped
-        failed = [o for o in outcomes if o.error]
+        failed = [o.error for o in outcomes if o.error is not None]
         if failed:  # each failed host has shown its own line and reason; the first error ends the run
-            raise failed[0].error
+            raise failed[0]
     summary.seconds = time.monotonic() - start
     return summary
 
@@ -299,11 +299,9 @@ def _error(ctx: Context, phase: workflow.Phase, target: Target, step: Step | Non
         where = _label(step) if step else ("plan" if target.connected else "connect")
         where = "lock" if isinstance(e, HostBusy) else where
         # an input the phase refuses for good (resumable = False) gets no resume hint: re-running cannot help
-        err = StepFailed(
-            target.name, phase.path, where, str(e).rstrip("."), resume if getattr(e, "resumable", True) else ""
-        )
+        err = StepFailed(target.name, phase.path, where, str(e).rstrip("."), resume if e.resumable else "")
         err.exit_code = e.exit_code
-        err.resumable = getattr(e, "resumable", True)
+        err.resumable = e.resumable
         return err
     return StepFailed(target.name, phase.path, _label(step) if step else "plan", f"{e.__class__.__name__}: {e}", resume)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from kubeinit import workflow
 from kubeinit.connection import Connection
@@ -22,6 +22,9 @@ from kubeinit.facts import Facts, Unknown
 from kubeinit.redact import Secret
 from kubeinit.spec import ClusterSpec, Host
 from kubeinit.steps import Skip, Upload
+
+if TYPE_CHECKING:
+    from kubeinit.hostlock import HostLock, Pending
 
 T = TypeVar("T")
 
@@ -45,8 +48,8 @@ class Target:
         self._lock = threading.Lock()
         self._failed: BaseException | None = None  # what a connect_ahead() raised, for `conn` to raise
         # hostlock.acquire(conn, since) for a run that changes hosts; None: no lock (--dry-run, tests)
-        self.locker: Callable[[Connection, float], object] | None = None
-        self._hostlock = None  # hostlock.Pending, from login on
+        self.locker: Callable[[Connection, float], HostLock] | None = None
+        self._hostlock: Pending | None = None  # from login on
         self._since = 0.0
 
     @property

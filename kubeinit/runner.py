@@ -95,7 +95,7 @@ def run_workflow(run: Run) -> None:
     try:
         summary = execute(ctx, run.phases, view, log)
     except StepFailed as e:
-        if ssh is not None and not e.resume and getattr(e, "resumable", True):  # a failed check: add the hint
+        if ssh is not None and not e.resume and e.resumable:  # a failed check: add the hint
             code, e = e.exit_code, StepFailed(e.host, e.phase, e.step, e.detail, run.resume(e.phase))
             e.exit_code = code
         raise e from None

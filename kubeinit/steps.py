@@ -79,7 +79,7 @@ class Transfer:
 class Local:
     """Work done where kubeinit runs (download and verify an artifact into the cache)."""
 
-    action: Callable[[], None] = field(compare=False)
+    action: Callable[[], object] = field(compare=False)  # what it returns is not used
     text: str = ""
 
     def describe(self) -> str:

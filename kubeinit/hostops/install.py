@@ -95,11 +95,12 @@ def applied_text(ids: dict[str, str]) -> str:
 def restart_pending(facts, record: str, now: dict[str, str | None]) -> bool:
     """True unless the service's applied record says it was started on exactly `now`: a file
     changed since, or a run was killed between writing files and restarting."""
+    ids = {p: v for p, v in now.items() if v}
     applied = facts.file(record)
     return not (
-        all(now.values())
+        len(ids) == len(now)
         and applied is not None
-        and applied.sha256 == hashlib.sha256(applied_text(now).encode()).hexdigest()
+        and applied.sha256 == hashlib.sha256(applied_text(ids).encode()).hexdigest()
     )
 
 

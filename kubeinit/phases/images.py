@@ -85,47 +85,52 @@ def _images(image: ImageArchive, verb: bool = True) -> str:
     return f"image{'' if one else 's'} {image.label}" + ((" is" if one else " are") if verb else "")
 
 
-def release(image: ImageArchive) -> artifacts.Release:
-    name = image.url.rsplit("/", 1)[-1]
-    return artifacts.Release("image", image.label, "", image.url, "", name, image.sha256)
+def release(image: ImageArchive, url: str) -> artifacts.Release:
+    return artifacts.Release("image", image.label, "", url, "", url.rsplit("/", 1)[-1], image.sha256)
 
 
 def local_path(image: ImageArchive) -> str:
-    return str(artifacts.cache_path(image.url)) if image.url else image.path
+    """The tarball on this machine: kubeinit's cache of its url, or the file at its path."""
+    if image.url:
+        return str(artifacts.cache_path(image.url))
+    if image.path:
+        return image.path
+    raise ValueError(f"image {image.label} has neither a url nor a path")  # the reader requires one
 
 
 def _fetch(image: ImageArchive) -> Iterator[Step]:
     if image.url:
-        yield from install.download(release(image), image.sha256)
+        yield from install.download(release(image, image.url), image.sha256)
     else:
-        yield Local(functools.partial(verify_file, image), f"verify {image.path} sha256:{image.sha256[:12]}")
+        path = local_path(image)
+        yield Local(functools.partial(verify_file, image, path), f"verify {path} sha256:{image.sha256[:12]}")
 
 
 _verified: dict[tuple, bool] = {}  # (path, size, mtime, digest): hashed once per process, not once per host
 _lock = threading.Lock()
 
 
-def verify_file(image: ImageArchive) -> None:
+def verify_file(image: ImageArchive, path: str) -> None:
     """A local tarball must have its pinned digest before it is sent anywhere."""
     try:
-        st = os.stat(image.path)
-        key = (image.path, st.st_size, st.st_mtime_ns, image.sha256)
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns, image.sha256)
         with _lock:
             if key in _verified:
                 return
             h = hashlib.sha256()
-            with open(image.path, "rb") as f:
+            with open(path, "rb") as f:
                 while chunk := f.read(1 << 20):
                     h.update(chunk)
             if h.hexdigest() != image.sha256:
                 raise artifacts.ArtifactError(
-                    f"image {image.label}: {image.path} does not match its checksum: expected sha256 {image.sha256} "
+                    f"image {image.label}: {path} does not match its checksum: expected sha256 {image.sha256} "
                     f"(pinned in artifacts.images), got {h.hexdigest()}; nothing was imported"
                 )
             _verified[key] = True
     except OSError as e:
         raise artifacts.ArtifactError(
-            f"image {image.label}: cannot read {image.path}: {e.strerror}; fix its path in "
+            f"image {image.label}: cannot read {path}: {e.strerror}; fix its path in "
             "artifacts.images of the cluster file"
         ) from None
 
