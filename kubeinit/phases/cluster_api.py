@@ -17,7 +17,7 @@ the cluster holds (its facts) and yields an ApiCall only for what differs, so a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 import yaml
 
@@ -162,7 +162,7 @@ def ensure(ctx: Context, target: Target, wanted: list[dict], adopt: Adopt | None
             yield ApiCall("apply", objects.collection(obj), obj)
 
 
-def _read(ctx: Context, target: Target, wanted: list[dict]) -> Iterator[Step]:
+def _read(ctx: Context, target: Target, wanted: list[dict]) -> Generator[Step, None, list[dict | None] | Unknown]:
     """The cluster's copies of `wanted` (None where it has none), read as admin.conf; returned by
     `yield from`, after the step that makes admin.conf a cluster admin when it is not one yet
     (kube/admins.py: the ClusterRoleBinding kubeadm:cluster-admins, made with super-admin.conf when
@@ -182,7 +182,12 @@ def configmap(namespace: str, name: str, data: dict[str, str]) -> dict:
 
 
 def reader(
-    namespace: str, name: str, resource: str, resource_name: str, groups: list[str] = (), users: list[str] = ()
+    namespace: str,
+    name: str,
+    resource: str,
+    resource_name: str,
+    groups: Sequence[str] = (),
+    users: Sequence[str] = (),
 ) -> list[dict]:
     """A Role allowing `get` of one object, and its RoleBinding (kubeadm names both alike)."""
     meta = {"name": name, "namespace": namespace}
