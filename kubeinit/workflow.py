@@ -332,7 +332,9 @@ def up_phases() -> list[Phase]:
     )
 
 
-def reset_phases() -> list[Phase]:
+def reset_phases(clean_network: Callable[[], bool] = lambda: False) -> list[Phase]:
+    """`clean_network()`: whether cleanup-network removes what it finds (asked when the phase is
+    loaded, so a question asked on the terminal before the run can answer it)."""
     return _tree(
         [
             Phase(
@@ -351,6 +353,13 @@ def reset_phases() -> list[Phase]:
                 "cleanup-node",
                 "Stop etcd and the kubelet, remove the certificates, kubeconfigs, manifests and data",
                 Ref("reset", lambda m: m.CLEANUP),
+                ALL,
+            ),
+            Phase(
+                "cleanup-network",
+                "The CNI config, kubeinit's routes, kube-proxy's and the CNI's iptables/nftables: "
+                "removed with --clean-network, else named",
+                Ref("reset_network", lambda m: m.cleanup_network(clean_network())),
                 ALL,
             ),
         ]

@@ -258,10 +258,20 @@ RESET_REMOVES = (
 )
 
 
-def _confirm_reset(yes: bool, hosts: list[str]) -> None:
+class _Network:
+    """Whether reset's cleanup-network removes the pod network's leftovers: --clean-network, or
+    the answer on a terminal (asked after the reset itself was confirmed)."""
+
+    def __init__(self, clean: bool):
+        self.clean = clean
+
+
+def _confirm_reset(yes: bool, hosts: list[str], network: _Network) -> None:
     """Ask before a destructive reset, as `delete cluster` does: refuse when there is no terminal."""
     if yes:
         return
+    import click
+
     from kubeinit.commands.base import ask_first
 
     what = ", ".join(hosts)
@@ -271,6 +281,12 @@ def _confirm_reset(yes: bool, hosts: list[str]) -> None:
         f"Reset {what}? This removes {RESET_REMOVES}; the container runtime stays.",
         "nothing was reset",
     )
+    if not network.clean:
+        network.clean = click.confirm(
+            "Also remove the pod network's leftovers (the CNI config, kubeinit's routes, kube-proxy's and the "
+            "CNI's iptables chains and nftables tables)?",
+            default=False,
+        )
 
 
 def reset(
@@ -291,12 +307,21 @@ def reset(
     known_hosts: FileKnownHosts = None,
     parallel: FileParallel = 10,
     dry_run: DryRun = False,
+    clean_network: Annotated[
+        bool,
+        typer.Option(
+            "--clean-network",
+            help="Also remove the CNI config, kubeinit's routes and kube-proxy's and the CNI's iptables chains "
+            "and nftables tables (asked on a terminal; otherwise reset names what remains).",
+        ),
+    ] = False,
 ):
     """Undo what init or up did on this host (or, with -f, on every host of a cluster file): stop etcd and
     remove the certificates, kubeconfig files, manifests and data. The container runtime stays."""
     from kubeinit.runner import file_run, run_workflow
 
-    tree = workflow.reset_phases()
+    network = _Network(clean_network)
+    tree = workflow.reset_phases(lambda: network.clean)
     if file is not None:
         if config or cert_dir or kubeconfig_dir:
             raise UserError(
@@ -312,17 +337,21 @@ def reset(
                 None,
                 ssh(known_hosts, trust_new_host_keys, parallel),
                 dry_run,
-                confirm=lambda spec: _confirm_reset(yes, [h.name for h in spec.hosts]),
+                confirm=lambda spec: _confirm_reset(yes, [h.name for h in spec.hosts], network),
             )
         )
         return
     if trust_new_host_keys or known_hosts:
         raise UserError("--trust-new-host-keys and --known-hosts go with -f (a cluster file over SSH)")
     spec = _local_spec(config, cert_dir=cert_dir, kubeconfig_dir=kubeconfig_dir)
-    again = "kubeinit reset --yes" + "".join(
-        f" {k} {v}"
-        for k, v in (("--config", config), ("--cert-dir", cert_dir), ("--kubeconfig-dir", kubeconfig_dir))
-        if v
+    again = (
+        "kubeinit reset --yes"
+        + " --clean-network" * clean_network
+        + "".join(
+            f" {k} {v}"
+            for k, v in (("--config", config), ("--cert-dir", cert_dir), ("--kubeconfig-dir", kubeconfig_dir))
+            if v
+        )
     )
     _local_run(
         "reset",
@@ -330,7 +359,7 @@ def reset(
         workflow.select(tree),
         again,
         dry_run,
-        confirm=lambda spec: _confirm_reset(yes, [spec.hosts[0].name]),
+        confirm=lambda spec: _confirm_reset(yes, [spec.hosts[0].name], network),
     )
 
 

@@ -16,7 +16,7 @@ from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection
 from kubeinit.context import Context, Options, Target
-from kubeinit.errors import KubeinitError
+from kubeinit.errors import KubeinitError, NotAvailableYet
 from kubeinit.facts.host import Unit, UnitState
 from kubeinit.kube import nodes as nodesmod
 from kubeinit.kube.client import Unreachable
@@ -93,7 +93,12 @@ def test_flannel_is_the_default_and_none_needs_no_pod_subnet():
 # --- flannel and calico --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["flannel", "calico"])
+def test_calico_says_it_is_not_available_yet():
+    with pytest.raises(NotAvailableYet, match="networking.cni: calico is not available yet"):
+        cni.manifest(Context(make_spec(None, "calico"), []))
+
+
+@pytest.mark.parametrize("name", ["flannel"])
 @pytest.mark.parametrize("minor", list(SUPPORTED_MINORS))
 def test_the_manifests_validate_for_every_supported_minor(name, minor):
     spec = make_spec(None, name, "10.244.0.0/16,fd00:10:244::/56" if name == "calico" else "10.244.0.0/16")
