@@ -19,6 +19,11 @@ class Placeholder:
     """
 
     __slots__ = ("_src", "_path", "_root", "_mods")
+    # declared, so that the checker does not take them for __getattr__'s placeholders
+    _src: str
+    _path: tuple
+    _root: Placeholder | None
+    _mods: list[tuple[tuple, Any]]
 
     def __init__(self, src: str, path: tuple = (), root: Placeholder | None = None):
         object.__setattr__(self, "_src", src)

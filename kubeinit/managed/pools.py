@@ -8,6 +8,7 @@ As everywhere, the clouds are reached only through ctx.api(), so --dry-run sends
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kubeinit import ui
@@ -65,7 +66,7 @@ def list_pools(spec: ManagedSpec, record: Record | None) -> list[dict]:
     provider = get_provider(spec.provider)
     spec = provider.resolve(spec, "scale")
     rec = record or Record(record_path(spec.provider, spec.name), spec, persist=False)
-    rows = _IMPL[spec.provider]["list"](LiveCtx(provider, spec, rec))
+    rows = _LIST[spec.provider](LiveCtx(provider, spec, rec))
     mine = {p.name for p in rec.spec.node_pools} if record else set()
     mine |= {e["name"] for e in rec.resources if e["kind"] == KIND[spec.provider]}
     for row in rows:
@@ -76,7 +77,7 @@ def list_pools(spec: ManagedSpec, record: Record | None) -> list[dict]:
 def create_pool(spec: ManagedSpec, record: Record | None, pool: NodePoolSpec, opts) -> None:
     provider, spec, record, ctx = _setup(spec, record, opts)
     try:
-        _IMPL[spec.provider]["create"](ctx, pool)
+        _CREATE[spec.provider](ctx, pool)
     except KeyboardInterrupt:
         raise _interrupted(ctx, "run the same command again to resume") from None
     if not opts.dry_run:
@@ -109,7 +110,8 @@ def delete_pool(spec: ManagedSpec, record: Record | None, name: str, opts) -> No
 def _eks_list(ctx) -> list[dict]:
     s, eks, rows = ctx.spec, ctx.api("eks"), []
     with ctx.step(f"listing the nodegroups of EKS cluster {s.name}"):
-        names, kw = [], {}
+        names: list[str] = []
+        kw: dict[str, str] = {}
         while True:
             page = eks.list_nodegroups(clusterName=s.name, **kw)
             names += page["nodegroups"]
@@ -293,8 +295,5 @@ def aks_delete(provider, ctx, e) -> None:
     ctx.wait_lro(f"AKS node pool {e['id']} is deleted", poller)
 
 
-_IMPL = {
-    "eks": {"list": _eks_list, "create": _eks_create},
-    "gke": {"list": _gke_list, "create": _gke_create},
-    "aks": {"list": _aks_list, "create": _aks_create},
-}
+_LIST: dict[str, Callable[[Any], list[dict]]] = {"eks": _eks_list, "gke": _gke_list, "aks": _aks_list}
+_CREATE: dict[str, Callable[[Any, NodePoolSpec], None]] = {"eks": _eks_create, "gke": _gke_create, "aks": _aks_create}

@@ -190,6 +190,16 @@ def _zones(raw: Any, provider: str, subnets: list, err) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _pool_int(v: Any, at: str, provider: str | None, err) -> int | None:
+    """A node pool's number (None: not given); with `provider`, a node count within its limit."""
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+        raise err(at, "must be an integer ≥ 0")
+    if provider is not None and v is not None and v > MAX_NODES[provider]:
+        per = " per zone" if provider == "gke" else ""
+        raise err(at, f"must be ≤ {MAX_NODES[provider]}: {provider.upper()}'s most nodes in one node pool{per}")
+    return v
+
+
 def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
     pool_name, count, itype = DEFAULT_POOL[provider]
     if raw is None:
@@ -211,21 +221,14 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
         if name in seen:
             raise err(f"{at}.name", f"duplicate node pool name {name!r}")
         seen.add(name)
-        nums = {}
-        for key in ("count", "min", "max", "diskSize"):
-            v = p.get(key, count if key == "count" else None)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise err(f"{at}.{key}", "must be an integer ≥ 0")
-            nums[key] = v
-            if key != "diskSize" and v is not None and v > MAX_NODES[provider]:
-                per = " per zone" if provider == "gke" else ""
-                raise err(
-                    f"{at}.{key}",
-                    f"must be ≤ {MAX_NODES[provider]}: {provider.upper()}'s most nodes in one node pool{per}",
-                )
-        if nums["min"] is not None and nums["min"] > nums["count"]:
-            raise err(f"{at}.min", f"must be ≤ count ({nums['count']})")
-        if nums["max"] is not None and nums["max"] < max(nums["count"], nums["min"] or 0):
+        nodes = _pool_int(p.get("count", count), f"{at}.count", provider, err)
+        if nodes is None:  # `count:` left empty
+            raise err(f"{at}.count", "must be an integer ≥ 0")
+        low, high = (_pool_int(p.get(k), f"{at}.{k}", provider, err) for k in ("min", "max"))
+        disk = _pool_int(p.get("diskSize"), f"{at}.diskSize", None, err)
+        if low is not None and low > nodes:
+            raise err(f"{at}.min", f"must be ≤ count ({nodes})")
+        if high is not None and high < max(nodes, low or 0):
             raise err(f"{at}.max", "must be ≥ count and ≥ min")
         instance_type = p.get("instanceType", itype)
         if not isinstance(instance_type, str) or not instance_type:
@@ -242,11 +245,11 @@ def _parse_pools(raw: Any, provider: str, err) -> tuple[NodePoolSpec, ...]:
         pools.append(
             NodePoolSpec(
                 name,
-                nums["count"],
+                nodes,
                 instance_type,
-                nums["min"],
-                nums["max"],
-                nums["diskSize"],
+                low,
+                high,
+                disk,
                 _str_map(p.get("labels"), err, f"{at}.labels"),
                 spot,
             )

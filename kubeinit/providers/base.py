@@ -11,7 +11,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +172,7 @@ class Provider:
             )
         return finder(ctx, entry)
 
-    def delete(self, ctx, entries: list[dict]) -> None:
+    def delete(self, ctx, entries: Sequence[dict]) -> None:
         """Remove entries newest first; each is forgotten from the record once gone. An intent
         (pending: its create call was interrupted) is looked up first: deleted if found, else dropped."""
         for entry in reversed(list(entries)):

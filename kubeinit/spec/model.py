@@ -257,7 +257,10 @@ class ClusterSpec:
 
     @property
     def minor(self) -> int:
-        return int(VERSION_RE.match(self.kubernetes_version).group(2))  # validated
+        m = VERSION_RE.match(self.kubernetes_version)
+        if m is None:  # validate() refuses it first; a spec made in code may skip validate()
+            raise ValueError(f"kubernetes version {self.kubernetes_version!r} is not like {DEFAULT_VERSION}")
+        return int(m.group(2))
 
     def summary(self) -> str:
         """What the file describes, in a few words (`config validate`)."""

@@ -108,7 +108,7 @@ def containerd(c: Reader) -> ContainerdSettings:
     sandbox_image, config_patch = c.get("sandboxImage", str), c.get("configPatch", str, "")
     if sandbox_image is not None and not re.fullmatch(r"[a-z0-9][^\s\"\\]*", sandbox_image):
         c.fail(f"{sandbox_image!r} is not an image reference like registry.k8s.io/pause:3.10", "sandboxImage")
-    mirrors: dict[str, list[str]] = {}
+    mirrors: dict[str, tuple[str, ...]] = {}
     for host, urls in c.get("registryMirrors", dict, {}).items():
         path = f"{c.sub('registryMirrors')}.{host}"
         if not isinstance(host, str) or not _REGISTRY.match(host):
@@ -124,7 +124,7 @@ def containerd(c: Reader) -> ContainerdSettings:
         for i, u in enumerate(urls):
             if not isinstance(u, str) or not re.fullmatch(r"https?://[^\s\"\\/]+(/[^\s\"\\]*)?", u):
                 raise SpecError(f"{path}[{i}]", f"{u!r} is not an http(s) URL of a registry mirror", c.source)
-        mirrors[host] = list(urls)
+        mirrors[host] = tuple(urls)
     if config_patch:
         import tomllib
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import NoReturn
 
 from kubeinit.errors import SpecError
 
@@ -21,7 +22,7 @@ _BASTION = re.compile(r"(?:[a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:\[\]-]+")
 def validate(spec: ClusterSpec) -> None:
     src = spec.source
 
-    def fail(path: str, msg: str):
+    def fail(path: str, msg: str) -> NoReturn:
         raise SpecError(path, msg, src)
 
     if not DNS1123_SUB.match(spec.name or "") or len(spec.name) > 63:
@@ -122,7 +123,9 @@ def _check_cni(cni: str, pods: list, fail) -> None:
         if c.prefixlen > node:
             fail("networking.podSubnet", f"{str(c)!r} is smaller than a /{node}, which each node gets of it")
         if c.prefixlen < low:
-            fail("networking.podSubnet", f"{str(c)!r} is larger than a /{low}: the controller-manager allocates no more")
+            fail(
+                "networking.podSubnet", f"{str(c)!r} is larger than a /{low}: the controller-manager allocates no more"
+            )
     if cni == "flannel" and pods[0].version != 4:
         fail("networking.podSubnet", "flannel needs an IPv4 range first (an IPv6 one may follow for dual-stack)")
 

@@ -61,6 +61,10 @@ def test_defaults_per_provider():
             "managed.nodePools[0].count: must be an integer ≥ 0",
         ),
         (
+            {"provider": "eks", "nodePools": [{"name": "a", "count": None, "min": 1}]},
+            "managed.nodePools[0].count: must be an integer ≥ 0",
+        ),
+        (
             {"provider": "eks", "nodePools": [{"name": "a", "count": 3, "max": 2}]},
             "managed.nodePools[0].max: must be ≥ count and ≥ min",
         ),
