@@ -112,8 +112,8 @@ def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_
 
 
 def test_unbuilt_phase_command_says_so(kubeinit_cli):
-    r = kubeinit_cli("init", "phase", "addon", "coredns", *FLAGS)
-    assert r.returncode == 1 and "phase addon/coredns" in r.stderr and "not available yet" in r.stderr
+    r = kubeinit_cli("init", "phase", "upload-certs", *FLAGS)
+    assert r.returncode == 1 and "phase upload-certs" in r.stderr and "not available yet" in r.stderr
 
 
 def test_certs_then_kubeconfig_phases_write_and_rerun_changes_nothing(kubeinit_cli, tmp_path):
