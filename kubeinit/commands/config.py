@@ -49,6 +49,12 @@ runtime:
     # configPatch: |                # TOML merged over kubeinit's config.toml, in its version's layout
     #   [plugins."io.containerd.grpc.v1.cri"]
     #     max_container_log_line_size = 65536
+proxy:                              # the kube-proxy addon
+  disabled: false
+  config: {{}}                        # KubeProxyConfiguration fields, e.g. {{mode: ipvs, conntrack: {{maxPerCore: 0}}}}
+dns:                                # the CoreDNS addon (image: kubeadm's CoreDNS version for the minor)
+  disabled: false
+  # imageRepository: registry.example.com/k8s   # imageTag: v1.12.1
 artifacts:
   # mirror: https://mirror.example.com/   # or a directory; replaces the upstream hosts
   allowInsecureMirror: false            # true: accept an http:// mirror (warned)
