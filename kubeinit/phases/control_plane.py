@@ -188,6 +188,7 @@ def _probe_host(addr: str) -> str:
 
 
 def _probes(ctx: Context, target: Target, name: str) -> tuple[dict, int]:
+    paths: tuple[str, str | None, str]  # liveness, readiness (None: none), startup
     """liveness/readiness/startup (kubeadm's createHTTPProbe values) and the port they use."""
     spec, extra = ctx.spec, ctx.spec.extra_args.get(SPEC_KEY[name], {})
     if name == "apiserver":
