@@ -87,8 +87,8 @@ def run_workflow(run: Run) -> None:
             t.locker = lambda conn, since: hostlock.acquire(conn, info, wait, since)
     if ssh is not None:
         connect_ahead(ctx, run.phases)
-        if not run.dry_run:
-            log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    if ws is not None and not run.dry_run:  # a run over SSH logs into its cluster's workspace
+        log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     names = [h.name for h in spec.hosts]
     view = ui.RunView(names, dry_run=run.dry_run, title=_title(run, names))
     start = time.monotonic()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from kubeinit.context import Context, Target, ensure_file
@@ -87,7 +87,7 @@ def host_state(ctx: Context, target: Target) -> HostState:
     return HostState(dirs, facts.file(crt) is not None and facts.file(key) is None, mode)
 
 
-def _sorted_command(binary: str, defaults: dict[str, str], extra: dict[str, str]) -> list[str]:
+def _sorted_command(binary: str, defaults: dict[str, str], extra: Mapping[str, str]) -> list[str]:
     """kubeadm's ArgumentsToCommand: extraArgs replace defaults of the same name, then all
     sorted by name (and value)."""
     args = {**defaults, **extra}
