@@ -14,6 +14,7 @@ from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
+from kubeinit.facts.host import Mode
 from kubeinit.phases import control_plane as cp
 from kubeinit.steps import Run, Skip, Upload
 
@@ -84,15 +85,16 @@ SCHEDULER = {
 }
 
 
-class ScriptedHost(scripted.ProbedHost):
-    probe_script = cp.PROBE
+class ScriptedHost(scripted.FilesHost):
+    """A host's CA directories and manifests directory (its mode, None: absent), given as parsed
+    facts, and its files."""
 
-    def __init__(self, files=None, ca_dirs=CA_DIRS, manifests_mode="700"):
+    def __init__(self, files=None, ca_dirs=CA_DIRS, manifests_mode: int | None = 0o700):
         super().__init__(files)
         self.ca_dirs, self.manifests_mode = ca_dirs, manifests_mode
 
-    def probe_output(self) -> str:
-        return "".join(f"ca-dir={d}\n" for d in self.ca_dirs) + f"manifests={self.manifests_mode}\n"
+    def typed(self) -> dict:
+        return {cp.CA_DIRS: frozenset(self.ca_dirs), Mode(cp.MANIFESTS): self.manifests_mode}
 
 
 def make_spec(version="v1.34.2", extra=None, pod_subnet="10.244.0.0/16", address=ADDR):
@@ -102,7 +104,8 @@ def make_spec(version="v1.34.2", extra=None, pod_subnet="10.244.0.0/16", address
             "kind": "Cluster",
             "name": "t",
             "kubernetesVersion": version,
-            "networking": {"podSubnet": pod_subnet},
+            # no pod range: no pod network either (the CNIs kubeinit installs need one)
+            "networking": {"podSubnet": pod_subnet, **({} if pod_subnet else {"cni": "none"})},
             "hosts": [{"name": "n1", "address": address, "role": "control-plane"}],
             "components": extra or {},
         }
@@ -116,11 +119,13 @@ def ca_files():
 def plan_all(host, spec=None):
     """Plan the three components as the executor does (gather, then plan), one context."""
     spec = spec or make_spec()
-    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub({}, conn=host))
+    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options())
     steps = {}
     for n in NAMES:
-        t.facts.gather(cp.facts(ctx, t))
+        declared = cp.facts(ctx, t)
+        t.facts.gather(declared)
+        t.facts.declared = set(declared)  # the plan asks nothing else
         steps[n] = list(cp.plan_component(ctx, t, name=n))
     return steps
 
@@ -306,7 +311,7 @@ def test_ipv6_advertise_address():
             "kind": "Cluster",
             "name": "t",
             "kubernetesVersion": "v1.34.2",
-            "networking": {"serviceSubnet": "fd00:10:96::/108", "podSubnet": "fd00:10:244::/56"},
+            "networking": {"serviceSubnet": "fd00:10:96::/108", "podSubnet": "fd00:10:244::/56", "cni": "bridge"},
             "hosts": [{"name": "n1", "address": "fd00::1", "role": "control-plane"}],
         }
     )
@@ -326,7 +331,7 @@ def test_external_ca_leaves_the_signing_flags_empty():
 
 
 def test_fresh_host_plans_three_0600_manifests_in_one_round_trip():
-    host = ScriptedHost(ca_files(), manifests_mode="")
+    host = ScriptedHost(ca_files(), manifests_mode=None)
     steps = plan_all(host)
     assert host.commands == 1, "facts cost one round trip for all three components"
     first = steps["apiserver"][0]
