@@ -75,8 +75,9 @@ class RunLog:
             self._f.close()
 
 
-def unavailable(phases: list[workflow.Phase]) -> list[str]:
-    return [p.path for p in phases if p.plan is None]
+def unavailable(phases: list[workflow.Phase], spec=None) -> list[str]:
+    """The unbuilt leaves; with `spec`, only those that would work on one of its hosts."""
+    return [p.path for p in phases if p.plan is None and (spec is None or workflow.has_hosts(p, spec))]
 
 
 @dataclass
@@ -123,7 +124,7 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
     """Plan each phase, then print (--dry-run) or apply that plan; raise on the first failed phase."""
     dry = ctx.options.dry_run
     log = log or RunLog(None)
-    missing = unavailable(phases)
+    missing = unavailable(phases, ctx.spec)
     if missing and not dry:
         raise NotAvailableYet(
             f"{'phase' if len(missing) == 1 else 'phases'} {', '.join(missing)}",
@@ -138,6 +139,8 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
         targets = ctx.targets_for(phase)
         summary.phases.append(phase.path)
         if phase.plan is None:
+            if not targets:
+                continue
             view.unavailable(phase.path, [t.name for t in targets])
             continue
         view.phase(phase.path, [t.name for t in targets])
@@ -339,12 +342,14 @@ def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: 
     elif isinstance(step, Local):
         step.action()
     elif isinstance(step, ApiCall):
-        from kubeinit.kube import admins, objects
+        from kubeinit.kube import admins, objects, tlsbootstrap
         from kubeinit.unitwatch import UnitWatch
 
         if step.verb == admins.VERB:  # the plan saw admin.conf is no cluster admin yet
             if done := admins.apply(ctx, target, step):
                 log.write(target.name, phase, done)
+        elif step.verb == tlsbootstrap.VERB:  # the joining host's own credentials, not admin.conf
+            tlsbootstrap.wait(conn, step.path, (step.body or {})["node"], step.timeout, UnitWatch(conn, step.watch))
         else:
             objects.call(ctx.kube(target), step, UnitWatch(conn, step.watch) if step.watch else None)
     elif isinstance(step, (Skip, Check, Notice)):

@@ -153,6 +153,8 @@ class Context:
             return [t for t in self.targets if t.host.is_control_plane]
         if phase.targets == workflow.JOINING:
             return [t for t in self.targets if t.name != first]
+        if phase.targets == workflow.JOINING_CONTROL_PLANES:
+            return [t for t in self.targets if t.name != first and t.host.is_control_plane]
         return list(self.targets)
 
     def learn(self, get: Callable[[], T], unknown: Callable[[Exception], bool]) -> T | Unknown:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeinit import hostlock, ui, workflow
@@ -42,6 +42,7 @@ class Run:
     ignore_preflight_errors: frozenset[str] = frozenset()
     ssh: SSH | None = None  # None: this host, with no SSH
     confirm: Callable[[ClusterSpec], None] | None = None  # a destructive command asks here, before any host
+    shared: dict = field(default_factory=dict)  # handed to the phases (Context.shared): what `join` was told
 
 
 def skip_hint(missing: list[str]) -> NotAvailableYet:
@@ -58,7 +59,7 @@ def run_workflow(run: Run) -> None:
     from kubeinit.apply import RunLog, connect_ahead, execute, unavailable
     from kubeinit.context import Context, Options
 
-    missing = unavailable(run.phases)
+    missing = unavailable(run.phases, run.spec)
     if missing and not run.dry_run:
         raise run.not_available(missing)
     if run.confirm is not None and not run.dry_run:
@@ -73,7 +74,8 @@ def run_workflow(run: Run) -> None:
     logins: list = []
     ws = lock = log = None
     if ssh is None:
-        ctx = Context(spec, [_local_target(spec.hosts[0])], options)
+        here = next((h for h in spec.hosts if h.local), spec.hosts[0])
+        ctx = Context(spec, [_local_target(here)], options)
     else:
         from kubeinit.up import hold_lock, private_dir, workspace
 
@@ -89,7 +91,8 @@ def run_workflow(run: Run) -> None:
         connect_ahead(ctx, run.phases)
     if ws is not None and not run.dry_run:  # a run over SSH logs into its cluster's workspace
         log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    names = [h.name for h in spec.hosts]
+    ctx.shared.update(run.shared)
+    names = [t.name for t in ctx.targets]
     view = ui.RunView(names, dry_run=run.dry_run, title=_title(run, names))
     start = time.monotonic()
     try:
@@ -111,6 +114,17 @@ def run_workflow(run: Run) -> None:
             os.close(lock)
     if not run.dry_run:
         _summary(run, names, summary, time.monotonic() - start)
+        _hand_over(ctx.shared.get("hand-over", []))
+
+
+def _hand_over(lines: list[str]) -> None:
+    """What a phase hands the user at the end (init's join command, with its token): written as is,
+    as `token create` prints its token; ui would mask it."""
+    import sys
+
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _local_target(host: Host):
@@ -145,7 +159,7 @@ def _tops(phases: list[workflow.Phase]) -> str:
 def _title(run: Run, names: list[str]) -> str:
     spec = run.spec
     if run.ssh is None:
-        host = spec.hosts[0]
+        host = next((h for h in spec.hosts if h.local), spec.hosts[0])
         return (
             f"kubeinit {run.command} --dry-run: the plan for cluster {spec.name!r} ({spec.kubernetes_version}) "
             f"on {host.name} ({host.address}); nothing will be changed"

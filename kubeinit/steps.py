@@ -96,7 +96,9 @@ class ApiCall:
     never printed: it may hold a token. `watch`: a systemd unit the waiting depends on (the
     kubelet); if it exits or restarts meanwhile, the wait stops at once with its error line.
     "ensure-admins": make admin.conf a cluster admin (kube/admins.py: the binding `body`, made
-    `via` super-admin.conf when admin.conf is refused), waiting up to `timeout` until it is."""
+    `via` super-admin.conf when admin.conf is refused), waiting up to `timeout` until it is.
+    "tls-bootstrap": wait until the joining host's kubelet wrote `path` (kubelet.conf) and, with those
+    credentials, its Node body["node"] exists (kube/tlsbootstrap.py)."""
 
     verb: str
     path: str
@@ -114,6 +116,8 @@ class ApiCall:
             what = f"ensure {(self.body or {}).get('kind')} {meta.get('name')} (with {self.via})"
         elif self.verb == "mark":
             what = f"label and taint {self.path}"
+        elif self.verb == "tls-bootstrap":
+            what = f"wait for the kubelet to write {self.path} and register node {(self.body or {}).get('node')}"
         else:
             meta = (self.body or {}).get("metadata", {})
             where = f"{meta['namespace']}/" if meta.get("namespace") else ""

@@ -11,11 +11,13 @@ NotAvailableYet instead of doing nothing.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kubeinit.errors import UserError
+from kubeinit.phaseselect import all_paths, find, select
+
+__all__ = ["all_paths", "find", "select"]  # selection by path lives in phaseselect
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -27,6 +29,7 @@ ALL = "all"
 CONTROL_PLANES = "control-planes"
 FIRST_CONTROL_PLANE = "first-control-plane"
 JOINING = "joining"  # every host but the first control plane
+JOINING_CONTROL_PLANES = JOINING_CP = "joining-control-planes"  # the control planes but the first
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def init_phases() -> list[Phase]:
                     Phase(
                         "enable-client-cert-rotation",
                         "Use the kubelet's rotating client certificate",
-                        None,
+                        Ref("finalize", lambda m: m.ENABLE_CLIENT_CERT_ROTATION),
                         CONTROL_PLANES,
                     ),
                 ],
@@ -244,7 +247,12 @@ def init_phases() -> list[Phase]:
                 Ref("cni", lambda m: m.CNI),
                 ALL,
             ),
-            Phase("show-join-command", "Show how to join more nodes", None, FIRST_CONTROL_PLANE),
+            Phase(
+                "show-join-command",
+                "Make a bootstrap token and print the join command",
+                Ref("join", lambda m: m.SHOW_JOIN_COMMAND),
+                FIRST_CONTROL_PLANE,
+            ),
         ]
     )
 
@@ -257,21 +265,24 @@ def join_phases() -> list[Phase]:
                 "control-plane-prepare",
                 "Prepare this host to serve the control plane",
                 children=[
-                    Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING),
-                    Phase("certs", "Generate this host's certificates", None, JOINING),
-                    Phase("kubeconfig", "Generate this host's kubeconfig files", None, JOINING),
-                    Phase("control-plane", "Write the static pod manifests", None, JOINING),
+                    Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING_CP),
+                    Phase("certs", "Generate this host's certificates", None, JOINING_CP),
+                    Phase("kubeconfig", "Generate this host's kubeconfig files", None, JOINING_CP),
+                    Phase("control-plane", "Write the static pod manifests", None, JOINING_CP),
                 ],
             ),
             Phase(
-                "kubelet-start", "Discover the cluster, write bootstrap-kubelet.conf, start the kubelet", None, JOINING
+                "kubelet-start",
+                "Discover the cluster, write bootstrap-kubelet.conf, start the kubelet, wait for its TLS bootstrap",
+                Ref("join", lambda m: m.KUBELET_START),
+                JOINING,
             ),
             Phase(
                 "control-plane-join",
                 "Join etcd and mark this host as a control plane",
                 children=[
-                    Phase("etcd", "Add this host to etcd", None, JOINING),
-                    Phase("mark-control-plane", "Label and taint this node", None, JOINING),
+                    Phase("etcd", "Add this host to etcd", None, JOINING_CP),
+                    Phase("mark-control-plane", "Label and taint this node", None, JOINING_CP),
                 ],
             ),
         ]
@@ -315,6 +326,7 @@ def up_phases() -> list[Phase]:
                     "upload-config",
                     "mark-control-plane",
                     "bootstrap-token",
+                    "kubelet-finalize",
                     "addon",
                 )
             ),
@@ -322,6 +334,12 @@ def up_phases() -> list[Phase]:
                 "join",
                 "Join the other hosts",
                 children=[
+                    Phase(
+                        "bootstrap-token",
+                        "A bootstrap token for this run's joining hosts (none when every host has joined)",
+                        Ref("join", lambda m: m.RUN_TOKEN),
+                        FIRST_CONTROL_PLANE,
+                    ),
                     join["control-plane-prepare"],
                     join["kubelet-start"],
                     join["control-plane-join"],
@@ -366,49 +384,11 @@ def reset_phases(clean_network: Callable[[], bool] = lambda: False) -> list[Phas
     )
 
 
-def find(tree: list[Phase], path: str) -> Phase:
-    parts = [p for p in path.strip("/").split("/") if p]
-    nodes, found = tree, None
-    for part in parts:
-        found = next((n for n in nodes if n.name == part), None)
-        if found is None:
-            raise UserError(f"{path!r} is not a phase; known phases: {', '.join(all_paths(tree))}")
-        nodes = found.children
-    if found is None:
-        raise UserError("an empty phase name was given")
-    return found
-
-
-def all_paths(tree: list[Phase]) -> list[str]:
-    out: list[str] = []
-
-    def walk(ps: list[Phase]):
-        for p in ps:
-            out.append(p.path)
-            walk(p.children)
-
-    walk(tree)
-    return out
-
-
-def _split(values: Iterable[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
-    return out
-
-
-def select(tree: list[Phase], only: Iterable[str] | None = None, skip: Iterable[str] | None = None) -> list[Phase]:
-    """The leaves to run, in tree order: within `only` (if given), minus `skip`.
-
-    Paths name a phase or a whole sub-tree (`certs`, `certs/apiserver`), as
-    kubeadm's --skip-phases does; an unknown name is an error, never ignored.
-    """
-    leaves = [leaf for p in tree for leaf in p.leaves()]
-    only_l, skip_l = _split(only), _split(skip)
-    chosen = leaves
-    if only_l:
-        keep = {leaf.path for name in only_l for leaf in find(tree, name).leaves()}
-        chosen = [leaf for leaf in leaves if leaf.path in keep]
-    drop = {leaf.path for name in skip_l for leaf in find(tree, name).leaves()}
-    return [leaf for leaf in chosen if leaf.path not in drop]
+def has_hosts(phase: Phase, spec) -> bool:
+    """Whether a leaf works on any host of this cluster (an unbuilt one with none does not block a run)."""
+    first = spec.first_control_plane.name if spec.control_planes else None
+    if phase.targets == JOINING:
+        return any(h.name != first for h in spec.hosts)
+    if phase.targets == JOINING_CONTROL_PLANES:
+        return any(h.name != first and h.is_control_plane for h in spec.hosts)
+    return True

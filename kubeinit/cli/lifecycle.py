@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from kubeinit import ui, workflow
+from kubeinit import workflow
 from kubeinit.errors import NotAvailableYet, UserError
 
 from . import help as helpmod
+from .join import join
 from .options import (
     CertDir,
     Config,
@@ -170,46 +171,6 @@ init_app.add_typer(
     name="phase",
     help="Run one phase (or a group of phases) of init.",
 )
-
-
-# --------------------------------------------------------------------------
-# join: in the tree, planned, not built yet
-
-
-def join(
-    api_server_endpoint: Annotated[
-        str | None, typer.Argument(help="host:port of the API server.", show_default=False)
-    ] = None,
-    token: Annotated[str | None, typer.Option(help="The bootstrap token (kept secret).", show_default=False)] = None,
-    discovery_token_ca_cert_hash: Annotated[
-        list[str] | None, typer.Option(help="The CA's public key pin, sha256:<hex>.", show_default=False)
-    ] = None,
-    control_plane: Annotated[bool, typer.Option("--control-plane", help="Join as a control plane.")] = False,
-    skip_phases: Skip = None,
-    dry_run: DryRun = False,
-):
-    """Join this host to a cluster (kubeadm join's phases)."""
-    phases = workflow.select(workflow.join_phases(), None, skip_phases)
-    given = [
-        f
-        for f, v in (
-            ("API server endpoint", api_server_endpoint),
-            ("--token", token),
-            ("--discovery-token-ca-cert-hash", discovery_token_ca_cert_hash),
-            ("--control-plane", control_plane),
-        )
-        if v
-    ]
-    if dry_run and not given:
-        ui.heading("kubeinit join --dry-run: the phases a join runs; nothing will be changed")
-        for p in phases:
-            ui.out(f"[{p.path}]" + ("" if p.plan else " (not available yet)"))
-        return
-    raise NotAvailableYet(
-        "kubeinit join" + (f" ({', '.join(given)} given)" if given else ""),
-        "use `kubeinit up -f cluster.yaml` from a workstation; `kubeinit join --dry-run` lists "
-        "the phases a join will run",
-    )
 
 
 # --------------------------------------------------------------------------

@@ -163,7 +163,9 @@ def binary(ctx: Context, target: Target, found: str) -> str:
     return found
 
 
-def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
+def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) -> Iterator[Step]:
+    """`config`: the KubeletConfiguration a joining node read from the cluster (kubeadm's
+    kubelet-config ConfigMap); init renders its own."""
     facts = target.facts
     p = probe(target)
     facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
@@ -188,7 +190,7 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
     resolved = units["systemd-resolved"].active == "active"
 
     files = [
-        (CONFIG, config_yaml(ctx, resolved), "KubeletConfiguration"),
+        (CONFIG, config or config_yaml(ctx, resolved), "KubeletConfiguration"),
         (FLAGS_ENV, flags_env(flags(ctx, target, p)), "kubelet flags for this node"),
         (UNIT, render("kubelet/kubelet.service.j2", kubelet=kubelet), "kubelet systemd unit"),
         (

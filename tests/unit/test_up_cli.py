@@ -11,7 +11,7 @@ from kubeinit import workflow
 from kubeinit.up import resume_command
 
 
-def cluster_file(tmp_path, port: int = 22, address: str = "192.0.2.10") -> str:
+def cluster_file(tmp_path, port: int = 22, address: str = "192.0.2.10", more: tuple[dict, ...] = ()) -> str:
     path = tmp_path / "cluster.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -19,7 +19,11 @@ def cluster_file(tmp_path, port: int = 22, address: str = "192.0.2.10") -> str:
                 "apiVersion": "kubeinit.dev/v1alpha1",
                 "kind": "Cluster",
                 "name": "demo",
-                "hosts": [{"name": "cp1", "address": address, "role": "control-plane", "ssh": {"port": port}}],
+                **({"controlPlaneEndpoint": "192.0.2.9:6443"} if more else {}),
+                "hosts": [
+                    {"name": "cp1", "address": address, "role": "control-plane", "ssh": {"port": port}},
+                    *more,
+                ],
             }
         )
     )
@@ -27,14 +31,16 @@ def cluster_file(tmp_path, port: int = 22, address: str = "192.0.2.10") -> str:
 
 
 def test_up_without_only_names_the_unbuilt_phases_and_suggests_the_built_ones(kubeinit_cli, tmp_path):
-    r = kubeinit_cli("up", "-f", cluster_file(tmp_path))
+    # a second control plane needs join's control-plane phases, which are not built yet
+    cp2 = {"name": "cp2", "address": "192.0.2.11", "role": "control-plane"}
+    r = kubeinit_cli("up", "-f", cluster_file(tmp_path, more=(cp2,)))
     assert r.returncode == 1
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
-    assert "phases addon, cni, join " in err[0] and "are not available yet" in err[0]
+    assert "phase join of `kubeinit up` is not available yet" in err[0]
     assert (
         "--only preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
-        "wait-control-plane,upload-config,mark-control-plane,bootstrap-token`"
+        "wait-control-plane,upload-config,mark-control-plane,bootstrap-token,kubelet-finalize,addon,cni`"
     ) in err[0]
     assert r.stdout == "", "refused before any host was contacted"
 
