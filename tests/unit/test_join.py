@@ -239,3 +239,63 @@ def test_finalize_points_kubelet_conf_at_the_rotated_certificate():
     assert new["users"][0]["user"] == {"client-certificate": finalize.CURRENT, "client-key": finalize.CURRENT}
     assert new["clusters"] == KUBELET_CONF["clusters"], "the server and CA stay"
     assert finalize.pointed(yaml.safe_dump(new).encode(), "kubelet.conf") is None, "a second run changes nothing"
+
+
+# --- up's join/bootstrap-token and init's show-join-command, applied to the double ------------
+
+
+def two_hosts(published, joined: bool = False):
+    spec = specmod.from_dict(
+        {
+            "apiVersion": specmod.API_VERSION,
+            "kind": "Cluster",
+            "name": "lab",
+            "bindPort": published.api.port,
+            "kubeconfigDir": str(published.root),
+            "pki": {"certificatesDir": str(published.root / "pki")},
+            "hosts": [
+                {"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"},
+                {"name": "w1", "address": "127.0.0.2", "role": "worker"},
+            ],
+        }
+    )
+    done = {str(published.root / "kubelet.conf"): (scripted.sha("kc"), 0o600)} if joined else {}
+    host = ScriptedHost(done, hostname="w1")
+    cp = Target(spec.hosts[0], lambda h: LocalConnection(h.name))
+    w = Target(spec.hosts[1], lambda h: host, facts=FactsStub(host.typed(), conn=host))
+    return Context(spec, [cp, w], Options())
+
+
+def secrets(published) -> list[str]:
+    return [k[2] for k in published.api.objects if k[0] == "secrets" and k[2].startswith("bootstrap-token-")]
+
+
+def test_up_makes_one_short_lived_token_only_while_a_worker_has_to_join(published):
+    ctx = two_hosts(published)
+    execute(ctx, [p for p in up_phases_leaves() if p.path == "join/bootstrap-token"], View())
+    (name,) = secrets(published)
+    data = published.api.secret_data(name)
+    assert data["usage-bootstrap-authentication"] == "true" and "w1" in data["description"]
+    m = ctx.shared[join.MATERIAL]
+    assert m.ca_pem == published.ca_pem and m.server == f"https://127.0.0.1:{published.api.port}"
+    assert m.kubelet_config == published.api.objects[("configmaps", "kube-system", "kubelet-config")]["data"]["kubelet"]
+    joined = two_hosts(published, joined=True)
+    summary = execute(joined, [p for p in up_phases_leaves() if p.path == "join/bootstrap-token"], View())
+    assert summary.total_changed == 0 and secrets(published) == [name], "a converged cluster only skips"
+
+
+def test_show_join_command_makes_a_token_and_hands_the_line_over(published):
+    ctx = two_hosts(published)
+    execute(ctx, [find(init_phases(), "show-join-command")], View())
+    (name,) = secrets(published)
+    token_id = name.removeprefix("bootstrap-token-")
+    line = ctx.shared[join.HAND_OVER][1]
+    assert f"--token {token_id}." in line and f"--discovery-token-ca-cert-hash {pin.ca_pin(published.ca_pem)}" in line
+    assert line.strip().startswith(f"kubeinit join 127.0.0.1:{published.api.port} ")
+    assert "not available yet" in ctx.shared[join.HAND_OVER][2]
+
+
+def up_phases_leaves():
+    from kubeinit.workflow import up_phases
+
+    return [leaf for p in up_phases() for leaf in p.leaves()]
