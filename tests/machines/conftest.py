@@ -8,7 +8,8 @@
     artifact_mirror   session  ServedMirror(url, versions, root): the upstream-like mirror,
                                served on the bridge address only
     real_k8s_mirror   session  ServedMirror of realk8s.py: the real kubelet/kubectl/kube-proxy
-                               and an image bundle of the control plane; skips without
+                               and an image bundle (control plane, kube-proxy with the
+                               machines' iptables, pause, busybox); skips without
                                $KUBEINIT_REAL_K8S
     machine_count     module   3; override in a test module to get another number
     kubelet_host      module   True: the machines have what a kubelet needs from its host and a
@@ -104,7 +105,7 @@ def artifact_mirror(machine_network) -> ServedMirror:
 
 
 @pytest.fixture(scope="session")
-def real_k8s_mirror(artifact_mirror, machine_network) -> ServedMirror:
+def real_k8s_mirror(artifact_mirror, machine_network, machine_image) -> ServedMirror:
     """The real Kubernetes binaries of $KUBEINIT_REAL_K8S and an image bundle built from them
     (realk8s.py), over the base mirror; skips with the reason when they are not there.
     `versions` holds "kubernetes" (the binaries' version) and "stands_for" (the cluster's)."""
@@ -112,7 +113,7 @@ def real_k8s_mirror(artifact_mirror, machine_network) -> ServedMirror:
 
     if why := realk8s.skip_reason():
         pytest.skip(why)
-    root = realk8s.build(artifact_mirror.root)
+    root = realk8s.build(artifact_mirror.root, rootfs=machine_image)
     m = realk8s.manifest(root)
     server = mirror.serve_mirror(root, machine_network.gateway, 0)
     try:

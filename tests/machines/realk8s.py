@@ -8,8 +8,11 @@ without Internet would serve them to kubeinit:
 - an image bundle: OCI tars named exactly as kubeinit's manifests and containerd's sandbox
   image name them (registry.k8s.io/kube-apiserver:<kubernetesVersion>, registry.k8s.io/pause:3.10),
   each one layer holding the real static binary in /usr/local/bin with its entrypoint set; the
-  pause image is a tiny static C program. The test cluster names a supported kubernetesVersion
-  (STANDS_FOR) and these binaries stand in for it.
+  pause image is a tiny static C program. kube-proxy's image also holds what it execs in iptables
+  mode: the machines' own iptables (Debian's xtables-nft-multi, the nft backend their `iptables`
+  is, so both program one ruleset), its extensions and libraries, taken from the machine rootfs.
+  The busybox test image (testimage.py) is in the bundle too, so every host has it. The test
+  cluster names a supported kubernetesVersion (STANDS_FOR) and these binaries stand in for it.
 
 Built once per set of binaries into the test cache (`realmirror-<key>`; about 20 s).
 
@@ -30,9 +33,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image import cache_dir, locked, log
+import testimage
+from image import build_rootfs, cache_dir, locked, log
 from mirror import deb_arch, sha256
-from testimage import binary_layer, write_oci
+from testimage import binary_layer, busybox_image, write_oci
 
 ENV = "KUBEINIT_REAL_K8S"
 STANDS_FOR = "v1.31.4"  # the kubernetesVersion the test clusters name (1.20 lacks the v1.32+ probes' /livez)
@@ -40,7 +44,9 @@ REGISTRY = "registry.k8s.io"
 PAUSE_REF = f"{REGISTRY}/pause:3.10"  # kubeadm's sandbox image, as kubeinit configures containerd
 SERVED = ("kubelet", "kubectl", "kube-proxy")  # where the release's binaries go
 IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")  # static pods' images
-LAYOUT = 1  # bump when the layout changes
+PROXY = "kube-proxy"  # the DaemonSet's image: the binary plus iptables
+XTABLES = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore")
+LAYOUT = 2  # bump when the layout changes
 
 # The sandbox's process: sleeps until told to stop, reaps children (as the upstream pause does).
 PAUSE_C = r"""
@@ -72,7 +78,7 @@ def skip_reason() -> str | None:
             f"{ENV} is not set: point it at a directory of real Kubernetes binaries (kubelet, kube-apiserver, "
             "...; shared/tools/build-real-k8s.sh builds them)"
         )
-    missing = [b for b in (*SERVED, *IMAGES) if not os.access(d / b, os.X_OK)]
+    missing = [b for b in (*SERVED, *IMAGES, PROXY) if not os.access(d / b, os.X_OK)]
     if missing:
         return f"{ENV}={d} lacks {', '.join(missing)}"
     if shutil.which("gcc") is None:
@@ -88,12 +94,16 @@ def version(d: Path) -> str:
     return m.group(1)
 
 
-def build(base: Path, cache: Path | None = None) -> Path:
-    """The mirror root (holding manifest.json) over the base mirror `base`; cached by its inputs."""
+def build(base: Path, cache: Path | None = None, rootfs: Path | None = None) -> Path:
+    """The mirror root (holding manifest.json) over the base mirror `base`, kube-proxy's iptables
+    from the machine rootfs `rootfs`; cached by its inputs."""
     cache = cache or cache_dir()
+    rootfs = rootfs or build_rootfs(cache)
     d = binaries()
-    stats = [(b, (d / b).stat().st_size, (d / b).stat().st_mtime_ns) for b in (*SERVED, *IMAGES)]
-    key = hashlib.sha256(json.dumps([LAYOUT, str(d), stats, str(base), STANDS_FOR, PAUSE_C]).encode()).hexdigest()[:16]
+    stats = [(b, (d / b).stat().st_size, (d / b).stat().st_mtime_ns) for b in (*SERVED, *IMAGES, PROXY)]
+    busybox = busybox_image(cache)[0]
+    inputs = [LAYOUT, str(d), stats, str(base), STANDS_FOR, PAUSE_C, str(rootfs), str(busybox)]
+    key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
     root = cache / f"realmirror-{key}"
     with locked(cache / ".realmirror.lock"):
         if (root / "manifest.json").exists():
@@ -103,7 +113,7 @@ def build(base: Path, cache: Path | None = None) -> Path:
         tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".realmirror-"))
         tmp.chmod(0o755)
         try:
-            _layout(tmp, base, d)
+            _layout(tmp, base, d, rootfs, busybox)
             tmp.rename(root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -115,7 +125,47 @@ def build(base: Path, cache: Path | None = None) -> Path:
     return root
 
 
-def _layout(root: Path, base: Path, d: Path) -> None:
+def _inside(rootfs: Path, rel: str) -> Path:
+    """The file `rel` names in the rootfs, its symlinks followed inside the rootfs (they are absolute there)."""
+    p = rootfs / rel
+    for _ in range(40):
+        if not p.is_symlink():
+            return p
+        target = os.readlink(p)
+        p = rootfs / target.lstrip("/") if target.startswith("/") else p.parent / target
+    raise RuntimeError(f"symlink loop at {rel} in {rootfs}")
+
+
+def _needed(elf: Path) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def iptables_files(rootfs: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The machines' iptables for kube-proxy's image, from their rootfs: (files, symlinks) by path in
+    the image. xtables-nft-multi (each XTABLES name a link to it), its extensions (dlopened), every
+    library they need, the loader, and /etc/protocols; lib, lib64 and sbin link into usr as there."""
+    (ext,) = rootfs.glob("usr/lib/*-linux-gnu/xtables")
+    libdir = str(ext.parent.relative_to(rootfs))
+    multi = "usr/sbin/xtables-nft-multi"
+    files = {multi: _inside(rootfs, multi), "etc/protocols": _inside(rootfs, "etc/protocols")}
+    files |= {f"{libdir}/xtables/{so.name}": so for so in sorted(ext.glob("*.so"))}
+    todo = [files[multi], *(files[k] for k in files if "/xtables/" in k)]
+    while todo:
+        for soname in _needed(todo.pop()):
+            rel = f"{libdir}/{soname}"
+            if rel not in files:
+                files[rel] = _inside(rootfs, rel)
+                todo.append(files[rel])
+    interp = subprocess.run(["readelf", "-l", str(files[multi])], capture_output=True, text=True, check=True).stdout
+    (loader,) = re.findall(r"program interpreter: /(\S+)\]", interp)
+    files[f"usr/{loader}" if not loader.startswith("usr/") else loader] = _inside(rootfs, loader)
+    links = {f"usr/sbin/{t}": "xtables-nft-multi" for t in XTABLES}
+    links |= {top: f"usr/{top}" for top in ("lib", "lib64", "sbin") if (rootfs / top).is_symlink()}
+    return files, links
+
+
+def _layout(root: Path, base: Path, d: Path, rootfs: Path, busybox: Path) -> None:
     arch, ver = deb_arch(), version(d)
     # The base mirror's trees, as they are (symlinks: the HTTP server follows them).
     (root / "dl.k8s.io/release").mkdir(parents=True)
@@ -143,20 +193,33 @@ def _layout(root: Path, base: Path, d: Path) -> None:
         src = pause.with_suffix(".c")
         src.write_text(PAUSE_C)
         subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(pause), str(src)], check=True)
-        todo = [(PAUSE_REF, {"pause": pause}, ["/pause"])] + [
-            (f"{REGISTRY}/{b}:{STANDS_FOR}", {f"usr/local/bin/{b}": d / b}, [f"/usr/local/bin/{b}"]) for b in IMAGES
+        xtables, links = iptables_files(rootfs)
+        todo = [(PAUSE_REF, {"pause": pause}, {}, ["/pause"])] + [
+            (f"{REGISTRY}/{b}:{STANDS_FOR}", {f"usr/local/bin/{b}": d / b}, {}, [f"/usr/local/bin/{b}"]) for b in IMAGES
         ]
-        for ref, content, entrypoint in todo:
+        todo.append(
+            (
+                f"{REGISTRY}/{PROXY}:{STANDS_FOR}",
+                {f"usr/local/bin/{PROXY}": d / PROXY, **xtables},
+                links,
+                [f"/usr/local/bin/{PROXY}"],
+            )
+        )
+        for ref, content, symlinks, entrypoint in todo:
             out = root / "images" / (ref.rsplit("/", 1)[1].replace(":", "_") + ".tar")
             write_oci(
                 out,
-                binary_layer(content),
+                binary_layer(content, symlinks),
                 arch,
                 ref,
-                {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Entrypoint": entrypoint},
+                {"Env": ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Entrypoint": entrypoint},
                 compresslevel=1,
             )
             images.append({"name": ref, "path": str(out.relative_to(root)), "sha256": sha256(out)})
+    ref = testimage.REF
+    out = root / "images" / (ref.rsplit("/", 1)[1].replace(":", "_") + ".tar")
+    shutil.copyfile(busybox, out)
+    images.append({"name": ref, "path": str(out.relative_to(root)), "sha256": sha256(out)})
     manifest = {
         "layout": LAYOUT,
         "arch": arch,

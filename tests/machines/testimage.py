@@ -59,12 +59,15 @@ def build_oci_tar(out: Path, busybox: Path, arch: str, ref: str = REF) -> Path:
     return write_oci(out, _layer(busybox), arch, ref, {"Env": ["PATH=/bin"], "Cmd": ["/bin/sleep", "infinity"]})
 
 
-def binary_layer(files: dict[str, Path]) -> bytes:
-    """One layer holding these files (path inside the image -> file here), executable, and /tmp."""
+def binary_layer(files: dict[str, Path], links: dict[str, str] | None = None) -> bytes:
+    """One layer holding these files (path inside the image -> file here), executable, /tmp, and
+    these symlinks (path inside the image -> target)."""
+    links = links or {}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         dirs = sorted(
-            {str(Path(p).parents[i]) + "/" for p in files for i in range(len(Path(p).parents) - 1)} | {"tmp/"}
+            {str(Path(p).parents[i]) + "/" for p in (*files, *links) for i in range(len(Path(p).parents) - 1)}
+            | {"tmp/"}
         )
         for d in dirs:
             ti = tarfile.TarInfo(d)
@@ -75,6 +78,10 @@ def binary_layer(files: dict[str, Path]) -> bytes:
             ti.size, ti.mode, ti.mtime = src.stat().st_size, 0o755, _MTIME
             with open(src, "rb") as f:
                 tar.addfile(ti, f)
+        for name, target in sorted(links.items()):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname, ti.mode, ti.mtime = tarfile.SYMTYPE, target, 0o777, _MTIME
+            tar.addfile(ti)
     return buf.getvalue()
 
 
