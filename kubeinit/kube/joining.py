@@ -65,6 +65,11 @@ class JoinRequest:
                 raise UserError(
                     "give --token (kubeinit token create --print-join-command on a control plane prints it)"
                 )
+            if not self.pins and not self.unsafe_skip_ca_verification:
+                raise UserError(
+                    "give --discovery-token-ca-cert-hash sha256:<hash> (the join command prints it), or "
+                    "--discovery-token-unsafe-skip-ca-verification"
+                )
         if self.bootstrap_token:
             tokens.parse_token(self.bootstrap_token)  # a malformed token: exit 2 before anything is asked
 

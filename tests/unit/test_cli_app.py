@@ -191,12 +191,14 @@ def test_a_bug_is_one_line_unless_verbose(app, monkeypatch, capfd):
         app("--verbose", "init", "--dry-run")
 
 
-def test_join_flags_are_not_ignored():
+def test_join_flags_are_checked_before_anything_is_asked():
     r = _kubeinit("join", "10.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--dry-run")
-    assert r.returncode == 1 and "not available yet" in r.stderr
+    assert r.returncode == 2 and "--discovery-token-ca-cert-hash" in r.stderr, r.stderr
     assert "abcdef.0123456789abcdef" not in r.stderr, "a token is never echoed"
     plain = _kubeinit("join", "--dry-run")
-    assert plain.returncode == 0 and "[preflight]" in plain.stdout
+    assert plain.returncode == 2 and "host:port" in plain.stderr
+    cp = _kubeinit("join", "10.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--control-plane")
+    assert cp.returncode == 1 and "not available yet" in cp.stderr
 
 
 def test_the_managed_table_lists_what_the_managed_modules_register():
