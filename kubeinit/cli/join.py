@@ -111,6 +111,10 @@ def join(
         config,
     )
     req.check()
+    if dry_run:  # one look at the cluster, not kubeadm's 5 minutes of asking again
+        import dataclasses
+
+        req = dataclasses.replace(req, discovery_timeout=0)
     phases = workflow.select(workflow.join_phases(), None, skip_phases)
     run_workflow(
         Run(

@@ -96,11 +96,6 @@ def _material(ctx: Context) -> Material | Unknown:
     if req is None:
         raise KubeinitError("no join material: in `up`, run join/bootstrap-token first (`--only join`)")
 
-    if ctx.options.dry_run:  # one look, not kubeadm's 5 minutes of asking again
-        import dataclasses
-
-        req = dataclasses.replace(req, discovery_timeout=0)
-
     def find() -> Material:
         cluster = joining.trusted(req)
         token = req.bootstrap_token
