@@ -139,20 +139,19 @@ STALE_MINUTES = 60
 
 
 def leftovers_probe(dirs: tuple[str, ...] = TEMP_DIRS) -> str:
-    """Shell lines printing `leftover:<path>=1` for each stale `.kubeinit.*` in `dirs`: a glob and
-    builtins on a clean host (no fork on a re-run); `find` only when there are candidates."""
+    """Shell lines printing each stale `.kubeinit.*` in `dirs`, a line each (facts.host.Leftovers):
+    a glob and builtins on a clean host (no fork on a re-run); `find` only when there are candidates."""
     globs = " ".join(f"{d}/.kubeinit.*" for d in dirs)
     return (
         f'set --; for f in {globs}; do [ -e "$f" ] && set -- "$@" "$f"; done\n'
         f'[ $# -eq 0 ] || find "$@" -maxdepth 0 -mmin +{STALE_MINUTES} '
-        "-exec printf 'leftover:%s=1\\n' {} + 2>/dev/null\n"
+        "-exec printf '%s\\n' {} + 2>/dev/null\n"
     )
 
 
-def remove_leftovers(probed: dict[str, str]) -> Iterator[Step]:
-    """One Run removing the stale temp files the probe listed, only when there are some. Their
-    mktemp names are never reused while they exist, so what the probe saw stale stays stale."""
-    paths = sorted(k.removeprefix("leftover:") for k in probed if k.startswith("leftover:"))
+def remove_leftovers(paths: tuple[str, ...]) -> Iterator[Step]:
+    """One Run removing the stale temp files the probe listed (Leftovers), only when there are some.
+    Their mktemp names are never reused while they exist, so what the probe saw stale stays stale."""
     if paths:
         yield Run(
             ("rm", "-rf", "--", *paths),
@@ -160,9 +159,8 @@ def remove_leftovers(probed: dict[str, str]) -> Iterator[Step]:
         )
 
 
-def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
-    """A probe's `key=value` lines, and the stamps printed by stamps_probe()."""
-    values: dict[str, str] = {}
+def parse_stamps(out: str) -> dict[str, Stamp]:
+    """The stamps stamps_probe() printed (facts.host.Stamps)."""
     lines: list[tuple[str, str]] = []  # (component, stamp line)
     now: dict[str, str] = {}  # installed path -> its fingerprint now
     for line in out.splitlines():
@@ -172,9 +170,6 @@ def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
         elif line.startswith("now:"):
             fp, _, path = line[4:].partition(" ")
             now[path] = fp
-        elif "=" in line:
-            k, v = line.split("=", 1)
-            values[k] = v.strip()
     stamps: dict[str, Stamp] = {}
     for name, line in lines:
         s = stamps.setdefault(name, Stamp())
@@ -186,7 +181,7 @@ def parse_probe(out: str) -> tuple[dict[str, str], dict[str, Stamp]]:
             s.intact &= f[1] == s.files[f[2]]
         else:
             s.intact = False
-    return values, stamps
+    return stamps
 
 
 def installed(stamp: Stamp | None, digest: str) -> bool:

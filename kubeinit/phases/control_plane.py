@@ -15,12 +15,12 @@ of this phase; an unchanged file is skipped.
 from __future__ import annotations
 
 import posixpath
-import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from kubeinit.context import Context, Target, ensure_file
-from kubeinit.facts import Command, Fact, files
+from kubeinit.facts import Fact, files
+from kubeinit.facts.host import Exists, Mode
 from kubeinit.phases import NamedPhase
 from kubeinit.render import render
 from kubeinit.steps import Run, Step
@@ -46,10 +46,7 @@ CA_CERTS_EXTRA = (
 # Startup probe failures allowed: ceil(controlPlaneComponentHealthCheck 4m / period 10s).
 STARTUP_FAILURES = 24
 
-PROBE = (
-    "".join(f'[ -e {shlex.quote(d)} ] && echo "ca-dir={d}"; ' for d in CA_CERTS_EXTRA)
-    + f'echo "manifests=$(stat -c %a {MANIFESTS} 2>/dev/null)"; true'
-)
+CA_DIRS = Exists(CA_CERTS_EXTRA)
 
 
 def manifest_path(name: str) -> str:
@@ -61,7 +58,7 @@ def _ca_paths(ctx: Context) -> tuple[str, str]:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Command(("sh", "-c", PROBE)), *files([*(manifest_path(n) for n in BINARY), *_ca_paths(ctx)])]
+    return [CA_DIRS, Mode(MANIFESTS), *files([*(manifest_path(n) for n in BINARY), *_ca_paths(ctx)])]
 
 
 def preload() -> None:
@@ -74,17 +71,18 @@ def preload() -> None:
 class HostState:
     ca_dirs: tuple[str, ...] = ()  # which of CA_CERTS_EXTRA the host has
     external_ca: bool = False  # ca.crt without ca.key: the cluster CA's key is kept elsewhere
-    manifests_mode: str = "700"  # of the manifests directory, "" when it is missing
+    manifests_mode: int | None = 0o700  # of the manifests directory, None when it is missing
 
 
 def host_state(ctx: Context, target: Target) -> HostState:
     facts = target.facts
-    out = facts.run("sh", "-c", PROBE).out
-    lines = out.splitlines()
-    dirs = tuple(d for d in CA_CERTS_EXTRA if f"ca-dir={d}" in lines)
-    mode = next((line.partition("=")[2] for line in lines if line.startswith("manifests=")), "")
+    have = facts.get(CA_DIRS)
     crt, key = _ca_paths(ctx)
-    return HostState(dirs, facts.file(crt) is not None and facts.file(key) is None, mode)
+    return HostState(
+        tuple(d for d in CA_CERTS_EXTRA if d in have),
+        facts.file(crt) is not None and facts.file(key) is None,
+        facts.get(Mode(MANIFESTS)),
+    )
 
 
 def _sorted_command(binary: str, defaults: dict[str, str], extra: Mapping[str, str]) -> list[str]:
@@ -188,9 +186,9 @@ def _probe_host(addr: str) -> str:
 
 
 def _probes(ctx: Context, target: Target, name: str) -> tuple[dict, int]:
-    paths: tuple[str, str | None, str]  # liveness, readiness (None: none), startup
     """liveness/readiness/startup (kubeadm's createHTTPProbe values) and the port they use."""
     spec, extra = ctx.spec, ctx.spec.extra_args.get(SPEC_KEY[name], {})
+    paths: tuple[str, str | None, str]  # liveness, readiness (None: none), startup
     if name == "apiserver":
         host, port, paths = _probe_host(target.host.address), spec.bind_port, ("/livez", "/readyz", "/livez")
     elif name == "controller-manager":
@@ -274,7 +272,7 @@ def plan_component(ctx: Context, target: Target, name: str) -> Iterator[Step]:
     state = host_state(ctx, target)
     target.facts.gather(facts(ctx, target))  # gathered with the probe already, under the executor
     made = ctx.shared.setdefault("manifests-dir", set())
-    if state.manifests_mode == "" and target.name not in made:
+    if state.manifests_mode is None and target.name not in made:
         made.add(target.name)  # once per host, whichever component comes first
         yield Run(("sh", "-c", f"mkdir -p -m 0700 {MANIFESTS}"), note=f"create {MANIFESTS} (0700)")
     yield from ensure_file(

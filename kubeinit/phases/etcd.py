@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError, NotAvailableYet
-from kubeinit.facts import Command, Fact, files
-from kubeinit.facts.host import Arch, Stamps, UnitState
+from kubeinit.facts import Fact, files
+from kubeinit.facts.host import Arch, Mode, Stamps, UnitState
 from kubeinit.hostops import install, systemd
 from kubeinit.hostops.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
 from kubeinit.phases import PhaseImpl
@@ -44,8 +44,6 @@ HEALTH_SECONDS = 60
 # certificate the health check uses.
 CERTS = ("etcd/ca.crt", "etcd/server.crt", "etcd/server.key", "etcd/peer.crt", "etcd/peer.key")
 HEALTHCHECK = ("etcd/healthcheck-client.crt", "etcd/healthcheck-client.key")
-
-PROBE = f'echo "datadir=$(stat -c %a {DATA_DIR} 2>/dev/null)"\n'
 
 # Why etcd is not up; its error lines: "flag provided but not defined" (then its usage), and
 # error/fatal lines in both of etcd's log formats.
@@ -74,7 +72,7 @@ def preload() -> None:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [Arch(), UnitState("etcd"), Stamps(), Command(("sh", "-c", PROBE)), *files(compared(ctx))]
+    return [Arch(), UnitState("etcd"), Stamps(), Mode(DATA_DIR), *files(compared(ctx))]
 
 
 def _version(v: str) -> tuple[int, int]:
@@ -173,7 +171,6 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         raise NotAvailableYet(
             "artifacts.etcd.enabled: false (an etcd installed by you)", "leave etcd enabled, or skip the etcd phase"
         )
-    p, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
     stamps, service = facts.get(Stamps()), facts.get(UnitState("etcd"))
     active, enabled = service.active, service.enabled
     facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
@@ -231,7 +228,7 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
     if changed or todo or pending:
         yield Run(("sh", "-c", RESTART), note=f"(re)start etcd {art.version} on its new binary/unit/certificates")
         yield health
-    elif active != "active" or enabled != "enabled" or p.get("datadir") != "700":
+    elif active != "active" or enabled != "enabled" or facts.get(Mode(DATA_DIR)) != 0o700:
         yield Run(
             ("sh", "-c", f"mkdir -p {DATA_DIR}; chmod 0700 {DATA_DIR}; systemctl enable -q --now etcd"),
             note="start etcd (enabled, its data dir 0700)",

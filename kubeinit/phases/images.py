@@ -19,7 +19,8 @@ from collections.abc import Iterator
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target
-from kubeinit.facts import Command, Fact
+from kubeinit.facts import Fact
+from kubeinit.facts.containerd import ContainerdImages
 from kubeinit.hostops import install
 from kubeinit.phases import PhaseImpl
 from kubeinit.phases.runtime import SOCKET
@@ -29,8 +30,7 @@ from kubeinit.steps import Local, Run, Skip, Step, Transfer
 NAMESPACE = "k8s.io"  # containerd's namespace of the CRI plugin
 STAGING = f"{install.STAGING}/images"
 
-# Read-only: the images containerd holds for the CRI (nothing when it is not running yet).
-PROBE = f'[ -S {SOCKET} ] && command -v ctr >/dev/null 2>&1 && ctr -n {NAMESPACE} images ls -q 2>/dev/null | while IFS= read -r i; do echo "image:$i"; done; true\n'  # noqa: E501
+HELD = ContainerdImages(NAMESPACE, SOCKET)  # the images containerd holds for the CRI (none while it is not running)
 
 # Arguments: the staged tarball, the images it must hold. Import, check the names are there, drop
 # the tarball (also on failure: a re-run stages it again). ctr is looked for here, not in the plan:
@@ -48,9 +48,9 @@ IMPORT = (
 
 
 def probe_command(ctx: Context) -> list[Fact]:
-    """The probe, when the cluster file lists images (the runtime phase asks it too, so it
-    rides in the first round trip)."""
-    return [Command(("sh", "-c", PROBE))] if ctx.spec.artifacts.images else []
+    """The images containerd holds, when the cluster file lists images (the runtime phase asks
+    it too, so it rides in the first round trip)."""
+    return [HELD] if ctx.spec.artifacts.images else []
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
@@ -62,8 +62,7 @@ def plan_images(ctx: Context, target: Target) -> Iterator[Step]:
     if not images:
         yield Skip("no image tarballs to import (artifacts.images is empty)")
         return
-    lines = target.facts.run("sh", "-c", PROBE).out.splitlines()
-    have = {line[6:] for line in lines if line.startswith("image:")}
+    have = target.facts.get(HELD)
     todo = [i for i in images if not set(i.names) <= have]
     for image in todo:  # verify every tarball before any host is touched
         yield from _fetch(image)

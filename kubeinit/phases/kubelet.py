@@ -24,8 +24,8 @@ from collections.abc import Iterator
 
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError
-from kubeinit.facts import Command, Fact, Unknown, files
-from kubeinit.facts.host import Addresses, Hostname, UnitState
+from kubeinit.facts import Fact, Unknown, files
+from kubeinit.facts.host import Addresses, Hostname, UnitState, Which
 from kubeinit.hostops import install, systemd
 from kubeinit.hostops.install import STATE
 from kubeinit.phases import PhaseImpl
@@ -44,14 +44,7 @@ CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"  # kubeadm's default f
 RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
 SETTLE_SECONDS = 3  # a kubelet with a bad flag or config exits within this
 
-# Read-only: the kubelet binary (ours, else one on PATH) and its fingerprint (the services' states,
-# the hostname and the host's addresses are shared facts).
-PROBE = f"""
-k=/usr/local/bin/kubelet; [ -x $k ] || k=$(command -v kubelet 2>/dev/null) || k=
-echo "kubelet=$k"
-[ -z "$k" ] || stat -c "fingerprint={install.FINGERPRINT}" "$k" 2>/dev/null
-true
-"""
+KUBELET = Which("kubelet", OURS)  # the kubelet binary (ours, else one on PATH) and its fingerprint
 
 
 def kubeconfig(ctx: Context) -> str:
@@ -82,33 +75,18 @@ def facts(ctx: Context, target: Target) -> list[Fact]:
         UnitState("systemd-resolved"),
         Hostname(),
         Addresses(),
-        Command(("sh", "-c", PROBE)),
+        KUBELET,
         *files(compared(ctx)),
     ]
 
 
-def probe(target: Target) -> dict:
-    """The probe's key=value lines (the kubelet binary, its fingerprint), and the shared facts: the
-    units' states, the hostname and the host's addresses."""
-    facts = target.facts
-    out: dict = {
-        "units": {u: facts.get(UnitState(u)) for u in ("kubelet", "systemd-resolved")},
-        "hostname": facts.get(Hostname()),
-        "addrs": facts.get(Addresses()),
-    }
-    for line in facts.run("sh", "-c", PROBE).out.splitlines():
-        if "=" in line:
-            k, _, v = line.partition("=")
-            out[k] = v
-    return out
-
-
-def flags(ctx: Context, target: Target, p: dict) -> dict[str, str]:
-    """kubeadm-flags.env's flags (kubeadm's buildKubeletArgMap), then kubelet extraArgs, sorted."""
+def flags(ctx: Context, target: Target, hostname: str, addresses: frozenset[str]) -> dict[str, str]:
+    """kubeadm-flags.env's flags (kubeadm's buildKubeletArgMap), then kubelet extraArgs, sorted.
+    `hostname` and `addresses`: the host's own (facts Hostname and Addresses)."""
     f = {"container-runtime-endpoint": CRI_SOCKET}
-    if p.get("hostname") and target.host.name != p["hostname"]:
+    if hostname and target.host.name != hostname:
         f["hostname-override"] = target.host.name  # the node name differs from the hostname
-    if target.host.address in p["addrs"]:
+    if target.host.address in addresses:
         f["node-ip"] = target.host.address
     f |= ctx.spec.extra_args.get("kubelet", {})
     return dict(sorted(f.items()))
@@ -167,10 +145,10 @@ def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) 
     """`config`: the KubeletConfiguration a joining node read from the cluster (kubeadm's
     kubelet-config ConfigMap); init renders its own."""
     facts = target.facts
-    p = probe(target)
-    facts.prefetch(compared(ctx))  # gathered with the probe already, when the executor ran this phase
+    found = facts.get(KUBELET)
+    facts.prefetch(compared(ctx))  # gathered with the other facts already, when the executor ran this phase
     kubelet = ctx.learn(
-        lambda: binary(ctx, target, p.get("kubelet", "")),
+        lambda: binary(ctx, target, found.path if found else ""),
         lambda e: isinstance(e, NoKubelet) and ctx.spec.artifact("kubelet").enabled,
     )
     if isinstance(kubelet, Unknown):  # the kubernetes phase installs it: plan with where it puts it
@@ -186,12 +164,15 @@ def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) 
         raise KubeinitError(
             f"this host has no {kubeconfig(ctx)}: run the kubeconfig phase first (`kubeinit up --only kubeconfig`)"
         )
-    units = p["units"]
-    resolved = units["systemd-resolved"].active == "active"
+    resolved = facts.get(UnitState("systemd-resolved")).active == "active"
 
     files = [
         (CONFIG, config or config_yaml(ctx, resolved), "KubeletConfiguration"),
-        (FLAGS_ENV, flags_env(flags(ctx, target, p)), "kubelet flags for this node"),
+        (
+            FLAGS_ENV,
+            flags_env(flags(ctx, target, facts.get(Hostname()), facts.get(Addresses()))),
+            "kubelet flags for this node",
+        ),
         (UNIT, render("kubelet/kubelet.service.j2", kubelet=kubelet), "kubelet systemd unit"),
         (
             DROPIN,
@@ -208,7 +189,10 @@ def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) 
     ]
     watched = [path for path, _, _ in files] + kubeconfigs
     # What the kubelet would start with now, before this plan changes anything.
-    now = {kubelet: p.get("fingerprint"), **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched}}
+    now = {
+        kubelet: found.fingerprint if found else None,
+        **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched},
+    }
     changed = False
     made_dir = False
     for path, content, note in files:
@@ -223,7 +207,7 @@ def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) 
                     )
             yield step
     pending = install.restart_pending(facts, APPLIED, now)
-    state = units["kubelet"]
+    state = facts.get(UnitState("kubelet"))
     if changed or pending:
         yield Run(
             ("sh", "-c", restart_script(kubelet, watched)),

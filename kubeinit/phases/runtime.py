@@ -15,10 +15,11 @@ The plan, per host, and why it has this shape:
    in an earlier run that was killed before the restart: APPLIED records what containerd
    was last (re)started with.
 
-Facts cost one round trip, gathered with preflight's (see apply.py): a probe (kernel features,
-stale temp files), the shared facts (kubeinit/facts/host.py: arch, containerd's unit state,
-sysctls, the stamps with the installed files' fingerprints) and the digests of the few files
-compared by content (config files, staged archives).
+Facts cost one round trip, gathered with preflight's (see apply.py): the shared facts
+(kubeinit/facts/host.py: arch, containerd's unit state, sysctls, the stamps with the installed
+files' fingerprints, stale temp files), the kernel modules (facts/node.py), the registry mirrors
+kubeinit wrote (facts/containerd.py) and the digests of the few files compared by content
+(config files, staged archives).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from collections.abc import Iterator
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
-from kubeinit.facts import Command, Fact, files
-from kubeinit.facts.host import Arch, Stamps, Sysctl, UnitState
+from kubeinit.facts import Fact, files
+from kubeinit.facts.containerd import KubeinitMirrors
+from kubeinit.facts.host import Arch, Commands, Leftovers, Stamps, Sysctl, UnitState
+from kubeinit.facts.node import KernelModules, Modules
 from kubeinit.hostops import install
 from kubeinit.hostops.install import (  # noqa: F401
     ARCH,
@@ -64,23 +67,8 @@ SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables", "net/bri
 # archive component -> (its directory inside the archive, where those files go)
 ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl": (".", BIN)}
 
-# Read-only, and cheap: on a converged host this and one digest listing are all a re-run
-# asks. Builtins where a fork is not needed; one stat for every installed file.
-PROBE = (
-    r"""
-o=no; while read -r a b; do [ "$a" = overlay ] || [ "$b" = overlay ] && o=yes && break; done < /proc/filesystems
-if [ $o = yes ]; then echo overlay=yes; else echo overlay=no
-  echo "loadable:overlay=$(modprobe -n -q overlay 2>/dev/null && echo yes || echo no)"; fi
-echo "modprobe=$(command -v modprobe >/dev/null 2>&1 && echo yes || echo no)"
-[ -e /proc/sys/net/bridge ] ||
-  echo "loadable:br_netfilter=$(modprobe -n -q br_netfilter 2>/dev/null && echo yes || echo no)"
-# registry mirrors kubeinit wrote (others' hosts.toml files are left alone)
-for f in /etc/containerd/certs.d/*/hosts.toml; do [ -f "$f" ] && read -r l < "$f" &&
-  case $l in "# Written by kubeinit from runtime.containerd.registryMirrors"*) echo "mirror:$f=kubeinit";; esac; done
-"""
-    + install.leftovers_probe()
-    + "true\n"
-)
+MIRRORS = KubeinitMirrors(CERTS_D, MIRROR_HEADER)  # others' hosts.toml files are left alone
+MODPROBE = Commands(("modprobe",))
 
 
 # (Re)start containerd on what is on disk now, and record what that was (APPLIED): the
@@ -113,25 +101,14 @@ def facts(ctx: Context, target: Target) -> list[Fact]:
         Arch(),
         UnitState("containerd"),
         Stamps(),
+        Leftovers(),
         *(Sysctl(k) for k in SYSCTLS),
-        Command(("sh", "-c", PROBE)),
+        KernelModules(),
+        MODPROBE,
+        MIRRORS,
         *images.probe_command(ctx),
         *files(COMPARED + list(mirror_files(ctx.spec))),
     ]
-
-
-def probe(target: Target) -> tuple[dict[str, str], dict[str, Stamp]]:
-    """The probe's kernel, sysctl and leftover answers, with the shared facts' arch and containerd's state."""
-    facts = target.facts
-    values, _ = install.parse_probe(facts.run("sh", "-c", PROBE).out)
-    unit = facts.get(UnitState("containerd"))
-    values |= {
-        "arch": facts.get(Arch()),
-        "active": unit.active,
-        "enabled": unit.enabled,
-        **{f"sysctl:{k}": facts.get(Sysctl(k)) for k in SYSCTLS},
-    }
-    return values, facts.get(Stamps())
 
 
 def config_version(containerd_version: str) -> int:
@@ -193,8 +170,8 @@ def mirror_files(spec) -> dict[str, str]:
 
 def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     spec, facts = ctx.spec, target.facts
-    p, stamps = probe(target)
-    arch = install.host_arch(spec, target.name, p.get("arch", ""))
+    stamps = facts.get(Stamps())
+    arch = install.host_arch(spec, target.name, facts.get(Arch()))
     wanted = [n for n in COMPONENTS if spec.artifact(n).enabled]
     rels = {n: artifacts.release(spec, n, arch) for n in wanted}
     notices: list[Step] = []
@@ -216,7 +193,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
     # 1. downloads, all before any host is changed
     for n in todo:
         yield from install.download(rels[n], digests[n])
-    yield from install.remove_leftovers(p)  # a killed run's temp files, before anything is staged anew
+    yield from install.remove_leftovers(facts.get(Leftovers()))  # a killed run's, before anything is staged anew
     # 2. binaries
     if any(n in ARCHIVES for n in todo):
         yield from ensure_file(target, INSTALLER, INSTALL_SCRIPT, 0o755, "kubeinit's archive installer")
@@ -228,8 +205,9 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
         else:
             yield from _install(rels[n], digests[n], n in ARCHIVES, facts)
     # 3. kernel, sysctls, config files
-    yield from _modules(target, p)
-    yield from _sysctls(target, p)
+    modules = facts.get(KernelModules())
+    yield from _modules(target, modules, "modprobe" in facts.get(MODPROBE))
+    yield from _sysctls(target, modules, {path: facts.get(Sysctl(path)) for path in SYSCTLS})
     if "containerd" not in wanted:
         return
     changed = False
@@ -249,21 +227,23 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
         for step in ensure_file(target, path, content, 0o644, note):
             changed |= isinstance(step, Upload) and path != CRICTL_YAML
             yield step
-    yield from _mirrors(target, spec, p)
+    yield from _mirrors(target, spec, facts.get(MIRRORS))
     # 4. the service
+    unit = facts.get(UnitState("containerd"))
     if changed or "containerd" in todo or restart_pending:
         yield Run(("sh", "-c", RESTART), note=f"(re)start containerd {version} on its new binary/config")
-    elif p.get("active") != "active" or p.get("enabled") != "enabled":
+    elif unit.active != "active" or unit.enabled != "enabled":
         yield Run(("systemctl", "enable", "--now", "containerd"), note="enable and start containerd")
     else:
         yield Skip(f"containerd {version} is enabled and running with this configuration")
 
 
-def _mirrors(target: Target, spec, p: dict[str, str]) -> Iterator[Step]:
+def _mirrors(target: Target, spec, ours: frozenset[str]) -> Iterator[Step]:
+    """Write the wanted hosts.toml files; remove those of kubeinit's (`ours`) no longer wanted."""
     wanted = mirror_files(spec)
     for path, content in wanted.items():
         yield from ensure_file(target, path, content, 0o644, "registry mirrors")
-    stale = sorted(k.removeprefix("mirror:") for k in p if k.startswith("mirror:") and k[7:] not in wanted)
+    stale = sorted(ours - set(wanted))
     if stale:
         dirs = [f.rsplit("/", 1)[0] for f in stale]
         yield Run(
@@ -279,17 +259,13 @@ def _install(rel: artifacts.Release, digest: str, archive: bool, facts) -> Itera
     yield from install.install_archive(rel, digest, *ARCHIVES[rel.name], facts)
 
 
-def _modules(target: Target, p: dict[str, str]) -> Iterator[Step]:
+def _modules(target: Target, modules: Modules, modprobe: bool) -> Iterator[Step]:
     """overlay (containerd's snapshotter) and br_netfilter (bridged pod traffic through
     iptables), best effort: a kernel may have them built in and no modprobe at all."""
-    present = {
-        "overlay": p.get("overlay") == "yes",
-        "br_netfilter": p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing",
-    }
-    need = [m for m, ok in present.items() if not ok]
-    if p.get("modprobe") == "yes":
+    need = [m for m in ("overlay", "br_netfilter") if m not in modules.present]
+    if modprobe:
         yield from ensure_file(target, MODULES_CONF, "overlay\nbr_netfilter\n", 0o644, "load at boot")
-        loadable = [m for m in need if p.get(f"loadable:{m}") == "yes"]
+        loadable = [m for m in need if m in modules.loadable]
         if loadable:
             yield Run(("modprobe", "-a", *loadable), note="load kernel modules")
         missing = [m for m in need if m not in loadable]
@@ -306,13 +282,10 @@ def _modules(target: Target, p: dict[str, str]) -> Iterator[Step]:
         yield Skip("kernel modules overlay and br_netfilter are available")
 
 
-def _sysctls(target: Target, p: dict[str, str]) -> Iterator[Step]:
+def _sysctls(target: Target, modules: Modules, values: dict[str, str]) -> Iterator[Step]:
+    """`values`: each of SYSCTLS as it is now."""
     keys = {"net.ipv4.ip_forward": "net/ipv4/ip_forward"}
-    bridge = (
-        p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing"
-        or p.get("loadable:br_netfilter") == "yes"
-    )  # the key appears once br_netfilter is loaded
-    if bridge:
+    if "br_netfilter" in modules.present | modules.loadable:  # its keys appear once it is loaded
         keys |= {
             "net.bridge.bridge-nf-call-iptables": "net/bridge/bridge-nf-call-iptables",
             "net.bridge.bridge-nf-call-ip6tables": "net/bridge/bridge-nf-call-ip6tables",
@@ -324,7 +297,7 @@ def _sysctls(target: Target, p: dict[str, str]) -> Iterator[Step]:
     for step in ensure_file(target, SYSCTL_CONF, text, 0o644, "sysctls for Kubernetes"):
         changed |= isinstance(step, Upload)
         yield step
-    if changed or any(p.get(f"sysctl:{path}") != "1" for path in keys.values()):
+    if changed or any(values[path] != "1" for path in keys.values()):
         yield Run(("sysctl", "-e", "-p", SYSCTL_CONF), note="apply sysctls")
 
 

@@ -175,7 +175,7 @@ def kubelet(control_plane, signed):
     healthz, port = free_ports(2)
     config |= {"staticPodPath": str(home / "manifests"), "healthzPort": healthz, "port": port}
     (home / "config.yaml").write_text(yaml.safe_dump(config))
-    flags = kubeletm.flags(ctx, target, {"hostname": "not-cp-1", "addrs": []})  # as kubeadm-flags.env has them
+    flags = kubeletm.flags(ctx, target, "not-cp-1", frozenset())  # as kubeadm-flags.env has them
     argv = [real_bin("kubelet"), *(f"--{k}={v}" for k, v in flags.items())]
     argv = set_flag(argv, "container-runtime-endpoint", f"unix://{home}/no-runtime.sock")
     # the packages' 10-kubeadm.conf drop-in passes these; here in the temp dir

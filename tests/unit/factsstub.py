@@ -1,6 +1,6 @@
 """FactsStub: a host's facts given parsed (`FactsStub({Arch(): "amd64", UnitState("etcd"): Unit(...)})`),
 for plans over facts without any probe text. A fact not given is an error, unless a host double is
-given for the probes a phase still asks as shell text (`conn`): never more than the real host answers."""
+given (`conn`, scripted.FilesHost: the file digests a plan compares): never more than the real host answers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Helpers for in-memory host doubles: answer kubeinit's read-only shell probes from a
-scripted state, in the formats the real commands print (see kubeinit/facts/). The plan tests'
-doubles (ProbedHost) answer each command as it stands, through FactsStub; only the executor's
-MemoryHost (test_apply.py), which runs under the real Facts, takes a batch apart (`answer`)."""
+"""Helpers for in-memory host doubles and plan tests. The plan tests give a host's facts parsed
+(FactsStub); a FilesHost answers only the file digests a plan compares, as `stat` and `sha256sum`
+print them. The executor's MemoryHost (test_apply.py), which runs under the real Facts, takes a
+batch apart (`answer`)."""
 
 from __future__ import annotations
 
@@ -94,23 +94,19 @@ def brief(steps) -> list[str]:
     return out
 
 
-class ProbedHost:
-    """A host double whose probe script `probe_script` is answered by `probe_output()` and
-    whose file digests come from `files` (path -> (sha256, mode)); anything else is an error.
+class FilesHost:
+    """A host double whose file digests come from `files` (path -> (sha256, mode)); every other
+    fact is given parsed (`typed()`, through FactsStub), so any other command is an error.
     Counts round trips in `commands`."""
 
     name = "scripted"
-    probe_script = ""
 
     def __init__(self, files: dict[str, tuple[str, int]] | None = None):
         self.files = files or {}
         self.commands = 0
 
-    def probe_output(self) -> str:
-        raise NotImplementedError
-
     def typed(self) -> dict:
-        """The shared facts (kubeinit/facts/host.py) of this host, parsed."""
+        """This host's facts, parsed (kubeinit/facts/)."""
         return {}
 
     def run(self, argv, stdin=None, timeout=600):
@@ -125,9 +121,7 @@ class ProbedHost:
     def _one(self, argv):
         if is_digests(argv):
             return digests(argv, self.files)
-        if argv[2] == self.probe_script:
-            return Result(0, self.probe_output().encode(), b"")
-        raise AssertionError(f"the plan ran an unexpected command: {argv}")
+        raise AssertionError(f"the plan asked a fact the test did not give: {argv}")
 
     def read(self, path):
         raise AssertionError("the plan should not read files one by one")
@@ -154,14 +148,16 @@ def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
 
 def plan_phase(host, spec, impl, dry_run: bool = False) -> list:
     """Plan as the executor does: gather the facts the phase declares (one round trip), then plan.
-    The host double answers the phase's own probe text; the shared facts come parsed (host.typed())."""
+    The facts come parsed (host.typed()); the host double answers the file digests."""
     from factsstub import FactsStub
 
     from kubeinit.context import Context, Options, Target
 
     t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options(dry_run=dry_run))
-    t.facts.gather(impl.facts(ctx, t))
+    declared = impl.facts(ctx, t)
+    t.facts.gather(declared)
+    t.facts.declared = set(declared)
     return list(impl.plan(ctx, t))
 
 

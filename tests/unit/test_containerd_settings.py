@@ -16,7 +16,10 @@ from test_runtime_plan import PINS, VERSIONS, ScriptedHost, converged_state
 
 from kubeinit import spec as specmod
 from kubeinit import tomlw
+from kubeinit.connection import LocalConnection
 from kubeinit.errors import SpecError
+from kubeinit.facts import Facts
+from kubeinit.facts.containerd import KubeinitMirrors
 from kubeinit.hostops import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
@@ -238,22 +241,22 @@ def test_mirrors_are_written_without_a_restart_once_config_path_is_set_and_stale
     ]
     # a mirror dropped from the file: kubeinit's hosts.toml goes; one kubeinit did not write is never listed
     probe, stamps, files = converged_with(two)
-    probe[f"mirror:{rt.CERTS_D}/ghcr.io/hosts.toml"] = "kubeinit"
+    probe["mirrors"] = {f"{rt.CERTS_D}/{r}/hosts.toml" for r in ("docker.io", "quay.io", "ghcr.io")}
     steps = scripted.plan_phase(ScriptedHost(probe, stamps, files), two, rt.RUNTIME)
     rm = [s for s in steps if getattr(s, "note", "").startswith("remove registry mirrors")]
     assert len(rm) == 1 and rm[0].argv[-1] == f"{rt.CERTS_D}/ghcr.io/hosts.toml" and "(ghcr.io)" in rm[0].note
     assert not [b for b in scripted.brief(steps) if not b.startswith("skip") and "remove registry" not in b]
 
 
-def test_the_probe_lists_only_hosts_toml_files_kubeinit_wrote(tmp_path):
+def test_the_mirrors_fact_lists_only_hosts_toml_files_kubeinit_wrote(tmp_path):
     d = tmp_path / "certs.d"
     for reg, first in (("docker.io", rt.MIRROR_HEADER + ".docker.io; kubeinit rewrites it"), ("mine.io", "server = 1")):
         (d / reg).mkdir(parents=True)
         (d / reg / "hosts.toml").write_text(first + "\n")
-    script = rt.PROBE.split("# registry mirrors")[1].split("\n", 1)[1].split('\n"""')[0]
-    script = script.split("set --")[0].replace(rt.CERTS_D, str(d))
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).stdout
-    assert out.splitlines() == [f"mirror:{d}/docker.io/hosts.toml=kubeinit"]
+    (d / "empty.io").mkdir()
+    mirrors = KubeinitMirrors(str(d), rt.MIRROR_HEADER)
+    assert Facts(LocalConnection()).get(mirrors) == {f"{d}/docker.io/hosts.toml"}
+    assert rt.MIRRORS == KubeinitMirrors(rt.CERTS_D, rt.MIRROR_HEADER)
 
 
 # --- the TOML writer --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError, NotAvailableYet
-from kubeinit.facts.host import GOARCH, Arch, Stamps, Unit, UnitState
+from kubeinit.facts.host import GOARCH, Arch, Mode, Stamps, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import etcd
 from kubeinit.steps import Run, Skip
@@ -23,20 +23,16 @@ from kubeinit.steps import Run, Skip
 PIN = "e" * 64
 PKI = "/etc/kubernetes/pki"
 CERTS = [f"{PKI}/{r}" for r in (*etcd.CERTS, *etcd.HEALTHCHECK)]
-FRESH = {"arch": "x86_64", "ActiveState": "inactive", "UnitFileState": "", "datadir": ""}
+FRESH = {"arch": "x86_64", "ActiveState": "inactive", "UnitFileState": "", "datadir": None}
 
 
-class ScriptedHost(scripted.ProbedHost):
-    probe_script = etcd.PROBE
+class ScriptedHost(scripted.FilesHost):
+    """A host as the test describes it (`probe`: its architecture, etcd's unit, the data dir's
+    mode), etcd's install stamp and its files, given as parsed facts."""
 
-    def __init__(
-        self, probe: dict[str, str], stamp: list[str] | None = None, files: dict[str, tuple[str, int]] | None = None
-    ):
+    def __init__(self, probe: dict, stamp: list[str] | None = None, files: dict[str, tuple[str, int]] | None = None):
         super().__init__(files)
         self.probe, self.stamp = probe, stamp or []
-
-    def probe_output(self) -> str:
-        return "".join(f"{k}={v}\n" for k, v in self.probe.items() if k == "datadir")
 
     def typed(self) -> dict:
         p = self.probe
@@ -44,6 +40,7 @@ class ScriptedHost(scripted.ProbedHost):
             Arch(): GOARCH.get(p["arch"], p["arch"]),
             UnitState("etcd"): Unit(p["ActiveState"], p["UnitFileState"]),
             Stamps(): scripted.stamps({"etcd": self.stamp} if self.stamp else {}),
+            Mode(etcd.DATA_DIR): p["datadir"],
         }
 
 
@@ -71,7 +68,9 @@ def context(host, spec=None) -> tuple[Context, Target]:
 def plan(host: ScriptedHost, spec=None):
     """Plan as the executor does: gather the phase's facts (one round trip), then plan."""
     ctx, t = context(host, spec)
-    t.facts.gather(etcd.facts(ctx, t))
+    declared = etcd.facts(ctx, t)
+    t.facts.gather(declared)
+    t.facts.declared = set(declared)  # the plan asks nothing else
     return list(etcd.plan_etcd(ctx, t))
 
 
@@ -91,7 +90,7 @@ def converged_state(spec=None):
     ids = {etcd.ETCD: "100:0:1:5", etcd.UNIT: scripted.sha(unit), **{p: files[p][0] for p in CERTS}}
     files[etcd.APPLIED] = (scripted.sha(install.applied_text(ids)), 0o644)
     stamp = [f"archive {PIN}", f"file 100:0:1:5 100:0:1:5 {etcd.ETCD}", f"file 90:0:2:5 90:0:2:5 {etcd.ETCDCTL}"]
-    probe = {"arch": "x86_64", "ActiveState": "active", "UnitFileState": "enabled", "datadir": "700"}
+    probe = {"arch": "x86_64", "ActiveState": "active", "UnitFileState": "enabled", "datadir": 0o700}
     return probe, stamp, files
 
 
@@ -173,7 +172,7 @@ def test_replaced_binary_is_reinstalled_and_restarts_etcd():
 
 
 def test_stopped_etcd_or_loose_data_dir_is_started_without_a_restart():
-    for key, value in (("ActiveState", "failed"), ("datadir", "755")):
+    for key, value in (("ActiveState", "failed"), ("datadir", 0o755)):
         probe, stamp, files = converged_state()
         probe[key] = value
         changes = [s for s in plan(ScriptedHost(probe, stamp, files)) if not isinstance(s, Skip)]

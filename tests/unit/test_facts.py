@@ -120,3 +120,61 @@ def test_shared_facts_are_asked_in_one_round_trip_and_parsed_here():
     assert f.get(Arch()) and conn.calls == 2, "the architecture is kept when a phase changed the host"
     f.get(UnitState("kubeinit-no-such-unit"))
     assert conn.calls == 3, "a unit's state is asked again"
+
+
+def test_path_and_command_facts_parse_what_this_machines_shell_says(tmp_path, monkeypatch):
+    """Which, Commands, Exists, Writable, Mode, RealPath, Listening and the containerd facts, asked
+    in one round trip over a real shell, about a directory laid out here."""
+    import os
+    import socket
+
+    from kubeinit.facts.containerd import ContainerdConfig, ContainerdImages, CriSettings
+    from kubeinit.facts.host import Commands, Exists, Listening, Mode, RealPath, Which, Writable
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ctr = bin_dir / "ctr"  # lists two images in k8s.io, as `ctr -n k8s.io images ls -q` prints them
+    ctr.write_text('#!/bin/sh\n[ "$2" = k8s.io ] && printf "registry.k8s.io/pause:3.10\\nimg:1\\n"\n')
+    ctr.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "containerd.sock"))
+    (tmp_path / "ro").write_text("x")
+    (tmp_path / "ro").chmod(0o444)
+    (tmp_path / "link").symlink_to(tmp_path / "bin")
+    config = tmp_path / "config.toml"
+    config.write_text("[plugins]\n  SystemdCgroup = true\n  # restrict_oom_score_adj = true\n")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    asked = {
+        Which("no-such-command-here"): None,
+        Commands(("ctr", "sh", "no-such-command-here")): {"ctr", "sh"},
+        Exists((str(tmp_path / "ro"), str(tmp_path / "missing"), str(tmp_path / "link"))): {
+            str(tmp_path / "ro"),
+            str(tmp_path / "link"),
+        },
+        Mode(str(tmp_path / "ro")): 0o444,
+        Mode(str(tmp_path / "missing")): None,
+        RealPath(str(tmp_path / "link" / ".." / "x")): str(tmp_path / "x"),
+        ContainerdConfig(str(config)): CriSettings(systemd_cgroup=True, restrict_oom_score_adj=False),
+        ContainerdConfig(str(tmp_path / "missing")): None,
+        ContainerdImages("k8s.io", str(tmp_path / "containerd.sock")): {"registry.k8s.io/pause:3.10", "img:1"},
+        ContainerdImages("k8s.io", str(tmp_path / "no.sock")): set(),
+    }
+    conn = Counting()
+    f = Facts(conn)
+    which = Which("ctr", "/nowhere/ctr")  # not there: the PATH's
+    f.gather([*asked, which, Listening(), Writable((str(tmp_path / "ro"), str(tmp_path)))])
+    assert conn.calls == 1
+    assert {fact: f.get(fact) for fact in asked} == asked
+    program, st = f.get(which), os.stat(ctr)
+    size, _, inode, _ = program.fingerprint.split(":")  # install.FINGERPRINT: size, mtime, inode, ctime
+    assert (program.path, int(size), int(inode)) == (str(ctr), st.st_size, st.st_ino)
+    assert port in f.get(Listening())
+    writable = f.get(Writable((str(tmp_path / "ro"), str(tmp_path))))
+    assert str(tmp_path) in writable and (str(tmp_path / "ro") in writable) == (os.geteuid() == 0)
+    listener.close()
+    sock.close()

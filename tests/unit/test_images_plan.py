@@ -18,7 +18,6 @@ from test_runtime_plan import ScriptedHost as RuntimeHost
 
 from kubeinit import artifacts
 from kubeinit import spec as specmod
-from kubeinit.connection import Result
 from kubeinit.errors import SpecError
 from kubeinit.phases import images as im
 from kubeinit.phases import runtime as rt
@@ -29,17 +28,14 @@ PAUSE = "registry.k8s.io/pause:3.10"
 
 
 class Host(RuntimeHost):
-    """The runtime probe's answers plus the images probe's: the images containerd lists."""
+    """The runtime phase's facts plus the images containerd lists."""
 
     def __init__(self, listed: list[str] = (), **kw):
         super().__init__(HEALTHY, **kw)
         self.listed = list(listed)
 
-    def _one(self, argv):
-        if argv[2] == im.PROBE:
-            out = "".join(f"image:{i}\n" for i in self.listed)
-            return Result(0, out.encode(), b"")
-        return super()._one(argv)
+    def typed(self) -> dict:
+        return {**super().typed(), im.HELD: frozenset(self.listed)}
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
 from kubeinit.errors import KubeinitError
-from kubeinit.facts.host import Addresses, Hostname, Unit, UnitState
+from kubeinit.facts.host import Addresses, Hostname, Program, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import kubelet
 from kubeinit.steps import Run, Skip, Upload
@@ -24,8 +24,8 @@ CA, KUBECONFIG = "/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/kubelet.conf"
 ADDR = "10.0.0.1"
 
 
-class ScriptedHost(scripted.ProbedHost):
-    probe_script = kubelet.PROBE
+class ScriptedHost(scripted.FilesHost):
+    """A host's kubelet binary, units, hostname and addresses, given as parsed facts, and its files."""
 
     def __init__(
         self,
@@ -40,14 +40,9 @@ class ScriptedHost(scripted.ProbedHost):
         self.binary, self.hostname, self.addrs = binary, hostname, addrs
         self.kubelet_state, self.resolved = kubelet_state, resolved
 
-    def probe_output(self) -> str:
-        out = f"kubelet={self.binary or ''}\n"
-        if self.binary:
-            out += "fingerprint=100:0:1:5\n"
-        return out
-
     def typed(self) -> dict:
         return {
+            kubelet.KUBELET: Program(self.binary, "100:0:1:5") if self.binary else None,
             UnitState("kubelet"): Unit(*self.kubelet_state),
             UnitState("systemd-resolved"): Unit(self.resolved, "enabled"),
             Hostname(): self.hostname,
@@ -74,7 +69,9 @@ def plan(host: ScriptedHost, spec=None, dry_run: bool = False):
     spec = spec or make_spec()
     t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     ctx = Context(spec, [t], Options(dry_run=dry_run))
-    t.facts.gather(kubelet.facts(ctx, t))
+    declared = kubelet.facts(ctx, t)
+    t.facts.gather(declared)
+    t.facts.declared = set(declared)  # the plan asks nothing else
     return list(kubelet.plan_kubelet_start(ctx, t))
 
 

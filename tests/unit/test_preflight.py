@@ -1,65 +1,50 @@
-"""preflight over scripted facts: what a host reports in, which checks come out."""
+"""preflight over facts given parsed: what a host has, which checks come out."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from factsstub import FactsStub
 
 from kubeinit import spec as specmod
-from kubeinit.connection import Result
 from kubeinit.context import Context, Options, Target
-from kubeinit.facts import Command
-from kubeinit.facts.host import GOARCH, OS, Arch, OsRelease, Sysctl
+from kubeinit.facts.containerd import CriSettings
+from kubeinit.facts.host import GOARCH, OS, Arch, Listening, OsRelease, Sysctl
+from kubeinit.facts.node import CanLowerOomScore, Clock, Machine, Resources, Uid
 from kubeinit.phases import preflight
+from kubeinit.phases.preflight import COMMANDS, CONTAINERD, KMSG, PATHS, SYSTEMD, TUNABLES
 
+EVERY_COMMAND = frozenset(preflight.REQUIRED + preflight.OPTIONAL)
+IP_FORWARD, BRIDGE = Sysctl("net/ipv4/ip_forward"), Sysctl("net/bridge/bridge-nf-call-iptables")
 HEALTHY = {
-    "uid": "0",
-    "nproc": "4",
-    "mem_kb": "8000000",
-    "swap_lines": "0",
-    "arch": "x86_64",
-    "now": "0",
-    "systemd": "yes",
-    "sysctl:/proc/sys/net/ipv4/ip_forward": "1",
-    "sysctl:/proc/sys/net/bridge/bridge-nf-call-iptables": "1",
-    **{
-        f"bin:{b}": "yes"
-        for b in (
-            "ip",
-            "iptables",
-            "mount",
-            "nsenter",
-            "ebtables",
-            "ethtool",
-            "socat",
-            "tc",
-            "touch",
-            "conntrack",
-            "tar",
-        )
-    },
-    "listen": "",
-    "os_id": "debian",
-    "os_version": "12",
-    "os_like": "",
-    "kmsg": "yes",
-    "tunable:vm/overcommit_memory": "0 yes",
-    "tunable:kernel/panic": "0 yes",
-    "tunable:kernel/panic_on_oops": "1 yes",
-    "oom_score_adj": "yes",
-    "containerd:systemd_cgroup": "yes",
-    "containerd:restrict_oom_score_adj": "no",
+    Uid(): 0,
+    Arch(): "amd64",
+    OsRelease(): OS("debian", "12"),
+    Resources(): Machine(cpus=4, mem_kb=8_000_000, swaps=0),
+    Clock(): 0,
+    COMMANDS: EVERY_COMMAND,
+    PATHS: frozenset({SYSTEMD, KMSG}),
+    Listening(): frozenset(),
+    IP_FORWARD: "1",
+    BRIDGE: "1",
+    Sysctl("vm/overcommit_memory"): "0",
+    Sysctl("kernel/panic"): "0",
+    Sysctl("kernel/panic_on_oops"): "1",
+    TUNABLES: frozenset(TUNABLES.paths),
+    CanLowerOomScore(): True,
+    CONTAINERD: CriSettings(systemd_cgroup=True, restrict_oom_score_adj=False),
 }
 # A host that is a container itself (systemd-nspawn, unprivileged LXC): no /dev/kmsg, /proc/sys
 # read-only with the host's values, no CAP_SYS_RESOURCE.
 CONTAINER = {
     **HEALTHY,
-    "kmsg": "no",
-    "tunable:vm/overcommit_memory": "0 no",
-    "tunable:kernel/panic": "1 no",
-    "tunable:kernel/panic_on_oops": "0 no",
-    "oom_score_adj": "no",
+    PATHS: frozenset({SYSTEMD}),
+    Sysctl("vm/overcommit_memory"): "0",
+    Sysctl("kernel/panic"): "1",
+    Sysctl("kernel/panic_on_oops"): "0",
+    TUNABLES: frozenset(),
+    CanLowerOomScore(): False,
 }
 KUBELET_CHECKS = [
     "FileContent--proc-sys-kernel-panic",
@@ -70,32 +55,17 @@ KUBELET_CHECKS = [
 ]
 
 
-SHARED = ("arch", "os_id", "os_version", "os_like")  # typed facts (kubeinit/facts/host.py), given parsed
+def machine(**kw) -> Machine:
+    return dataclasses.replace(HEALTHY[Resources()], **kw)
 
 
-def host_facts(answers: dict[str, str]) -> FactsStub:
-    """The host's facts: the preflight probe's key=value answers, and the shared facts parsed."""
-    probe = "".join(f"{k}={v}\n" for k, v in answers.items() if k not in SHARED and not k.startswith("sysctl:"))
-    arch = answers.get("arch", "")
-    return FactsStub(
-        {
-            Command(("sh", "-c", preflight.PROBE)): Result(0, probe.encode(), b""),
-            Arch(): GOARCH.get(arch, arch),
-            **{Sysctl(k): answers.get(f"sysctl:/proc/sys/{k}", "missing") for k in preflight.SYSCTLS},
-            OsRelease(): OS(
-                answers.get("os_id", ""), answers.get("os_version", ""), tuple(answers.get("os_like", "").split())
-            ),
-        }
-    )
-
-
-def checks(answers, fn=preflight.INIT, ignore=frozenset(), role="control-plane", spec=None):
+def checks(facts, fn=preflight.INIT, ignore=frozenset(), role="control-plane", spec=None):
     spec = spec or specmod.ClusterSpec(hosts=[specmod.Host("n1", "10.0.0.1", role)])
-    facts = host_facts(answers)
-    t = Target(spec.hosts[0], lambda h: facts.conn, facts=facts)
+    stub = FactsStub(facts)
+    t = Target(spec.hosts[0], lambda h: stub.conn, facts=stub)
     ctx = Context(spec, [t], Options(ignore_preflight_errors=ignore))
-    facts.gather(fn.facts(ctx, t))
-    facts.declared = set(fn.facts(ctx, t))
+    stub.gather(fn.facts(ctx, t))
+    stub.declared = set(fn.facts(ctx, t))
     return {c.name: c for c in fn.plan(ctx, t)}
 
 
@@ -121,11 +91,10 @@ def test_kubeadm_errors_on_a_small_non_root_host():
     cs = checks(
         {
             **HEALTHY,
-            "uid": "1000",
-            "nproc": "1",
-            "mem_kb": "1000000",
-            "sysctl:/proc/sys/net/ipv4/ip_forward": "0",
-            "bin:iptables": "no",
+            Uid(): 1000,
+            Resources(): machine(cpus=1, mem_kb=1_000_000),
+            IP_FORWARD: "0",
+            COMMANDS: EVERY_COMMAND - {"iptables"},
         }
     )
     assert failing(cs) == [
@@ -139,20 +108,21 @@ def test_kubeadm_errors_on_a_small_non_root_host():
 
 
 def test_optional_binaries_only_warn():
-    cs = checks({**HEALTHY, "bin:socat": "no"})
+    cs = checks({**HEALTHY, COMMANDS: EVERY_COMMAND - {"socat"}})
     assert failing(cs) == []
     assert not cs["FileExisting-socat"].passed
 
 
 def test_swap_is_an_error_unless_the_kubelet_may_run_with_it():
     """The kubelet refuses to start with swap on (failSwapOn, true unless set otherwise)."""
-    cs = checks({**HEALTHY, "swap_lines": "1"})
+    swapping = {**HEALTHY, Resources(): machine(swaps=1)}
+    cs = checks(swapping)
     assert failing(cs) == ["Swap"]
     assert "swapoff -a" in cs["Swap"].message and "fail-swap-on" in cs["Swap"].message
     spec = specmod.ClusterSpec(
         hosts=[specmod.Host("n1", "10.0.0.1", "control-plane")], extra_args={"kubelet": {"fail-swap-on": "false"}}
     )
-    cs = checks({**HEALTHY, "swap_lines": "1"}, spec=spec)
+    cs = checks(swapping, spec=spec)
     assert failing(cs) == [] and not cs["Swap"].passed
 
 
@@ -190,9 +160,9 @@ def test_a_host_that_is_a_container_gets_each_kubelet_condition_with_its_fix():
 def test_tunables_already_as_the_kubelet_wants_or_writable_pass():
     right = {
         **CONTAINER,
-        "tunable:vm/overcommit_memory": "1 no",
-        "tunable:kernel/panic": "10 no",
-        "tunable:kernel/panic_on_oops": "1 no",
+        Sysctl("vm/overcommit_memory"): "1",
+        Sysctl("kernel/panic"): "10",
+        Sysctl("kernel/panic_on_oops"): "1",
     }
     assert not [n for n in failing(checks(right)) if n.startswith("FileContent--proc-sys")]
     cs = checks(HEALTHY)  # wrong values, writable: the kubelet sets them
@@ -223,47 +193,42 @@ def test_oom_score_adj_passes_once_containerd_is_told_to_restrict_it():
         "`restrict_oom_score_adj = true` in the CRI plugin's section of /etc/containerd/config.toml"
         in cs["OOMScoreAdj"].message
     )
-    assert "OOMScoreAdj" not in failing(checks({**CONTAINER, "containerd:restrict_oom_score_adj": "yes"}))
+    restricted = CriSettings(systemd_cgroup=True, restrict_oom_score_adj=True)
+    assert "OOMScoreAdj" not in failing(checks({**CONTAINER, CONTAINERD: restricted}))
 
 
 def test_cgroup_driver_agreement_is_checked_when_containerds_config_is_not_kubeinits():
-    cs = checks({**HEALTHY, "containerd:systemd_cgroup": "no"})
+    cgroupfs = {**HEALTHY, CONTAINERD: CriSettings(systemd_cgroup=False)}
+    cs = checks(cgroupfs)
     assert failing(cs) == ["CgroupDriver"]
     assert "`SystemdCgroup = true`" in cs["CgroupDriver"].message
-    no_config = {k: v for k, v in HEALTHY.items() if not k.startswith("containerd:")}
+    no_config = {**HEALTHY, CONTAINERD: None}
     assert "containerd uses the cgroupfs driver" in checks(no_config)["CgroupDriver"].message
     # `up` writes containerd's config itself (SystemdCgroup = true): nothing to check
-    assert "CgroupDriver" not in checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP, spec=up_spec())
+    assert "CgroupDriver" not in checks(cgroupfs, fn=preflight.UP, spec=up_spec())
     own = up_spec(artifacts={"containerd": {"enabled": False}})
-    assert failing(checks({**HEALTHY, "containerd:systemd_cgroup": "no"}, fn=preflight.UP, spec=own)) == [
-        "CgroupDriver"
-    ]
+    assert failing(checks(cgroupfs, fn=preflight.UP, spec=own)) == ["CgroupDriver"]
 
 
 def test_busy_port_fails_unless_our_own_component_holds_it():
-    listen = f"{6443:04X} {2379:04X}"
-    cs = checks({**HEALTHY, "listen": listen})
+    busy = {**HEALTHY, Listening(): frozenset({6443, 2379})}
+    cs = checks(busy)
     assert failing(cs) == ["Port-2379", "Port-6443"]
-    converged = checks(
-        {
-            **HEALTHY,
-            "listen": listen,
-            "file:/etc/kubernetes/manifests/kube-apiserver.yaml": "yes",
-            "file:/etc/systemd/system/etcd.service": "yes",
-        }
-    )
+    ours = {"/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/systemd/system/etcd.service"}
+    converged = checks({**busy, PATHS: HEALTHY[PATHS] | ours})
     assert failing(converged) == []
 
 
 def test_ignore_preflight_errors_turns_errors_into_warnings():
-    cs = checks({**HEALTHY, "nproc": "1", "listen": f"{6443:04X}"}, ignore=frozenset({"numcpu", "port-6443"}))
+    small = {**HEALTHY, Resources(): machine(cpus=1)}
+    cs = checks({**small, Listening(): frozenset({6443})}, ignore=frozenset({"numcpu", "port-6443"}))
     assert failing(cs) == []
     assert not cs["NumCPU"].passed and not cs["Port-6443"].passed
-    assert failing(checks({**HEALTHY, "nproc": "1"}, ignore=frozenset({"all"}))) == []
+    assert failing(checks(small, ignore=frozenset({"all"}))) == []
 
 
 def test_up_preflight_leaves_forwarding_to_the_runtime_phase():
-    cs = checks({**HEALTHY, "sysctl:/proc/sys/net/ipv4/ip_forward": "0"}, fn=preflight.UP, role="worker")
+    cs = checks({**HEALTHY, IP_FORWARD: "0"}, fn=preflight.UP, role="worker")
     assert failing(cs) == []
     assert not cs["FileContent--proc-sys-net-ipv4-ip_forward"].passed
     assert "Port-6443" not in cs  # a worker does not serve the API
@@ -272,17 +237,26 @@ def test_up_preflight_leaves_forwarding_to_the_runtime_phase():
 def test_clock_skew_is_reported_for_up():
     import time
 
-    cs = checks({**HEALTHY, "now": str(int(time.time()) - 120)}, fn=preflight.UP)
+    cs = checks({**HEALTHY, Clock(): int(time.time()) - 120}, fn=preflight.UP)
     assert not cs["Clock"].passed and not cs["Clock"].fatal
+    assert checks({**HEALTHY, Clock(): int(time.time())}, fn=preflight.UP)["Clock"].passed
 
 
-def test_the_probes_run_in_this_machines_shell_and_report_what_is_true_here():
-    """The probe scripts themselves (not scripted answers): run by sh here, parsed by the phases."""
+def test_a_host_that_does_not_answer_fails_one_check_that_says_so():
+    cs = checks({**HEALTHY, Uid(): None}, fn=preflight.UP)
+    assert list(cs) == ["Probe"] and "did not answer" in cs["Probe"].message
+
+
+def test_the_facts_run_in_this_machines_shell_and_report_what_is_true_here():
+    """The facts' commands themselves (not given answers): run by sh here, parsed, read by the phases."""
     import os
     import platform
+    import shutil
+    import time
 
     from kubeinit.connection import LocalConnection
     from kubeinit.facts import Facts
+    from kubeinit.facts.node import KernelModules
     from kubeinit.phases import runtime
 
     class Local:
@@ -290,23 +264,26 @@ def test_the_probes_run_in_this_machines_shell_and_report_what_is_true_here():
             self.facts = Facts(LocalConnection())
 
     t = Local()
-    p = preflight.probe(t)
-    assert p["_rc"] == "0"
-    assert p["uid"] == str(os.geteuid())
-    assert (p["arch"], p["kernel"]) == (GOARCH.get(platform.machine(), platform.machine()), platform.release())
-    assert int(p["nproc"]) == len(os.sched_getaffinity(0))
+    t.facts.gather([*preflight.facts(None, t), KernelModules(), runtime.MODPROBE])
+    n = preflight.node(t)
+    assert n.uid == os.geteuid()
+    assert n.arch == GOARCH.get(platform.machine(), platform.machine())
+    assert n.machine.cpus == len(os.sched_getaffinity(0))
     meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo"))
-    assert p["mem_kb"] == meminfo["MemTotal"].split()[0]
-    assert int(p["swap_lines"]) == len(open("/proc/swaps").read().splitlines()) - 1
-    assert p["sysctl:/proc/sys/net/ipv4/ip_forward"] == open("/proc/sys/net/ipv4/ip_forward").read().strip()
-    assert p["bin:mount"] == "yes"
-    assert p["kmsg"] == ("yes" if os.path.exists("/dev/kmsg") else "no")
-    value, writable = p["tunable:kernel/panic"].split()
-    assert value == Path("/proc/sys/kernel/panic").read_text().strip()
-    assert writable == ("yes" if os.access("/proc/sys/kernel/panic", os.W_OK) else "no")
-    assert p["oom_score_adj"] in ("yes", "no")
-    assert abs(int(p["now"]) - __import__("time").time()) < 5
-    values, stamps = runtime.probe(t)
-    assert values["arch"] == p["arch"]
-    assert values["overlay"] in ("yes", "no") and values["modprobe"] in ("yes", "no")
-    assert values["sysctl:net/ipv4/ip_forward"] == p["sysctl:/proc/sys/net/ipv4/ip_forward"]
+    assert n.machine.mem_kb == int(meminfo["MemTotal"].split()[0])
+    assert n.machine.swaps == len(open("/proc/swaps").read().splitlines()) - 1
+    assert n.sysctls["net/ipv4/ip_forward"] == open("/proc/sys/net/ipv4/ip_forward").read().strip()
+    assert n.commands == {c for c in EVERY_COMMAND if shutil.which(c)} and "mount" in n.commands
+    assert (KMSG in n.paths, SYSTEMD in n.paths) == (os.path.exists(KMSG), os.path.exists(SYSTEMD))
+    assert n.sysctls["kernel/panic"] == Path("/proc/sys/kernel/panic").read_text().strip()
+    assert ("/proc/sys/kernel/panic" in n.writable) == os.access("/proc/sys/kernel/panic", os.W_OK)
+    assert isinstance(n.oom_score_adj, bool) and abs(n.clock - time.time()) < 5
+    assert all(isinstance(p, int) and 0 < p < 65536 for p in n.listening)
+    config = Path(preflight.CONTAINERD_CONFIG)
+    assert (n.containerd is None) == (not os.access(config, os.R_OK))
+    modules = t.facts.get(KernelModules())
+    filesystems = Path("/proc/filesystems").read_text().split()
+    assert ("overlay" in modules.present) == ("overlay" in filesystems)
+    bridge = os.access("/proc/sys/net/bridge/bridge-nf-call-iptables", os.R_OK)
+    assert ("br_netfilter" in modules.present) == bridge and not modules.present & modules.loadable
+    assert t.facts.get(runtime.MODPROBE) == ({"modprobe"} if shutil.which("modprobe") else set())

@@ -1,13 +1,15 @@
-"""The reset phases over scripted facts (facts in -> steps out), and the reset command line.
+"""The reset phases over facts given parsed (facts in -> steps out), and the reset command line.
 
 A converged host (after `up --only ...,etcd,control-plane`) gets every removal; a fresh or
 already reset host gets only skips; a partial one gets just what it still has. Everything
-is planned from one probe round trip.
+is planned from the facts gathered in one round trip. A host is described by the reset_state.State
+its facts make (`typed` gives them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 
 import pytest
 import scripted  # noqa: E402  (tests/unit is on sys.path)
@@ -16,12 +18,17 @@ from test_up_cli import cluster_file
 
 from kubeinit import spec as specmod
 from kubeinit import workflow
+from kubeinit.connection import LocalConnection, Result
 from kubeinit.context import Context, Options, Target
-from kubeinit.facts.host import Unit, UnitState
-from kubeinit.phases import etcd, reset
+from kubeinit.facts import Facts
+from kubeinit.facts.host import RealPath, Unit, UnitState
+from kubeinit.phases import etcd, reset, reset_guard
+from kubeinit.phases import reset_state as rs
+from kubeinit.phases.reset_network import Leftovers, NetworkLeftovers
+from kubeinit.phases.reset_state import Dir, Directory, MountsUnder, Named, PodSandboxes, State
 from kubeinit.steps import Check, Notice, Run, Skip, is_change
 
-KUBECONFIGS = [f"/etc/kubernetes/{f}" for f in reset.KUBECONFIG_FILES]
+KUBECONFIGS = [f"/etc/kubernetes/{f}" for f in rs.KUBECONFIG_FILES]
 
 
 def make_spec(cert_dir: str = "/etc/kubernetes/pki"):
@@ -37,56 +44,65 @@ def make_spec(cert_dir: str = "/etc/kubernetes/pki"):
     )
 
 
-class ScriptedHost(scripted.ProbedHost):
-    def __init__(self, lines: list[str]):
-        super().__init__()
-        self.lines = lines
+def typed(ctx: Context, s: State) -> dict:
+    """The facts of a host whose reset state is `s`, parsed, for the dirs `ctx` names."""
+    cert, confs = ctx.cert_dir, ctx.kubeconfig_dir
+    return {
+        UnitState("etcd"): s.etcd,
+        UnitState("kubelet"): s.kubelet,
+        rs.ETCD_FILES: s.exists,
+        RealPath(cert): s.certdir,
+        RealPath(confs): s.kubeconfigdir,
+        RealPath(rs.KUBELET_DIR): s.kubeletdir,
+        Named(cert, rs.PKI_FILES): s.pki,
+        Directory(posixpath.join(cert, "etcd")): s.pki_etcd,
+        Named(confs, rs.KUBECONFIG_FILES): s.kubeconfigs,
+        Named(reset.MANIFESTS, rs.MANIFEST_FILES): s.manifests,
+        Directory(rs.KUBELET_DIR): s.kubelet_dir,
+        MountsUnder(rs.KUBELET_DIR): s.mounts,
+        PodSandboxes(): s.pods,
+        NetworkLeftovers(): Leftovers(),  # cleanup-network's (test_reset_network.py)
+    }
 
-    def probe_output(self) -> str:
-        return "".join(line + "\n" for line in self.lines if not line.startswith(("etcd.", "kubelet.")))
 
-    def typed(self) -> dict:
-        """The units' states, from this file's "<unit>.<property>=<value>" lines."""
-        props = {
-            line.partition("=")[0]: line.partition("=")[2]
-            for line in self.lines
-            if line.startswith(("etcd.", "kubelet."))
-        }
-        return {
-            UnitState(u): Unit(props.get(f"{u}.ActiveState", ""), props.get(f"{u}.UnitFileState", ""))
-            for u in ("etcd", "kubelet")
-        }
-
-
-def plan(lines: list[str], spec=None) -> tuple[dict[str, list], ScriptedHost]:
-    """Every reset phase, planned as the executor does (gathered first), on one scripted host."""
+def plan(s: State, spec=None) -> tuple[dict[str, list], FactsStub]:
+    """Every reset phase, planned as the executor does (reset's facts gathered first), on one host."""
     spec = spec or make_spec()
-    host = ScriptedHost(lines)
-    t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
+    dirs = Context(spec, [], Options(dry_run=True))  # the cert and kubeconfig dirs it names
+    declared = rs.facts(dirs, None)  # refuses a dir that is not one absolute path, before the host is asked
+    facts = FactsStub(typed(dirs, s))
+    t = Target(spec.hosts[0], lambda h: facts.conn, facts=facts)
     ctx = Context(spec, [t], Options(dry_run=True))
-    host.probe_script = reset.probe(ctx)
-    t.facts.gather(reset.facts(ctx, t))
-    return {p.path: list(p.impl().plan(ctx, t)) for p in workflow.select(workflow.reset_phases())}, host
+    facts.gather(declared)
+    facts.declared = {*declared, NetworkLeftovers()}
+    return {p.path: list(p.impl().plan(ctx, t)) for p in workflow.select(workflow.reset_phases())}, facts
 
 
-# what the probe prints for the dirs as given, when none is a symlink
-RESOLVED = ["certdir=/etc/kubernetes/pki", "kubeconfigdir=/etc/kubernetes", "kubeletdir=/var/lib/kubelet"]
-CONVERGED = [
-    "etcd.ActiveState=active",
-    "etcd.UnitFileState=enabled",
-    "kubelet.ActiveState=inactive",
-    f"exists={etcd.UNIT}",
-    f"exists={etcd.DATA_DIR}",
-    f"exists={reset.ETCD_STAMP}",
-    f"exists={etcd.APPLIED}",
-    *RESOLVED,
-    *(f"pki={f}" for f in reset.PKI_FILES),
-    f"pki-etcd={sum(f.startswith('etcd/') for f in reset.PKI_FILES)}",
-    *(f"kubeconfig={f}" for f in reset.KUBECONFIG_FILES if "bootstrap" not in f),
-    *(f"manifest={f}" for f in reset.MANIFEST_FILES if f != "etcd.yaml"),
-    "mounts=0",
-]
-FRESH = ["etcd.ActiveState=inactive", "etcd.UnitFileState=", "kubelet.ActiveState=inactive", *RESOLVED, "mounts=0"]
+# the dirs as the host resolves them, when none is a symlink; nothing of kubeinit's
+FRESH = State(
+    etcd=Unit("inactive", ""),
+    kubelet=Unit("inactive", ""),
+    exists=frozenset(),
+    certdir="/etc/kubernetes/pki",
+    kubeconfigdir="/etc/kubernetes",
+    kubeletdir="/var/lib/kubelet",
+    pki=(),
+    kubeconfigs=(),
+    manifests=(),
+    pki_etcd=None,
+    kubelet_dir=None,
+    mounts=0,
+    pods=0,
+)
+CONVERGED = dataclasses.replace(
+    FRESH,
+    etcd=Unit("active", "enabled"),
+    exists=frozenset({etcd.UNIT, etcd.DATA_DIR, rs.ETCD_STAMP, etcd.APPLIED}),
+    pki=rs.PKI_FILES,
+    pki_etcd=Dir(False, sum(f.startswith("etcd/") for f in rs.PKI_FILES)),
+    kubeconfigs=tuple(f for f in rs.KUBECONFIG_FILES if "bootstrap" not in f),
+    manifests=tuple(f for f in rs.MANIFEST_FILES if f != "etcd.yaml"),
+)
 
 
 def test_all_reset_phases_are_built():
@@ -94,8 +110,8 @@ def test_all_reset_phases_are_built():
 
 
 def test_converged_host_gets_every_removal_in_one_round_trip():
-    steps, host = plan(CONVERGED)
-    assert host.commands == 1, "one probe answers all three phases"
+    steps, facts = plan(CONVERGED)
+    assert facts.round_trips == 0, "the facts gathered first answer every phase"
     pre = steps["preflight"]
     assert len(pre) == 1 and isinstance(pre[0], Check) and pre[0].passed
     assert "etcd unit (active)" in pre[0].message and "5 kubeconfig files in /etc/kubernetes" in pre[0].message
@@ -114,12 +130,11 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
         "run remove the kubeconfig files in /etc/kubernetes",
         "notice",
         "notice",
-        "notice",
     ]
     runs = {s.note: s for s in steps["cleanup-node"] if isinstance(s, Run)}
     # by name only: kubeinit's PKI catalogue, kubeadm's manifests; the etcd dir with rmdir (only if empty)
     pki_rm = runs["remove the certificates and keys in /etc/kubernetes/pki"].argv
-    assert pki_rm == ("rm", "-f", "--", *(f"/etc/kubernetes/pki/{f}" for f in reset.PKI_FILES))
+    assert pki_rm == ("rm", "-f", "--", *(f"/etc/kubernetes/pki/{f}" for f in rs.PKI_FILES))
     assert {"/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.pub", "/etc/kubernetes/pki/etcd/peer.key"} < set(
         pki_rm
     )
@@ -138,10 +153,10 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
     )
     assert runs["stop and disable etcd"].argv == ("systemctl", "disable", "--now", "-q", "etcd")
     assert "daemon-reload" in runs[f"remove {etcd.UNIT}"].argv[2]
-    assert runs["remove etcd's install stamp and applied record"].argv[-2:] == (reset.ETCD_STAMP, etcd.APPLIED)
+    assert runs["remove etcd's install stamp and applied record"].argv[-2:] == (rs.ETCD_STAMP, etcd.APPLIED)
     # what kubeadm keeps is said, not removed
     notes = " ".join(s.text for s in steps["cleanup-node"] if isinstance(s, Notice))
-    assert "container runtime" in notes and "iptables" in notes and "$HOME/.kube/config" in notes
+    assert "container runtime" in notes and "$HOME/.kube/config" in notes
     assert not any(
         "/etc/cni" in " ".join(s.argv) or "containerd" in " ".join(s.argv)
         for s in steps["cleanup-node"]
@@ -149,37 +164,34 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
     )
 
 
-AFTER_RESET = ["etcd.ActiveState=inactive", *RESOLVED, "mounts=0"]
+AFTER_RESET = dataclasses.replace(FRESH, etcd=Unit("inactive", "disabled"))
 # reset once, with foreign files beside kubeinit's: they (and the etcd dir holding one) stay, and nothing is planned
-FOREIGN_LEFT = [*AFTER_RESET, "pki-etcd=1", "nonempty=/etc/cni/net.d"]
+FOREIGN_LEFT = dataclasses.replace(AFTER_RESET, pki_etcd=Dir(False, 1))
 
 
-@pytest.mark.parametrize("lines", [FRESH, AFTER_RESET, FOREIGN_LEFT], ids=["fresh", "reset-twice", "foreign-left"])
-def test_fresh_or_already_reset_host_gets_only_skips(lines):
-    steps, host = plan(lines)
+@pytest.mark.parametrize("state", [FRESH, AFTER_RESET, FOREIGN_LEFT], ids=["fresh", "reset-twice", "foreign-left"])
+def test_fresh_or_already_reset_host_gets_only_skips(state):
+    steps, facts = plan(state)
     every = [s for ss in steps.values() for s in ss]
     assert not any(is_change(s) for s in every), scripted.brief(every)
     assert isinstance(steps["preflight"][0], Skip)
-    assert host.commands == 1
+    assert facts.round_trips == 0
 
 
 def test_partial_host_gets_just_what_it_still_has():
     # a reset interrupted after etcd went: certificates and one kubeconfig are left, and a stopped unit
-    lines = [
-        "etcd.ActiveState=failed",
-        "etcd.UnitFileState=disabled",
-        f"exists={etcd.UNIT}",
-        *RESOLVED,
-        "kubeconfig=admin.conf",
-        "pki=ca.crt",
-        "pki=sa.key",
-        "nonempty=/etc/cni/net.d",
-        "kubelet.ActiveState=active",
-        "mounts=2",
-        "nonempty=/var/lib/kubelet",
-        "pods=3",
-    ]
-    steps, _ = plan(lines)
+    partial = dataclasses.replace(
+        FRESH,
+        etcd=Unit("failed", "disabled"),
+        exists=frozenset({etcd.UNIT}),
+        kubeconfigs=("admin.conf",),
+        pki=("ca.crt", "sa.key"),
+        kubelet=Unit("active", "enabled"),
+        mounts=2,
+        kubelet_dir=Dir(False, 4),
+        pods=3,
+    )
+    steps, _ = plan(partial)
     assert scripted.brief(steps["cleanup-node"]) == [
         "run stop the kubelet",
         "run stop and remove the Kubernetes pods (CRI)",
@@ -194,17 +206,13 @@ def test_partial_host_gets_just_what_it_still_has():
         "run remove the kubeconfig files in /etc/kubernetes",
         "notice",
         "notice",
-        "notice",
-        "notice",
     ]
-    cni = [s.text for s in steps["cleanup-node"] if isinstance(s, Notice) and "/etc/cni/net.d" in s.text]
-    assert cni and "not removed" in cni[0]
+    # the CNI config is cleanup-network's to name or remove (test_reset_network.py), not cleanup-node's
+    assert not [s for s in steps["cleanup-node"] if isinstance(s, Notice) and "/etc/cni" in s.text]
 
 
 def test_an_etcd_kubeinit_did_not_install_is_left_alone():
-    steps, _ = plan(
-        ["etcd.ActiveState=active", "etcd.UnitFileState=enabled", f"exists={etcd.DATA_DIR}", *RESOLVED, "mounts=0"]
-    )
+    steps, _ = plan(dataclasses.replace(FRESH, etcd=Unit("active", "enabled"), exists=frozenset({etcd.DATA_DIR})))
     cleanup = steps["cleanup-node"]
     assert not any(isinstance(s, Run) and "etcd" in " ".join(s.argv) for s in cleanup), scripted.brief(cleanup)
     assert any(isinstance(s, Notice) and "did not install" in s.text for s in cleanup)
@@ -215,19 +223,10 @@ def runs(steps) -> list[Run]:
 
 
 def test_a_custom_cert_dir_loses_only_kubeinits_file_names():
-    # what the host has: two of kubeinit's files, foreign ones beside them (not listed by the probe),
-    # a name that is not in the catalogue, and an etcd dir with one foreign file in it
-    lines = [
-        "certdir=/srv/k8s/pki",
-        "kubeconfigdir=/etc/kubernetes",
-        "kubeletdir=/var/lib/kubelet",
-        "pki=ca.key",
-        "pki=etcd/ca.key",
-        "pki=../../etc/passwd",
-        "pki-etcd=2",
-        "mounts=0",
-    ]
-    steps, _ = plan(lines, make_spec("/srv/k8s/pki"))
+    # what the host has: two of kubeinit's files, foreign ones beside them (not looked for),
+    # and an etcd dir with one foreign file in it
+    custom = dataclasses.replace(FRESH, certdir="/srv/k8s/pki", pki=("ca.key", "etcd/ca.key"), pki_etcd=Dir(False, 2))
+    steps, _ = plan(custom, make_spec("/srv/k8s/pki"))
     cleanup = steps["cleanup-node"]
     assert [s.argv for s in runs(cleanup)] == [("rm", "-f", "--", "/srv/k8s/pki/ca.key", "/srv/k8s/pki/etcd/ca.key")]
     kept = [s.text for s in cleanup if isinstance(s, Notice) and "/srv/k8s/pki/etcd" in s.text]
@@ -235,17 +234,9 @@ def test_a_custom_cert_dir_loses_only_kubeinits_file_names():
 
 
 def test_a_symlinked_cert_dir_is_resolved_on_the_host_and_only_its_names_go():
-    lines = [
-        "certdir=/data/real-pki",
-        "kubeconfigdir=/etc/kubernetes",
-        "kubeletdir=/var/lib/kubelet",
-        "pki=ca.crt",
-        "pki=sa.pub",
-        "mounts=0",
-    ]
-    steps, host = plan(lines, make_spec("/srv/pki-link"))
-    assert host.commands == 1, "resolved in the one probe"
-    assert "realpath -m -- /srv/pki-link" in host.probe_script
+    linked = dataclasses.replace(FRESH, certdir="/data/real-pki", pki=("ca.crt", "sa.pub"))
+    steps, facts = plan(linked, make_spec("/srv/pki-link"))
+    assert RealPath("/srv/pki-link") in facts.declared and facts.round_trips == 0, "resolved with the other facts"
     assert "found: 2 certificate and key files in /data/real-pki" in steps["preflight"][0].message
     assert [s.argv for s in runs(steps["cleanup-node"])] == [
         ("rm", "-f", "--", "/data/real-pki/ca.crt", "/data/real-pki/sa.pub")
@@ -253,29 +244,21 @@ def test_a_symlinked_cert_dir_is_resolved_on_the_host_and_only_its_names_go():
 
 
 def test_an_etcd_subdir_that_is_a_symlink_is_not_followed():
-    lines = [*RESOLVED, "pki=ca.crt", "pki=etcd/ca.key", "pki-etcd=link", "mounts=0"]
-    steps, _ = plan(lines)
+    steps, _ = plan(dataclasses.replace(FRESH, pki=("ca.crt", "etcd/ca.key"), pki_etcd=Dir(True, 1)))
     cleanup = steps["cleanup-node"]
     assert [s.argv for s in runs(cleanup)] == [("rm", "-f", "--", "/etc/kubernetes/pki/ca.crt")]
     assert any(isinstance(s, Notice) and "/etc/kubernetes/pki/etcd is a symlink" in s.text for s in cleanup)
 
 
 def test_a_kubelet_dir_that_resolves_elsewhere_is_left_with_a_notice():
-    lines = [
-        "certdir=/etc/kubernetes/pki",
-        "kubeconfigdir=/etc/kubernetes",
-        "kubeletdir=/etc",
-        "nonempty=/var/lib/kubelet",
-        "mounts=0",
-    ]
-    steps, _ = plan(lines)
+    steps, _ = plan(dataclasses.replace(FRESH, kubeletdir="/etc", kubelet_dir=Dir(True, 90)))
     cleanup = steps["cleanup-node"]
     assert runs(cleanup) == [], scripted.brief(cleanup)
     assert any(isinstance(s, Notice) and "/var/lib/kubelet resolves to /etc" in s.text for s in cleanup)
 
 
 def test_the_kubelet_dir_is_emptied_only_while_it_is_still_itself():
-    steps, _ = plan([*RESOLVED, "nonempty=/var/lib/kubelet", "mounts=0"])
+    steps, _ = plan(dataclasses.replace(FRESH, kubelet_dir=Dir(False, 3)))
     (run,) = runs(steps["cleanup-node"])
     script = run.argv[2]
     assert script.startswith('[ "$(realpath -- /var/lib/kubelet)" = /var/lib/kubelet ] || {')
@@ -283,13 +266,13 @@ def test_the_kubelet_dir_is_emptied_only_while_it_is_still_itself():
 
 
 def test_no_directory_but_the_kubelets_is_ever_emptied():
-    steps, host = plan(CONVERGED + ["nonempty=/var/lib/kubelet"])
+    steps, facts = plan(dataclasses.replace(CONVERGED, kubelet_dir=Dir(False, 3)))
     every = " ".join(" ".join(s.argv) for ss in steps.values() for s in runs(ss))
     assert every.count("find ") == 1 and "find /var/lib/kubelet " in every
     assert "rm -rf" not in every.replace("rm -rf --one-file-system -- /var/lib/etcd", "").replace(
         "-exec rm -rf --one-file-system -- {} +", ""
     )
-    assert "find" not in host.probe_script.replace("find /var/lib/kubelet", "")
+    assert not any("find" in " ".join(f.argv()) for f in facts.declared), "nor does asking about them search a tree"
 
 
 # (cert dir as given, as the host resolves it)
@@ -315,17 +298,9 @@ SYSTEM = [
 @pytest.mark.parametrize("given,real", SYSTEM, ids=[f"{g}->{r}" for g, r in SYSTEM])
 def test_a_cert_dir_that_resolves_to_a_system_dir_is_refused(given, real):
     # the host has kubeinit's file names there too: still nothing is planned
-    lines = [
-        f"certdir={real}",
-        "kubeconfigdir=/etc/kubernetes",
-        "kubeletdir=/var/lib/kubelet",
-        "pki=ca.key",
-        "pki=etcd/ca.crt",
-        "pki-etcd=7",
-        "mounts=0",
-    ]
-    with pytest.raises(reset.Refused) as e:
-        plan(lines, make_spec(given))
+    there = dataclasses.replace(FRESH, certdir=real, pki=("ca.key", "etcd/ca.crt"), pki_etcd=Dir(False, 7))
+    with pytest.raises(reset_guard.Refused) as e:
+        plan(there, make_spec(given))
     msg = str(e.value)
     assert e.value.exit_code == 2 and e.value.resumable is False
     assert f"the cert dir {given!r}" in msg and "is a system directory" in msg and "nothing was reset" in msg
@@ -335,15 +310,9 @@ def test_a_cert_dir_that_resolves_to_a_system_dir_is_refused(given, real):
 
 @pytest.mark.parametrize("real", ["/", "/etc", "/root", "/home/bob", "/root/.ssh"])
 def test_a_kubeconfig_dir_that_resolves_to_a_system_dir_is_refused(real):
-    lines = [
-        "certdir=/etc/kubernetes/pki",
-        f"kubeconfigdir={real}",
-        "kubeletdir=/var/lib/kubelet",
-        "kubeconfig=admin.conf",
-        "mounts=0",
-    ]
-    with pytest.raises(reset.Refused, match="the kubeconfig dir '/srv/kc' .*is a system directory"):
-        plan(lines, kubeconfig_spec("/srv/kc"))
+    there = dataclasses.replace(FRESH, kubeconfigdir=real, kubeconfigs=("admin.conf",))
+    with pytest.raises(reset_guard.Refused, match="the kubeconfig dir '/srv/kc' .*is a system directory"):
+        plan(there, kubeconfig_spec("/srv/kc"))
 
 
 def kubeconfig_spec(d: str):
@@ -354,7 +323,7 @@ def kubeconfig_spec(d: str):
 def test_a_cert_dir_that_is_not_one_absolute_path_is_refused_before_the_probe(bad):
     spec = make_spec()
     spec = dataclasses.replace(spec, pki=dataclasses.replace(spec.pki, cert_dir=bad))
-    with pytest.raises(reset.Refused, match="must be an absolute path"):
+    with pytest.raises(reset_guard.Refused, match="must be an absolute path"):
         plan(FRESH, spec)
 
 
@@ -362,8 +331,8 @@ def test_a_cert_dir_that_is_not_one_absolute_path_is_refused_before_the_probe(ba
     "d", ["/etc/kubernetes/pki", "/srv/k8s/pki", "/home/alice/k8s/pki", "/opt/kube/pki", "/var/lib/k8s/pki"]
 )
 def test_dirs_of_their_own_are_not_system_dirs(d):
-    assert not reset.system_dir(d)
-    assert not reset.system_dir("/etc/kubernetes", kubeconfigs=True)
+    assert not reset_guard.system_dir(d)
+    assert not reset_guard.system_dir("/etc/kubernetes", kubeconfigs=True)
 
 
 # --------------------------------------------------------------------------
@@ -431,7 +400,7 @@ def test_reset_refuses_a_system_cert_dir_in_one_sentence_without_suggesting_yes(
 
 
 # this host's fixed paths a real local reset would also clean: the real run below needs them absent
-HOST_STATE = [etcd.UNIT, etcd.DATA_DIR, reset.ETCD_STAMP, etcd.APPLIED, reset.KUBELET_DIR, reset.MANIFESTS]
+HOST_STATE = [etcd.UNIT, etcd.DATA_DIR, rs.ETCD_STAMP, etcd.APPLIED, rs.KUBELET_DIR, reset.MANIFESTS]
 
 
 def test_a_real_local_reset_removes_only_kubeinits_names_through_a_symlinked_cert_dir(kubeinit_cli, tmp_path):
@@ -445,7 +414,7 @@ def test_a_real_local_reset_removes_only_kubeinits_names_through_a_symlinked_cer
     pki, confs = tmp_path / "data" / "pki", tmp_path / "kube"
     (pki / "etcd").mkdir(parents=True)
     confs.mkdir()
-    ours = [pki / f for f in reset.PKI_FILES] + [confs / f for f in reset.KUBECONFIG_FILES]
+    ours = [pki / f for f in rs.PKI_FILES] + [confs / f for f in rs.KUBECONFIG_FILES]
     foreign = [
         pki / "foreign.crt",
         pki / ".hidden",
@@ -489,3 +458,34 @@ def test_a_real_local_reset_removes_only_kubeinits_names_through_a_symlinked_cer
 
     again = kubeinit_cli(*args)
     assert again.returncode == 0 and "(0 changed)" in again.stdout, again.stdout
+
+
+def test_the_facts_reset_reads_run_in_this_machines_shell(tmp_path):
+    """Reset's facts over this machine's shell: kubeinit's names only, a directory by such a name
+    is not one, a symlink is, and a symlinked etcd dir says so."""
+    pki = tmp_path / "pki"
+    (pki / "etcd").mkdir(parents=True)
+    (pki / "ca.crt").write_text("x")
+    (pki / "ca.key").mkdir()  # a directory by one of kubeinit's names is not kubeinit's
+    (pki / "sa.pub").symlink_to(tmp_path / "nowhere")  # a symlink of kubeinit's name is, even dangling
+    (pki / "foreign.crt").write_text("x")
+    (pki / "etcd" / ".hidden").write_text("x")
+    (tmp_path / "etcd-link").symlink_to(pki / "etcd")
+    facts = Facts(LocalConnection())
+    asked = [
+        Named(str(pki), rs.PKI_FILES),
+        Directory(str(pki / "etcd")),
+        Directory(str(tmp_path / "etcd-link")),
+        Directory(str(pki / "ca.crt")),
+        Directory(str(tmp_path / "missing")),
+        MountsUnder(str(tmp_path)),
+        PodSandboxes(),
+        RealPath(str(tmp_path / "etcd-link" / "..")),
+    ]
+    facts.gather(asked)
+    assert facts.get(asked[0]) == ("ca.crt", "sa.pub")
+    assert [facts.get(f) for f in asked[1:6]] == [Dir(False, 1), Dir(True, 1), None, None, 0]
+    assert facts.get(PodSandboxes()) >= 0
+    assert facts.get(asked[-1]) == str(pki)
+    # a name printed that was not asked is not an answer (a file named by a newline, say)
+    assert Named("/d", ("ca.crt",)).parse(Result(0, b"ca.crt\n../../etc/passwd\n", b"")) == ("ca.crt",)

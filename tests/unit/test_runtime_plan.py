@@ -1,4 +1,4 @@
-"""The runtime phase over scripted facts (golden cases: facts in -> steps out).
+"""The runtime phase over facts given parsed (golden cases: facts in -> steps out).
 
 A fresh host gets downloads, uploads, installs and a containerd start; a converged host
 gets only skips; each kind of drift gets exactly the work that repairs it.
@@ -12,8 +12,11 @@ import pytest
 import scripted  # noqa: E402  (tests/unit is on sys.path, as for sshserver)
 
 from kubeinit import spec as specmod
+from kubeinit.connection import LocalConnection
 from kubeinit.errors import KubeinitError
-from kubeinit.facts.host import GOARCH, Arch, Stamps, Sysctl, Unit, UnitState
+from kubeinit.facts import Facts
+from kubeinit.facts.host import GOARCH, Arch, Leftovers, Stamps, Sysctl, Unit, UnitState
+from kubeinit.facts.node import KernelModules, Modules
 from kubeinit.hostops import install
 from kubeinit.phases import runtime as rt
 from kubeinit.render import render
@@ -35,31 +38,29 @@ HEALTHY = {
 }
 
 
-class ScriptedHost(scripted.ProbedHost):
-    """Answers the runtime probe and the digest prefetch from a scripted state."""
+class ScriptedHost(scripted.FilesHost):
+    """A host as the test describes it (`probe`: its kernel, sysctls, containerd's unit, the temp
+    files and registry mirrors left on it), its install stamps and files, given as parsed facts."""
 
-    probe_script = rt.PROBE
-
-    def __init__(
-        self,
-        probe: dict[str, str],
-        stamps: dict[str, list[str]] | None = None,
-        files: dict[str, tuple[str, int]] | None = None,
-    ):
+    def __init__(self, probe: dict, stamps: dict[str, list[str]] | None = None, files: dict | None = None):
         super().__init__(files)
         self.probe, self.stamps = probe, stamps or {}
 
-    def probe_output(self) -> str:
-        shared = ("arch", "active", "enabled")  # typed facts, given parsed below
-        return "".join(f"{k}={v}\n" for k, v in self.probe.items() if k not in shared and not k.startswith("sysctl:"))
-
     def typed(self) -> dict:
         p = self.probe
+        present = {"overlay"} if p["overlay"] == "yes" else set()
+        if p.get("sysctl:net/bridge/bridge-nf-call-iptables", "missing") != "missing":
+            present.add("br_netfilter")
+        loadable = {m for m in ("overlay", "br_netfilter") if m not in present and p.get(f"loadable:{m}") == "yes"}
         return {
             Arch(): GOARCH.get(p["arch"], p["arch"]),
             UnitState("containerd"): Unit(p["active"], p["enabled"]),
             Stamps(): scripted.stamps(self.stamps),
             **{Sysctl(k): p.get(f"sysctl:{k}", "missing") for k in rt.SYSCTLS},
+            KernelModules(): Modules(frozenset(present), frozenset(loadable)),
+            rt.MODPROBE: frozenset({"modprobe"} if p["modprobe"] == "yes" else ()),
+            Leftovers(): tuple(sorted(p.get("leftovers", ()))),
+            rt.MIRRORS: frozenset(p.get("mirrors", ())),
         }
 
 
@@ -180,7 +181,7 @@ def test_converged_host_yields_only_skips():
 def test_temp_files_a_killed_run_left_are_removed_and_only_then(tmp_path):
     probe, stamps, files = converged_state()
     staged, extracted = f"{rt.STAGING}/.kubeinit.Ab12Cd", "/usr/local/bin/.kubeinit.Xy34Zw"
-    probe.update({f"leftover:{staged}": "1", f"leftover:{extracted}": "1"})
+    probe["leftovers"] = (staged, extracted)
     steps = plan(ScriptedHost(probe, stamps, files))
     changes = [s for s in steps if not isinstance(s, Skip)]
     assert changes == [Run(("rm", "-rf", "--", extracted, staged), note="remove 2 temp files a stopped run left")]
@@ -206,16 +207,13 @@ def test_the_leftovers_probe_lists_only_stale_kubeinit_temp_files(tmp_path):
     (staging / ".kubeinit.NEW789").write_bytes(b"a live run's upload")  # recent: maybe another run's
     (staging / "containerd.tar.gz").write_bytes(b"staged")
     os.utime(staging / "containerd.tar.gz", (old, old))  # not a temp file
-    script = install.leftovers_probe((str(staging), str(bin_dir), str(empty)))
-    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=10)
-    values, _ = install.parse_probe(r.stdout)
-    [step] = install.remove_leftovers(values)
+    facts = Facts(LocalConnection())
+    [step] = install.remove_leftovers(facts.get(Leftovers((str(staging), str(bin_dir), str(empty)))))
     assert step.argv == ("rm", "-rf", "--", str(bin_dir / ".kubeinit.DIR456"), str(staging / ".kubeinit.OLD123"))
     subprocess.run(step.argv, check=True)
     assert sorted(p.name for p in staging.iterdir()) == [".kubeinit.NEW789", "containerd.tar.gz"]
     assert list(bin_dir.iterdir()) == []
-    clean = subprocess.run(["sh", "-c", install.leftovers_probe((str(empty),))], capture_output=True, text=True)
-    assert (clean.returncode, clean.stdout) == (0, "")
+    assert facts.get(Leftovers((str(empty),))) == ()
 
 
 def test_changed_config_is_uploaded_and_restarts_only_containerd():
