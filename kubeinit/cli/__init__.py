@@ -5,8 +5,9 @@ or any cloud SDK (nor pydantic, which typer uses only to convert a command's arg
 Heavy modules are imported inside the commands.
 
 One module per group of commands: lifecycle (init, join, up, reset, upgrade), credentials
-(certs, token), config, managed (the managed-cloud click commands), with the options they
-share in options.py and the help's panels and phase trees in help.py.
+(certs, token), config, managed (lists the managed-cloud commands of kubeinit.commands.managed*,
+imported only when one runs), with the options they share in options.py and the help's panels
+and phase trees in help.py.
 """
 
 from .app import APP, main

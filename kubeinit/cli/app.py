@@ -58,7 +58,7 @@ class Application:
         except (Exit, SystemExit, _click.exceptions.ClickException, Abort):
             raise  # typer's own ends: usage errors (exit 2), --help
         except Exception as e:  # a bug: one line unless --verbose
-            if self.verbose or _click_exit(e):
+            if self.verbose:
                 raise
             ui.error(
                 f"internal error: {e.__class__.__name__}: {e} (run with --verbose for the traceback, and "
@@ -77,12 +77,6 @@ class Application:
         except SystemExit as e:
             _leave(e.code)
         _leave(0)
-
-
-def _click_exit(e: BaseException) -> bool:
-    """The managed commands (still click) end with click's own exceptions: let them through."""
-    click = sys.modules.get("click")
-    return click is not None and isinstance(e, (click.exceptions.Exit, click.exceptions.ClickException))
 
 
 APP = Application()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,8 +12,23 @@ from .app import APP
 
 
 class Root(helpmod.PanelGroup):
+    """The typer app as a command: with the managed commands listed (loaded when run) and
+    kubeinit's own argument converters; every command ends through the application object."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from . import managed
+
+        super().__init__(**kwargs)
+        managed.register(self)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from . import convert
+
+        convert.install(self)  # here, not in __init__: typer adds the completion options after it
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx):
-        with APP.guard():  # every command ends through the application object
+        with APP.guard():
             return super().invoke(ctx)
 
 
@@ -42,10 +57,7 @@ def app() -> typer.Typer:
 
 
 @functools.cache
-def root():
-    from . import convert, managed
-
+def root() -> Root:
     group = typer.main.get_command(app())
-    convert.install(group)
-    managed.register(group)
+    assert isinstance(group, Root)
     return group

@@ -2,9 +2,10 @@
 
 typer 0.29 converts every argument through a pydantic TypeAdapter, so any command run (and
 `--help`, for the completion options' None) would import pydantic: longer than all of
-kubeinit's own start-up. kubeinit's options are only str, bool, int ranges, paths, choices and
-lists of those; `install` gives each such parameter a converter of its own, and leaves any
-other to typer. It uses typer's RuntimeParam hook (pinned: typer>=0.29,<0.30).
+kubeinit's own start-up. kubeinit's options are only str, bool, int ranges, paths, choices,
+lists of those and values with a parser of their own; `install` gives each such parameter a
+converter of its own, and leaves any other to typer. It uses typer's RuntimeParam hook (pinned:
+typer>=0.29,<0.30).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Native(RuntimeParam):
             raise BadParameter(str(e), ctx=ctx, param=param) from None
 
 
-def _bool(value: Any) -> bool:
+def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -73,7 +74,7 @@ def _leaf(annotation: Any, info: Any) -> Callable[[Any], Any] | None:
     if annotation is str:
         return str
     if annotation is bool:
-        return _bool
+        return parse_bool
     if annotation in (int, float) and not info.clamp:
         return _number(annotation, info.min, info.max)
     if annotation is Path and not (info.exists or info.resolve_path or info.allow_dash or info.path_type):
@@ -85,11 +86,11 @@ def _leaf(annotation: Any, info: Any) -> Callable[[Any], Any] | None:
 
 def native(param: Any) -> Native | None:
     desc = getattr(param, "type_descriptor", None)
-    if desc is None or desc.file_annotation is not None or desc.parameter_info.parser is not None:
+    if desc is None or desc.file_annotation is not None:
         return None
     annotation, info = desc.annotation, desc.parameter_info
     many = typing.get_origin(annotation) is list
-    convert = _leaf(typing.get_args(annotation)[0] if many else annotation, info)
+    convert = info.parser or _leaf(typing.get_args(annotation)[0] if many else annotation, info)
     if convert is None:
         return None
     return Native(parameter_info=info, annotation=annotation, convert=convert, many=many)

@@ -1,11 +1,12 @@
-"""The managed-cloud commands (create/get/scale/delete ..., kubeconfig, token eks): click commands
-in kubeinit.commands.managed*, each run by a typer command that hands it its arguments.
+"""The managed-cloud commands (create/get/scale/delete ..., kubeconfig, token eks, upgrade cluster):
+typer commands in kubeinit.commands.managed*, listed from the table below and imported only when one
+of them runs or shows its help.
 
-They are listed from the table below and imported only when run: click and the managed
-modules would otherwise be most of what `kubeinit --help` loads. click parses their
-arguments and prints their help and usage errors; kubeinit's errors end them through the
-application object, as every other command. tests/unit/test_cli_app.py checks the table
-against what kubeinit.commands.managed registers.
+Importing them would be most of what `kubeinit --help` loads, so the root group holds a `Lazy`
+placeholder for each (its name, help line and panel); the placeholder's context is the real
+command's, made when the command is run, completed or asked for its help. They end through the
+application object, as every other command. tests/unit/test_cli_app.py checks the table against
+what kubeinit.commands.managed defines.
 """
 
 from __future__ import annotations
@@ -32,43 +33,39 @@ COMMANDS: dict[tuple[str, ...], str] = {
 
 
 @functools.cache
-def click_commands():
-    """The click root the managed modules register into (click loads here)."""
+def managed_commands() -> TyperGroup:
+    """The managed commands as one group, by the table's paths (the managed modules load here)."""
+    import typer
+
     from kubeinit.commands import managed
-    from kubeinit.commands.base import Group
 
-    root = Group("kubeinit")
-    managed.register(root)
-    return root
+    from .convert import install
+
+    group = typer.main.get_command(managed.app(COMMANDS))
+    assert isinstance(group, TyperGroup)
+    install(group)
+    return group
 
 
-class ClickCommand(TyperCommand):
-    """A click command (or group) under kubeinit's typer app: every argument goes to it."""
+def load(path: tuple[str, ...]) -> _click.Command:
+    command: _click.Command = managed_commands()
+    for name in path:
+        assert isinstance(command, TyperGroup), path
+        command = command.commands[name]
+    return command
+
+
+class Lazy(TyperCommand):
+    """A managed command as its group lists it; run, it is the command at `path`."""
 
     def __init__(self, path: tuple[str, ...], help: str, panel: str):
-        super().__init__(
-            path[-1],
-            help=help,
-            add_help_option=False,
-            context_settings={
-                "ignore_unknown_options": True,
-                "allow_extra_args": True,
-                "allow_interspersed_args": False,
-            },
-            rich_help_panel=panel,
-            rich_markup_mode=None,
-        )
+        super().__init__(path[-1], help=help, add_help_option=False, rich_help_panel=panel, rich_markup_mode=None)
         self.path = path
 
-    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
-        ctx.args = list(args)
-        return []
-
-    def invoke(self, ctx: _click.Context) -> Any:
-        command = click_commands()
-        for name in self.path:
-            command = command.commands[name]
-        return command.main(args=ctx.args, prog_name=ctx.command_path, standalone_mode=True)
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: _click.Context | None = None, **extra: Any
+    ) -> _click.Context:
+        return load(self.path).make_context(info_name, args, parent=parent, **extra)
 
 
 def register(group: TyperGroup) -> None:
@@ -76,4 +73,5 @@ def register(group: TyperGroup) -> None:
     for path, help in COMMANDS.items():
         panel = helpmod.CREDENTIALS if path == ("kubeconfig",) else helpmod.MANAGED
         parent = group.commands[path[0]] if len(path) == 2 else group
-        parent.add_command(ClickCommand(path, help, panel), path[-1])
+        assert isinstance(parent, TyperGroup), path
+        parent.add_command(Lazy(path, help, panel), path[-1])

@@ -1,70 +1,72 @@
-"""CLI for managed clusters: create/get/scale/delete and kubeconfig.
+"""CLI for managed clusters: create/get/scale/delete and kubeconfig (typer commands).
 
-Thin: parse flags into a ManagedSpec and Options, call kubeinit.managed.ops.
-No cloud SDK is imported here (it would slow down `kubeinit --help`).
+Thin: parse flags into a ManagedSpec and Options, call kubeinit.managed.ops. kubeinit.cli.managed
+lists these commands and imports this module only when one of them runs: no cloud SDK is
+imported here (it would slow down `kubeinit --help`).
 """
 
 from __future__ import annotations
 
 import functools
-from enum import StrEnum
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-import click
+import typer
 
 from kubeinit import ui
 from kubeinit.commands import base, managed_flags
 from kubeinit.errors import KubeinitError, UserError
 
-
-class ProviderName(StrEnum):
-    eks = "eks"
-    gke = "gke"
-    aks = "aks"
+ProviderName = Literal["eks", "gke", "aks"]
 
 
-def _provider(ctx, param, value) -> ProviderName | None:
-    return None if value is None else ProviderName(value)
+Provider = Annotated[ProviderName, typer.Option("--provider", "-p", help="eks, gke or aks.")]
+OptionalProvider = Annotated[ProviderName | None, typer.Option("--provider", "-p", help="eks, gke or aks.")]
+Name = Annotated[str, typer.Option("--name", "-n", help="Cluster name.")]
+Region = Annotated[str | None, typer.Option("--region", "-r", help="AWS region, GCP region or Azure location.")]
+Zone = Annotated[str | None, typer.Option("--zone", help="GCP zone (zonal GKE cluster).")]
+Location = Annotated[str | None, typer.Option("--location", "-l", help="GCP zone/region or Azure location.")]
+Project = Annotated[str | None, typer.Option("--project", help="GKE: GCP project (default $GOOGLE_CLOUD_PROJECT).")]
+ResourceGroup = Annotated[
+    str | None, typer.Option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")
+]
+Subscription = Annotated[
+    str | None, typer.Option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the SDK calls, in order, without sending any.")]
+Interval = Annotated[
+    float | None, typer.Option("--poll-interval", min=0, help="Seconds between status checks while waiting.")
+]
+Timeout = Annotated[float, typer.Option("--timeout", min=0, help="Minutes to wait for each cloud operation.")]
+Kubeconfig = Annotated[
+    str | None, typer.Option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config).")
+]
+Nodes = Annotated[int | None, typer.Option("--nodes", "-N", min=0, help="Nodes in the first pool (GKE: per zone).")]
+NodesMin = Annotated[int | None, typer.Option("--nodes-min", min=0, help="Autoscaling minimum.")]
+NodesMax = Annotated[int | None, typer.Option("--nodes-max", min=0, help="Autoscaling maximum.")]
+NodeType = Annotated[str | None, typer.Option("--node-type", "-t", help="Instance/machine/VM size.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table, yaml or json.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Pool = Annotated[str, typer.Argument(help="Node pool (EKS nodegroup) name.", show_default=False)]
+TIMEOUT = 40.0  # minutes
 
 
-_PROVIDERS = click.Choice([p.value for p in ProviderName])
-ProviderOpt = click.option(
-    "--provider", "-p", type=_PROVIDERS, required=True, callback=_provider, help="eks, gke or aks."
-)
-Name = click.option("--name", "-n", required=True, help="Cluster name.")
-Region = click.option("--region", "-r", help="AWS region, GCP region or Azure location.")
-Zone = click.option("--zone", help="GCP zone (zonal GKE cluster).")
-Location = click.option("--location", "-l", help="GCP zone/region or Azure location.")
-Project = click.option("--project", help="GKE: GCP project (default $GOOGLE_CLOUD_PROJECT).")
-Group = click.option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")
-Subscription = click.option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")
-DryRun = click.option("--dry-run", is_flag=True, help="Print the SDK calls, in order, without sending any.")
-Interval = click.option(
-    "--poll-interval", type=click.FloatRange(min=0), help="Seconds between status checks while waiting."
-)
-Timeout = click.option(
-    "--timeout", type=click.FloatRange(min=0), default=40.0, help="Minutes to wait for each cloud operation."
-)
-Kubeconfig = click.option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config).")
-Where = base.options(Region, Zone, Location)
-Account = base.options(Project, Group, Subscription)
-Waiting = base.options(DryRun, Interval, Timeout)
-
-
-def _cli(fn):
-    """KubeinitError → one line on stderr (+ what to do next) and its exit code."""
+def _cli(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """KubeinitError → one line on stderr (+ what to do next) and its exit code; no traceback even
+    with --verbose, which adds the cloud's detail to the line instead."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except KubeinitError as e:
             ui.error(str(e))
             for hint in getattr(e, "hints", []):
                 ui.info(hint)
-            raise click.exceptions.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:  # the command has said how to resume
             ui.error("interrupted")
-            raise click.exceptions.Exit(130) from None
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -88,18 +90,18 @@ def _options(dry_run=False, poll_interval=None, timeout=40.0, kubeconfig=None, c
     )
 
 
-def _target(provider, name, region, zone, location, project, group, subscription):
+def _target(provider: str, name, region, zone, location, project, group, subscription):
     from kubeinit.managed.ops import target
 
     return target(
-        provider.value,
+        provider,
         name,
         {
             "region": _place(region, zone, location),
             "project": project,
             "resource_group": group,
             "subscription": subscription,
-            **managed_flags.profile_override(provider.value),
+            **managed_flags.profile_override(provider),
         },
     )
 
@@ -110,48 +112,37 @@ def _ask_delete(what, yes, dry_run):
         base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
 
 
-@click.command("cluster", cls=base.Command)
-@click.option("--file", "-f", "--config", "file", help="Cluster file with a `managed:` section.")
-@click.option("--provider", "-p", type=_PROVIDERS, callback=_provider, help="eks, gke or aks.")
-@click.option("--name", "-n", help="Cluster name.")
-@Where
-@click.option("--version", help='Kubernetes version, e.g. "1.30".')
-@click.option("--nodes", "-N", type=click.IntRange(min=0), help="Nodes in the first pool (GKE: per zone).")
-@click.option("--nodes-min", type=click.IntRange(min=0), help="Autoscaling minimum.")
-@click.option("--nodes-max", type=click.IntRange(min=0), help="Autoscaling maximum.")
-@click.option("--node-type", "-t", help="Instance/machine/VM size.")
-@Account
-@click.option("--subnets", help="EKS: comma-separated subnet ids to use instead of a new VPC.")
-@Kubeconfig
-@DryRun
-@click.option("--cleanup-on-failure", is_flag=True, help="If creation fails, delete what was created at once.")
-@Interval
-@Timeout
 @managed_flags.add(
     "tags", "labels", "node_volume_size", "zones", "spot", "profile", "no_wait", "write_kubeconfig", "set_context"
 )
 @_cli
 def create_cluster(
-    file: str | None,
-    provider: ProviderName | None,
-    name: str | None,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    version: str | None,
-    nodes: int | None,
-    nodes_min: int | None,
-    nodes_max: int | None,
-    node_type: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    subnets: str | None,
-    kubeconfig: str | None,
-    dry_run: bool,
-    cleanup_on_failure: bool,
-    poll_interval: float | None,
-    timeout: float,
+    file: Annotated[
+        str | None, typer.Option("--file", "-f", "--config", help="Cluster file with a `managed:` section.")
+    ] = None,
+    provider: OptionalProvider = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Cluster name.")] = None,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    version: Annotated[str | None, typer.Option("--version", help='Kubernetes version, e.g. "1.30".')] = None,
+    nodes: Nodes = None,
+    nodes_min: NodesMin = None,
+    nodes_max: NodesMax = None,
+    node_type: NodeType = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    subnets: Annotated[
+        str | None, typer.Option("--subnets", help="EKS: comma-separated subnet ids to use instead of a new VPC.")
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    dry_run: DryRun = False,
+    cleanup_on_failure: Annotated[
+        bool, typer.Option("--cleanup-on-failure", help="If creation fails, delete what was created at once.")
+    ] = False,
+    poll_interval: Interval = None,
+    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Create a managed cluster (and what it needs), wait for it, write its kubeconfig."""
     from kubeinit.managed import ops
@@ -165,7 +156,7 @@ def create_cluster(
     else:
         raw, top_name, path, source = {}, None, "", "command line"
     flags = {
-        "provider": provider.value if provider else None,
+        "provider": provider,
         "name": name,
         "version": version,
         "region": region,
@@ -189,22 +180,17 @@ def create_cluster(
     )
 
 
-@click.command("clusters", cls=base.Command)
-@ProviderOpt
-@Where
-@Account
-@click.option("--output", "-o", default="table", help="table, yaml or json.")
 @managed_flags.add("profile")
 @_cli
 def get_clusters(
-    provider: ProviderName,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    output: str,
+    provider: Provider,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    output: Output = "table",
 ) -> None:
     """List the provider's clusters in a region/project/subscription."""
     from kubeinit.managed import ops
@@ -213,19 +199,19 @@ def get_clusters(
     if output not in ("table", "yaml", "json"):
         raise UserError("--output must be table, yaml or json")
     spec = ManagedSpec(
-        provider=provider.value,
+        provider=provider,
         name="-",
         region=_place(region, zone, location),
         project=project,
         resource_group=resource_group,
         subscription=subscription,
-        **managed_flags.profile_override(provider.value),
+        **managed_flags.profile_override(provider),
     )
     rows = ops.list_clusters(spec)
     if output != "table":
         managed_flags.dump(rows, output)
     elif not rows:
-        ui.info(f"no {provider.value} clusters found")
+        ui.info(f"no {provider} clusters found")
     else:
         ui.table(
             ["NAME", "LOCATION", "VERSION", "STATUS", "RECORDED"],
@@ -233,34 +219,24 @@ def get_clusters(
         )
 
 
-@click.command("nodepool", cls=base.Command)
-@click.argument("pool", cls=base.Argument, help="Node pool (EKS nodegroup) name.")
-@ProviderOpt
-@click.option("--cluster", "-c", required=True, help="Cluster name.")
-@click.option("--nodes", "-N", type=click.IntRange(min=0), required=True, help="Desired nodes (GKE: per zone).")
-@click.option("--nodes-min", type=click.IntRange(min=0))
-@click.option("--nodes-max", type=click.IntRange(min=0))
-@Where
-@Account
-@Waiting
 @managed_flags.add("profile")
 @_cli
 def scale_nodepool(
-    pool: str,
-    provider: ProviderName,
-    cluster: str,
-    nodes: int,
-    nodes_min: int | None,
-    nodes_max: int | None,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    dry_run: bool,
-    poll_interval: float | None,
-    timeout: float,
+    pool: Pool,
+    provider: Provider,
+    cluster: Annotated[str, typer.Option("--cluster", "-c", help="Cluster name.")],
+    nodes: Annotated[int, typer.Option("--nodes", "-N", min=0, help="Desired nodes (GKE: per zone).")],
+    nodes_min: Annotated[int | None, typer.Option("--nodes-min", min=0)] = None,
+    nodes_max: Annotated[int | None, typer.Option("--nodes-max", min=0)] = None,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    dry_run: DryRun = False,
+    poll_interval: Interval = None,
+    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Set the node count of one node pool and wait until it applies."""
     from kubeinit.managed import ops
@@ -269,73 +245,61 @@ def scale_nodepool(
     ops.scale_nodepool(spec, record, pool, nodes, nodes_min, nodes_max, _options(dry_run, poll_interval, timeout))
 
 
-@click.command("cluster", cls=base.Command)
-@ProviderOpt
-@Name
-@Where
-@Account
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@Waiting
 @managed_flags.add("profile", "no_wait", "keep_load_balancers")
 @_cli
 def delete_cluster(
-    provider: ProviderName,
-    name: str,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    yes: bool,
-    dry_run: bool,
-    poll_interval: float | None,
-    timeout: float,
+    provider: Provider,
+    name: Name,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    yes: Yes = False,
+    dry_run: DryRun = False,
+    poll_interval: Interval = None,
+    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Delete a cluster and exactly what kubeinit recorded creating for it."""
     from kubeinit.managed import ops
 
     spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
     _ask_delete(
-        f"{provider.value} cluster {name}" + (" and everything kubeinit created for it" if record else ""), yes, dry_run
+        f"{provider} cluster {name}" + (" and everything kubeinit created for it" if record else ""), yes, dry_run
     )
     ops.delete_cluster(spec, record, managed_flags.options(_options(dry_run, poll_interval, timeout)))
 
 
-@click.command("kubeconfig", cls=base.Command)
-@click.option(
-    "--file",
-    "-f",
-    "cluster_file",
-    type=click.Path(dir_okay=False),
-    help="A cluster file of hosts kubeinit built: fetch its admin's credentials over SSH.",
-)
-@click.option("--known-hosts", help="With -f: known_hosts file (default ~/.ssh/known_hosts).")
-@click.option("--trust-new-host-keys", is_flag=True, help="With -f: accept and record unknown host keys.")
-@click.option("--provider", "-p", type=_PROVIDERS, callback=_provider, help="eks, gke or aks (a managed cluster).")
-@click.option("--name", "-n", help="Managed cluster name.")
-@Where
-@Account
-@Kubeconfig
 @managed_flags.add("profile", "print_")
 @_cli
 def kubeconfig_cmd(
-    cluster_file: str | None,
-    known_hosts: str | None,
-    trust_new_host_keys: bool,
-    provider: ProviderName | None,
-    name: str | None,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    kubeconfig: str | None,
+    cluster_file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", "-f", help="A cluster file of hosts kubeinit built: fetch its admin's credentials over SSH."
+        ),
+    ] = None,
+    known_hosts: Annotated[
+        str | None, typer.Option("--known-hosts", help="With -f: known_hosts file (default ~/.ssh/known_hosts).")
+    ] = None,
+    trust_new_host_keys: Annotated[
+        bool, typer.Option("--trust-new-host-keys", help="With -f: accept and record unknown host keys.")
+    ] = False,
+    provider: Annotated[
+        ProviderName | None, typer.Option("--provider", "-p", help="eks, gke or aks (a managed cluster).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Managed cluster name.")] = None,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    kubeconfig: Kubeconfig = None,
 ) -> None:
     """Write (merge) a cluster's admin entry into a kubeconfig (0600) and make it current: of a
     cluster file's cluster (-f, read from its control plane over SSH) or a managed one (-p, -n)."""
-    from kubeinit.errors import UserError
     from kubeinit.managed import ops
 
     if cluster_file:
@@ -354,25 +318,26 @@ def kubeconfig_cmd(
     ui.ok(f"wrote context {context} to {path}")
 
 
-def _group(app: click.Group, name: str, help: str) -> click.Group:
-    """The app's `name` sub-command group, made if it does not exist yet (others may add to it)."""
-    sub = app.commands.get(name)
-    if isinstance(sub, click.Group):
-        return sub
-    sub = base.Group(name, help=help, no_args_is_help=True)
-    app.add_command(sub)
-    return sub
+def _group(help: str) -> typer.Typer:
+    from kubeinit.cli.help import PanelGroup
+
+    return typer.Typer(cls=PanelGroup, help=help, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
-def register(app: click.Group) -> None:
-    _group(app, "create", "Create resources.").add_command(create_cluster, "cluster")
-    _group(app, "get", "List resources.").add_command(get_clusters, "clusters")
-    _group(app, "scale", "Scale resources.").add_command(scale_nodepool, "nodepool")
-    _group(app, "delete", "Delete resources.").add_command(delete_cluster, "cluster")
-    app.add_command(kubeconfig_cmd, "kubeconfig")
-    from kubeinit.commands import managed_pools
+def app(helps: dict[tuple[str, ...], str]) -> typer.Typer:
+    """The managed commands as one typer app, under the names kubeinit.cli.managed lists them
+    with (`helps`: a group's name -> its help)."""
+    from kubeinit.commands import managed_pools, managed_token
 
-    managed_pools.register(app, _group)
-    from kubeinit.commands import managed_token
-
-    managed_token.register(app, _group)
+    groups = {name: _group(helps.get((name,), "")) for name in ("create", "get", "scale", "delete", "upgrade", "token")}
+    groups["create"].command("cluster")(create_cluster)
+    groups["get"].command("clusters")(get_clusters)
+    groups["scale"].command("nodepool")(scale_nodepool)
+    groups["delete"].command("cluster")(delete_cluster)
+    managed_pools.register(groups)
+    managed_token.register(groups)
+    root = typer.Typer(add_completion=False, rich_markup_mode=None)
+    for name, group in groups.items():
+        root.add_typer(group, name=name)
+    root.command("kubeconfig")(kubeconfig_cmd)
+    return root

@@ -1,8 +1,8 @@
 """eksctl's everyday flags for the managed-cluster commands, added by decorator.
 
-A decorated command gets the options; their values are kept aside for the call
-(`given()`) instead of being passed as arguments, so the existing command
-functions keep their signatures. No cloud SDK is imported here.
+A decorated command gets the options (typer options, after its own); their values are kept
+aside for the call (`given()`) instead of being passed as arguments, so the command functions
+keep their signatures. No cloud SDK is imported here.
 """
 
 from __future__ import annotations
@@ -10,80 +10,132 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import inspect
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, NewType
 
-import click
+import typer
 
+from kubeinit.cli.convert import parse_bool
 from kubeinit.errors import UserError
 
 _GIVEN: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("managed_flags", default=None)
 
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./:+@-]{0,126}[A-Za-z0-9_.-])?$")
 
-OPTIONS: dict[str, Callable] = {
-    "tags": click.option("--tags", metavar="K=V,...", help="Cloud tags (GKE: labels) on what kubeinit makes."),
-    "labels": click.option("--labels", metavar="K=V,...", help="Kubernetes labels on the nodes."),
-    "node_volume_size": click.option(
-        "--node-volume-size", type=click.IntRange(min=1), metavar="GIB", help="Node root volume size in GiB."
+# A bool option that takes a value (`--write-kubeconfig false`), as eksctl's: typer makes a bool a flag.
+BoolValue = NewType("BoolValue", bool)
+
+
+# name -> (the option, its default)
+OPTIONS: dict[str, tuple[Any, Any]] = {
+    "tags": (
+        Annotated[
+            str | None,
+            typer.Option("--tags", metavar="K=V,...", help="Cloud tags (GKE: labels) on what kubeinit makes."),
+        ],
+        None,
     ),
-    "zones": click.option(
-        "--zones",
-        metavar="Z,...",
-        help="EKS: subnet availability zones; GKE: node locations; AKS: availability zones (1,2,3).",
+    "labels": (
+        Annotated[str | None, typer.Option("--labels", metavar="K=V,...", help="Kubernetes labels on the nodes.")],
+        None,
     ),
-    "spot": click.option(
-        "--spot",
-        is_flag=True,
-        default=None,
-        help="Spot capacity (EKS SPOT, GKE spot VMs, AKS Spot priority; not for AKS system pools).",
+    "node_volume_size": (
+        Annotated[
+            int | None, typer.Option("--node-volume-size", min=1, metavar="GIB", help="Node root volume size in GiB.")
+        ],
+        None,
     ),
-    "profile": click.option("--profile", help="EKS: AWS named profile (default $AWS_PROFILE)."),
-    "no_wait": click.option("--no-wait", is_flag=True, help="Start the cloud's work and return without waiting."),
-    "write_kubeconfig": click.option(
-        "--write-kubeconfig",
-        type=click.BOOL,
-        default=True,
-        show_default=True,
-        metavar="BOOL",
-        help="Write (merge) the kubeconfig when the cluster is ready.",
+    "zones": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--zones",
+                metavar="Z,...",
+                help="EKS: subnet availability zones; GKE: node locations; AKS: availability zones (1,2,3).",
+            ),
+        ],
+        None,
     ),
-    "set_context": click.option(
-        "--set-context",
-        type=click.BOOL,
-        default=True,
-        show_default=True,
-        metavar="BOOL",
-        help="Make the written context the current one.",
+    "spot": (  # None when not given: a cluster file's `spot` stands
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--spot", help="Spot capacity (EKS SPOT, GKE spot VMs, AKS Spot priority; not for AKS system pools)."
+            ),
+        ],
+        None,
     ),
-    "keep_load_balancers": click.option(
-        "--keep-load-balancers", is_flag=True, help="Do not delete Services of type LoadBalancer before the cluster."
+    "profile": (
+        Annotated[str | None, typer.Option("--profile", help="EKS: AWS named profile (default $AWS_PROFILE).")],
+        None,
     ),
-    "print_": click.option(
-        "--print",
-        "print_",
-        is_flag=True,
-        help="Write the kubeconfig to stdout instead of a file (AKS: it holds credentials).",
+    "no_wait": (
+        Annotated[bool, typer.Option("--no-wait", help="Start the cloud's work and return without waiting.")],
+        False,
+    ),
+    "write_kubeconfig": (
+        Annotated[
+            BoolValue,
+            typer.Option(
+                "--write-kubeconfig",
+                parser=parse_bool,
+                metavar="BOOL",
+                help="Write (merge) the kubeconfig when the cluster is ready.",
+            ),
+        ],
+        True,
+    ),
+    "set_context": (
+        Annotated[
+            BoolValue,
+            typer.Option(
+                "--set-context", parser=parse_bool, metavar="BOOL", help="Make the written context the current one."
+            ),
+        ],
+        True,
+    ),
+    "keep_load_balancers": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--keep-load-balancers", help="Do not delete Services of type LoadBalancer before the cluster."
+            ),
+        ],
+        False,
+    ),
+    "print_": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--print", help="Write the kubeconfig to stdout instead of a file (AKS: it holds credentials)."
+            ),
+        ],
+        False,
     ),
 }
 _OPTION_FIELDS = ("no_wait", "write_kubeconfig", "set_context", "keep_load_balancers")
 
 
-def add(*names: str):
-    """Decorator: add these options to a command; their values are read with given()."""
+def add(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: add these options to a command, after its own; their values are read with given()."""
 
-    def wrap(fn):
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
-        def inner(*args, **kwargs):
+        def inner(*args: Any, **kwargs: Any) -> Any:
             token = _GIVEN.set({n: kwargs.pop(n) for n in names})
             try:
                 return fn(*args, **kwargs)
             finally:
                 _GIVEN.reset(token)
 
-        for n in reversed(names):
-            inner = OPTIONS[n](inner)
+        own = inspect.signature(fn, eval_str=True)
+        extra = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=OPTIONS[n][0], default=OPTIONS[n][1])
+            for n in names
+        ]
+        inner.__signature__ = own.replace(parameters=[*own.parameters.values(), *extra])  # type: ignore[attr-defined]
         return inner
 
     return wrap

@@ -1,23 +1,33 @@
-"""CLI for the node pools of a managed cluster: get nodepools, create nodepool, delete nodepool.
+"""CLI for the node pools of a managed cluster: get nodepools, create nodepool, delete nodepool,
+and upgrade cluster (typer commands).
 
 Thin, as kubeinit.commands.managed: no cloud SDK is imported here.
 """
 
 from __future__ import annotations
 
-import click
+from typing import Annotated
+
+import typer
 
 from kubeinit import ui
-from kubeinit.commands import base, managed_flags
+from kubeinit.commands import managed_flags
 from kubeinit.commands.managed import (
-    Account,
+    TIMEOUT,
     DryRun,
     Interval,
-    ProviderName,
-    ProviderOpt,
+    Location,
+    Name,
+    Output,
+    Pool,
+    Project,
+    Provider,
+    Region,
+    ResourceGroup,
+    Subscription,
     Timeout,
-    Waiting,
-    Where,
+    Yes,
+    Zone,
     _ask_delete,
     _cli,
     _options,
@@ -25,27 +35,21 @@ from kubeinit.commands.managed import (
 )
 from kubeinit.errors import UserError
 
-Cluster = click.option("--cluster", "-c", required=True, help="Cluster name.")
+Cluster = Annotated[str, typer.Option("--cluster", "-c", help="Cluster name.")]
 
 
-@click.command("nodepools", cls=base.Command)
-@ProviderOpt
-@Cluster
-@Where
-@Account
-@click.option("--output", "-o", default="table", help="table, yaml or json.")
 @managed_flags.add("profile")
 @_cli
 def get_nodepools(
-    provider: ProviderName,
-    cluster: str,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    output: str,
+    provider: Provider,
+    cluster: Cluster,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    output: Output = "table",
 ) -> None:
     """List a cluster's node pools (EKS nodegroups)."""
     from kubeinit.managed import pools
@@ -57,7 +61,7 @@ def get_nodepools(
     if output != "table":
         managed_flags.dump(rows, output)
     elif not rows:
-        ui.info(f"{provider.value} cluster {cluster} has no node pools")
+        ui.info(f"{provider} cluster {cluster} has no node pools")
     else:
 
         def n(v):
@@ -82,38 +86,27 @@ def get_nodepools(
         )
 
 
-@click.command("nodepool", cls=base.Command)
-@click.argument("pool", cls=base.Argument, help="Node pool (EKS nodegroup) name.")
-@ProviderOpt
-@Cluster
-@click.option("--nodes", "-N", type=click.IntRange(min=0), required=True, help="Nodes (GKE: per zone).")
-@click.option("--node-type", "-t", help="Instance/machine/VM size (default: the provider's).")
-@click.option("--nodes-min", "--min", "nodes_min", type=click.IntRange(min=0), help="Autoscaling minimum.")
-@click.option("--nodes-max", "--max", "nodes_max", type=click.IntRange(min=0), help="Autoscaling maximum.")
-@Where
-@Account
-@DryRun
-@Interval
-@Timeout
 @managed_flags.add("labels", "node_volume_size", "spot", "profile")
 @_cli
 def create_nodepool(
-    pool: str,
-    provider: ProviderName,
-    cluster: str,
-    nodes: int,
-    node_type: str | None,
-    nodes_min: int | None,
-    nodes_max: int | None,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    dry_run: bool,
-    poll_interval: float | None,
-    timeout: float,
+    pool: Pool,
+    provider: Provider,
+    cluster: Cluster,
+    nodes: Annotated[int, typer.Option("--nodes", "-N", min=0, help="Nodes (GKE: per zone).")],
+    node_type: Annotated[
+        str | None, typer.Option("--node-type", "-t", help="Instance/machine/VM size (default: the provider's).")
+    ] = None,
+    nodes_min: Annotated[int | None, typer.Option("--nodes-min", "--min", min=0, help="Autoscaling minimum.")] = None,
+    nodes_max: Annotated[int | None, typer.Option("--nodes-max", "--max", min=0, help="Autoscaling maximum.")] = None,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    dry_run: DryRun = False,
+    poll_interval: Interval = None,
+    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Add a node pool to a cluster and wait until it is ready; kubeinit records it, so
     `delete cluster` removes it too."""
@@ -121,7 +114,7 @@ def create_nodepool(
 
     f = managed_flags.spec_flags()
     spec_pool = pools.parse_pool(
-        provider.value,
+        provider,
         {
             "name": pool,
             "count": nodes,
@@ -137,61 +130,46 @@ def create_nodepool(
     pools.create_pool(spec, record, spec_pool, _options(dry_run, poll_interval, timeout))
 
 
-@click.command("nodepool", cls=base.Command)
-@click.argument("pool", cls=base.Argument, help="Node pool (EKS nodegroup) name.")
-@ProviderOpt
-@Cluster
-@Where
-@Account
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@Waiting
 @managed_flags.add("profile")
 @_cli
 def delete_nodepool(
-    pool: str,
-    provider: ProviderName,
-    cluster: str,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    yes: bool,
-    dry_run: bool,
-    poll_interval: float | None,
-    timeout: float,
+    pool: Pool,
+    provider: Provider,
+    cluster: Cluster,
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    yes: Yes = False,
+    dry_run: DryRun = False,
+    poll_interval: Interval = None,
+    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Delete one node pool of a cluster (its nodes are drained and removed by the cloud)."""
     from kubeinit.managed import pools
 
     spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
-    _ask_delete(f"node pool {pool} of {provider.value} cluster {cluster}", yes, dry_run)
+    _ask_delete(f"node pool {pool} of {provider} cluster {cluster}", yes, dry_run)
     pools.delete_pool(spec, record, pool, _options(dry_run, poll_interval, timeout))
 
 
-@click.command("cluster", cls=base.Command)
-@ProviderOpt
-@click.option("--name", "-n", required=True, help="Cluster name.")
-@click.option("--version", required=True, help='Kubernetes version, e.g. "1.31" (one minor version up).')
-@Where
-@Account
-@Waiting
 @managed_flags.add("profile")
 @_cli
 def upgrade_cluster(
-    provider: ProviderName,
-    name: str,
-    version: str,
-    region: str | None,
-    zone: str | None,
-    location: str | None,
-    project: str | None,
-    resource_group: str | None,
-    subscription: str | None,
-    dry_run: bool,
-    poll_interval: float | None,
-    timeout: float,
+    provider: Provider,
+    name: Name,
+    version: Annotated[str, typer.Option("--version", help='Kubernetes version, e.g. "1.31" (one minor version up).')],
+    region: Region = None,
+    zone: Zone = None,
+    location: Location = None,
+    project: Project = None,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    dry_run: DryRun = False,
+    poll_interval: Interval = None,
+    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Upgrade a managed cluster: the control plane first, then each node pool, waiting for each."""
     from kubeinit.managed import upgrade
@@ -200,8 +178,8 @@ def upgrade_cluster(
     upgrade.upgrade_cluster(spec, record, version, _options(dry_run, poll_interval, timeout))
 
 
-def register(app: click.Group, group) -> None:
-    group(app, "upgrade", "Upgrade a cluster.").add_command(upgrade_cluster, "cluster")
-    group(app, "get", "List resources.").add_command(get_nodepools, "nodepools")
-    group(app, "create", "Create resources.").add_command(create_nodepool, "nodepool")
-    group(app, "delete", "Delete resources.").add_command(delete_nodepool, "nodepool")
+def register(groups: dict[str, typer.Typer]) -> None:
+    groups["upgrade"].command("cluster")(upgrade_cluster)
+    groups["get"].command("nodepools")(get_nodepools)
+    groups["create"].command("nodepool")(create_nodepool)
+    groups["delete"].command("nodepool")(delete_nodepool)

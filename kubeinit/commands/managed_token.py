@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Annotated
 
-import click
+import typer
 
-from kubeinit.commands import base
 from kubeinit.commands.managed import _cli
 from kubeinit.errors import UserError
 
 
-@click.command("eks", cls=base.Command)
-@click.option("--cluster", "-c", "--cluster-name", "cluster", required=True, help="EKS cluster name.")
-@click.option("--region", "-r", help="AWS region (default $AWS_REGION or the profile's).")
-@click.option("--profile", help="AWS named profile (default $AWS_PROFILE).")
 @_cli
-def token_eks(cluster: str, region: str | None, profile: str | None) -> None:
+def token_eks(
+    cluster: Annotated[str, typer.Option("--cluster", "-c", "--cluster-name", help="EKS cluster name.")],
+    region: Annotated[
+        str | None, typer.Option("--region", "-r", help="AWS region (default $AWS_REGION or the profile's).")
+    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS named profile (default $AWS_PROFILE).")] = None,
+) -> None:
     """Print an ExecCredential with an EKS bearer token signed locally (as `aws eks get-token`).
 
     The token is printed because that is what this command is for: kubectl reads it from stdout.
@@ -34,5 +36,5 @@ def token_eks(cluster: str, region: str | None, profile: str | None) -> None:
     sys.stdout.write(json.dumps(eks_token.exec_credential(eks_token.token(session, cluster, region))) + "\n")
 
 
-def register(app: click.Group, group) -> None:
-    group(app, "token", "Bootstrap tokens.").add_command(token_eks, "eks")
+def register(groups: dict[str, typer.Typer]) -> None:
+    groups["token"].command("eks")(token_eks)

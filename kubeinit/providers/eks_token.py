@@ -68,7 +68,7 @@ def exec_credential(tok: str, now: datetime.datetime | None = None) -> dict:
     }
 
 
-def session(region: str, profile: str | None) -> Any:
+def session(region: str | None, profile: str | None) -> Any:
     """A boto3 session from the usual chain (or the named profile); its secrets are registered for masking."""
     from kubeinit.errors import UserError
     from kubeinit.providers.base import require

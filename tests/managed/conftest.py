@@ -188,16 +188,15 @@ def aks(arm_server, tls_files, monkeypatch):
 
 # -- CLI ----------------------------------------------------------------------
 @pytest.fixture
-def cli():
-    from click.testing import CliRunner
+def cli(monkeypatch):
+    """kubeinit's typer app, run in this process: `cli("create", "cluster", ...)`."""
+    from typer.testing import CliRunner
 
-    from kubeinit.commands.base import Group
-    from kubeinit.commands.managed import register
+    from kubeinit.cli import APP, commands
 
-    app = Group()
-    register(app)
+    monkeypatch.setitem(APP.state, "verbose", False)  # a run with --verbose leaves it set
 
     def run(*args: str, input: str | None = None):
-        return CliRunner().invoke(app, [str(a) for a in args], input=input)
+        return CliRunner().invoke(commands.app(), [str(a) for a in args], input=input)
 
     return run

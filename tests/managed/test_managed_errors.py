@@ -121,15 +121,12 @@ def test_no_azure_credential_is_one_line_without_azure_identity_warnings(tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: ") and "no valid credentials" in lines[0], lines
 
 
-def test_verbose_adds_the_clouds_detail(aws, cli, monkeypatch):
-    import kubeinit.cli
-
+def test_verbose_adds_the_clouds_detail(aws, cli):
     aws.fail_query("CreateVpc", "VpcLimitExceeded", "The maximum number of VPCs has been reached.")
     plain = errors(cli(*EKS).output)[0]
     assert "request id" not in plain
     aws.fail_query("CreateVpc", "VpcLimitExceeded", "The maximum number of VPCs has been reached.")
-    monkeypatch.setitem(kubeinit.cli._state, "verbose", True)
-    line = errors(cli(*EKS).output)[0]
+    line = errors(cli("--verbose", *EKS).output)[0]
     assert line.startswith(plain) and "[request id test-double, HTTP 400, VpcLimitExceeded, CreateVpc]" in line
 
 

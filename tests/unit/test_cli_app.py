@@ -201,18 +201,43 @@ def test_join_flags_are_checked_before_anything_is_asked():
     assert cp.returncode == 1 and "not available yet" in cp.stderr
 
 
-def test_the_managed_table_lists_what_the_managed_modules_register():
+def test_the_managed_table_lists_what_the_managed_modules_define():
     """The managed commands are listed without importing them; the list must not drift."""
     from kubeinit.cli import commands, managed
 
-    typer_groups = {n for n, c in commands.root().commands.items() if not isinstance(c, managed.ClickCommand)}
-    registered = set()
-    for name, command in managed.click_commands().commands.items():
+    typer_groups = {n for n, c in commands.root().commands.items() if not isinstance(c, managed.Lazy)}
+    loaded = managed.managed_commands()
+    defined = set()
+    for name, command in loaded.commands.items():
         if name in typer_groups:  # beside the typer app's own commands of that group (token, upgrade)
-            registered |= {(name, sub) for sub in command.commands}
+            defined |= {(name, sub) for sub in command.commands}
         else:
-            registered.add((name,))
-    assert registered == set(managed.COMMANDS)
+            defined.add((name,))
+            assert command.help == managed.COMMANDS[(name,)] or name == "kubeconfig", name
+    assert defined == set(managed.COMMANDS)
+    for path in managed.COMMANDS:
+        parent = commands.root().commands[path[0]] if len(path) == 2 else commands.root()
+        assert isinstance(parent.commands[path[-1]], managed.Lazy), path
+        assert managed.load(path).name == path[-1]
+
+
+def test_help_loads_no_managed_command_cloud_sdk_click_or_paramiko():
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kubeinit", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert r.returncode == 0 and "Managed clouds:" in r.stdout
+    modules = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "kubeinit.cli.managed" in modules
+    for heavy in ("kubeinit.commands.managed", "click", "paramiko", "boto3", "botocore", "google", "azure"):
+        assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
+
+
+def test_a_managed_commands_bad_input_is_one_line_and_exit_2(app, capfd, monkeypatch, tmp_path):
+    monkeypatch.setenv("KUBEINIT_HOME", str(tmp_path))  # no cluster records
+    assert app("delete", "cluster", "--provider", "eks", "--name", "demo") == 2  # no terminal to ask on
+    assert "error: not deleting eks cluster demo without confirmation" in capfd.readouterr().err
+    assert app("get", "clusters", "--provider", "eks", "-o", "csv") == 2
+    assert "--output must be table, yaml or json" in capfd.readouterr().err
 
 
 def test_a_managed_command_runs_through_the_typer_app():
