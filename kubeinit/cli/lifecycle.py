@@ -231,8 +231,6 @@ def _confirm_reset(yes: bool, hosts: list[str], network: _Network) -> None:
     """Ask before a destructive reset, as `delete cluster` does: refuse when there is no terminal."""
     if yes:
         return
-    import click
-
     from kubeinit.commands.base import ask_first
 
     what = ", ".join(hosts)
@@ -243,7 +241,7 @@ def _confirm_reset(yes: bool, hosts: list[str], network: _Network) -> None:
         "nothing was reset",
     )
     if not network.clean:
-        network.clean = click.confirm(
+        network.clean = typer.confirm(
             "Also remove the pod network's leftovers (the CNI config, kubeinit's routes, kube-proxy's and the "
             "CNI's iptables chains and nftables tables)?",
             default=False,
