@@ -245,3 +245,18 @@ def test_a_managed_command_runs_through_the_typer_app():
     assert r.returncode == 2 and "nope" in r.stderr
     h = _kubeinit("create", "cluster", "--help")
     assert h.returncode == 0 and "--provider" in h.stdout and "Usage: kubeinit create cluster" in h.stdout
+
+
+def test_no_kubeinit_module_imports_click():
+    """The CLI is typer (its own click, typer._click): click itself is not a dependency."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "kubeinit").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(n == "click" or n.startswith("click.") for n in names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
