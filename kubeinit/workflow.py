@@ -285,6 +285,7 @@ def join_phases() -> list[Phase]:
                     Phase("mark-control-plane", "Label and taint this node", None, JOINING_CP),
                 ],
             ),
+            Phase("cni", "This node's share of the pod network (bridge)", Ref("cni_join", lambda m: m.JOIN), JOINING),
         ]
     )
 

@@ -33,6 +33,7 @@ Adopt = Callable[[dict, dict | None], dict]
 READY_SECONDS = 240  # kubeadm's ControlPlaneComponentHealthCheck
 BOOTSTRAPPERS = "system:bootstrappers:kubeadm:default-node-token"
 NODES = "system:nodes"
+POD_NETWORK = "kubeinit.dev/pod-network"  # annotation of kubeadm-config: networking.cni
 
 
 def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
@@ -78,6 +79,8 @@ def plan_mark_control_plane(ctx: Context, target: Target) -> Iterator[Step]:
 
 def plan_upload_kubeadm(ctx: Context, target: Target) -> Iterator[Step]:
     cm = configmap("kube-system", "kubeadm-config", {"ClusterConfiguration": cluster_configuration(ctx)})
+    # a node joined with `kubeinit join` learns the pod network here (kubeadm's config has no field for it)
+    cm["metadata"]["annotations"] = {POD_NETWORK: ctx.spec.networking.cni}
     yield from ensure(
         ctx,
         target,

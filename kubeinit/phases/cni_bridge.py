@@ -131,12 +131,7 @@ def wanted_routes(me: nodesmod.NodeNet, nodes: list[nodesmod.NodeNet]) -> list[t
 
 
 def plan(ctx: Context, target: Target) -> Iterator[Step]:
-    missing = target.facts.get(PLUGIN_FILES)
-    if missing:
-        raise KubeinitError(
-            f"the CNI plugins {', '.join(sorted(missing))} are missing: run the runtime phase first "
-            "(`kubeinit up --only runtime`)"
-        )
+    check_plugins(target)
     nodes = cluster_nodes(ctx)
     if isinstance(nodes, Unknown):
         yield Notice(
@@ -144,6 +139,20 @@ def plan(ctx: Context, target: Target) -> Iterator[Step]:
             f"and {SERVICE} the routes to the other nodes' pods"
         )
         return
+    yield from node_network(target, nodes, ctx.spec.networking.pod_subnet)
+
+
+def check_plugins(target: Target) -> None:
+    missing = target.facts.get(PLUGIN_FILES)
+    if missing:
+        raise KubeinitError(
+            f"the CNI plugins {', '.join(sorted(missing))} are missing: run the runtime phase first "
+            "(`kubeinit up --only runtime`)"
+        )
+
+
+def node_network(target: Target, nodes: list[nodesmod.NodeNet], pod_subnet: str) -> Iterator[Step]:
+    """This host's conflist, script and unit, from the Nodes and the cluster's pod range."""
     me = next((n for n in nodes if n.name == target.host.name), None)
     if me is None:
         raise KubeinitError(
@@ -153,16 +162,16 @@ def plan(ctx: Context, target: Target) -> Iterator[Step]:
     if not me.pod_cidrs:
         raise KubeinitError(
             f"node {me.name} has no podCIDR after {nodesmod.CIDR_WAIT:.0f} s: the controller-manager gives one "
-            f"from networking.podSubnet {ctx.spec.networking.pod_subnet} (--allocate-node-cidrs); "
+            f"from networking.podSubnet {pod_subnet} (--allocate-node-cidrs); "
             "`kubectl -n kube-system logs -l component=kube-controller-manager` says why it did not"
         )
     unrouted = [n.name for n in nodes if n.name != me.name and not n.pod_cidrs]
     if unrouted:
         yield Notice(f"no route to the pods of {', '.join(unrouted)} yet: no podCIDR; the next run adds them")
-    yield from _files(ctx, target, me, nodes)
+    yield from _files(target, me, nodes, pod_subnet)
 
 
-def _files(ctx: Context, target: Target, me: nodesmod.NodeNet, nodes: list[nodesmod.NodeNet]) -> Iterator[Step]:
+def _files(target: Target, me: nodesmod.NodeNet, nodes: list[nodesmod.NodeNet], pod_subnet: str) -> Iterator[Step]:
     routes = wanted_routes(me, nodes)
     versions = [ipaddress.ip_network(c).version for c in me.pod_cidrs]
     conflist = render(
@@ -170,7 +179,7 @@ def _files(ctx: Context, target: Target, me: nodesmod.NodeNet, nodes: list[nodes
         ranges=me.pod_cidrs,
         gateways=["0.0.0.0/0" if v == 4 else "::/0" for v in versions],
     )
-    cluster = {ipaddress.ip_network(c.strip()).version: c.strip() for c in ctx.spec.networking.pod_subnet.split(",")}
+    cluster = {ipaddress.ip_network(c.strip()).version: c.strip() for c in pod_subnet.split(",") if c.strip()}
     families = [
         ("IPv4" if v == 4 else "IPv6", [r for r in routes if ipaddress.ip_network(r[0]).version == v]) for v in versions
     ]
