@@ -346,9 +346,11 @@ class Machine:
         allow: tuple[str, ...] = (),
         key: Path | None = None,
         kubelet_host: bool = False,
+        binds: tuple[str, ...] = (),
     ):
         self.name, self.ip, self.ssh_port = name, ip, ssh_port
         self.kubelet_host = kubelet_host
+        self.binds = binds  # host directories seen read-only at the same path inside
         self.network = network or Network()
         self.rootfs = rootfs
         self.hosts = hosts or {name: ip}
@@ -378,6 +380,7 @@ class Machine:
                     "allow": self.allow,
                     "cgroups": [str(d) for d in self.cgroups],
                     "key": str(self.key),
+                    "binds": list(self.binds),
                 }
             )
         )
@@ -395,6 +398,7 @@ class Machine:
             hosts=d["hosts"],
             allow=tuple(d["allow"][1:]),
             key=Path(d["key"]),
+            binds=tuple(d.get("binds", ())),
         )
         m.cgroups = [Path(c) for c in d["cgroups"]]
         return m
@@ -476,6 +480,7 @@ class Machine:
             "--system-call-filter=@keyring",  # runc needs keyctl (failure 2)
             # containerd's overlayfs snapshotter fails on an overlay root (failure 4)
             f"--bind={self.dir / 'containerd'}:/var/lib/containerd",
+            *(f"--bind-ro={b}" for b in self.binds),
         ]
         with open(self.dir / "console.log", "ab") as console:
             p = subprocess.Popen(
@@ -670,11 +675,13 @@ def up(
     allow: tuple[str, ...] = (),
     first: int = 1,
     kubelet_host: bool = False,
+    binds: tuple[str, ...] = (),
 ) -> list[Machine]:
     """Start n fresh machines <prefix><first>.. (default network.prefix: kim1, kim2, ...) at
     network.ip(first).. (10.77.0.11, ...) on `network` (created if absent), in parallel.
     `allow`: extra CIDRs (e.g. pod ranges) the egress guard lets through. `kubelet_host`: give them
-    what a real kubelet needs (KUBELET_HOST_SCRIPT).
+    what a real kubelet needs (KUBELET_HOST_SCRIPT). `binds`: host directories each machine sees
+    read-only at the same path (e.g. this checkout and its Python, to run kubeinit inside).
     On any failure, everything started is torn down again before the error propagates."""
     network = network or Network()
     rootfs = rootfs or build_rootfs()
@@ -683,7 +690,9 @@ def up(
         network.create()
     names = {f"{prefix}{i}": network.ip(i) for i in range(first, first + n)}
     ms = [
-        Machine(name, ip, network=network, rootfs=rootfs, hosts=names, allow=allow, kubelet_host=kubelet_host)
+        Machine(
+            name, ip, network=network, rootfs=rootfs, hosts=names, allow=allow, kubelet_host=kubelet_host, binds=binds
+        )
         for name, ip in names.items()
     ]
     try:
