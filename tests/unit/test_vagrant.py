@@ -29,7 +29,12 @@ def test_vagrant_validates_the_vagrantfile(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VAGRANT_HOME": str(tmp_path / ".vagrant.d")},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "VAGRANT_HOME": str(tmp_path / ".vagrant.d"),
+            "VAGRANT_DOTFILE_PATH": str(tmp_path / ".vagrant"),  # nothing left in the checkout
+        },
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Vagrantfile validated successfully" in r.stdout
