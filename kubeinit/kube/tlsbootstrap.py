@@ -56,16 +56,20 @@ def wait(conn, kubeconfig: str, node: str, timeout: float = TIMEOUT, check=None,
             "expired meanwhile, an unreachable API server, or a CSR nobody approved)"
         )
 
-    data = None
-    while data is None:
+    conf, missing = None, f"no {kubeconfig}"
+    while conf is None:
         data = conn.read(kubeconfig)
-        if data is None:
-            if time.monotonic() >= deadline:
-                raise late(f"the kubelet did not finish its TLS bootstrap (no {kubeconfig})")
-            if check is not None:
-                check()
-            time.sleep(interval)
-    conf = inlined(yaml.safe_load(data), conn.read, posixpath.dirname(kubeconfig))
+        if data is not None:
+            try:
+                conf = inlined(yaml.safe_load(data), conn.read, posixpath.dirname(kubeconfig))
+                break
+            except NotJoined as e:  # a rotating kubelet writes kubelet.conf before the certificate it names
+                missing = str(e)
+        if time.monotonic() >= deadline:
+            raise late(f"the kubelet did not finish its TLS bootstrap ({missing})")
+        if check is not None:
+            check()
+        time.sleep(interval)
     client = Client.from_kubeconfig_data(yaml.safe_dump(conf).encode(), f"{getattr(conn, 'name', '')}:{kubeconfig}")
     server_host, server_port = client.host, client.port
     client.dial = lambda: conn.dial(server_host, server_port)

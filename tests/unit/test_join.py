@@ -299,3 +299,28 @@ def up_phases_leaves():
     from kubeinit.workflow import up_phases
 
     return [leaf for p in up_phases() for leaf in p.leaves()]
+
+
+def test_tls_bootstrap_wait_polls_while_kubelet_conf_names_a_certificate_not_written_yet():
+    # A rotating kubelet writes kubelet.conf naming kubelet-client-current.pem before that file
+    # exists (seen with the real kubelet in tests/machines/test_cluster.py): not a failure yet.
+    conf = yaml.safe_dump(
+        {
+            "clusters": [
+                {"name": "k", "cluster": {"server": "https://10.0.0.1:6443", "certificate-authority": "ca.crt"}}
+            ],
+            "users": [{"name": "u", "user": {"client-certificate": "pki/kubelet-client-current.pem"}}],
+        }
+    ).encode()
+    reads = []
+
+    class Host:
+        def read(self, path):
+            reads.append(path)
+            return conf if path.endswith("kubelet.conf") else b"CA" if path.endswith("ca.crt") else None
+
+    with pytest.raises(tlsbootstrap.NotJoined) as e:
+        tlsbootstrap.wait(Host(), "/etc/kubernetes/kubelet.conf", "w1", timeout=0.3, interval=0.05)
+    assert "/etc/kubernetes/pki/kubelet-client-current.pem, which kubelet.conf names, is missing" in str(e.value)
+    assert "did not finish its TLS bootstrap" in str(e.value)
+    assert reads.count("/etc/kubernetes/kubelet.conf") >= 3, reads  # asked again until the deadline
