@@ -25,6 +25,8 @@ _PLURAL = {
     "Service": "services",
     "Deployment": "deployments",
     "DaemonSet": "daemonsets",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "CustomResourceDefinition": "customresourcedefinitions",
 }
 
 

@@ -2,7 +2,8 @@
 
 flannel, calico  their manifests (kubeinit/templates/cni, pinned image versions, the pod subnet
                  rendered in), applied through the API on the first control plane, each object
-                 only when it differs; their DaemonSets set up every node, joined later too
+                 only when it differs, in the manifest's order (calico's CRDs first); their
+                 DaemonSets set up every node, joined later too
 bridge           no image, no daemon: each host's CNI config and routes (cni_bridge.py)
 none             nothing: the user installs a pod network (nodes stay NotReady until then)
 
@@ -22,11 +23,9 @@ from collections.abc import Iterator
 import yaml
 
 from kubeinit.context import Context, Target
-from kubeinit.errors import NotAvailableYet
 from kubeinit.facts import Unknown
 from kubeinit.kube import admins, objects
 from kubeinit.phases import PhaseImpl, cluster_api, cni_bridge
-from kubeinit.render import TEMPLATES as TEMPLATES_DIR
 from kubeinit.render import render, warm
 from kubeinit.steps import ApiCall, Notice, Skip, Step
 
@@ -49,12 +48,8 @@ def manifest(ctx: Context) -> list[dict]:
             network=by_version[4],
             ipv6_network=by_version.get(6, ""),
         )
-    else:
-        if not TEMPLATES_DIR.joinpath("cni/calico.yaml.j2").exists():
-            raise NotAvailableYet("networking.cni: calico", "use flannel or bridge")
-        text = render(
-            "cni/calico.yaml.j2", version=CALICO, ipv4_pool=by_version.get(4, ""), ipv6_pool=by_version.get(6, "")
-        )
+    else:  # the spec makes sure of an IPv4 range (validate._check_cni)
+        text = render("cni/calico.yaml.j2", version=CALICO, ipv4_pool=by_version[4], ipv6_pool=by_version.get(6, ""))
     return [stamped(doc) for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -103,7 +98,7 @@ def facts(ctx: Context, target: Target):
 
 
 def _preload() -> None:
-    warm("cni/flannel.yaml.j2", *cni_bridge.TEMPLATES)
+    warm("cni/flannel.yaml.j2", "cni/calico.yaml.j2", *cni_bridge.TEMPLATES)
 
 
 CNI = PhaseImpl(plan, facts, preload=_preload)

@@ -128,6 +128,13 @@ def _check_cni(cni: str, pods: list, fail) -> None:
             )
     if cni == "flannel" and pods[0].version != 4:
         fail("networking.podSubnet", "flannel needs an IPv4 range first (an IPv6 one may follow for dual-stack)")
+    if cni == "calico" and pods[0].version != 4:
+        # kubeinit's calico layout peers over IPv4 (BIRD, IPIP): an IPv6-only cluster needs another one
+        fail(
+            "networking.podSubnet",
+            "calico as kubeinit sets it up (BGP and IPIP over IPv4) needs an IPv4 range first (an IPv6 one "
+            "may follow for dual-stack); for IPv6 only, use bridge, or none and install a pod network yourself",
+        )
 
 
 def _check_pki(spec: ClusterSpec, fail) -> None:

@@ -21,7 +21,11 @@ Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get 
     405 MethodNotAllowed, 409 AlreadyExists / Conflict, 422 Invalid
 
     nodes (cluster-scoped; a test adds one as a kubelet would register it), services,
-    serviceaccounts, apps/v1 deployments and daemonsets (stored as given: no controller runs them)
+    serviceaccounts, apps/v1 deployments and daemonsets (stored as given: no controller runs them),
+    policy/v1 poddisruptionbudgets, apiextensions.k8s.io/v1 customresourcedefinitions (checked as
+    kube-apiserver checks them: name <plural>.<group>, a dotted group, scope, exactly one storage
+    version, each with a schema of type object, the approval annotation on *.k8s.io and
+    *.kubernetes.io groups; the server sets status: Established; no custom resources are served)
     rbac.authorization.k8s.io/v1 roles and rolebindings (namespaced), clusterroles and
     clusterrolebindings: the same verbs (not in discovery: kubectl cannot list them here)
     /readyz: "ok" (text/plain)
@@ -79,6 +83,8 @@ RESOURCES = {
     "serviceaccounts": ("v1", "ServiceAccount", True),
     "deployments": ("apps/v1", "Deployment", True),
     "daemonsets": ("apps/v1", "DaemonSet", True),
+    "poddisruptionbudgets": ("policy/v1", "PodDisruptionBudget", True),
+    "customresourcedefinitions": ("apiextensions.k8s.io/v1", "CustomResourceDefinition", False),
     **{
         r: ("rbac.authorization.k8s.io/v1", k, r.startswith("role"))
         for r, k in (
@@ -443,6 +449,8 @@ class ApiServerDouble:
                     "causes": [{"reason": "FieldValueInvalid", "message": why, "field": "metadata.name"}],
                 },
             )
+        if res == "customresourcedefinitions":
+            _check_crd(obj)
         if res == "secrets":
             data = obj.get("data") or {}
             for k, v in data.items():
@@ -505,6 +513,62 @@ class ApiServerDouble:
         """A stored Secret's data, base64-decoded (for assertions)."""
         obj = self.objects[("secrets", namespace, name)]
         return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+
+
+def _check_crd(obj: dict) -> None:
+    """kube-apiserver's validation of a CustomResourceDefinition (the parts a manifest can get
+    wrong), as 422 Invalid; then the status it sets once the names are accepted."""
+    spec, meta = obj.get("spec") or {}, obj["metadata"]
+    group, names = spec.get("group") or "", spec.get("names") or {}
+    causes = []
+    if meta["name"] != f"{names.get('plural')}.{group}":
+        causes.append(("metadata.name", 'must be spec.names.plural+"."+spec.group'))
+    if "." not in group:
+        causes.append(("spec.group", "should be a domain with at least one dot"))
+    if re.search(r"(^|\.)(k8s|kubernetes)\.io$", group) and not (meta.get("annotations") or {}).get(
+        "api-approved.kubernetes.io"
+    ):
+        causes.append(
+            (
+                "metadata.annotations[api-approved.kubernetes.io]",
+                'protected groups must have approval annotation "api-approved.kubernetes.io"',
+            )
+        )
+    for key in ("plural", "kind"):
+        if not names.get(key):
+            causes.append((f"spec.names.{key}", "Required value"))
+    if spec.get("scope") not in ("Cluster", "Namespaced"):
+        causes.append(("spec.scope", 'Unsupported value: supported values: "Cluster", "Namespaced"'))
+    versions = spec.get("versions") or []
+    if sum(bool(v.get("storage")) for v in versions) != 1:
+        causes.append(("spec.versions", "must have exactly one version marked as storage version"))
+    for i, v in enumerate(versions):
+        schema = (v.get("schema") or {}).get("openAPIV3Schema")
+        if not schema:
+            causes.append((f"spec.versions[{i}].schema.openAPIV3Schema", "Required value: schemas are required"))
+        elif schema.get("type") != "object":
+            causes.append((f"spec.versions[{i}].schema.openAPIV3Schema.type", "must be object at the root"))
+    if causes:
+        raise Fail(
+            422,
+            "Invalid",
+            f'CustomResourceDefinition.apiextensions.k8s.io "{meta["name"]}" is invalid: '
+            + ", ".join(f"{f}: {m}" for f, m in causes),
+            {
+                "name": meta["name"],
+                "group": "apiextensions.k8s.io",
+                "kind": "CustomResourceDefinition",
+                "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
+            },
+        )
+    obj["status"] = {
+        "acceptedNames": names,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"},
+        ],
+        "storedVersions": [v["name"] for v in versions if v.get("storage")],
+    }
 
 
 def _selector(text: str, kind: str) -> list[tuple[str, str, str | None]]:

@@ -1,5 +1,5 @@
 """The cni phase: flannel's and calico's manifests (rendered, validated for every supported
-minor, applied through the API-server double and skipped when applied), and bridge's per-host
+minor, CRDs too, applied through the RBAC-strict API-server double and skipped when applied), and bridge's per-host
 plan over parsed facts and the Nodes the double holds (podCIDR, InternalIP)."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection
 from kubeinit.context import Context, Options, Target
-from kubeinit.errors import KubeinitError, NotAvailableYet
+from kubeinit.errors import KubeinitError
 from kubeinit.facts.host import Unit, UnitState
 from kubeinit.kube import nodes as nodesmod
-from kubeinit.kube.client import Unreachable
+from kubeinit.kube import objects
+from kubeinit.kube.client import ApiError, Client, Unreachable
 from kubeinit.phases import cni, cni_bridge
 from kubeinit.spec.model import SUPPORTED_MINORS
 from kubeinit.steps import Notice, Run, Upload, is_change
@@ -66,6 +67,7 @@ def run(cluster, spec):
         ({"podSubnet": "10.244.0.0/25"}, "'10.244.0.0/25' is smaller than a /24, which each node gets of it"),
         ({"cni": "calico", "podSubnet": "fd00::/40"}, "'fd00::/40' is larger than a /48"),
         ({"podSubnet": "fd00::/56"}, "flannel needs an IPv4 range first"),
+        ({"cni": "calico", "podSubnet": "fd00::/56"}, "calico as kubeinit sets it up (BGP and IPIP over IPv4) needs"),
     ],
 )
 def test_the_spec_refuses_a_pod_network_that_cannot_work(net, error):
@@ -93,12 +95,7 @@ def test_flannel_is_the_default_and_none_needs_no_pod_subnet():
 # --- flannel and calico --------------------------------------------------------------------
 
 
-def test_calico_says_it_is_not_available_yet():
-    with pytest.raises(NotAvailableYet, match="networking.cni: calico is not available yet"):
-        cni.manifest(Context(make_spec(None, "calico"), []))
-
-
-@pytest.mark.parametrize("name", ["flannel"])
+@pytest.mark.parametrize("name", ["flannel", "calico"])
 @pytest.mark.parametrize("minor", list(SUPPORTED_MINORS))
 def test_the_manifests_validate_for_every_supported_minor(name, minor):
     spec = make_spec(None, name, "10.244.0.0/16,fd00:10:244::/56" if name == "calico" else "10.244.0.0/16")
@@ -133,6 +130,60 @@ def test_flannel_is_applied_with_the_pod_subnet_and_a_rerun_only_skips(cluster):
     assert run(cluster, make_spec(cluster, "flannel", "10.40.0.0/16")).total_changed == 1
     cfg = api.objects[("configmaps", "kube-system", "kube-flannel-cfg")]["data"]
     assert json.loads(cfg["net-conf.json"])["Network"] == "10.40.0.0/16"
+
+
+def _env(obj, container: str) -> dict:
+    pod = obj["spec"]["template"]["spec"]
+    (c,) = [c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == container]
+    return {e["name"]: e.get("value") for e in c.get("env", [])}
+
+
+def test_calico_is_applied_crds_first_with_the_pod_subnet_and_a_rerun_only_skips(cluster):
+    summary = run(cluster, make_spec(cluster, "calico", "10.32.0.0/16"))
+    api = cluster.api
+    writes = [path for method, path, _ in api.requests if method in ("POST", "PUT")]
+    crds = [i for i, p in enumerate(writes) if "/customresourcedefinitions" in p]
+    assert len(crds) == 20 and crds == list(range(20)), writes  # before anything that may need them
+    ippools = api.objects[("customresourcedefinitions", "", "ippools.crd.projectcalico.org")]
+    assert ippools["spec"]["scope"] == "Cluster" and ippools["status"]["acceptedNames"]["kind"] == "IPPool"
+    ds = api.objects[("daemonsets", "kube-system", "calico-node")]
+    env = _env(ds, "calico-node")
+    assert env["CALICO_IPV4POOL_CIDR"] == "10.32.0.0/16" and env["FELIX_IPV6SUPPORT"] == "false"
+    assert "CALICO_IPV6POOL_CIDR" not in env
+    deploy = api.objects[("deployments", "kube-system", "calico-kube-controllers")]
+    images = {c["image"] for o in (ds, deploy) for c in _containers(o)}
+    assert images == {f"docker.io/calico/{n}:{cni.CALICO}" for n in ("cni", "node", "kube-controllers")}
+    binding = api.objects[("clusterrolebindings", "", "calico-node")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "calico-node", "namespace": "kube-system"}]
+    assert summary.total_changed == len(cni.manifest(Context(make_spec(cluster, "calico", "10.32.0.0/16"), [])))
+    # the server fills in defaults and status: still the same objects
+    ds["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    assert run(cluster, make_spec(cluster, "calico", "10.32.0.0/16")).total_changed == 0
+
+
+def test_calico_dual_stack_gets_both_pools():
+    objs = cni.manifest(Context(make_spec(None, "calico", "10.244.0.0/16,fd00:10:244::/56"), []))
+    (ds,) = [o for o in objs if o["kind"] == "DaemonSet"]
+    env = _env(ds, "calico-node")
+    assert (env["CALICO_IPV4POOL_CIDR"], env["CALICO_IPV6POOL_CIDR"]) == ("10.244.0.0/16", "fd00:10:244::/56")
+    assert (env["IP6"], env["FELIX_IPV6SUPPORT"]) == ("autodetect", "true")
+    (cm,) = [o for o in objs if o["kind"] == "ConfigMap"]
+    conf = json.loads(cm["data"]["cni_network_config"].replace("__CNI_MTU__", "0"))
+    assert conf["plugins"][0]["ipam"] == {"type": "calico-ipam", "assign_ipv4": "true", "assign_ipv6": "true"}
+
+
+def test_the_double_refuses_a_crd_a_real_server_refuses(cluster):
+    objs = cni.manifest(Context(make_spec(None, "calico"), []))
+    anp = next(o for o in objs if o["metadata"]["name"] == "adminnetworkpolicies.policy.networking.k8s.io")
+    wrong_name = {**anp, "metadata": {**anp["metadata"], "name": "anps.policy.networking.k8s.io"}}
+    unapproved = {**anp, "metadata": {"name": anp["metadata"]["name"]}}
+    client = Client.from_kubeconfig(cluster.admin_conf)
+    for obj, why in ((wrong_name, "must be spec.names.plural"), (unapproved, "api-approved.kubernetes.io")):
+        with pytest.raises(ApiError, match=why):
+            objects.apply(client, obj)
+    objects.apply(client, anp)
+    assert ("customresourcedefinitions", "", anp["metadata"]["name"]) in cluster.api.objects
+    client.close()
 
 
 def test_none_applies_nothing(cluster):
