@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import yaml
 
 from kubeinit.context import Context, Target
-from kubeinit.facts import Fact, Unknown, files
+from kubeinit.facts import Fact, Unknown
 from kubeinit.kube import nodes as nodesmod
 from kubeinit.kube import tlsbootstrap
 from kubeinit.kube.client import Client, Unreachable
@@ -39,11 +39,8 @@ class ClusterNetwork:
     nodes: list[nodesmod.NodeNet]  # read for bridge only
 
 
-def node_client(target: Target, conf: str) -> Client:
-    """The API server as this node's kubelet, reached through the target's connection."""
-    data = target.facts.read(conf)
-    if data is None:
-        raise tlsbootstrap.NotJoined(f"{target.name} has no {conf}: join it first")
+def node_client(target: Target, conf: str, data: bytes) -> Client:
+    """The API server as this node's kubelet (its kubelet.conf `data`), reached through the target's connection."""
     inlined = tlsbootstrap.inlined(yaml.safe_load(data), target.facts.read, posixpath.dirname(conf))
     client = Client.from_kubeconfig_data(yaml.safe_dump(inlined).encode(), f"{target.name}:{conf}")
     host, port = client.host, client.port
@@ -61,10 +58,12 @@ def read_network(client: Client) -> ClusterNetwork:
 
 def plan(ctx: Context, target: Target) -> Iterator[Step]:
     conf = kubelet.kubeconfig(ctx)
-    if target.facts.file(conf) is None:
+    # read, not a file fact: the kubelet wrote it during kubelet-start, after that phase's facts were taken
+    data = target.facts.read(conf)
+    if data is None:
         yield Notice(f"{target.name} has not joined yet (no {conf}): its pod network is set up once it has")
         return
-    client = node_client(target, conf)
+    client = node_client(target, conf, data)
     try:
         net = ctx.learn(lambda: read_network(client), lambda e: isinstance(e, Unreachable))
     finally:
@@ -90,7 +89,7 @@ def plan(ctx: Context, target: Target) -> Iterator[Step]:
 
 
 def facts(ctx: Context, target: Target) -> list[Fact]:
-    return [*files([kubelet.kubeconfig(ctx)]), *cni_bridge.facts(ctx, target)]
+    return cni_bridge.facts(ctx, target)
 
 
 JOIN = PhaseImpl(plan, facts)

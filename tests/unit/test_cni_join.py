@@ -9,6 +9,7 @@ import json
 
 import pytest
 from apiserver import RBAC, make_cluster
+from factsstub import FactsStub, NoHost
 from test_cluster_api import View
 from test_cni_plan import make_spec, register, stub
 
@@ -64,12 +65,23 @@ def kubelet_conf(cluster, node: str) -> bytes:
     return f.content
 
 
-def plan(cluster, joined: bool = True, **facts) -> list:
+class Host(NoHost):
+    """Answers reads of these files (None for any other)."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = files
+
+    def read(self, path):
+        return self.files.get(path)
+
+
+def plan(cluster, joined: bool = True) -> list:
     spec = local_spec(joining.JoinRequest(endpoint=f"127.0.0.1:{cluster.api.port}", node_name="w-1"))
     me = next(h for h in spec.hosts if h.local)
-    s = stub(**facts)
-    if joined:
-        s.planned[KUBELET_CONF] = (kubelet_conf(cluster, "w-1"), 0o600)
+    given = stub()
+    # kubelet-start's facts saw no kubelet.conf: the kubelet wrote it afterwards, in its TLS bootstrap
+    host = Host({KUBELET_CONF: kubelet_conf(cluster, "w-1")} if joined else {})
+    s = FactsStub(given._given, {KUBELET_CONF: None}, conn=host)
     t = Target(me, lambda h: LocalConnection(h.name), facts=s)
     ctx = Context(spec, [t], Options())
     declared = cni_join.JOIN.facts(ctx, t)
