@@ -23,24 +23,6 @@ ProviderName = Literal["eks", "gke", "aks"]
 Provider = Annotated[ProviderName, typer.Option("--provider", "-p", help="eks, gke or aks.")]
 OptionalProvider = Annotated[ProviderName | None, typer.Option("--provider", "-p", help="eks, gke or aks.")]
 Name = Annotated[str, typer.Option("--name", "-n", help="Cluster name.")]
-Region = Annotated[str | None, typer.Option("--region", "-r", help="AWS region, GCP region or Azure location.")]
-Zone = Annotated[str | None, typer.Option("--zone", help="GCP zone (zonal GKE cluster).")]
-Location = Annotated[str | None, typer.Option("--location", "-l", help="GCP zone/region or Azure location.")]
-Project = Annotated[str | None, typer.Option("--project", help="GKE: GCP project (default $GOOGLE_CLOUD_PROJECT).")]
-ResourceGroup = Annotated[
-    str | None, typer.Option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")
-]
-Subscription = Annotated[
-    str | None, typer.Option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")
-]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the SDK calls, in order, without sending any.")]
-Interval = Annotated[
-    float | None, typer.Option("--poll-interval", min=0, help="Seconds between status checks while waiting.")
-]
-Timeout = Annotated[float, typer.Option("--timeout", min=0, help="Minutes to wait for each cloud operation.")]
-Kubeconfig = Annotated[
-    str | None, typer.Option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config).")
-]
 Nodes = Annotated[int | None, typer.Option("--nodes", "-N", min=0, help="Nodes in the first pool (GKE: per zone).")]
 NodesMin = Annotated[int | None, typer.Option("--nodes-min", min=0, help="Autoscaling minimum.")]
 NodesMax = Annotated[int | None, typer.Option("--nodes-max", min=0, help="Autoscaling maximum.")]
@@ -48,7 +30,6 @@ NodeType = Annotated[str | None, typer.Option("--node-type", "-t", help="Instanc
 Output = Annotated[str, typer.Option("--output", "-o", help="table, yaml or json.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 Pool = Annotated[str, typer.Argument(help="Node pool (EKS nodegroup) name.", show_default=False)]
-TIMEOUT = 40.0  # minutes
 
 
 def _cli(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,49 +52,33 @@ def _cli(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _place(region, zone, location) -> str | None:
-    given = [v for v in (region, zone, location) if v]
-    if len(set(given)) > 1:
-        raise UserError("give only one of --region, --zone or --location")
-    return given[0] if given else None
-
-
-def _options(dry_run=False, poll_interval=None, timeout=40.0, kubeconfig=None, cleanup=False):
-    from kubeinit.managed.ops import Options
-
-    return Options(
-        dry_run=dry_run,
-        cleanup_on_failure=cleanup,
-        poll_interval=poll_interval,
-        timeout=timeout * 60,
-        kubeconfig=kubeconfig,
-    )
-
-
-def _target(provider: str, name, region, zone, location, project, group, subscription):
+def _target(provider: str, name: str):
+    """The spec (and record) of an existing cluster, with the given location flags on top."""
     from kubeinit.managed.ops import target
 
-    return target(
-        provider,
-        name,
-        {
-            "region": _place(region, zone, location),
-            "project": project,
-            "resource_group": group,
-            "subscription": subscription,
-            **managed_flags.profile_override(provider),
-        },
-    )
+    return target(provider, name, managed_flags.where(provider))
 
 
-def _ask_delete(what, yes, dry_run):
+def _ask_delete(what: str, yes: bool) -> None:
     """Ask before deleting `what`, unless --yes, or --dry-run (which deletes nothing)."""
-    if not (yes or dry_run):
+    if not (yes or managed_flags.given().get("dry_run")):
         base.ask_first("deleting", what, f"Delete {what}?", "nothing was deleted")
 
 
 @managed_flags.add(
-    "tags", "labels", "node_volume_size", "zones", "spot", "profile", "no_wait", "write_kubeconfig", "set_context"
+    *managed_flags.WHERE,
+    "kubeconfig",
+    *managed_flags.RUN,
+    "cleanup_on_failure",
+    "tags",
+    "labels",
+    "node_volume_size",
+    "zones",
+    "spot",
+    "profile",
+    "no_wait",
+    "write_kubeconfig",
+    "set_context",
 )
 @_cli
 def create_cluster(
@@ -122,27 +87,14 @@ def create_cluster(
     ] = None,
     provider: OptionalProvider = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Cluster name.")] = None,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
     version: Annotated[str | None, typer.Option("--version", help='Kubernetes version, e.g. "1.30".')] = None,
     nodes: Nodes = None,
     nodes_min: NodesMin = None,
     nodes_max: NodesMax = None,
     node_type: NodeType = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
     subnets: Annotated[
         str | None, typer.Option("--subnets", help="EKS: comma-separated subnet ids to use instead of a new VPC.")
     ] = None,
-    kubeconfig: Kubeconfig = None,
-    dry_run: DryRun = False,
-    cleanup_on_failure: Annotated[
-        bool, typer.Option("--cleanup-on-failure", help="If creation fails, delete what was created at once.")
-    ] = False,
-    poll_interval: Interval = None,
-    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Create a managed cluster (and what it needs), wait for it, write its kubeconfig."""
     from kubeinit.managed import ops
@@ -155,16 +107,13 @@ def create_cluster(
         raise UserError("pass --provider eks|gke|aks (or -f FILE)")
     else:
         raw, top_name, path, source = {}, None, "", "command line"
+    given = managed_flags.given()
     flags = {
         "provider": provider,
         "name": name,
         "version": version,
-        "region": region,
-        "zone": zone,
-        "location": location,
-        "project": project,
-        "resourceGroup": resource_group,
-        "subscription": subscription,
+        **{k: given[k] for k in ("region", "zone", "location", "project", "subscription")},
+        "resourceGroup": given["resource_group"],
         "subnets": [s.strip() for s in subnets.split(",") if s.strip()] if subnets else None,
         "nodes": nodes,
         "node_type": node_type,
@@ -175,21 +124,13 @@ def create_cluster(
     if isinstance(raw, dict):  # otherwise parse_managed says it must be a mapping
         raw = mspec.merge_flags(raw, flags)
     spec = mspec.parse_managed(raw, path, name=top_name, source=source)
-    ops.create_cluster(
-        spec, managed_flags.options(_options(dry_run, poll_interval, timeout, kubeconfig, cleanup_on_failure))
-    )
+    ops.create_cluster(spec, managed_flags.options())
 
 
-@managed_flags.add("profile")
+@managed_flags.add(*managed_flags.WHERE, "profile")
 @_cli
 def get_clusters(
     provider: Provider,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
     output: Output = "table",
 ) -> None:
     """List the provider's clusters in a region/project/subscription."""
@@ -198,15 +139,7 @@ def get_clusters(
 
     if output not in ("table", "yaml", "json"):
         raise UserError("--output must be table, yaml or json")
-    spec = ManagedSpec(
-        provider=provider,
-        name="-",
-        region=_place(region, zone, location),
-        project=project,
-        resource_group=resource_group,
-        subscription=subscription,
-        **managed_flags.profile_override(provider),
-    )
+    spec = ManagedSpec(provider=provider, name="-", **managed_flags.where(provider))
     rows = ops.list_clusters(spec)
     if output != "table":
         managed_flags.dump(rows, output)
@@ -219,7 +152,7 @@ def get_clusters(
         )
 
 
-@managed_flags.add("profile")
+@managed_flags.add(*managed_flags.WHERE, *managed_flags.RUN, "profile")
 @_cli
 def scale_nodepool(
     pool: Pool,
@@ -228,50 +161,30 @@ def scale_nodepool(
     nodes: Annotated[int, typer.Option("--nodes", "-N", min=0, help="Desired nodes (GKE: per zone).")],
     nodes_min: Annotated[int | None, typer.Option("--nodes-min", min=0)] = None,
     nodes_max: Annotated[int | None, typer.Option("--nodes-max", min=0)] = None,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
-    dry_run: DryRun = False,
-    poll_interval: Interval = None,
-    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Set the node count of one node pool and wait until it applies."""
     from kubeinit.managed import ops
 
-    spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
-    ops.scale_nodepool(spec, record, pool, nodes, nodes_min, nodes_max, _options(dry_run, poll_interval, timeout))
+    spec, record = _target(provider, cluster)
+    ops.scale_nodepool(spec, record, pool, nodes, nodes_min, nodes_max, managed_flags.options())
 
 
-@managed_flags.add("profile", "no_wait", "keep_load_balancers")
+@managed_flags.add(*managed_flags.WHERE, *managed_flags.RUN, "profile", "no_wait", "keep_load_balancers")
 @_cli
 def delete_cluster(
     provider: Provider,
     name: Name,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
     yes: Yes = False,
-    dry_run: DryRun = False,
-    poll_interval: Interval = None,
-    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Delete a cluster and exactly what kubeinit recorded creating for it."""
     from kubeinit.managed import ops
 
-    spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
-    _ask_delete(
-        f"{provider} cluster {name}" + (" and everything kubeinit created for it" if record else ""), yes, dry_run
-    )
-    ops.delete_cluster(spec, record, managed_flags.options(_options(dry_run, poll_interval, timeout)))
+    spec, record = _target(provider, name)
+    _ask_delete(f"{provider} cluster {name}" + (" and everything kubeinit created for it" if record else ""), yes)
+    ops.delete_cluster(spec, record, managed_flags.options())
 
 
-@managed_flags.add("profile", "print_")
+@managed_flags.add(*managed_flags.WHERE, "kubeconfig", "profile", "print_")
 @_cli
 def kubeconfig_cmd(
     cluster_file: Annotated[
@@ -290,13 +203,6 @@ def kubeconfig_cmd(
         ProviderName | None, typer.Option("--provider", "-p", help="eks, gke or aks (a managed cluster).")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Managed cluster name.")] = None,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
-    kubeconfig: Kubeconfig = None,
 ) -> None:
     """Write (merge) a cluster's admin entry into a kubeconfig (0600) and make it current: of a
     cluster file's cluster (-f, read from its control plane over SSH) or a managed one (-p, -n)."""
@@ -307,14 +213,14 @@ def kubeconfig_cmd(
             raise UserError("give either -f (a cluster file) or --provider and --name (a managed cluster), not both")
         from kubeinit.commands import admin_kubeconfig
 
-        admin_kubeconfig.write(cluster_file, known_hosts, trust_new_host_keys, kubeconfig)
+        admin_kubeconfig.write(cluster_file, known_hosts, trust_new_host_keys, managed_flags.given()["kubeconfig"])
         return
     if not (provider and name):
         raise UserError("give -f cluster.yaml, or --provider and --name of a managed cluster")
-    spec, _ = _target(provider, name, region, zone, location, project, resource_group, subscription)
+    spec, _ = _target(provider, name)
     if managed_flags.given().get("print_"):
         return ops.print_kubeconfig(spec)
-    path, context = ops.write_kubeconfig(spec, _options(kubeconfig=kubeconfig))
+    path, context = ops.write_kubeconfig(spec, managed_flags.options())
     ui.ok(f"wrote context {context} to {path}")
 
 

@@ -1,4 +1,5 @@
-"""eksctl's everyday flags for the managed-cluster commands, added by decorator.
+"""The managed-cluster commands' shared flags (where the cluster is, how to wait, eksctl's everyday
+ones), added by decorator.
 
 A decorated command gets the options (typer options, after its own); their values are kept
 aside for the call (`given()`) instead of being passed as arguments, so the command functions
@@ -8,7 +9,6 @@ keep their signatures. No cloud SDK is imported here.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import functools
 import inspect
 import re
@@ -28,8 +28,66 @@ _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./:+@-]{0,126}[A-Za-z0-9_.-])?$")
 BoolValue = NewType("BoolValue", bool)
 
 
+TIMEOUT = 40.0  # minutes
+# Where a cluster is: every managed command but `token eks` takes these (read them with where()).
+WHERE = ("region", "zone", "location", "project", "resource_group", "subscription")
+# How a command that waits on the cloud runs (read with options()).
+RUN = ("dry_run", "poll_interval", "timeout")
+
 # name -> (the option, its default)
 OPTIONS: dict[str, tuple[Any, Any]] = {
+    "region": (
+        Annotated[str | None, typer.Option("--region", "-r", help="AWS region, GCP region or Azure location.")],
+        None,
+    ),
+    "zone": (Annotated[str | None, typer.Option("--zone", help="GCP zone (zonal GKE cluster).")], None),
+    "location": (
+        Annotated[str | None, typer.Option("--location", "-l", help="GCP zone/region or Azure location.")],
+        None,
+    ),
+    "project": (
+        Annotated[str | None, typer.Option("--project", help="GKE: GCP project (default $GOOGLE_CLOUD_PROJECT).")],
+        None,
+    ),
+    "resource_group": (
+        Annotated[
+            str | None, typer.Option("--resource-group", "-g", help="AKS: resource group (default kubeinit-NAME).")
+        ],
+        None,
+    ),
+    "subscription": (
+        Annotated[
+            str | None, typer.Option("--subscription", help="AKS: subscription id (default $AZURE_SUBSCRIPTION_ID).")
+        ],
+        None,
+    ),
+    "dry_run": (
+        Annotated[bool, typer.Option("--dry-run", help="Print the SDK calls, in order, without sending any.")],
+        False,
+    ),
+    "poll_interval": (
+        Annotated[
+            float | None, typer.Option("--poll-interval", min=0, help="Seconds between status checks while waiting.")
+        ],
+        None,
+    ),
+    "timeout": (
+        Annotated[float, typer.Option("--timeout", min=0, help="Minutes to wait for each cloud operation.")],
+        TIMEOUT,
+    ),
+    "kubeconfig": (
+        Annotated[
+            str | None,
+            typer.Option("--kubeconfig", help="Kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config)."),
+        ],
+        None,
+    ),
+    "cleanup_on_failure": (
+        Annotated[
+            bool, typer.Option("--cleanup-on-failure", help="If creation fails, delete what was created at once.")
+        ],
+        False,
+    ),
     "tags": (
         Annotated[
             str | None,
@@ -115,7 +173,16 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
         False,
     ),
 }
-_OPTION_FIELDS = ("no_wait", "write_kubeconfig", "set_context", "keep_load_balancers")
+_OPTION_FIELDS = (
+    "dry_run",
+    "cleanup_on_failure",
+    "poll_interval",
+    "kubeconfig",
+    "no_wait",
+    "write_kubeconfig",
+    "set_context",
+    "keep_load_balancers",
+)
 
 
 def add(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -145,10 +212,33 @@ def given() -> dict[str, Any]:
     return _GIVEN.get() or {}
 
 
-def options(opts):
-    """ops.Options with the given flags that belong there applied."""
+def options():
+    """ops.Options of the given flags (the defaults for those the command does not take)."""
+    from kubeinit.managed.ops import Options
+
     flags = given()
-    return dataclasses.replace(opts, **{k: flags[k] for k in _OPTION_FIELDS if k in flags})
+    return Options(timeout=flags.get("timeout", TIMEOUT) * 60, **{k: flags[k] for k in _OPTION_FIELDS if k in flags})
+
+
+def place() -> str | None:
+    """The one of --region, --zone and --location given (None: none)."""
+    flags = given()
+    places = [flags[k] for k in ("region", "zone", "location") if flags.get(k)]
+    if len(set(places)) > 1:
+        raise UserError("give only one of --region, --zone or --location")
+    return places[0] if places else None
+
+
+def where(provider: str) -> dict[str, Any]:
+    """The location flags (and --profile) in ManagedSpec's terms (None: not given)."""
+    flags = given()
+    return {
+        "region": place(),
+        "project": flags.get("project"),
+        "resource_group": flags.get("resource_group"),
+        "subscription": flags.get("subscription"),
+        **profile_override(provider),
+    }
 
 
 def spec_flags() -> dict[str, Any]:

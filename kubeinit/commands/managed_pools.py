@@ -12,43 +12,18 @@ import typer
 
 from kubeinit import ui
 from kubeinit.commands import managed_flags
-from kubeinit.commands.managed import (
-    TIMEOUT,
-    DryRun,
-    Interval,
-    Location,
-    Name,
-    Output,
-    Pool,
-    Project,
-    Provider,
-    Region,
-    ResourceGroup,
-    Subscription,
-    Timeout,
-    Yes,
-    Zone,
-    _ask_delete,
-    _cli,
-    _options,
-    _target,
-)
+from kubeinit.commands.managed import Name, Output, Pool, Provider, Yes, _ask_delete, _cli, _target
+from kubeinit.commands.managed_flags import RUN, WHERE
 from kubeinit.errors import UserError
 
 Cluster = Annotated[str, typer.Option("--cluster", "-c", help="Cluster name.")]
 
 
-@managed_flags.add("profile")
+@managed_flags.add(*WHERE, "profile")
 @_cli
 def get_nodepools(
     provider: Provider,
     cluster: Cluster,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
     output: Output = "table",
 ) -> None:
     """List a cluster's node pools (EKS nodegroups)."""
@@ -56,7 +31,7 @@ def get_nodepools(
 
     if output not in ("table", "yaml", "json"):
         raise UserError("--output must be table, yaml or json")
-    spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
+    spec, record = _target(provider, cluster)
     rows = pools.list_pools(spec, record)
     if output != "table":
         managed_flags.dump(rows, output)
@@ -86,7 +61,7 @@ def get_nodepools(
         )
 
 
-@managed_flags.add("labels", "node_volume_size", "spot", "profile")
+@managed_flags.add(*WHERE, *RUN, "labels", "node_volume_size", "spot", "profile")
 @_cli
 def create_nodepool(
     pool: Pool,
@@ -98,15 +73,6 @@ def create_nodepool(
     ] = None,
     nodes_min: Annotated[int | None, typer.Option("--nodes-min", "--min", min=0, help="Autoscaling minimum.")] = None,
     nodes_max: Annotated[int | None, typer.Option("--nodes-max", "--max", min=0, help="Autoscaling maximum.")] = None,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
-    dry_run: DryRun = False,
-    poll_interval: Interval = None,
-    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Add a node pool to a cluster and wait until it is ready; kubeinit records it, so
     `delete cluster` removes it too."""
@@ -126,56 +92,38 @@ def create_nodepool(
             "spot": f["spot"],
         },
     )
-    spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
-    pools.create_pool(spec, record, spec_pool, _options(dry_run, poll_interval, timeout))
+    spec, record = _target(provider, cluster)
+    pools.create_pool(spec, record, spec_pool, managed_flags.options())
 
 
-@managed_flags.add("profile")
+@managed_flags.add(*WHERE, *RUN, "profile")
 @_cli
 def delete_nodepool(
     pool: Pool,
     provider: Provider,
     cluster: Cluster,
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
     yes: Yes = False,
-    dry_run: DryRun = False,
-    poll_interval: Interval = None,
-    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Delete one node pool of a cluster (its nodes are drained and removed by the cloud)."""
     from kubeinit.managed import pools
 
-    spec, record = _target(provider, cluster, region, zone, location, project, resource_group, subscription)
-    _ask_delete(f"node pool {pool} of {provider} cluster {cluster}", yes, dry_run)
-    pools.delete_pool(spec, record, pool, _options(dry_run, poll_interval, timeout))
+    spec, record = _target(provider, cluster)
+    _ask_delete(f"node pool {pool} of {provider} cluster {cluster}", yes)
+    pools.delete_pool(spec, record, pool, managed_flags.options())
 
 
-@managed_flags.add("profile")
+@managed_flags.add(*WHERE, *RUN, "profile")
 @_cli
 def upgrade_cluster(
     provider: Provider,
     name: Name,
     version: Annotated[str, typer.Option("--version", help='Kubernetes version, e.g. "1.31" (one minor version up).')],
-    region: Region = None,
-    zone: Zone = None,
-    location: Location = None,
-    project: Project = None,
-    resource_group: ResourceGroup = None,
-    subscription: Subscription = None,
-    dry_run: DryRun = False,
-    poll_interval: Interval = None,
-    timeout: Timeout = TIMEOUT,
 ) -> None:
     """Upgrade a managed cluster: the control plane first, then each node pool, waiting for each."""
     from kubeinit.managed import upgrade
 
-    spec, record = _target(provider, name, region, zone, location, project, resource_group, subscription)
-    upgrade.upgrade_cluster(spec, record, version, _options(dry_run, poll_interval, timeout))
+    spec, record = _target(provider, name)
+    upgrade.upgrade_cluster(spec, record, version, managed_flags.options())
 
 
 def register(groups: dict[str, typer.Typer]) -> None:

@@ -20,12 +20,43 @@ SECRETS = {
 }
 
 
-def fails_then_resumes(cli, *args: str):
-    """A create the cloud fails (exit 1), then the same command run again succeeding: that run's result."""
-    assert cli(*args).exit_code == 1
+FAST = ("--poll-interval", "0")  # the doubles answer at once: no wait between status checks
+# where each provider's double holds the tests' clusters
+WHERE = {
+    "eks": ("--region", "eu-west-1"),
+    "gke": ("--zone", "europe-west1-b", "--project", "proj-1"),
+    "aks": ("--location", "westeurope"),
+}
+FIRST_POOL = {"eks": "ng-1", "gke": "default-pool", "aks": "nodepool1"}  # the pool `create cluster` makes
+DOUBLE = {"eks": "aws", "gke": "gke", "aks": "aks"}  # the fixture of each provider's double
+
+
+def create_cmd(provider: str, *args: str) -> list[str]:
+    """`create cluster` of the tests' cluster, demo, with these flags."""
+    return ["create", "cluster", "--provider", provider, "--name", "demo", *args, *FAST]
+
+
+def delete_cmd(provider: str, *args: str) -> list[str]:
+    """`delete cluster` of demo, without asking."""
+    return ["delete", "cluster", "--provider", provider, "--name", "demo", "--yes", *args, *FAST]
+
+
+def scale_cmd(provider: str, pool: str, *args: str) -> list[str]:
+    """`scale nodepool` of one of demo's pools."""
+    return ["scale", "nodepool", pool, "--provider", provider, "--cluster", "demo", *args, *FAST]
+
+
+def succeeds(cli, *args: str):
+    """The result of a command that must succeed (its output in the failure)."""
     r = cli(*args)
     assert r.exit_code == 0, r.output
     return r
+
+
+def fails_then_resumes(cli, *args: str):
+    """A create the cloud fails (exit 1), then the same command run again succeeding: that run's result."""
+    assert cli(*args).exit_code == 1
+    return succeeds(cli, *args)
 
 
 def kubectl_view(path: Path) -> dict:

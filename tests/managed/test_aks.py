@@ -6,28 +6,13 @@ import json
 import os
 from pathlib import Path
 
-from managed_testlib import SECRETS, kubectl_view
+from managed_testlib import SECRETS, create_cmd, delete_cmd, kubectl_view, scale_cmd
 
 SUB = "00000000-0000-0000-0000-000000000001"
-FAST = ["--poll-interval", "0"]
-CREATE = [
-    "create",
-    "cluster",
-    "--provider",
-    "aks",
-    "--name",
-    "demo",
-    "--location",
-    "westeurope",
-    "--version",
-    "1.30",
-    "--nodes",
-    "2",
-    "--node-type",
-    "Standard_D4s_v5",
-    *FAST,
-]
-DELETE = ["delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST]
+CREATE = create_cmd(
+    "aks", "--location", "westeurope", "--version", "1.30", "--nodes", "2", "--node-type", "Standard_D4s_v5"
+)
+DELETE = delete_cmd("aks")
 KEY = (SUB, "kubeinit-demo", "demo")
 
 
@@ -64,7 +49,7 @@ def test_create_kubeconfig_scale_delete(aks, cli):
     assert r.exit_code == 0, r.output
     assert "demo" in r.output and "Succeeded" in r.output
 
-    r = cli("scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--nodes", "4", *FAST)
+    r = cli(*scale_cmd("aks", "nodepool1", "--nodes", "4"))
     assert r.exit_code == 0, r.output
     assert aks.clusters[KEY]["properties"]["agentPoolProfiles"][0]["count"] == 4
     assert aks.clusters[KEY]["properties"]["agentPoolProfiles"][0]["vmSize"] == "Standard_D4s_v5"
@@ -148,7 +133,7 @@ def test_dry_run_sends_nothing(aks, cli):
     for args in (
         CREATE,
         DELETE,
-        ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--nodes", "3"],
+        scale_cmd("aks", "nodepool1", "--nodes", "3"),
     ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, r.output

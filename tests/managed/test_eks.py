@@ -9,27 +9,10 @@ import stat
 from pathlib import Path
 
 import boto3
-from managed_testlib import kubectl_view
+from managed_testlib import create_cmd, delete_cmd, kubectl_view, scale_cmd
 
-FAST = ["--poll-interval", "0"]
-CREATE = [
-    "create",
-    "cluster",
-    "--provider",
-    "eks",
-    "--name",
-    "demo",
-    "--region",
-    "eu-west-1",
-    "--version",
-    "1.30",
-    "--nodes",
-    "2",
-    "--node-type",
-    "t3.medium",
-    *FAST,
-]
-DELETE = ["delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST]
+CREATE = create_cmd("eks", "--region", "eu-west-1", "--version", "1.30", "--nodes", "2", "--node-type", "t3.medium")
+DELETE = delete_cmd("eks")
 
 
 def client(aws, service):
@@ -113,9 +96,7 @@ def test_create_kubeconfig_scale_delete(aws, cli, clean_env):
     rows = json.loads(r.output)
     assert rows[0]["name"] == "demo" and rows[0]["recorded"] is True
 
-    r = cli(
-        "scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", "--nodes", "4", "--nodes-max", "5", *FAST
-    )
+    r = cli(*scale_cmd("eks", "ng-1", "--nodes", "4", "--nodes-max", "5"))
     assert r.exit_code == 0, r.output
     cfg = eks.describe_nodegroup(clusterName="demo", nodegroupName="ng-1")["nodegroup"]["scalingConfig"]
     assert cfg["desiredSize"] == 4 and cfg["maxSize"] == 5
@@ -231,7 +212,7 @@ def test_dry_run_sends_nothing(aws, cli):
     for args in (
         CREATE,
         DELETE,
-        ["scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", "--nodes", "3"],
+        scale_cmd("eks", "ng-1", "--nodes", "3"),
     ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, r.output

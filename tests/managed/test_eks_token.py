@@ -16,7 +16,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from managed_testlib import ROOT, SECRETS, kubectl_view
+from managed_testlib import ROOT, SECRETS, create_cmd, kubectl_view, succeeds
 
 from kubeinit.redact import mask
 
@@ -105,19 +105,7 @@ def test_kubeconfig_uses_kubeinit_when_aws_is_missing(aws, cli, monkeypatch, tmp
     kubectl = subprocess.run(["sh", "-c", "command -v kubectl"], capture_output=True, text=True).stdout.strip()
     (bin_dir / "kubectl").symlink_to(kubectl)
     monkeypatch.setenv("PATH", str(bin_dir))
-    r = cli(
-        "create",
-        "cluster",
-        "--provider",
-        "eks",
-        "--name",
-        "demo",
-        "--subnets",
-        "subnet-a,subnet-b",
-        "--poll-interval",
-        "0",
-    )
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *create_cmd("eks", "--subnets", "subnet-a,subnet-b"))
     user = kubectl_view(Path(os.environ["KUBECONFIG"]))["users"][0]["user"]["exec"]
     assert user["command"] == sys.executable
     assert user["args"] == ["-m", "kubeinit", "token", "eks", "--cluster", "demo", "--region", "eu-west-1"]

@@ -7,27 +7,11 @@ import os
 import re
 from pathlib import Path
 
-from managed_testlib import kubectl_view
+from managed_testlib import create_cmd, delete_cmd, kubectl_view, scale_cmd
 
-FAST = ["--poll-interval", "0"]
 WHERE = ["--zone", "europe-west1-b", "--project", "proj-1"]
-CREATE = [
-    "create",
-    "cluster",
-    "--provider",
-    "gke",
-    "--name",
-    "demo",
-    *WHERE,
-    "--version",
-    "1.30",
-    "--nodes",
-    "2",
-    "--node-type",
-    "e2-standard-4",
-    *FAST,
-]
-DELETE = ["delete", "cluster", "--provider", "gke", "--name", "demo", "--yes", *FAST]
+CREATE = create_cmd("gke", *WHERE, "--version", "1.30", "--nodes", "2", "--node-type", "e2-standard-4")
+DELETE = delete_cmd("gke")
 KEY = ("proj-1", "europe-west1-b", "demo")
 
 
@@ -61,22 +45,7 @@ def test_create_kubeconfig_scale_delete(gke, cli):
     assert r.exit_code == 0, r.output
     assert "demo" in r.output and "RUNNING" in r.output and "europe-west1-b" in r.output
 
-    r = cli(
-        "scale",
-        "nodepool",
-        "default-pool",
-        "--provider",
-        "gke",
-        "--cluster",
-        "demo",
-        "--nodes",
-        "5",
-        "--nodes-min",
-        "1",
-        "--nodes-max",
-        "6",
-        *FAST,
-    )
+    r = cli(*scale_cmd("gke", "default-pool", "--nodes", "5", "--nodes-min", "1", "--nodes-max", "6"))
     assert r.exit_code == 0, r.output  # location and project come from the record
     pool = gke.clusters[KEY]["nodePools"][0]
     assert pool["initialNodeCount"] == 5
@@ -168,7 +137,7 @@ def test_dry_run_sends_nothing(gke, cli):
     for args in (
         CREATE,
         [*DELETE, *WHERE],
-        ["scale", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo", "--nodes", "1", *WHERE],
+        scale_cmd("gke", "default-pool", "--nodes", "1", *WHERE),
     ):
         r = cli(*args, "--dry-run")
         assert r.exit_code == 0, r.output

@@ -4,13 +4,13 @@ durations, exit codes of credential/profile problems, azure-identity's noise, -v
 from __future__ import annotations
 
 import pytest
-from managed_testlib import fails_then_resumes
+from managed_testlib import create_cmd, fails_then_resumes
 
 from kubeinit.managed.run import duration
 
-EKS = ["create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--poll-interval", "0"]
+EKS = create_cmd("eks", "--region", "eu-west-1")
 SUB = "00000000-0000-0000-0000-000000000001"
-AKS = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--poll-interval", "0"]
+AKS = create_cmd("aks", "--location", "westeurope")
 
 
 def errors(output: str) -> list[str]:
@@ -55,9 +55,7 @@ def test_gke_http_500_is_an_internal_error(gke, cli):
     from doubles.gke import error
 
     gke.fail("POST", r"/clusters$", error(500, "INTERNAL", "Internal error encountered."), times=10)
-    r = cli(
-        "create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b", "--poll-interval", "0"
-    )
+    r = cli(*create_cmd("gke", "--zone", "europe-west1-b"))
     assert r.exit_code == 1
     assert "the cloud answered with an internal error" in errors(r.output)[0]
 

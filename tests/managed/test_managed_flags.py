@@ -8,27 +8,12 @@ from pathlib import Path
 
 import boto3
 import yaml
-from managed_testlib import SECRETS, kubectl_view
+from managed_testlib import SECRETS, WHERE, create_cmd, delete_cmd, kubectl_view, succeeds
 
-FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
-EKS = ["create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2", *FAST]
-GKE = [
-    "create",
-    "cluster",
-    "--provider",
-    "gke",
-    "--name",
-    "demo",
-    "--zone",
-    "europe-west1-b",
-    "--project",
-    "proj-1",
-    "--nodes",
-    "1",
-    *FAST,
-]
-AKS = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--nodes", "1", *FAST]
+EKS = create_cmd("eks", *WHERE["eks"], "--nodes", "2")
+GKE = create_cmd("gke", *WHERE["gke"], "--nodes", "1")
+AKS = create_cmd("aks", *WHERE["aks"], "--nodes", "1")
 GKE_KEY = ("proj-1", "europe-west1-b", "demo")
 AKS_KEY = (SUB, "kubeinit-demo", "demo")
 
@@ -85,7 +70,7 @@ def test_eks_tags_labels_volume_zones_spot_and_set_context_false(aws, cli):
     assert view["current-context"] == "mine"  # --set-context=false: merged, not made current
     assert cluster["arn"] in [c["name"] for c in view["contexts"]]
     assert "not made current" in r.output
-    assert cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST).exit_code == 0
+    succeeds(cli, *delete_cmd("eks"))
 
 
 def test_eks_three_zones_get_a_subnet_pair_each(aws, cli):
@@ -95,7 +80,7 @@ def test_eks_three_zones_get_a_subnet_pair_each(aws, cli):
     ec2 = boto3.client("ec2", endpoint_url=aws.url, region_name="eu-west-1")
     subnets = ec2.describe_subnets(Filters=[{"Name": "tag:kubeinit.dev/cluster", "Values": ["demo"]}])["Subnets"]
     assert sorted(s["CidrBlock"] for s in subnets) == sorted(f"192.168.{32 * i}.0/19" for i in range(6))
-    assert cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST).exit_code == 0
+    succeeds(cli, *delete_cmd("eks"))
     assert ec2.describe_subnets(Filters=[{"Name": "tag:kubeinit.dev/cluster", "Values": ["demo"]}])["Subnets"] == []
 
 
@@ -152,7 +137,7 @@ def test_no_wait_create_then_resume_gke(gke, cli):
 
 def test_no_wait_delete_then_finish_gke(gke, cli):
     assert cli(*GKE).exit_code == 0
-    delete = ["delete", "cluster", "--provider", "gke", "--name", "demo", "--yes", *FAST]
+    delete = delete_cmd("gke")
     r = cli(*delete, "--no-wait")
     assert r.exit_code == 0, r.output
     assert "started: the cloud is deleting" in r.output
@@ -168,7 +153,7 @@ def test_no_wait_create_and_delete_aks(aks, cli):
     assert r.exit_code == 0, r.output
     assert aks.clusters[AKS_KEY]["properties"]["provisioningState"] == "Creating"
     assert cli(*AKS).exit_code == 0
-    delete = ["delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST]
+    delete = delete_cmd("aks")
     r = cli(*delete, "--no-wait")
     assert r.exit_code == 0, r.output
     assert aks.clusters[AKS_KEY]["properties"]["provisioningState"] == "Deleting"
@@ -212,27 +197,13 @@ def test_profile_is_used_and_recorded(aws, cli, monkeypatch, clean_env):
     Path(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
         f"[dev]\naws_access_key_id = AKIAFAKEPROFILEKEY01\naws_secret_access_key = {SECRETS['aws_secret']}\n"
     )
-    r = cli(
-        "create",
-        "cluster",
-        "--provider",
-        "eks",
-        "--name",
-        "demo",
-        "--subnets",
-        "subnet-a,subnet-b",
-        "--profile",
-        "dev",
-        *FAST,
-    )
-    assert r.exit_code == 0, r.output
+    r = succeeds(cli, *create_cmd("eks", "--subnets", "subnet-a,subnet-b", "--profile", "dev"))
     assert _record("eks")["spec"]["profile"] == "dev"
     user = kubectl_view(Path(os.environ["KUBECONFIG"]))["users"][0]["user"]["exec"]
     assert {"name": "AWS_PROFILE", "value": "dev"} in user["env"]
     assert SECRETS["aws_secret"] not in r.output
     # later commands take the profile from the record
-    r = cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST)
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *delete_cmd("eks"))
 
 
 def test_dry_run_of_the_new_flags_sends_nothing(aws, gke, aks, cli):

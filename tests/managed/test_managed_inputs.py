@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-DOUBLE = {"eks": "aws", "gke": "gke", "aks": "aks"}
-WHERE = {"eks": ["--region", "eu-west-1"], "gke": ["--zone", "europe-west1-b"], "aks": ["--location", "westeurope"]}
-POOL = {"eks": "ng-1", "gke": "default-pool", "aks": "nodepool1"}
+from managed_testlib import DOUBLE, FIRST_POOL, WHERE, create_cmd, scale_cmd
 
 BAD_CREATE = [
     ("eks", ["--region", "EU_WEST_1"], "is not an AWS region"),
@@ -36,18 +33,7 @@ def _one_error(output: str) -> str:
 @pytest.mark.parametrize("provider, args, says", BAD_CREATE)
 def test_bad_create_input_is_refused_before_any_request(provider, args, says, dry, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
-    r = cli(
-        "create",
-        "cluster",
-        "--provider",
-        provider,
-        "--name",
-        "demo",
-        *args,
-        "--poll-interval",
-        "0",
-        *(["--dry-run"] if dry else []),
-    )
+    r = cli(*create_cmd(provider, *args), *(["--dry-run"] if dry else []))
     assert r.exit_code == 2, r.output
     assert says in _one_error(r.output)
     assert double.requests == []
@@ -75,19 +61,7 @@ BAD_SCALE = [
 @pytest.mark.parametrize("provider, args, says", BAD_SCALE)
 def test_bad_scale_input_is_refused_before_any_request(provider, args, says, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
-    r = cli(
-        "scale",
-        "nodepool",
-        POOL[provider],
-        "--provider",
-        provider,
-        "--cluster",
-        "demo",
-        *WHERE[provider],
-        *args,
-        "--poll-interval",
-        "0",
-    )
+    r = cli(*scale_cmd(provider, FIRST_POOL[provider], *WHERE[provider], *args))
     assert r.exit_code == 2, r.output
     assert says in _one_error(r.output)
     assert double.requests == []

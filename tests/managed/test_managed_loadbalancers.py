@@ -9,7 +9,7 @@ import sys
 import urllib.parse
 
 import pytest
-from managed_testlib import ROOT, SECRETS
+from managed_testlib import ROOT, SECRETS, create_cmd, delete_cmd, succeeds
 from test_eks_token import _decode, _sigv4
 
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
@@ -17,7 +17,6 @@ from apiserver import make_cluster  # noqa: E402
 
 from kubeinit.kube.client import Client, namespaced
 
-FAST = ["--poll-interval", "0"]
 ADMIN = ("kubernetes-admin", ("system:masters",))
 
 
@@ -64,22 +63,7 @@ def _eks_review(tok: str):
 def _eks_cluster(aws, cli, kube):
     from moto.eks.models import eks_backends
 
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "eks",
-            "--name",
-            "demo",
-            "--region",
-            "eu-west-1",
-            "--subnets",
-            "subnet-a,subnet-b",
-            *FAST,
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("eks", "--region", "eu-west-1", "--subnets", "subnet-a,subnet-b"))
     cluster = eks_backends["123456789012"]["eu-west-1"].clusters["demo"]  # where the cluster's API is
     cluster.endpoint = kube.api.url
     cluster.certificate_authority = {"data": base64.b64encode(kube.ca_pem).decode()}
@@ -95,8 +79,7 @@ def test_eks_delete_removes_load_balancer_services_first(aws, cli, kube):
         ("default", "internal", "ClusterIP"),
     )
     kube.api.requests.clear()
-    r = cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST)
-    assert r.exit_code == 0, r.output
+    r = succeeds(cli, *delete_cmd("eks"))
     assert "deleted Service default/web (type LoadBalancer)" in r.output and "kube-public/front" in r.output
     assert _left(kube) == ["default/internal"]
     deletes = [p for m, p, _ in kube.api.requests if m == "DELETE"]
@@ -115,44 +98,26 @@ def test_keep_load_balancers_leaves_them(aws, cli, kube):
     _eks_cluster(aws, cli, kube)
     _services(kube, ("default", "web", "LoadBalancer"))
     kube.api.requests.clear()
-    r = cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", "--keep-load-balancers", *FAST)
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *delete_cmd("eks", "--keep-load-balancers"))
     assert _left(kube) == ["default/web"] and kube.api.requests == []
 
 
 def test_unreachable_api_warns_and_deletes_the_cluster(aws, cli, kube):
     _eks_cluster(aws, cli, kube)
     kube.api.stop()
-    r = cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST)
-    assert r.exit_code == 0, r.output
+    r = succeeds(cli, *delete_cmd("eks"))
     assert "could not delete the cluster's LoadBalancer Services" in r.output
     assert "EKS cluster demo deleted" in r.output
 
 
 def test_gke_delete_removes_load_balancer_services(gke, cli, kube):
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "gke",
-            "--name",
-            "demo",
-            "--zone",
-            "europe-west1-b",
-            "--project",
-            "proj-1",
-            *FAST,
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("gke", "--zone", "europe-west1-b", "--project", "proj-1"))
     c = gke.clusters[("proj-1", "europe-west1-b", "demo")]
     c["endpoint"] = f"127.0.0.1:{kube.api.port}"
     c["masterAuth"]["clusterCaCertificate"] = base64.b64encode(kube.ca_pem).decode()
     kube.api.review = lambda tok: ADMIN if tok == SECRETS["gcp_token"] else None  # GKE's token webhook
     _services(kube, ("default", "web", "LoadBalancer"), ("default", "db", "ClusterIP"))
-    r = cli("delete", "cluster", "--provider", "gke", "--name", "demo", "--yes", *FAST)
-    assert r.exit_code == 0, r.output
+    r = succeeds(cli, *delete_cmd("gke"))
     assert _left(kube) == ["default/db"] and SECRETS["gcp_token"] not in r.output
 
 
@@ -160,25 +125,9 @@ def test_aks_delete_removes_load_balancer_services(aks, cli, kube, monkeypatch):
     monkeypatch.setattr(aks, "api_server", kube.api.url)  # the cluster's API, in its user credentials
     monkeypatch.setattr(aks, "api_ca_b64", base64.b64encode(kube.ca_pem).decode())
     kube.api.tokens[SECRETS["aks_user_token"]] = ("clusterUser", ("system:masters",))
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "aks",
-            "--name",
-            "demo",
-            "--location",
-            "westeurope",
-            "--nodes",
-            "1",
-            *FAST,
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("aks", "--location", "westeurope", "--nodes", "1"))
     _services(kube, ("default", "web", "LoadBalancer"), ("default", "db", "ClusterIP"))
-    r = cli("delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST)
-    assert r.exit_code == 0, r.output
+    r = succeeds(cli, *delete_cmd("aks"))
     assert _left(kube) == ["default/db"] and SECRETS["aks_user_token"] not in r.output
     assert all(user == "clusterUser" for m, _, user in kube.api.requests if m == "DELETE")
 

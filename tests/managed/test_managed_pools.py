@@ -9,16 +9,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from managed_testlib import DOUBLE, FAST, FIRST_POOL, WHERE, create_cmd, delete_cmd, succeeds
 
-FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
-WHERE = {
-    "eks": ["--region", "eu-west-1"],
-    "gke": ["--zone", "europe-west1-b", "--project", "proj-1"],
-    "aks": ["--location", "westeurope"],
-}
-FIRST = {"eks": "ng-1", "gke": "default-pool", "aks": "nodepool1"}
-DOUBLE = {"eks": "aws", "gke": "gke", "aks": "aks"}
 
 
 def _record_file(provider: str) -> Path:
@@ -40,29 +33,12 @@ def _cloud_pools(provider: str, double) -> list[str]:
 @pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
 def test_create_get_delete_nodepool_and_delete_cluster_takes_the_rest(provider, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
-    where = WHERE[provider]
-    r = cli("create", "cluster", "--provider", provider, "--name", "demo", *where, "--nodes", "1", *FAST)
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *create_cmd(provider, *WHERE[provider], "--nodes", "1"))
     on = ["--provider", provider, "--cluster", "demo"]
 
-    r = cli(
-        "create",
-        "nodepool",
-        "extra",
-        *on,
-        "--nodes",
-        "2",
-        "--min",
-        "1",
-        "--max",
-        "3",
-        "--spot",
-        "--labels",
-        "role=batch",
-        *FAST,
-    )
-    assert r.exit_code == 0, r.output
-    assert sorted(_cloud_pools(provider, double)) == sorted([FIRST[provider], "extra"])
+    bounds = ["--nodes", "2", "--min", "1", "--max", "3"]
+    succeeds(cli, "create", "nodepool", "extra", *on, *bounds, "--spot", "--labels", "role=batch", *FAST)
+    assert sorted(_cloud_pools(provider, double)) == sorted([FIRST_POOL[provider], "extra"])
     rec = json.loads(_record_file(provider).read_text())
     kind = {"eks": "nodegroup", "gke": "node_pool", "aks": "agent_pool"}[provider]
     assert (kind, "extra") in [(e["kind"], e["name"]) for e in rec["resources"]]
@@ -71,8 +47,8 @@ def test_create_get_delete_nodepool_and_delete_cluster_takes_the_rest(provider, 
     assert r.exit_code == 0, r.output
     rows = {row["name"]: row for row in json.loads(r.output)}
     assert rows["extra"]["nodes"] == 2 and rows["extra"]["min"] == 1 and rows["extra"]["max"] == 3
-    assert rows["extra"]["spot"] is True and rows[FIRST[provider]]["spot"] is False
-    assert rows["extra"]["recorded"] and rows[FIRST[provider]]["recorded"]
+    assert rows["extra"]["spot"] is True and rows[FIRST_POOL[provider]]["spot"] is False
+    assert rows["extra"]["recorded"] and rows[FIRST_POOL[provider]]["recorded"]
     r = cli("get", "nodepools", *on)
     assert r.exit_code == 0 and "extra" in r.output and "NAME" in r.output
 
@@ -80,14 +56,13 @@ def test_create_get_delete_nodepool_and_delete_cluster_takes_the_rest(provider, 
     assert r.exit_code == 2 and "--yes" in r.output
     r = cli("delete", "nodepool", "extra", *on, "--yes", *FAST)
     assert r.exit_code == 0, r.output
-    assert _cloud_pools(provider, double) == [FIRST[provider]]
+    assert _cloud_pools(provider, double) == [FIRST_POOL[provider]]
     rec = json.loads(_record_file(provider).read_text())
     assert (kind, "extra") not in [(e["kind"], e["name"]) for e in rec["resources"]]
 
     # a pool made after the cluster goes with `delete cluster`: nothing is left
     assert cli("create", "nodepool", "late", *on, "--nodes", "1", *FAST).exit_code == 0
-    r = cli("delete", "cluster", "--provider", provider, "--name", "demo", "--yes", *FAST)
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *delete_cmd(provider))
     assert _cloud_pools(provider, double) == [] and not _record_file(provider).exists()
 
 
@@ -129,22 +104,7 @@ def test_eks_nodepool_on_a_cluster_kubeinit_did_not_make(aws, cli):
 
 
 def test_aks_system_pool_is_not_deleted_alone(aks, cli):
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "aks",
-            "--name",
-            "demo",
-            "--location",
-            "westeurope",
-            "--nodes",
-            "1",
-            *FAST,
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("aks", *WHERE["aks"], "--nodes", "1"))
     aks.requests.clear()
     r = cli("delete", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--yes", *FAST)
     assert r.exit_code == 2 and "system pool" in r.output
@@ -152,10 +112,7 @@ def test_aks_system_pool_is_not_deleted_alone(aks, cli):
 
 
 def test_gke_name_taken_is_one_line(gke, cli):
-    assert (
-        cli("create", "cluster", "--provider", "gke", "--name", "demo", *WHERE["gke"], "--nodes", "1", *FAST).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("gke", *WHERE["gke"], "--nodes", "1"))
     r = cli("create", "nodepool", "default-pool", "--provider", "gke", "--cluster", "demo", "--nodes", "1", *FAST)
     assert r.exit_code == 2
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]

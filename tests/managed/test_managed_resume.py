@@ -14,17 +14,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-from managed_testlib import SECRETS, fails_then_resumes
+from managed_testlib import FAST, SECRETS, create_cmd, delete_cmd, fails_then_resumes
 
 import kubeinit.managed.run as run
 
-FAST = ["--poll-interval", "0"]
-EKS = ["create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2", *FAST]
-EKS_DELETE = ["delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST]
-GKE = ["create", "cluster", "--provider", "gke", "--name", "demo", "--zone", "europe-west1-b", "--nodes", "2", *FAST]
-GKE_DELETE = ["delete", "cluster", "--provider", "gke", "--name", "demo", "--yes", *FAST]
-AKS = ["create", "cluster", "--provider", "aks", "--name", "demo", "--location", "westeurope", "--nodes", "2", *FAST]
-AKS_DELETE = ["delete", "cluster", "--provider", "aks", "--name", "demo", "--yes", *FAST]
+EKS = create_cmd("eks", "--region", "eu-west-1", "--nodes", "2")
+EKS_DELETE = delete_cmd("eks")
+GKE = create_cmd("gke", "--zone", "europe-west1-b", "--nodes", "2")
+GKE_DELETE = delete_cmd("gke")
+AKS = create_cmd("aks", "--location", "westeurope", "--nodes", "2")
+AKS_DELETE = delete_cmd("aks")
 SUB = "00000000-0000-0000-0000-000000000001"
 
 EKS_CREATES = [

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from managed_testlib import ROOT, SECRETS
+from managed_testlib import DOUBLE, FIRST_POOL, ROOT, SECRETS, WHERE, create_cmd, delete_cmd, scale_cmd, succeeds
 
 from kubeinit.redact import mask
 
@@ -22,26 +22,18 @@ def _scan(texts: list[str], secrets: list[str]) -> None:
 
 @pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
 def test_no_credential_in_output_or_logs(provider, request, cli, caplog, gcp_key):
-    double = request.getfixturevalue({"eks": "aws", "gke": "gke", "aks": "aks"}[provider])
-    where = {
-        "eks": ["--region", "eu-west-1"],
-        "gke": ["--zone", "europe-west1-b"],
-        "aks": ["--location", "westeurope"],
-    }[provider]
-    pool = {"eks": "ng-1", "gke": "default-pool", "aks": "nodepool1"}[provider]
+    double = request.getfixturevalue(DOUBLE[provider])
     caplog.set_level(logging.DEBUG)  # SDK debug logs too: a log file would get them (masked)
-    outputs = []
-    for args in (
-        ["create", "cluster", "--provider", provider, "--name", "demo", *where],
-        ["kubeconfig", "--provider", provider, "--name", "demo"],
-        ["get", "clusters", "--provider", provider, "-o", "json"],
-        ["scale", "nodepool", pool, "--provider", provider, "--cluster", "demo", "--nodes", "1"],
-        ["delete", "cluster", "--provider", provider, "--name", "demo", "--yes"],
-    ):
-        fast = [] if args[0] in ("kubeconfig", "get") else ["--poll-interval", "0"]
-        r = cli(*args, *fast)
-        assert r.exit_code == 0, r.output
-        outputs.append(r.output)
+    outputs = [
+        succeeds(cli, *args).output
+        for args in (
+            create_cmd(provider, *WHERE[provider]),
+            ["kubeconfig", "--provider", provider, "--name", "demo"],
+            ["get", "clusters", "--provider", provider, "-o", "json"],
+            scale_cmd(provider, FIRST_POOL[provider], "--nodes", "1"),
+            delete_cmd(provider),
+        )
+    ]
     secrets = list(SECRETS.values()) + [line for line in gcp_key[0].splitlines() if "-----" not in line]
     secrets += sorted(getattr(double, "tokens_seen", ()))  # GKE's self-signed JWTs
     _scan(outputs, secrets)
@@ -150,21 +142,7 @@ def test_missing_sdk_names_the_extra(provider, module, extra):
 
 
 def test_record_and_kubeconfig_are_private(aws, cli):
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "eks",
-            "--name",
-            "demo",
-            "--subnets",
-            "subnet-a,subnet-b",
-            "--poll-interval",
-            "0",
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("eks", "--subnets", "subnet-a,subnet-b"))
     home = Path(os.environ["KUBEINIT_HOME"]) / "managed"
     assert oct(home.stat().st_mode & 0o777) == "0o700"
     assert oct((home / "eks-demo.json").stat().st_mode & 0o777) == "0o600"

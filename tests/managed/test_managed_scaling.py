@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from managed_testlib import create_cmd, delete_cmd, scale_cmd, succeeds
 
-FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
 
 
@@ -18,46 +18,21 @@ def eks(aws):
 
 
 def test_eks_scale_outside_the_range_widens_it_and_says_so(aws, cli):
-    assert (
-        cli(
-            "create", "cluster", "--provider", "eks", "--name", "demo", "--region", "eu-west-1", "--nodes", "2", *FAST
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("eks", "--region", "eu-west-1", "--nodes", "2"))
     cfg = eks(aws).describe_nodegroup(clusterName="demo", nodegroupName="ng-1")["nodegroup"]["scalingConfig"]
     assert cfg == {"minSize": 2, "maxSize": 2, "desiredSize": 2}
-    scale = ["scale", "nodepool", "ng-1", "--provider", "eks", "--cluster", "demo", *FAST]
-    r = cli(*scale, "--nodes", "3")
-    assert r.exit_code == 0, r.output
+    r = succeeds(cli, *scale_cmd("eks", "ng-1", "--nodes", "3"))
     assert "widening EKS nodegroup ng-1's size range from [2, 2] to [2, 3] to hold 3 nodes" in r.output
     cfg = eks(aws).describe_nodegroup(clusterName="demo", nodegroupName="ng-1")["nodegroup"]["scalingConfig"]
     assert cfg == {"minSize": 2, "maxSize": 3, "desiredSize": 3}
-    r = cli(*scale, "--nodes", "0")
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *scale_cmd("eks", "ng-1", "--nodes", "0"))
     cfg = eks(aws).describe_nodegroup(clusterName="demo", nodegroupName="ng-1")["nodegroup"]["scalingConfig"]
     assert cfg == {"minSize": 0, "maxSize": 3, "desiredSize": 0}
-    assert cli("delete", "cluster", "--provider", "eks", "--name", "demo", "--yes", *FAST).exit_code == 0
+    succeeds(cli, *delete_cmd("eks"))
 
 
 def test_the_aws_double_refuses_a_desired_size_outside_the_range(aws, cli):
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "eks",
-            "--name",
-            "demo",
-            "--region",
-            "eu-west-1",
-            "--nodes",
-            "2",
-            "--subnets",
-            "subnet-a,subnet-b",
-            *FAST,
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("eks", "--region", "eu-west-1", "--nodes", "2", "--subnets", "subnet-a,subnet-b"))
     with pytest.raises(ClientError, match="desired capacity 3 can't be greater than max size 2"):
         eks(aws).update_nodegroup_config(clusterName="demo", nodegroupName="ng-1", scalingConfig={"desiredSize": 3})
 
@@ -67,25 +42,9 @@ def aks_pool(aks):
 
 
 def test_aks_min_max_turn_the_autoscaler_on(aks, cli):
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "aks",
-            "--name",
-            "demo",
-            "--location",
-            "westeurope",
-            "--nodes",
-            "2",
-            *FAST,
-        ).exit_code
-        == 0
-    )
-    scale = ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", *FAST]
-    r = cli(*scale, "--nodes", "3", "--nodes-min", "1", "--nodes-max", "5")
-    assert r.exit_code == 0, r.output
+    succeeds(cli, *create_cmd("aks", "--location", "westeurope", "--nodes", "2"))
+    scale = scale_cmd("aks", "nodepool1")
+    succeeds(cli, *scale, "--nodes", "3", "--nodes-min", "1", "--nodes-max", "5")
     pool = aks_pool(aks)
     assert (pool["enableAutoScaling"], pool["minCount"], pool["maxCount"], pool["count"]) == (True, 1, 5, 3)
     aks.requests.clear()
@@ -96,24 +55,9 @@ def test_aks_min_max_turn_the_autoscaler_on(aks, cli):
 
 
 def test_aks_system_pool_to_zero_is_refused(aks, cli):
-    assert (
-        cli(
-            "create",
-            "cluster",
-            "--provider",
-            "aks",
-            "--name",
-            "demo",
-            "--location",
-            "westeurope",
-            "--nodes",
-            "2",
-            *FAST,
-        ).exit_code
-        == 0
-    )
+    succeeds(cli, *create_cmd("aks", "--location", "westeurope", "--nodes", "2"))
     aks.requests.clear()
-    scale = ["scale", "nodepool", "nodepool1", "--provider", "aks", "--cluster", "demo", "--nodes", "0", *FAST]
+    scale = scale_cmd("aks", "nodepool1", "--nodes", "0")
     r = cli(*scale)
     assert r.exit_code == 2, r.output
     assert "node pool nodepool1 is the AKS cluster's system pool: it needs at least 1 node" in r.output
@@ -127,22 +71,7 @@ def test_aks_system_pool_to_zero_is_refused(aks, cli):
 
 
 def test_gke_max_alone_does_not_set_min_to_zero(gke, cli):
-    r = cli(
-        "scale",
-        "nodepool",
-        "default-pool",
-        "--provider",
-        "gke",
-        "--cluster",
-        "demo",
-        "--zone",
-        "europe-west1-b",
-        "--nodes",
-        "2",
-        "--nodes-max",
-        "3",
-        *FAST,
-    )
+    r = cli(*scale_cmd("gke", "default-pool", "--zone", "europe-west1-b", "--nodes", "2", "--nodes-max", "3"))
     assert r.exit_code == 2
     assert "GKE autoscaling needs both --nodes-min and --nodes-max" in r.output
     assert gke.requests == []

@@ -9,33 +9,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from managed_testlib import DOUBLE, FAST, WHERE, create_cmd, succeeds
 
-FAST = ["--poll-interval", "0"]
 SUB = "00000000-0000-0000-0000-000000000001"
-WHERE = {
-    "eks": ["--region", "eu-west-1", "--subnets", "subnet-a,subnet-b"],
-    "gke": ["--zone", "europe-west1-b", "--project", "proj-1"],
-    "aks": ["--location", "westeurope"],
-}
-DOUBLE = {"eks": "aws", "gke": "gke", "aks": "aks"}
+SUBNETS = {"eks": ("--subnets", "subnet-a,subnet-b")}
 
 
 def _create(cli, provider):
-    r = cli(
-        "create",
-        "cluster",
-        "--provider",
-        provider,
-        "--name",
-        "demo",
-        *WHERE[provider],
-        "--version",
-        "1.30",
-        "--nodes",
-        "1",
-        *FAST,
-    )
-    assert r.exit_code == 0, r.output
+    where = [*WHERE[provider], *SUBNETS.get(provider, ())]
+    succeeds(cli, *create_cmd(provider, *where, "--version", "1.30", "--nodes", "1"))
 
 
 def _upgrade(cli, provider, version, *extra):
@@ -53,10 +35,7 @@ def _eks_on_130(aws):
 def test_eks_control_plane_then_nodegroups(aws, cli):
     _create(cli, "eks")
     _eks_on_130(aws)
-    assert (
-        cli("create", "nodepool", "extra", "--provider", "eks", "--cluster", "demo", "--nodes", "1", *FAST).exit_code
-        == 0
-    )
+    succeeds(cli, "create", "nodepool", "extra", "--provider", "eks", "--cluster", "demo", "--nodes", "1", *FAST)
     _eks_on_130(aws)
     aws.requests.clear()
     r = _upgrade(cli, "eks", "1.31")
@@ -123,9 +102,7 @@ def test_aks_control_plane_then_pools(aks, cli):
 @pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
 def test_upgrade_dry_run_sends_nothing(provider, request, cli):
     double = request.getfixturevalue(DOUBLE[provider])
-    where = [w for w in WHERE[provider] if not w.startswith("subnet")]
-    where = [w for w in where if w != "--subnets"]
-    r = cli("upgrade", "cluster", "--provider", provider, "--name", "demo", *where, "--version", "1.31", "--dry-run")
+    r = _upgrade(cli, provider, "1.31", *WHERE[provider], "--dry-run")
     assert r.exit_code == 0, r.output
     assert double.requests == []
     want = {
