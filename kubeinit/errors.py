@@ -5,6 +5,8 @@ The CLI catches KubeinitError, prints `str(err)` as one line and exits with
 --verbose.
 """
 
+from typing import Any
+
 
 class KubeinitError(Exception):
     """A failure with a message meant for the user (exit code 1)."""
@@ -58,3 +60,16 @@ def _version() -> str:
     from kubeinit import __version__
 
     return __version__
+
+
+def kind_of(v: Any) -> str:
+    """What a parsed YAML/JSON value is, in the words of an error message ("must be text, not a list")."""
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "empty",
+    }.get(type(v), type(v).__name__)

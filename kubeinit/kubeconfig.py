@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeinit import redact
-from kubeinit.errors import KubeinitError, UserError
+from kubeinit.errors import KubeinitError, UserError, kind_of
 
 EXEC_API = "client.authentication.k8s.io/v1beta1"  # v1alpha1 was removed in kubectl 1.24
 BOOTSTRAP_USER = "tls-bootstrap-token-user"
@@ -178,45 +178,33 @@ def load(text: str | bytes, what: str, hint: str = "") -> dict[str, Any]:
 def shape_error(conf: Any) -> str | None:
     """`<field>: <what is wrong>` for the first field of the wrong type, or None."""
     if not isinstance(conf, dict):
-        return f"the file must be a mapping, not {_kind(conf)}"
+        return f"the file must be a mapping, not {kind_of(conf)}"
     for key in ("current-context", "apiVersion", "kind"):
         if conf.get(key) is not None and not isinstance(conf[key], str):
-            return f"{key}: must be text, not {_kind(conf[key])}"
+            return f"{key}: must be text, not {kind_of(conf[key])}"
     if conf.get("preferences") is not None and not isinstance(conf["preferences"], dict):
-        return f"preferences: must be a mapping, not {_kind(conf['preferences'])}"
+        return f"preferences: must be a mapping, not {kind_of(conf['preferences'])}"
     for section, item_key in SECTIONS.items():
         items = conf.get(section)
         if items is None:
             continue
         if not isinstance(items, list):
-            return f"{section}: must be a list, not {_kind(items)}"
+            return f"{section}: must be a list, not {kind_of(items)}"
         for i, item in enumerate(items):
             where = f"{section}[{i}]"
             if not isinstance(item, dict):
-                return f"{where}: must be a mapping with name and {item_key}, not {_kind(item)}"
+                return f"{where}: must be a mapping with name and {item_key}, not {kind_of(item)}"
             if not isinstance(item.get("name"), str) or not item["name"]:
-                return f"{where}.name: must be a non-empty name, not {_kind(item.get('name'))}"
+                return f"{where}.name: must be a non-empty name, not {kind_of(item.get('name'))}"
             body = item.get(item_key)
             if body is None:
                 continue
             if not isinstance(body, dict):
-                return f"{where}.{item_key}: must be a mapping, not {_kind(body)}"
+                return f"{where}.{item_key}: must be a mapping, not {kind_of(body)}"
             for field in _TEXT[item_key]:
                 if body.get(field) is not None and not isinstance(body[field], str):
-                    return f"{where}.{item_key}.{field}: must be text, not {_kind(body[field])}"
+                    return f"{where}.{item_key}.{field}: must be text, not {kind_of(body[field])}"
     return None
-
-
-def _kind(v: Any) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "text",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-        type(None): "empty",
-    }.get(type(v), type(v).__name__)
 
 
 @dataclass(frozen=True)

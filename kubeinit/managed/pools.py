@@ -153,29 +153,7 @@ def _eks_create(ctx, pool: NodePoolSpec) -> None:
                     "and kubeinit has no record of them"
                 ) from None
             role, subnets = ng["nodeRole"], ng["subnets"]
-    scaling = {
-        "desiredSize": pool.count,
-        "minSize": pool.count if pool.min is None else pool.min,
-        "maxSize": max(pool.count, 1) if pool.max is None else pool.max,
-    }
-    ctx.ensure(
-        "nodegroup",
-        pool.name,
-        f"EKS nodegroup {pool.name}",
-        lambda: eks.create_nodegroup(
-            clusterName=s.name,
-            nodegroupName=pool.name,
-            nodeRole=role,
-            subnets=subnets,
-            scalingConfig=scaling,
-            instanceTypes=[pool.instance_type],
-            amiType="AL2023_x86_64_STANDARD",
-            capacityType="SPOT" if pool.spot else "ON_DEMAND",
-            **({"diskSize": pool.disk_size} if pool.disk_size else {}),
-            labels=dict(pool.labels),
-            tags=provider._tags(s),
-        )["nodegroup"]["nodegroupName"],
-    )
+    provider.ensure_nodegroup(ctx, pool, role, subnets)
     provider._wait_nodegroup(ctx, pool.name)
 
 

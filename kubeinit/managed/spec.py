@@ -80,14 +80,11 @@ class ManagedSpec:
         return cls(**d)
 
 
-_KEYS = {
+# the fields a flag replaces whole (merge_flags); the place and the first pool's fields merge
+_PLAIN_KEYS = (
     "provider",
     "name",
-    "region",
-    "zone",
-    "location",
     "version",
-    "nodePools",
     "project",
     "resourceGroup",
     "subscription",
@@ -97,7 +94,9 @@ _KEYS = {
     "tags",
     "zones",
     "profile",
-}
+)
+_PLACES = ("region", "zone", "location")
+_KEYS = {*_PLAIN_KEYS, *_PLACES, "nodePools"}
 _POOL_KEYS = {"name", "count", "instanceType", "min", "max", "diskSize", "labels", "spot"}
 
 
@@ -120,7 +119,7 @@ def parse_managed(raw: Any, path: str = "managed", name: str | None = None, sour
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > 40:
         raise err("name", "must be 1-40 lowercase letters, digits or '-', starting with a letter")
 
-    places = [k for k in ("region", "zone", "location") if raw.get(k) is not None]
+    places = [k for k in _PLACES if raw.get(k) is not None]
     if len(places) > 1:
         raise err(places[1], f"give only one of region, zone or location (also got {places[0]})")
     region = raw.get(places[0]) if places else None
@@ -284,25 +283,12 @@ def merge_flags(raw: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     `nodes`, `node_type`, `nodes_min`, `nodes_max` apply to the first node pool.
     """
     raw = dict(raw)
-    for key in (
-        "provider",
-        "name",
-        "version",
-        "project",
-        "resourceGroup",
-        "subscription",
-        "subnets",
-        "clusterRoleArn",
-        "nodeRoleArn",
-        "tags",
-        "zones",
-        "profile",
-    ):
+    for key in _PLAIN_KEYS:
         if flags.get(key) is not None:
             raw[key] = flags[key]
-    place = [k for k in ("region", "zone", "location") if flags.get(k)]
+    place = [k for k in _PLACES if flags.get(k)]
     if place:
-        for k in ("region", "zone", "location"):
+        for k in _PLACES:
             raw.pop(k, None)
         for k in place:
             raw[k] = flags[k]

@@ -116,32 +116,37 @@ class EKS(EKSIam, EKSNetwork, Provider):
             lambda r: _status(r["cluster"], "ACTIVE", ("FAILED", "DELETING")),
         )
         for pool in s.node_pools:
-            scaling = {
-                "desiredSize": pool.count,
-                "minSize": pool.count if pool.min is None else pool.min,
-                "maxSize": max(pool.count, 1) if pool.max is None else pool.max,
-            }
-            ctx.ensure(
-                "nodegroup",
-                pool.name,
-                f"EKS nodegroup {pool.name}",
-                lambda pool=pool, sc=scaling: eks.create_nodegroup(
-                    clusterName=s.name,
-                    nodegroupName=pool.name,
-                    nodeRole=node_role,
-                    subnets=node_subnets,
-                    clientRequestToken=ctx.record.token("nodegroup", pool.name),
-                    scalingConfig=sc,
-                    instanceTypes=[pool.instance_type],
-                    amiType="AL2023_x86_64_STANDARD",
-                    capacityType="SPOT" if pool.spot else "ON_DEMAND",
-                    **({"diskSize": pool.disk_size} if pool.disk_size else {}),
-                    labels=dict(pool.labels),
-                    tags=self._tags(s),
-                )["nodegroup"]["nodegroupName"],
-            )
+            self.ensure_nodegroup(ctx, pool, node_role, node_subnets, ctx.record.token("nodegroup", pool.name))
         for pool in s.node_pools:
             self._wait_nodegroup(ctx, pool.name)
+
+    def ensure_nodegroup(self, ctx, pool, role: str, subnets: list[str], token: str | None = None) -> None:
+        """Create nodegroup `pool` of the cluster unless the record has it (not waiting for it)."""
+        s, eks = ctx.spec, ctx.api("eks")
+        scaling = {
+            "desiredSize": pool.count,
+            "minSize": pool.count if pool.min is None else pool.min,
+            "maxSize": max(pool.count, 1) if pool.max is None else pool.max,
+        }
+        ctx.ensure(
+            "nodegroup",
+            pool.name,
+            f"EKS nodegroup {pool.name}",
+            lambda: eks.create_nodegroup(
+                clusterName=s.name,
+                nodegroupName=pool.name,
+                nodeRole=role,
+                subnets=subnets,
+                **({"clientRequestToken": token} if token else {}),
+                scalingConfig=scaling,
+                instanceTypes=[pool.instance_type],
+                amiType="AL2023_x86_64_STANDARD",
+                capacityType="SPOT" if pool.spot else "ON_DEMAND",
+                **({"diskSize": pool.disk_size} if pool.disk_size else {}),
+                labels=dict(pool.labels),
+                tags=self._tags(s),
+            )["nodegroup"]["nodegroupName"],
+        )
 
     def _wait_nodegroup(self, ctx, pool, desired=None):
         eks = ctx.api("eks")

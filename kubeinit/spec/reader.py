@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kubeinit.errors import SpecError
+from kubeinit.errors import SpecError, kind_of
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -78,18 +78,6 @@ class Reader:
             k = unknown[0]
             known = ", ".join(sorted(self.used))
             self.fail(f"unknown field {k!r} (known fields: {known})", str(k))
-
-
-def kind_of(v: Any) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "text",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-        type(None): "empty",
-    }.get(type(v), type(v).__name__)
 
 
 def _names(kinds: tuple) -> str:
