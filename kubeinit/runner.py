@@ -43,6 +43,8 @@ class Run:
     ssh: SSH | None = None  # None: this host, with no SSH
     confirm: Callable[[ClusterSpec], None] | None = None  # a destructive command asks here, before any host
     shared: dict = field(default_factory=dict)  # handed to the phases (Context.shared): what `join` was told
+    whole: bool = False  # every phase (no --only): the summary shows the cluster's nodes and the kubectl line
+    file: str | None = None  # the cluster file of a run over SSH
 
 
 def skip_hint(missing: list[str]) -> NotAvailableYet:
@@ -97,6 +99,11 @@ def run_workflow(run: Run) -> None:
     start = time.monotonic()
     try:
         summary = execute(ctx, run.phases, view, log)
+        if not run.dry_run:
+            view.close()
+            _summary(run, names, summary, time.monotonic() - start)
+            if run.whole:  # while the run's API client is still open
+                _cluster(run, ctx, summary)
     except StepFailed as e:
         if ssh is not None and not e.resume and e.resumable:  # a failed check: add the hint
             code, e = e.exit_code, StepFailed(e.host, e.phase, e.step, e.detail, run.resume(e.phase))
@@ -113,8 +120,18 @@ def run_workflow(run: Run) -> None:
         if lock is not None:
             os.close(lock)
     if not run.dry_run:
-        _summary(run, names, summary, time.monotonic() - start)
         _hand_over(ctx.shared.get("hand-over", []))
+
+
+def _cluster(run: Run, ctx, summary) -> None:
+    """After every phase: each phase's time, the Nodes of every host of the run (this host alone
+    for init), waited for when the run changed something, and the kubectl line."""
+    from kubeinit import cluster_summary
+
+    nodes = cluster_summary.read(ctx, [t.name for t in ctx.targets], wait=summary.total_changed > 0)
+    admin = f"{run.spec.kubeconfig_dir.rstrip('/')}/admin.conf"
+    line = cluster_summary.kubectl_line(run.file, run.ssh.known_hosts if run.ssh else None, admin)
+    cluster_summary.show(nodes, summary.times, line)
 
 
 def _hand_over(lines: list[str]) -> None:
@@ -229,4 +246,6 @@ def file_run(
         ignore,
         ssh,
         confirm,
+        whole=command == "up" and not only,
+        file=str(file),
     )

@@ -80,10 +80,12 @@ def _local_spec(
     return specmod.apply_overrides(s, o, local=True)
 
 
-def _local_run(command: str, spec, phases, resume: str, dry_run: bool, ignore=frozenset(), confirm=None) -> None:
+def _local_run(
+    command: str, spec, phases, resume: str, dry_run: bool, ignore=frozenset(), confirm=None, whole: bool = False
+) -> None:
     from kubeinit.runner import Run, run_workflow, skip_hint
 
-    run_workflow(Run(command, spec, phases, lambda _p: resume, skip_hint, dry_run, ignore, None, confirm))
+    run_workflow(Run(command, spec, phases, lambda _p: resume, skip_hint, dry_run, ignore, None, confirm, whole=whole))
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +130,7 @@ def run_init(
         again,
         dry_run,
         ignore_set(ignore_preflight_errors),
+        whole=phase_path is None,
     )
 
 

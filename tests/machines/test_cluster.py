@@ -159,6 +159,12 @@ def test_up_brings_up_the_whole_cluster(work, machines):
     assert {"preflight", "runtime", "join/kubelet-start", "addon/kube-proxy", "cni"} <= set(times), times
     for m in machines:
         assert f"{m.name}: ✓ kubelet-start" in r.stdout or f"{m.name}: ✓ join" in r.stdout, r.stdout
+    # the summary: every node Ready (read through the API), each phase's time, the kubectl line
+    assert "✓ 3 of 3 nodes Ready" in r.stdout, r.stdout + r.stderr
+    assert re.search(rf"^{machines[0].name}\s+Ready\s+control-plane\s", r.stdout, re.MULTILINE), r.stdout
+    assert re.search(rf"^{machines[1].name}\s+Ready\s+worker\s", r.stdout, re.MULTILINE), r.stdout
+    assert re.search(r"^time per phase: preflight [\d.]+s, .* cni [\d.]+s$", r.stdout, re.MULTILINE), r.stdout
+    assert f"kubectl: `kubeinit kubeconfig -f {work.file} --known-hosts {work.known_hosts}`" in r.stdout
 
 
 def test_the_admin_kubeconfig_sees_three_nodes_ready(work, machines):
@@ -294,4 +300,5 @@ def test_a_second_up_only_skips(work):
     r = work.up(timeout=UP_TIMEOUT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "nothing to change, every host already matched" in r.stdout, r.stdout
+    assert "✓ 3 of 3 nodes Ready" in r.stdout and "waiting up to" not in r.stdout, r.stdout
     print(f"\nre-run: {r.seconds:.1f} s wall")
