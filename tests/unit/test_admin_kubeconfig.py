@@ -38,9 +38,15 @@ def cluster_file(tmp_path, cluster, server, client_key) -> str:
     return str(f)
 
 
-def test_the_admin_entry_is_merged_0600_current_and_works(kubeinit_cli, tmp_path, cluster, server, client_key):
+def _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, out):
+    """`kubeinit kubeconfig -f` of the test cluster into `out`, the SSH double's key known."""
     kh = tmp_path / "known_hosts"
     kh.write_text(server.known_hosts_line())
+    f = cluster_file(tmp_path, cluster, server, client_key)
+    return kubeinit_cli("kubeconfig", "-f", f, "--known-hosts", str(kh), "--kubeconfig", str(out))
+
+
+def test_the_admin_entry_is_merged_0600_current_and_works(kubeinit_cli, tmp_path, cluster, server, client_key):
     out = tmp_path / "kube" / "config"
     out.parent.mkdir()
     out.write_text(
@@ -55,15 +61,7 @@ def test_the_admin_entry_is_merged_0600_current_and_works(kubeinit_cli, tmp_path
             }
         )
     )
-    r = kubeinit_cli(
-        "kubeconfig",
-        "-f",
-        cluster_file(tmp_path, cluster, server, client_key),
-        "--known-hosts",
-        str(kh),
-        "--kubeconfig",
-        str(out),
-    )
+    r = _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, out)
     assert r.returncode == 0, r.stderr
     assert "wrote context lab" in r.stdout and str(out) in r.stdout
     assert out.stat().st_mode & 0o777 == 0o600
@@ -84,17 +82,7 @@ def test_the_admin_entry_is_merged_0600_current_and_works(kubeinit_cli, tmp_path
 
 def test_no_admin_conf_yet_says_which_phase_makes_it(kubeinit_cli, tmp_path, cluster, server, client_key):
     (cluster.root / "admin.conf").unlink()
-    kh = tmp_path / "known_hosts"
-    kh.write_text(server.known_hosts_line())
-    r = kubeinit_cli(
-        "kubeconfig",
-        "-f",
-        cluster_file(tmp_path, cluster, server, client_key),
-        "--known-hosts",
-        str(kh),
-        "--kubeconfig",
-        str(tmp_path / "k"),
-    )
+    r = _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, tmp_path / "k")
     assert r.returncode == 1 and "cp-1 has no" in r.stderr and "--only kubeconfig" in r.stderr, r.stderr
     assert not (tmp_path / "k").exists()
 
@@ -103,20 +91,6 @@ def test_no_admin_conf_yet_says_which_phase_makes_it(kubeinit_cli, tmp_path, clu
 def test_either_a_cluster_file_or_a_managed_cluster(kubeinit_cli, args):
     r = kubeinit_cli("kubeconfig", *args)
     assert r.returncode == 2 and r.stderr.startswith("error: give ")
-
-
-def _write_admin(kubeinit_cli, tmp_path, cluster, server, client_key, out):
-    kh = tmp_path / "known_hosts"
-    kh.write_text(server.known_hosts_line())
-    return kubeinit_cli(
-        "kubeconfig",
-        "-f",
-        cluster_file(tmp_path, cluster, server, client_key),
-        "--known-hosts",
-        str(kh),
-        "--kubeconfig",
-        str(out),
-    )
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,24 @@ from kubeinit import workflow
 FLAGS = ["--apiserver-advertise-address", "10.20.30.40", "--node-name", "node-a"]
 
 
-def test_dry_run_with_no_file_prints_the_full_single_node_plan(kubeinit_cli, tmp_path):
-    r = kubeinit_cli(
-        "init", "--dry-run", "--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path), *FLAGS
+def dirs(tmp_path) -> list[str]:
+    """Certificates and kubeconfigs in the test's directory."""
+    return ["--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path)]
+
+
+def one_node_config(tmp_path, artifacts: str):
+    """A cluster file of node-a with this `artifacts:` (a flow mapping)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nhosts:\n"
+        "- {name: node-a, address: 10.20.30.40, role: control-plane}\n"
+        f"artifacts: {artifacts}\n"
     )
+    return cfg
+
+
+def test_dry_run_with_no_file_prints_the_full_single_node_plan(kubeinit_cli, tmp_path):
+    r = kubeinit_cli("init", "--dry-run", *dirs(tmp_path), *FLAGS)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     leaves = [leaf for p in workflow.init_phases() for leaf in p.leaves()]
@@ -41,23 +55,9 @@ def test_dry_run_embedded_default_needs_no_flags(kubeinit_cli, tmp_path):
 def test_dry_run_plans_on_even_when_a_checksum_cannot_be_fetched(kubeinit_cli, tmp_path):
     """No network (or an empty mirror) must not stop --dry-run: the download shows, with a note
     that a real run would stop there and how to avoid it."""
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nhosts:\n"
-        "- {name: node-a, address: 10.20.30.40, role: control-plane}\n"
-        f"artifacts: {{mirror: {tmp_path / 'empty-mirror'}, allowUnlistedVersions: true, "
-        "etcd: {version: 3.5.16}}\n"
-    )  # outside kubeinit's table: its published checksum is needed
-    r = kubeinit_cli(
-        "init",
-        "--dry-run",
-        "--config",
-        str(cfg),
-        "--cert-dir",
-        str(tmp_path / "pki"),
-        "--kubeconfig-dir",
-        str(tmp_path),
-    )
+    mirror = tmp_path / "empty-mirror"  # etcd 3.5.16 is outside kubeinit's table: its published checksum is needed
+    cfg = one_node_config(tmp_path, f"{{mirror: {mirror}, allowUnlistedVersions: true, etcd: {{version: 3.5.16}}}}")
+    r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), *dirs(tmp_path))
     assert r.returncode == 0, r.stderr
     etcd = r.stdout[r.stdout.index("[etcd/local]") :]
     assert "cannot download the checksum file" in etcd and "a real run would stop here" in etcd
@@ -66,22 +66,8 @@ def test_dry_run_plans_on_even_when_a_checksum_cannot_be_fetched(kubeinit_cli, t
 
 
 def test_an_unlisted_version_without_a_pin_stops_even_a_dry_run_with_one_sentence(kubeinit_cli, tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        "apiVersion: kubeinit.dev/v1alpha1\nkind: Cluster\nhosts:\n"
-        "- {name: node-a, address: 10.20.30.40, role: control-plane}\n"
-        f"artifacts: {{mirror: {tmp_path / 'empty-mirror'}, etcd: {{version: 3.5.16}}}}\n"
-    )
-    r = kubeinit_cli(
-        "init",
-        "--dry-run",
-        "--config",
-        str(cfg),
-        "--cert-dir",
-        str(tmp_path / "pki"),
-        "--kubeconfig-dir",
-        str(tmp_path),
-    )
+    cfg = one_node_config(tmp_path, f"{{mirror: {tmp_path / 'empty-mirror'}, etcd: {{version: 3.5.16}}}}")
+    r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), *dirs(tmp_path))
     assert r.returncode == 2, r.stdout + r.stderr
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "phase etcd/local failed" in err[0], r.stderr
@@ -89,16 +75,7 @@ def test_an_unlisted_version_without_a_pin_stops_even_a_dry_run_with_one_sentenc
     assert "artifacts.etcd.sha256" in err[0] and "artifacts.allowUnlistedVersions: true" in err[0]
     # a listed version needs no checksum file at all: the plan shows the table's digest
     cfg.write_text(cfg.read_text().replace("3.5.16", "3.5.17"))
-    r = kubeinit_cli(
-        "init",
-        "--dry-run",
-        "--config",
-        str(cfg),
-        "--cert-dir",
-        str(tmp_path / "pki"),
-        "--kubeconfig-dir",
-        str(tmp_path),
-    )
+    r = kubeinit_cli("init", "--dry-run", "--config", str(cfg), *dirs(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "download etcd 3.5.17" in r.stdout and "cannot download the checksum file" not in r.stdout
 
@@ -117,7 +94,7 @@ def test_unbuilt_phase_command_says_so(kubeinit_cli):
 
 
 def test_certs_then_kubeconfig_phases_write_and_rerun_changes_nothing(kubeinit_cli, tmp_path):
-    args = ["--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path), *FLAGS]
+    args = [*dirs(tmp_path), *FLAGS]
     assert kubeinit_cli("init", "phase", "certs", "all", *args).returncode == 0
     assert kubeinit_cli("init", "phase", "kubeconfig", "all", *args).returncode == 0
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
@@ -136,9 +113,7 @@ def test_skip_phases_runs_only_what_is_built(kubeinit_cli, tmp_path):
         "preflight,etcd,control-plane,kubelet-start,wait-control-plane,upload-config,upload-certs,"
         "mark-control-plane,bootstrap-token,kubelet-finalize,addon,cni,show-join-command"
     )
-    r = kubeinit_cli(
-        "init", "--skip-phases", skip, "--cert-dir", str(tmp_path / "pki"), "--kubeconfig-dir", str(tmp_path), *FLAGS
-    )
+    r = kubeinit_cli("init", "--skip-phases", skip, *dirs(tmp_path), *FLAGS)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "admin.conf").stat().st_mode & 0o777 == 0o600
 
