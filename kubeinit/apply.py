@@ -100,11 +100,15 @@ class PhasePlan:
 
 
 def plan_phase(
-    ctx: Context, phase: workflow.Phase, ahead: list[workflow.Phase] | None = None, probing=lambda: None
+    ctx: Context,
+    phase: workflow.Phase,
+    ahead: list[workflow.Phase] | None = None,
+    probing=lambda: None,
+    targets: list[Target] | None = None,
 ) -> PhasePlan:
     """Gather each target's facts (with those of `ahead`, the read-only run after it) in one
     round trip, take its host lock, and plan it: hosts in parallel, nothing changed."""
-    targets = ctx.targets_for(phase)
+    targets = ctx.targets_for(phase) if targets is None else targets
     workers = max(1, min(ctx.options.parallel, len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         planned = list(pool.map(lambda t: _plan_target(ctx, phase, t, ahead or [phase], probing), targets))
@@ -146,8 +150,11 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
             continue
         view.phase(phase.path, [t.name for t in targets])
         began = time.monotonic()
-        plan = plan_phase(ctx, phase, _gathered_with(phases, i), preload)
-        outcomes = show(plan, view, log) if dry else apply_plan(ctx, plan, view, log)
+        if phase.impl().serial and not dry:
+            outcomes = _serially(ctx, phase, targets, view, log)
+        else:
+            plan = plan_phase(ctx, phase, _gathered_with(phases, i), preload)
+            outcomes = show(plan, view, log) if dry else apply_plan(ctx, plan, view, log)
         summary.times[phase.path] = time.monotonic() - began
         for o in outcomes:
             summary.changed[o.host] = summary.changed.get(o.host, 0) + o.changed
@@ -157,6 +164,19 @@ def execute(ctx: Context, phases: list[workflow.Phase], view, log: RunLog | None
             raise failed[0]
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _serially(ctx: Context, phase: workflow.Phase, targets: list[Target], view, log: RunLog) -> list[HostOutcome]:
+    """A serial phase: each host planned once the host before it is applied, stopping at a failure.
+    What a host was asked before may be stale after another's change (etcd's members): asked again."""
+    out: list[HostOutcome] = []
+    for t in targets:
+        if out:
+            t.host_changed()
+        out += apply_plan(ctx, plan_phase(ctx, phase, targets=[t]), view, log)
+        if out[-1].error is not None:
+            break
+    return out
 
 
 def show(plan: PhasePlan, view, log: RunLog) -> list[HostOutcome]:
@@ -353,6 +373,7 @@ def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: 
                 log.write(target.name, phase, done)
         elif step.verb == tlsbootstrap.VERB:  # the joining host's own credentials, not admin.conf
             tlsbootstrap.wait(conn, step.path, (step.body or {})["node"], step.timeout, UnitWatch(conn, step.watch))
+            target.forget_files([step.path])  # the kubelet wrote it: a later phase reads it afresh
         else:
             objects.call(ctx.kube(target), step, UnitWatch(conn, step.watch) if step.watch else None)
     elif isinstance(step, (Skip, Check, Notice)):

@@ -115,6 +115,11 @@ class Target:
         if self._facts is not None:
             self._facts.changed()
 
+    def forget_files(self, paths: list[str]) -> None:
+        """Files the host's own programs wrote (no login of its own, as host_changed)."""
+        if self._facts is not None:
+            self._facts.forget(paths)
+
     def reset_facts(self) -> None:
         """Forget cached probes (after a reconnect: the host may have changed)."""
         self._facts = None

@@ -172,6 +172,13 @@ class Facts:
         run wrote is in `planned`)."""
         self._cache = {f: v for f, v in self._cache.items() if f.stable}
 
+    def forget(self, paths: Iterable[str]) -> None:
+        """Files another program wrote meanwhile (the kubelet's kubelet.conf): ask them again."""
+        for p in paths:
+            self._files.pop(p, None)
+            self._reads.pop(p, None)
+            self._listed.discard(p.rsplit("/", 1)[0] + "/")
+
     # --- files -----------------------------------------------------------
     def prefetch(self, paths: Iterable[str]) -> None:
         """Fetch digests and modes of many files in one round trip."""

@@ -88,6 +88,18 @@ def test_gather_answers_runs_and_file_digests_in_one_round_trip(tmp_path):
     assert conn.calls == 1, "a second gather of known facts costs nothing"
 
 
+def test_a_file_another_program_wrote_is_asked_again_once_forgotten(tmp_path):
+    # The kubelet writes kubelet.conf during join's TLS bootstrap, after kubelet-start read it absent.
+    conf = tmp_path / "kubelet.conf"
+    f = Facts(LocalConnection())
+    assert f.file(str(conf)) is None and f.read(str(conf)) is None
+    conf.write_bytes(b"written by the kubelet")
+    assert f.file(str(conf)) is None, "cached: the executor must say what changed"
+    f.forget([str(conf)])
+    assert f.file(str(conf)).sha256 == hashlib.sha256(b"written by the kubelet").hexdigest()
+    assert f.read(str(conf)) == b"written by the kubelet"
+
+
 def test_a_file_with_spaces_in_its_name_is_found(tmp_path):
     p = tmp_path / "with space"
     p.write_bytes(b"z")
