@@ -5,22 +5,20 @@ and the manifests checked against Kubernetes' own schemas for every supported mi
 from __future__ import annotations
 
 import copy
-import threading
 
 import kubernetes_validate
+import phase_harness
 import pytest
 import yaml
 from apiserver import make_cluster
+from phase_harness import View, run_phases
 
 from kubeinit import spec as specmod
-from kubeinit.apply import execute
-from kubeinit.connection import LocalConnection
-from kubeinit.context import Context, Options, Target
+from kubeinit.context import Context, Options
 from kubeinit.errors import SpecError
 from kubeinit.kube import objects
 from kubeinit.phases import addons, cluster_api
 from kubeinit.steps import ApiCall, Skip
-from kubeinit.workflow import find, init_phases
 
 PHASES = ["addon/coredns", "addon/kube-proxy"]
 OBJECTS = {
@@ -48,40 +46,12 @@ def cluster(tmp_path):
     c.api.stop()
 
 
-class View:
-    def __init__(self):
-        self.events, self.lock = [], threading.Lock()
-
-    def __getattr__(self, name):
-        def record(*args):
-            with self.lock:
-                self.events.append((name, *args))
-
-        return record
-
-    def steps(self) -> list:
-        return [s for e in self.events if e[0] == "planned" for s in e[3]]
-
-
 def cluster_file(cluster=None, **extra) -> dict:
-    return {
-        "apiVersion": specmod.API_VERSION,
-        "kind": "Cluster",
-        "name": "lab",
-        "kubernetesVersion": "v1.33.1",
-        **({"bindPort": cluster.api.port, "kubeconfigDir": str(cluster.root)} if cluster else {}),
-        "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
-        **extra,
-    }
+    return phase_harness.cluster_file(cluster, **{"kubernetesVersion": "v1.33.1", **extra})
 
 
 def run(cluster, dry_run=False, view=None, **extra):
-    spec = specmod.from_dict(cluster_file(cluster, **extra))
-    ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options(dry_run=dry_run))
-    try:
-        return execute(ctx, [find(init_phases(), p) for p in PHASES], view or View())
-    finally:
-        ctx.close()
+    return run_phases(specmod.from_dict(cluster_file(cluster, **extra)), PHASES, view, dry_run=dry_run)
 
 
 def writes(cluster) -> list:

@@ -11,17 +11,14 @@ import threading
 import pytest
 import yaml
 from apiserver import make_cluster
+from phase_harness import View, cluster_file, run_phases
 from sshserver import client_key, server  # noqa: F401 (fixtures)
 
 from kubeinit import spec as specmod
-from kubeinit.apply import execute
-from kubeinit.connection import LocalConnection
-from kubeinit.context import Context, Options, Target
 from kubeinit.errors import StepFailed
 from kubeinit.kube import admins, objects
 from kubeinit.kube.client import Client, Unreachable
 from kubeinit.steps import Notice
-from kubeinit.workflow import find, init_phases
 
 PHASES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet", "bootstrap-token"]
 MARK = ["mark-control-plane"]
@@ -36,40 +33,19 @@ def cluster(tmp_path):
     c.api.stop()
 
 
-class View:
-    def __init__(self):
-        self.events, self.lock = [], threading.Lock()
-
-    def __getattr__(self, name):
-        def record(*args):
-            with self.lock:
-                self.events.append((name, *args))
-
-        return record
-
-
 def make_spec(cluster, pod_subnet: str = "10.244.0.0/16"):
     return specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "lab",
-            "kubernetesVersion": "v1.33.1",
-            "bindPort": cluster.api.port,
-            "kubeconfigDir": str(cluster.root),
-            "pki": {"certificatesDir": str(cluster.root / "pki")},
-            "networking": {"podSubnet": pod_subnet},
-            "components": {"apiServer": {"extraArgs": {"audit-log-maxage": "7"}}},
-            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
-        }
+        cluster_file(
+            cluster,
+            kubernetesVersion="v1.33.1",
+            networking={"podSubnet": pod_subnet},
+            components={"apiServer": {"extraArgs": {"audit-log-maxage": "7"}}},
+        )
     )
 
 
 def run(cluster, spec=None, dry_run=False, phases=PHASES, view=None):
-    spec = spec or make_spec(cluster)
-    ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options(dry_run=dry_run))
-    tree = init_phases()
-    return execute(ctx, [find(tree, p) for p in phases], view or View())
+    return run_phases(spec or make_spec(cluster), phases, view, dry_run=dry_run)
 
 
 def register_node(cluster, name: str = "cp-1", taints: list | None = None) -> None:
@@ -248,13 +224,10 @@ def test_over_ssh_the_api_is_reached_through_the_hosts_connection(cluster, serve
     spec = make_spec(cluster)
     host = dataclasses.replace(spec.hosts[0], ssh=SSHOptions(user="root", port=server.port, key=client_key[1]))
     spec = dataclasses.replace(spec, hosts=(host, *spec.hosts[1:]))
-    ctx = Context(spec, [Target(h, lambda h: SSHConnection(h, known_hosts=kh)) for h in spec.hosts], Options())
-    tree = init_phases()
-    summary = execute(ctx, [find(tree, p) for p in PHASES], View())
+    summary = run_phases(spec, PHASES, connect=lambda h: SSHConnection(h, known_hosts=kh))
     assert summary.total_changed == 15
     assert cluster.api.connections == 2, "one tunnel and TLS handshake for admin.conf, one for super-admin.conf"
     assert any(c.startswith("cat -- ") and c.endswith("admin.conf") for c in server.commands)
-    ctx.close()
 
 
 def test_mark_control_plane_adds_kubeadms_labels_and_taint_and_keeps_the_kubelets(cluster):

@@ -7,44 +7,18 @@ from __future__ import annotations
 import pytest
 import yaml
 from apiserver import cluster  # noqa: F401 (fixture)
+from phase_harness import TOKEN, publish_cluster_info
 
 from kubeinit import kubeconfig
-from kubeinit import spec as specmod
-from kubeinit.apply import execute
-from kubeinit.certs import jws, pin
-from kubeinit.connection import LocalConnection
-from kubeinit.context import Context, Options, Target
+from kubeinit.certs import pin
 from kubeinit.errors import UserError
 from kubeinit.kube import discovery
-from kubeinit.workflow import find, init_phases
-
-TOKEN = "abcdef.0123456789abcdef"
-
-
-class View:
-    def __getattr__(self, name):
-        return lambda *a: None
 
 
 @pytest.fixture
 def published(cluster):
     """cluster-info written by kubeinit's bootstrap-token phase, then signed for TOKEN."""
-    spec = specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "lab",
-            "bindPort": cluster.api.port,
-            "kubeconfigDir": str(cluster.root),
-            "pki": {"certificatesDir": str(cluster.root / "pki")},
-            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
-        }
-    )
-    ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options())
-    execute(ctx, [find(init_phases(), "bootstrap-token")], View())
-    data = cluster.api.objects[("configmaps", "kube-public", "cluster-info")]["data"]
-    data["jws-kubeconfig-abcdef"] = jws.sign_detached(data["kubeconfig"], "abcdef", "0123456789abcdef")
-    return cluster
+    return publish_cluster_info(cluster)
 
 
 def endpoint(cluster) -> str:

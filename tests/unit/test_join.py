@@ -12,11 +12,12 @@ import scripted
 import yaml
 from apiserver import cluster  # noqa: F401 (fixture)
 from factsstub import FactsStub
+from phase_harness import TOKEN, View, cluster_file, publish_cluster_info
 from test_kubelet_plan import ScriptedHost
 
 from kubeinit import spec as specmod
 from kubeinit.apply import execute
-from kubeinit.certs import jws, pin
+from kubeinit.certs import pin
 from kubeinit.cli.join import local_spec
 from kubeinit.connection import LocalConnection
 from kubeinit.context import Context, Options, Target
@@ -28,34 +29,14 @@ from kubeinit.redact import Secret
 from kubeinit.steps import ApiCall, Run, Skip, Upload
 from kubeinit.workflow import find, init_phases
 
-TOKEN = "abcdef.0123456789abcdef"
 BOOTSTRAPPERS = ("system:bootstrappers", "system:bootstrappers:kubeadm:default-node-token")
-
-
-class View:
-    def __getattr__(self, name):
-        return lambda *a: None
 
 
 @pytest.fixture
 def published(cluster):
     """A cluster after init's upload-config/kubelet and bootstrap-token, cluster-info signed for TOKEN.
     The double authenticates TOKEN as the bootstrap token authenticator would (its groups)."""
-    spec = specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "lab",
-            "bindPort": cluster.api.port,
-            "kubeconfigDir": str(cluster.root),
-            "pki": {"certificatesDir": str(cluster.root / "pki")},
-            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
-        }
-    )
-    ctx = Context(spec, [Target(h, lambda h: LocalConnection(h.name)) for h in spec.hosts], Options())
-    execute(ctx, [find(init_phases(), p) for p in ("upload-config/kubelet", "bootstrap-token")], View())
-    data = cluster.api.objects[("configmaps", "kube-public", "cluster-info")]["data"]
-    data["jws-kubeconfig-abcdef"] = jws.sign_detached(data["kubeconfig"], "abcdef", "0123456789abcdef")
+    publish_cluster_info(cluster, "upload-config/kubelet")
     cluster.api.tokens[TOKEN] = ("system:bootstrap:abcdef", BOOTSTRAPPERS)
     return cluster
 
@@ -245,20 +226,11 @@ def test_finalize_points_kubelet_conf_at_the_rotated_certificate():
 
 
 def two_hosts(published, joined: bool = False):
-    spec = specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "lab",
-            "bindPort": published.api.port,
-            "kubeconfigDir": str(published.root),
-            "pki": {"certificatesDir": str(published.root / "pki")},
-            "hosts": [
-                {"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"},
-                {"name": "w1", "address": "127.0.0.2", "role": "worker"},
-            ],
-        }
-    )
+    hosts = [
+        {"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"},
+        {"name": "w1", "address": "127.0.0.2", "role": "worker"},
+    ]
+    spec = specmod.from_dict(cluster_file(published, hosts=hosts))
     done = {str(published.root / "kubelet.conf"): (scripted.sha("kc"), 0o600)} if joined else {}
     host = ScriptedHost(done, hostname="w1")
     cp = Target(spec.hosts[0], lambda h: LocalConnection(h.name))

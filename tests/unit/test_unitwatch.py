@@ -12,14 +12,12 @@ import time
 
 import pytest
 from apiserver import make_cluster
+from phase_harness import cluster_file, run_phases
 
 from kubeinit import spec as specmod
-from kubeinit.apply import execute
 from kubeinit.connection import LocalConnection, Result
-from kubeinit.context import Context, Options, Target
 from kubeinit.errors import StepFailed
 from kubeinit.unitwatch import UnitWatch
-from kubeinit.workflow import find, init_phases
 
 FATAL = (
     "F1205 23:20:41.118934    2214 server.go:269] failed to run Kubelet: failed to create kubelet: open "
@@ -63,11 +61,6 @@ class KubeletHost(LocalConnection):
         return super().run(argv, stdin, timeout)
 
 
-class View:
-    def __getattr__(self, name):
-        return lambda *args: None
-
-
 @pytest.fixture
 def starting(tmp_path):
     """An API server that keeps answering as a starting one (403) for the whole test."""
@@ -78,23 +71,8 @@ def starting(tmp_path):
 
 
 def run(cluster, host: LocalConnection, phases=("wait-control-plane",)):
-    spec = specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "lab",
-            "kubernetesVersion": "v1.33.1",
-            "bindPort": cluster.api.port,
-            "kubeconfigDir": str(cluster.root),
-            "pki": {"certificatesDir": str(cluster.root / "pki")},
-            "hosts": [{"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"}],
-        }
-    )
-    ctx = Context(spec, [Target(h, lambda h: host) for h in spec.hosts], Options())
-    try:
-        return execute(ctx, [find(init_phases(), p) for p in phases], View())
-    finally:
-        ctx.close()
+    spec = specmod.from_dict(cluster_file(cluster, kubernetesVersion="v1.33.1"))
+    return run_phases(spec, phases, connect=lambda h: host)
 
 
 def test_a_kubelet_that_exits_during_the_wait_stops_it_at_once_with_its_fatal_line(starting):
