@@ -1,10 +1,9 @@
 """The phase tree, with kubeadm's names and order, and selection by path.
 
-A leaf phase refers to its implementation, a PhaseImpl value its module under
-kubeinit/phases exports (plan, declared facts, read_only, preload), and says which hosts it
-applies to. The reference is lazy (`Ref`: the module, and the value taken from it), so the tree
-is printed for --help without importing any phase. A leaf with no implementation is part of
-the tree but not built yet: it shows in --help and --dry-run, and running it fails with
+A leaf refers to its implementation (a PhaseImpl its module under kubeinit/phases exports:
+plan, declared facts, read_only, preload, serial) lazily (`Ref`: the module, and the value taken
+from it, so --help imports no phase), and says which hosts it applies to. A leaf with no
+implementation is not built yet: it shows in --help and --dry-run, and running it fails with
 NotAvailableYet instead of doing nothing.
 """
 
@@ -149,9 +148,9 @@ def init_phases() -> list[Phase]:
                 children=[
                     Phase(
                         "local",
-                        "Run etcd on this host (a systemd service)",
+                        "Run etcd on this host (a systemd service): the first member",
                         Ref("etcd", lambda m: m.LOCAL),
-                        CONTROL_PLANES,
+                        FIRST_CONTROL_PLANE,
                     ),
                 ],
             ),
@@ -159,7 +158,7 @@ def init_phases() -> list[Phase]:
                 "control-plane",
                 "Write the control plane's static pod manifests",
                 children=[
-                    Phase(n, f"kube-{n}", _named("control_plane", lambda m: m.COMPONENT, n), CONTROL_PLANES)
+                    Phase(n, f"kube-{n}", _named("control_plane", lambda m: m.COMPONENT, n), FIRST_CONTROL_PLANE)
                     for n in ("apiserver", "controller-manager", "scheduler")
                 ],
             ),
@@ -193,12 +192,7 @@ def init_phases() -> list[Phase]:
                     ),
                 ],
             ),
-            Phase(
-                "upload-certs",
-                "Store the shared certificates, encrypted, for joining control planes",
-                None,
-                FIRST_CONTROL_PLANE,
-            ),
+            Phase("upload-certs", "Store the shared certificates, encrypted", None, FIRST_CONTROL_PLANE),
             Phase(
                 "mark-control-plane",
                 "Label and taint the control-plane node",
@@ -241,12 +235,7 @@ def init_phases() -> list[Phase]:
                     ),
                 ],
             ),
-            Phase(
-                "cni",
-                "Install the pod network (networking.cni: flannel, calico, bridge or none)",
-                Ref("cni", lambda m: m.CNI),
-                ALL,
-            ),
+            Phase("cni", "Install the pod network (networking.cni)", Ref("cni", lambda m: m.CNI), ALL),
             Phase(
                 "show-join-command",
                 "Make a bootstrap token and print the join command",
@@ -257,6 +246,10 @@ def init_phases() -> list[Phase]:
     )
 
 
+def _cp(name: str, help: str, take: Callable[[ModuleType], PhaseImpl], module: str = "cp_prepare") -> Phase:
+    return Phase(name, help, Ref(module, take), JOINING_CP)
+
+
 def join_phases() -> list[Phase]:
     return _tree(
         [
@@ -265,10 +258,14 @@ def join_phases() -> list[Phase]:
                 "control-plane-prepare",
                 "Prepare this host to serve the control plane",
                 children=[
-                    Phase("download-certs", "Fetch the shared certificates from kubeadm-certs", None, JOINING_CP),
-                    Phase("certs", "Generate this host's certificates", None, JOINING_CP),
-                    Phase("kubeconfig", "Generate this host's kubeconfig files", None, JOINING_CP),
-                    Phase("control-plane", "Write the static pod manifests", None, JOINING_CP),
+                    _cp(
+                        "download-certs",
+                        "The shared CAs and keys (up: from control plane 1)",
+                        lambda m: m.DOWNLOAD_CERTS,
+                    ),
+                    _cp("certs", "Generate this host's certificates", lambda m: m.CERTS),
+                    _cp("kubeconfig", "Generate this host's kubeconfig files", lambda m: m.KUBECONFIG),
+                    _cp("control-plane", "Write the static pod manifests", lambda m: m.CONTROL_PLANE),
                 ],
             ),
             Phase(
@@ -281,8 +278,13 @@ def join_phases() -> list[Phase]:
                 "control-plane-join",
                 "Join etcd and mark this host as a control plane",
                 children=[
-                    Phase("etcd", "Add this host to etcd", None, JOINING_CP),
-                    Phase("mark-control-plane", "Label and taint this node", None, JOINING_CP),
+                    _cp(
+                        "etcd",
+                        "Add this host to etcd, start its etcd (a host at a time)",
+                        lambda m: m.ETCD,
+                        "etcd_join",
+                    ),
+                    _cp("mark-control-plane", "Label and taint its node", lambda m: m.MARK_CONTROL_PLANE, "etcd_join"),
                 ],
             ),
             Phase("cni", "This node's share of the pod network (bridge)", Ref("cni_join", lambda m: m.JOIN), JOINING),
@@ -388,8 +390,5 @@ def reset_phases(clean_network: Callable[[], bool] = lambda: False) -> list[Phas
 def has_hosts(phase: Phase, spec) -> bool:
     """Whether a leaf works on any host of this cluster (an unbuilt one with none does not block a run)."""
     first = spec.first_control_plane.name if spec.control_planes else None
-    if phase.targets == JOINING:
-        return any(h.name != first for h in spec.hosts)
-    if phase.targets == JOINING_CONTROL_PLANES:
-        return any(h.name != first and h.is_control_plane for h in spec.hosts)
-    return True
+    joining = [h for h in spec.hosts if h.name != first]
+    return {JOINING: bool(joining), JOINING_CP: any(h.is_control_plane for h in joining)}.get(phase.targets, True)

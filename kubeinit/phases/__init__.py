@@ -4,7 +4,8 @@ kubeinit/workflow.py refers to (imported when a run needs them, so `--help` impo
 A PhaseImpl is what a leaf of the tree does: `plan(context, target)` yields steps and only
 reads; `facts(context, target)` declares the facts the plan reads, which the executor gathers
 in one round trip per host (with the next phases' when this one only reads); `preload` warms
-what the plan will need (templates) while the hosts answer.
+what the plan will need (templates) while the hosts answer; a `serial` phase works on its
+hosts one at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class PhaseImpl:
     facts: Callable[[Context, Target], list[Fact]] = _none
     read_only: bool = False  # changes nothing on hosts (preflight): later phases' facts can be gathered first
     preload: Callable[[], None] | None = None
+    # one host after the other, each planned once the one before is applied (an etcd member joins
+    # a cluster whose earlier members have all started)
+    serial: bool = False
 
 
 @dataclass(frozen=True)

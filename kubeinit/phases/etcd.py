@@ -25,7 +25,7 @@ from kubeinit import artifacts
 from kubeinit.context import Context, Target, ensure_file
 from kubeinit.errors import KubeinitError, NotAvailableYet
 from kubeinit.facts import Fact, files
-from kubeinit.facts.host import Arch, Mode, Stamps, UnitState
+from kubeinit.facts.host import Arch, Exists, Mode, Stamps, UnitState
 from kubeinit.hostops import install, systemd
 from kubeinit.hostops.install import INSTALL_SCRIPT, INSTALLER, STAGING, STATE
 from kubeinit.phases import PhaseImpl
@@ -38,6 +38,11 @@ ETCDCTL = f"{BIN}/etcdctl"
 UNIT = "/etc/systemd/system/etcd.service"
 DATA_DIR = "/var/lib/etcd"
 APPLIED = f"{STATE}/etcd.applied"
+# A joining member's --initial-cluster and --initial-cluster-state, as `etcdctl member add` printed
+# them (etcd reads ETCD_* variables as flags): the members at the time it joined, which no re-run
+# can compute again, so they stay out of the unit.
+JOIN_ENV = f"{STATE}/etcd-join.env"
+MEMBER_DIR = f"{DATA_DIR}/member"  # etcd has joined a cluster once this exists
 CLIENT_PORT, PEER_PORT, METRICS = 2379, 2380, "http://127.0.0.1:2381"
 HEALTH_SECONDS = 60
 # The files etcd reads, relative to the cert dir (kubeadm's layout, §2), and the client
@@ -75,14 +80,27 @@ def facts(ctx: Context, target: Target) -> list[Fact]:
     return [Arch(), UnitState("etcd"), Stamps(), Mode(DATA_DIR), *files(compared(ctx))]
 
 
+def join_facts(ctx: Context, target: Target) -> list[Fact]:
+    return [*facts(ctx, target), Exists((MEMBER_DIR,))]
+
+
 def _version(v: str) -> tuple[int, int]:
     m = re.match(r"v?(\d+)\.(\d+)", v)
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def flags(ctx: Context, target: Target, version: str) -> dict[str, str]:
-    """kubeadm's etcd arguments for a one-member cluster (§5.5), then components.etcd.extraArgs:
-    a name given there replaces kubeadm's value, as kubeadm does."""
+def peer_url(address: str) -> str:
+    return f"https://{f'[{address}]' if ':' in address else address}:{PEER_PORT}"
+
+
+def client_url(address: str) -> str:
+    return f"https://{f'[{address}]' if ':' in address else address}:{CLIENT_PORT}"
+
+
+def flags(ctx: Context, target: Target, version: str, joining: bool = False) -> dict[str, str]:
+    """kubeadm's etcd arguments (§5.5), then components.etcd.extraArgs: a name given there
+    replaces kubeadm's value, as kubeadm does. The first member starts a cluster of itself; a
+    `joining` one takes the cluster from JOIN_ENV."""
     name, adv = target.host.name, target.host.address
     pki = posixpath.join(ctx.cert_dir, "etcd")
     a = f"[{adv}]" if ":" in adv else adv
@@ -112,6 +130,8 @@ def flags(ctx: Context, target: Target, version: str) -> dict[str, str]:
         f |= {"feature-gates": "InitialCorruptCheck=true", "watch-progress-notify-interval": "5s"}
     else:
         f |= {"experimental-initial-corrupt-check": "true", "experimental-watch-progress-notify-interval": "5s"}
+    if joining:
+        del f["initial-cluster"]
     f |= ctx.spec.extra_args.get("etcd", {})
     return dict(sorted(f.items()))  # kubeadm sorts its arguments by name
 
@@ -124,11 +144,18 @@ def _systemd_arg(text: str) -> str:
     return text
 
 
-def unit(ctx: Context, target: Target, version: str, arch: str) -> str:
-    args = [_systemd_arg(f"--{k}={v}") for k, v in flags(ctx, target, version).items()]
+def unit(ctx: Context, target: Target, version: str, arch: str, joining: bool = False) -> str:
+    args = [_systemd_arg(f"--{k}={v}") for k, v in flags(ctx, target, version, joining).items()]
     # etcd before 3.5 refuses to start on arm64 unless told it is on purpose.
     env = [("ETCD_UNSUPPORTED_ARCH", arch)] if arch != "amd64" and _version(version) < (3, 5) else []
-    return render("etcd/etcd.service.j2", etcd_version=version, etcd=ETCD, args=args, env=env)
+    return render(
+        "etcd/etcd.service.j2",
+        etcd_version=version,
+        etcd=ETCD,
+        args=args,
+        env=env,
+        env_file=JOIN_ENV if joining else "",
+    )
 
 
 def health_script(ctx: Context, watched: list[str]) -> str:
@@ -151,14 +178,10 @@ def health_script(ctx: Context, watched: list[str]) -> str:
     )
 
 
-def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
+def plan_etcd(ctx: Context, target: Target, join: Step | None = None) -> Iterator[Step]:
+    """etcd on this host: the first member of a new cluster, or with `join` (the step that adds this
+    member to the cluster and writes JOIN_ENV, kubeinit.phases.etcd_join) a member joining one."""
     spec, facts = ctx.spec, target.facts
-    if len(spec.control_planes) > 1:
-        raise NotAvailableYet(
-            "etcd on more than one control-plane host",
-            "a multi-member etcd needs per-host etcd certificates, which kubeinit does not make "
-            "yet; list one control-plane host",
-        )
     try:
         ipaddress.ip_address(target.host.address)
     except ValueError:
@@ -213,7 +236,7 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         yield Skip(f"{rel.label} is installed")
     # 3. unit and data dir
     changed = False
-    for step in ensure_file(target, UNIT, unit(ctx, target, art.version, arch), 0o644, "etcd systemd unit"):
+    for step in ensure_file(target, UNIT, unit(ctx, target, art.version, arch, join is not None), 0o644, "etcd unit"):
         changed |= isinstance(step, Upload)
         if isinstance(step, Upload):
             now[UNIT] = step.sha256
@@ -225,7 +248,11 @@ def plan_etcd(ctx: Context, target: Target) -> Iterator[Step]:
         timeout=HEALTH_SECONDS + 60,
         note=f"wait until etcd answers its health check (up to {HEALTH_SECONDS} s)",
     )
-    if changed or todo or pending:
+    if join is not None and MEMBER_DIR not in facts.get(Exists((MEMBER_DIR,))):
+        yield join
+        yield Run(("sh", "-c", RESTART), note=f"start etcd {art.version} as the new member")
+        yield health
+    elif changed or todo or pending:
         yield Run(("sh", "-c", RESTART), note=f"(re)start etcd {art.version} on its new binary/unit/certificates")
         yield health
     elif active != "active" or enabled != "enabled" or facts.get(Mode(DATA_DIR)) != 0o700:

@@ -51,8 +51,9 @@ def _token_secret(token: str, description: str) -> dict:
 
 
 def joining_targets(ctx: Context) -> list[Target]:
+    """Every host but the first control plane: workers and the control planes that join it."""
     first = ctx.spec.first_control_plane.name
-    return [t for t in ctx.targets if t.name != first and not t.host.is_control_plane]
+    return [t for t in ctx.targets if t.name != first]
 
 
 # --- up: join/bootstrap-token on the first control plane ------------------------------------
@@ -62,7 +63,7 @@ def plan_run_token(ctx: Context, target: Target) -> Iterator[Step]:
     conf = kubelet.kubeconfig(ctx)
     todo = [t.name for t in joining_targets(ctx) if t.facts.file(conf) is None]
     if not todo:
-        yield Skip("every worker has joined (each has its kubelet.conf)")
+        yield Skip("every host has joined (each has its kubelet.conf)")
         return
     ca = target.facts.read(kubelet.ca_file(ctx))
     if ca is None:
@@ -105,8 +106,6 @@ def _material(ctx: Context) -> Material | Unknown:
 
 
 def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
-    if target.host.is_control_plane:
-        raise KubeinitError("joining a control plane is not available yet (item 6: `kubeinit join --control-plane`)")
     conf = kubelet.kubeconfig(ctx)
     if target.facts.file(conf) is not None:
         yield Skip(f"{target.name} has joined: the kubelet wrote {conf} in its TLS bootstrap")

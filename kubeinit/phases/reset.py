@@ -1,8 +1,9 @@
 """reset: undo what init/up did on a host, as kubeadm reset does (§1.3).
 
 preflight          read-only: what of kubeinit's (and kubeadm's) state this host has.
-remove-etcd-member kubeinit runs a one-member etcd: there is no cluster to remove the
-                   member from (its data goes with cleanup-node); a Skip says so.
+remove-etcd-member a control plane whose etcd has other members leaves the etcd cluster first
+                   (`etcdctl member remove`, asked of its own etcd over TLS), so the others keep
+                   their quorum; the only member just goes with its data (cleanup-node).
 cleanup-node       stop the kubelet (if running) and remove Kubernetes pods through the
                    CRI (if any); stop, disable and remove kubeinit's etcd unit, its data
                    dir, its install stamp and applied record; empty /var/lib/kubelet; and
@@ -34,9 +35,11 @@ import posixpath
 from collections.abc import Iterator
 
 from kubeinit.context import Context, Target
+from kubeinit.facts.etcd import EtcdMembers
 from kubeinit.phases import PhaseImpl, etcd
 from kubeinit.phases.control_plane import MANIFESTS
 from kubeinit.phases.reset_state import (
+    ETCD_FILES,
     ETCD_STAMP,
     KUBELET_DIR,
     State,
@@ -87,11 +90,50 @@ def plan_preflight(ctx: Context, target: Target) -> Iterator[Step]:
         yield Skip("nothing of kubeinit's or kubeadm's to reset on this host")
 
 
-def plan_remove_etcd_member(ctx: Context, target: Target) -> Iterator[Step]:
-    yield Skip(
-        "kubeinit's etcd has one member, on this host: there is no etcd cluster to remove it from "
-        f"(cleanup-node removes its data, {etcd.DATA_DIR}); multi-member etcd is not built yet"
+def _members_fact(ctx: Context) -> EtcdMembers:
+    pki = posixpath.join(ctx.cert_dir, "etcd")
+    return EtcdMembers(
+        etcd.ETCDCTL,
+        f"https://127.0.0.1:{etcd.CLIENT_PORT}",
+        f"{pki}/ca.crt",
+        f"{pki}/healthcheck-client.crt",
+        f"{pki}/healthcheck-client.key",
     )
+
+
+def plan_remove_etcd_member(ctx: Context, target: Target) -> Iterator[Step]:
+    if etcd.UNIT not in target.facts.get(ETCD_FILES):
+        yield Skip("no etcd of kubeinit's on this host")
+        return
+    got = target.facts.get(_members_fact(ctx))
+    if got.error:
+        yield Notice(
+            f"this host's etcd could not list its members ({got.error}); if it is a member of an etcd "
+            "with other members, remove it there: `etcdctl member remove <its ID>` on another control plane"
+        )
+        return
+    me = got.find(target.host.name, etcd.peer_url(target.host.address))
+    if me is None:
+        yield Skip(f"{target.name} is not a member of its etcd cluster")
+    elif len(got.members) == 1:
+        yield Skip(f"etcd has one member, this host: its data goes with cleanup-node ({etcd.DATA_DIR})")
+    else:
+        pki = posixpath.join(ctx.cert_dir, "etcd")
+        yield Run(
+            (
+                "env",
+                "ETCDCTL_API=3",
+                etcd.ETCDCTL,
+                f"--endpoints=https://127.0.0.1:{etcd.CLIENT_PORT}",
+                f"--cacert={pki}/ca.crt",
+                f"--cert={pki}/healthcheck-client.crt",
+                f"--key={pki}/healthcheck-client.key",
+                "member",
+                "remove",
+                me.id,
+            ),
+            note=f"remove {target.name} (member {me.id}) from etcd; {len(got.members) - 1} members stay",
+        )
 
 
 def _rm(paths: list[str], note: str) -> Run:
@@ -152,11 +194,11 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
         yield _rm([etcd.DATA_DIR], f"remove etcd's data, {etcd.DATA_DIR}")
     else:
         yield Skip(f"{etcd.DATA_DIR} is absent")
-    records = [p for p in (ETCD_STAMP, etcd.APPLIED) if p in s.exists]
+    records = [p for p in (ETCD_STAMP, etcd.APPLIED, etcd.JOIN_ENV) if p in s.exists]
     if records:
-        yield Run(("rm", "-f", "--", *records), note="remove etcd's install stamp and applied record")
+        yield Run(("rm", "-f", "--", *records), note="remove etcd's install stamp, applied record and join settings")
     else:
-        yield Skip("etcd's install stamp and applied record are absent")
+        yield Skip("etcd's install stamp, applied record and join settings are absent")
 
     # manifests, kubelet dir, certificates, kubeconfig files: by name, but for the kubelet's own dir
     manifests = manifest_files(s)
@@ -204,5 +246,6 @@ def plan_cleanup(ctx: Context, target: Target) -> Iterator[Step]:
 
 
 PREFLIGHT = PhaseImpl(plan_preflight, facts, read_only=True)
-REMOVE_ETCD_MEMBER = PhaseImpl(plan_remove_etcd_member, read_only=True)
+# serial: members leave one at a time, each planned on the members the one before left
+REMOVE_ETCD_MEMBER = PhaseImpl(plan_remove_etcd_member, lambda ctx, t: [ETCD_FILES, _members_fact(ctx)], serial=True)
 CLEANUP = PhaseImpl(plan_cleanup, facts)

@@ -34,7 +34,7 @@ KUBECONFIG_FILES = (
 )
 MANIFEST_FILES = ("kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml", "etcd.yaml")
 PKI_FILES = tuple(all_pki_paths())  # relative to the cert dir: ca.crt ... etcd/ca.key ... sa.pub
-ETCD_FILES = Exists((etcd.UNIT, etcd.DATA_DIR, ETCD_STAMP, etcd.APPLIED))
+ETCD_FILES = Exists((etcd.UNIT, etcd.DATA_DIR, ETCD_STAMP, etcd.APPLIED, etcd.JOIN_ENV))
 
 
 @dataclass(frozen=True)

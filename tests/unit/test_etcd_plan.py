@@ -14,7 +14,7 @@ from factsstub import FactsStub  # noqa: E402  (tests/unit is on sys.path)
 
 from kubeinit import spec as specmod
 from kubeinit.context import Context, Options, Target
-from kubeinit.errors import KubeinitError, NotAvailableYet
+from kubeinit.errors import KubeinitError
 from kubeinit.facts.host import GOARCH, Arch, Mode, Stamps, Unit, UnitState
 from kubeinit.hostops import install
 from kubeinit.phases import etcd
@@ -202,15 +202,20 @@ def test_certificates_planned_earlier_in_the_run_count_as_there():
     assert "run wait until etcd answers its health check (up to 60 s)" in scripted.brief(etcd.plan_etcd(ctx, t))
 
 
-def test_two_control_planes_are_not_available_yet():
-    spec = make_spec(
-        hosts=[
-            {"name": "n1", "address": "10.0.0.1", "role": "control-plane"},
-            {"name": "n2", "address": "10.0.0.2", "role": "control-plane"},
-        ]
-    )
-    with pytest.raises(NotAvailableYet, match="etcd on more than one control-plane host is not available yet"):
-        plan(ScriptedHost(FRESH, files=cert_files()), spec)
+TWO = [
+    {"name": "n1", "address": "10.0.0.1", "role": "control-plane"},
+    {"name": "n2", "address": "10.0.0.2", "role": "control-plane"},
+]
+
+
+def test_the_first_of_several_control_planes_starts_a_cluster_of_itself():
+    spec = make_spec(hosts=TWO)
+    ctx, t = context(None, spec)
+    text = etcd.unit(ctx, t, "3.5.17", "amd64")
+    assert "--initial-cluster=n1=https://10.0.0.1:2380" in exec_args(text)
+    assert "EnvironmentFile" not in text
+    steps = plan(ScriptedHost(FRESH, files=cert_files()), spec)
+    assert "run (re)start etcd 3.5.17 on its new binary/unit/certificates" in scripted.brief(steps)
 
 
 # --- the unit ----------------------------------------------------------------------------

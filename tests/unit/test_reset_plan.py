@@ -21,6 +21,7 @@ from kubeinit import workflow
 from kubeinit.connection import LocalConnection, Result
 from kubeinit.context import Context, Options, Target
 from kubeinit.facts import Facts
+from kubeinit.facts.etcd import Member, Members
 from kubeinit.facts.host import RealPath, Unit, UnitState
 from kubeinit.phases import etcd, reset, reset_guard
 from kubeinit.phases import reset_state as rs
@@ -65,12 +66,16 @@ def typed(ctx: Context, s: State) -> dict:
     }
 
 
-def plan(s: State, spec=None) -> tuple[dict[str, list], FactsStub]:
+# etcd's members as its own etcd lists them: n1 alone
+ALONE = Members((Member("8e9e05c52164694d", "n1", ("https://10.0.0.1:2380",)),))
+
+
+def plan(s: State, spec=None, members: Members = ALONE) -> tuple[dict[str, list], FactsStub]:
     """Every reset phase, planned as the executor does (reset's facts gathered first), on one host."""
     spec = spec or make_spec()
     dirs = Context(spec, [], Options(dry_run=True))  # the cert and kubeconfig dirs it names
-    declared = rs.facts(dirs, None)  # refuses a dir that is not one absolute path, before the host is asked
-    facts = FactsStub(typed(dirs, s))
+    declared = [*rs.facts(dirs, None), *reset.REMOVE_ETCD_MEMBER.facts(dirs, None)]  # refuses a bad dir first
+    facts = FactsStub({**typed(dirs, s), reset.REMOVE_ETCD_MEMBER.facts(dirs, None)[1]: members})
     t = Target(spec.hosts[0], lambda h: facts.conn, facts=facts)
     ctx = Context(spec, [t], Options(dry_run=True))
     facts.gather(declared)
@@ -122,7 +127,7 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
         "run stop and disable etcd",
         f"run remove {etcd.UNIT}",
         f"run remove etcd's data, {etcd.DATA_DIR}",
-        "run remove etcd's install stamp and applied record",
+        "run remove etcd's install stamp, applied record and join settings",
         "run remove the static pod manifests in /etc/kubernetes/manifests",
         "skip /var/lib/kubelet is empty or absent",
         "run remove the certificates and keys in /etc/kubernetes/pki",
@@ -153,7 +158,10 @@ def test_converged_host_gets_every_removal_in_one_round_trip():
     )
     assert runs["stop and disable etcd"].argv == ("systemctl", "disable", "--now", "-q", "etcd")
     assert "daemon-reload" in runs[f"remove {etcd.UNIT}"].argv[2]
-    assert runs["remove etcd's install stamp and applied record"].argv[-2:] == (rs.ETCD_STAMP, etcd.APPLIED)
+    assert runs["remove etcd's install stamp, applied record and join settings"].argv[-2:] == (
+        rs.ETCD_STAMP,
+        etcd.APPLIED,
+    )
     # what kubeadm keeps is said, not removed
     notes = " ".join(s.text for s in steps["cleanup-node"] if isinstance(s, Notice))
     assert "container runtime" in notes and "$HOME/.kube/config" in notes
@@ -198,7 +206,7 @@ def test_partial_host_gets_just_what_it_still_has():
         "skip etcd is stopped and disabled",
         f"run remove {etcd.UNIT}",
         f"skip {etcd.DATA_DIR} is absent",
-        "skip etcd's install stamp and applied record are absent",
+        "skip etcd's install stamp, applied record and join settings are absent",
         "skip no static pod manifests in /etc/kubernetes/manifests",
         "run unmount what is mounted under /var/lib/kubelet",
         "run empty /var/lib/kubelet",
