@@ -331,3 +331,79 @@ def test_member_list_is_read_from_etcdctls_json():
     assert got.members[0].id == "8e9e05c52164694d" and got.members[1].name == ""
     assert got.find("n3", "https://10.0.0.3:2380") == got.members[1], "an unstarted member is found by its peer URL"
     assert fact.parse(Result(1, b"", b"Error: context deadline exceeded\n")).error == "Error: context deadline exceeded"
+
+
+# --- the member-add script, in this machine's shell, against a stand-in etcdctl ---------------
+
+FAKE_ETCDCTL = """#!/bin/sh
+# prints what etcdctl 3.4 prints for member list/remove/add; refuses the first $REFUSE adds
+echo "$*" >> "$LOG"
+for a; do last=$a; done
+case "$*" in
+*"member list"*) cat "$LIST";;
+*"member remove"*) echo "Member $last removed from cluster 83402c3d45c3a7fa";;
+*"member add"*)
+  n=$(grep -c "member add" "$LOG")
+  if [ "$n" -le "$REFUSE" ]; then echo "Error: etcdserver: unhealthy cluster" >&2; exit 1; fi
+  printf 'Member 8f0d582e8fca6002 added to cluster 83402c3d45c3a7fa\\n\\nETCD_NAME="n3"\\n'
+  printf 'ETCD_INITIAL_CLUSTER="n1=https://10.0.0.1:2380,n2=https://10.0.0.2:2380,n3=https://10.0.0.3:2380"\\n'
+  printf 'ETCD_INITIAL_ADVERTISE_PEER_URLS="https://10.0.0.3:2380"\\nETCD_INITIAL_CLUSTER_STATE="existing"\\n';;
+esac
+"""
+
+
+def run_add_script(tmp_path, listed: str, refuse: int = 0):
+    import os
+    import subprocess
+
+    fake, log, members = tmp_path / "etcdctl", tmp_path / "log", tmp_path / "list"
+    fake.write_text(FAKE_ETCDCTL)
+    fake.chmod(0o755)
+    members.write_text(listed)
+    spec = make_spec()
+    ctx = Context(spec, [], Options())
+    script = etcd_join.add_member_script(ctx, Target(spec.hosts[2], lambda h: None))
+    script = script.replace(etcd.ETCDCTL, str(fake)).replace("/var/lib/kubeinit", str(tmp_path / "state"))
+    script = script.replace("sleep 2", "sleep 0")
+    env = {**os.environ, "LOG": str(log), "LIST": str(members), "REFUSE": str(refuse)}
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=30, check=False)
+    calls = log.read_text().splitlines() if log.exists() else []
+    joined = tmp_path / "state" / "etcd-join.env"
+    return r, calls, joined.read_text() if joined.exists() else None
+
+
+STARTED = "8e9e05c52164694d, started, n1, https://10.0.0.1:2380, https://10.0.0.1:2379, false\n"
+STARTED += "91bc3c398fb3c146, started, n2, https://10.0.0.2:2380, https://10.0.0.2:2379, false\n"
+
+
+def test_the_add_script_keeps_the_cluster_that_add_printed(tmp_path):
+    r, calls, env = run_add_script(tmp_path, STARTED, refuse=2)
+    assert r.returncode == 0, r.stderr
+    assert [c.split(" member ")[1] for c in calls] == [
+        "list",
+        "add n3 --peer-urls=https://10.0.0.3:2380",
+        "add n3 --peer-urls=https://10.0.0.3:2380",
+        "add n3 --peer-urls=https://10.0.0.3:2380",
+    ], "refused while the member before is starting: asked again"
+    assert env == (
+        'ETCD_INITIAL_CLUSTER="n1=https://10.0.0.1:2380,n2=https://10.0.0.2:2380,n3=https://10.0.0.3:2380"\n'
+        'ETCD_INITIAL_CLUSTER_STATE="existing"\n'
+    )
+
+
+def test_a_member_left_by_a_stopped_run_is_removed_and_added_anew(tmp_path):
+    stale = STARTED + "a8266ecf031671f3, unstarted, , https://10.0.0.3:2380, , false\n"
+    r, calls, env = run_add_script(tmp_path, stale)
+    assert r.returncode == 0, r.stderr
+    assert [c.split(" member ")[1] for c in calls] == [
+        "list",
+        "remove a8266ecf031671f3",
+        "add n3 --peer-urls=https://10.0.0.3:2380",
+    ]
+    assert env is not None and "ETCD_INITIAL_CLUSTER_STATE" in env
+
+
+def test_an_add_refused_for_good_fails_with_etcds_words_and_writes_nothing(tmp_path):
+    r, _, env = run_add_script(tmp_path, STARTED, refuse=etcd_join.ADD_TRIES)
+    assert r.returncode != 0 and "etcdserver: unhealthy cluster" in r.stderr
+    assert env is None
