@@ -17,12 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "machines"))
+from upbench import lab
 
 
 def run_measured(argv: list[str], env: dict) -> tuple[float, float, float, str]:
@@ -42,73 +38,16 @@ def run_measured(argv: list[str], env: dict) -> tuple[float, float, float, str]:
 
 
 def main() -> None:
-    import image
-    import machines as mlib
-    import mirror
-
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 12
-    if why := mlib.preflight():
-        print(f"skipped: {why}")
-        return
-    root, versions = mirror.build_mirror()
-    net = mlib.free_network()
-    server = mirror.serve_mirror(root, net.gateway, 0)
-    try:
-        t = time.perf_counter()
-        ms = mlib.up(n, net, image.build_rootfs(), kubelet_host=True)
-        boot = time.perf_counter() - t
-        with tempfile.TemporaryDirectory() as d:
-            d = Path(d)
-            env = {**os.environ, "KUBEINIT_HOME": str(d / "home"), "NO_COLOR": "1"}
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            subprocess.run([sys.executable, "-m", "kubeinit", "version"], check=True, capture_output=True, env=env)
-            kh = d / "known_hosts"
-            kh.write_text("".join(m.known_hosts_line() + "\n" for m in ms))
-            pins = mirror.pins(root)
-            key = str(image.ssh_key())
-            file = d / "many.yaml"
-            file.write_text(
-                yaml.safe_dump(
-                    {
-                        "apiVersion": "kubeinit.dev/v1alpha1",
-                        "kind": "Cluster",
-                        "name": "many",
-                        "kubernetesVersion": "v1.32.5",
-                        "hosts": [
-                            {
-                                "name": m.name,
-                                "address": m.ip,
-                                "role": "control-plane" if i == 0 else "worker",
-                                "ssh": {"user": "root", "key": key},
-                            }
-                            for i, m in enumerate(ms)
-                        ],
-                        "artifacts": {
-                            "mirror": server.url,
-                            "allowInsecureMirror": True,
-                            "containerd": {"version": versions["containerd"], "sha256": pins["containerd"]},
-                            "runc": {"version": versions["runc"], "sha256": pins["runc"]},
-                            "cni-plugins": {"version": versions["cni_plugins"], "sha256": pins["cni-plugins"]},
-                            "crictl": {"enabled": False},
-                        },
-                        "runtime": {"containerd": {"restrictOOMScoreAdj": True}},
-                    }
-                )
-            )
-            argv = [sys.executable, "-m", "kubeinit", "up", "-f", str(file), "--known-hosts", str(kh)]
-            argv += ["--only", "preflight,runtime"]
-            code = (  # the artifacts fetched and verified once, outside the figures
-                "from kubeinit import artifacts, spec\n"
-                f"s = spec.load_file({str(file)!r})\n"
-                "for n in ('containerd', 'runc', 'cni-plugins'):\n"
-                f"    artifacts.fetch(artifacts.release(s, n, {versions['arch']!r}))\n"
-            )
-            subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
-            first = run_measured(argv, env)
-            again = run_measured(argv, env)
-    finally:
-        server.stop()
-        net.destroy()
+    with lab(n) as b:
+        if b is None:
+            return
+        hosts = [b.host(m, "control-plane" if i == 0 else "worker") for i, m in enumerate(b.machines)]
+        file = b.cluster_file("many", hosts)
+        b.warm_cache(file)
+        first = run_measured(b.up_argv(file), b.env)
+        again = run_measured(b.up_argv(file), b.env)
+        boot = b.boot_seconds
     print(f"{n} machines booted in {boot:.1f} s (not counted)")
     for label, (wall, cpu, rss, out) in (("first up", first), ("re-run", again)):
         last = out.strip().splitlines()[-1] if out.strip() else ""
