@@ -179,7 +179,8 @@ def _warm_cache(env: dict, file: Path, arch: str) -> None:
         "for n in ('containerd', 'runc', 'cni-plugins', 'etcd', 'kubelet', 'kubectl'):\n"
         f"    artifacts.fetch(artifacts.release(s, n, {arch!r}))\n"
         "for i in s.artifacts.images:\n"
-        "    artifacts.fetch(images.release(i), i.sha256)\n"
+        "    if i.url:\n"  # a bundle's file on this machine (path:) needs no download
+        "        artifacts.fetch(images.release(i, i.url), i.sha256)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
 
