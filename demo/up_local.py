@@ -4,8 +4,12 @@ Everything is real: Debian machines with systemd and OpenSSH on a private bridge
 from a mirror laid out like the upstream release sites (built from Debian's packages), and
 kubeinit driving them over SSH with verified host keys. Where real Kubernetes binaries are
 available ($KUBEINIT_REAL_K8S, or the cache .ci/run builds them into), the mirror also serves the
-real kubelet and kubectl and an image bundle of the control plane, and `up` runs every phase
-built today: the control plane runs as static pods under the real kubelet.
+real kubelet, kubectl and kube-proxy and an image bundle (the control plane, kube-proxy, pause),
+and a plain `kubeinit up` builds the whole cluster: the control plane as static pods under the
+real kubelet, the other machines joined as workers, kube-proxy and CoreDNS, and the pod network
+(`networking.cni: bridge`: no image to pull), ending with every node Ready. CoreDNS's image is not
+in the bundle and nothing can be pulled here, so its pods wait for an image (its objects exist).
+Without real binaries, `up` stops before the kubelet (--only preflight,...,control-plane).
 """
 
 from __future__ import annotations
@@ -25,16 +29,13 @@ import realk8s  # noqa: E402
 
 BUILT_REAL_K8S = Path("/var/cache/kubeinit-tests/k8s-1.20.2/bin")  # where .ci/run builds them
 HOST_PHASES = "preflight,runtime,kubernetes,certs,kubeconfig,etcd,control-plane"
-ALL_BUILT = (
-    "preflight,runtime,kubernetes,images,certs,kubeconfig,etcd,control-plane,kubelet-start,"
-    "wait-control-plane,upload-config,mark-control-plane,bootstrap-token"
-)
+POD_SUBNET = "10.244.0.0/16"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--hosts", type=int, default=3)
-    ap.add_argument("--only", help="phases to run (default: every phase built today that this box can run)")
+    ap.add_argument("--only", help="phases to run (default: all of them with real binaries, else up to control-plane)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     args = ap.parse_args()
     if why := mlib.preflight():
@@ -66,7 +67,10 @@ def main() -> int:
             )
         )
     net = mlib.Network()
-    ms = mlib.up(args.hosts, network=net, rootfs=rootfs, kubelet_host=True)  # /dev/kmsg, kernel tunables
+    if (holder := net.holder()) and holder != "cli":  # a test run's machines: leave them alone
+        net = mlib.free_network()
+    # kubelet_host: /dev/kmsg, kernel tunables; allow: pod-to-pod traffic crosses the bridge with pod addresses
+    ms = mlib.up(args.hosts, network=net, rootfs=rootfs, kubelet_host=True, allow=(POD_SUBNET,))
     work = args.workdir
     work.mkdir(exist_ok=True, mode=0o700)
     known = work / "known_hosts"
@@ -81,10 +85,13 @@ def main() -> int:
     # upstream's: kubeinit's checksum table knows none of them, so each is pinned to the digest the
     # mirror recorded, as a site with its own builds would.
     version_line = f"kubernetesVersion: {kube_version}\n" if kube_version else ""
-    # kubelet 1.20 (the stand-in) needs these; a current release does not
+    # kubelet 1.20 (the stand-in) needs these; a current release does not. kube-proxy leaves
+    # nf_conntrack_max alone: it is host-wide and read-only in a machine (as on LXC).
     components = (
         "components:\n  kubelet: {extraArgs: {container-runtime: remote}}\n"
         "  controllerManager: {extraArgs: {port: '0'}}\n  scheduler: {extraArgs: {port: '0'}}\n"
+        "proxy: {config: {conntrack: {maxPerCore: 0}}}\n"
+        f"networking: {{podSubnet: {POD_SUBNET}, cni: bridge}}  # no CNI image to pull here\n"
         if kube_version
         else ""
     )
@@ -104,18 +111,20 @@ runtime:
 {kube}  crictl: {{enabled: false}}   # no Debian package to build it from
 """)
     print(f"cluster file: {cluster}", flush=True)
-    only = args.only or (HOST_PHASES if no_real else ALL_BUILT)
-    cmd = [sys.executable, "-m", "kubeinit", "up", "-f", str(cluster), "--known-hosts", str(known), "--only", only]
+    only = args.only or (HOST_PHASES if no_real else None)
+    cmd = [sys.executable, "-m", "kubeinit", "up", "-f", str(cluster), "--known-hosts", str(known)]
+    cmd += ["--only", only] if only else []
     print("$ " + " ".join(cmd), flush=True)
     rc = subprocess.call(cmd)
     print(
         f"\nmachines are up: {', '.join(f'{m.name} {m.ip}' for m in ms)}; "
-        f"remove them with: {sys.executable} tests/machines/machines.py down"
+        f"remove them with: {sys.executable} tests/machines/machines.py --bridge {net.bridge} down"
     )
     if rc == 0 and not no_real:
+        kubeconfig = work / "kubeconfig"
         print(
-            f"the cluster's admin entry in your kubeconfig: {sys.executable} -m kubeinit kubeconfig -f {cluster} "
-            f"--known-hosts {known}; then kubectl get pods -n kube-system"
+            f"kubectl from here: {sys.executable} -m kubeinit kubeconfig -f {cluster} --known-hosts {known} "
+            f"--kubeconfig {kubeconfig}; then {realk8s.binaries() / 'kubectl'} --kubeconfig {kubeconfig} get nodes"
         )
     return rc
 
