@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from upbench import lab
+from upbench import lab, summary_line
 
 
 def run_measured(argv: list[str], env: dict) -> tuple[float, float, float, str]:
@@ -50,7 +50,7 @@ def main() -> None:
         boot = b.boot_seconds
     print(f"{n} machines booted in {boot:.1f} s (not counted)")
     for label, (wall, cpu, rss, out) in (("first up", first), ("re-run", again)):
-        last = out.strip().splitlines()[-1] if out.strip() else ""
+        last = summary_line(out)
         print(
             f"{label:9s} wall {wall:6.2f} s   kubeinit CPU {cpu:6.2f} s ({cpu / n:.3f} s per host)   "
             f"peak RSS {rss:6.1f} MB   [{last}]"

@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from upbench import lab
+from upbench import lab, summary_line
 
 RERUNS = 5
 LOGINS = 9
@@ -37,7 +37,7 @@ def main() -> None:
             if r.returncode != 0:
                 raise SystemExit(f"kubeinit up failed:\n{r.stdout}\n{r.stderr}")
             if again:
-                changes.append(r.stdout.strip().splitlines()[-1].split("; ", 1)[-1])
+                changes.append(summary_line(r.stdout).split("; ", 1)[-1])
             return took
 
         one = b.cluster_file("one", [b.host(ms[0], "control-plane")])

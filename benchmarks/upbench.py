@@ -107,3 +107,8 @@ def lab(n: int) -> Iterator[Lab | None]:
     finally:
         server.stop()
         net.destroy()
+
+
+def summary_line(out: str) -> str:
+    """up's closing line (`✓ up: … phases on … hosts …`), whatever is printed after it (the log's path)."""
+    return next((line.strip() for line in reversed(out.splitlines()) if " up: " in line), "")
