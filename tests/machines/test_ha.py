@@ -98,6 +98,17 @@ def members(machine) -> dict[str, list[str]]:
     return {m.get("name", ""): m.get("peerURLs", []) for m in json.loads(out)["members"]}
 
 
+def test_dry_run_on_bare_machines_plans_every_join_and_changes_nothing(work, machines):
+    # cni is left out: its bridge plan on bare hosts looks for the CNI plugins the runtime phase would install
+    r = work.up("--dry-run", "--skip-phases", "cni", timeout=UP_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for i, m in enumerate(machines[1:], start=1):
+        before = ", ".join(f"https://{x.ip}:2379" for x in machines[:i])
+        assert f"add {m.name} to etcd as a member (through {before})" in r.stdout, r.stdout
+        assert f"ca.key, shared, from {machines[0].name}" in r.stdout, r.stdout
+    assert machines[1].ssh("test -e /etc/kubernetes/pki/ca.crt", check=False).rc != 0, "a dry run writes nothing"
+
+
 def test_up_makes_three_control_planes_in_one_run(work, machines):
     r = work.up(timeout=UP_TIMEOUT)
     (work.root / "up.out").write_text(r.stdout + "\n--- stderr\n" + r.stderr)
