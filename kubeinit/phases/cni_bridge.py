@@ -131,7 +131,7 @@ def wanted_routes(me: nodesmod.NodeNet, nodes: list[nodesmod.NodeNet]) -> list[t
 
 
 def plan(ctx: Context, target: Target) -> Iterator[Step]:
-    check_plugins(target)
+    check_plugins(ctx, target)
     nodes = cluster_nodes(ctx)
     if isinstance(nodes, Unknown):
         yield Notice(
@@ -142,9 +142,12 @@ def plan(ctx: Context, target: Target) -> Iterator[Step]:
     yield from node_network(target, nodes, ctx.spec.networking.pod_subnet)
 
 
-def check_plugins(target: Target) -> None:
+def check_plugins(ctx: Context, target: Target) -> None:
+    """The plugins the bridge config names are on the host, or this run's runtime phase installs them."""
+    from kubeinit.phases import runtime
+
     missing = target.facts.get(PLUGIN_FILES)
-    if missing:
+    if missing and (target.name, "cni-plugins") not in ctx.shared.get(runtime.PLANNED, set()):
         raise KubeinitError(
             f"the CNI plugins {', '.join(sorted(missing))} are missing: run the runtime phase first "
             "(`kubeinit up --only runtime`)"

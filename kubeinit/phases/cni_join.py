@@ -71,7 +71,7 @@ def plan(ctx: Context, target: Target) -> Iterator[Step]:
     if isinstance(net, Unknown):
         yield Notice(f"the cluster's pod network cannot be read yet ({net}): it is set up when it can")
     elif net.cni == "bridge":
-        cni_bridge.check_plugins(target)
+        cni_bridge.check_plugins(ctx, target)
         yield from cni_bridge.node_network(target, net.nodes, net.pod_subnet)
         yield Notice(
             "the other nodes route to this node's pods once their cni phase runs again "

@@ -65,6 +65,7 @@ PAUSE = "pause:3.10"  # kubeadm's sandbox image for the supported Kubernetes min
 COMPONENTS = ("containerd", "runc", "cni-plugins", "crictl")
 SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables")
 # archive component -> (its directory inside the archive, where those files go)
+PLANNED = "runtime-planned"  # ctx.shared: (host, component) this run installs, for the phases after it
 ARCHIVES = {"containerd": ("bin", BIN), "cni-plugins": (".", CNI_BIN), "crictl": (".", BIN)}
 
 MIRRORS = KubeinitMirrors(CERTS_D, MIRROR_HEADER)  # others' hosts.toml files are left alone
@@ -204,6 +205,7 @@ def plan_runtime(ctx: Context, target: Target) -> Iterator[Step]:
             yield Skip(f"{rels[n].label} is installed")
         else:
             yield from _install(rels[n], digests[n], n in ARCHIVES, facts)
+            ctx.shared.setdefault(PLANNED, set()).add((target.name, n))
     # 3. kernel, sysctls, config files
     modules = facts.get(KernelModules())
     yield from _modules(target, modules, "modprobe" in facts.get(MODPROBE))

@@ -146,15 +146,16 @@ def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
     )
 
 
-def plan_phase(host, spec, impl, dry_run: bool = False) -> list:
+def plan_phase(host, spec, impl, dry_run: bool = False, shared: dict | None = None) -> list:
     """Plan as the executor does: gather the facts the phase declares (one round trip), then plan.
-    The facts come parsed (host.typed()); the host double answers the file digests."""
+    The facts come parsed (host.typed()); the host double answers the file digests. `shared`:
+    the run's data the phase hands on (Context.shared), for the test to read."""
     from factsstub import FactsStub
 
     from kubeinit.context import Context, Options, Target
 
     t = Target(spec.hosts[0], lambda h: host, facts=FactsStub(host.typed(), conn=host))
-    ctx = Context(spec, [t], Options(dry_run=dry_run))
+    ctx = Context(spec, [t], Options(dry_run=dry_run), shared=shared if shared is not None else {})
     declared = impl.facts(ctx, t)
     t.facts.gather(declared)
     t.facts.declared = set(declared)

@@ -218,12 +218,12 @@ def stub(routes=frozenset(), masquerading=False, unit=NO_UNIT, missing=frozenset
     )
 
 
-def bridge_plans(cluster, stubs: dict[str, FactsStub], workers: int = 2) -> dict[str, list]:
+def bridge_plans(cluster, stubs: dict[str, FactsStub], workers: int = 2, shared=None) -> dict[str, list]:
     spec = make_spec(cluster, "bridge", workers=workers)
     admin = cluster.admin_conf
     stubs["cp-1"].planned[str(admin)] = (admin.read_bytes(), 0o600)  # read from the host, as ctx.kube does
     targets = [Target(h, lambda h: LocalConnection(h.name), facts=stubs[h.name]) for h in spec.hosts]
-    ctx = Context(spec, targets, Options())
+    ctx = Context(spec, targets, Options(), shared=dict(shared or {}))
     out = {}
     for t in targets:
         declared = cni.CNI.facts(ctx, t)
@@ -331,6 +331,21 @@ def test_bridge_says_what_is_missing(cluster, monkeypatch):
     with pytest.raises(KubeinitError, match=r"node w-1 has no podCIDR after 0 s: the controller-manager"):
         bridge_plans(cluster, {"cp-1": stub(), "w-1": stub()}, workers=1)
     cluster.api.stop()
+
+
+def test_bridge_counts_the_plugins_this_runs_runtime_phase_installs(cluster):
+    # up --dry-run on bare hosts: the runtime phase planned the CNI plugins, the host has none yet
+    from kubeinit.phases import runtime
+
+    three_nodes(cluster)
+    bare = {"/opt/cni/bin/bridge", "/opt/cni/bin/host-local", "/opt/cni/bin/portmap", "/opt/cni/bin/loopback"}
+    stubs = {n: stub(missing=bare) for n in ("cp-1", "w-1", "w-2")}
+    planned = {runtime.PLANNED: {(n, "cni-plugins") for n in ("cp-1", "w-1", "w-2")}}
+    plans = bridge_plans(cluster, stubs, shared=planned)
+    assert all(any(isinstance(s, Upload) and s.path == cni_bridge.CONFLIST for s in p) for p in plans.values())
+    planned = {runtime.PLANNED: {("cp-1", "cni-plugins"), ("w-2", "cni-plugins")}}  # w-1's not planned: refused
+    with pytest.raises(KubeinitError, match=r"are missing: run the runtime phase"):
+        bridge_plans(cluster, {n: stub(missing=bare) for n in ("cp-1", "w-1", "w-2")}, shared=planned)
 
 
 def test_bridge_runs_after_join_in_up():

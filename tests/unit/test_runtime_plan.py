@@ -171,6 +171,16 @@ def test_fresh_host_installs_everything_downloads_first():
     )
 
 
+def test_what_a_fresh_host_gets_installed_is_handed_to_the_phases_after():
+    shared: dict = {}
+    scripted.plan_phase(ScriptedHost(HEALTHY), make_spec(), rt.RUNTIME, shared=shared)
+    assert {("n1", n) for n in rt.COMPONENTS} <= shared[rt.PLANNED]  # the bridge CNI counts on the plugins
+    shared = {}
+    probe, stamps, files = converged_state()
+    scripted.plan_phase(ScriptedHost(probe, stamps, files), make_spec(), rt.RUNTIME, shared=shared)
+    assert not shared.get(rt.PLANNED)
+
+
 def test_converged_host_yields_only_skips():
     probe, stamps, files = converged_state()
     steps = plan(ScriptedHost(probe, stamps, files))
