@@ -192,7 +192,12 @@ def init_phases() -> list[Phase]:
                     ),
                 ],
             ),
-            Phase("upload-certs", "Store the shared certificates, encrypted", None, FIRST_CONTROL_PLANE),
+            Phase(
+                "upload-certs",
+                "With --upload-certs: the shared CAs and keys, encrypted, in Secret kube-system/kubeadm-certs",
+                Ref("upload_certs", lambda m: m.UPLOAD_CERTS),
+                FIRST_CONTROL_PLANE,
+            ),
             Phase(
                 "mark-control-plane",
                 "Label and taint the control-plane node",

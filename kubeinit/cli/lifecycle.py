@@ -59,6 +59,14 @@ ExtraSans = Annotated[
 ]
 
 
+UploadCerts = Annotated[
+    bool, typer.Option("--upload-certs", help="Store the shared CAs and keys, encrypted, in Secret kubeadm-certs.")
+]
+CertificateKey = Annotated[
+    str | None, _str("--certificate-key", "The key (64 hex characters) --upload-certs encrypts with (default: new).")
+]
+
+
 def _local_spec(
     config,
     advertise=None,
@@ -80,12 +88,11 @@ def _local_spec(
     return specmod.apply_overrides(s, o, local=True)
 
 
-def _local_run(
-    command: str, spec, phases, resume: str, dry_run: bool, ignore=frozenset(), confirm=None, whole: bool = False
-) -> None:
+def _local_run(command: str, spec, phases, resume: str, dry_run: bool, ignore=frozenset(), confirm=None, **run) -> None:
+    """`run`: the Run's other fields (whole, shared)."""
     from kubeinit.runner import Run, run_workflow, skip_hint
 
-    run_workflow(Run(command, spec, phases, lambda _p: resume, skip_hint, dry_run, ignore, None, confirm, whole=whole))
+    run_workflow(Run(command, spec, phases, lambda _p: resume, skip_hint, dry_run, ignore, None, confirm, **run))
 
 
 # --------------------------------------------------------------------------
@@ -107,8 +114,13 @@ def run_init(
     skip_phases=None,
     ignore_preflight_errors=None,
     dry_run=False,
+    upload_certs=False,
+    certificate_key=None,
 ) -> None:
     """`init` itself (phase_path None) and every `init phase <path>` command."""
+    from kubeinit.phases import upload_certs as uc
+
+    upload = uc.request(upload_certs, certificate_key)
     spec = _local_spec(
         config,
         apiserver_advertise_address,
@@ -131,6 +143,7 @@ def run_init(
         dry_run,
         ignore_set(ignore_preflight_errors),
         whole=phase_path is None,
+        shared={uc.REQUEST: upload} if upload else {},
     )
 
 
@@ -158,6 +171,8 @@ def init(
     skip_phases: Skip = None,
     ignore_preflight_errors: Ignore = None,
     dry_run: DryRun = False,
+    upload_certs: UploadCerts = False,
+    certificate_key: CertificateKey = None,
 ):
     """Set up a Kubernetes control plane on this host (kubeadm init's phases)."""
     if ctx.invoked_subcommand is not None:

@@ -179,8 +179,7 @@ def test_the_hosts_get_containerd_the_kubelet_and_the_images_from_here(work, mac
 def test_init_inside_the_first_machine_prints_the_join_line(work, machines):
     cp = machines[0]
     put_text(cp, f"{INSIDE}/cluster.yaml", work.file.read_text())
-    # upload-certs is not built yet (more control planes, issue 10 item 6) and init refuses to run it
-    r = kubeinit(cp, f"init --config {INSIDE}/cluster.yaml --skip-phases upload-certs")
+    r = kubeinit(cp, f"init --config {INSIDE}/cluster.yaml")  # upload-certs skips without --upload-certs
     (work.root / "init.out").write_text(r.out + "\n--- stderr\n" + r.err)
     assert r.rc == 0, r.out + r.err
     found = JOIN_LINE.search(r.out)

@@ -80,17 +80,23 @@ def test_an_unlisted_version_without_a_pin_stops_even_a_dry_run_with_one_sentenc
     assert "download etcd 3.5.17" in r.stdout and "cannot download the checksum file" not in r.stdout
 
 
-def test_real_init_refuses_up_front_when_phases_are_not_built(kubeinit_cli, tmp_path):
-    r = kubeinit_cli("init", "--cert-dir", str(tmp_path / "pki"), *FLAGS)
-    assert r.returncode == 1
-    assert "not available yet" in r.stderr and "upload-certs" in r.stderr
-    assert "--skip-phases" in r.stderr
-    assert not (tmp_path / "pki").exists()  # nothing half-done
+def test_upload_certs_without_the_flag_only_says_it_skipped_as_kubeadm(kubeinit_cli, tmp_path):
+    r = kubeinit_cli("init", "phase", "upload-certs", *dirs(tmp_path), *FLAGS)
+    assert r.returncode == 0, r.stderr
+    assert "upload-certs: 0 changed, 1 unchanged" in r.stdout, r.stdout
+    plan = kubeinit_cli("init", "--dry-run", *dirs(tmp_path), *FLAGS)
+    assert plan.returncode == 0, plan.stderr
+    assert "[upload-certs]\n  node-a:\n    skip: Skipping phase. Please see --upload-certs" in plan.stdout
+    assert not (tmp_path / "pki").exists()
 
 
-def test_unbuilt_phase_command_says_so(kubeinit_cli):
-    r = kubeinit_cli("init", "phase", "upload-certs", *FLAGS)
-    assert r.returncode == 1 and "phase upload-certs" in r.stderr and "not available yet" in r.stderr
+def test_a_malformed_certificate_key_is_refused_in_one_line_before_anything(kubeinit_cli, tmp_path):
+    for cmd in (["init"], ["init", "phase", "upload-certs"]):
+        r = kubeinit_cli(*cmd, "--upload-certs", "--certificate-key", "0123abcd", *dirs(tmp_path), *FLAGS)
+        err = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and len(err) == 1 and "--certificate-key must be 64 hex characters" in err[0], err
+        assert "0123abcd" not in r.stderr + r.stdout
+    assert not (tmp_path / "pki").exists()
 
 
 def test_certs_then_kubeconfig_phases_write_and_rerun_changes_nothing(kubeinit_cli, tmp_path):
