@@ -97,6 +97,8 @@ class ApiCall:
     kubelet); if it exits or restarts meanwhile, the wait stops at once with its error line.
     "ensure-admins": make admin.conf a cluster admin (kube/admins.py: the binding `body`, made
     `via` super-admin.conf when admin.conf is refused), waiting up to `timeout` until it is.
+    "apply-owned": apply `body` (its data replaced whole) owned by the object at `via`, whose uid is read
+    when it runs (kube/objects.py: kubeadm-certs and its bootstrap token).
     "tls-bootstrap": wait until the joining host's kubelet wrote `path` (kubelet.conf) and, with those
     credentials, its Node body["node"] exists (kube/tlsbootstrap.py)."""
 

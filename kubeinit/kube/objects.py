@@ -117,6 +117,38 @@ def apply(client: Client, obj: dict) -> None:
     client.replace(item(obj), new)
 
 
+OWNED = "apply-owned"  # ApiCall verb: apply `body` with the object at `via` as its controller owner
+
+
+def apply_owned(client: Client, obj: dict, owner_path: str) -> None:
+    """Make the cluster hold `obj`, its data replaced whole, owned by the object at `owner_path` (read
+    now: its uid exists only once it is made), so the garbage collector deletes it with its owner."""
+    owner = client.get(owner_path)
+    ref = {
+        "apiVersion": owner.get("apiVersion", "v1"),
+        "kind": owner.get("kind", "Secret"),
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    want = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [ref]}}
+    have = get(client, want)
+    if have is None:
+        try:
+            client.create(collection(want), want)
+            return
+        except ApiError as e:
+            if e.reason != "AlreadyExists":
+                raise
+            have = get(client, want)
+            if have is None:
+                raise
+    body = {**have, **{k: v for k, v in want.items() if k != "metadata"}}
+    body["metadata"] = {**have["metadata"], "ownerReferences": [ref]}
+    client.replace(item(want), body)
+
+
 def wait_ready(client: Client, path: str, timeout: float, interval: float = 0.5, check=None) -> None:
     """Until `path` answers "ok" (the API server's /readyz), at most `timeout` seconds. As kubeadm's
     waiter, any other outcome is asked again: a starting server refuses connections, fails TLS,
@@ -204,6 +236,8 @@ def call(client: Client, step, check=None) -> None:
         wait_ready(client, step.path, step.timeout, check=check)
     elif step.verb == "apply":
         apply(client, step.body)
+    elif step.verb == OWNED:
+        apply_owned(client, step.body, step.via)
     elif step.verb == "mark":
         mark_node(client, step.path, step.body["labels"], step.body["taints"], step.timeout, check=check)
     else:  # pragma: no cover - a new verb without a branch is a bug
