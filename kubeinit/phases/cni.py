@@ -47,10 +47,19 @@ def manifest(ctx: Context) -> list[dict]:
             cni_plugin_version=FLANNEL_CNI_PLUGIN,
             network=by_version[4],
             ipv6_network=by_version.get(6, ""),
+            reach=_address(ctx.spec.first_control_plane.address),
         )
     else:  # the spec makes sure of an IPv4 range (validate._check_cni)
         text = render("cni/calico.yaml.j2", version=CALICO, ipv4_pool=by_version[4], ipv6_pool=by_version.get(6, ""))
     return [stamped(doc) for doc in yaml.safe_load_all(text) if doc]
+
+
+def _address(text: str) -> str:
+    """`text` if it is an IP address (flannel's --iface-can-reach takes no name), else ""."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return ""
 
 
 def stamped(obj: dict) -> dict:

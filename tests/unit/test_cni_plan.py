@@ -122,6 +122,9 @@ def test_flannel_is_applied_with_the_pod_subnet_and_a_rerun_only_skips(cluster):
         f"ghcr.io/flannel-io/flannel-cni-plugin:{cni.FLANNEL_CNI_PLUGIN}",
     }
     assert summary.total_changed == 5  # ServiceAccount, ClusterRole, binding, ConfigMap, DaemonSet
+    flanneld = [c for c in _containers(ds) if c["name"] == "kube-flannel"][0]
+    cp = make_spec(cluster, "flannel", "10.32.0.0/16").first_control_plane.address
+    assert f"--iface-can-reach={cp}" in flanneld["args"]  # not the default route's interface (Vagrant's NAT)
     # the server fills in defaults: the stored DaemonSet no longer equals what was written
     ds["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
     ds["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
