@@ -39,7 +39,8 @@ JoinConfig = Annotated[
 ]
 
 
-def request(endpoint, token, pins, unsafe, discovery_file, tls_token, node_name, control_plane, config):
+def request(endpoint, token, pins, unsafe, discovery_file, tls_token, node_name, control_plane, config, cert_key=None):
+    from kubeinit.certs.sealed import key_of
     from kubeinit.kube import joining
     from kubeinit.redact import Secret
 
@@ -52,6 +53,7 @@ def request(endpoint, token, pins, unsafe, discovery_file, tls_token, node_name,
         tls_bootstrap_token=Secret(tls_token) if tls_token else None,
         node_name=node_name,
         control_plane=control_plane,
+        certificate_key=key_of(cert_key) if cert_key else None,
     )
     if config is not None:
         req = joining.from_config(str(config), req)
@@ -90,6 +92,10 @@ def join(
     control_plane: Annotated[
         bool, typer.Option("--control-plane", help="Join as a control plane (not available yet).")
     ] = False,
+    certificate_key: Annotated[
+        str | None,
+        typer.Option(help="With --control-plane: the key that opens the kubeadm-certs Secret.", show_default=False),
+    ] = None,
     skip_phases: Skip = None,
     ignore_preflight_errors: Ignore = None,
     dry_run: DryRun = False,
@@ -109,6 +115,7 @@ def join(
         node_name,
         control_plane,
         config,
+        certificate_key,
     )
     req.check()
     if dry_run:  # one look at the cluster, not kubeadm's 5 minutes of asking again

@@ -9,7 +9,8 @@ kubeconfig       admin.conf (at the controlPlaneEndpoint), controller-manager.co
 control-plane    the static pod manifests of kube-apiserver, kube-controller-manager, kube-scheduler
 
 Each is init's phase of the same name applied to this host, so a re-run only skips. `kubeinit join
---control-plane` fetches the shared certificates from the kubeadm-certs Secret instead: not built yet.
+--control-plane --certificate-key` fetches the shared certificates from the kubeadm-certs Secret instead
+(kube/copycerts.py), with the join's bootstrap token; the rest of that join (its etcd member) is not built yet.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import hashlib
 import posixpath
 from collections.abc import Iterator
 
-from kubeinit.certs import pki
+from kubeinit.certs import pki, sealed
 from kubeinit.context import Context, Target, ensure_file
-from kubeinit.errors import KubeinitError, NotAvailableYet
-from kubeinit.facts import Fact, files
+from kubeinit.errors import KubeinitError, NotAvailableYet, UserError
+from kubeinit.facts import Fact, Unknown, files
+from kubeinit.kube import copycerts, joining
+from kubeinit.kube.client import Unreachable
+from kubeinit.kube.discovery import DiscoveryFailed
+from kubeinit.kube.joining import JoinRequest
 from kubeinit.phases import PhaseImpl, certs, control_plane, kubeconfig
-from kubeinit.redact import Secret
+from kubeinit.phases.join import REQUEST
+from kubeinit.redact import Secret, reveal
 from kubeinit.steps import Notice, Step
 
 # kubeadm's copycerts list (cmd/kubeadm/app/phases/copycerts), relative to the cert dir, with its modes
@@ -67,27 +73,59 @@ def _shared_paths(ctx: Context) -> dict[str, str]:
 
 
 def plan_download_certs(ctx: Context, target: Target) -> Iterator[Step]:
-    first = first_target(ctx)
     paths = _shared_paths(ctx)
-    theirs = first.facts.read_many(paths.values())
-    if theirs[paths["ca.crt"]] is None:
-        raise KubeinitError(
-            f"{first.name} has no {paths['ca.crt']} to share: run the certs phase first (`kubeinit up --only certs`)"
+    if REQUEST in ctx.shared:  # `kubeinit join --control-plane`: from the kubeadm-certs Secret
+        got = _from_secret(ctx, ctx.shared[REQUEST])
+        if isinstance(got, Unknown):
+            yield Notice(f"the kubeadm-certs Secret cannot be read yet ({got.error}): the shared files are not shown")
+            return
+        theirs, where, again = got, "in Secret kube-system/kubeadm-certs", "join again"
+    else:
+        first = first_target(ctx)
+        read = first.facts.read_many(paths.values())
+        theirs, where, again = (
+            {rel: read[path] for rel, path in paths.items()},
+            f"on {first.name}",
+            "run `kubeinit up` again",
         )
+        if theirs["ca.crt"] is None:
+            raise KubeinitError(
+                f"{first.name} has no {paths['ca.crt']} to share: run the certs phase first "
+                "(`kubeinit up --only certs`)"
+            )
     for rel, path in paths.items():
-        data = theirs[path]
-        if data is None:  # an external CA keeps its key elsewhere: the leaves must be given instead
-            yield Notice(f"{first.name} has no {path}: not copied")
+        data = theirs[rel]
+        if not data:  # an external CA keeps its key elsewhere: the leaves must be given instead
+            yield Notice(f"no {rel} {where}: not copied")
             continue
         have = target.facts.file(path)
         if have is not None and have.sha256 != hashlib.sha256(data).hexdigest():
             raise KubeinitError(
-                f"{path} on this host is not the cluster's (the one on {first.name}): it is left from another "
-                f"cluster; reset this host (`kubeinit reset` on it) and run `kubeinit up` again"
+                f"{path} on this host is not the cluster's (the one {where}): it is left from another "
+                f"cluster; reset this host (`kubeinit reset` on it) and {again}"
             )
         mode = SHARED[rel]
         content = Secret(data) if mode == pki.KEY_MODE else data
-        yield from ensure_file(target, path, content, mode, f"{rel}, shared, from {first.name}")
+        yield from ensure_file(target, path, content, mode, f"{rel}, shared, {where}")
+
+
+def _from_secret(ctx: Context, req: JoinRequest) -> dict[str, bytes | None] | Unknown:
+    """The shared files in the kubeadm-certs Secret (kubeadm's DownloadCerts), or Unknown in a dry run
+    that cannot reach the cluster yet."""
+    if req.certificate_key is None:
+        raise UserError("join --control-plane needs --certificate-key (the key `init --upload-certs` printed)")
+    key = str(sealed.key_of(str(reveal(req.certificate_key))).value)  # a JoinConfiguration's is unchecked
+
+    def fetch() -> dict[str, bytes | None]:
+        got = copycerts.download(joining.trusted(req), req.bootstrap_token, key)
+        missing = [rel for rel in SHARED if rel.replace("/", "-") not in got]
+        if missing:
+            raise KubeinitError(
+                f"Secret kube-system/kubeadm-certs holds no {missing[0]}: upload the certificates again"
+            )
+        return {rel: got[rel.replace("/", "-")] for rel in SHARED}
+
+    return ctx.learn(fetch, lambda e: isinstance(e, (Unreachable, DiscoveryFailed)))
 
 
 def plan_certs(ctx: Context, target: Target) -> Iterator[Step]:

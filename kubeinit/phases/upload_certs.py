@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import posixpath
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +35,6 @@ KEY_LINES = "certificate-key-lines"  # ctx.shared: the hand-over lines naming th
 SECRET = "kubeadm-certs"
 TTL = timedelta(hours=2)  # kubeadm's DefaultCertTokenDuration
 DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
-_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _EXTERNAL_CA_KEYS = ("ca.key", "front-proxy-ca.key")
 
 
@@ -49,9 +47,7 @@ class Request:
 
 def request(upload: bool, certificate_key: str | None) -> Request | None:
     """What init's flags ask of this phase (None: skip it); a malformed key is refused up front."""
-    key = Secret(certificate_key.strip().lower()) if certificate_key else None
-    if key is not None and not _KEY.fullmatch(str(key.value)):
-        raise UserError("--certificate-key must be 64 hex characters (32 bytes; `kubeinit certs certificate-key`)")
+    key = sealed.key_of(certificate_key) if certificate_key else None
     return Request(key) if upload else None
 
 

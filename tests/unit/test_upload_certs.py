@@ -11,16 +11,22 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apiserver import make_cluster
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from phase_harness import View, cluster_file, local_context
+from factsstub import FactsStub
+from phase_harness import View, cluster_file, local_context, publish_cluster_info
 
 from kubeinit import kubeconfig as kc
 from kubeinit import spec as specmod
 from kubeinit.apply import execute
 from kubeinit.certs import sealed
-from kubeinit.certs.pin import certificate_key
-from kubeinit.errors import StepFailed
+from kubeinit.certs.pin import ca_pin, certificate_key
+from kubeinit.cli.join import local_spec
+from kubeinit.context import Context, Options, Target
+from kubeinit.errors import StepFailed, UserError
+from kubeinit.kube import copycerts, joining
 from kubeinit.kube.client import ApiError, Client
-from kubeinit.phases import join, upload_certs
+from kubeinit.phases import cp_prepare, join, upload_certs
+from kubeinit.redact import Secret
+from kubeinit.steps import Upload
 from kubeinit.workflow import find, init_phases
 
 NODE_TOKEN = "abcdef.0123456789abcdef"  # a join line's token: the bootstrappers group
@@ -154,3 +160,72 @@ def test_encryption_is_kubeadms_layout_nonce_first_and_a_wrong_key_is_one_senten
         sealed.decrypt(blob, certificate_key())
     with pytest.raises(sealed.WrongKey):
         sealed.decrypt(blob[:5], key)
+
+
+# --- join --control-plane's download-certs: the Secret read back with the join line's token ---------
+
+
+def join_plan(cluster, key: str | None, dry_run: bool = False):
+    """download-certs of a host joining with the join line's token and --certificate-key `key`."""
+    req = joining.JoinRequest(
+        endpoint=f"127.0.0.1:{cluster.api.port}",
+        token=Secret(NODE_TOKEN),
+        pins=(ca_pin(cluster.ca_pem),),
+        discovery_timeout=1,
+        node_name="cp-2",
+        control_plane=True,
+        certificate_key=Secret(key) if key else None,
+    )
+    spec = local_spec(req)
+    me = next(h for h in spec.hosts if h.local)
+    t = Target(me, lambda h: None, facts=FactsStub({}))
+    ctx = Context(spec, [t], Options(dry_run=dry_run), shared={join.REQUEST: req})
+    return list(cp_prepare.plan_download_certs(ctx, t))
+
+
+@pytest.fixture
+def published(cluster):
+    publish_cluster_info(cluster)  # cluster-info signed for NODE_TOKEN, as token discovery needs
+    return cluster
+
+
+def test_a_joining_control_plane_downloads_and_decrypts_the_shared_files(published):
+    key = certificate_key()
+    upload(published, key)
+    ups = {s.path: s for s in join_plan(published, key) if isinstance(s, Upload)}
+    pki = "/etc/kubernetes/pki"
+    assert sorted(ups) == sorted(f"{pki}/{rel}" for rel in SHARED)
+    for rel in SHARED:
+        up = ups[f"{pki}/{rel}"]
+        assert up.data == (published.root / "pki" / rel).read_bytes() and up.mode == cp_prepare.SHARED[rel], rel
+    assert isinstance(ups[f"{pki}/ca.key"].content, Secret) and "<secret>" in ups[f"{pki}/ca.key"].describe()
+
+
+def test_a_wrong_key_an_expired_secret_and_no_key_are_one_sentence_each(published):
+    with pytest.raises(copycerts.NoCerts, match="may not read Secret .* never uploaded; run .*upload-certs --upload"):
+        join_plan(published, certificate_key())  # never uploaded: no Role lets the token read it
+    upload(published, certificate_key())
+    kept = published.api.objects.pop(("secrets", "kube-system", "kubeadm-certs"))  # its 2 h passed: collected
+    with pytest.raises(copycerts.NoCerts, match="kubeadm-certs is not in the cluster .* upload-certs --upload-certs"):
+        join_plan(published, certificate_key())
+    published.api.objects[("secrets", "kube-system", "kubeadm-certs")] = kept
+    with pytest.raises(sealed.WrongKey, match="does not decrypt the kubeadm-certs Secret"):
+        join_plan(published, certificate_key())
+    with pytest.raises(UserError, match="needs --certificate-key"):
+        join_plan(published, None)
+    with pytest.raises(UserError, match="64 hex characters"):
+        join_plan(published, "abcdef")
+
+
+def test_the_cli_takes_certificate_key_and_still_says_a_control_plane_join_is_not_available_yet(kubeinit_cli):
+    key = certificate_key()
+    args = ["join", "10.0.0.1:6443", "--token", NODE_TOKEN, "--discovery-token-ca-cert-hash", "sha256:" + "0" * 64]
+    r = kubeinit_cli(*args, "--control-plane", "--certificate-key", key)
+    assert (
+        r.returncode == 1
+        and "adding its etcd member outside `kubeinit up`" in r.stderr
+        and "not available yet" in r.stderr
+    )
+    assert key not in r.stdout + r.stderr
+    bad = kubeinit_cli(*args, "--control-plane", "--certificate-key", "zz")
+    assert bad.returncode == 2 and "64 hex characters" in bad.stderr
