@@ -33,6 +33,8 @@ from kubeinit.steps import ApiCall, Notice, Skip, Step
 REQUEST = "join-request"  # ctx.shared: the JoinRequest of `kubeinit join`
 MATERIAL = "join-material"  # ctx.shared: what up's bootstrap-token phase hands to the joining hosts
 HAND_OVER = "hand-over"  # ctx.shared: lines printed after the run (they may hold a token)
+CERT_KEY = "certificate-key"  # ctx.shared: the key upload-certs stored the certificates under (a Secret)
+CERT_KEY_LINES = "certificate-key-lines"  # ctx.shared: upload-certs' hand-over lines naming that key alone
 RUN_TOKEN_TTL = tokens.DEFAULT_TTL // 24  # an hour: long enough for a run, short-lived if it leaks
 
 
@@ -159,13 +161,20 @@ def plan_show_join_command(ctx: Context, target: Target) -> Iterator[Step]:
     )
     endpoint = ctx.spec.api_endpoint().removeprefix("https://")
     line = f"kubeinit join {endpoint} --token {token} --discovery-token-ca-cert-hash {ca_pin(ca)}"
-    ctx.shared.setdefault(HAND_OVER, []).extend(
-        [
-            "To join a worker, run this on it as root:",
-            f"  {line}",
-            "Joining more control planes (--control-plane) is not available yet.",
-        ]
-    )
+    lines = ctx.shared.setdefault(HAND_OVER, [])
+    lines.extend(["To join a worker, run this on it as root:", f"  {line}"])
+    key = ctx.shared.get(CERT_KEY)
+    if key is None:
+        lines.append("Joining more control planes (--control-plane) is not available yet.")
+    else:  # the key is printed once: in the control-plane line, instead of upload-certs' own lines
+        lines[:] = [x for x in lines if x not in ctx.shared.get(CERT_KEY_LINES, [])]
+        lines.extend(
+            [
+                "A control plane would join with this line (keep the key secret: it opens the CA keys, for 2 h):",
+                f"  {line} --control-plane --certificate-key {str(reveal(key))}",
+                "but `kubeinit join --control-plane` is not available yet (its etcd member): `kubeinit up` joins them.",
+            ]
+        )
     yield Notice("the join command is printed at the end of the run")
 
 

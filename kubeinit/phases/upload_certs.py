@@ -25,13 +25,11 @@ from kubeinit.kube import bootstraptoken as bt
 from kubeinit.kube import objects
 from kubeinit.phases import PhaseImpl, cluster_api
 from kubeinit.phases.cp_prepare import SHARED
-from kubeinit.phases.join import HAND_OVER
+from kubeinit.phases.join import CERT_KEY, CERT_KEY_LINES, HAND_OVER
 from kubeinit.redact import Secret, reveal
 from kubeinit.steps import ApiCall, Skip, Step
 
 REQUEST = "upload-certs"  # ctx.shared: the Request of `init --upload-certs`
-KEY = "certificate-key"  # ctx.shared: the key this run stored the certificates under (a Secret)
-KEY_LINES = "certificate-key-lines"  # ctx.shared: the hand-over lines naming the key alone
 SECRET = "kubeadm-certs"
 TTL = timedelta(hours=2)  # kubeadm's DefaultCertTokenDuration
 DESCRIPTION = "Proxy for managing TTL for the kubeadm-certs secret"
@@ -120,7 +118,7 @@ def plan(ctx: Context, target: Target) -> Iterator[Step]:
 def _hand_over_key(ctx: Context, key: Secret, key_hex: str, given: bool) -> None:
     """The key goes to show-join-command's control-plane line; these lines stand in for it when that
     phase does not run (it takes them out)."""
-    ctx.shared[KEY] = key
+    ctx.shared[CERT_KEY] = key
     lines = (
         ["The certificates are stored under the --certificate-key given (for 2 h)."]
         if given
@@ -130,7 +128,7 @@ def _hand_over_key(ctx: Context, key: Secret, key_hex: str, given: bool) -> None
             "Keep it secret: it decrypts the cluster's CA keys.",
         ]
     )
-    ctx.shared[KEY_LINES] = lines
+    ctx.shared[CERT_KEY_LINES] = lines
     ctx.shared.setdefault(HAND_OVER, []).extend(lines)
 
 

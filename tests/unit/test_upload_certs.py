@@ -118,18 +118,29 @@ def test_a_join_lines_token_may_get_the_secret_and_nothing_else(cluster):
 
 def test_a_fresh_key_is_handed_over_once_and_a_second_upload_replaces_data_and_owner(cluster):
     ctx, view, _ = upload(cluster)
-    key = str(ctx.shared[upload_certs.KEY].value)
+    key = str(ctx.shared[join.CERT_KEY].value)
     assert len(key) == 64 and opened(cluster, key)["sa.key"] == (cluster.root / "pki" / "sa.key").read_bytes()
     assert sum(key in line for line in ctx.shared[join.HAND_OVER]) == 1
     assert f"  --certificate-key {key}" in ctx.shared[join.HAND_OVER]
     assert key not in repr(view.events)
     first_owner = secret(cluster)["metadata"]["ownerReferences"][0]["name"]
     ctx2, _, _ = upload(cluster)
-    key2 = str(ctx2.shared[upload_certs.KEY].value)
+    key2 = str(ctx2.shared[join.CERT_KEY].value)
     assert key2 != key and opened(cluster, key2)["ca.key"] == (cluster.root / "pki" / "ca.key").read_bytes()
     with pytest.raises(sealed.WrongKey):
         opened(cluster, key)
     assert secret(cluster)["metadata"]["ownerReferences"][0]["name"] != first_owner
+
+
+def test_with_show_join_command_the_key_is_printed_once_as_the_control_plane_lines_certificate_key(cluster):
+    ctx, view, _ = upload(cluster, also=("show-join-command",))
+    key = str(ctx.shared[join.CERT_KEY].value)
+    lines = ctx.shared[join.HAND_OVER]
+    assert [line for line in lines if key in line] == [
+        next(line for line in lines if "--control-plane" in line and line.startswith("  kubeinit join "))
+    ]
+    assert lines[[i for i, line in enumerate(lines) if key in line][0]].endswith(f" --certificate-key {key}")
+    assert "not available yet" in lines[-1] and key not in repr(view.events)
 
 
 def test_an_external_ca_is_refused_in_one_sentence_and_nothing_is_written(cluster):
