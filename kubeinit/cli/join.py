@@ -39,7 +39,19 @@ JoinConfig = Annotated[
 ]
 
 
-def request(endpoint, token, pins, unsafe, discovery_file, tls_token, node_name, control_plane, config, cert_key=None):
+def request(
+    endpoint,
+    token,
+    pins,
+    unsafe,
+    discovery_file,
+    tls_token,
+    node_name,
+    control_plane,
+    config,
+    cert_key=None,
+    advertise=None,
+):
     from kubeinit.certs.sealed import key_of
     from kubeinit.kube import joining
     from kubeinit.redact import Secret
@@ -54,6 +66,7 @@ def request(endpoint, token, pins, unsafe, discovery_file, tls_token, node_name,
         node_name=node_name,
         control_plane=control_plane,
         certificate_key=key_of(cert_key) if cert_key else None,
+        advertise_address=advertise or "",
     )
     if config is not None:
         req = joining.from_config(str(config), req)
@@ -78,6 +91,17 @@ def local_spec(req):
     )
 
 
+def control_plane_spec(req):
+    """This host as a control plane joining the cluster, with the cluster's settings (its kubeadm-config)."""
+    from kubeinit.kube import cpjoin, joining
+    from kubeinit.localhost import default_address, local_hostname
+
+    settings = cpjoin.read(joining.trusted(req), req.bootstrap_token)
+    return cpjoin.control_plane_spec(
+        req, settings, req.node_name or local_hostname(), req.advertise_address or default_address()
+    )
+
+
 def join(
     api_server_endpoint: Annotated[
         str | None, typer.Argument(help="host:port of the API server.", show_default=False)
@@ -90,18 +114,27 @@ def join(
     node_name: NodeName = None,
     config: JoinConfig = None,
     control_plane: Annotated[
-        bool, typer.Option("--control-plane", help="Join as a control plane (not available yet).")
+        bool, typer.Option("--control-plane", help="Join as a control plane (with --certificate-key).")
     ] = False,
     certificate_key: Annotated[
         str | None,
         typer.Option(help="With --control-plane: the key that opens the kubeadm-certs Secret.", show_default=False),
+    ] = None,
+    apiserver_advertise_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --control-plane: this host's address for its API server and etcd (default: the default "
+            "route's interface).",
+            show_default=False,
+        ),
     ] = None,
     skip_phases: Skip = None,
     ignore_preflight_errors: Ignore = None,
     dry_run: DryRun = False,
 ):
     """Join this host to a cluster as a worker (kubeadm join's phases): discovery, bootstrap-kubelet.conf,
-    the kubelet, and the wait for its TLS bootstrap and Node."""
+    the kubelet, and the wait for its TLS bootstrap and Node; with --control-plane also the shared
+    certificates from the kubeadm-certs Secret, its own certificates, kubeconfigs, static pods and etcd member."""
     from kubeinit.phases.join import REQUEST
     from kubeinit.runner import Run, run_workflow, skip_hint
 
@@ -116,6 +149,7 @@ def join(
         control_plane,
         config,
         certificate_key,
+        apiserver_advertise_address,
     )
     req.check()
     if dry_run:  # one look at the cluster, not kubeadm's 5 minutes of asking again
@@ -126,7 +160,7 @@ def join(
     run_workflow(
         Run(
             "join",
-            local_spec(req),
+            control_plane_spec(req) if req.control_plane else local_spec(req),
             phases,
             lambda _p: "kubeinit join again with the same flags (a re-run skips what is done)",
             skip_hint,

@@ -40,6 +40,7 @@ class JoinRequest:
     node_name: str | None = None
     control_plane: bool = False
     certificate_key: Secret | None = None  # --certificate-key: opens the kubeadm-certs Secret (upload-certs)
+    advertise_address: str = ""  # --apiserver-advertise-address (default: the default route's interface)
     discovery_timeout: float = discovery.TIMEOUT
     kubelet_extra_args: dict[str, str] = field(default_factory=dict)
 
@@ -50,10 +51,10 @@ class JoinRequest:
 
     def check(self) -> None:
         """kubeadm's validation of the discovery options: exactly one way to find the cluster."""
-        if self.control_plane:  # download-certs is built (the kubeadm-certs Secret); etcd's join is not
-            raise NotAvailableYet(
-                "kubeinit join --control-plane (adding its etcd member outside `kubeinit up`)",
-                "join workers now; more control planes come with `kubeinit up`",
+        if self.control_plane and self.certificate_key is None:  # the shared CAs come from the kubeadm-certs Secret
+            raise UserError(
+                "join --control-plane needs --certificate-key (the key `kubeinit init phase upload-certs "
+                "--upload-certs` printed)"
             )
         if self.discovery_file:
             if self.endpoint or self.pins:
@@ -98,7 +99,9 @@ def from_config(path: str, given: JoinRequest) -> JoinRequest:
         seconds = parse_duration(str(timeout), "timeouts.discovery").total_seconds()
     token = given.token or (Secret(bt["token"]) if bt.get("token") else None)
     tls = given.tls_bootstrap_token or (Secret(d["tlsBootstrapToken"]) if d.get("tlsBootstrapToken") else None)
-    cp_key = (j.get("controlPlane") or {}).get("certificateKey")
+    cp = j.get("controlPlane") or {}
+    cp_key = cp.get("certificateKey")
+    advertise = (cp.get("localAPIEndpoint") or {}).get("advertiseAddress") or ""
     return JoinRequest(
         endpoint=given.endpoint or bt.get("apiServerEndpoint", ""),
         token=token,
@@ -109,6 +112,7 @@ def from_config(path: str, given: JoinRequest) -> JoinRequest:
         node_name=given.node_name or nr.get("name"),
         control_plane=given.control_plane or "controlPlane" in j,
         certificate_key=given.certificate_key or (Secret(str(cp_key)) if cp_key else None),
+        advertise_address=given.advertise_address or str(advertise),
         discovery_timeout=seconds,
         kubelet_extra_args={**extra, **given.kubelet_extra_args},
     )

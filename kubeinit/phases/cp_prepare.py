@@ -10,7 +10,8 @@ control-plane    the static pod manifests of kube-apiserver, kube-controller-man
 
 Each is init's phase of the same name applied to this host, so a re-run only skips. `kubeinit join
 --control-plane --certificate-key` fetches the shared certificates from the kubeadm-certs Secret instead
-(kube/copycerts.py), with the join's bootstrap token; the rest of that join (its etcd member) is not built yet.
+(kube/copycerts.py), with the join's bootstrap token; a host holding them all, with the CA discovery
+trusted, only skips (the Secret lives 2 h: a re-run later still converges).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kubeinit.kube.joining import JoinRequest
 from kubeinit.phases import PhaseImpl, certs, control_plane, kubeconfig
 from kubeinit.phases.join import REQUEST
 from kubeinit.redact import Secret, reveal
-from kubeinit.steps import Notice, Step
+from kubeinit.steps import Notice, Skip, Step
 
 # kubeadm's copycerts list (cmd/kubeadm/app/phases/copycerts), relative to the cert dir, with its modes
 SHARED = {
@@ -75,6 +76,9 @@ def _shared_paths(ctx: Context) -> dict[str, str]:
 def plan_download_certs(ctx: Context, target: Target) -> Iterator[Step]:
     paths = _shared_paths(ctx)
     if REQUEST in ctx.shared:  # `kubeinit join --control-plane`: from the kubeadm-certs Secret
+        if _has_them(ctx, target, ctx.shared[REQUEST]):
+            yield Skip("this host has the shared CAs and keys, with the cluster's CA")
+            return
         got = _from_secret(ctx, ctx.shared[REQUEST])
         if isinstance(got, Unknown):
             yield Notice(f"the kubeadm-certs Secret cannot be read yet ({got.error}): the shared files are not shown")
@@ -107,6 +111,15 @@ def plan_download_certs(ctx: Context, target: Target) -> Iterator[Step]:
         mode = SHARED[rel]
         content = Secret(data) if mode == pki.KEY_MODE else data
         yield from ensure_file(target, path, content, mode, f"{rel}, shared, {where}")
+
+
+def _has_them(ctx: Context, target: Target, req: JoinRequest) -> bool:
+    paths = _shared_paths(ctx)
+    have = target.facts.file(paths["ca.crt"])
+    if have is None or any(target.facts.file(p) is None for p in paths.values()):
+        return False
+    cluster = ctx.learn(lambda: joining.trusted(req), lambda e: isinstance(e, (Unreachable, DiscoveryFailed)))
+    return not isinstance(cluster, Unknown) and have.sha256 == hashlib.sha256(cluster.ca_pem).hexdigest()
 
 
 def _from_secret(ctx: Context, req: JoinRequest) -> dict[str, bytes | None] | Unknown:

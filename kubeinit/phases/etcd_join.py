@@ -8,7 +8,7 @@ etcd                etcd installed and its unit written (etcd/local's plan), the
                     Serial: etcd refuses a member that would leave its cluster without a quorum of
                     started members, so each joins once the one before it is up.
 mark-control-plane  this host's API server answers /readyz; then kubeadm's labels and taint on its Node,
-                    read through the first control plane.
+                    read through the first control plane (`kubeinit join`: through this host's admin.conf).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from kubeinit.kube import objects
 from kubeinit.kube.client import ApiError, Unreachable
 from kubeinit.phases import PhaseImpl, cluster_api, etcd
 from kubeinit.phases.cp_prepare import first_target
+from kubeinit.phases.join import REQUEST
 from kubeinit.steps import ApiCall, Run, Skip, Step
 
 ADD_TRIES = 30  # 2 s apart: the member before this one may still be publishing that it started
@@ -80,7 +81,8 @@ def plan_mark(ctx: Context, target: Target) -> Iterator[Step]:
         watch="kubelet",
         note=f"this host's API server answers /readyz (up to {cluster_api.READY_SECONDS} s)",
     )
-    first = first_target(ctx)
+    # `kubeinit join`: this host's own admin.conf (its API server answers); `up`: the first control plane's
+    first = target if REQUEST in ctx.shared else first_target(ctx)
     wanted = {**NODE_KIND, "metadata": {"name": target.host.name}}
     node = ctx.learn(lambda: objects.get(ctx.kube(first), wanted), lambda e: isinstance(e, (Unreachable, ApiError)))
     labels, taints = cluster_api.CONTROL_PLANE_LABELS, cluster_api.CONTROL_PLANE_TAINTS

@@ -165,14 +165,16 @@ def plan_show_join_command(ctx: Context, target: Target) -> Iterator[Step]:
     lines.extend(["To join a worker, run this on it as root:", f"  {line}"])
     key = ctx.shared.get(CERT_KEY)
     if key is None:
-        lines.append("Joining more control planes (--control-plane) is not available yet.")
+        lines.append(
+            "To join a control plane, upload the certificates first (`kubeinit init phase upload-certs "
+            "--upload-certs` prints the line with its --certificate-key)."
+        )
     else:  # the key is printed once: in the control-plane line, instead of upload-certs' own lines
         lines[:] = [x for x in lines if x not in ctx.shared.get(CERT_KEY_LINES, [])]
         lines.extend(
             [
-                "A control plane would join with this line (keep the key secret: it opens the CA keys, for 2 h):",
+                "To join a control plane, run this on it as root (keep the key secret: it opens the CA keys, for 2 h):",
                 f"  {line} --control-plane --certificate-key {str(reveal(key))}",
-                "but `kubeinit join --control-plane` is not available yet (its etcd member): `kubeinit up` joins them.",
             ]
         )
     yield Notice("the join command is printed at the end of the run")

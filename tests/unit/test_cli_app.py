@@ -198,7 +198,7 @@ def test_join_flags_are_checked_before_anything_is_asked():
     plain = _kubeinit("join", "--dry-run")
     assert plain.returncode == 2 and "host:port" in plain.stderr
     cp = _kubeinit("join", "10.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--control-plane")
-    assert cp.returncode == 1 and "not available yet" in cp.stderr
+    assert cp.returncode == 2 and "--certificate-key" in cp.stderr
 
 
 def test_the_managed_table_lists_what_the_managed_modules_define():

@@ -21,7 +21,7 @@ from kubeinit.certs import pin
 from kubeinit.cli.join import local_spec
 from kubeinit.connection import LocalConnection
 from kubeinit.context import Context, Options, Target
-from kubeinit.errors import NotAvailableYet, UserError
+from kubeinit.errors import UserError
 from kubeinit.kube import joining, tlsbootstrap
 from kubeinit.kube.discovery import DiscoveryFailed
 from kubeinit.phases import finalize, join, kubelet
@@ -149,8 +149,8 @@ def test_the_join_request_is_checked_before_anything_is_asked():
         joining.JoinRequest(token=Secret(TOKEN)).check()
     with pytest.raises(UserError, match="cannot be mixed"):
         joining.JoinRequest(endpoint="a:1", discovery_file="/x", token=Secret(TOKEN)).check()
-    with pytest.raises(NotAvailableYet):
-        joining.JoinRequest(endpoint="a:1", token=Secret(TOKEN), control_plane=True).check()
+    with pytest.raises(UserError, match="needs --certificate-key"):
+        joining.JoinRequest(endpoint="a:1", token=Secret(TOKEN), pins=("sha256:x",), control_plane=True).check()
     with pytest.raises(UserError):
         joining.JoinRequest(endpoint="a:1", token=Secret("not-a-token")).check()
 
@@ -264,7 +264,7 @@ def test_show_join_command_makes_a_token_and_hands_the_line_over(published):
     line = ctx.shared[join.HAND_OVER][1]
     assert f"--token {token_id}." in line and f"--discovery-token-ca-cert-hash {pin.ca_pin(published.ca_pem)}" in line
     assert line.strip().startswith(f"kubeinit join 127.0.0.1:{published.api.port} ")
-    assert "not available yet" in ctx.shared[join.HAND_OVER][2]
+    assert "upload-certs --upload-certs" in ctx.shared[join.HAND_OVER][2]
 
 
 def up_phases_leaves():

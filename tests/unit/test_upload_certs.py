@@ -140,7 +140,7 @@ def test_with_show_join_command_the_key_is_printed_once_as_the_control_plane_lin
         next(line for line in lines if "--control-plane" in line and line.startswith("  kubeinit join "))
     ]
     assert lines[[i for i, line in enumerate(lines) if key in line][0]].endswith(f" --certificate-key {key}")
-    assert "not available yet" in lines[-1] and key not in repr(view.events)
+    assert lines[-2].startswith("To join a control plane, run this on it as root") and key not in repr(view.events)
 
 
 def test_an_external_ca_is_refused_in_one_sentence_and_nothing_is_written(cluster):
@@ -228,15 +228,9 @@ def test_a_wrong_key_an_expired_secret_and_no_key_are_one_sentence_each(publishe
         join_plan(published, "abcdef")
 
 
-def test_the_cli_takes_certificate_key_and_still_says_a_control_plane_join_is_not_available_yet(kubeinit_cli):
-    key = certificate_key()
+def test_the_cli_needs_a_well_formed_certificate_key_for_a_control_plane_before_anything_is_asked(kubeinit_cli):
     args = ["join", "10.0.0.1:6443", "--token", NODE_TOKEN, "--discovery-token-ca-cert-hash", "sha256:" + "0" * 64]
-    r = kubeinit_cli(*args, "--control-plane", "--certificate-key", key)
-    assert (
-        r.returncode == 1
-        and "adding its etcd member outside `kubeinit up`" in r.stderr
-        and "not available yet" in r.stderr
-    )
-    assert key not in r.stdout + r.stderr
+    r = kubeinit_cli(*args, "--control-plane")
+    assert r.returncode == 2 and "needs --certificate-key" in r.stderr
     bad = kubeinit_cli(*args, "--control-plane", "--certificate-key", "zz")
     assert bad.returncode == 2 and "64 hex characters" in bad.stderr
