@@ -14,6 +14,7 @@ init's show-join-command: a fresh token, and the worker's join line printed at t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -114,6 +115,10 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
         state = target.facts.get(UnitState("kubelet"))
         if state.active != "active" or state.enabled != "enabled":
             yield from _start_only()
+        nodes = _registered(ctx)
+        if isinstance(nodes, set) and target.host.name not in nodes:
+            # a run killed between the kubelet's bootstrap and its Node: wait for the Node, as the join would
+            yield _bootstrap_wait(conf, target)
         return
     resolved = target.facts.get(UnitState("systemd-resolved")).active == "active"
     m = _material(ctx)
@@ -127,7 +132,11 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
     yield from ensure_file(target, kubelet.bootstrap_kubeconfig(ctx), Secret(boot), 0o600, "bootstrap-kubelet.conf")
     config = joining.for_this_node(m.kubelet_config or kubelet.config_yaml(ctx, False), resolved)
     yield from kubelet.plan_kubelet_start(ctx, target, config)
-    yield ApiCall(
+    yield _bootstrap_wait(conf, target)
+
+
+def _bootstrap_wait(conf: str, target: Target) -> ApiCall:
+    return ApiCall(
         tlsbootstrap.VERB,
         conf,
         {"node": target.host.name},
@@ -135,6 +144,26 @@ def plan_kubelet_start(ctx: Context, target: Target) -> Iterator[Step]:
         timeout=tlsbootstrap.TIMEOUT,
         watch="kubelet",
     )
+
+
+_NODES = threading.Lock()
+
+
+def _registered(ctx: Context) -> set[str] | Unknown | None:
+    """The Nodes' names, read once per `up` through the first control plane (Unknown while a dry
+    run cannot ask it); None for `kubeinit join` on the node itself, where no control plane is a
+    target of the run: there a kubelet.conf is taken as joined."""
+    first = next((t for t in ctx.targets if t.name == ctx.spec.first_control_plane.name), None)
+    if first is None or REQUEST in ctx.shared:
+        return None
+    with _NODES:
+        if "join-nodes" not in ctx.shared:
+            client = ctx.kube(first)
+            ctx.shared["join-nodes"] = ctx.learn(
+                lambda: {n["metadata"]["name"] for n in client.list("/api/v1/nodes").get("items") or []},
+                lambda e: isinstance(e, (Unreachable, ApiError)),
+            )
+        return ctx.shared["join-nodes"]
 
 
 def _start_only() -> Iterator[Step]:

@@ -225,14 +225,14 @@ def test_finalize_points_kubelet_conf_at_the_rotated_certificate():
 # --- up's join/bootstrap-token and init's show-join-command, applied to the double ------------
 
 
-def two_hosts(published, joined: bool = False):
+def two_hosts(published, joined: bool = False, kubelet_state=("inactive", "disabled")):
     hosts = [
         {"name": "cp-1", "address": "127.0.0.1", "role": "control-plane"},
         {"name": "w1", "address": "127.0.0.2", "role": "worker"},
     ]
     spec = specmod.from_dict(cluster_file(published, hosts=hosts))
     done = {str(published.root / "kubelet.conf"): (scripted.sha("kc"), 0o600)} if joined else {}
-    host = ScriptedHost(done, hostname="w1")
+    host = ScriptedHost(done, hostname="w1", kubelet_state=kubelet_state)
     cp = Target(spec.hosts[0], lambda h: LocalConnection(h.name))
     w = Target(spec.hosts[1], lambda h: host, facts=FactsStub(host.typed(), conn=host))
     return Context(spec, [cp, w], Options())
@@ -254,6 +254,21 @@ def test_up_makes_one_short_lived_token_only_while_a_worker_has_to_join(publishe
     joined = two_hosts(published, joined=True)
     summary = execute(joined, [p for p in up_phases_leaves() if p.path == "join/bootstrap-token"], View())
     assert summary.total_changed == 0 and secrets(published) == [name], "a converged cluster only skips"
+
+
+def test_up_waits_for_the_node_of_a_host_killed_between_its_bootstrap_and_its_node(published):
+    # kubeinit killed while the kubelet restarted: kubelet.conf is there, the Node is not yet
+    def plan_w1():
+        ctx = two_hosts(published, joined=True, kubelet_state=("active", "enabled"))
+        w = ctx.targets[1]
+        w.facts.gather(join.KUBELET_START.facts(ctx, w))
+        return list(join.plan_kubelet_start(ctx, w))
+
+    steps = plan_w1()
+    waits = [s for s in steps if isinstance(s, ApiCall) and s.verb == tlsbootstrap.VERB]
+    assert len(waits) == 1 and waits[0].body == {"node": "w1"}, steps
+    published.api.objects[("nodes", "", "w1")] = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"}}
+    assert all(isinstance(s, Skip) for s in plan_w1()), "registered: only skips"
 
 
 def test_show_join_command_makes_a_token_and_hands_the_line_over(published):
