@@ -5,7 +5,7 @@ and $KUBEINIT_REAL_K8S (real binaries: shared/tools/build-real-k8s.sh).
 
     KUBEINIT_REAL_K8S=/var/cache/kubeinit-tests/k8s-1.20.2/bin python benchmarks/up_cluster.py
 
-The cluster is tests/machines/test_cluster.py's, written by its ClusterWork (v1.20.2 binaries
+The cluster is tests/machines/test_cluster.py's, written by cluster_lab's ClusterWork (v1.20.2 binaries
 standing in for kubernetesVersion v1.31.4, networking.cni: bridge, images from the bundle).
 Artifacts and images are downloaded and verified into kubeinit's local cache first (timed apart),
 so the figures are the hosts' work. Each phase's time is the one `up` prints in its summary
@@ -41,7 +41,7 @@ def main() -> None:
     if why := mlib.preflight() or realk8s.skip_reason():
         print(f"skipped: {why}")
         return
-    from test_cluster import POD_SUBNET, ClusterWork
+    from cluster_lab import POD_SUBNET, ClusterWork
     from up_real import _warm_cache
 
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as after `pip install`: bytecode cached

@@ -91,20 +91,27 @@ def get(client: Client, obj: dict) -> dict | None:
         raise
 
 
+def existing_or_create(client: Client, obj: dict) -> dict | None:
+    """The cluster's copy of `obj`, or None once this call has created `obj`."""
+    have = get(client, obj)
+    if have is not None:
+        return have
+    try:
+        client.create(collection(obj), obj)
+        return None
+    except ApiError as e:
+        if e.reason != "AlreadyExists":  # made meanwhile (another run): that one is the cluster's copy
+            raise
+        have = get(client, obj)
+        if have is None:  # and deleted again since: the conflict stands
+            raise
+        return have
+
+
 def apply(client: Client, obj: dict) -> None:
     """Make the cluster hold `obj`'s fields: create it, or replace it keeping what others added."""
-    have = get(client, obj)
-    if have is None:
-        try:
-            client.create(collection(obj), obj)
-            return
-        except ApiError as e:
-            if e.reason != "AlreadyExists":  # made meanwhile (another run): compare with that one
-                raise
-            have = get(client, obj)
-            if have is None:  # and deleted again since: the conflict stands
-                raise
-    if matches(have, obj):
+    have = existing_or_create(client, obj)
+    if have is None or matches(have, obj):
         return
     new = {**have, **{k: v for k, v in obj.items() if k != "metadata"}}
     meta = dict(have["metadata"])
@@ -133,17 +140,9 @@ def apply_owned(client: Client, obj: dict, owner_path: str) -> None:
         "blockOwnerDeletion": True,
     }
     want = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [ref]}}
-    have = get(client, want)
+    have = existing_or_create(client, want)
     if have is None:
-        try:
-            client.create(collection(want), want)
-            return
-        except ApiError as e:
-            if e.reason != "AlreadyExists":
-                raise
-            have = get(client, want)
-            if have is None:
-                raise
+        return
     body = {**have, **{k: v for k, v in want.items() if k != "metadata"}}
     body["metadata"] = {**have["metadata"], "ownerReferences": [ref]}
     client.replace(item(want), body)

@@ -13,125 +13,39 @@ Skipped, with the reason, without $KUBEINIT_REAL_K8S.
 
 from __future__ import annotations
 
-import concurrent.futures
 import ipaddress
 import json
 import re
 import subprocess
-import time
-from pathlib import Path
 
-import machines as mlib
 import pytest
-import realk8s
 import yaml
-from image import ssh_key
-from test_up import ROOT, Workdir
+from cluster_lab import (
+    POD_SUBNET,
+    READY_TIMEOUT,
+    SERVICE_SUBNET,
+    UP_TIMEOUT,
+    ClusterWork,
+    fresh_machines,
+    kubectl,
+    pod,
+    real_workdir,
+    until,
+    wait_nodes_ready,
+    write_kubeconfig,
+)
 
 pytestmark = pytest.mark.machines
-
-POD_SUBNET = "10.244.0.0/16"
-SERVICE_SUBNET = "10.96.0.0/12"
-BUSYBOX = "docker.io/library/kubeinit-busybox:1"
-READY_TIMEOUT = 180
-UP_TIMEOUT = 1200
 
 
 @pytest.fixture(scope="module")
 def machines(machine_image, machine_network):
-    """Three fresh machines whose egress guard lets the pod range through (pod-to-pod traffic
-    crosses the machines' uplink with pod addresses)."""
-    ms = mlib.up(3, machine_network, machine_image, allow=(POD_SUBNET,), kubelet_host=True)
-    try:
-        yield ms
-    finally:
-        with concurrent.futures.ThreadPoolExecutor(len(ms)) as pool:
-            list(pool.map(lambda m: m.destroy(), ms))
-
-
-class ClusterWork(Workdir):
-    """1 control plane + 2 workers, all as root, with the real binaries and the image bundle."""
-
-    real_root = ""
-
-    def write_spec(self, mirror: str, file: Path | None = None, **_) -> Path:
-        m = realk8s.manifest(Path(self.real_root))
-        pins = {name: f["sha256"] for name, f in m["files"].items()}
-        kube, v, key = m["version"], self.versions, str(ssh_key())
-        roles = ("control-plane", "worker", "worker")
-        spec = {
-            "apiVersion": "kubeinit.dev/v1alpha1",
-            "kind": "Cluster",
-            "name": "whole",
-            "kubernetesVersion": m["stands_for"],
-            "networking": {"serviceSubnet": SERVICE_SUBNET, "podSubnet": POD_SUBNET, "cni": "bridge"},
-            "hosts": [
-                {"name": h.name, "address": h.ip, "role": r, "ssh": {"user": "root", "key": key}}
-                for h, r in zip(self.machines, roles, strict=True)
-            ],
-            "runtime": {"containerd": {"restrictOOMScoreAdj": True}},  # no CAP_SYS_RESOURCE in a machine
-            # what the 1.20 components need, as a user would give it
-            "components": {
-                "kubelet": {"extraArgs": {"container-runtime": "remote"}},
-                "controllerManager": {"extraArgs": {"port": "0"}},
-                "scheduler": {"extraArgs": {"port": "0"}},
-            },
-            # nf_conntrack_max is host-wide, read-only in a machine: leave it alone (as on LXC)
-            "proxy": {"config": {"conntrack": {"maxPerCore": 0}}},
-            "artifacts": self.pinned(
-                {
-                    "mirror": mirror,
-                    "containerd": {"version": v["containerd"]},
-                    "runc": {"version": v["runc"]},
-                    "cni-plugins": {"version": v["cni_plugins"]},
-                    "crictl": {"enabled": False},  # the mirror has none
-                    "etcd": {"version": v["etcd"]},
-                    "kubelet": {"version": kube, "sha256": pins["kubelet"]},
-                    "kubectl": {"version": kube, "sha256": pins["kubectl"]},
-                    "images": [
-                        {"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]
-                    ],
-                }
-            ),
-        }
-        path = file or self.file
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        return path
+    yield from fresh_machines(machine_image, machine_network, 3)
 
 
 @pytest.fixture(scope="module")
 def work(machines, real_k8s_mirror, tmp_path_factory) -> ClusterWork:
-    ClusterWork.real_root = str(real_k8s_mirror.root)
-    w = ClusterWork(tmp_path_factory.mktemp("cluster"), machines, real_k8s_mirror.url, real_k8s_mirror.versions)
-    w.trust_all()
-    return w
-
-
-def kubectl(work: ClusterWork, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """The real kubectl on this host, with the admin kubeconfig `kubeinit kubeconfig -f` wrote."""
-    r = subprocess.run(
-        [str(realk8s.binaries() / "kubectl"), "--kubeconfig", str(work.root / "kubeconfig"), *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        input=stdin,
-        check=False,
-    )
-    if check:
-        assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}"
-    return r
-
-
-def until(what: str, probe, timeout: float, every: float = 3.0):
-    """probe()'s first truthy answer within `timeout` seconds; else fail with its last one."""
-    deadline, last = time.monotonic() + timeout, None
-    while True:
-        last = probe()
-        if last or time.monotonic() > deadline:
-            break
-        time.sleep(every)
-    assert last, f"{what}: not within {timeout:.0f} s (last: {last!r})"
-    return last
+    return real_workdir(ClusterWork, "cluster", machines, real_k8s_mirror, tmp_path_factory)
 
 
 def phase_times(log: str) -> dict[str, int]:
@@ -168,37 +82,9 @@ def test_up_brings_up_the_whole_cluster(work, machines):
 
 
 def test_the_admin_kubeconfig_sees_three_nodes_ready(work, machines):
-    r = subprocess.run(
-        [
-            *work.argv()[:3],
-            "kubeconfig",
-            "-f",
-            str(work.file),
-            "--known-hosts",
-            str(work.known_hosts),
-            "--kubeconfig",
-            str(work.root / "kubeconfig"),
-        ],
-        capture_output=True,
-        text=True,
-        env=work.env(),
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    r = write_kubeconfig(work)
     assert r.returncode == 0, r.stdout + r.stderr
-
-    def ready() -> dict[str, str] | None:
-        items = json.loads(kubectl(work, "get", "nodes", "-o", "json").stdout)["items"]
-        state = {
-            n["metadata"]["name"]: next(
-                (c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"), "?"
-            )
-            for n in items
-        }
-        return state if state == {m.name: "True" for m in machines} else None
-
-    until("3 nodes Ready", ready, READY_TIMEOUT)
+    wait_nodes_ready(work, machines, "3 nodes Ready")
     table = kubectl(work, "get", "nodes", "-o", "wide").stdout
     for m in machines:
         assert re.search(rf"^{m.name}\s+Ready\s", table, re.MULTILINE), table
@@ -222,21 +108,6 @@ def test_kube_proxy_runs_on_every_node(work, machines):
         60,
     )
     assert "default/kubernetes:https" in rules, rules
-
-
-def pod(name: str, node: str, command: str, labels: dict[str, str]) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": labels},
-        "spec": {
-            "nodeSelector": {"kubernetes.io/hostname": node},
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never", "command": ["sh", "-c", command]}
-            ],
-        },
-    }
 
 
 SERVE = "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"

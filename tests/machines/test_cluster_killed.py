@@ -10,21 +10,15 @@ Skipped, with the reason, without $KUBEINIT_REAL_K8S.
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
 
 import pytest
+from cluster_lab import UP_TIMEOUT, ClusterWork, wait_nodes_ready, write_kubeconfig
 from test_cluster import (  # machines, work: this module's own fixtures (fresh machines, its workdir)
-    READY_TIMEOUT,
-    UP_TIMEOUT,
-    ClusterWork,
-    kubectl,
     machines,  # noqa: F401
-    until,
     work,  # noqa: F401
 )
-from test_up import ROOT, run_until, stderr_lines
+from test_up import run_until, stderr_lines
 
 pytestmark = pytest.mark.machines
 
@@ -45,29 +39,9 @@ def test_up_killed_during_join_then_rerun_converges(work: ClusterWork, machines)
     assert "[join/kubelet-start]" in r.stdout, r.stdout
     assert "✓ 3 of 3 nodes Ready" in r.stdout, r.stdout
 
-    write = [*work.argv()[:3], "kubeconfig", "-f", str(work.file), "--known-hosts", str(work.known_hosts)]
-    got = subprocess.run(
-        [*write, "--kubeconfig", str(work.root / "kubeconfig")],
-        capture_output=True,
-        text=True,
-        env=work.env(),
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    got = write_kubeconfig(work)
     assert got.returncode == 0, got.stdout + got.stderr
-
-    def ready() -> dict[str, str] | None:
-        items = json.loads(kubectl(work, "get", "nodes", "-o", "json").stdout)["items"]
-        state = {
-            n["metadata"]["name"]: next(
-                (c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"), "?"
-            )
-            for n in items
-        }
-        return state if state == {m.name: "True" for m in machines} else None
-
-    until("3 nodes Ready after the re-run", ready, READY_TIMEOUT)
+    wait_nodes_ready(work, machines, "3 nodes Ready after the re-run")
     for m in machines:
         assert m.ssh("systemctl is-active kubelet").out.strip() == "active", m.name
 

@@ -195,7 +195,8 @@ RESET_GONE = [
 ALL_BUILT = "preflight,runtime,certs,kubeconfig,etcd,control-plane"
 
 
-def reset(work, *args: str):
+def reset(work, *args: str, home: Path | None = None, timeout: float = 300):
+    """`kubeinit reset -f` of the workdir's cluster file, with its KUBEINIT_HOME (or `home`)."""
     import subprocess
     import sys
 
@@ -215,8 +216,8 @@ def reset(work, *args: str):
         ],
         capture_output=True,
         text=True,
-        env=work.env(),
-        timeout=300,
+        env=work.env(home),
+        timeout=timeout,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
     )

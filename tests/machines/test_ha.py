@@ -1,5 +1,5 @@
 """`kubeinit up -f` with three control planes: an HA control plane in one run, on real Debian
-machines with the REAL Kubernetes components (test_cluster.py's setup: $KUBEINIT_REAL_K8S's
+machines with the REAL Kubernetes components (cluster_lab.py's ClusterWork: $KUBEINIT_REAL_K8S's
 v1.20.2 standing in for the cluster's kubernetesVersion, the image bundle, `networking.cni: bridge`).
 
 The first control plane makes the CAs; up copies the shared ones to the other two over SSH, which
@@ -12,16 +12,21 @@ cluster. Skipped, with the reason, without $KUBEINIT_REAL_K8S.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import subprocess
 from pathlib import Path
 
-import machines as mlib
 import pytest
 import yaml
-from test_cluster import POD_SUBNET, READY_TIMEOUT, UP_TIMEOUT, ClusterWork, kubectl, until
-from test_up import ROOT
+from cluster_lab import (
+    UP_TIMEOUT,
+    ClusterWork,
+    fresh_machines,
+    kubectl,
+    kubeinit_here,
+    real_workdir,
+    wait_nodes_ready,
+    write_kubeconfig,
+)
 
 pytestmark = pytest.mark.machines
 
@@ -30,12 +35,7 @@ PKI = "/etc/kubernetes/pki"
 
 @pytest.fixture(scope="module")
 def machines(machine_image, machine_network):
-    ms = mlib.up(3, machine_network, machine_image, allow=(POD_SUBNET,), kubelet_host=True)
-    try:
-        yield ms
-    finally:
-        with concurrent.futures.ThreadPoolExecutor(len(ms)) as pool:
-            list(pool.map(lambda m: m.destroy(), ms))
+    yield from fresh_machines(machine_image, machine_network, 3)
 
 
 class HAWork(ClusterWork):
@@ -59,24 +59,10 @@ class HAWork(ClusterWork):
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
         return path
 
-    def kubeinit(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*self.argv()[:3], *args],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=timeout,
-            cwd=ROOT,
-            check=False,
-        )
-
 
 @pytest.fixture(scope="module")
 def work(machines, real_k8s_mirror, tmp_path_factory) -> HAWork:
-    HAWork.real_root = str(real_k8s_mirror.root)
-    w = HAWork(tmp_path_factory.mktemp("ha"), machines, real_k8s_mirror.url, real_k8s_mirror.versions)
-    w.trust_all()
-    return w
+    return real_workdir(HAWork, "ha", machines, real_k8s_mirror, tmp_path_factory)
 
 
 def etcdctl(machine, endpoints: list[str], *args: str, check: bool = True):
@@ -130,15 +116,7 @@ def test_etcd_has_three_members_healthy_over_tls(work, machines):
 
 
 def test_each_api_server_answers_readyz(work, machines):
-    r = work.kubeinit(
-        "kubeconfig",
-        "-f",
-        str(work.file),
-        "--known-hosts",
-        str(work.known_hosts),
-        "--kubeconfig",
-        str(work.root / "kc"),
-    )
+    r = write_kubeconfig(work, work.root / "kc")
     assert r.returncode == 0, r.stdout + r.stderr
     (work.root / "kubeconfig").write_bytes((work.root / "kc").read_bytes())
     for m in machines:
@@ -148,17 +126,7 @@ def test_each_api_server_answers_readyz(work, machines):
 
 
 def test_three_control_plane_nodes_ready(work, machines):
-    def ready():
-        items = json.loads(kubectl(work, "get", "nodes", "-o", "json").stdout)["items"]
-        state = {
-            n["metadata"]["name"]: next(
-                (c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"), "?"
-            )
-            for n in items
-        }
-        return items if state == {m.name: "True" for m in machines} else None
-
-    for node in until("3 nodes Ready", ready, READY_TIMEOUT):
+    for node in wait_nodes_ready(work, machines, "3 nodes Ready"):
         assert "node-role.kubernetes.io/control-plane" in node["metadata"]["labels"], node["metadata"]
         assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in node["spec"]["taints"]
 
@@ -171,7 +139,9 @@ def test_a_second_up_only_skips(work):
 
 def test_reset_of_the_third_leaves_two_members_and_a_working_cluster(work, machines):
     third = machines[2]
-    r = work.kubeinit("reset", "-f", str(work.only(2)), "--yes", "--known-hosts", str(work.known_hosts))
+    r = kubeinit_here(
+        work, "reset", "-f", str(work.only(2)), "--yes", "--known-hosts", str(work.known_hosts), timeout=300
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "remove-etcd-member" in r.stdout, r.stdout
     assert sorted(members(machines[0])) == sorted(m.name for m in machines[:2])

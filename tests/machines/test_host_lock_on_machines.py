@@ -14,13 +14,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from test_etcd import EtcdWork
+from test_etcd import reset as reset_run
 from test_up import OUTPUTS, ROOT
 
 pytestmark = pytest.mark.machines
@@ -123,24 +123,7 @@ def test_a_run_while_another_holds_the_host_is_refused_naming_it(work, machines,
             r"running\), then run this again",
             err[0],
         ), err[0]
-        reset = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kubeinit",
-                "reset",
-                "-f",
-                str(work.file),
-                "--yes",
-                "--known-hosts",
-                str(work.known_hosts),
-            ],
-            capture_output=True,
-            text=True,
-            env=work.env(second),
-            cwd=ROOT,
-            timeout=120,
-        )
+        reset = reset_run(work, "--yes", home=second, timeout=120)
         assert reset.returncode == 1 and re.search(
             rf"{m.name} is locked by " + holder_pattern(first, a.pid), reset.stderr
         ), reset.stdout + reset.stderr

@@ -14,27 +14,31 @@ Skipped, with the reason, without $KUBEINIT_REAL_K8S.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import machines as mlib
 import pytest
-import realk8s
 import yaml
-from image import ssh_key
-from test_up import ROOT, Workdir
+from cluster_lab import (
+    POD_SUBNET,
+    READY_TIMEOUT,
+    RealWorkdir,
+    fresh_machines,
+    kubectl,
+    nodes,
+    ready_states,
+    real_workdir,
+)
+from test_up import ROOT
 
 pytestmark = pytest.mark.machines
 
-POD_SUBNET = "10.244.0.0/16"
-READY_TIMEOUT = 180
 INSIDE = "/root/files"  # the cluster file and JoinConfiguration, inside the machines (not ./kubeinit: -m)
 JOIN_LINE = re.compile(r"kubeinit join (\S+) --token (\S+) --discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})")
 # what a failed join must not leave behind: kubeadm's files, the kubelet's config, the CNI config
@@ -61,67 +65,20 @@ def python_binds() -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def machines(machine_image, machine_network):
-    ms = mlib.up(2, machine_network, machine_image, allow=(POD_SUBNET,), kubelet_host=True, binds=python_binds())
-    try:
-        yield ms
-    finally:
-        with concurrent.futures.ThreadPoolExecutor(len(ms)) as pool:
-            list(pool.map(lambda m: m.destroy(), ms))
+    yield from fresh_machines(machine_image, machine_network, 2, binds=python_binds())
 
 
-class JoinWork(Workdir):
+class JoinWork(RealWorkdir):
     """A control plane and a worker, as root, with the real binaries and the image bundle."""
 
-    real_root = ""
-
     def write_spec(self, mirror: str, file: Path | None = None, **_) -> Path:
-        m = realk8s.manifest(Path(self.real_root))
-        pins = {name: f["sha256"] for name, f in m["files"].items()}
-        kube, v, key = m["version"], self.versions, str(ssh_key())
-        spec = {
-            "apiVersion": "kubeinit.dev/v1alpha1",
-            "kind": "Cluster",
-            "name": "joined",
-            "kubernetesVersion": m["stands_for"],
-            "networking": {"podSubnet": POD_SUBNET, "cni": "bridge"},
-            "hosts": [
-                {"name": h.name, "address": h.ip, "role": r, "ssh": {"user": "root", "key": key}}
-                for h, r in zip(self.machines, ("control-plane", "worker"), strict=True)
-            ],
-            "runtime": {"containerd": {"restrictOOMScoreAdj": True}},  # no CAP_SYS_RESOURCE in a machine
-            "components": {  # what the 1.20 components need, as a user would give it
-                "kubelet": {"extraArgs": {"container-runtime": "remote"}},
-                "controllerManager": {"extraArgs": {"port": "0"}},
-                "scheduler": {"extraArgs": {"port": "0"}},
-            },
-            "proxy": {"config": {"conntrack": {"maxPerCore": 0}}},  # nf_conntrack_max is read-only here
-            "artifacts": self.pinned(
-                {
-                    "mirror": mirror,
-                    "containerd": {"version": v["containerd"]},
-                    "runc": {"version": v["runc"]},
-                    "cni-plugins": {"version": v["cni_plugins"]},
-                    "crictl": {"enabled": False},  # the mirror has none
-                    "etcd": {"version": v["etcd"]},
-                    "kubelet": {"version": kube, "sha256": pins["kubelet"]},
-                    "kubectl": {"version": kube, "sha256": pins["kubectl"]},
-                    "images": [
-                        {"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]
-                    ],
-                }
-            ),
-        }
-        path = file or self.file
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        return path
+        networking = {"podSubnet": POD_SUBNET, "cni": "bridge"}
+        return self.write_cluster(mirror, file, "joined", ("control-plane", "worker"), networking)
 
 
 @pytest.fixture(scope="module")
 def work(machines, real_k8s_mirror, tmp_path_factory) -> JoinWork:
-    JoinWork.real_root = str(real_k8s_mirror.root)
-    w = JoinWork(tmp_path_factory.mktemp("join"), machines, real_k8s_mirror.url, real_k8s_mirror.versions)
-    w.trust_all()
-    return w
+    return real_workdir(JoinWork, "join", machines, real_k8s_mirror, tmp_path_factory)
 
 
 def kubeinit(m, args: str, timeout: float = 600) -> mlib.Result:
@@ -145,19 +102,6 @@ def join_config(discovery: str) -> str:
         },
         sort_keys=False,
     )
-
-
-def kubectl(work: JoinWork, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(
-        [str(realk8s.binaries() / "kubectl"), "--kubeconfig", str(work.root / "kubeconfig"), *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    if check:
-        assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}"
-    return r
 
 
 def one_error(r: mlib.Result) -> str:
@@ -231,13 +175,7 @@ def test_join_inside_the_second_machine_with_the_printed_line_gives_two_ready_no
 
     deadline, state = time.monotonic() + READY_TIMEOUT, {}
     while time.monotonic() < deadline:
-        items = json.loads(kubectl(work, "get", "nodes", "-o", "json").stdout)["items"]
-        state = {
-            n["metadata"]["name"]: next(
-                (c["status"] for c in n["status"].get("conditions", []) if c["type"] == "Ready"), "?"
-            )
-            for n in items
-        }
+        state = ready_states(nodes(work))
         if state == {cp.name: "True", w.name: "True"}:
             break
         time.sleep(3)
@@ -249,8 +187,8 @@ def test_join_inside_the_second_machine_with_the_printed_line_gives_two_ready_no
     table = kubectl(work, "get", "nodes").stdout
     assert re.search(rf"^{w.name}\s+Ready\s", table, re.MULTILINE), table
     # the worker's bridge has the podCIDR its Node was given, and a route to the control plane's pods
-    nodes = {n["metadata"]["name"]: n for n in json.loads(kubectl(work, "get", "nodes", "-o", "json").stdout)["items"]}
+    by_name = {n["metadata"]["name"]: n for n in nodes(work)}
     conflist = w.ssh("cat /etc/cni/net.d/10-kubeinit-bridge.conflist").out
-    assert nodes[w.name]["spec"]["podCIDR"] in conflist, conflist
+    assert by_name[w.name]["spec"]["podCIDR"] in conflist, conflist
     routes = w.ssh("ip -o route show proto 147").out
-    assert f"{nodes[cp.name]['spec']['podCIDR']} via {cp.ip}" in routes, routes
+    assert f"{by_name[cp.name]['spec']['podCIDR']} via {cp.ip}" in routes, routes

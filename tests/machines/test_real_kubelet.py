@@ -19,10 +19,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import cluster_lab
 import pytest
 import realk8s
 import yaml
-from test_up import ROOT, Workdir, errors
+from cluster_lab import RealWorkdir, components_for_1_20, real_workdir, write_kubeconfig
+from test_up import errors
 
 pytestmark = pytest.mark.machines
 
@@ -36,62 +38,30 @@ def machine_count() -> int:
     return 1
 
 
-class RealWork(Workdir):
+class RealWork(RealWorkdir):
     """One control plane with the real binaries and the image bundle, from the real mirror."""
 
     def write_spec(self, mirror: str, file: Path | None = None, containerd: dict | None = None, **_) -> Path:
         self.mirror = mirror
-        root = Path(self.real_root)
-        m = realk8s.manifest(root)
-        pins = {name: f["sha256"] for name, f in m["files"].items()}
-        kube = m["version"]
         return self.write_one_host(
             mirror,
             "real",
             file,
-            {
-                "kubelet": {"version": kube, "sha256": pins["kubelet"]},
-                "kubectl": {"version": kube, "sha256": pins["kubectl"]},
-                "etcd": {"version": self.versions["etcd"]},
-                "images": [
-                    {"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]
-                ],
-            },
-            kubernetesVersion=m["stands_for"],
+            {**self.real_artifacts(mirror), "etcd": {"version": self.versions["etcd"]}},
+            kubernetesVersion=self.manifest()["stands_for"],
             runtime={"containerd": containerd if containerd is not None else {"restrictOOMScoreAdj": True}},
-            # what kubelet/scheduler/controller-manager 1.20 need, as a user would give it
-            components={
-                "kubelet": {"extraArgs": {"container-runtime": "remote"}},
-                "controllerManager": {"extraArgs": {"port": "0"}},
-                "scheduler": {"extraArgs": {"port": "0"}},
-            },
+            components=components_for_1_20(),
         )
 
 
 @pytest.fixture(scope="module")
 def work(machines, real_k8s_mirror, tmp_path_factory) -> RealWork:
-    RealWork.real_root = str(real_k8s_mirror.root)
-    w = RealWork(tmp_path_factory.mktemp("real"), machines, real_k8s_mirror.url, real_k8s_mirror.versions)
-    w.trust_all()
-    return w
+    return real_workdir(RealWork, "real", machines, real_k8s_mirror, tmp_path_factory)
 
 
-def kubectl(work: RealWork, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def kubectl(work: RealWork, *args: str) -> subprocess.CompletedProcess:
     """The real kubectl on this host, with the kubeconfig `kubeinit kubeconfig -f` merged."""
-    return subprocess.run(
-        [
-            str(realk8s.binaries() / "kubectl"),
-            "--kubeconfig",
-            str(work.root / "kubeconfig"),
-            "--request-timeout",
-            "10s",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=check,
-    )
+    return cluster_lab.kubectl(work, "--request-timeout", "10s", *args)
 
 
 def main_pid(m, unit: str) -> str:
@@ -114,24 +84,7 @@ def test_up_runs_the_control_plane_on_the_real_kubelet(work, machines):
 
 def test_kubectl_with_the_users_kubeconfig_lists_the_control_plane_running(work, machines):
     m = machines[0]
-    r = subprocess.run(
-        [
-            *work.argv()[:3],
-            "kubeconfig",
-            "-f",
-            str(work.file),
-            "--known-hosts",
-            str(work.known_hosts),
-            "--kubeconfig",
-            str(work.root / "kubeconfig"),
-        ],
-        capture_output=True,
-        text=True,
-        env=work.env(),
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    r = write_kubeconfig(work)
     assert r.returncode == 0, r.stdout + r.stderr
     assert oct(os.stat(work.root / "kubeconfig").st_mode & 0o777) == "0o600"
     node = json.loads(kubectl(work, "get", "node", m.name, "-o", "json").stdout)

@@ -130,20 +130,21 @@ class FilesHost:
         pass
 
 
-def one_host_spec(artifacts: dict, version: str = "v1.32.5"):
-    """A cluster of one control-plane host with these artifact settings."""
+def one_host_spec(artifacts: dict | None = None, version: str = "v1.32.5", source: str | None = None, **fields):
+    """A cluster of one control-plane host with these artifact settings (none: no artifacts key)
+    and any other top-level fields of the cluster file."""
     from kubeinit import spec as specmod
 
-    return specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "t",
-            "kubernetesVersion": version,
-            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-            "artifacts": artifacts,
-        }
-    )
+    doc = {
+        "apiVersion": specmod.API_VERSION,
+        "kind": "Cluster",
+        "name": "t",
+        "kubernetesVersion": version,
+        "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
+        **({} if artifacts is None else {"artifacts": artifacts}),
+        **fields,
+    }
+    return specmod.from_dict(doc, source=source)
 
 
 def plan_phase(host, spec, impl, dry_run: bool = False, shared: dict | None = None) -> list:

@@ -56,17 +56,7 @@ def tarballs(tmp_path):
 
 def make(entries: list[dict], source: str | None = None) -> specmod.ClusterSpec:
     arts = {n: {"version": VERSIONS[n], "sha256": PINS[n]} for n in VERSIONS}
-    return specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "t",
-            "kubernetesVersion": "v1.32.5",
-            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-            "artifacts": {**arts, "images": entries},
-        },
-        source=source,
-    )
+    return scripted.one_host_spec({**arts, "images": entries}, source=source)
 
 
 def entry(name: str, path, **kw) -> dict:

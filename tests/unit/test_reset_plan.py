@@ -16,7 +16,6 @@ import scripted  # noqa: E402  (tests/unit is on sys.path)
 from factsstub import FactsStub
 from test_up_cli import cluster_file
 
-from kubeinit import spec as specmod
 from kubeinit import workflow
 from kubeinit.connection import LocalConnection, Result
 from kubeinit.context import Context, Options, Target
@@ -33,16 +32,7 @@ KUBECONFIGS = [f"/etc/kubernetes/{f}" for f in rs.KUBECONFIG_FILES]
 
 
 def make_spec(cert_dir: str = "/etc/kubernetes/pki"):
-    return specmod.from_dict(
-        {
-            "apiVersion": specmod.API_VERSION,
-            "kind": "Cluster",
-            "name": "t",
-            "kubernetesVersion": "v1.32.5",
-            "hosts": [{"name": "n1", "address": "10.0.0.1", "role": "control-plane"}],
-            "pki": {"certificatesDir": cert_dir},
-        }
-    )
+    return scripted.one_host_spec(pki={"certificatesDir": cert_dir})
 
 
 def typed(ctx: Context, s: State) -> dict:
