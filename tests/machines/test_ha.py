@@ -92,7 +92,7 @@ def test_dry_run_on_bare_machines_plans_every_join_and_changes_nothing(work, mac
     for i, m in enumerate(machines[1:], start=1):
         before = ", ".join(f"https://{x.ip}:2379" for x in machines[:i])
         assert f"add {m.name} to etcd as a member (through {before})" in r.stdout, r.stdout
-        assert f"ca.key, shared, from {machines[0].name}" in r.stdout, r.stdout
+        assert f"ca.key, shared, on {machines[0].name}" in r.stdout, r.stdout
     assert machines[1].ssh("test -e /etc/kubernetes/pki/ca.crt", check=False).rc != 0, "a dry run writes nothing"
 
 
