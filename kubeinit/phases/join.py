@@ -24,7 +24,7 @@ from kubeinit.errors import KubeinitError
 from kubeinit.facts import Unknown, files
 from kubeinit.facts.host import UnitState
 from kubeinit.kube import bootstraptoken as bt
-from kubeinit.kube import joining, tlsbootstrap
+from kubeinit.kube import joining, nodestate, tlsbootstrap
 from kubeinit.kube.client import ApiError, Unreachable
 from kubeinit.kube.discovery import DiscoveryFailed
 from kubeinit.phases import PhaseImpl, cluster_api, kubelet
@@ -160,7 +160,7 @@ def _registered(ctx: Context) -> set[str] | Unknown | None:
         if "join-nodes" not in ctx.shared:
             client = ctx.kube(first)
             ctx.shared["join-nodes"] = ctx.learn(
-                lambda: {n["metadata"]["name"] for n in client.list("/api/v1/nodes").get("items") or []},
+                lambda: {n.name for n in nodestate.read(client)},
                 lambda e: isinstance(e, (Unreachable, ApiError)),
             )
         return ctx.shared["join-nodes"]
