@@ -44,7 +44,12 @@ SCRIPT = (
     f'umask 077; d={STATE}; chmod 0700 "$d" 2>/dev/null || mkdir -p -m 0700 "$d" || exit 1; '
     "command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 3; }; "
     'exec 9>>"$d/run.lock" || exit 1; '
-    'if ! flock "$1" 9; then printf "BUSY %s\\n" "$(cat "$d/run.lock.holder" 2>/dev/null)"; exit 75; fi; '
+    # Refused: the holder writes its record just after it locks, so wait (2 s at most) for a record
+    # newer than the last release's stamp; an older one names a run that has finished.
+    'if ! flock "$1" 9; then n=0; while [ $n -lt 20 ]; do '
+    'set -- $(stat -c %.9Y "$d/run.lock.holder" "$d/run.lock" 2>/dev/null | tr -d .); '
+    '[ $# -eq 2 ] && [ "$1" -ge "$2" ] && [ -s "$d/run.lock.holder" ] && break; sleep 0.1; n=$((n+1)); done; '
+    'printf "BUSY %s\\n" "$(cat "$d/run.lock.holder" 2>/dev/null)"; exit 75; fi; '
     'printf "%s\\n" "$2" > "$d/run.lock.holder" || exit 1; '
     'set -- $(stat -c %.9Y "$d/run.lock.holder" "$d/run.lock"); echo "LOCKED $1 $2"; '
     'cat >/dev/null; touch "$d/run.lock"'
@@ -145,11 +150,7 @@ def _acquire_fd(conn, info: str, wait: float, since: float) -> HostLock:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
-                try:
-                    holder = Path(HOLDER).read_text(errors="replace")
-                except OSError:
-                    holder = ""
-                raise busy(conn.name, holder) from None
+                raise busy(conn.name, _current_holder()) from None
             time.sleep(0.1)
     stale = _recent(os.stat(LOCK).st_mtime, time.time(), since)  # the release time (a new file: now)
     hfd = os.open(HOLDER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -161,6 +162,20 @@ def _acquire_fd(conn, info: str, wait: float, since: float) -> HostLock:
         os.close(fd)
 
     return HostLock(release, stale)
+
+
+def _current_holder(patience: float = 2.0) -> str:
+    """The holder's record, once it is newer than the last release's stamp (as SCRIPT waits)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            record = Path(HOLDER).read_text(errors="replace")
+            if (record and os.stat(HOLDER).st_mtime_ns >= os.stat(LOCK).st_mtime_ns) or time.monotonic() >= deadline:
+                return record
+        except OSError:
+            if time.monotonic() >= deadline:
+                return ""
+        time.sleep(0.1)
 
 
 class Pending:

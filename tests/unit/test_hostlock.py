@@ -111,3 +111,44 @@ def test_facts_read_before_a_stale_lock_are_read_again():
     probes = [a for a in host.ran if ta.scripted.is_digests(a)]
     assert len(probes) == 2, "the probe is repeated once the lock is held"
     assert host.files["/etc/k/key"][0] == b"TOPSECRETKEYMATERIAL"
+
+
+def _hold_without_record(previous: str):
+    """A holder caught between taking the lock and writing its record: the record on disk is the
+    previous run's, older than that run's release stamp."""
+    import fcntl
+
+    os.makedirs(hostlock.STATE, mode=0o700, exist_ok=True)
+    with open(hostlock.HOLDER, "w") as f:
+        f.write(previous + "\n")
+    past = time.time() - 60
+    os.utime(hostlock.HOLDER, (past, past))
+    fd = os.open(hostlock.LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.utime(hostlock.LOCK)  # the previous run's release stamp, newer than its record
+    return fd
+
+
+@pytest.mark.parametrize("side", ["ssh", "local"])
+def test_a_refusal_in_the_moment_before_the_holder_writes_its_record_names_the_holder(
+    server, client_key, tmp_path, side
+):
+    import threading
+
+    fd = _hold_without_record("`kubeinit up` that finished long ago")
+
+    def record_soon():
+        time.sleep(0.5)
+        with open(hostlock.HOLDER, "w") as f:
+            f.write("`kubeinit up` holding now\n")
+
+    writer = threading.Thread(target=record_soon)
+    conn = connect(server, client_key, tmp_path) if side == "ssh" else LocalConnection("n1")
+    try:
+        writer.start()
+        with pytest.raises(hostlock.HostBusy, match=r"^n1 is locked by `kubeinit up` holding now;"):
+            hostlock.acquire(conn, "refused", 0, time.monotonic())
+    finally:
+        writer.join()
+        os.close(fd)
+        conn.close()
