@@ -375,7 +375,8 @@ def _do(ctx: Context, target: Target, step: Step, phase: str, resume: str, log: 
             tlsbootstrap.wait(conn, step.path, (step.body or {})["node"], step.timeout, UnitWatch(conn, step.watch))
             target.forget_files([step.path])  # the kubelet wrote it: a later phase reads it afresh
         else:
-            objects.call(ctx.kube(target), step, UnitWatch(conn, step.watch) if step.watch else None)
+            api = ctx.target(step.through) if step.through else target
+            objects.call(ctx.kube(api), step, UnitWatch(conn, step.watch) if step.watch else None)
     elif isinstance(step, (Skip, Check, Notice)):
         pass
     else:  # pragma: no cover - a new step type without an executor branch is a bug

@@ -141,6 +141,8 @@ class Context:
     options: Options = field(default_factory=Options)
     workspace: Path | None = None  # where kubeinit keeps state for `up` (0700)
     shared: dict = field(default_factory=dict)  # data one phase hands to the next
+    # a rolling run (upgrade) works on a few hosts at a time: the phases reach only these
+    only: frozenset[str] | None = None
 
     @property
     def cert_dir(self) -> str:
@@ -153,14 +155,23 @@ class Context:
     def targets_for(self, phase: workflow.Phase) -> list[Target]:
         first = self.spec.first_control_plane.name
         if phase.targets == workflow.FIRST_CONTROL_PLANE:
-            return [t for t in self.targets if t.name == first]
-        if phase.targets == workflow.CONTROL_PLANES:
-            return [t for t in self.targets if t.host.is_control_plane]
-        if phase.targets == workflow.JOINING:
-            return [t for t in self.targets if t.name != first]
-        if phase.targets == workflow.JOINING_CONTROL_PLANES:
-            return [t for t in self.targets if t.name != first and t.host.is_control_plane]
-        return list(self.targets)
+            found = [t for t in self.targets if t.name == first]
+        elif phase.targets == workflow.CONTROL_PLANES:
+            found = [t for t in self.targets if t.host.is_control_plane]
+        elif phase.targets == workflow.JOINING:
+            found = [t for t in self.targets if t.name != first]
+        elif phase.targets == workflow.JOINING_CONTROL_PLANES:
+            found = [t for t in self.targets if t.name != first and t.host.is_control_plane]
+        else:
+            found = list(self.targets)
+        return found if self.only is None else [t for t in found if t.name in self.only]
+
+    def target(self, name: str) -> Target:
+        """The run's host of that name (the one whose connection an API call goes through)."""
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(f"{name} is not a host of this run")
 
     def learn(self, get: Callable[[], T], unknown: Callable[[Exception], bool]) -> T | Unknown:
         """A fact from outside the hosts (the API server, a release's checksum file). In --dry-run,

@@ -100,7 +100,9 @@ class ApiCall:
     "apply-owned": apply `body` (its data replaced whole) owned by the object at `via`, whose uid is read
     when it runs (kube/objects.py: kubeadm-certs and its bootstrap token).
     "tls-bootstrap": wait until the joining host's kubelet wrote `path` (kubelet.conf) and, with those
-    credentials, its Node body["node"] exists (kube/tlsbootstrap.py)."""
+    credentials, its Node body["node"] exists (kube/tlsbootstrap.py).
+    `through`: the host whose API connection (its admin.conf) carries the call, when the step's own
+    host has none (a worker's drain goes through the first control plane); empty: the step's host."""
 
     verb: str
     path: str
@@ -109,6 +111,7 @@ class ApiCall:
     timeout: float = 0
     watch: str = ""
     via: str = ""
+    through: str = ""
 
     def describe(self) -> str:
         if self.verb == "wait":
@@ -124,7 +127,8 @@ class ApiCall:
             meta = (self.body or {}).get("metadata", {})
             where = f"{meta['namespace']}/" if meta.get("namespace") else ""
             what = f"apply {(self.body or {}).get('kind')} {where}{meta.get('name')}"
-        return f"api {what}" + (f"  # {self.note}" if self.note else "")
+        through = f" (through {self.through})" if self.through else ""
+        return f"api {what}{through}" + (f"  # {self.note}" if self.note else "")
 
 
 @dataclass(frozen=True)
