@@ -55,26 +55,39 @@ class RealWorkdir(Workdir):
     def manifest(self) -> dict:
         return realk8s.manifest(Path(self.real_root))
 
-    def real_artifacts(self, mirror: str) -> dict:
-        """The real kubelet and kubectl, pinned, and every image of the bundle."""
+    def real_artifacts(self, mirror: str, upgrade: bool = False) -> dict:
+        """The real kubelet and kubectl, pinned, and every image of the bundle; with `upgrade`, what
+        the bundle has for its upgrade version instead (as a user edits the pins for an upgrade):
+        the kubelet and kubectl served for it and its images in place of the first version's."""
         m = self.manifest()
-        pins = {name: f["sha256"] for name, f in m["files"].items()}
+        u = m["upgrade"]
+        files, version = (u["files"], u["stands_for"].lstrip("v")) if upgrade else (m["files"], m["version"])
+        images = m["images"]
+        if upgrade:
+            images = [i for i in images if not i["name"].endswith(f":{m['stands_for']}")] + u["images"]
         return {
-            "kubelet": {"version": m["version"], "sha256": pins["kubelet"]},
-            "kubectl": {"version": m["version"], "sha256": pins["kubectl"]},
-            "images": [{"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]} for i in m["images"]],
+            "kubelet": {"version": version, "sha256": files["kubelet"]["sha256"]},
+            "kubectl": {"version": version, "sha256": files["kubectl"]["sha256"]},
+            "images": [{"name": i["name"], "url": f"{mirror}/{i['path']}", "sha256": i["sha256"]} for i in images],
         }
 
     def write_cluster(
-        self, mirror: str, file: Path | None, name: str, roles: tuple[str, ...], networking: dict
+        self,
+        mirror: str,
+        file: Path | None,
+        name: str,
+        roles: tuple[str, ...],
+        networking: dict,
+        upgrade: bool = False,
     ) -> Path:
-        """A cluster file of this workdir's machines, in `roles`' order, all as root."""
-        v, key = self.versions, str(ssh_key())
+        """A cluster file of this workdir's machines, in `roles`' order, all as root; with `upgrade`,
+        edited for the bundle's upgrade: its kubernetesVersion and pins."""
+        v, key, m = self.versions, str(ssh_key()), self.manifest()
         spec = {
             "apiVersion": "kubeinit.dev/v1alpha1",
             "kind": "Cluster",
             "name": name,
-            "kubernetesVersion": self.manifest()["stands_for"],
+            "kubernetesVersion": m["upgrade"]["stands_for"] if upgrade else m["stands_for"],
             "networking": networking,
             "hosts": [
                 {"name": h.name, "address": h.ip, "role": r, "ssh": {"user": "root", "key": key}}
@@ -92,7 +105,7 @@ class RealWorkdir(Workdir):
                     "cni-plugins": {"version": v["cni_plugins"]},
                     "crictl": {"enabled": False},  # the mirror has none
                     "etcd": {"version": v["etcd"]},
-                    **self.real_artifacts(mirror),
+                    **self.real_artifacts(mirror, upgrade),
                 }
             ),
         }

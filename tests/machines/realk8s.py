@@ -12,7 +12,12 @@ without Internet would serve them to kubeinit:
   mode: the machines' own iptables (Debian's xtables-nft-multi, the nft backend their `iptables`
   is, so both program one ruleset), its extensions and libraries, taken from the machine rootfs.
   The busybox test image (testimage.py) is in the bundle too, so every host has it. The test
-  cluster names a supported kubernetesVersion (STANDS_FOR) and these binaries stand in for it.
+  cluster names a supported kubernetesVersion (STANDS_FOR) and these binaries stand in for it;
+- for an upgrade (manifest.json's "upgrade"), the same binaries standing in for UPGRADE_TO: the
+  control plane's and kube-proxy's images tagged UPGRADE_TO (the same layers, in tarballs of their
+  own, so the upgrade imports them), and a kubelet and kubectl at dl.k8s.io/release/UPGRADE_TO/...
+  whose sha256 differs (the same ELF with a note appended, which an ELF loader ignores), so
+  kubeinit installs them and restarts the kubelet as it would on a real upgrade.
 
 Built once per set of binaries into the test cache (`realmirror-<key>`; about 20 s).
 
@@ -40,13 +45,17 @@ from testimage import binary_layer, busybox_image, write_oci
 
 ENV = "KUBEINIT_REAL_K8S"
 STANDS_FOR = "v1.31.4"  # the kubernetesVersion the test clusters name (1.20 lacks the v1.32+ probes' /livez)
+UPGRADE_TO = "v1.31.5"  # what an upgrade test goes to: a patch, as a minor (1.32) would probe /livez too
 REGISTRY = "registry.k8s.io"
 PAUSE_REF = f"{REGISTRY}/pause:3.10"  # kubeadm's sandbox image, as kubeinit configures containerd
 SERVED = ("kubelet", "kubectl", "kube-proxy")  # where the release's binaries go
+UPGRADED = ("kubelet", "kubectl")  # served again for UPGRADE_TO, with other digests
+# Appended to the UPGRADE_TO kubelet and kubectl: other bytes, the same program
+UPGRADE_NOTE = f"\n# kubeinit test mirror: this binary stands in for {UPGRADE_TO}\n".encode()
 IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")  # static pods' images
 PROXY = "kube-proxy"  # the DaemonSet's image: the binary plus iptables
 XTABLES = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore")
-LAYOUT = 2  # bump when the layout changes
+LAYOUT = 3  # bump when the layout changes
 
 # The sandbox's process: sleeps until told to stop, reaps children (as the upstream pause does).
 PAUSE_C = r"""
@@ -102,7 +111,7 @@ def build(base: Path, cache: Path | None = None, rootfs: Path | None = None) -> 
     d = binaries()
     stats = [(b, (d / b).stat().st_size, (d / b).stat().st_mtime_ns) for b in (*SERVED, *IMAGES, PROXY)]
     busybox = busybox_image(cache)[0]
-    inputs = [LAYOUT, str(d), stats, str(base), STANDS_FOR, PAUSE_C, str(rootfs), str(busybox)]
+    inputs = [LAYOUT, str(d), stats, str(base), STANDS_FOR, UPGRADE_TO, PAUSE_C, str(rootfs), str(busybox)]
     key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
     root = cache / f"realmirror-{key}"
     with locked(cache / ".realmirror.lock"):
@@ -171,22 +180,11 @@ def _layout(root: Path, base: Path, d: Path, rootfs: Path, busybox: Path) -> Non
     (root / "dl.k8s.io/release").mkdir(parents=True)
     (root / "github.com").symlink_to(base / "github.com")
     for v in (base / "dl.k8s.io/release").iterdir():
-        if v.name != f"v{ver}":
+        if v.name not in (f"v{ver}", UPGRADE_TO):
             (root / "dl.k8s.io/release" / v.name).symlink_to(v)
-    files = {}
-    bindir = root / f"dl.k8s.io/release/v{ver}/bin/linux/{arch}"
-    bindir.mkdir(parents=True)
-    for b in SERVED:
-        dst = bindir / b
-        try:
-            os.link(d / b, dst)
-        except OSError:
-            shutil.copyfile(d / b, dst)
-        dst.chmod(0o755)
-        digest = sha256(dst)
-        (bindir / f"{b}.sha256").write_text(digest)  # upstream: bare hex
-        files[b] = {"path": str(dst.relative_to(root)), "sha256": digest}
-    images = []
+    files = {b: _serve(root, f"v{ver}", arch, b, d / b) for b in SERVED}
+    upgrade_files = {b: _serve(root, UPGRADE_TO, arch, b, d / b, UPGRADE_NOTE) for b in UPGRADED}
+    images, upgrade_images = [], []
     (root / "images").mkdir()
     with tempfile.TemporaryDirectory() as work:
         pause = Path(work) / "pause"
@@ -194,28 +192,35 @@ def _layout(root: Path, base: Path, d: Path, rootfs: Path, busybox: Path) -> Non
         src.write_text(PAUSE_C)
         subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(pause), str(src)], check=True)
         xtables, links = iptables_files(rootfs)
-        todo = [(PAUSE_REF, {"pause": pause}, {}, ["/pause"])] + [
-            (f"{REGISTRY}/{b}:{STANDS_FOR}", {f"usr/local/bin/{b}": d / b}, {}, [f"/usr/local/bin/{b}"]) for b in IMAGES
+        # (repository, tags, files, symlinks, entrypoint); a tag of UPGRADE_TO goes to the upgrade's list
+        todo = [(PAUSE_REF, [""], {"pause": pause}, {}, ["/pause"])] + [
+            (f"{REGISTRY}/{b}", [STANDS_FOR, UPGRADE_TO], {f"usr/local/bin/{b}": d / b}, {}, [f"/usr/local/bin/{b}"])
+            for b in IMAGES
         ]
         todo.append(
             (
-                f"{REGISTRY}/{PROXY}:{STANDS_FOR}",
+                f"{REGISTRY}/{PROXY}",
+                [STANDS_FOR, UPGRADE_TO],
                 {f"usr/local/bin/{PROXY}": d / PROXY, **xtables},
                 links,
                 [f"/usr/local/bin/{PROXY}"],
             )
         )
-        for ref, content, symlinks, entrypoint in todo:
-            out = root / "images" / (ref.rsplit("/", 1)[1].replace(":", "_") + ".tar")
-            write_oci(
-                out,
-                binary_layer(content, symlinks),
-                arch,
-                ref,
-                {"Env": ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Entrypoint": entrypoint},
-                compresslevel=1,
-            )
-            images.append({"name": ref, "path": str(out.relative_to(root)), "sha256": sha256(out)})
+        for repo, tags, content, symlinks, entrypoint in todo:
+            layer = binary_layer(content, symlinks)
+            for tag in tags:
+                ref = f"{repo}:{tag}" if tag else repo
+                out = root / "images" / (ref.rsplit("/", 1)[1].replace(":", "_") + ".tar")
+                write_oci(
+                    out,
+                    layer,
+                    arch,
+                    ref,
+                    {"Env": ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Entrypoint": entrypoint},
+                    compresslevel=1,
+                )
+                entry = {"name": ref, "path": str(out.relative_to(root)), "sha256": sha256(out)}
+                (upgrade_images if tag == UPGRADE_TO else images).append(entry)
     ref = testimage.REF
     out = root / "images" / (ref.rsplit("/", 1)[1].replace(":", "_") + ".tar")
     shutil.copyfile(busybox, out)
@@ -228,8 +233,31 @@ def _layout(root: Path, base: Path, d: Path, rootfs: Path, busybox: Path) -> Non
         "binaries": str(d),
         "files": files,
         "images": images,
+        # what an upgrade to UPGRADE_TO takes instead of the files and the STANDS_FOR images
+        "upgrade": {"stands_for": UPGRADE_TO, "files": upgrade_files, "images": upgrade_images},
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks it complete
+
+
+def _serve(root: Path, release: str, arch: str, name: str, src: Path, note: bytes = b"") -> dict[str, str]:
+    """`src` served as the release's binary `name` (with `note` appended), with its bare-hex
+    .sha256 as upstream publishes it: {path, sha256}."""
+    bindir = root / f"dl.k8s.io/release/{release}/bin/linux/{arch}"
+    bindir.mkdir(parents=True, exist_ok=True)
+    dst = bindir / name
+    if note:
+        shutil.copyfile(src, dst)
+        with dst.open("ab") as f:
+            f.write(note)
+    else:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+    dst.chmod(0o755)
+    digest = sha256(dst)
+    (bindir / f"{name}.sha256").write_text(digest)
+    return {"path": str(dst.relative_to(root)), "sha256": digest}
 
 
 def manifest(root: Path) -> dict:
