@@ -45,6 +45,8 @@ class Run:
     shared: dict = field(default_factory=dict)  # handed to the phases (Context.shared): what `join` was told
     whole: bool = False  # every phase (no --only): the summary shows the cluster's nodes and the kubectl line
     file: str | None = None  # the cluster file of a run over SSH
+    # a rolling run (upgrade): every phase for the hosts of one turn, then the next turn's
+    turns: list[list[str]] | None = None
 
 
 def skip_hint(missing: list[str]) -> NotAvailableYet:
@@ -98,7 +100,7 @@ def run_workflow(run: Run) -> None:
     view = ui.RunView(names, dry_run=run.dry_run, title=_title(run, names))
     start = time.monotonic()
     try:
-        summary = execute(ctx, run.phases, view, log)
+        summary = _turns(ctx, run, view, log) if run.turns else execute(ctx, run.phases, view, log)
         if not run.dry_run:
             view.close()
             _summary(run, names, summary, time.monotonic() - start)
@@ -121,6 +123,27 @@ def run_workflow(run: Run) -> None:
             os.close(lock)
     if not run.dry_run:
         _hand_over(ctx.shared.get("hand-over", []))
+
+
+def _turns(ctx, run: Run, view, log):
+    """Every phase for one turn's hosts, then the next turn's; a failed turn ends the run."""
+    from kubeinit.apply import Summary, execute
+
+    total = Summary()
+    assert run.turns is not None
+    for hosts in run.turns:
+        ctx.only = frozenset(hosts)
+        done = execute(ctx, run.phases, view, log)
+        total.phases += [p for p in done.phases if p not in total.phases]
+        for host, n in done.changed.items():
+            total.changed[host] = total.changed.get(host, 0) + n
+        for host, n in done.skipped.items():
+            total.skipped[host] = total.skipped.get(host, 0) + n
+        for path, seconds in done.times.items():
+            total.times[path] = total.times.get(path, 0.0) + seconds
+        total.seconds += done.seconds
+    ctx.only = None
+    return total
 
 
 def _cluster(run: Run, ctx, summary) -> None:

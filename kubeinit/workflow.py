@@ -80,10 +80,10 @@ def _named(module: str, take: Callable[[ModuleType], NamedPhase], name: str) -> 
     return Ref(module, lambda m: take(m).bound(name))
 
 
-def _tree(phases: list[Phase], prefix: str = "") -> list[Phase]:
+def tree(phases: list[Phase], prefix: str = "") -> list[Phase]:
     for p in phases:
         p.path = f"{prefix}{p.name}"
-        _tree(p.children, p.path + "/")
+        tree(p.children, p.path + "/")
     return phases
 
 
@@ -110,7 +110,7 @@ KUBECONFIGS = [
 
 def init_phases() -> list[Phase]:
     """kubeadm init's phases, in kubeadm's run order."""
-    return _tree(
+    return tree(
         [
             Phase("preflight", "Run pre-flight checks", Ref("preflight", lambda m: m.INIT), CONTROL_PLANES),
             Phase(
@@ -256,7 +256,7 @@ def _cp(name: str, help: str, take: Callable[[ModuleType], PhaseImpl], module: s
 
 
 def join_phases() -> list[Phase]:
-    return _tree(
+    return tree(
         [
             Phase("preflight", "Run join pre-flight checks", Ref("preflight", lambda m: m.JOIN), JOINING),
             Phase(
@@ -301,7 +301,7 @@ def up_phases() -> list[Phase]:
     """`kubeinit up`: host preparation on every host, then init's and join's phases."""
     init = {p.name: p for p in init_phases()}
     join = {p.name: p for p in join_phases()}
-    return _tree(
+    return tree(
         [
             Phase(
                 "preflight",
@@ -361,7 +361,7 @@ def up_phases() -> list[Phase]:
 def reset_phases(clean_network: Callable[[], bool] = lambda: False) -> list[Phase]:
     """`clean_network()`: whether cleanup-network removes what it finds (asked when the phase is
     loaded, so a question asked on the terminal before the run can answer it)."""
-    return _tree(
+    return tree(
         [
             Phase(
                 "preflight",
