@@ -5,8 +5,8 @@ The file is the desired state, as for `up`. The first control plane's turn check
 before any host is changed (phases/upgrade_check.py: no downgrade, one minor at a time, every
 Node Ready), then each host in turn (the first control plane, the other control planes, then the
 workers, in the file's order) is drained when its kubelet will restart, given the new binaries,
-images, static pods and kubelet configuration, waited for (Node Ready, its control plane's pods
-on the new images), and uncordoned. The first control plane's turn ends, as `kubeadm upgrade
+images, etcd (a member at a time), static pods and kubelet configuration, waited for (Node Ready,
+its control plane's pods on the new images), and uncordoned. The first control plane's turn ends, as `kubeadm upgrade
 apply` does, with the cluster's own records (kubeadm-config, kubelet-config) and the addons
 (kube-proxy, CoreDNS) on the new version, so the hosts after it read the new kubelet-config.
 
@@ -44,6 +44,12 @@ def upgrade_phases() -> list[Phase]:
             ),
             up["kubernetes"],
             up["images"],
+            Phase(
+                "etcd",
+                "etcd's binary and unit, and etcd restarted on them (a member at a time)",
+                Ref("upgrade_etcd", lambda m: m.ETCD),
+                CONTROL_PLANES,
+            ),
             Phase(
                 "control-plane",
                 "The static pod manifests of the new version",

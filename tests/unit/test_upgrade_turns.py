@@ -81,6 +81,7 @@ def test_the_upgrade_takes_kubeadms_order_within_a_turn():
         "drain",
         "kubernetes",
         "images",
+        "etcd",
         "control-plane",
         "kubelet",
         "wait",
