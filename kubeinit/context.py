@@ -191,18 +191,24 @@ class Context:
         """The cluster's API server as its admin: admin.conf as the control plane has it (read
         once, kept in memory), spoken to through the target's connection at its
         127.0.0.1:<bind port>, so it works wherever kubeinit runs, with the server's TLS
-        certificate still checked against the cluster CA. Cached per target."""
+        certificate still checked against the cluster CA. Cached per target, and made again when
+        this run has rewritten admin.conf since (up's preflight reads the cluster before the
+        kubeconfig phase may renew it)."""
         from kubeinit.errors import KubeinitError
         from kubeinit.kube.client import Client
 
         cached = self.shared.setdefault("kube", {})
+        made_from = self.shared.setdefault("kube-admin-conf", {})
+        path = posixpath.join(self.kubeconfig_dir, "admin.conf")
+        if target.name in cached and target.facts.read(path) != made_from[target.name]:
+            cached.pop(target.name).close()
         if target.name not in cached:
-            path = posixpath.join(self.kubeconfig_dir, "admin.conf")
             data = target.facts.read(path)
             if data is None:
                 raise KubeinitError(
                     f"{target.name} has no {path}: run the kubeconfig phase first (`kubeinit up --only kubeconfig`)"
                 )
+            made_from[target.name] = data
             port = self.spec.bind_port
             cached[target.name] = Client.from_kubeconfig_data(
                 data, f"{target.name}:{path}", dial=lambda: target.conn.dial("127.0.0.1", port)
@@ -212,6 +218,7 @@ class Context:
     def close(self) -> None:
         for client in self.shared.pop("kube", {}).values():
             client.close()
+        self.shared.pop("kube-admin-conf", None)
         for t in self.targets:
             t.close()
 

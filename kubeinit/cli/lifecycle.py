@@ -1,4 +1,4 @@
-"""Cluster lifecycle: init (and `init phase ...`), join, up, reset, upgrade."""
+"""Cluster lifecycle: init (and `init phase ...`), join, up, reset; upgrade (upgrade.py) is registered here."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from kubeinit import workflow
-from kubeinit.errors import NotAvailableYet, UserError
+from kubeinit.errors import UserError
 
 from . import help as helpmod
+from . import upgrade
 from .join import join
 from .options import (
     CertDir,
@@ -340,34 +341,10 @@ def reset(
     )
 
 
-# --------------------------------------------------------------------------
-# upgrade: planned, not built yet
-
-
-upgrade_app = typer.Typer(cls=helpmod.PanelGroup, no_args_is_help=True, rich_markup_mode=None)
-
-
-@upgrade_app.command("plan")
-def upgrade_plan():
-    """Show the versions this cluster can be upgraded to (not available yet)."""
-    raise NotAvailableYet("kubeinit upgrade plan")
-
-
-@upgrade_app.command("apply")
-def upgrade_apply(version: Annotated[str, typer.Argument(help="The version to upgrade to.", show_default=False)]):
-    """Upgrade the control plane to VERSION (not available yet)."""
-    raise NotAvailableYet("kubeinit upgrade apply")
-
-
 def register(app: typer.Typer) -> None:
     panel = helpmod.LIFECYCLE
     app.add_typer(init_app, name="init", rich_help_panel=panel)
     app.command(rich_help_panel=panel)(join)
     app.command(rich_help_panel=panel, cls=helpmod.with_phases(helpmod.PhaseTreeCommand, "up", workflow.up_phases))(up)
     app.command(rich_help_panel=panel)(reset)
-    app.add_typer(
-        upgrade_app,
-        name="upgrade",
-        help="Upgrade a cluster (a managed one; on hosts: not available yet).",
-        rich_help_panel=panel,
-    )
+    app.add_typer(upgrade.upgrade_app, name="upgrade", help=upgrade.HELP, rich_help_panel=panel)

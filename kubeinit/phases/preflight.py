@@ -17,7 +17,7 @@ from kubeinit.facts import Fact
 from kubeinit.facts.containerd import ContainerdConfig, CriSettings
 from kubeinit.facts.host import OS, Arch, Commands, Exists, Listening, OsRelease, Sysctl, Writable
 from kubeinit.facts.node import CanLowerOomScore, Clock, Machine, Resources, Uid
-from kubeinit.phases import PhaseImpl
+from kubeinit.phases import PhaseImpl, upgrade_check
 from kubeinit.steps import Check
 
 SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")  # as the runtime phase asks them
@@ -331,8 +331,13 @@ def plan_up(ctx: Context, target: Target) -> Iterator[Check]:
         )
     yield from port_checks(n, ports, ig)
     yield from forwarding_checks(n, ig, fatal=False)
+    yield from upgrade_check.up_guard(ctx, target)  # a running cluster at another version: upgrade apply's
+
+
+def facts_up(ctx: Context, target: Target) -> list[Fact]:
+    return facts(ctx, target) + upgrade_check.up_guard_facts(ctx, target)
 
 
 INIT = PhaseImpl(plan_init, facts, read_only=True)
 JOIN = PhaseImpl(plan_join, facts, read_only=True)
-UP = PhaseImpl(plan_up, facts, read_only=True)
+UP = PhaseImpl(plan_up, facts_up, read_only=True)
