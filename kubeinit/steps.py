@@ -86,6 +86,14 @@ class Local:
         return f"local {self.text}"
 
 
+# upgrade's verbs on a Node (kube/drain.py), as describe() says them
+NODE_VERBS = {
+    "drain": "cordon and drain node {}",
+    "wait-node": "wait for node {} to be back",
+    "uncordon": "uncordon node {}",
+}
+
+
 @dataclass(frozen=True)
 class ApiCall:
     """A request to the cluster's API server as its admin; the executor reaches the server
@@ -101,6 +109,7 @@ class ApiCall:
     when it runs (kube/objects.py: kubeadm-certs and its bootstrap token).
     "tls-bootstrap": wait until the joining host's kubelet wrote `path` (kubelet.conf) and, with those
     credentials, its Node body["node"] exists (kube/tlsbootstrap.py).
+    "drain", "wait-node", "uncordon": the Node at `path` in an upgrade (kube/drain.py).
     `through`: the host whose API connection (its admin.conf) carries the call, when the step's own
     host has none (a worker's drain goes through the first control plane); empty: the step's host."""
 
@@ -123,6 +132,8 @@ class ApiCall:
             what = f"label and taint {self.path}"
         elif self.verb == "tls-bootstrap":
             what = f"wait for the kubelet to write {self.path} and register node {(self.body or {}).get('node')}"
+        elif self.verb in NODE_VERBS:
+            what = NODE_VERBS[self.verb].format(self.path.rsplit("/", 1)[-1])
         else:
             meta = (self.body or {}).get("metadata", {})
             where = f"{meta['namespace']}/" if meta.get("namespace") else ""
@@ -172,4 +183,6 @@ Step = Run | Upload | Transfer | Local | ApiCall | Skip | Check | Notice
 
 
 def is_change(step: Step) -> bool:
-    return not isinstance(step, (Skip, Check, Notice)) and not (isinstance(step, ApiCall) and step.verb == "wait")
+    return not isinstance(step, (Skip, Check, Notice)) and not (
+        isinstance(step, ApiCall) and step.verb in ("wait", "wait-node")
+    )

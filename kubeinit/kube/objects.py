@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from kubeinit.kube import drain
 from kubeinit.kube.client import ApiError, Client, Unreachable
 
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -239,5 +240,7 @@ def call(client: Client, step, check=None) -> None:
         apply_owned(client, step.body, step.via)
     elif step.verb == "mark":
         mark_node(client, step.path, step.body["labels"], step.body["taints"], step.timeout, check=check)
+    elif step.verb in drain.VERBS:  # an upgrade's drain, wait and uncordon of a Node
+        drain.call(client, step, check)
     else:  # pragma: no cover - a new verb without a branch is a bug
         raise ValueError(f"unknown API verb {step.verb!r}")

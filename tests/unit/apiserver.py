@@ -20,7 +20,9 @@ Enough of the protocol for kubeinit's client and the real kubectl (`kubectl get 
     errors are Status objects: 400 BadRequest, 401 Unauthorized, 403 Forbidden, 404 NotFound,
     405 MethodNotAllowed, 409 AlreadyExists / Conflict, 422 Invalid
 
-    nodes (cluster-scoped; a test adds one as a kubelet would register it), services,
+    nodes (cluster-scoped; a test adds one as a kubelet would register it), pods (fieldSelector
+    spec.nodeName=, status.phase=; graceful deletion and the pods/eviction subresource with
+    PodDisruptionBudgets: apiserver_pods.py), services,
     serviceaccounts, apps/v1 deployments and daemonsets (stored as given: no controller runs them),
     policy/v1 poddisruptionbudgets, apiextensions.k8s.io/v1 customresourcedefinitions (checked as
     kube-apiserver checks them: name <plural>.<group>, a dotted group, scope, exactly one storage
@@ -57,6 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import apiserver_pods as pods
 import pytest
 
 SUPERUSERS = "system:masters"  # the one group kube-apiserver authorizes without RBAC
@@ -79,6 +82,7 @@ RESOURCES = {
     "secrets": ("v1", "Secret", True),
     "configmaps": ("v1", "ConfigMap", True),
     "nodes": ("v1", "Node", False),
+    "pods": ("v1", "Pod", True),
     "services": ("v1", "Service", True),
     "serviceaccounts": ("v1", "ServiceAccount", True),
     "deployments": ("apps/v1", "Deployment", True),
@@ -100,11 +104,12 @@ GROUP_VERSION = {r: gv for r, (gv, _, _) in RESOURCES.items()}
 CLUSTER_SCOPED = {r for r, (_, _, namespaced) in RESOURCES.items() if not namespaced}
 RBAC = "rbac.authorization.k8s.io/v1"
 FIELDS = {r: ("metadata.name", "metadata.namespace", *(("type",) if r == "secrets" else ())) for r in RESOURCES}
+FIELDS["pods"] += ("spec.nodeName", "status.phase")
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _RBAC_NAME = re.compile(r"[^/%]+")  # RBAC objects allow ':' in names (kubeadm:get-nodes)
 _ITEM = re.compile(
     r"/(?:api/(?P<core>v1)|apis/(?P<gv>[^/]+/[^/]+))/(?:namespaces/(?P<ns>[^/]+)/)?"
-    r"(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?"
+    r"(?P<res>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[a-z]+))?)?"
 )
 
 
@@ -214,6 +219,15 @@ class ApiServerDouble:
         res, ns, name = m["res"], unquote(m["ns"] or ""), unquote(m["name"] or "")
         if res not in RESOURCES or (m["core"] or m["gv"]) != GROUP_VERSION[res] or (ns and res in CLUSTER_SCOPED):
             raise Fail(404, "NotFound", "the server could not find the requested resource")
+        if m["sub"]:  # the one subresource served: a pod's eviction
+            if (res, m["sub"]) != ("pods", "eviction"):
+                raise Fail(404, "NotFound", "the server could not find the requested resource")
+            if method != "POST":
+                raise Fail(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            self._authorize(identity, "create", "pods/eviction", ns, name)
+            if ns not in NAMESPACES:
+                raise Fail(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+            return 201, pods.evict(self, ns, name, body)
         if method == "GET":
             verb = "get" if name else "list"
         elif (ns or res in CLUSTER_SCOPED) and (method, bool(name)) in (
@@ -231,11 +245,15 @@ class ApiServerDouble:
             return 200, self._list(res, ns, query)
         if verb == "get":
             return 200, self._get(res, ns, name)
+        if verb == "delete" and res == "pods":
+            return 200, pods.delete(self, ns, name)
         if verb == "delete":
             obj = self._get(res, ns, name)
             del self.objects[(res, ns, name)]
             return 200, {**status(200, "", ""), "details": {"name": name, "kind": res, "uid": obj["metadata"]["uid"]}}
         obj = self._decode(res, ns, name, body)
+        if verb == "create" and res == "pods":
+            obj = pods.created(obj)
         return (201, self._create(res, ns, obj)) if verb == "create" else (200, self._update(res, ns, name, obj))
 
     def _booting(self, method: str, path: str, identity) -> tuple[int, str] | None:
@@ -354,6 +372,9 @@ class ApiServerDouble:
             for r, k in KINDS.items()
             if GROUP_VERSION[r] == "v1"
         ]
+        # the Eviction subresource names its group version (kubectl's CheckEvictionSupport reads it)
+        eviction = {"name": "pods/eviction", "singularName": "", "namespaced": True, "kind": "Eviction"}
+        resources.append({**eviction, "group": "policy", "version": "v1", "verbs": ["create"]})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources}
 
     def _namespaces(self, path):
@@ -399,7 +420,13 @@ class ApiServerDouble:
         for (r, o_ns, _), obj in sorted(self.objects.items()):
             if r != res or (ns and o_ns != ns):
                 continue
-            flat = {"metadata.name": obj["metadata"]["name"], "metadata.namespace": o_ns, "type": obj.get("type")}
+            flat = {
+                "metadata.name": obj["metadata"]["name"],
+                "metadata.namespace": o_ns,
+                "type": obj.get("type"),
+                "spec.nodeName": (obj.get("spec") or {}).get("nodeName", ""),
+                "status.phase": (obj.get("status") or {}).get("phase", ""),
+            }
             if _matches(fields, flat) and _matches(labels, obj["metadata"].get("labels") or {}):
                 items.append({k: v for k, v in obj.items() if k not in ("kind", "apiVersion")})  # as lists carry them
         return {
