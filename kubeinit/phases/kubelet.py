@@ -141,6 +141,27 @@ def binary(ctx: Context, target: Target, found: str) -> str:
     return found
 
 
+def started_on(target: Target, kubelet: str, watched: list[str]) -> dict[str, str | None]:
+    """What the kubelet would start with now: its binary's fingerprint and each watched file's
+    sha256 (None: missing), as restart_script() records them once it has started on them."""
+    found = target.facts.get(KUBELET)
+    return {
+        kubelet: found.fingerprint if found else None,
+        **{path: (f.sha256 if (f := target.facts.file(path)) else None) for path in watched},
+    }
+
+
+def restart_pending(ctx: Context, target: Target) -> bool:
+    """Whether the running kubelet started on other files than the host has now (a run changed them
+    and stopped before the restart): upgrade's drain asks, before this run changes anything."""
+    found = target.facts.get(KUBELET)
+    if found is None:
+        return False
+    kubeconfigs = [k for k in (kubeconfig(ctx), bootstrap_kubeconfig(ctx)) if target.facts.file(k) is not None]
+    watched = [CONFIG, FLAGS_ENV, UNIT, DROPIN, *kubeconfigs]  # plan_kubelet_start's files, in its order
+    return install.restart_pending(target.facts, APPLIED, started_on(target, found.path, watched))
+
+
 def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) -> Iterator[Step]:
     """`config`: the KubeletConfiguration a joining node read from the cluster (kubeadm's
     kubelet-config ConfigMap); init renders its own."""
@@ -188,11 +209,7 @@ def plan_kubelet_start(ctx: Context, target: Target, config: str | None = None) 
         ),
     ]
     watched = [path for path, _, _ in files] + kubeconfigs
-    # What the kubelet would start with now, before this plan changes anything.
-    now = {
-        kubelet: found.fingerprint if found else None,
-        **{path: (f.sha256 if (f := facts.file(path)) else None) for path in watched},
-    }
+    now = started_on(target, kubelet, watched)  # before this plan changes anything
     changed = False
     made_dir = False
     for path, content, note in files:

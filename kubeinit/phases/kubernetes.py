@@ -20,6 +20,7 @@ shared with the runtime phase: on a re-run where that changed nothing, they are 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from kubeinit import artifacts
 from kubeinit.context import Context, Target
@@ -39,22 +40,39 @@ def facts(ctx: Context, target: Target) -> list[Fact]:
     return [Arch(), Stamps()]
 
 
-def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
+@dataclass
+class Wanted:
+    """The binaries this host gets (artifacts enabled): their releases, digests, and which of them
+    this run installs (`todo`: not installed with that digest)."""
+
+    rels: dict[str, artifacts.Release]
+    digests: dict[str, str]
+    todo: list[str]
+    notices: list[Step]  # a checksum file that cannot be fetched yet (Unknown)
+
+
+def wanted(ctx: Context, target: Target) -> Wanted:
+    """Also asked by upgrade's drain: a kubelet this run installs is a kubelet that restarts."""
     spec = ctx.spec
     stamps = target.facts.get(Stamps())
     arch = install.host_arch(spec, target.name, target.facts.get(Arch()))
-    wanted = [n for n in COMPONENTS if spec.artifact(n).enabled]
-    rels = {n: artifacts.release(spec, n, arch) for n in wanted}
+    rels = {n: artifacts.release(spec, n, arch) for n in COMPONENTS if spec.artifact(n).enabled}
     notices: list[Step] = []
     digests = {n: install.expected_sha256(ctx, r, notices) for n, r in rels.items()}
-    yield from notices
-    todo = [n for n in wanted if not _installed(stamps.get(n), digests[n], PATHS[n])]
+    todo = [n for n in rels if not _installed(stamps.get(n), digests[n], PATHS[n])]
+    return Wanted(rels, digests, todo, notices)
+
+
+def plan_kubernetes(ctx: Context, target: Target) -> Iterator[Step]:
+    w = wanted(ctx, target)
+    rels, digests, todo = w.rels, w.digests, w.todo
+    yield from w.notices
     for n in todo:  # downloads, all before any host is changed
         yield from install.download(rels[n], digests[n])
     for n in COMPONENTS:
-        if n == "kubeadm" and n not in wanted:
+        if n == "kubeadm" and n not in rels:
             yield Skip("kubeadm is not installed (opt in with artifacts.kubeadm.enabled: true)")
-        elif n not in wanted:
+        elif n not in rels:
             yield Skip(f"{n} is left out (artifacts.{n}.enabled: false)")
         elif n not in todo:
             yield Skip(f"{rels[n].label} is installed")
