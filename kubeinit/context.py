@@ -200,7 +200,8 @@ class Context:
         cached = self.shared.setdefault("kube", {})
         made_from = self.shared.setdefault("kube-admin-conf", {})
         path = posixpath.join(self.kubeconfig_dir, "admin.conf")
-        if target.name in cached and target.facts.read(path) != made_from[target.name]:
+        if target.name in made_from and target.facts.read(path) != made_from[target.name]:
+            del made_from[target.name]
             cached.pop(target.name).close()
         if target.name not in cached:
             data = target.facts.read(path)
