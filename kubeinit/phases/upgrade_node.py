@@ -143,9 +143,9 @@ def expected(ctx: Context, target: Target) -> dict:
 def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
     want = expected(ctx, target)
     api, through = _through(ctx, target)
-    what = f"Ready on kubelet {want['kubelet'] or '(any version)'}" + (
-        ", its control plane's pods on their manifests" if want["pods"] else ""
-    )
+    # a kubelet this run installs says its version once there: the plan is printed before that
+    kubelet_is = "its new kubelet" if target.facts.placed(kubelet.OURS) else f"kubelet {want['kubelet'] or '(any)'}"
+    what = f"Ready on {kubelet_is}" + (", its control plane's pods on their manifests" if want["pods"] else "")
     wait = ApiCall(
         drain.WAIT, drain.node_path(target.name), want, what, timeout=WAIT_TIMEOUT, watch="kubelet", through=through
     )

@@ -26,8 +26,8 @@ from kubeinit.facts.host import Arch, Program, Stamps
 from kubeinit.hostops import install
 from kubeinit.kube import drain
 from kubeinit.kube.client import Client, Unreachable
-from kubeinit.phases import control_plane, kubelet, upgrade_node
-from kubeinit.steps import ApiCall, Skip
+from kubeinit.phases import control_plane, kubelet, kubernetes, upgrade_node
+from kubeinit.steps import ApiCall, Skip, Transfer
 
 PIN = {"kubelet": "a" * 64, "kubectl": "b" * 64}
 FINGERPRINT = "100:0:1:5"
@@ -113,7 +113,8 @@ class Run:
 
 
 @pytest.fixture
-def lab(cluster):  # noqa: F811
+def lab(cluster, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("KUBEINIT_HOME", str(tmp_path / "home"))  # an empty artifact cache
     runs = []
 
     def make(**hosts) -> Run:
@@ -151,11 +152,13 @@ def test_a_new_kubelet_drains_through_the_first_control_plane_then_waits_and_unc
         "api cordon and drain node w-1 (through cp-1)  # kubelet 1.32.5 is installed: the kubelet restarts on it"
     )
     assert step.timeout == upgrade_node.DRAIN_TIMEOUT
-    # the wait and the uncordon are planned on what the drain leaves (--dry-run shows them so)
+    # the wait and the uncordon are planned on what the drain and the kubernetes phase leave (--dry-run
+    # shows them so): the kubelet that is transferred says its version once it is there
+    assert any(isinstance(s, Transfer) for s in run.plan(kubernetes.KUBERNETES, "w-1"))
     (wait,) = run.plan(upgrade_node.WAIT, "w-1")
     assert (wait.verb, wait.through, wait.watch) == ("wait-node", "cp-1", "kubelet")
     assert wait.body == {"node": "w-1", "kubelet": VERSION, "pods": {}}
-    assert wait.describe() == f"api wait for node w-1 to be back (through cp-1)  # Ready on kubelet {VERSION}"
+    assert wait.describe() == "api wait for node w-1 to be back (through cp-1)  # Ready on its new kubelet"
     (uncordon,) = run.plan(upgrade_node.UNCORDON, "w-1")
     assert (uncordon.verb, uncordon.through) == ("uncordon", "cp-1")
     assert [m for m, *_ in cluster.api.requests if m != "GET"] == [], "planning writes nothing"
