@@ -256,8 +256,9 @@ def wait(
     sleep=time.sleep,
     clock=time.monotonic,
 ) -> None:
-    """Until pending() is empty, at most `timeout` s. An API server that does not answer (this host's
-    own, restarting on its new manifest) is asked again; `check()` between polls may stop it (the kubelet died)."""
+    """Until pending() is empty, at most `timeout` s. An API server that does not answer, or answers
+    an error (this host's own, restarting on its new manifest: refused, then 403 until its RBAC is
+    loaded, then 500), is asked again; `check()` between polls may stop it (the kubelet died)."""
     deadline = clock() + timeout
     while True:
         try:
@@ -265,9 +266,7 @@ def wait(
         except Unreachable as e:
             why = [str(e).split(";", 1)[0]]
         except ApiError as e:
-            if e.code < 500 and e.code != 429:
-                raise
-            why = [f"the API server answered {e.code} {e.reason}"]
+            why = [f"the API server answered {e.code} {e.reason}" + (f": {e.detail[:160]}" if e.detail else "")]
         if not why:
             return
         if clock() >= deadline:

@@ -154,11 +154,7 @@ def plan_wait(ctx: Context, target: Target) -> Iterator[Step]:
         return
     try:
         why = drain.pending(ctx.kube(api), want)
-    except Unreachable as e:  # the API server restarting on its new manifest: waited for
-        why = [str(e)]
-    except ApiError as e:
-        if e.code < 500:
-            raise
+    except (Unreachable, ApiError) as e:  # the API server restarting on its new manifest: waited for
         why = [str(e)]
     yield replace(wait, note=why[0]) if why else Skip(f"node {target.name} is {what}")
 

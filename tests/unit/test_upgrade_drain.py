@@ -353,11 +353,21 @@ def test_wait_asks_again_while_the_api_server_restarts(tmp_path):
     from apiserver import make_cluster
 
     c = make_cluster(tmp_path / "c", start=False)  # the API server restarting on its new manifest
+    c.api.starting(forbidden=1, unready=0)  # once up, 403 to all but system:masters until its RBAC is loaded
     try:
         add_node(c.api, "cp-1")
         admin = Client.from_kubeconfig(c.admin_conf)
         want = {"node": "cp-1", "kubelet": "v1.31.5", "pods": {}}
-        drain.wait(admin, want, 60, sleep=lambda s: c.start() if c.api._thread is None else None)
-        assert c.api._thread is not None
+        answers = []
+
+        def sleep(_s):
+            answers.append([r[0] for r in c.api.requests])
+            if c.api._thread is None:
+                c.start()  # refused until now
+            else:
+                c.api._boot.clear()  # its RBAC loaded
+
+        drain.wait(admin, want, 60, sleep=sleep)
+        assert len(answers) == 2 and answers[0] == [] and answers[1] == ["GET"], "refused, 403, then answered"
     finally:
         c.api.stop()
