@@ -47,6 +47,7 @@ class Run:
     file: str | None = None  # the cluster file of a run over SSH
     # a rolling run (upgrade): every phase for the hosts of one turn, then the next turn's
     turns: list[list[str]] | None = None
+    ahead: list[workflow.Phase] = field(default_factory=list)  # run on every host before the first turn
 
 
 def skip_hint(missing: list[str]) -> NotAvailableYet:
@@ -85,13 +86,16 @@ def run_workflow(run: Run) -> None:
 
         ws = workspace(spec.name)
         lock = None if run.dry_run else hold_lock(ws, spec.name, run.command)
-        ctx = Context(spec, _ssh_targets(spec, ssh, logins), options, workspace=ws)
+        ctx = Context(spec, ssh_targets(spec, ssh, logins), options, workspace=ws)
     if not run.dry_run:  # each host's own lock, from login on; a run on the host itself waits a while for another
         info = hostlock.holder_line(run.command, spec.name)
         wait = hostlock.LOCAL_WAIT if ssh is None else 0
         for t in ctx.targets:
             t.locker = lambda conn, since: hostlock.acquire(conn, info, wait, since)
-    if ssh is not None:
+    if ssh is not None and run.turns:  # every host locked from the start, not only when its turn comes
+        for t in ctx.targets:
+            t.connect_ahead()
+    elif ssh is not None:
         connect_ahead(ctx, run.phases)
     if ws is not None and not run.dry_run:  # a run over SSH logs into its cluster's workspace
         log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
@@ -131,6 +135,8 @@ def _turns(ctx, run: Run, view, log):
 
     total = Summary()
     assert run.turns is not None
+    if run.ahead:
+        execute(ctx, run.ahead, view, log)
     for hosts in run.turns:
         ctx.only = frozenset(hosts)
         done = execute(ctx, run.phases, view, log)
@@ -174,7 +180,7 @@ def _local_target(host: Host):
     return Target(host, lambda h: LocalConnection(h.name))
 
 
-def _ssh_targets(spec: ClusterSpec, ssh: SSH, logins: list) -> list:
+def ssh_targets(spec: ClusterSpec, ssh: SSH, logins: list) -> list:
     from kubeinit.context import Target
 
     pool_lock = threading.Lock()

@@ -80,6 +80,13 @@ def upgrade_phases() -> list[Phase]:
     )
 
 
+def reach_phase() -> Phase:
+    """Run on every host before the first turn: each reached, probed and locked."""
+    return workflow.tree(
+        [Phase("hosts", "Reach and lock every host before the first turn", Ref("upgrade_check", lambda m: m.REACH))]
+    )[0]
+
+
 def turns(spec: ClusterSpec) -> list[list[str]]:
     """The hosts in the order they are upgraded, one per turn: the first control plane, the
     other control planes, then the workers (each in the file's order)."""
@@ -89,23 +96,25 @@ def turns(spec: ClusterSpec) -> list[list[str]]:
     return [[name] for name in [first, *cps, *workers]]
 
 
-def again_command(file: str, known_hosts: str | None) -> str:
+def again_command(file: str, known_hosts: str | None, ignore: frozenset[str] = frozenset()) -> str:
     """What finishes an upgrade a failure or an interrupt stopped: the same command again."""
     import shlex
 
     cmd = ["kubeinit", "upgrade", "apply", "-f", str(file), "--yes"]
     if known_hosts:
         cmd += ["--known-hosts", known_hosts]
+    if ignore:
+        cmd += ["--ignore-preflight-errors", ",".join(sorted(ignore))]
     return shlex.join(cmd)
 
 
-def apply(file: Path | str, ssh: SSH, dry_run: bool, yes: bool) -> None:
+def apply(file: Path | str, ssh: SSH, dry_run: bool, yes: bool, ignore: frozenset[str] = frozenset()) -> None:
     """Run the upgrade over SSH, asking first unless `yes` (it restarts every kubelet and the control plane)."""
     from kubeinit.runner import Run, run_workflow, skip_hint
     from kubeinit.spec import load_file
 
     spec = load_file(file)
-    again = again_command(str(file), ssh.known_hosts)
+    again = again_command(str(file), ssh.known_hosts, ignore)
 
     def confirm(spec: ClusterSpec) -> None:
         if yes:
@@ -129,10 +138,12 @@ def apply(file: Path | str, ssh: SSH, dry_run: bool, yes: bool) -> None:
             lambda path: again,
             skip_hint,
             dry_run,
+            ignore,
             ssh=ssh,
             confirm=confirm,
             whole=True,
             file=str(file),
             turns=turns(spec),
+            ahead=[reach_phase()],
         )
     )

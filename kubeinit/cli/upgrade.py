@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 
-from kubeinit.errors import NotAvailableYet
-
 from . import help as helpmod
-from .options import KnownHosts, TrustNewHostKeys
+from .options import DryRun, Ignore, KnownHosts, TrustNewHostKeys, Yes, ignore_set, ssh
 
-HELP = "Upgrade a cluster: `plan -f` on hosts (apply: not available yet), `cluster` for a managed one."
+HELP = "Upgrade a cluster: `plan -f` and `apply -f` on hosts, `cluster` for a managed one."
 
 upgrade_app = typer.Typer(cls=helpmod.PanelGroup, no_args_is_help=True, rich_markup_mode=None)
 
@@ -35,6 +33,16 @@ def upgrade_plan(file: File, known_hosts: KnownHosts = None, trust_new_host_keys
 
 
 @upgrade_app.command("apply")
-def upgrade_apply(version: Annotated[str, typer.Argument(help="The version to upgrade to.", show_default=False)]):
-    """Upgrade the control plane to VERSION (not available yet)."""
-    raise NotAvailableYet("kubeinit upgrade apply")
+def upgrade_apply(
+    file: File,
+    yes: Yes = False,
+    ignore_preflight_errors: Ignore = None,
+    known_hosts: KnownHosts = None,
+    trust_new_host_keys: TrustNewHostKeys = False,
+    dry_run: DryRun = False,
+):
+    """Upgrade the cluster to the file's kubernetesVersion, one host at a time: the first control plane,
+    the other control planes, then the workers; each node drained while its kubelet restarts."""
+    from kubeinit import upgrade
+
+    upgrade.apply(file, ssh(known_hosts, trust_new_host_keys, 10), dry_run, yes, ignore_set(ignore_preflight_errors))

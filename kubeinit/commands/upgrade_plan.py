@@ -21,12 +21,12 @@ def plan(file: str, known_hosts: str | None, trust_new_host_keys: bool) -> None:
     from kubeinit.apply import plan_phase
     from kubeinit.context import Context, Options
     from kubeinit.phases.upgrade_check import STATE
-    from kubeinit.runner import SSH, _ssh_targets
+    from kubeinit.runner import SSH, ssh_targets
     from kubeinit.spec import load_file
 
     spec = load_file(file)
     logins: list = []
-    ctx = Context(spec, _ssh_targets(spec, SSH(known_hosts, trust_new_host_keys), logins), Options(parallel=1))
+    ctx = Context(spec, ssh_targets(spec, SSH(known_hosts, trust_new_host_keys), logins), Options(parallel=1))
     try:
         planned = plan_phase(ctx, preflight_phase()).targets[0]
     finally:
@@ -46,18 +46,9 @@ def plan(file: str, known_hosts: str | None, trust_new_host_keys: bool) -> None:
 
 def preflight_phase():
     """upgrade's preflight leaf (its tree's first), on the first control plane."""
-    from kubeinit import workflow
+    from kubeinit import upgrade, workflow
 
-    return workflow.tree(
-        [
-            workflow.Phase(
-                "preflight",
-                "Check that the cluster may be upgraded to the file's version",
-                workflow.Ref("upgrade_check", lambda m: m.PREFLIGHT),
-                workflow.FIRST_CONTROL_PLANE,
-            )
-        ]
-    )[0]
+    return workflow.find(upgrade.upgrade_phases(), "preflight")
 
 
 def kubelet_after(spec: ClusterSpec, name: str) -> str | None:

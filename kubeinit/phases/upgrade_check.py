@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from kubeinit.context import Context, Target
 from kubeinit.errors import KubeinitError, UserError
 from kubeinit.facts import Fact, File, Unknown
+from kubeinit.facts.host import Arch
 from kubeinit.kube import clusterversion, versionskew
 from kubeinit.kube.client import Unreachable
 from kubeinit.kube.clusterversion import ClusterState
 from kubeinit.phases import PhaseImpl
-from kubeinit.steps import Check, Notice, Step
+from kubeinit.steps import Check, Notice, Skip, Step
 
 FROM = "upgrade-from"  # ctx.shared: the cluster's version as the upgrade found it (str; None: not read)
 STATE = "upgrade-state"  # ctx.shared: the ClusterState read (absent: not read)
@@ -147,3 +148,12 @@ def up_guard(ctx: Context, target: Target) -> Iterator[Check]:
 
 
 PREFLIGHT = PhaseImpl(plan_preflight, read_only=True)
+
+
+def plan_reach(ctx: Context, target: Target) -> Iterator[Step]:
+    yield Skip(f"{target.name} answers ({target.facts.get(Arch())}) and is locked for this run")
+
+
+# Before the first turn: every host logged into, probed and locked, so a host that cannot be
+# reached (or that another run holds) stops the upgrade before any host has changed.
+REACH = PhaseImpl(plan_reach, lambda ctx, target: [Arch()], read_only=True)

@@ -100,6 +100,32 @@ def test_plan_warns_of_a_kubelet_kubeadm_would_call_too_old(kubeinit_cli, tmp_pa
     assert "node w-1's kubelet v1.32.0 is more than 1 minor behind v1.34.1" in " ".join((r.stdout + r.stderr).split())
 
 
-def test_apply_is_still_not_available(kubeinit_cli):
-    r = kubeinit_cli("upgrade", "apply", "v1.33.2")
-    assert r.returncode != 0 and "kubeinit upgrade apply is not available yet" in r.stderr
+def apply(kubeinit_cli, tmp_path, cluster, server, client_key, version: str, *flags: str):
+    f, _ = plan(kubeinit_cli, tmp_path, cluster, server, client_key, version)
+    doc = yaml.safe_load(f.read_text())
+    doc["hosts"] = doc["hosts"][:1]  # the control plane alone: the workers' addresses answer nothing
+    f.write_text(yaml.safe_dump(doc))
+    kh = tmp_path / "known_hosts"
+    cluster.api.requests.clear()  # what plan (which wrote the file) asked
+    return kubeinit_cli("upgrade", "apply", "-f", str(f), "--known-hosts", str(kh), *flags)
+
+
+def test_apply_asks_first_and_without_a_terminal_refuses_before_any_host(
+    kubeinit_cli, tmp_path, cluster, server, client_key
+):
+    running(cluster, "v1.33.1")
+    r = apply(kubeinit_cli, tmp_path, cluster, server, client_key, "v1.33.2")
+    assert r.returncode == 2
+    assert "not upgrading cluster 'lab' without confirmation: there is no terminal to ask on; pass --yes" in r.stderr
+    assert cluster.api.requests == [], "no host or API was asked"
+
+
+def test_apply_refuses_two_minors_at_once_before_anything_changes(kubeinit_cli, tmp_path, cluster, server, client_key):
+    running(cluster, "v1.33.1")
+    r = apply(kubeinit_cli, tmp_path, cluster, server, client_key, "v1.35.0", "--yes")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert (
+        "error: cp-1: phase preflight failed at 'plan': the cluster runs v1.33.1 and the file says v1.35.0: "
+        "upgrade one minor at a time: first to v1.34.x." in r.stderr
+    )
+    assert {m for m, _, _ in cluster.api.requests} == {"GET"}, "refused before any change"
