@@ -98,7 +98,8 @@ def run_workflow(run: Run) -> None:
     elif ssh is not None:
         connect_ahead(ctx, run.phases)
     if ws is not None and not run.dry_run:  # a run over SSH logs into its cluster's workspace
-        log = RunLog(private_dir(ws / "logs") / f"{run.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+        name = f"{run.command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"  # no space
+        log = RunLog(private_dir(ws / "logs") / name)
     ctx.shared.update(run.shared)
     names = [t.name for t in ctx.targets]
     view = ui.RunView(names, dry_run=run.dry_run, title=_title(run, names))
