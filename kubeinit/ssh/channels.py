@@ -138,7 +138,9 @@ def bridge(sock: socket.socket, chan: paramiko.Channel) -> None:
                 else:
                     down = False
                     sock.shutdown(socket.SHUT_WR)
-    except (OSError, EOFError, paramiko.SSHException):
+    # ValueError: the run closed its end while select() waited (a closed socket's fd is -1); the
+    # bridge ends quietly then, as it does on any other end of the connection
+    except (OSError, EOFError, ValueError, paramiko.SSHException):
         pass
     finally:
         chan.close()

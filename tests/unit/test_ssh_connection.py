@@ -352,3 +352,15 @@ def test_the_local_connection_checks_the_plans_digest_too(tmp_path):
     assert not (tmp_path / "out").exists()
     LocalConnection().put_file(str(f), str(tmp_path / "out"), 0o644, hashlib.sha256(b"tampered").hexdigest())
     assert (tmp_path / "out").read_bytes() == b"tampered"
+
+
+def test_a_bridge_whose_socket_the_run_closed_ends_quietly():
+    """The run's API client closed while its bridge thread waited: no traceback on the user's stderr."""
+    import socket
+
+    from kubeinit.ssh.channels import bridge
+
+    closed, other = socket.socketpair()
+    closed.close()
+    bridge(closed, other)  # a socket stands in for the channel's side
+    assert other.fileno() == -1, "the other end is closed too"
