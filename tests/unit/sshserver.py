@@ -102,7 +102,7 @@ class SSHServer:
                 threading.Thread(target=_forward, args=(chan, iface.tcpip[chan.get_id()]), daemon=True).start()
 
     def _exec(self, t: paramiko.Transport, chan: paramiko.Channel, command: str) -> None:
-        time.sleep(0.01)  # let paramiko answer the exec request before the channel may close
+        time.sleep(0.05)  # let paramiko answer the exec request before the channel may close (also under load)
         if command.startswith(SUDO):
             if self.sudo_warning:
                 chan.sendall_stderr(self.sudo_warning.encode() + b"\n")
